@@ -1,0 +1,529 @@
+//! Compact JWS (RFC 7515) signing and verification over an explicit allow-list of asymmetric
+//! algorithms. `josekit` does the cryptography; parsing, header rules and the algorithm/key
+//! pairing are ours, so no library default can widen what we accept.
+
+use josekit::jws::{ES256, ES384, EdDSA, JwsSigner, JwsVerifier, RS256};
+use serde_json::{Map, Value};
+
+use crate::jwk::{EcCurve, Jwk, JwkParams};
+use crate::secret::SecretBytes;
+use crate::{Error, Result, b64};
+
+/// The signature algorithms this service accepts. `none` and every HMAC algorithm are
+/// absent by construction: a public key never verifies a MAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    /// ECDSA P-256 SHA-256.
+    Es256,
+    /// ECDSA P-384 SHA-384.
+    Es384,
+    /// Ed25519.
+    EdDsa,
+    /// RSASSA-PKCS1-v1_5 SHA-256 (2048 bits or more).
+    Rs256,
+}
+
+impl Algorithm {
+    /// Every supported algorithm.
+    pub const ALL: [Algorithm; 4] = [Self::Es256, Self::Es384, Self::EdDsa, Self::Rs256];
+
+    /// The JOSE `alg` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Es256 => "ES256",
+            Self::Es384 => "ES384",
+            Self::EdDsa => "EdDSA",
+            Self::Rs256 => "RS256",
+        }
+    }
+
+    /// Looks an `alg` name up in the allow-list.
+    pub fn from_name(name: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.name() == name)
+            .ok_or_else(|| Error::UnsupportedAlgorithm(name.chars().take(32).collect()))
+    }
+
+    /// Whether this algorithm is the one that key type and curve are used with.
+    pub fn fits(self, key: &Jwk) -> bool {
+        matches!(
+            (self, &key.params),
+            (
+                Self::Es256,
+                JwkParams::Ec {
+                    crv: EcCurve::P256,
+                    ..
+                }
+            ) | (
+                Self::Es384,
+                JwkParams::Ec {
+                    crv: EcCurve::P384,
+                    ..
+                }
+            ) | (Self::EdDsa, JwkParams::Ed25519 { .. })
+                | (Self::Rs256, JwkParams::Rsa { .. })
+        )
+    }
+}
+
+impl std::fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A private signing key with its public JWK. The private half is kept as PKCS#8 DER in a
+/// [`SecretBytes`] and never printed.
+#[derive(Clone)]
+pub struct SigningKey {
+    alg: Algorithm,
+    signer: Box<dyn JwsSigner>,
+    public: Jwk,
+    pkcs8: SecretBytes,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("alg", &self.alg)
+            .field("thumbprint", &self.public.thumbprint())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// A fresh key for `alg` (RSA keys are 2048 bits).
+    pub fn generate(alg: Algorithm) -> Result<Self> {
+        const GEN: Error = Error::Key("key generation failed");
+        let der = match alg {
+            Algorithm::Es256 => ES256
+                .generate_key_pair()
+                .map_err(|_| GEN)?
+                .to_der_private_key(),
+            Algorithm::Es384 => ES384
+                .generate_key_pair()
+                .map_err(|_| GEN)?
+                .to_der_private_key(),
+            Algorithm::EdDsa => EdDSA
+                .generate_key_pair(josekit::jwk::alg::ed::EdCurve::Ed25519)
+                .map_err(|_| GEN)?
+                .to_der_private_key(),
+            Algorithm::Rs256 => RS256
+                .generate_key_pair(2048)
+                .map_err(|_| GEN)?
+                .to_der_private_key(),
+        };
+        Self::from_pkcs8_der(alg, &der)
+    }
+
+    /// Loads a PKCS#8 DER private key to be used with `alg`.
+    pub fn from_pkcs8_der(alg: Algorithm, der: &[u8]) -> Result<Self> {
+        const READ: Error = Error::Key("not a PKCS#8 private key for this algorithm");
+        let (signer, public): (Box<dyn JwsSigner>, josekit::jwk::Jwk) = match alg {
+            Algorithm::Es256 | Algorithm::Es384 => {
+                let a = if alg == Algorithm::Es256 {
+                    ES256
+                } else {
+                    ES384
+                };
+                let pair = a.key_pair_from_der(der).map_err(|_| READ)?;
+                let public = josekit::jwk::KeyPair::to_jwk_public_key(&pair);
+                (Box::new(a.signer_from_der(der).map_err(|_| READ)?), public)
+            }
+            Algorithm::EdDsa => {
+                let pair = EdDSA.key_pair_from_der(der).map_err(|_| READ)?;
+                if pair.curve() != josekit::jwk::alg::ed::EdCurve::Ed25519 {
+                    return Err(READ);
+                }
+                let public = josekit::jwk::KeyPair::to_jwk_public_key(&pair);
+                (
+                    Box::new(EdDSA.signer_from_der(der).map_err(|_| READ)?),
+                    public,
+                )
+            }
+            Algorithm::Rs256 => {
+                let pair = RS256.key_pair_from_der(der).map_err(|_| READ)?;
+                let public = josekit::jwk::KeyPair::to_jwk_public_key(&pair);
+                (
+                    Box::new(RS256.signer_from_der(der).map_err(|_| READ)?),
+                    public,
+                )
+            }
+        };
+        let public_json = Value::Object(public.as_ref().clone());
+        let public = Jwk::from_json(&public_json)?;
+        if !alg.fits(&public) {
+            return Err(READ);
+        }
+        Ok(Self {
+            alg,
+            signer,
+            public,
+            pkcs8: SecretBytes::new(der.to_vec()),
+        })
+    }
+
+    /// Names the key (`kid` in its JWK and in headers made with [`SigningKey::sign_jwt`]).
+    pub fn with_kid(mut self, kid: impl Into<String>) -> Self {
+        self.public.kid = Some(kid.into());
+        self
+    }
+
+    /// The algorithm this key signs with.
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The public key as a JWK (with `kid` if set).
+    pub fn public_jwk(&self) -> &Jwk {
+        &self.public
+    }
+
+    /// The private key as PKCS#8 DER, for storage with owner-only permissions.
+    pub fn pkcs8_der(&self) -> &SecretBytes {
+        &self.pkcs8
+    }
+
+    /// Raw signature over `message` in JWS form (R||S for ECDSA).
+    pub fn sign_bytes(&self, message: &[u8]) -> Result<Vec<u8>> {
+        self.signer
+            .sign(message)
+            .map_err(|_| Error::Key("signing failed"))
+    }
+
+    /// Signs a compact JWS. `header` gets `alg` set to this key's algorithm; everything else in
+    /// it (`typ`, `jwk`, `kid`, ...) is the caller's choice.
+    pub fn sign_compact(&self, mut header: Map<String, Value>, payload: &[u8]) -> Result<String> {
+        header.insert("alg".into(), Value::String(self.alg.name().into()));
+        let header_b64 = b64::encode(Value::Object(header).to_string());
+        let signing_input = format!("{header_b64}.{}", b64::encode(payload));
+        let signature = self.sign_bytes(signing_input.as_bytes())?;
+        Ok(format!("{signing_input}.{}", b64::encode(signature)))
+    }
+
+    /// Signs JSON claims as a compact JWT with the given `typ`, embedding the public key as
+    /// `jwk` when `embed_jwk` is set and naming it by `kid` when the key has one.
+    pub fn sign_jwt(
+        &self,
+        typ: &str,
+        embed_jwk: bool,
+        claims: &Map<String, Value>,
+    ) -> Result<String> {
+        let mut header = Map::new();
+        header.insert("typ".into(), Value::String(typ.into()));
+        if embed_jwk {
+            header.insert("jwk".into(), Value::Object(self.public.public_members()));
+        }
+        if let Some(kid) = &self.public.kid {
+            header.insert("kid".into(), Value::String(kid.clone()));
+        }
+        self.sign_compact(header, Value::Object(claims.clone()).to_string().as_bytes())
+    }
+}
+
+/// A JOSE protected header, parsed but not trusted yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoseHeader(Map<String, Value>);
+
+impl JoseHeader {
+    /// Parses the base64url protected header; refuses non-objects, unknown `alg` and `crit`.
+    pub fn parse(header_b64: &str) -> Result<Self> {
+        let bytes = b64::decode(header_b64, "protected header")?;
+        let map = match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(map)) => map,
+            _ => return Err(Error::MalformedJws("the header is not a JSON object")),
+        };
+        if map.contains_key("crit") {
+            return Err(Error::CriticalHeader);
+        }
+        let header = Self(map);
+        header.algorithm()?;
+        Ok(header)
+    }
+
+    /// The `alg`, checked against the allow-list.
+    pub fn algorithm(&self) -> Result<Algorithm> {
+        match self.0.get("alg") {
+            Some(Value::String(alg)) => Algorithm::from_name(alg),
+            Some(_) => Err(Error::MalformedJws("`alg` is not a string")),
+            None => Err(Error::MalformedJws("missing `alg`")),
+        }
+    }
+
+    /// A string member.
+    pub fn str(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(Value::as_str)
+    }
+
+    /// `typ`.
+    pub fn typ(&self) -> Option<&str> {
+        self.str("typ")
+    }
+
+    /// `kid`.
+    pub fn kid(&self) -> Option<&str> {
+        self.str("kid")
+    }
+
+    /// Whether a member is present.
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// The embedded `jwk`, parsed and checked to be a public key.
+    pub fn jwk(&self) -> Result<Jwk> {
+        Jwk::from_json(self.0.get("jwk").ok_or(Error::MissingJwk)?)
+    }
+
+    /// All members.
+    pub fn members(&self) -> &Map<String, Value> {
+        &self.0
+    }
+}
+
+/// A JWS split into its parts, header parsed, signature not yet verified.
+#[derive(Debug, Clone)]
+pub struct UnverifiedJws {
+    header: JoseHeader,
+    signing_input: String,
+    payload_b64_start: usize,
+    signature: Vec<u8>,
+}
+
+impl UnverifiedJws {
+    /// Splits a compact JWS `header.payload.signature`.
+    pub fn from_compact(token: &str) -> Result<Self> {
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(Error::MalformedJws("a compact JWS has three parts"));
+        };
+        Self::from_parts(h, p, s)
+    }
+
+    /// Builds from the three base64url parts (compact or flattened JSON serialization).
+    pub fn from_parts(protected: &str, payload: &str, signature: &str) -> Result<Self> {
+        let header = JoseHeader::parse(protected)?;
+        if payload.bytes().any(|b| !is_b64url(b)) {
+            return Err(Error::Base64 { field: "payload" });
+        }
+        Ok(Self {
+            header,
+            signing_input: format!("{protected}.{payload}"),
+            payload_b64_start: protected.len() + 1,
+            signature: b64::decode(signature, "signature")?,
+        })
+    }
+
+    /// The protected header.
+    pub fn header(&self) -> &JoseHeader {
+        &self.header
+    }
+
+    /// Verifies the signature with `key`; the header's `alg` must fit the key.
+    pub fn verify(self, key: &Jwk) -> Result<VerifiedJws> {
+        let alg = self.header.algorithm()?;
+        if !alg.fits(key) {
+            return Err(Error::AlgorithmKeyMismatch);
+        }
+        let verifier = verifier_for(alg, key)?;
+        verifier
+            .verify(self.signing_input.as_bytes(), &self.signature)
+            .map_err(|_| Error::BadSignature)?;
+        let payload = b64::decode(&self.signing_input[self.payload_b64_start..], "payload")?;
+        Ok(VerifiedJws {
+            header: self.header,
+            payload,
+        })
+    }
+}
+
+/// A JWS whose signature verified with the key it was checked against.
+#[derive(Debug, Clone)]
+pub struct VerifiedJws {
+    header: JoseHeader,
+    payload: Vec<u8>,
+}
+
+impl VerifiedJws {
+    /// The protected header.
+    pub fn header(&self) -> &JoseHeader {
+        &self.header
+    }
+
+    /// The payload bytes.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// The payload as a JSON object of claims.
+    pub fn claims(&self) -> Result<Claims> {
+        Claims::from_slice(&self.payload)
+    }
+}
+
+fn is_b64url(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+fn verifier_for(alg: Algorithm, key: &Jwk) -> Result<Box<dyn JwsVerifier>> {
+    const KEY: Error = Error::InvalidJwk("not a usable public key");
+    let jwk = josekit::jwk::Jwk::from_map(key.public_members()).map_err(|_| KEY)?;
+    Ok(match alg {
+        Algorithm::Es256 => Box::new(ES256.verifier_from_jwk(&jwk).map_err(|_| KEY)?),
+        Algorithm::Es384 => Box::new(ES384.verifier_from_jwk(&jwk).map_err(|_| KEY)?),
+        Algorithm::EdDsa => Box::new(EdDSA.verifier_from_jwk(&jwk).map_err(|_| KEY)?),
+        Algorithm::Rs256 => Box::new(RS256.verifier_from_jwk(&jwk).map_err(|_| KEY)?),
+    })
+}
+
+/// A JWT claim set with typed accessors whose errors name the claim.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Claims(pub Map<String, Value>);
+
+impl Claims {
+    /// Parses a JSON object.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self> {
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Object(map)) => Ok(Self(map)),
+            _ => Err(Error::MalformedClaims("the payload is not a JSON object")),
+        }
+    }
+
+    /// A required string claim.
+    pub fn string(&self, name: &'static str) -> Result<&str> {
+        self.opt_string(name)?.ok_or(Error::MissingClaim(name))
+    }
+
+    /// An optional string claim (present with another type is an error).
+    pub fn opt_string(&self, name: &'static str) -> Result<Option<&str>> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(Error::InvalidClaim(name)),
+        }
+    }
+
+    /// A required NumericDate / integer claim.
+    pub fn int(&self, name: &'static str) -> Result<i64> {
+        self.opt_int(name)?.ok_or(Error::MissingClaim(name))
+    }
+
+    /// An optional NumericDate / integer claim. Fractions are truncated (RFC 7519 allows them).
+    pub fn opt_int(&self, name: &'static str) -> Result<Option<i64>> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+                .map(Some)
+                .ok_or(Error::InvalidClaim(name)),
+            Some(_) => Err(Error::InvalidClaim(name)),
+        }
+    }
+
+    /// A raw claim.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.get(name)
+    }
+
+    /// Sets a claim.
+    pub fn set(&mut self, name: &str, value: impl Into<Value>) {
+        self.0.insert(name.to_owned(), value.into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_algorithm_signs_and_verifies_its_own_key_only() {
+        for alg in Algorithm::ALL {
+            let key = SigningKey::generate(alg).unwrap();
+            let token = key.sign_jwt("JWT", false, &Map::new()).unwrap();
+            let verified = UnverifiedJws::from_compact(&token)
+                .unwrap()
+                .verify(key.public_jwk())
+                .unwrap();
+            assert_eq!(verified.header().algorithm().unwrap(), alg);
+            let other = SigningKey::generate(alg).unwrap();
+            let err = UnverifiedJws::from_compact(&token)
+                .unwrap()
+                .verify(other.public_jwk())
+                .unwrap_err();
+            assert_eq!(err, Error::BadSignature, "{alg}");
+        }
+    }
+
+    #[test]
+    fn pkcs8_round_trip_keeps_the_key() {
+        for alg in Algorithm::ALL {
+            let key = SigningKey::generate(alg).unwrap();
+            let again = SigningKey::from_pkcs8_der(alg, key.pkcs8_der().expose()).unwrap();
+            assert!(again.public_jwk().same_key(key.public_jwk()));
+        }
+        let ed = SigningKey::generate(Algorithm::EdDsa).unwrap();
+        assert!(SigningKey::from_pkcs8_der(Algorithm::Es256, ed.pkcs8_der().expose()).is_err());
+    }
+
+    #[test]
+    fn refuses_none_hmac_and_mismatched_algorithms() {
+        let key = SigningKey::generate(Algorithm::Es256).unwrap();
+        let token = key.sign_jwt("JWT", false, &Map::new()).unwrap();
+        let (_, rest) = token.split_once('.').unwrap();
+        for alg in ["none", "HS256", "PS256", "ES512"] {
+            let header = b64::encode(format!(r#"{{"alg":"{alg}"}}"#));
+            let err = UnverifiedJws::from_compact(&format!("{header}.{rest}")).unwrap_err();
+            assert_eq!(err, Error::UnsupportedAlgorithm(alg.into()));
+        }
+        // ES384 header over a P-256 key.
+        let header = b64::encode(r#"{"alg":"ES384"}"#);
+        let err = UnverifiedJws::from_compact(&format!("{header}.{rest}"))
+            .unwrap()
+            .verify(key.public_jwk())
+            .unwrap_err();
+        assert_eq!(err, Error::AlgorithmKeyMismatch);
+    }
+
+    #[test]
+    fn refuses_malformed_compact_tokens() {
+        assert!(matches!(
+            UnverifiedJws::from_compact("a.b"),
+            Err(Error::MalformedJws(_))
+        ));
+        assert!(matches!(
+            UnverifiedJws::from_compact("a.b.c.d"),
+            Err(Error::MalformedJws(_))
+        ));
+        let not_object = b64::encode("[1]");
+        assert!(matches!(
+            UnverifiedJws::from_compact(&format!("{not_object}.e30.AA")),
+            Err(Error::MalformedJws(_))
+        ));
+        let crit = b64::encode(r#"{"alg":"ES256","crit":["b64"]}"#);
+        assert_eq!(
+            UnverifiedJws::from_compact(&format!("{crit}.e30.AA")).unwrap_err(),
+            Error::CriticalHeader
+        );
+        let ok = b64::encode(r#"{"alg":"ES256"}"#);
+        assert_eq!(
+            UnverifiedJws::from_compact(&format!("{ok}.e3=.AA")).unwrap_err(),
+            Error::Base64 { field: "payload" }
+        );
+    }
+
+    #[test]
+    fn claims_accessors_name_the_claim() {
+        let c = Claims::from_slice(br#"{"a":"x","n":5,"f":1.9,"bad":true}"#).unwrap();
+        assert_eq!(c.string("a").unwrap(), "x");
+        assert_eq!(c.string("zz"), Err(Error::MissingClaim("zz")));
+        assert_eq!(c.string("n"), Err(Error::InvalidClaim("n")));
+        assert_eq!(c.int("n").unwrap(), 5);
+        assert_eq!(c.int("f").unwrap(), 1);
+        assert_eq!(c.int("bad"), Err(Error::InvalidClaim("bad")));
+        assert!(Claims::from_slice(b"[]").is_err());
+    }
+}

@@ -1,0 +1,28 @@
+//! Shared protocol library of the enrollment service.
+//!
+//! Everything both servers and the device SDK must agree on lives here, and nothing else:
+//! JWK and RFC 7638 thumbprints ([`jwk`]), compact JWS signing and verification with an
+//! explicit algorithm allow-list ([`jws`]), RFC 9449 DPoP proofs with the Wire claims ([`dpop`]),
+//! the Wire DPoP access token ([`access_token`]), Wire identifiers ([`wire_id`]), URI
+//! normalisation for `htu` ([`htu`]), secrets ([`secret`]) and an injectable [`clock`].
+//!
+//! The crate performs no I/O: time comes from a [`clock::Clock`], randomness from the OS RNG,
+//! and every check that fails returns its own [`Error`] variant so callers can map it to the
+//! exact wire error they must emit.
+//!
+//! This is the only crate of the workspace that names `josekit` types; none of them appears in
+//! its public API.
+
+pub mod access_token;
+pub mod b64;
+pub mod clock;
+pub mod dpop;
+mod error;
+pub mod htu;
+pub mod jwk;
+pub mod jws;
+pub mod random;
+pub mod secret;
+pub mod wire_id;
+
+pub use error::{Error, Result};
