@@ -1,1 +1,24 @@
+//! The backend of the enrollment service: an OAuth 2.1 / OpenID Provider that authenticates
+//! users, registers their devices, and issues the DPoP access tokens devices present to the ACME
+//! server as `wire-dpop-01` challenge proof (DESIGN §4, §5).
+//!
+//! Modules by job: [`config`], [`store`] (the only module that touches sled), [`keys`] (key
+//! files and dev PKI), [`users`] (users and OAuth clients), [`devices`] (devices and backend
+//! nonces), [`grants`] (authorization codes with PKCE), [`tokens`] (user tokens and their
+//! validation), [`http`] (the front end), [`server`] (start/stop), [`error`] (the one error type
+//! and its wire forms).
 
+pub mod config;
+pub mod devices;
+pub mod error;
+pub mod grants;
+pub mod http;
+pub mod keys;
+pub mod server;
+pub mod store;
+pub mod tokens;
+pub mod users;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use server::{RunningServer, start};

@@ -1,1 +1,216 @@
-fn main() {}
+//! `authz-server`: run the server, or manage its users and OAuth clients.
+//!
+//! Configuration comes from `--config FILE` (TOML), then environment variables (`AUTHZ_*`),
+//! then flags. Operator commands open the same data directory as the server; run them while
+//! the server is stopped (the embedded store admits one process at a time).
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use authz_server::config::Config;
+use authz_server::server::open_store;
+use authz_server::users::{self, NewUser, OAuthClient};
+use clap::{Parser, Subcommand};
+use proto::clock::SystemClock;
+use proto::secret::SecretString;
+
+#[derive(Debug, Parser)]
+#[command(name = "authz-server", version, about = "OAuth 2.1 / OpenID Provider issuing DPoP access tokens")]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(long, env = "AUTHZ_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Data directory (store, keys, dev PKI).
+    #[arg(long, env = "AUTHZ_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "AUTHZ_LISTEN")]
+        listen: Option<SocketAddr>,
+        /// Public base URL.
+        #[arg(long, env = "AUTHZ_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// Wire domain.
+        #[arg(long, env = "AUTHZ_DOMAIN")]
+        domain: Option<String>,
+        /// Development mode: generate TLS and keys, seed a demo user and client.
+        #[arg(long, env = "AUTHZ_DEV")]
+        dev: bool,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Manage OAuth clients.
+    Client {
+        #[command(subcommand)]
+        action: ClientAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserAction {
+    /// Add a user; the password is read from standard input (never from the command line).
+    Add {
+        #[arg(long)]
+        handle: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        team: Option<String>,
+        /// Defaults to the configured domain.
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// List users.
+    List,
+    /// Remove a user and their devices.
+    Remove {
+        #[arg(long)]
+        handle: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientAction {
+    /// Add (or replace) a public client.
+    Add {
+        #[arg(long)]
+        id: String,
+        /// Redirect URI (repeatable).
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+    },
+    /// List clients.
+    List,
+    /// Remove a client.
+    Remove {
+        #[arg(long)]
+        id: String,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("authz-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut config = match &cli.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(dir) = cli.data_dir {
+        config.data_dir = dir;
+    }
+    match cli.command {
+        Command::Serve { listen, public_url, domain, dev } => {
+            if let Some(l) = listen {
+                config.listen = l;
+            }
+            if let Some(u) = public_url {
+                config.public_url = u;
+            }
+            if let Some(d) = domain {
+                config.domain = d;
+            }
+            config.dev |= dev;
+            serve(config)
+        }
+        Command::User { action } => user_command(&config, action),
+        Command::Client { action } => client_command(&config, action),
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let server = authz_server::start(config, Arc::new(SystemClock)).await?;
+        println!("authz-server listening on {}", server.base_url);
+        if let Some(ca) = &server.dev_ca_cert {
+            println!("dev root CA: {}", ca.display());
+        }
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+        server.shutdown().await?;
+        Ok(())
+    })
+}
+
+fn user_command(config: &Config, action: UserAction) -> anyhow::Result<()> {
+    let store = open_store(config)?;
+    match action {
+        UserAction::Add { handle, name, team, domain } => {
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password)?;
+            let password = SecretString::new(password.trim_end_matches(['\r', '\n']));
+            let domain = domain.unwrap_or_else(|| config.domain.clone());
+            let user = users::add(
+                store.as_ref(),
+                &NewUser { handle: &handle, name: &name, team: team.as_deref(), domain: &domain, password: &password },
+            )?;
+            println!("added user {} ({})", user.handle, user.id);
+        }
+        UserAction::List => {
+            for u in users::list(store.as_ref())? {
+                println!("{}\t{}\t{}\t{}\t{}", u.id, u.handle, u.name, u.team.as_deref().unwrap_or("-"), u.domain);
+            }
+        }
+        UserAction::Remove { handle } => {
+            if !users::remove(store.as_ref(), &handle)? {
+                anyhow::bail!("no user with handle {handle}");
+            }
+            println!("removed user {handle}");
+        }
+    }
+    Ok(())
+}
+
+fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
+    let store = open_store(config)?;
+    match action {
+        ClientAction::Add { id, redirect_uris } => {
+            users::add_client(store.as_ref(), &OAuthClient { id: id.clone(), redirect_uris })?;
+            println!("added client {id}");
+        }
+        ClientAction::List => {
+            for c in users::list_clients(store.as_ref())? {
+                println!("{}\t{}", c.id, c.redirect_uris.join(" "));
+            }
+        }
+        ClientAction::Remove { id } => {
+            if !users::remove_client(store.as_ref(), &id)? {
+                anyhow::bail!("no client {id}");
+            }
+            println!("removed client {id}");
+        }
+    }
+    Ok(())
+}

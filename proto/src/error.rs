@@ -7,7 +7,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Why a protocol object was refused or could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     // ---- encodings and structure -------------------------------------------------------
     /// A member that must be base64url (no padding) is not.

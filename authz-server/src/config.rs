@@ -1,0 +1,149 @@
+//! Server configuration: a TOML file, overridden by environment variables and command-line
+//! flags (the binary merges those through clap), with defaults fit for a development run.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on (HTTPS).
+    pub listen: SocketAddr,
+    /// The public base URL clients use (issuer, `htu` base); never derived from `Host`.
+    /// Empty means `https://{listen}`.
+    pub public_url: String,
+    /// Directory for the store, keys and dev PKI.
+    pub data_dir: PathBuf,
+    /// Development mode: create TLS and signing keys in the data directory and seed a demo user
+    /// and client.
+    pub dev: bool,
+    /// The Wire domain of this backend (client-id and handle URIs).
+    pub domain: String,
+    /// PEM certificate chain for TLS (required unless `dev`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS (required unless `dev`).
+    pub tls_key: Option<PathBuf>,
+    /// Lifetimes in seconds.
+    pub lifetimes: Lifetimes,
+}
+
+/// Lifetimes and windows, in seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Lifetimes {
+    /// User access tokens from `/token`.
+    pub access_token: i64,
+    /// ID tokens.
+    pub id_token: i64,
+    /// Authorization codes.
+    pub authorization_code: i64,
+    /// Backend nonces.
+    pub backend_nonce: i64,
+    /// Wire client access tokens from `/clients/{id}/access-token`.
+    pub client_access_token: i64,
+    /// Furthest `exp` accepted in a client's DPoP proof, from now.
+    pub max_proof_exp: i64,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Self {
+            access_token: 900,
+            id_token: 300,
+            authorization_code: 60,
+            backend_nonce: 300,
+            client_access_token: 360,
+            max_proof_exp: 3600,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            public_url: String::new(),
+            data_dir: PathBuf::from("authz-data"),
+            dev: false,
+            domain: "wire.example".into(),
+            tls_cert: None,
+            tls_key: None,
+            lifetimes: Lifetimes::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("read {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Checks values that would otherwise fail later and less clearly.
+    pub fn validate(&self) -> Result<()> {
+        proto::wire_id::validate_domain(&self.domain)
+            .map_err(|_| Error::Config(format!("domain {:?} is not a lower-case DNS name", self.domain)))?;
+        if !self.public_url.is_empty() {
+            let url = url::Url::parse(&self.public_url)
+                .map_err(|e| Error::Config(format!("public_url: {e}")))?;
+            if url.scheme() != "https" && url.scheme() != "http" {
+                return Err(Error::Config("public_url must be an http(s) URL".into()));
+            }
+        }
+        if !self.dev && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+            return Err(Error::Config("tls_cert and tls_key are required outside dev mode".into()));
+        }
+        let l = &self.lifetimes;
+        for (name, v) in [
+            ("access_token", l.access_token),
+            ("id_token", l.id_token),
+            ("authorization_code", l.authorization_code),
+            ("backend_nonce", l.backend_nonce),
+            ("client_access_token", l.client_access_token),
+            ("max_proof_exp", l.max_proof_exp),
+        ] {
+            if v <= 0 {
+                return Err(Error::Config(format!("lifetimes.{name} must be positive")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The public base URL without a trailing slash, once the listening address is known.
+    pub fn base_url(&self, bound: SocketAddr) -> String {
+        if self.public_url.is_empty() {
+            format!("https://{bound}")
+        } else {
+            self.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_toml_with_defaults_and_refuses_unknown_keys() {
+        let c: Config = toml::from_str(
+            "listen = \"127.0.0.1:9000\"\ndev = true\ndomain = \"wire.com\"\n[lifetimes]\nbackend_nonce = 120\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.lifetimes.backend_nonce, 120);
+        assert_eq!(c.lifetimes.access_token, 900);
+        c.validate().unwrap();
+        assert!(toml::from_str::<Config>("listn = \"x\"").is_err());
+        let no_tls = Config { dev: false, ..Config::default() };
+        assert!(no_tls.validate().is_err());
+        let bad_domain = Config { dev: true, domain: "Wire.COM".into(), ..Config::default() };
+        assert!(bad_domain.validate().is_err());
+    }
+}

@@ -1,0 +1,195 @@
+//! The one error type of the authorization server and the one place that turns each error into
+//! its wire form: OAuth error JSON (RFC 6749 §5.2, RFC 9449 §7.1), `WWW-Authenticate`
+//! challenges (RFC 6750 §3, RFC 9449 §7.1), or Wire's `{code, label, message}` for the device
+//! endpoints. Proof failures map to Wire labels in [`wire_proof_label`], an exhaustive match.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which authentication scheme a `WWW-Authenticate` challenge names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// RFC 6750.
+    Bearer,
+    /// RFC 9449.
+    Dpop,
+}
+
+/// Everything that can go wrong while serving a request or running an operator command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An OAuth endpoint refuses the request (`invalid_request`, `invalid_grant`, ...).
+    #[error("{code}: {description}")]
+    OAuth { code: &'static str, description: String },
+    /// Client authentication failed at the token endpoint (RFC 6749 §5.2 → 401).
+    #[error("invalid_client: {0}")]
+    InvalidClient(String),
+    /// A DPoP proof at an OAuth endpoint fails a check (RFC 9449 `invalid_dpop_proof`).
+    #[error("invalid DPoP proof: {0}")]
+    InvalidDpopProof(proto::Error),
+    /// The presented access token is missing, malformed, expired, revoked or misused.
+    #[error("invalid token: {description}")]
+    InvalidToken { description: String, scheme: Scheme },
+    /// The Wire access-token endpoint refuses the device's proof.
+    #[error("client token: {0}")]
+    WireProof(proto::Error),
+    /// The backend nonce in the proof is unknown, used, expired or bound to another device.
+    #[error("the backend nonce is not acceptable")]
+    WireBadNonce,
+    /// A device endpoint refuses the request for a reason that is not about the proof.
+    #[error("{label}: {message}")]
+    Wire { status: StatusCode, label: &'static str, message: String },
+    /// A login attempt failed (shown on the login page).
+    #[error("invalid credentials")]
+    BadCredentials,
+    /// Storage failed.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// Configuration or key material is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// An unexpected internal failure (signing).
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// `invalid_request` with a description.
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::OAuth { code: "invalid_request", description: description.into() }
+    }
+
+    /// `invalid_grant` with a description.
+    pub fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::OAuth { code: "invalid_grant", description: description.into() }
+    }
+
+    /// A Wire-style not-found.
+    pub fn not_found(label: &'static str, message: impl Into<String>) -> Self {
+        Self::Wire { status: StatusCode::NOT_FOUND, label, message: message.into() }
+    }
+
+    /// A missing or unusable bearer credential.
+    pub fn invalid_token(description: impl Into<String>, scheme: Scheme) -> Self {
+        Self::InvalidToken { description: description.into(), scheme }
+    }
+}
+
+impl From<proto::Error> for Error {
+    fn from(e: proto::Error) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+/// Wire's label (and HTTP status) for each way a client's DPoP proof can fail at
+/// `POST /clients/{device}/access-token`. Labels follow wire-server's `certEnrollmentError`.
+pub fn wire_proof_label(e: &proto::Error) -> (StatusCode, &'static str) {
+    use proto::Error as P;
+    let bad = StatusCode::BAD_REQUEST;
+    match e {
+        P::MissingDpopHeader => (bad, "missing-dpop-header"),
+        P::MultipleDpopHeaders
+        | P::Base64 { .. }
+        | P::MalformedJws(_)
+        | P::MalformedClaims(_)
+        | P::CriticalHeader
+        | P::InvalidClaim(_)
+        | P::InvalidUri(_) => (bad, "client-token-parse-error"),
+        P::WrongTyp { .. } => (bad, "client-token-type-error"),
+        P::UnsupportedAlgorithm(_) | P::AlgorithmKeyMismatch => (bad, "client-token-unsupported-alg"),
+        P::MissingJwk | P::InvalidJwk(_) | P::PrivateKeyInJwk(_) | P::BadSignature | P::UnknownSigningKey => {
+            (bad, "client-token-bad-signature")
+        }
+        P::MissingClaim("jti") => (bad, "client-token-jti-missing"),
+        P::MissingClaim("chal") => (bad, "client-token-chal-missing"),
+        P::MissingClaim("iat") => (bad, "client-token-iat-missing"),
+        P::MissingClaim("exp") => (bad, "client-token-exp-missing"),
+        P::MissingClaim(_) => (bad, "client-token-parse-error"),
+        P::HtmMismatch => (bad, "client-token-bad-method"),
+        P::HtuMismatch => (bad, "client-token-bad-uri"),
+        P::MissingNonce | P::NonceMismatch => (bad, "client-token-bad-nonce"),
+        P::IatInFuture | P::IatTooOld => (bad, "client-token-bad-iat"),
+        P::NotYetValid => (bad, "not-yet-valid"),
+        P::Expired => (bad, "client-token-exp-too-small"),
+        P::ExpTooFar => (bad, "client-token-exp-too-large"),
+        P::MissingAth | P::AthMismatch => (bad, "client-token-parse-error"),
+        P::ChalMismatch => (bad, "dpop-challenge-mismatch"),
+        P::SubMismatch | P::ClientIdMismatch => (bad, "client-token-bad-client-id"),
+        P::InvalidClientId(_) => (bad, "client-token-id-parse-error"),
+        P::HandleMismatch | P::InvalidHandle(_) => (bad, "dpop-handle-mismatch"),
+        P::TeamMismatch => (bad, "dpop-team-mismatch"),
+        P::NameMismatch => (bad, "dpop-display-name-mismatch"),
+        P::AudMismatch => (bad, "client-token-bad-aud"),
+        P::InvalidIdentifier(_) => (bad, "client-token-parse-error"),
+        P::IssMismatch => (bad, "dpop-htu-mismatch"),
+        P::CnfMismatch | P::ProofKeyMismatch => (StatusCode::FORBIDDEN, "client-token-key-mismatch"),
+        P::ScopeMismatch => (bad, "unsupported-scope"),
+        P::UnsupportedApiVersion => (bad, "unsupported-api-version"),
+        P::Key(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal-error"),
+        P::EmbeddedProof(inner) => wire_proof_label(inner),
+    }
+}
+
+fn wire_body(status: StatusCode, label: &str, message: &str) -> Response {
+    let body = json!({"code": status.as_u16(), "label": label, "message": message});
+    (status, Json(body)).into_response()
+}
+
+fn oauth_body(status: StatusCode, code: &str, description: &str) -> Response {
+    let body = json!({"error": code, "error_description": description});
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        match &self {
+            Error::OAuth { code, description } => oauth_body(StatusCode::BAD_REQUEST, code, description),
+            Error::InvalidClient(d) => {
+                let mut r = oauth_body(StatusCode::UNAUTHORIZED, "invalid_client", d);
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"token\""));
+                r
+            }
+            Error::InvalidDpopProof(e) => oauth_body(StatusCode::BAD_REQUEST, "invalid_dpop_proof", &e.to_string()),
+            Error::InvalidToken { description, scheme } => {
+                let body = json!({
+                    "error": "invalid_token", "error_description": description,
+                    "code": 401, "label": "invalid-credentials", "message": description,
+                });
+                let challenge = match scheme {
+                    Scheme::Bearer => "Bearer error=\"invalid_token\"".to_owned(),
+                    Scheme::Dpop => "DPoP error=\"invalid_token\", algs=\"ES256 ES384 EdDSA RS256\"".to_owned(),
+                };
+                let mut r = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
+                r
+            }
+            Error::WireProof(e) => {
+                let (status, label) = wire_proof_label(e);
+                wire_body(status, label, &e.to_string())
+            }
+            Error::WireBadNonce => wire_body(
+                StatusCode::BAD_REQUEST,
+                "client-token-bad-nonce",
+                "The client sent an unacceptable anti-replay nonce",
+            ),
+            Error::Wire { status, label, message } => wire_body(*status, label, message),
+            Error::BadCredentials => oauth_body(StatusCode::UNAUTHORIZED, "access_denied", "invalid credentials"),
+            Error::Storage(_) | Error::Config(_) | Error::Internal(_) => {
+                tracing::error!(error = %self, "internal error");
+                oauth_body(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error")
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! The authorization code grant with PKCE (RFC 6749 §4.1, RFC 7636 S256 only): the code record
+//! created at `/authorize` and redeemed once at `/token`. A second redemption fails and revokes
+//! the tokens the first one issued (RFC 6749 §4.1.2).
+
+use proto::clock::UnixTime;
+use proto::secret::constant_time_eq;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::store::{Store, Tree};
+
+/// Values an OIDC `claims` request asked to see echoed in the ID token.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct EchoedClaims {
+    /// `keyauth` (ACME key authorization).
+    pub keyauth: Option<String>,
+    /// `acme_aud` (ACME challenge URL).
+    pub acme_aud: Option<String>,
+}
+
+/// What `/authorize` granted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CodeGrant {
+    /// The client the code was issued to.
+    pub client_id: String,
+    /// The exact redirect URI used.
+    pub redirect_uri: String,
+    /// The user who logged in.
+    pub user_id: String,
+    /// PKCE S256 challenge.
+    pub code_challenge: String,
+    /// Granted scope.
+    pub scope: String,
+    /// OIDC `nonce`.
+    pub nonce: Option<String>,
+    /// Claims to echo.
+    pub claims: EchoedClaims,
+    /// `dpop_jkt` from the authorization request (RFC 9449 §10).
+    pub dpop_jkt: Option<String>,
+    /// Login time (`auth_time`).
+    pub auth_time: UnixTime,
+    /// Expiry.
+    pub expires_at: UnixTime,
+    /// Set once redeemed: the `jti`s of the tokens it produced.
+    pub redeemed: Option<Vec<String>>,
+}
+
+fn code_key(code: &str) -> String {
+    proto::b64::encode(Sha256::digest(code.as_bytes()))
+}
+
+/// Stores a grant and returns its code (256 bits). Only the code's hash is stored.
+pub fn create(store: &dyn Store, grant: &CodeGrant) -> Result<String> {
+    let code = proto::random::token(256);
+    store.put_json(Tree::Codes, &code_key(&code), grant)?;
+    store.flush()?;
+    Ok(code)
+}
+
+/// Checks a PKCE verifier against an S256 challenge (RFC 7636 §4.1, §4.6).
+pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
+    let well_formed = (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+    let computed = proto::b64::encode(Sha256::digest(verifier.as_bytes()));
+    well_formed && constant_time_eq(computed.as_bytes(), challenge.as_bytes())
+}
+
+/// A grant whose code was redeemed by this request, and only this one.
+#[derive(Debug)]
+pub struct RedeemedGrant {
+    /// The grant.
+    pub grant: CodeGrant,
+    key: String,
+    stored: Vec<u8>,
+}
+
+/// Redeems a code: it must exist, be unexpired, unredeemed, issued to `client_id` for
+/// `redirect_uri`, and the PKCE verifier must match. A code that was already redeemed revokes
+/// what it issued.
+pub fn redeem(
+    store: &dyn Store,
+    code: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    verifier: &str,
+    now: UnixTime,
+) -> Result<RedeemedGrant> {
+    let key = code_key(code);
+    let stored = store
+        .get(Tree::Codes, &key)?
+        .ok_or_else(|| Error::invalid_grant("unknown authorization code"))?;
+    let grant: CodeGrant =
+        serde_json::from_slice(&stored).map_err(|e| Error::Storage(format!("corrupt code: {e}")))?;
+    if let Some(jtis) = &grant.redeemed {
+        for jti in jtis {
+            crate::tokens::revoke(store, jti, now)?;
+        }
+        store.flush()?;
+        tracing::warn!(client_id, "authorization code reused; its tokens were revoked");
+        return Err(Error::invalid_grant("the authorization code was already used"));
+    }
+    if grant.client_id != client_id {
+        return Err(Error::invalid_grant("the code was issued to another client"));
+    }
+    if now > grant.expires_at {
+        return Err(Error::invalid_grant("the authorization code expired"));
+    }
+    if grant.redirect_uri != redirect_uri {
+        return Err(Error::invalid_grant("redirect_uri differs from the authorization request"));
+    }
+    if verifier.is_empty() {
+        return Err(Error::invalid_request("code_verifier is required"));
+    }
+    if !pkce_matches(verifier, &grant.code_challenge) {
+        return Err(Error::invalid_grant("PKCE verification failed"));
+    }
+    Ok(RedeemedGrant { grant, key, stored })
+}
+
+impl RedeemedGrant {
+    /// Marks the code used, recording the tokens issued from it; fails if another request
+    /// redeemed it meanwhile (compare-and-swap on the stored record). Durable on return.
+    pub fn commit(self, store: &dyn Store, issued_jtis: Vec<String>) -> Result<()> {
+        let mut grant = self.grant;
+        grant.redeemed = Some(issued_jtis);
+        let new = crate::store::encode(&grant)?;
+        if !store.compare_and_swap(Tree::Codes, &self.key, Some(&self.stored), Some(&new))? {
+            return Err(Error::invalid_grant("the authorization code was already used"));
+        }
+        store.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 7636 Appendix B.
+    #[test]
+    fn rfc7636_appendix_b_s256() {
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        assert!(pkce_matches(verifier, challenge));
+        assert!(!pkce_matches("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK", challenge));
+        assert!(!pkce_matches("short", challenge));
+    }
+}

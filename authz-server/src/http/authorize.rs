@@ -1,0 +1,260 @@
+//! `/authorize`: the authorization request (RFC 6749 §4.1.1 with PKCE S256, OIDC `nonce` and
+//! `claims`, RFC 9449 `dpop_jkt`), the HTML login form, and its submission. Requests whose
+//! client or redirect URI cannot be trusted get an error page, never a redirect.
+
+use std::collections::HashMap;
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use proto::secret::SecretString;
+use serde_json::Value;
+
+use super::SharedState;
+use crate::error::{Error, Result};
+use crate::grants::{CodeGrant, EchoedClaims};
+use crate::users::OAuthClient;
+
+const SCOPES: [&str; 3] = ["openid", "profile", "wire_client_id"];
+const MAX_ECHOED_CLAIM: usize = 1024;
+
+/// A validated authorization request.
+#[derive(Debug)]
+struct AuthRequest {
+    client: OAuthClient,
+    redirect_uri: String,
+    state: Option<String>,
+    params: HashMap<String, String>,
+}
+
+/// Why the request cannot proceed.
+enum Refusal {
+    /// Shown to the user: the client or redirect URI is not trustworthy.
+    Page(String),
+    /// Sent back to the client's redirect URI (RFC 6749 §4.1.2.1).
+    Redirect { uri: String, state: Option<String>, error: &'static str, description: String },
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Page(message) => (StatusCode::BAD_REQUEST, Html(page("Request refused", &escape(&message)))).into_response(),
+            Refusal::Redirect { uri, state, error, description } => {
+                let mut pairs = vec![("error", error.to_owned()), ("error_description", description)];
+                if let Some(s) = state {
+                    pairs.push(("state", s));
+                }
+                redirect_with(&uri, &pairs)
+            }
+        }
+    }
+}
+
+fn redirect_with(uri: &str, pairs: &[(&str, String)]) -> Response {
+    match url::Url::parse(uri) {
+        Ok(mut url) => {
+            {
+                let mut q = url.query_pairs_mut();
+                for (k, v) in pairs {
+                    q.append_pair(k, v);
+                }
+            }
+            Redirect::to(url.as_str()).into_response()
+        }
+        Err(_) => (StatusCode::BAD_REQUEST, "bad redirect_uri").into_response(),
+    }
+}
+
+fn validate(state: &SharedState, params: HashMap<String, String>) -> std::result::Result<AuthRequest, Refusal> {
+    let client_id = params.get("client_id").ok_or_else(|| Refusal::Page("client_id is missing".into()))?;
+    let client = crate::users::client(state.store(), client_id)
+        .ok()
+        .flatten()
+        .ok_or_else(|| Refusal::Page(format!("unknown client {client_id:?}")))?;
+    let redirect_uri = params
+        .get("redirect_uri")
+        .filter(|r| client.allows_redirect(r))
+        .ok_or_else(|| Refusal::Page("redirect_uri is missing or not registered for this client".into()))?
+        .clone();
+    let st = params.get("state").cloned();
+    let refuse = |error: &'static str, description: &str| Refusal::Redirect {
+        uri: redirect_uri.clone(),
+        state: st.clone(),
+        error,
+        description: description.to_owned(),
+    };
+    if params.get("response_type").map(String::as_str) != Some("code") {
+        return Err(refuse("unsupported_response_type", "response_type must be code"));
+    }
+    let challenge = params.get("code_challenge").map(String::as_str).unwrap_or("");
+    if challenge.is_empty() {
+        return Err(refuse("invalid_request", "PKCE is required: code_challenge is missing"));
+    }
+    if params.get("code_challenge_method").map(String::as_str) != Some("S256") {
+        return Err(refuse("invalid_request", "code_challenge_method must be S256"));
+    }
+    if challenge.len() != 43 || proto::b64::decode(challenge, "code_challenge").is_err() {
+        return Err(refuse("invalid_request", "code_challenge must be a base64url SHA-256 hash"));
+    }
+    if let Some(scope) = params.get("scope") {
+        if scope.split(' ').any(|s| !s.is_empty() && !SCOPES.contains(&s)) {
+            return Err(refuse("invalid_scope", "unsupported scope"));
+        }
+    }
+    if let Some(jkt) = params.get("dpop_jkt") {
+        if jkt.len() != 43 || proto::b64::decode(jkt, "dpop_jkt").is_err() {
+            return Err(refuse("invalid_request", "dpop_jkt must be a JWK SHA-256 thumbprint"));
+        }
+    }
+    echoed_claims(params.get("claims")).map_err(|d| refuse("invalid_request", &d))?;
+    Ok(AuthRequest { client, redirect_uri, state: st, params })
+}
+
+/// Extracts the `keyauth` and `acme_aud` values an OIDC `claims` request asks for.
+fn echoed_claims(raw: Option<&String>) -> std::result::Result<EchoedClaims, String> {
+    let Some(raw) = raw else {
+        return Ok(EchoedClaims::default());
+    };
+    let value: Value = serde_json::from_str(raw).map_err(|_| "claims is not JSON".to_owned())?;
+    let id_token = value.get("id_token");
+    let pick = |name: &str| -> std::result::Result<Option<String>, String> {
+        match id_token.and_then(|t| t.get(name)).and_then(|c| c.get("value")) {
+            None => Ok(None),
+            Some(Value::String(s)) if s.len() <= MAX_ECHOED_CLAIM => Ok(Some(s.clone())),
+            Some(_) => Err(format!("claims.id_token.{name}.value must be a short string")),
+        }
+    };
+    Ok(EchoedClaims { keyauth: pick("keyauth")?, acme_aud: pick("acme_aud")? })
+}
+
+/// `GET /authorize`: the login form.
+pub async fn show(State(state): State<SharedState>, Query(params): Query<HashMap<String, String>>) -> Response {
+    match validate(&state, params) {
+        Ok(req) => login_form(&req, None, StatusCode::OK),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// `POST /authorize`: the login form's submission (also usable directly by headless devices).
+pub async fn submit(State(state): State<SharedState>, Form(mut params): Form<HashMap<String, String>>) -> Response {
+    let username = params.remove("username").unwrap_or_default();
+    let password = SecretString::new(params.remove("password").unwrap_or_default());
+    let req = match validate(&state, params) {
+        Ok(req) => req,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let store = state.store.clone();
+    let login = tokio::task::spawn_blocking(move || crate::users::authenticate(store.as_ref(), &username, &password)).await;
+    let user = match login {
+        Ok(Ok(user)) => user,
+        Ok(Err(Error::BadCredentials)) => {
+            tracing::info!(client_id = %req.client.id, "login failed");
+            return login_form(&req, Some("Wrong handle or password."), StatusCode::UNAUTHORIZED);
+        }
+        Ok(Err(e)) => return e.into_response(),
+        Err(_) => return Error::Internal("login task failed".into()).into_response(),
+    };
+    match issue_code(&state, &req, &user) {
+        Ok(code) => {
+            tracing::info!(client_id = %req.client.id, user = %user.id, "login succeeded; code issued");
+            let mut pairs = vec![("code", code), ("iss", state.base_url.clone())];
+            if let Some(s) = &req.state {
+                pairs.push(("state", s.clone()));
+            }
+            redirect_with(&req.redirect_uri, &pairs)
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+fn issue_code(state: &SharedState, req: &AuthRequest, user: &crate::users::User) -> Result<String> {
+    let now = state.clock.now();
+    let p = |k: &str| req.params.get(k).cloned();
+    let grant = CodeGrant {
+        client_id: req.client.id.clone(),
+        redirect_uri: req.redirect_uri.clone(),
+        user_id: user.id.clone(),
+        code_challenge: p("code_challenge").unwrap_or_default(),
+        scope: p("scope").unwrap_or_else(|| "openid".into()),
+        nonce: p("nonce"),
+        claims: echoed_claims(req.params.get("claims")).map_err(Error::invalid_request)?,
+        dpop_jkt: p("dpop_jkt"),
+        auth_time: now,
+        expires_at: now + state.config.lifetimes.authorization_code,
+        redeemed: None,
+    };
+    crate::grants::create(state.store(), &grant)
+}
+
+fn login_form(req: &AuthRequest, error: Option<&str>, status: StatusCode) -> Response {
+    let hidden: String = req
+        .params
+        .iter()
+        .map(|(k, v)| format!(r#"<input type="hidden" name="{}" value="{}">"#, escape(k), escape(v)))
+        .collect();
+    let error = error.map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, escape(e))).unwrap_or_default();
+    let body = format!(
+        r#"<p>Sign in to continue to <strong>{client}</strong>.</p>{error}
+<form method="post" action="/authorize">{hidden}
+<label>Handle <input name="username" autocomplete="username" required autofocus></label>
+<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+<button type="submit">Sign in</button></form>"#,
+        client = escape(&req.client.id),
+    );
+    let mut response = (status, Html(page("Sign in", &body))).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    headers.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+    );
+    response
+}
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{title}</title><style>body{{font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}}
+label{{display:block;margin:.75rem 0}}input{{display:block;width:100%;padding:.4rem;box-sizing:border-box}}
+button{{padding:.5rem 1.2rem}}.error{{color:#a00}}</style></head><body><h1>{title}</h1>{body}</body></html>"#
+    )
+}
+
+/// Escapes text for HTML element content and attribute values.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(escape(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+    }
+
+    #[test]
+    fn claims_parameter_values_are_extracted() {
+        let raw = r#"{"id_token":{"keyauth":{"essential":true,"value":"tok.thumb"},"acme_aud":{"essential":true,"value":"https://acme/chal"}}}"#.to_owned();
+        let c = echoed_claims(Some(&raw)).unwrap();
+        assert_eq!(c.keyauth.as_deref(), Some("tok.thumb"));
+        assert_eq!(c.acme_aud.as_deref(), Some("https://acme/chal"));
+        assert!(echoed_claims(Some(&"{".to_owned())).is_err());
+        let not_string = r#"{"id_token":{"keyauth":{"value":5}}}"#.to_owned();
+        assert!(echoed_claims(Some(&not_string)).is_err());
+    }
+}

@@ -1,0 +1,139 @@
+//! The Wire device endpoints: register and list a user's devices, hand out backend nonces, and
+//! exchange a device's DPoP proof for a DPoP access token (DESIGN §4 steps 3–5).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use proto::access_token::{AccessTokenParams, issue_access_token};
+use proto::dpop::{DpopCheck, DpopPolicy, NonceCheck, WireExpectations, single_dpop_header, verify_dpop_proof};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::SharedState;
+use crate::devices::{self, Device};
+use crate::error::{Error, Result};
+use crate::tokens::{AuthenticatedUser, ProofUse, authenticate};
+
+fn auth(state: &SharedState, headers: &HeaderMap, method: &Method, path: &str) -> Result<AuthenticatedUser> {
+    let htu = state.url(path);
+    let proof_use = ProofUse::Resource { htm: method.as_str(), htu: &htu };
+    authenticate(state.store(), &state.issuer(), headers, proof_use, state.clock.now())
+}
+
+fn device_of(state: &SharedState, auth: &AuthenticatedUser, device_id: &str) -> Result<Device> {
+    devices::get(state.store(), &auth.user, device_id)?
+        .ok_or_else(|| Error::not_found("client-not-found", "no such device for this user"))
+}
+
+/// Body of `POST /clients`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewDevice {
+    /// A label for the device.
+    label: Option<String>,
+}
+
+/// `POST /clients`: registers a device of the authenticated user.
+pub async fn register(
+    State(state): State<SharedState>,
+    method: Method,
+    headers: HeaderMap,
+    body: Option<Json<NewDevice>>,
+) -> Result<Response> {
+    let auth = auth(&state, &headers, &method, "/clients")?;
+    let label = body.and_then(|Json(b)| b.label);
+    let device = devices::register(state.store(), &auth.user, label, state.clock.now())?;
+    let client_id = devices::client_id(&auth.user, &device)?;
+    tracing::info!(user = %auth.user.id, device = %device.id, "device registered");
+    let body = json!({"id": device.id, "client_id": client_id.to_uri(), "label": device.label});
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `GET /clients`: the user's devices.
+pub async fn list(State(state): State<SharedState>, method: Method, headers: HeaderMap) -> Result<Response> {
+    let auth = auth(&state, &headers, &method, "/clients")?;
+    let devices = devices::list(state.store(), &auth.user)?;
+    let items: Result<Vec<_>> = devices
+        .iter()
+        .map(|d| {
+            let client_id = devices::client_id(&auth.user, d)?;
+            Ok(json!({"id": d.id, "client_id": client_id.to_uri(), "label": d.label, "created_at": d.created_at}))
+        })
+        .collect();
+    Ok(Json(items?).into_response())
+}
+
+/// `HEAD`/`GET /clients/{device}/nonce`: a fresh single-use backend nonce in `Replay-Nonce`.
+pub async fn nonce(
+    State(state): State<SharedState>,
+    Path(device_id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let auth = auth(&state, &headers, &method, &format!("/clients/{device_id}/nonce"))?;
+    let device = device_of(&state, &auth, &device_id)?;
+    let nonce = devices::issue_nonce(
+        state.store(),
+        &auth.user,
+        &device,
+        state.clock.now(),
+        state.config.lifetimes.backend_nonce,
+    )?;
+    let mut response = StatusCode::OK.into_response();
+    let h = response.headers_mut();
+    h.insert("replay-nonce", HeaderValue::from_str(&nonce).map_err(|e| Error::Internal(e.to_string()))?);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `POST /clients/{device}/access-token`: verifies the device's proof, redeems its backend
+/// nonce and answers `{"token", "type": "DPoP", "expires_in"}`. Nothing is issued on failure.
+pub async fn access_token(
+    State(state): State<SharedState>,
+    Path(device_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let now = state.clock.now();
+    let path = format!("/clients/{device_id}/access-token");
+    let auth = authenticate(state.store(), &state.issuer(), &headers, ProofUse::WireEndpoint, now)?;
+    let device = device_of(&state, &auth, &device_id)?;
+    let client_id = devices::client_id(&auth.user, &device)?;
+    let handle = auth.user.handle_uri()?;
+
+    let raw = single_dpop_header(headers.get_all("dpop").iter().map(|v| v.as_bytes())).map_err(Error::WireProof)?;
+    let htu = state.url(&path);
+    let check = DpopCheck {
+        htm: "POST",
+        htu: &htu,
+        nonce: NonceCheck::Present,
+        access_token: None,
+        wire: Some(WireExpectations {
+            client_id: &client_id,
+            handle: &handle,
+            name: &auth.user.name,
+            team: auth.user.team.as_deref(),
+            challenge: None,
+            audience: None,
+        }),
+    };
+    let mut policy = DpopPolicy::wire();
+    policy.max_exp_ahead = Some(state.config.lifetimes.max_proof_exp + policy.max_skew);
+    let proof = verify_dpop_proof(raw, &check, &policy, now).map_err(Error::WireProof)?;
+    if let Some(jkt) = &auth.jkt {
+        if jkt != proof.thumbprint() {
+            return Err(Error::WireProof(proto::Error::ProofKeyMismatch));
+        }
+    }
+    if url::Url::parse(&proof.wire().map(|w| w.aud.clone()).unwrap_or_default()).is_err() {
+        return Err(Error::WireProof(proto::Error::InvalidUri("aud")));
+    }
+    let nonce = proof.nonce().unwrap_or_default();
+    let _redeemed = devices::redeem_nonce(state.store(), nonce, &auth.user, &device, now)?;
+    let params = AccessTokenParams { issuer: &htu, lifetime: state.config.lifetimes.client_access_token, now };
+    let issued = issue_access_token(&state.key, &proof, &params)?;
+    tracing::info!(user = %auth.user.id, device = %device.id, jti = %issued.jti, "client access token issued");
+    let mut response = Json(json!({"token": issued.token, "type": "DPoP", "expires_in": issued.expires_in})).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

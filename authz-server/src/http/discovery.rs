@@ -1,0 +1,40 @@
+//! OpenID Provider / OAuth authorization server metadata (OIDC Discovery, RFC 8414) and JWKS.
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use super::SharedState;
+
+/// The metadata document, served at both well-known paths.
+pub async fn metadata(State(state): State<SharedState>) -> Json<Value> {
+    Json(json!({
+        "issuer": state.base_url,
+        "authorization_endpoint": state.url("/authorize"),
+        "token_endpoint": state.url("/token"),
+        "userinfo_endpoint": state.url("/userinfo"),
+        "jwks_uri": state.url("/jwks"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [state.key.algorithm().name()],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "scopes_supported": ["openid", "profile", "wire_client_id"],
+        "claims_supported": ["sub", "iss", "aud", "name", "preferred_username", "handle", "team", "keyauth", "acme_aud"],
+        "claims_parameter_supported": true,
+        "authorization_response_iss_parameter_supported": true,
+        "dpop_signing_alg_values_supported": ["ES256", "ES384", "EdDSA", "RS256"],
+    }))
+}
+
+/// The public signing keys.
+pub async fn jwks(State(state): State<SharedState>) -> Json<Value> {
+    let mut key = state.key.public_jwk().to_json();
+    if let Some(map) = key.as_object_mut() {
+        map.insert("use".into(), "sig".into());
+        map.insert("alg".into(), state.key.algorithm().name().into());
+    }
+    Json(json!({ "keys": [key] }))
+}

@@ -1,0 +1,145 @@
+//! Starting and stopping the server: open the store, load or create keys (and in dev mode the
+//! TLS PKI and demo data), bind, serve HTTPS with rustls (ring provider), shut down gracefully.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum_server::tls_rustls::RustlsConfig;
+use proto::clock::Clock;
+use proto::secret::SecretString;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::http::{AppState, router};
+use crate::store::{SledStore, Store};
+use crate::users::{NewUser, OAuthClient};
+
+/// The handle of the demo user seeded in dev mode.
+pub const DEMO_HANDLE: &str = "alice_wire";
+/// The OAuth client id seeded in dev mode.
+pub const DEMO_CLIENT_ID: &str = "wireapp";
+/// The redirect URI of the demo client (any loopback port matches, RFC 8252 §7.3).
+pub const DEMO_REDIRECT_URI: &str = "http://127.0.0.1/callback";
+
+/// A running server.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// Bound address.
+    pub addr: SocketAddr,
+    /// Public base URL (issuer).
+    pub base_url: String,
+    /// In dev mode, the root CA certificate clients must trust.
+    pub dev_ca_cert: Option<PathBuf>,
+    handle: axum_server::Handle<SocketAddr>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    store: Arc<dyn Store>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish (up to 10 s), then flushes the store.
+    pub async fn shutdown(self) -> Result<()> {
+        self.handle.graceful_shutdown(Some(Duration::from_secs(10)));
+        let served = self.task.await.map_err(|e| Error::Internal(e.to_string()))?;
+        served.map_err(|e| Error::Internal(format!("server: {e}")))?;
+        self.store.flush()
+    }
+
+    /// Waits until the server stops by itself.
+    pub async fn wait(self) -> Result<()> {
+        let served = self.task.await.map_err(|e| Error::Internal(e.to_string()))?;
+        served.map_err(|e| Error::Internal(format!("server: {e}")))
+    }
+}
+
+/// Opens the store of a data directory.
+pub fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| Error::Config(format!("{}: {e}", config.data_dir.display())))?;
+    Ok(Arc::new(SledStore::open(&config.data_dir.join("store"))?))
+}
+
+/// Starts the server with `config`, reading time from `clock`.
+pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServer> {
+    config.validate()?;
+    let store = open_store(&config)?;
+    let key = crate::keys::load_or_create_signing_key(&config.data_dir.join("keys"))?;
+
+    let public_host = url::Url::parse(&config.public_url).ok().and_then(|u| u.host_str().map(str::to_owned));
+    let (cert, key_path, dev_ca_cert) = if config.dev {
+        let tls = crate::keys::ensure_dev_tls(&config.data_dir, public_host.as_deref())?;
+        seed_demo(store.as_ref(), &config)?;
+        (tls.cert, tls.key, Some(tls.ca_cert))
+    } else {
+        let cert = config.tls_cert.clone().ok_or_else(|| Error::Config("tls_cert missing".into()))?;
+        let key = config.tls_key.clone().ok_or_else(|| Error::Config("tls_key missing".into()))?;
+        (cert, key, None)
+    };
+    let tls = tls_config(&cert, &key_path)?;
+
+    let listener = TcpListener::bind(config.listen).map_err(|e| Error::Config(format!("bind {}: {e}", config.listen)))?;
+    listener.set_nonblocking(true).map_err(|e| Error::Config(e.to_string()))?;
+    let addr = listener.local_addr().map_err(|e| Error::Config(e.to_string()))?;
+    let base_url = config.base_url(addr);
+    let state = Arc::new(AppState { config, base_url: base_url.clone(), store: store.clone(), key, clock });
+    let app = router(state);
+    let handle = axum_server::Handle::new();
+    let server = axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(Arc::new(tls)))
+        .map_err(|e| Error::Config(e.to_string()))?
+        .handle(handle.clone());
+    let task = tokio::spawn(server.serve(app.into_make_service()));
+    tracing::info!(%addr, %base_url, "authz-server listening");
+    Ok(RunningServer { addr, base_url, dev_ca_cert, handle, task, store })
+}
+
+fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
+        .map_err(|e| Error::Config(format!("{}: {e}", cert.display())))?;
+    let key_pem = crate::keys::read_private(key)?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| Error::Config(format!("{}: {e}", key.display())))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| Error::Config(format!("TLS certificate: {e}")))?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tls)
+}
+
+/// Dev mode: the demo user (password in `data_dir/demo-password`, 0600, created once) and the
+/// public demo client.
+fn seed_demo(store: &dyn Store, config: &Config) -> Result<()> {
+    if crate::users::client(store, DEMO_CLIENT_ID)?.is_none() {
+        crate::users::add_client(
+            store,
+            &OAuthClient { id: DEMO_CLIENT_ID.into(), redirect_uris: vec![DEMO_REDIRECT_URI.into()] },
+        )?;
+    }
+    if crate::users::by_handle(store, DEMO_HANDLE)?.is_none() {
+        let password = demo_password(config)?;
+        crate::users::add(
+            store,
+            &NewUser { handle: DEMO_HANDLE, name: "Alice Smith", team: Some("wire"), domain: &config.domain, password: &password },
+        )?;
+        tracing::info!(handle = DEMO_HANDLE, "seeded the demo user; its password is in demo-password");
+    }
+    Ok(())
+}
+
+/// The demo user's password, created on first use.
+pub fn demo_password(config: &Config) -> Result<SecretString> {
+    let path = config.data_dir.join("demo-password");
+    if path.exists() {
+        let bytes = crate::keys::read_private(&path)?;
+        return Ok(SecretString::new(String::from_utf8_lossy(&bytes).trim().to_owned()));
+    }
+    let password = proto::random::token(96);
+    crate::keys::write_private(&path, password.as_bytes())?;
+    Ok(SecretString::new(password))
+}

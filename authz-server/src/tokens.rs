@@ -1,0 +1,202 @@
+//! The user's tokens: RFC 9068 JWT access tokens (DPoP-bound with `cnf.jkt` when the token
+//! request carried a proof) and OIDC ID tokens, plus their validation at this server's own
+//! resource endpoints and revocation by `jti`.
+
+use axum::http::HeaderMap;
+use proto::clock::UnixTime;
+use proto::dpop::{DpopCheck, DpopPolicy, NonceCheck, VerifiedDpopProof, single_dpop_header, verify_dpop_proof};
+use proto::jws::{Claims, SigningKey, UnverifiedJws};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result, Scheme};
+use crate::grants::CodeGrant;
+use crate::store::{Store, Tree};
+use crate::users::User;
+
+/// An access token and the ID token issued with it.
+#[derive(Debug)]
+pub struct IssuedTokens {
+    /// The access token.
+    pub access_token: String,
+    /// Its `jti`.
+    pub access_jti: String,
+    /// The ID token (when `openid` was granted).
+    pub id_token: Option<String>,
+    /// Access token lifetime.
+    pub expires_in: i64,
+    /// Whether it is DPoP-bound.
+    pub dpop_bound: bool,
+}
+
+/// Issuer settings the token functions need.
+#[derive(Debug, Clone, Copy)]
+pub struct Issuer<'a> {
+    /// The issuer URL.
+    pub url: &'a str,
+    /// The signing key.
+    pub key: &'a SigningKey,
+    /// Access token lifetime.
+    pub access_lifetime: i64,
+    /// ID token lifetime.
+    pub id_lifetime: i64,
+}
+
+/// Issues the tokens for a redeemed code.
+pub fn issue_for_grant(
+    issuer: &Issuer<'_>,
+    grant: &CodeGrant,
+    user: &User,
+    proof: Option<&VerifiedDpopProof>,
+    now: UnixTime,
+) -> Result<IssuedTokens> {
+    let access_jti = proto::random::uuid_v4();
+    let mut at = Claims::default();
+    at.set("iss", issuer.url);
+    at.set("sub", user.id.clone());
+    at.set("aud", issuer.url);
+    at.set("client_id", grant.client_id.clone());
+    at.set("scope", grant.scope.clone());
+    at.set("jti", access_jti.clone());
+    at.set("iat", now);
+    at.set("exp", now + issuer.access_lifetime);
+    if let Some(p) = proof {
+        at.set("cnf", json!({"jkt": p.thumbprint()}));
+    }
+    let access_token = issuer.key.sign_jwt("at+jwt", false, &at.0)?;
+
+    let id_token = if grant.scope.split(' ').any(|s| s == "openid") {
+        let mut id = Claims::default();
+        id.set("iss", issuer.url);
+        id.set("sub", user.id.clone());
+        id.set("aud", grant.client_id.clone());
+        id.set("azp", grant.client_id.clone());
+        id.set("iat", now);
+        id.set("exp", now + issuer.id_lifetime);
+        id.set("auth_time", grant.auth_time);
+        id.set("jti", proto::random::uuid_v4());
+        if let Some(nonce) = &grant.nonce {
+            id.set("nonce", nonce.clone());
+        }
+        let digest = Sha256::digest(access_token.as_bytes());
+        id.set("at_hash", proto::b64::encode(&digest[..16]));
+        id.set("name", user.name.clone());
+        id.set("preferred_username", format!("{}@{}", user.handle, user.domain));
+        id.set("handle", user.handle_uri()?.to_uri());
+        if let Some(team) = &user.team {
+            id.set("team", team.clone());
+        }
+        if let Some(keyauth) = &grant.claims.keyauth {
+            id.set("keyauth", keyauth.clone());
+        }
+        if let Some(acme_aud) = &grant.claims.acme_aud {
+            id.set("acme_aud", acme_aud.clone());
+        }
+        Some(issuer.key.sign_jwt("JWT", false, &id.0)?)
+    } else {
+        None
+    };
+    Ok(IssuedTokens {
+        access_token,
+        access_jti,
+        id_token,
+        expires_in: issuer.access_lifetime,
+        dpop_bound: proof.is_some(),
+    })
+}
+
+/// Marks a token revoked.
+pub fn revoke(store: &dyn Store, jti: &str, now: UnixTime) -> Result<()> {
+    store.put_json(Tree::RevokedTokens, jti, &json!({ "revoked_at": now }))
+}
+
+/// A request authenticated by one of our access tokens.
+#[derive(Debug)]
+pub struct AuthenticatedUser {
+    /// The user.
+    pub user: User,
+    /// The token's `jti`.
+    pub jti: String,
+    /// The token's `cnf.jkt`, when DPoP-bound.
+    pub jkt: Option<String>,
+}
+
+/// How the `DPoP` header of a request relates to its access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProofUse<'a> {
+    /// A resource request: a bound token needs `Authorization: DPoP` and a proof for this
+    /// method and URL with `ath` (RFC 9449 §7).
+    Resource { htm: &'a str, htu: &'a str },
+    /// The Wire access-token endpoint: the `DPoP` header is the device's Wire proof, checked by
+    /// the handler, which must also check that its key is the token's `cnf.jkt`.
+    WireEndpoint,
+}
+
+/// Validates the access token of a request.
+pub fn authenticate(
+    store: &dyn Store,
+    issuer: &Issuer<'_>,
+    headers: &HeaderMap,
+    proof_use: ProofUse<'_>,
+    now: UnixTime,
+) -> Result<AuthenticatedUser> {
+    let auth = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| Error::invalid_token("missing access token", Scheme::Bearer))?;
+    let (scheme, token) = auth
+        .split_once(' ')
+        .map(|(s, t)| (s.to_ascii_lowercase(), t.trim()))
+        .ok_or_else(|| Error::invalid_token("malformed Authorization header", Scheme::Bearer))?;
+    let scheme = match scheme.as_str() {
+        "bearer" => Scheme::Bearer,
+        "dpop" => Scheme::Dpop,
+        _ => return Err(Error::invalid_token("unsupported authorization scheme", Scheme::Bearer)),
+    };
+    let invalid = |d: &str| Error::invalid_token(d, scheme);
+    let jws = UnverifiedJws::from_compact(token).map_err(|_| invalid("malformed access token"))?;
+    if jws.header().typ() != Some("at+jwt") || jws.header().kid() != issuer.key.public_jwk().kid.as_deref() {
+        return Err(invalid("not an access token of this server"));
+    }
+    let claims = jws
+        .verify(issuer.key.public_jwk())
+        .and_then(|v| v.claims())
+        .map_err(|_| invalid("bad access token signature"))?;
+    let field = |name: &'static str| claims.string(name).map_err(|_| invalid("malformed access token"));
+    if field("iss")? != issuer.url {
+        return Err(invalid("foreign access token"));
+    }
+    if claims.int("exp").map_err(|_| invalid("malformed access token"))? < now {
+        return Err(invalid("the access token expired"));
+    }
+    let jti = field("jti")?.to_owned();
+    if store.get(Tree::RevokedTokens, &jti)?.is_some() {
+        return Err(invalid("the access token was revoked"));
+    }
+    let jkt = claims
+        .get("cnf")
+        .and_then(|c| c.get("jkt"))
+        .and_then(|j| j.as_str())
+        .map(str::to_owned);
+    match (&jkt, proof_use) {
+        (Some(jkt), ProofUse::Resource { htm, htu }) => {
+            if scheme != Scheme::Dpop {
+                return Err(Error::invalid_token("a DPoP-bound token must use the DPoP scheme", Scheme::Dpop));
+            }
+            let raw = single_dpop_header(headers.get_all("dpop").iter().map(|v| v.as_bytes()))
+                .map_err(|e| Error::invalid_token(e.to_string(), Scheme::Dpop))?;
+            let check = DpopCheck { htm, htu, nonce: NonceCheck::NotRequired, access_token: Some(token), wire: None };
+            let proof = verify_dpop_proof(raw, &check, &DpopPolicy::rfc9449(), now)
+                .map_err(|e| Error::invalid_token(format!("DPoP proof: {e}"), Scheme::Dpop))?;
+            if proof.thumbprint() != jkt {
+                return Err(Error::invalid_token("the DPoP proof key is not the token's", Scheme::Dpop));
+            }
+        }
+        (None, _) if scheme == Scheme::Dpop => {
+            return Err(invalid("the token is not DPoP-bound; use the Bearer scheme"));
+        }
+        _ => {}
+    }
+    let user = crate::users::get(store, field("sub")?)?.ok_or_else(|| invalid("the user no longer exists"))?;
+    Ok(AuthenticatedUser { user, jti, jkt })
+}

@@ -1,0 +1,266 @@
+//! Users of the backend (handle, display name, team, domain) with argon2id password hashes,
+//! and the public OAuth clients devices log in with. Operator commands and the login page use
+//! this module; nothing else touches these records.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use proto::secret::SecretString;
+use proto::wire_id::HandleUri;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::store::{Store, Tree};
+
+/// A stored user.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct User {
+    /// UUID (hyphenated); the `sub` of the user's tokens.
+    pub id: String,
+    /// Handle, without `@`.
+    pub handle: String,
+    /// Display name.
+    pub name: String,
+    /// Team, if any.
+    pub team: Option<String>,
+    /// Wire domain.
+    pub domain: String,
+    /// argon2id PHC string.
+    password_hash: String,
+}
+
+impl User {
+    /// The handle URI.
+    pub fn handle_uri(&self) -> Result<HandleUri> {
+        HandleUri::new(&self.handle, &self.domain).map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// The UUID bytes.
+    pub fn id_bytes(&self) -> Result<[u8; 16]> {
+        proto::wire_id::parse_uuid(&self.id).ok_or_else(|| Error::Storage("user id is not a UUID".into()))
+    }
+}
+
+/// What an operator supplies to create a user.
+#[derive(Debug)]
+pub struct NewUser<'a> {
+    /// Handle (`[a-z0-9_.-]`, 2–256).
+    pub handle: &'a str,
+    /// Display name.
+    pub name: &'a str,
+    /// Team.
+    pub team: Option<&'a str>,
+    /// Domain.
+    pub domain: &'a str,
+    /// Password.
+    pub password: &'a SecretString,
+}
+
+/// Creates a user. The handle must be free; an index entry left by an interrupted earlier
+/// attempt (no user record behind it) is taken over.
+pub fn add(store: &dyn Store, new: &NewUser<'_>) -> Result<User> {
+    HandleUri::new(new.handle, new.domain).map_err(|e| Error::invalid_request(e.to_string()))?;
+    if new.name.trim().is_empty() {
+        return Err(Error::invalid_request("the display name is empty"));
+    }
+    if new.password.expose().len() < 8 {
+        return Err(Error::invalid_request("the password must have at least 8 characters"));
+    }
+    let user = User {
+        id: proto::random::uuid_v4(),
+        handle: new.handle.to_owned(),
+        name: new.name.to_owned(),
+        team: new.team.map(str::to_owned),
+        domain: new.domain.to_owned(),
+        password_hash: hash_password(new.password)?,
+    };
+    let id_json = crate::store::encode(&user.id)?;
+    if !store.compare_and_swap(Tree::Handles, &user.handle, None, Some(&id_json))? {
+        let existing = store.get(Tree::Handles, &user.handle)?;
+        let dangling = match existing.as_deref().map(serde_json::from_slice::<String>) {
+            Some(Ok(id)) => store.get(Tree::Users, &id)?.is_none(),
+            _ => true,
+        };
+        if !dangling
+            || !store.compare_and_swap(Tree::Handles, &user.handle, existing.as_deref(), Some(&id_json))?
+        {
+            return Err(Error::Wire {
+                status: axum::http::StatusCode::CONFLICT,
+                label: "handle-exists",
+                message: format!("the handle {} is taken", user.handle),
+            });
+        }
+    }
+    store.put_json(Tree::Users, &user.id, &user)?;
+    store.flush()?;
+    Ok(user)
+}
+
+/// Looks a user up by id.
+pub fn get(store: &dyn Store, id: &str) -> Result<Option<User>> {
+    store.get_json(Tree::Users, id)
+}
+
+/// Looks a user up by handle.
+pub fn by_handle(store: &dyn Store, handle: &str) -> Result<Option<User>> {
+    match store.get_json::<String>(Tree::Handles, handle)? {
+        Some(id) => get(store, &id),
+        None => Ok(None),
+    }
+}
+
+/// All users, by id.
+pub fn list(store: &dyn Store) -> Result<Vec<User>> {
+    store.scan_json(Tree::Users, "")
+}
+
+/// Removes a user (and its handle); false if there was none.
+pub fn remove(store: &dyn Store, handle: &str) -> Result<bool> {
+    let Some(user) = by_handle(store, handle)? else {
+        return Ok(false);
+    };
+    store.take(Tree::Users, &user.id)?;
+    store.take(Tree::Handles, handle)?;
+    for (key, _) in store.scan_prefix(Tree::Devices, &format!("{}/", user.id))? {
+        store.take(Tree::Devices, &key)?;
+    }
+    store.flush()?;
+    Ok(true)
+}
+
+/// Checks a login. Runs the hash even for unknown handles so timing does not reveal which
+/// handles exist.
+pub fn authenticate(store: &dyn Store, handle: &str, password: &SecretString) -> Result<User> {
+    let user = by_handle(store, handle)?;
+    let hash = user.as_ref().map_or(DUMMY_HASH, |u| u.password_hash.as_str());
+    let ok = PasswordHash::new(hash)
+        .map(|parsed| Argon2::default().verify_password(password.expose().as_bytes(), &parsed).is_ok())
+        .unwrap_or(false);
+    match user {
+        Some(user) if ok => Ok(user),
+        _ => Err(Error::BadCredentials),
+    }
+}
+
+/// argon2id hash of the password "dummy password" with default parameters.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2rR9tOaFz0GkVAh2dcaQW5eRl4Qpbhw4cP+0K0Ef9oE";
+
+fn hash_password(password: &SecretString) -> Result<String> {
+    let salt = SaltString::encode_b64(&proto::random::bytes(16)).map_err(|e| Error::Internal(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.expose().as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// A registered OAuth client.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OAuthClient {
+    /// `client_id`.
+    pub id: String,
+    /// Exact redirect URIs; loopback IP redirects match on any port (RFC 8252 §7.3).
+    pub redirect_uris: Vec<String>,
+}
+
+impl OAuthClient {
+    /// Whether `uri` is one of the registered redirect URIs.
+    pub fn allows_redirect(&self, uri: &str) -> bool {
+        self.redirect_uris.iter().any(|r| r == uri || loopback_match(r, uri))
+    }
+}
+
+fn loopback_match(registered: &str, presented: &str) -> bool {
+    let (Ok(mut r), Ok(mut p)) = (url::Url::parse(registered), url::Url::parse(presented)) else {
+        return false;
+    };
+    let loopback = matches!(r.host_str(), Some("127.0.0.1") | Some("[::1]"));
+    if !loopback || r.scheme() != "http" {
+        return false;
+    }
+    let (_, _) = (r.set_port(None), p.set_port(None));
+    r == p
+}
+
+/// Registers (or replaces) a public client.
+pub fn add_client(store: &dyn Store, client: &OAuthClient) -> Result<()> {
+    if client.id.is_empty() || client.redirect_uris.is_empty() {
+        return Err(Error::invalid_request("a client needs an id and at least one redirect URI"));
+    }
+    for uri in &client.redirect_uris {
+        let parsed = url::Url::parse(uri).map_err(|_| Error::invalid_request(format!("bad redirect URI {uri}")))?;
+        if parsed.fragment().is_some() {
+            return Err(Error::invalid_request("redirect URIs must not have a fragment"));
+        }
+    }
+    store.put_json(Tree::Clients, &client.id, client)?;
+    store.flush()
+}
+
+/// Looks a client up.
+pub fn client(store: &dyn Store, id: &str) -> Result<Option<OAuthClient>> {
+    store.get_json(Tree::Clients, id)
+}
+
+/// All clients.
+pub fn list_clients(store: &dyn Store) -> Result<Vec<OAuthClient>> {
+    store.scan_json(Tree::Clients, "")
+}
+
+/// Removes a client; false if there was none.
+pub fn remove_client(store: &dyn Store, id: &str) -> Result<bool> {
+    let existed = store.take(Tree::Clients, id)?.is_some();
+    store.flush()?;
+    Ok(existed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SledStore;
+
+    fn store() -> (tempfile::TempDir, Box<dyn Store>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Box::new(SledStore::open(dir.path()).unwrap());
+        (dir, store)
+    }
+
+    #[test]
+    fn add_authenticate_and_refuse_duplicates() {
+        let (_d, store) = store();
+        let pw = SecretString::new("correct horse");
+        let new = NewUser { handle: "alice_wire", name: "Alice Smith", team: Some("wire"), domain: "wire.com", password: &pw };
+        let user = add(store.as_ref(), &new).unwrap();
+        assert_eq!(authenticate(store.as_ref(), "alice_wire", &pw).unwrap(), user);
+        assert!(matches!(
+            authenticate(store.as_ref(), "alice_wire", &SecretString::new("wrong horse")),
+            Err(Error::BadCredentials)
+        ));
+        assert!(matches!(authenticate(store.as_ref(), "nobody", &pw), Err(Error::BadCredentials)));
+        assert!(matches!(add(store.as_ref(), &new), Err(Error::Wire { label: "handle-exists", .. })));
+        assert!(!format!("{user:?}").contains("correct horse"));
+        assert!(remove(store.as_ref(), "alice_wire").unwrap());
+        assert!(by_handle(store.as_ref(), "alice_wire").unwrap().is_none());
+    }
+
+    #[test]
+    fn dangling_handle_index_is_taken_over() {
+        let (_d, store) = store();
+        store.put_json(Tree::Handles, "bob", &"missing-id".to_owned()).unwrap();
+        let pw = SecretString::new("password1");
+        let new = NewUser { handle: "bob", name: "Bob", team: None, domain: "wire.com", password: &pw };
+        let user = add(store.as_ref(), &new).unwrap();
+        assert_eq!(by_handle(store.as_ref(), "bob").unwrap().unwrap().id, user.id);
+    }
+
+    #[test]
+    fn redirect_matching_is_exact_except_loopback_port() {
+        let c = OAuthClient {
+            id: "c".into(),
+            redirect_uris: vec!["http://127.0.0.1/cb".into(), "https://app.example/cb".into()],
+        };
+        assert!(c.allows_redirect("http://127.0.0.1:53211/cb"));
+        assert!(c.allows_redirect("https://app.example/cb"));
+        assert!(!c.allows_redirect("https://app.example/cb/"));
+        assert!(!c.allows_redirect("https://app.example:444/cb"));
+        assert!(!c.allows_redirect("http://127.0.0.1:5000/other"));
+    }
+}
