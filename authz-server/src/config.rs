@@ -88,8 +88,12 @@ impl Config {
 
     /// Checks values that would otherwise fail later and less clearly.
     pub fn validate(&self) -> Result<()> {
-        proto::wire_id::validate_domain(&self.domain)
-            .map_err(|_| Error::Config(format!("domain {:?} is not a lower-case DNS name", self.domain)))?;
+        proto::wire_id::validate_domain(&self.domain).map_err(|_| {
+            Error::Config(format!(
+                "domain {:?} is not a lower-case DNS name",
+                self.domain
+            ))
+        })?;
         if !self.public_url.is_empty() {
             let url = url::Url::parse(&self.public_url)
                 .map_err(|e| Error::Config(format!("public_url: {e}")))?;
@@ -98,7 +102,9 @@ impl Config {
             }
         }
         if !self.dev && (self.tls_cert.is_none() || self.tls_key.is_none()) {
-            return Err(Error::Config("tls_cert and tls_key are required outside dev mode".into()));
+            return Err(Error::Config(
+                "tls_cert and tls_key are required outside dev mode".into(),
+            ));
         }
         let l = &self.lifetimes;
         for (name, v) in [
@@ -141,9 +147,16 @@ mod tests {
         assert_eq!(c.lifetimes.access_token, 900);
         c.validate().unwrap();
         assert!(toml::from_str::<Config>("listn = \"x\"").is_err());
-        let no_tls = Config { dev: false, ..Config::default() };
+        let no_tls = Config {
+            dev: false,
+            ..Config::default()
+        };
         assert!(no_tls.validate().is_err());
-        let bad_domain = Config { dev: true, domain: "Wire.COM".into(), ..Config::default() };
+        let bad_domain = Config {
+            dev: true,
+            domain: "Wire.COM".into(),
+            ..Config::default()
+        };
         assert!(bad_domain.validate().is_err());
     }
 }

@@ -27,8 +27,16 @@ fn key(user_id: &str, device_id: &str) -> String {
 }
 
 /// Registers a new device for `user`, with a fresh random 64-bit id.
-pub fn register(store: &dyn Store, user: &User, label: Option<String>, now: UnixTime) -> Result<Device> {
-    if label.as_ref().is_some_and(|l| l.len() > 128 || l.chars().any(char::is_control)) {
+pub fn register(
+    store: &dyn Store,
+    user: &User,
+    label: Option<String>,
+    now: UnixTime,
+) -> Result<Device> {
+    if label
+        .as_ref()
+        .is_some_and(|l| l.len() > 128 || l.chars().any(char::is_control))
+    {
         return Err(Error::Wire {
             status: axum::http::StatusCode::BAD_REQUEST,
             label: "bad-request",
@@ -39,7 +47,12 @@ pub fn register(store: &dyn Store, user: &User, label: Option<String>, now: Unix
         let mut raw = [0u8; 8];
         raw.copy_from_slice(&proto::random::bytes(8));
         let id = format!("{:x}", u64::from_be_bytes(raw));
-        let device = Device { id, user_id: user.id.clone(), label: label.clone(), created_at: now };
+        let device = Device {
+            id,
+            user_id: user.id.clone(),
+            label: label.clone(),
+            created_at: now,
+        };
         if store.insert_new_json(Tree::Devices, &key(&user.id, &device.id), &device)? {
             store.flush()?;
             return Ok(device);
@@ -62,7 +75,8 @@ pub fn list(store: &dyn Store, user: &User) -> Result<Vec<Device>> {
 
 /// The device's client-id URI.
 pub fn client_id(user: &User, device: &Device) -> Result<ClientId> {
-    ClientId::new(user.id_bytes()?, &device.id, &user.domain).map_err(|e| Error::Internal(e.to_string()))
+    ClientId::new(user.id_bytes()?, &device.id, &user.domain)
+        .map_err(|e| Error::Internal(e.to_string()))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -73,9 +87,19 @@ struct NonceBinding {
 }
 
 /// Issues a backend nonce for this user's device (128 bits, base64url).
-pub fn issue_nonce(store: &dyn Store, user: &User, device: &Device, now: UnixTime, ttl: i64) -> Result<String> {
+pub fn issue_nonce(
+    store: &dyn Store,
+    user: &User,
+    device: &Device,
+    now: UnixTime,
+    ttl: i64,
+) -> Result<String> {
     let nonce = proto::random::token(128);
-    let binding = NonceBinding { user_id: user.id.clone(), device_id: device.id.clone(), expires_at: now + ttl };
+    let binding = NonceBinding {
+        user_id: user.id.clone(),
+        device_id: device.id.clone(),
+        expires_at: now + ttl,
+    };
     store.put_json(Tree::BackendNonces, &nonce, &binding)?;
     Ok(nonce)
 }
@@ -86,14 +110,22 @@ pub struct RedeemedNonce(());
 
 /// Redeems a nonce exactly once. A nonce presented for another device, or too late, is burnt
 /// all the same. The removal is durable before this returns.
-pub fn redeem_nonce(store: &dyn Store, nonce: &str, user: &User, device: &Device, now: UnixTime) -> Result<RedeemedNonce> {
+pub fn redeem_nonce(
+    store: &dyn Store,
+    nonce: &str,
+    user: &User,
+    device: &Device,
+    now: UnixTime,
+) -> Result<RedeemedNonce> {
     if nonce.is_empty() || nonce.len() > 128 {
         return Err(Error::WireBadNonce);
     }
     let binding: Option<NonceBinding> = store.take_json(Tree::BackendNonces, nonce)?;
     store.flush()?;
     match binding {
-        Some(b) if b.user_id == user.id && b.device_id == device.id && now <= b.expires_at => Ok(RedeemedNonce(())),
+        Some(b) if b.user_id == user.id && b.device_id == device.id && now <= b.expires_at => {
+            Ok(RedeemedNonce(()))
+        }
         _ => Err(Error::WireBadNonce),
     }
 }

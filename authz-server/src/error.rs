@@ -25,7 +25,10 @@ pub enum Scheme {
 pub enum Error {
     /// An OAuth endpoint refuses the request (`invalid_request`, `invalid_grant`, ...).
     #[error("{code}: {description}")]
-    OAuth { code: &'static str, description: String },
+    OAuth {
+        code: &'static str,
+        description: String,
+    },
     /// Client authentication failed at the token endpoint (RFC 6749 §5.2 → 401).
     #[error("invalid_client: {0}")]
     InvalidClient(String),
@@ -43,7 +46,11 @@ pub enum Error {
     WireBadNonce,
     /// A device endpoint refuses the request for a reason that is not about the proof.
     #[error("{label}: {message}")]
-    Wire { status: StatusCode, label: &'static str, message: String },
+    Wire {
+        status: StatusCode,
+        label: &'static str,
+        message: String,
+    },
     /// A login attempt failed (shown on the login page).
     #[error("invalid credentials")]
     BadCredentials,
@@ -61,22 +68,35 @@ pub enum Error {
 impl Error {
     /// `invalid_request` with a description.
     pub fn invalid_request(description: impl Into<String>) -> Self {
-        Self::OAuth { code: "invalid_request", description: description.into() }
+        Self::OAuth {
+            code: "invalid_request",
+            description: description.into(),
+        }
     }
 
     /// `invalid_grant` with a description.
     pub fn invalid_grant(description: impl Into<String>) -> Self {
-        Self::OAuth { code: "invalid_grant", description: description.into() }
+        Self::OAuth {
+            code: "invalid_grant",
+            description: description.into(),
+        }
     }
 
     /// A Wire-style not-found.
     pub fn not_found(label: &'static str, message: impl Into<String>) -> Self {
-        Self::Wire { status: StatusCode::NOT_FOUND, label, message: message.into() }
+        Self::Wire {
+            status: StatusCode::NOT_FOUND,
+            label,
+            message: message.into(),
+        }
     }
 
     /// A missing or unusable bearer credential.
     pub fn invalid_token(description: impl Into<String>, scheme: Scheme) -> Self {
-        Self::InvalidToken { description: description.into(), scheme }
+        Self::InvalidToken {
+            description: description.into(),
+            scheme,
+        }
     }
 }
 
@@ -101,10 +121,14 @@ pub fn wire_proof_label(e: &proto::Error) -> (StatusCode, &'static str) {
         | P::InvalidClaim(_)
         | P::InvalidUri(_) => (bad, "client-token-parse-error"),
         P::WrongTyp { .. } => (bad, "client-token-type-error"),
-        P::UnsupportedAlgorithm(_) | P::AlgorithmKeyMismatch => (bad, "client-token-unsupported-alg"),
-        P::MissingJwk | P::InvalidJwk(_) | P::PrivateKeyInJwk(_) | P::BadSignature | P::UnknownSigningKey => {
-            (bad, "client-token-bad-signature")
+        P::UnsupportedAlgorithm(_) | P::AlgorithmKeyMismatch => {
+            (bad, "client-token-unsupported-alg")
         }
+        P::MissingJwk
+        | P::InvalidJwk(_)
+        | P::PrivateKeyInJwk(_)
+        | P::BadSignature
+        | P::UnknownSigningKey => (bad, "client-token-bad-signature"),
         P::MissingClaim("jti") => (bad, "client-token-jti-missing"),
         P::MissingClaim("chal") => (bad, "client-token-chal-missing"),
         P::MissingClaim("iat") => (bad, "client-token-iat-missing"),
@@ -127,7 +151,9 @@ pub fn wire_proof_label(e: &proto::Error) -> (StatusCode, &'static str) {
         P::AudMismatch => (bad, "client-token-bad-aud"),
         P::InvalidIdentifier(_) => (bad, "client-token-parse-error"),
         P::IssMismatch => (bad, "dpop-htu-mismatch"),
-        P::CnfMismatch | P::ProofKeyMismatch => (StatusCode::FORBIDDEN, "client-token-key-mismatch"),
+        P::CnfMismatch | P::ProofKeyMismatch => {
+            (StatusCode::FORBIDDEN, "client-token-key-mismatch")
+        }
         P::ScopeMismatch => (bad, "unsupported-scope"),
         P::UnsupportedApiVersion => (bad, "unsupported-api-version"),
         P::Key(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal-error"),
@@ -152,22 +178,35 @@ fn oauth_body(status: StatusCode, code: &str, description: &str) -> Response {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         match &self {
-            Error::OAuth { code, description } => oauth_body(StatusCode::BAD_REQUEST, code, description),
+            Error::OAuth { code, description } => {
+                oauth_body(StatusCode::BAD_REQUEST, code, description)
+            }
             Error::InvalidClient(d) => {
                 let mut r = oauth_body(StatusCode::UNAUTHORIZED, "invalid_client", d);
-                r.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"token\""));
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"token\""),
+                );
                 r
             }
-            Error::InvalidDpopProof(e) => oauth_body(StatusCode::BAD_REQUEST, "invalid_dpop_proof", &e.to_string()),
-            Error::InvalidToken { description, scheme } => {
+            Error::InvalidDpopProof(e) => oauth_body(
+                StatusCode::BAD_REQUEST,
+                "invalid_dpop_proof",
+                &e.to_string(),
+            ),
+            Error::InvalidToken {
+                description,
+                scheme,
+            } => {
                 let body = json!({
                     "error": "invalid_token", "error_description": description,
                     "code": 401, "label": "invalid-credentials", "message": description,
                 });
                 let challenge = match scheme {
                     Scheme::Bearer => "Bearer error=\"invalid_token\"".to_owned(),
-                    Scheme::Dpop => "DPoP error=\"invalid_token\", algs=\"ES256 ES384 EdDSA RS256\"".to_owned(),
+                    Scheme::Dpop => {
+                        "DPoP error=\"invalid_token\", algs=\"ES256 ES384 EdDSA RS256\"".to_owned()
+                    }
                 };
                 let mut r = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
                 if let Ok(v) = HeaderValue::from_str(&challenge) {
@@ -184,11 +223,23 @@ impl IntoResponse for Error {
                 "client-token-bad-nonce",
                 "The client sent an unacceptable anti-replay nonce",
             ),
-            Error::Wire { status, label, message } => wire_body(*status, label, message),
-            Error::BadCredentials => oauth_body(StatusCode::UNAUTHORIZED, "access_denied", "invalid credentials"),
+            Error::Wire {
+                status,
+                label,
+                message,
+            } => wire_body(*status, label, message),
+            Error::BadCredentials => oauth_body(
+                StatusCode::UNAUTHORIZED,
+                "access_denied",
+                "invalid credentials",
+            ),
             Error::Storage(_) | Error::Config(_) | Error::Internal(_) => {
                 tracing::error!(error = %self, "internal error");
-                oauth_body(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error")
+                oauth_body(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "internal error",
+                )
             }
         }
     }

@@ -92,24 +92,33 @@ pub fn redeem(
     let stored = store
         .get(Tree::Codes, &key)?
         .ok_or_else(|| Error::invalid_grant("unknown authorization code"))?;
-    let grant: CodeGrant =
-        serde_json::from_slice(&stored).map_err(|e| Error::Storage(format!("corrupt code: {e}")))?;
+    let grant: CodeGrant = serde_json::from_slice(&stored)
+        .map_err(|e| Error::Storage(format!("corrupt code: {e}")))?;
     if let Some(jtis) = &grant.redeemed {
         for jti in jtis {
             crate::tokens::revoke(store, jti, now)?;
         }
         store.flush()?;
-        tracing::warn!(client_id, "authorization code reused; its tokens were revoked");
-        return Err(Error::invalid_grant("the authorization code was already used"));
+        tracing::warn!(
+            client_id,
+            "authorization code reused; its tokens were revoked"
+        );
+        return Err(Error::invalid_grant(
+            "the authorization code was already used",
+        ));
     }
     if grant.client_id != client_id {
-        return Err(Error::invalid_grant("the code was issued to another client"));
+        return Err(Error::invalid_grant(
+            "the code was issued to another client",
+        ));
     }
     if now > grant.expires_at {
         return Err(Error::invalid_grant("the authorization code expired"));
     }
     if grant.redirect_uri != redirect_uri {
-        return Err(Error::invalid_grant("redirect_uri differs from the authorization request"));
+        return Err(Error::invalid_grant(
+            "redirect_uri differs from the authorization request",
+        ));
     }
     if verifier.is_empty() {
         return Err(Error::invalid_request("code_verifier is required"));
@@ -128,7 +137,9 @@ impl RedeemedGrant {
         grant.redeemed = Some(issued_jtis);
         let new = crate::store::encode(&grant)?;
         if !store.compare_and_swap(Tree::Codes, &self.key, Some(&self.stored), Some(&new))? {
-            return Err(Error::invalid_grant("the authorization code was already used"));
+            return Err(Error::invalid_grant(
+                "the authorization code was already used",
+            ));
         }
         store.flush()
     }
@@ -144,7 +155,10 @@ mod tests {
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         assert!(pkce_matches(verifier, challenge));
-        assert!(!pkce_matches("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK", challenge));
+        assert!(!pkce_matches(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK",
+            challenge
+        ));
         assert!(!pkce_matches("short", challenge));
     }
 }

@@ -51,7 +51,8 @@ pub fn load_or_create_signing_key(dir: &Path) -> Result<SigningKey> {
         SigningKey::from_pkcs8_der(Algorithm::Es256, &read_private(&path)?)
             .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
     } else {
-        let key = SigningKey::generate(Algorithm::Es256).map_err(|e| Error::Config(e.to_string()))?;
+        let key =
+            SigningKey::generate(Algorithm::Es256).map_err(|e| Error::Config(e.to_string()))?;
         write_private(&path, key.pkcs8_der().expose())?;
         key
     };
@@ -83,30 +84,42 @@ pub fn ensure_dev_tls(dir: &Path, extra_host: Option<&str>) -> Result<DevTls> {
         return Ok(paths);
     }
     fs::create_dir_all(&tls).map_err(|e| io_err(&tls, e))?;
-    let (ca_pem, cert_pem, key_pem) = generate_dev_tls(extra_host).map_err(|e| Error::Config(format!("dev TLS: {e}")))?;
+    let (ca_pem, cert_pem, key_pem) =
+        generate_dev_tls(extra_host).map_err(|e| Error::Config(format!("dev TLS: {e}")))?;
     fs::write(&paths.ca_cert, ca_pem).map_err(|e| io_err(&paths.ca_cert, e))?;
     write_private(&paths.key, key_pem.as_bytes())?;
     fs::write(&paths.cert, cert_pem).map_err(|e| io_err(&paths.cert, e))?;
     Ok(paths)
 }
 
-fn generate_dev_tls(extra_host: Option<&str>) -> std::result::Result<(String, String, String), rcgen::Error> {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+fn generate_dev_tls(
+    extra_host: Option<&str>,
+) -> std::result::Result<(String, String, String), rcgen::Error> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::default();
-    ca.distinguished_name.push(DnType::CommonName, "e2ei dev root CA");
+    ca.distinguished_name
+        .push(DnType::CommonName, "e2ei dev root CA");
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca, ca_key);
 
-    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    let mut names = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
     if let Some(host) = extra_host.filter(|h| !names.iter().any(|n| n == h)) {
         names.push(host.to_owned());
     }
     let server_key = KeyPair::generate()?;
     let mut server = CertificateParams::new(names)?;
-    server.distinguished_name.push(DnType::CommonName, "e2ei dev server");
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "e2ei dev server");
     server.is_ca = IsCa::ExplicitNoCa;
     let server_cert = server.signed_by(&server_key, &issuer)?;
     Ok((ca_cert.pem(), server_cert.pem(), server_key.serialize_pem()))
@@ -123,7 +136,10 @@ mod tests {
         let b = load_or_create_signing_key(dir.path()).unwrap();
         assert!(a.public_jwk().same_key(b.public_jwk()));
         assert_eq!(a.public_jwk().kid, b.public_jwk().kid);
-        let mode = fs::metadata(dir.path().join("signing-key.der")).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join("signing-key.der"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 
@@ -133,7 +149,10 @@ mod tests {
         load_or_create_signing_key(dir.path()).unwrap();
         let path = dir.path().join("signing-key.der");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(matches!(load_or_create_signing_key(dir.path()), Err(Error::Config(_))));
+        assert!(matches!(
+            load_or_create_signing_key(dir.path()),
+            Err(Error::Config(_))
+        ));
     }
 
     #[test]
@@ -143,6 +162,9 @@ mod tests {
         let first = fs::read(&a.cert).unwrap();
         ensure_dev_tls(dir.path(), None).unwrap();
         assert_eq!(fs::read(&a.cert).unwrap(), first);
-        assert_eq!(fs::metadata(&a.key).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&a.key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }

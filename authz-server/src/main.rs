@@ -18,7 +18,11 @@ use proto::clock::SystemClock;
 use proto::secret::SecretString;
 
 #[derive(Debug, Parser)]
-#[command(name = "authz-server", version, about = "OAuth 2.1 / OpenID Provider issuing DPoP access tokens")]
+#[command(
+    name = "authz-server",
+    version,
+    about = "OAuth 2.1 / OpenID Provider issuing DPoP access tokens"
+)]
 struct Cli {
     /// TOML configuration file.
     #[arg(long, env = "AUTHZ_CONFIG", global = true)]
@@ -127,7 +131,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         config.data_dir = dir;
     }
     match cli.command {
-        Command::Serve { listen, public_url, domain, dev } => {
+        Command::Serve {
+            listen,
+            public_url,
+            domain,
+            dev,
+        } => {
             if let Some(l) = listen {
                 config.listen = l;
             }
@@ -146,7 +155,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let server = authz_server::start(config, Arc::new(SystemClock)).await?;
         println!("authz-server listening on {}", server.base_url);
@@ -167,20 +178,38 @@ fn serve(config: Config) -> anyhow::Result<()> {
 fn user_command(config: &Config, action: UserAction) -> anyhow::Result<()> {
     let store = open_store(config)?;
     match action {
-        UserAction::Add { handle, name, team, domain } => {
+        UserAction::Add {
+            handle,
+            name,
+            team,
+            domain,
+        } => {
             let mut password = String::new();
             std::io::stdin().read_to_string(&mut password)?;
             let password = SecretString::new(password.trim_end_matches(['\r', '\n']));
             let domain = domain.unwrap_or_else(|| config.domain.clone());
             let user = users::add(
                 store.as_ref(),
-                &NewUser { handle: &handle, name: &name, team: team.as_deref(), domain: &domain, password: &password },
+                &NewUser {
+                    handle: &handle,
+                    name: &name,
+                    team: team.as_deref(),
+                    domain: &domain,
+                    password: &password,
+                },
             )?;
             println!("added user {} ({})", user.handle, user.id);
         }
         UserAction::List => {
             for u in users::list(store.as_ref())? {
-                println!("{}\t{}\t{}\t{}\t{}", u.id, u.handle, u.name, u.team.as_deref().unwrap_or("-"), u.domain);
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    u.id,
+                    u.handle,
+                    u.name,
+                    u.team.as_deref().unwrap_or("-"),
+                    u.domain
+                );
             }
         }
         UserAction::Remove { handle } => {
@@ -197,7 +226,13 @@ fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
     let store = open_store(config)?;
     match action {
         ClientAction::Add { id, redirect_uris } => {
-            users::add_client(store.as_ref(), &OAuthClient { id: id.clone(), redirect_uris })?;
+            users::add_client(
+                store.as_ref(),
+                &OAuthClient {
+                    id: id.clone(),
+                    redirect_uris,
+                },
+            )?;
             println!("added client {id}");
         }
         ClientAction::List => {

@@ -41,14 +41,20 @@ impl RunningServer {
     /// Stops accepting, lets in-flight requests finish (up to 10 s), then flushes the store.
     pub async fn shutdown(self) -> Result<()> {
         self.handle.graceful_shutdown(Some(Duration::from_secs(10)));
-        let served = self.task.await.map_err(|e| Error::Internal(e.to_string()))?;
+        let served = self
+            .task
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
         served.map_err(|e| Error::Internal(format!("server: {e}")))?;
         self.store.flush()
     }
 
     /// Waits until the server stops by itself.
     pub async fn wait(self) -> Result<()> {
-        let served = self.task.await.map_err(|e| Error::Internal(e.to_string()))?;
+        let served = self
+            .task
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
         served.map_err(|e| Error::Internal(format!("server: {e}")))
     }
 }
@@ -66,23 +72,42 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     let store = open_store(&config)?;
     let key = crate::keys::load_or_create_signing_key(&config.data_dir.join("keys"))?;
 
-    let public_host = url::Url::parse(&config.public_url).ok().and_then(|u| u.host_str().map(str::to_owned));
+    let public_host = url::Url::parse(&config.public_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned));
     let (cert, key_path, dev_ca_cert) = if config.dev {
         let tls = crate::keys::ensure_dev_tls(&config.data_dir, public_host.as_deref())?;
         seed_demo(store.as_ref(), &config)?;
         (tls.cert, tls.key, Some(tls.ca_cert))
     } else {
-        let cert = config.tls_cert.clone().ok_or_else(|| Error::Config("tls_cert missing".into()))?;
-        let key = config.tls_key.clone().ok_or_else(|| Error::Config("tls_key missing".into()))?;
+        let cert = config
+            .tls_cert
+            .clone()
+            .ok_or_else(|| Error::Config("tls_cert missing".into()))?;
+        let key = config
+            .tls_key
+            .clone()
+            .ok_or_else(|| Error::Config("tls_key missing".into()))?;
         (cert, key, None)
     };
     let tls = tls_config(&cert, &key_path)?;
 
-    let listener = TcpListener::bind(config.listen).map_err(|e| Error::Config(format!("bind {}: {e}", config.listen)))?;
-    listener.set_nonblocking(true).map_err(|e| Error::Config(e.to_string()))?;
-    let addr = listener.local_addr().map_err(|e| Error::Config(e.to_string()))?;
+    let listener = TcpListener::bind(config.listen)
+        .map_err(|e| Error::Config(format!("bind {}: {e}", config.listen)))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::Config(e.to_string()))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Config(e.to_string()))?;
     let base_url = config.base_url(addr);
-    let state = Arc::new(AppState { config, base_url: base_url.clone(), store: store.clone(), key, clock });
+    let state = Arc::new(AppState {
+        config,
+        base_url: base_url.clone(),
+        store: store.clone(),
+        key,
+        clock,
+    });
     let app = router(state);
     let handle = axum_server::Handle::new();
     let server = axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(Arc::new(tls)))
@@ -90,7 +115,14 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         .handle(handle.clone());
     let task = tokio::spawn(server.serve(app.into_make_service()));
     tracing::info!(%addr, %base_url, "authz-server listening");
-    Ok(RunningServer { addr, base_url, dev_ca_cert, handle, task, store })
+    Ok(RunningServer {
+        addr,
+        base_url,
+        dev_ca_cert,
+        handle,
+        task,
+        store,
+    })
 }
 
 fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<rustls::ServerConfig> {
@@ -100,7 +132,8 @@ fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<rustls::S
         .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
         .map_err(|e| Error::Config(format!("{}: {e}", cert.display())))?;
     let key_pem = crate::keys::read_private(key)?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| Error::Config(format!("{}: {e}", key.display())))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|e| Error::Config(format!("{}: {e}", key.display())))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -118,16 +151,28 @@ fn seed_demo(store: &dyn Store, config: &Config) -> Result<()> {
     if crate::users::client(store, DEMO_CLIENT_ID)?.is_none() {
         crate::users::add_client(
             store,
-            &OAuthClient { id: DEMO_CLIENT_ID.into(), redirect_uris: vec![DEMO_REDIRECT_URI.into()] },
+            &OAuthClient {
+                id: DEMO_CLIENT_ID.into(),
+                redirect_uris: vec![DEMO_REDIRECT_URI.into()],
+            },
         )?;
     }
     if crate::users::by_handle(store, DEMO_HANDLE)?.is_none() {
         let password = demo_password(config)?;
         crate::users::add(
             store,
-            &NewUser { handle: DEMO_HANDLE, name: "Alice Smith", team: Some("wire"), domain: &config.domain, password: &password },
+            &NewUser {
+                handle: DEMO_HANDLE,
+                name: "Alice Smith",
+                team: Some("wire"),
+                domain: &config.domain,
+                password: &password,
+            },
         )?;
-        tracing::info!(handle = DEMO_HANDLE, "seeded the demo user; its password is in demo-password");
+        tracing::info!(
+            handle = DEMO_HANDLE,
+            "seeded the demo user; its password is in demo-password"
+        );
     }
     Ok(())
 }
@@ -137,7 +182,9 @@ pub fn demo_password(config: &Config) -> Result<SecretString> {
     let path = config.data_dir.join("demo-password");
     if path.exists() {
         let bytes = crate::keys::read_private(&path)?;
-        return Ok(SecretString::new(String::from_utf8_lossy(&bytes).trim().to_owned()));
+        return Ok(SecretString::new(
+            String::from_utf8_lossy(&bytes).trim().to_owned(),
+        ));
     }
     let password = proto::random::token(96);
     crate::keys::write_private(&path, password.as_bytes())?;

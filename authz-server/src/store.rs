@@ -54,7 +54,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn put(&self, tree: Tree, key: &str, value: &[u8]) -> Result<()>;
     /// Atomically replaces `expected` (None = absent) by `new` (None = delete); false when
     /// the stored value was not `expected`.
-    fn compare_and_swap(&self, tree: Tree, key: &str, expected: Option<&[u8]>, new: Option<&[u8]>) -> Result<bool>;
+    fn compare_and_swap(
+        &self,
+        tree: Tree,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool>;
     /// Atomically removes and returns a value: the redemption of a single-use object.
     fn take(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>>;
     /// All entries whose key starts with `prefix`, in key order.
@@ -81,7 +87,9 @@ impl dyn Store + '_ {
 
     /// Removes a record and decodes what was there.
     pub fn take_json<T: DeserializeOwned>(&self, tree: Tree, key: &str) -> Result<Option<T>> {
-        self.take(tree, key)?.map(|bytes| decode(&bytes)).transpose()
+        self.take(tree, key)?
+            .map(|bytes| decode(&bytes))
+            .transpose()
     }
 
     /// Decodes every record under a prefix.
@@ -111,7 +119,8 @@ pub struct SledStore {
 impl SledStore {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let db = sled::open(path).map_err(|e| Error::Storage(format!("open {}: {e}", path.display())))?;
+        let db = sled::open(path)
+            .map_err(|e| Error::Storage(format!("open {}: {e}", path.display())))?;
         Ok(Self { db })
     }
 
@@ -126,7 +135,11 @@ fn storage(e: impl std::fmt::Display) -> Error {
 
 impl Store for SledStore {
     fn get(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.tree(tree)?.get(key).map_err(storage)?.map(|v| v.to_vec()))
+        Ok(self
+            .tree(tree)?
+            .get(key)
+            .map_err(storage)?
+            .map(|v| v.to_vec()))
     }
 
     fn put(&self, tree: Tree, key: &str, value: &[u8]) -> Result<()> {
@@ -134,7 +147,13 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn compare_and_swap(&self, tree: Tree, key: &str, expected: Option<&[u8]>, new: Option<&[u8]>) -> Result<bool> {
+    fn compare_and_swap(
+        &self,
+        tree: Tree,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool> {
         Ok(self
             .tree(tree)?
             .compare_and_swap(key, expected, new)
@@ -143,7 +162,11 @@ impl Store for SledStore {
     }
 
     fn take(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.tree(tree)?.remove(key).map_err(storage)?.map(|v| v.to_vec()))
+        Ok(self
+            .tree(tree)?
+            .remove(key)
+            .map_err(storage)?
+            .map(|v| v.to_vec()))
     }
 
     fn scan_prefix(&self, tree: Tree, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
@@ -171,11 +194,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store: Box<dyn Store> = Box::new(SledStore::open(dir.path()).unwrap());
         store.put(Tree::BackendNonces, "n", b"v").unwrap();
-        assert_eq!(store.take(Tree::BackendNonces, "n").unwrap().as_deref(), Some(&b"v"[..]));
+        assert_eq!(
+            store.take(Tree::BackendNonces, "n").unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
         assert_eq!(store.take(Tree::BackendNonces, "n").unwrap(), None);
-        assert!(store.compare_and_swap(Tree::Codes, "c", None, Some(b"1")).unwrap());
-        assert!(!store.compare_and_swap(Tree::Codes, "c", None, Some(b"2")).unwrap());
-        assert!(store.compare_and_swap(Tree::Codes, "c", Some(b"1"), Some(b"2")).unwrap());
+        assert!(
+            store
+                .compare_and_swap(Tree::Codes, "c", None, Some(b"1"))
+                .unwrap()
+        );
+        assert!(
+            !store
+                .compare_and_swap(Tree::Codes, "c", None, Some(b"2"))
+                .unwrap()
+        );
+        assert!(
+            store
+                .compare_and_swap(Tree::Codes, "c", Some(b"1"), Some(b"2"))
+                .unwrap()
+        );
         store.put(Tree::Devices, "u1/a", b"1").unwrap();
         store.put(Tree::Devices, "u2/b", b"2").unwrap();
         assert_eq!(store.scan_prefix(Tree::Devices, "u1/").unwrap().len(), 1);
@@ -190,6 +228,9 @@ mod tests {
             store.flush().unwrap();
         }
         let store = SledStore::open(dir.path()).unwrap();
-        assert_eq!(store.get(Tree::Users, "k").unwrap().as_deref(), Some(&b"v"[..]));
+        assert_eq!(
+            store.get(Tree::Users, "k").unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
     }
 }

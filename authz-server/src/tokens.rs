@@ -4,7 +4,9 @@
 
 use axum::http::HeaderMap;
 use proto::clock::UnixTime;
-use proto::dpop::{DpopCheck, DpopPolicy, NonceCheck, VerifiedDpopProof, single_dpop_header, verify_dpop_proof};
+use proto::dpop::{
+    DpopCheck, DpopPolicy, NonceCheck, VerifiedDpopProof, single_dpop_header, verify_dpop_proof,
+};
 use proto::jws::{Claims, SigningKey, UnverifiedJws};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -81,7 +83,10 @@ pub fn issue_for_grant(
         let digest = Sha256::digest(access_token.as_bytes());
         id.set("at_hash", proto::b64::encode(&digest[..16]));
         id.set("name", user.name.clone());
-        id.set("preferred_username", format!("{}@{}", user.handle, user.domain));
+        id.set(
+            "preferred_username",
+            format!("{}@{}", user.handle, user.domain),
+        );
         id.set("handle", user.handle_uri()?.to_uri());
         if let Some(team) = &user.team {
             id.set("team", team.clone());
@@ -151,22 +156,37 @@ pub fn authenticate(
     let scheme = match scheme.as_str() {
         "bearer" => Scheme::Bearer,
         "dpop" => Scheme::Dpop,
-        _ => return Err(Error::invalid_token("unsupported authorization scheme", Scheme::Bearer)),
+        _ => {
+            return Err(Error::invalid_token(
+                "unsupported authorization scheme",
+                Scheme::Bearer,
+            ));
+        }
     };
     let invalid = |d: &str| Error::invalid_token(d, scheme);
     let jws = UnverifiedJws::from_compact(token).map_err(|_| invalid("malformed access token"))?;
-    if jws.header().typ() != Some("at+jwt") || jws.header().kid() != issuer.key.public_jwk().kid.as_deref() {
+    if jws.header().typ() != Some("at+jwt")
+        || jws.header().kid() != issuer.key.public_jwk().kid.as_deref()
+    {
         return Err(invalid("not an access token of this server"));
     }
     let claims = jws
         .verify(issuer.key.public_jwk())
         .and_then(|v| v.claims())
         .map_err(|_| invalid("bad access token signature"))?;
-    let field = |name: &'static str| claims.string(name).map_err(|_| invalid("malformed access token"));
+    let field = |name: &'static str| {
+        claims
+            .string(name)
+            .map_err(|_| invalid("malformed access token"))
+    };
     if field("iss")? != issuer.url {
         return Err(invalid("foreign access token"));
     }
-    if claims.int("exp").map_err(|_| invalid("malformed access token"))? < now {
+    if claims
+        .int("exp")
+        .map_err(|_| invalid("malformed access token"))?
+        < now
+    {
         return Err(invalid("the access token expired"));
     }
     let jti = field("jti")?.to_owned();
@@ -181,22 +201,37 @@ pub fn authenticate(
     match (&jkt, proof_use) {
         (Some(jkt), ProofUse::Resource { htm, htu }) => {
             if scheme != Scheme::Dpop {
-                return Err(Error::invalid_token("a DPoP-bound token must use the DPoP scheme", Scheme::Dpop));
+                return Err(Error::invalid_token(
+                    "a DPoP-bound token must use the DPoP scheme",
+                    Scheme::Dpop,
+                ));
             }
             let raw = single_dpop_header(headers.get_all("dpop").iter().map(|v| v.as_bytes()))
                 .map_err(|e| Error::invalid_token(e.to_string(), Scheme::Dpop))?;
-            let check = DpopCheck { htm, htu, nonce: NonceCheck::NotRequired, access_token: Some(token), wire: None };
+            let check = DpopCheck {
+                htm,
+                htu,
+                nonce: NonceCheck::NotRequired,
+                access_token: Some(token),
+                wire: None,
+            };
             let proof = verify_dpop_proof(raw, &check, &DpopPolicy::rfc9449(), now)
                 .map_err(|e| Error::invalid_token(format!("DPoP proof: {e}"), Scheme::Dpop))?;
             if proof.thumbprint() != jkt {
-                return Err(Error::invalid_token("the DPoP proof key is not the token's", Scheme::Dpop));
+                return Err(Error::invalid_token(
+                    "the DPoP proof key is not the token's",
+                    Scheme::Dpop,
+                ));
             }
         }
         (None, _) if scheme == Scheme::Dpop => {
-            return Err(invalid("the token is not DPoP-bound; use the Bearer scheme"));
+            return Err(invalid(
+                "the token is not DPoP-bound; use the Bearer scheme",
+            ));
         }
         _ => {}
     }
-    let user = crate::users::get(store, field("sub")?)?.ok_or_else(|| invalid("the user no longer exists"))?;
+    let user = crate::users::get(store, field("sub")?)?
+        .ok_or_else(|| invalid("the user no longer exists"))?;
     Ok(AuthenticatedUser { user, jti, jkt })
 }

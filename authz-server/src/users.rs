@@ -2,8 +2,8 @@
 //! and the public OAuth clients devices log in with. Operator commands and the login page use
 //! this module; nothing else touches these records.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use proto::secret::SecretString;
 use proto::wire_id::HandleUri;
 use serde::{Deserialize, Serialize};
@@ -36,7 +36,8 @@ impl User {
 
     /// The UUID bytes.
     pub fn id_bytes(&self) -> Result<[u8; 16]> {
-        proto::wire_id::parse_uuid(&self.id).ok_or_else(|| Error::Storage("user id is not a UUID".into()))
+        proto::wire_id::parse_uuid(&self.id)
+            .ok_or_else(|| Error::Storage("user id is not a UUID".into()))
     }
 }
 
@@ -63,7 +64,9 @@ pub fn add(store: &dyn Store, new: &NewUser<'_>) -> Result<User> {
         return Err(Error::invalid_request("the display name is empty"));
     }
     if new.password.expose().len() < 8 {
-        return Err(Error::invalid_request("the password must have at least 8 characters"));
+        return Err(Error::invalid_request(
+            "the password must have at least 8 characters",
+        ));
     }
     let user = User {
         id: proto::random::uuid_v4(),
@@ -81,7 +84,12 @@ pub fn add(store: &dyn Store, new: &NewUser<'_>) -> Result<User> {
             _ => true,
         };
         if !dangling
-            || !store.compare_and_swap(Tree::Handles, &user.handle, existing.as_deref(), Some(&id_json))?
+            || !store.compare_and_swap(
+                Tree::Handles,
+                &user.handle,
+                existing.as_deref(),
+                Some(&id_json),
+            )?
         {
             return Err(Error::Wire {
                 status: axum::http::StatusCode::CONFLICT,
@@ -131,9 +139,15 @@ pub fn remove(store: &dyn Store, handle: &str) -> Result<bool> {
 /// handles exist.
 pub fn authenticate(store: &dyn Store, handle: &str, password: &SecretString) -> Result<User> {
     let user = by_handle(store, handle)?;
-    let hash = user.as_ref().map_or(DUMMY_HASH, |u| u.password_hash.as_str());
+    let hash = user
+        .as_ref()
+        .map_or(DUMMY_HASH, |u| u.password_hash.as_str());
     let ok = PasswordHash::new(hash)
-        .map(|parsed| Argon2::default().verify_password(password.expose().as_bytes(), &parsed).is_ok())
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.expose().as_bytes(), &parsed)
+                .is_ok()
+        })
         .unwrap_or(false);
     match user {
         Some(user) if ok => Ok(user),
@@ -145,7 +159,8 @@ pub fn authenticate(store: &dyn Store, handle: &str, password: &SecretString) ->
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2rR9tOaFz0GkVAh2dcaQW5eRl4Qpbhw4cP+0K0Ef9oE";
 
 fn hash_password(password: &SecretString) -> Result<String> {
-    let salt = SaltString::encode_b64(&proto::random::bytes(16)).map_err(|e| Error::Internal(e.to_string()))?;
+    let salt = SaltString::encode_b64(&proto::random::bytes(16))
+        .map_err(|e| Error::Internal(e.to_string()))?;
     Argon2::default()
         .hash_password(password.expose().as_bytes(), &salt)
         .map(|h| h.to_string())
@@ -164,7 +179,9 @@ pub struct OAuthClient {
 impl OAuthClient {
     /// Whether `uri` is one of the registered redirect URIs.
     pub fn allows_redirect(&self, uri: &str) -> bool {
-        self.redirect_uris.iter().any(|r| r == uri || loopback_match(r, uri))
+        self.redirect_uris
+            .iter()
+            .any(|r| r == uri || loopback_match(r, uri))
     }
 }
 
@@ -183,12 +200,17 @@ fn loopback_match(registered: &str, presented: &str) -> bool {
 /// Registers (or replaces) a public client.
 pub fn add_client(store: &dyn Store, client: &OAuthClient) -> Result<()> {
     if client.id.is_empty() || client.redirect_uris.is_empty() {
-        return Err(Error::invalid_request("a client needs an id and at least one redirect URI"));
+        return Err(Error::invalid_request(
+            "a client needs an id and at least one redirect URI",
+        ));
     }
     for uri in &client.redirect_uris {
-        let parsed = url::Url::parse(uri).map_err(|_| Error::invalid_request(format!("bad redirect URI {uri}")))?;
+        let parsed = url::Url::parse(uri)
+            .map_err(|_| Error::invalid_request(format!("bad redirect URI {uri}")))?;
         if parsed.fragment().is_some() {
-            return Err(Error::invalid_request("redirect URIs must not have a fragment"));
+            return Err(Error::invalid_request(
+                "redirect URIs must not have a fragment",
+            ));
         }
     }
     store.put_json(Tree::Clients, &client.id, client)?;
@@ -227,15 +249,37 @@ mod tests {
     fn add_authenticate_and_refuse_duplicates() {
         let (_d, store) = store();
         let pw = SecretString::new("correct horse");
-        let new = NewUser { handle: "alice_wire", name: "Alice Smith", team: Some("wire"), domain: "wire.com", password: &pw };
+        let new = NewUser {
+            handle: "alice_wire",
+            name: "Alice Smith",
+            team: Some("wire"),
+            domain: "wire.com",
+            password: &pw,
+        };
         let user = add(store.as_ref(), &new).unwrap();
-        assert_eq!(authenticate(store.as_ref(), "alice_wire", &pw).unwrap(), user);
+        assert_eq!(
+            authenticate(store.as_ref(), "alice_wire", &pw).unwrap(),
+            user
+        );
         assert!(matches!(
-            authenticate(store.as_ref(), "alice_wire", &SecretString::new("wrong horse")),
+            authenticate(
+                store.as_ref(),
+                "alice_wire",
+                &SecretString::new("wrong horse")
+            ),
             Err(Error::BadCredentials)
         ));
-        assert!(matches!(authenticate(store.as_ref(), "nobody", &pw), Err(Error::BadCredentials)));
-        assert!(matches!(add(store.as_ref(), &new), Err(Error::Wire { label: "handle-exists", .. })));
+        assert!(matches!(
+            authenticate(store.as_ref(), "nobody", &pw),
+            Err(Error::BadCredentials)
+        ));
+        assert!(matches!(
+            add(store.as_ref(), &new),
+            Err(Error::Wire {
+                label: "handle-exists",
+                ..
+            })
+        ));
         assert!(!format!("{user:?}").contains("correct horse"));
         assert!(remove(store.as_ref(), "alice_wire").unwrap());
         assert!(by_handle(store.as_ref(), "alice_wire").unwrap().is_none());
@@ -244,18 +288,32 @@ mod tests {
     #[test]
     fn dangling_handle_index_is_taken_over() {
         let (_d, store) = store();
-        store.put_json(Tree::Handles, "bob", &"missing-id".to_owned()).unwrap();
+        store
+            .put_json(Tree::Handles, "bob", &"missing-id".to_owned())
+            .unwrap();
         let pw = SecretString::new("password1");
-        let new = NewUser { handle: "bob", name: "Bob", team: None, domain: "wire.com", password: &pw };
+        let new = NewUser {
+            handle: "bob",
+            name: "Bob",
+            team: None,
+            domain: "wire.com",
+            password: &pw,
+        };
         let user = add(store.as_ref(), &new).unwrap();
-        assert_eq!(by_handle(store.as_ref(), "bob").unwrap().unwrap().id, user.id);
+        assert_eq!(
+            by_handle(store.as_ref(), "bob").unwrap().unwrap().id,
+            user.id
+        );
     }
 
     #[test]
     fn redirect_matching_is_exact_except_loopback_port() {
         let c = OAuthClient {
             id: "c".into(),
-            redirect_uris: vec!["http://127.0.0.1/cb".into(), "https://app.example/cb".into()],
+            redirect_uris: vec![
+                "http://127.0.0.1/cb".into(),
+                "https://app.example/cb".into(),
+            ],
         };
         assert!(c.allows_redirect("http://127.0.0.1:53211/cb"));
         assert!(c.allows_redirect("https://app.example/cb"));

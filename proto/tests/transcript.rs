@@ -2,6 +2,8 @@
 //! verifiers: the real proof and access token verify at the recorded instant, and every
 //! single-claim mutation is refused by the check responsible for that claim.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use proto::access_token::{AccessTokenCheck, AccessTokenPolicy, verify_access_token};
 use proto::dpop::{
     DpopCheck, DpopPolicy, NonceCheck, WireExpectations, sign_proof_claims, verify_dpop_proof,
@@ -11,6 +13,9 @@ use proto::jws::{Algorithm, Claims, SigningKey};
 use proto::wire_id::{ClientId, DeviceIdentifier, HandleUri, UserIdentifier};
 use proto::{Error, b64};
 use serde_json::{Value, json};
+
+/// A named claim mutation and the error it must produce.
+type MutationCase = (&'static str, Box<dyn Fn(&mut Claims)>, Error);
 
 struct Transcript(Value);
 
@@ -261,7 +266,7 @@ fn every_proof_claim_mutation_is_refused_by_its_check() {
         .verify_proof(&resign_proof(&t, &key, |_| {}), now)
         .unwrap();
 
-    let cases: Vec<(&str, Box<dyn Fn(&mut Claims)>, Error)> = vec![
+    let cases: Vec<MutationCase> = vec![
         (
             "no jti",
             Box::new(|c| {
@@ -486,7 +491,7 @@ fn every_access_token_claim_mutation_is_refused_by_its_check() {
     );
     verify(&jkt_only).unwrap();
 
-    let cases: Vec<(&str, Box<dyn Fn(&mut Claims)>, Error)> = vec![
+    let cases: Vec<MutationCase> = vec![
         (
             "iss",
             Box::new(|c| c.set("iss", "http://wire.com:46335/clients/1234/access-token")),

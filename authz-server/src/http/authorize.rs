@@ -33,15 +33,32 @@ enum Refusal {
     /// Shown to the user: the client or redirect URI is not trustworthy.
     Page(String),
     /// Sent back to the client's redirect URI (RFC 6749 §4.1.2.1).
-    Redirect { uri: String, state: Option<String>, error: &'static str, description: String },
+    Redirect {
+        uri: String,
+        state: Option<String>,
+        error: &'static str,
+        description: String,
+    },
 }
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         match self {
-            Refusal::Page(message) => (StatusCode::BAD_REQUEST, Html(page("Request refused", &escape(&message)))).into_response(),
-            Refusal::Redirect { uri, state, error, description } => {
-                let mut pairs = vec![("error", error.to_owned()), ("error_description", description)];
+            Refusal::Page(message) => (
+                StatusCode::BAD_REQUEST,
+                Html(page("Request refused", &escape(&message))),
+            )
+                .into_response(),
+            Refusal::Redirect {
+                uri,
+                state,
+                error,
+                description,
+            } => {
+                let mut pairs = vec![
+                    ("error", error.to_owned()),
+                    ("error_description", description),
+                ];
                 if let Some(s) = state {
                     pairs.push(("state", s));
                 }
@@ -66,8 +83,13 @@ fn redirect_with(uri: &str, pairs: &[(&str, String)]) -> Response {
     }
 }
 
-fn validate(state: &SharedState, params: HashMap<String, String>) -> std::result::Result<AuthRequest, Refusal> {
-    let client_id = params.get("client_id").ok_or_else(|| Refusal::Page("client_id is missing".into()))?;
+fn validate(
+    state: &SharedState,
+    params: HashMap<String, String>,
+) -> std::result::Result<AuthRequest, Refusal> {
+    let client_id = params
+        .get("client_id")
+        .ok_or_else(|| Refusal::Page("client_id is missing".into()))?;
     let client = crate::users::client(state.store(), client_id)
         .ok()
         .flatten()
@@ -75,7 +97,9 @@ fn validate(state: &SharedState, params: HashMap<String, String>) -> std::result
     let redirect_uri = params
         .get("redirect_uri")
         .filter(|r| client.allows_redirect(r))
-        .ok_or_else(|| Refusal::Page("redirect_uri is missing or not registered for this client".into()))?
+        .ok_or_else(|| {
+            Refusal::Page("redirect_uri is missing or not registered for this client".into())
+        })?
         .clone();
     let st = params.get("state").cloned();
     let refuse = |error: &'static str, description: &str| Refusal::Redirect {
@@ -85,30 +109,55 @@ fn validate(state: &SharedState, params: HashMap<String, String>) -> std::result
         description: description.to_owned(),
     };
     if params.get("response_type").map(String::as_str) != Some("code") {
-        return Err(refuse("unsupported_response_type", "response_type must be code"));
+        return Err(refuse(
+            "unsupported_response_type",
+            "response_type must be code",
+        ));
     }
-    let challenge = params.get("code_challenge").map(String::as_str).unwrap_or("");
+    let challenge = params
+        .get("code_challenge")
+        .map(String::as_str)
+        .unwrap_or("");
     if challenge.is_empty() {
-        return Err(refuse("invalid_request", "PKCE is required: code_challenge is missing"));
+        return Err(refuse(
+            "invalid_request",
+            "PKCE is required: code_challenge is missing",
+        ));
     }
     if params.get("code_challenge_method").map(String::as_str) != Some("S256") {
-        return Err(refuse("invalid_request", "code_challenge_method must be S256"));
+        return Err(refuse(
+            "invalid_request",
+            "code_challenge_method must be S256",
+        ));
     }
     if challenge.len() != 43 || proto::b64::decode(challenge, "code_challenge").is_err() {
-        return Err(refuse("invalid_request", "code_challenge must be a base64url SHA-256 hash"));
+        return Err(refuse(
+            "invalid_request",
+            "code_challenge must be a base64url SHA-256 hash",
+        ));
     }
-    if let Some(scope) = params.get("scope") {
-        if scope.split(' ').any(|s| !s.is_empty() && !SCOPES.contains(&s)) {
-            return Err(refuse("invalid_scope", "unsupported scope"));
-        }
+    if let Some(scope) = params.get("scope")
+        && scope
+            .split(' ')
+            .any(|s| !s.is_empty() && !SCOPES.contains(&s))
+    {
+        return Err(refuse("invalid_scope", "unsupported scope"));
     }
-    if let Some(jkt) = params.get("dpop_jkt") {
-        if jkt.len() != 43 || proto::b64::decode(jkt, "dpop_jkt").is_err() {
-            return Err(refuse("invalid_request", "dpop_jkt must be a JWK SHA-256 thumbprint"));
-        }
+    if let Some(jkt) = params.get("dpop_jkt")
+        && (jkt.len() != 43 || proto::b64::decode(jkt, "dpop_jkt").is_err())
+    {
+        return Err(refuse(
+            "invalid_request",
+            "dpop_jkt must be a JWK SHA-256 thumbprint",
+        ));
     }
     echoed_claims(params.get("claims")).map_err(|d| refuse("invalid_request", &d))?;
-    Ok(AuthRequest { client, redirect_uri, state: st, params })
+    Ok(AuthRequest {
+        client,
+        redirect_uri,
+        state: st,
+        params,
+    })
 }
 
 /// Extracts the `keyauth` and `acme_aud` values an OIDC `claims` request asks for.
@@ -119,17 +168,28 @@ fn echoed_claims(raw: Option<&String>) -> std::result::Result<EchoedClaims, Stri
     let value: Value = serde_json::from_str(raw).map_err(|_| "claims is not JSON".to_owned())?;
     let id_token = value.get("id_token");
     let pick = |name: &str| -> std::result::Result<Option<String>, String> {
-        match id_token.and_then(|t| t.get(name)).and_then(|c| c.get("value")) {
+        match id_token
+            .and_then(|t| t.get(name))
+            .and_then(|c| c.get("value"))
+        {
             None => Ok(None),
             Some(Value::String(s)) if s.len() <= MAX_ECHOED_CLAIM => Ok(Some(s.clone())),
-            Some(_) => Err(format!("claims.id_token.{name}.value must be a short string")),
+            Some(_) => Err(format!(
+                "claims.id_token.{name}.value must be a short string"
+            )),
         }
     };
-    Ok(EchoedClaims { keyauth: pick("keyauth")?, acme_aud: pick("acme_aud")? })
+    Ok(EchoedClaims {
+        keyauth: pick("keyauth")?,
+        acme_aud: pick("acme_aud")?,
+    })
 }
 
 /// `GET /authorize`: the login form.
-pub async fn show(State(state): State<SharedState>, Query(params): Query<HashMap<String, String>>) -> Response {
+pub async fn show(
+    State(state): State<SharedState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
     match validate(&state, params) {
         Ok(req) => login_form(&req, None, StatusCode::OK),
         Err(refusal) => refusal.into_response(),
@@ -137,7 +197,10 @@ pub async fn show(State(state): State<SharedState>, Query(params): Query<HashMap
 }
 
 /// `POST /authorize`: the login form's submission (also usable directly by headless devices).
-pub async fn submit(State(state): State<SharedState>, Form(mut params): Form<HashMap<String, String>>) -> Response {
+pub async fn submit(
+    State(state): State<SharedState>,
+    Form(mut params): Form<HashMap<String, String>>,
+) -> Response {
     let username = params.remove("username").unwrap_or_default();
     let password = SecretString::new(params.remove("password").unwrap_or_default());
     let req = match validate(&state, params) {
@@ -145,12 +208,19 @@ pub async fn submit(State(state): State<SharedState>, Form(mut params): Form<Has
         Err(refusal) => return refusal.into_response(),
     };
     let store = state.store.clone();
-    let login = tokio::task::spawn_blocking(move || crate::users::authenticate(store.as_ref(), &username, &password)).await;
+    let login = tokio::task::spawn_blocking(move || {
+        crate::users::authenticate(store.as_ref(), &username, &password)
+    })
+    .await;
     let user = match login {
         Ok(Ok(user)) => user,
         Ok(Err(Error::BadCredentials)) => {
             tracing::info!(client_id = %req.client.id, "login failed");
-            return login_form(&req, Some("Wrong handle or password."), StatusCode::UNAUTHORIZED);
+            return login_form(
+                &req,
+                Some("Wrong handle or password."),
+                StatusCode::UNAUTHORIZED,
+            );
         }
         Ok(Err(e)) => return e.into_response(),
         Err(_) => return Error::Internal("login task failed".into()).into_response(),
@@ -191,9 +261,17 @@ fn login_form(req: &AuthRequest, error: Option<&str>, status: StatusCode) -> Res
     let hidden: String = req
         .params
         .iter()
-        .map(|(k, v)| format!(r#"<input type="hidden" name="{}" value="{}">"#, escape(k), escape(v)))
+        .map(|(k, v)| {
+            format!(
+                r#"<input type="hidden" name="{}" value="{}">"#,
+                escape(k),
+                escape(v)
+            )
+        })
         .collect();
-    let error = error.map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, escape(e))).unwrap_or_default();
+    let error = error
+        .map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, escape(e)))
+        .unwrap_or_default();
     let body = format!(
         r#"<p>Sign in to continue to <strong>{client}</strong>.</p>{error}
 <form method="post" action="/authorize">{hidden}
@@ -204,8 +282,14 @@ fn login_form(req: &AuthRequest, error: Option<&str>, status: StatusCode) -> Res
     );
     let mut response = (status, Html(page("Sign in", &body))).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
-    headers.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    headers.insert(
+        header::X_FRAME_OPTIONS,
+        header::HeaderValue::from_static("DENY"),
+    );
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         header::HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
@@ -244,7 +328,10 @@ mod tests {
 
     #[test]
     fn escapes_markup() {
-        assert_eq!(escape(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            escape(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
     }
 
     #[test]

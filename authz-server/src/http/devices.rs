@@ -6,7 +6,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use proto::access_token::{AccessTokenParams, issue_access_token};
-use proto::dpop::{DpopCheck, DpopPolicy, NonceCheck, WireExpectations, single_dpop_header, verify_dpop_proof};
+use proto::dpop::{
+    DpopCheck, DpopPolicy, NonceCheck, WireExpectations, single_dpop_header, verify_dpop_proof,
+};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -15,10 +17,24 @@ use crate::devices::{self, Device};
 use crate::error::{Error, Result};
 use crate::tokens::{AuthenticatedUser, ProofUse, authenticate};
 
-fn auth(state: &SharedState, headers: &HeaderMap, method: &Method, path: &str) -> Result<AuthenticatedUser> {
+fn auth(
+    state: &SharedState,
+    headers: &HeaderMap,
+    method: &Method,
+    path: &str,
+) -> Result<AuthenticatedUser> {
     let htu = state.url(path);
-    let proof_use = ProofUse::Resource { htm: method.as_str(), htu: &htu };
-    authenticate(state.store(), &state.issuer(), headers, proof_use, state.clock.now())
+    let proof_use = ProofUse::Resource {
+        htm: method.as_str(),
+        htu: &htu,
+    };
+    authenticate(
+        state.store(),
+        &state.issuer(),
+        headers,
+        proof_use,
+        state.clock.now(),
+    )
 }
 
 fn device_of(state: &SharedState, auth: &AuthenticatedUser, device_id: &str) -> Result<Device> {
@@ -51,7 +67,11 @@ pub async fn register(
 }
 
 /// `GET /clients`: the user's devices.
-pub async fn list(State(state): State<SharedState>, method: Method, headers: HeaderMap) -> Result<Response> {
+pub async fn list(
+    State(state): State<SharedState>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response> {
     let auth = auth(&state, &headers, &method, "/clients")?;
     let devices = devices::list(state.store(), &auth.user)?;
     let items: Result<Vec<_>> = devices
@@ -71,7 +91,12 @@ pub async fn nonce(
     method: Method,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let auth = auth(&state, &headers, &method, &format!("/clients/{device_id}/nonce"))?;
+    let auth = auth(
+        &state,
+        &headers,
+        &method,
+        &format!("/clients/{device_id}/nonce"),
+    )?;
     let device = device_of(&state, &auth, &device_id)?;
     let nonce = devices::issue_nonce(
         state.store(),
@@ -82,7 +107,10 @@ pub async fn nonce(
     )?;
     let mut response = StatusCode::OK.into_response();
     let h = response.headers_mut();
-    h.insert("replay-nonce", HeaderValue::from_str(&nonce).map_err(|e| Error::Internal(e.to_string()))?);
+    h.insert(
+        "replay-nonce",
+        HeaderValue::from_str(&nonce).map_err(|e| Error::Internal(e.to_string()))?,
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
@@ -96,12 +124,19 @@ pub async fn access_token(
 ) -> Result<Response> {
     let now = state.clock.now();
     let path = format!("/clients/{device_id}/access-token");
-    let auth = authenticate(state.store(), &state.issuer(), &headers, ProofUse::WireEndpoint, now)?;
+    let auth = authenticate(
+        state.store(),
+        &state.issuer(),
+        &headers,
+        ProofUse::WireEndpoint,
+        now,
+    )?;
     let device = device_of(&state, &auth, &device_id)?;
     let client_id = devices::client_id(&auth.user, &device)?;
     let handle = auth.user.handle_uri()?;
 
-    let raw = single_dpop_header(headers.get_all("dpop").iter().map(|v| v.as_bytes())).map_err(Error::WireProof)?;
+    let raw = single_dpop_header(headers.get_all("dpop").iter().map(|v| v.as_bytes()))
+        .map_err(Error::WireProof)?;
     let htu = state.url(&path);
     let check = DpopCheck {
         htm: "POST",
@@ -120,20 +155,28 @@ pub async fn access_token(
     let mut policy = DpopPolicy::wire();
     policy.max_exp_ahead = Some(state.config.lifetimes.max_proof_exp + policy.max_skew);
     let proof = verify_dpop_proof(raw, &check, &policy, now).map_err(Error::WireProof)?;
-    if let Some(jkt) = &auth.jkt {
-        if jkt != proof.thumbprint() {
-            return Err(Error::WireProof(proto::Error::ProofKeyMismatch));
-        }
+    if let Some(jkt) = &auth.jkt
+        && jkt != proof.thumbprint()
+    {
+        return Err(Error::WireProof(proto::Error::ProofKeyMismatch));
     }
     if url::Url::parse(&proof.wire().map(|w| w.aud.clone()).unwrap_or_default()).is_err() {
         return Err(Error::WireProof(proto::Error::InvalidUri("aud")));
     }
     let nonce = proof.nonce().unwrap_or_default();
     let _redeemed = devices::redeem_nonce(state.store(), nonce, &auth.user, &device, now)?;
-    let params = AccessTokenParams { issuer: &htu, lifetime: state.config.lifetimes.client_access_token, now };
+    let params = AccessTokenParams {
+        issuer: &htu,
+        lifetime: state.config.lifetimes.client_access_token,
+        now,
+    };
     let issued = issue_access_token(&state.key, &proof, &params)?;
     tracing::info!(user = %auth.user.id, device = %device.id, jti = %issued.jti, "client access token issued");
-    let mut response = Json(json!({"token": issued.token, "type": "DPoP", "expires_in": issued.expires_in})).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let mut response =
+        Json(json!({"token": issued.token, "type": "DPoP", "expires_in": issued.expires_in}))
+            .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }

@@ -66,16 +66,31 @@ pub type SharedState = Arc<AppState>;
 /// All routes.
 pub fn router(state: SharedState) -> Router {
     Router::new()
-        .route("/.well-known/openid-configuration", get(discovery::metadata))
-        .route("/.well-known/oauth-authorization-server", get(discovery::metadata))
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::metadata),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::metadata),
+        )
         .route("/jwks", get(discovery::jwks))
         .route("/authorize", get(authorize::show).post(authorize::submit))
         .route("/token", post(token::token))
-        .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
+        .route(
+            "/userinfo",
+            get(userinfo::userinfo).post(userinfo::userinfo),
+        )
         .route("/clients", get(devices::list).post(devices::register))
         .route("/clients/{device}/nonce", get(devices::nonce))
-        .route("/clients/{device}/access-token", post(devices::access_token))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), log_request))
+        .route(
+            "/clients/{device}/access-token",
+            post(devices::access_token),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            log_request,
+        ))
         .with_state(state)
 }
 

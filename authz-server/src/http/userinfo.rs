@@ -10,10 +10,23 @@ use crate::error::Result;
 use crate::tokens::{ProofUse, authenticate};
 
 /// `GET`/`POST /userinfo`.
-pub async fn userinfo(State(state): State<SharedState>, method: Method, headers: HeaderMap) -> Result<Json<Value>> {
+pub async fn userinfo(
+    State(state): State<SharedState>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Json<Value>> {
     let htu = state.url("/userinfo");
-    let proof_use = ProofUse::Resource { htm: method.as_str(), htu: &htu };
-    let auth = authenticate(state.store(), &state.issuer(), &headers, proof_use, state.clock.now())?;
+    let proof_use = ProofUse::Resource {
+        htm: method.as_str(),
+        htu: &htu,
+    };
+    let auth = authenticate(
+        state.store(),
+        &state.issuer(),
+        &headers,
+        proof_use,
+        state.clock.now(),
+    )?;
     let user = auth.user;
     Ok(Json(json!({
         "sub": user.id,

@@ -1,0 +1,277 @@
+//! A real authz-server on 127.0.0.1 over TLS with a temp data dir, and a device that talks to
+//! it the way the SDK will: PKCE login, device registration, backend nonce, Wire DPoP proof.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use authz_server::{Config, RunningServer};
+use proto::clock::{Clock, FixedClock, SystemClock};
+use proto::dpop::{DpopClaims, WireClaims};
+use proto::jws::{Algorithm, SigningKey};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+pub const DOMAIN: &str = "wire.com";
+pub const CHALLENGE_URL: &str = "https://acme.test/acme/wire/challenge/abc/def";
+
+pub fn http_client(ca_pem: &Path) -> reqwest::Client {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_pem).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+pub struct Harness {
+    pub server: Option<RunningServer>,
+    pub client: reqwest::Client,
+    pub base: String,
+    pub password: String,
+    pub clock: Arc<FixedClock>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Harness {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().to_owned(),
+            dev: true,
+            domain: DOMAIN.into(),
+            ..Config::default()
+        };
+        let clock = Arc::new(FixedClock::new(SystemClock.now()));
+        let server = authz_server::start(config.clone(), clock.clone())
+            .await
+            .unwrap();
+        let password = authz_server::server::demo_password(&config)
+            .unwrap()
+            .expose()
+            .to_owned();
+        let client = http_client(server.dev_ca_cert.as_ref().unwrap());
+        let base = server.base_url.clone();
+        Self {
+            server: Some(server),
+            client,
+            base,
+            password,
+            clock,
+            dir,
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+pub struct Pkce {
+    pub verifier: String,
+    pub challenge: String,
+}
+
+impl Pkce {
+    pub fn new() -> Self {
+        let verifier = proto::random::token(256);
+        let challenge = proto::b64::encode(Sha256::digest(verifier.as_bytes()));
+        Self {
+            verifier,
+            challenge,
+        }
+    }
+}
+
+/// The authorization request parameters of the demo client.
+pub fn authorize_params(pkce: &Pkce) -> Vec<(&'static str, String)> {
+    vec![
+        ("response_type", "code".into()),
+        ("client_id", "wireapp".into()),
+        ("redirect_uri", "http://127.0.0.1:4711/callback".into()),
+        ("scope", "openid profile".into()),
+        ("state", "st-1".into()),
+        ("nonce", "n-1".into()),
+        ("code_challenge", pkce.challenge.clone()),
+        ("code_challenge_method", "S256".into()),
+    ]
+}
+
+/// Query parameters of a redirect's `Location`.
+pub fn location_params(response: &reqwest::Response) -> HashMap<String, String> {
+    let location = response
+        .headers()
+        .get("location")
+        .expect("a redirect")
+        .to_str()
+        .unwrap();
+    url::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+impl Harness {
+    /// Logs in with the credentials form; returns the code.
+    pub async fn authorize(
+        &self,
+        params: &[(&str, String)],
+        user: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        let mut form: Vec<(&str, String)> = params.to_vec();
+        form.push(("username", user.into()));
+        form.push(("password", password.into()));
+        self.client
+            .post(self.url("/authorize"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn token_request(
+        &self,
+        form: &[(&str, String)],
+        dpop: Option<String>,
+    ) -> reqwest::Response {
+        let mut req = self.client.post(self.url("/token")).form(form);
+        if let Some(p) = dpop {
+            req = req.header("DPoP", p);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Full PKCE login as the demo user; returns the token response.
+    pub async fn login(&self, dpop_key: Option<&SigningKey>) -> Value {
+        let pkce = Pkce::new();
+        let response = self
+            .authorize(&authorize_params(&pkce), "alice_wire", &self.password)
+            .await;
+        assert_eq!(response.status(), 303);
+        let code = location_params(&response)["code"].clone();
+        let form = token_form(&code, &pkce.verifier);
+        let proof = dpop_key.map(|k| {
+            DpopClaims::new("POST", &self.url("/token"), self.now())
+                .sign(k)
+                .unwrap()
+        });
+        let response = self.token_request(&form, proof).await;
+        assert_eq!(response.status(), 200, "{:?}", response.text().await);
+        response.json().await.unwrap()
+    }
+
+    pub async fn bearer_login(&self) -> String {
+        self.login(None).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn register_device(&self, token: &str) -> (String, String) {
+        let response = self
+            .client
+            .post(self.url("/clients"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let body: Value = response.json().await.unwrap();
+        (
+            body["id"].as_str().unwrap().to_owned(),
+            body["client_id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub async fn nonce(&self, token: &str, device: &str) -> String {
+        let response = self
+            .client
+            .head(self.url(&format!("/clients/{device}/nonce")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        response.headers()["replay-nonce"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A correct Wire proof for the demo user's device, made the way Wire clients make it
+    /// (iat/nbf an hour back, exp an hour ahead).
+    pub fn wire_proof_claims(&self, device: &str, client_id: &str, nonce: &str) -> DpopClaims {
+        let now = self.now();
+        let mut c = DpopClaims::new(
+            "POST",
+            &self.url(&format!("/clients/{device}/access-token")),
+            now - 3600,
+        );
+        c.nbf = Some(now - 3600);
+        c.exp = Some(now + 3600);
+        c.nonce = Some(nonce.into());
+        c.wire = Some(WireClaims {
+            chal: "OysCZNnV2iJTYfjmTUJZ6vavXXkzPFLf".into(),
+            sub: client_id.into(),
+            aud: CHALLENGE_URL.into(),
+            handle: format!("wireapp://%40alice_wire@{DOMAIN}"),
+            team: Some("wire".into()),
+            name: "Alice Smith".into(),
+        });
+        c
+    }
+
+    pub async fn access_token(&self, token: &str, device: &str, proof: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(&format!("/clients/{device}/access-token")))
+            .bearer_auth(token)
+            .header("DPoP", proof)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+pub fn token_form(code: &str, verifier: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("grant_type", "authorization_code".into()),
+        ("code", code.into()),
+        ("redirect_uri", "http://127.0.0.1:4711/callback".into()),
+        ("client_id", "wireapp".into()),
+        ("code_verifier", verifier.into()),
+    ]
+}
+
+pub fn account_key() -> SigningKey {
+    SigningKey::generate(Algorithm::EdDsa).unwrap()
+}
+
+/// Asserts a Wire error response with this status and label.
+pub async fn assert_wire_error(response: reqwest::Response, status: u16, label: &str) {
+    assert_eq!(response.status(), status);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["label"], label, "{body}");
+    assert!(body.get("token").is_none());
+}
