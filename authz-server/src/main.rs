@@ -4,7 +4,7 @@
 //! then flags. Operator commands open the same data directory as the server; run them while
 //! the server is stopped (the embedded store admits one process at a time).
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -160,9 +160,11 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async {
         let server = authz_server::start(config, Arc::new(SystemClock)).await?;
-        println!("authz-server listening on {}", server.base_url);
+        // A closed stdout (a supervisor that stopped reading) must not take the server down.
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "authz-server listening on {}", server.base_url);
         if let Some(ca) = &server.dev_ca_cert {
-            println!("dev root CA: {}", ca.display());
+            let _ = writeln!(out, "dev root CA: {}", ca.display());
         }
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
