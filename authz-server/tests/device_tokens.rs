@@ -44,15 +44,7 @@ async fn device_obtains_an_access_token_the_acme_server_accepts() {
     assert_eq!(body["type"], "DPoP");
     assert_eq!(body["expires_in"], 360);
 
-    let jwks: Value = h
-        .client
-        .get(h.url("/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = h.get_json("/jwks").await;
     let keys = JwkSet::from_json(&jwks).unwrap().keys;
     let client_id = ClientId::parse(&client_id).unwrap();
     let handle = HandleUri::new("alice_wire", DOMAIN).unwrap();

@@ -14,29 +14,13 @@ use serde_json::Value;
 #[tokio::test]
 async fn discovery_login_and_id_token_claims_echo() {
     let h = Harness::start().await;
-    let meta: Value = h
-        .client
-        .get(h.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta = h.get_json("/.well-known/openid-configuration").await;
     assert_eq!(meta["issuer"], h.base.as_str());
     assert_eq!(
         meta["code_challenge_methods_supported"],
         serde_json::json!(["S256"])
     );
-    let oauth: Value = h
-        .client
-        .get(h.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let oauth = h.get_json("/.well-known/oauth-authorization-server").await;
     assert_eq!(oauth, meta);
 
     let page = h
@@ -68,15 +52,7 @@ async fn discovery_login_and_id_token_claims_echo() {
         .unwrap();
     assert_eq!(tokens["token_type"], "Bearer");
 
-    let jwks: Value = h
-        .client
-        .get(h.url("/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = h.get_json("/jwks").await;
     let key = &JwkSet::from_json(&jwks).unwrap().keys[0];
     let id = UnverifiedJws::from_compact(tokens["id_token"].as_str().unwrap())
         .unwrap()
@@ -128,32 +104,10 @@ async fn dpop_bound_tokens_need_a_proof_with_ath() {
             .unwrap()
             .starts_with("DPoP")
     );
-    let proof = DpopClaims::new("GET", &h.url("/userinfo"), h.now())
-        .with_access_token(at)
-        .sign(&key)
-        .unwrap();
-    let ok = h
-        .client
-        .get(h.url("/userinfo"))
-        .header("Authorization", format!("DPoP {at}"))
-        .header("DPoP", proof)
-        .send()
-        .await
-        .unwrap();
+    let ok = h.userinfo_with_proof(at, &key).await;
     assert_eq!(ok.status(), 200);
     let other = account_key();
-    let proof = DpopClaims::new("GET", &h.url("/userinfo"), h.now())
-        .with_access_token(at)
-        .sign(&other)
-        .unwrap();
-    let wrong_key = h
-        .client
-        .get(h.url("/userinfo"))
-        .header("Authorization", format!("DPoP {at}"))
-        .header("DPoP", proof)
-        .send()
-        .await
-        .unwrap();
+    let wrong_key = h.userinfo_with_proof(at, &other).await;
     assert_eq!(wrong_key.status(), 401);
     // A replayed token-endpoint proof is refused.
     let pkce = Pkce::new();

@@ -99,15 +99,7 @@ async fn state_survives_a_restart_and_nonces_stay_spent() {
     let (child, url) = spawn(data.path()).await;
     let password = std::fs::read_to_string(data.path().join("demo-password")).unwrap();
     let h = harness_for(url, data.path(), password.trim().to_owned());
-    let jwks_before: Value = h
-        .client
-        .get(h.url("/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks_before = h.get_json("/jwks").await;
     let token = h.bearer_login().await;
     let (device, client_id) = h.register_device(&token).await;
     let account = account_key();
@@ -127,15 +119,7 @@ async fn state_survives_a_restart_and_nonces_stay_spent() {
 
     let (child, url) = spawn(data.path()).await;
     let h = harness_for(url, data.path(), password.trim().to_owned());
-    let jwks_after: Value = h
-        .client
-        .get(h.url("/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks_after = h.get_json("/jwks").await;
     assert_eq!(jwks_before, jwks_after, "same signing key");
     let token = h.bearer_login().await;
     let devices: Value = h

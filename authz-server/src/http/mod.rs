@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -95,7 +95,7 @@ pub fn router(state: SharedState) -> Router {
 }
 
 /// One event per request: method, path (never the query, which may carry codes), status, time.
-async fn log_request(State(_): State<SharedState>, request: Request, next: Next) -> Response {
+async fn log_request(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();

@@ -84,6 +84,28 @@ impl Harness {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
+
+    /// An unauthenticated GET of a JSON document (metadata, JWKS).
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.unwrap()
+    }
+
+    /// `GET /userinfo` with a DPoP-bound token and a proof (with `ath`) signed by `key`.
+    pub async fn userinfo_with_proof(&self, at: &str, key: &SigningKey) -> reqwest::Response {
+        let proof = DpopClaims::new("GET", &self.url("/userinfo"), self.now())
+            .with_access_token(at)
+            .sign(key)
+            .unwrap();
+        self.client
+            .get(self.url("/userinfo"))
+            .header("Authorization", format!("DPoP {at}"))
+            .header("DPoP", proof)
+            .send()
+            .await
+            .unwrap()
+    }
 }
 
 pub struct Pkce {
