@@ -6,7 +6,7 @@ use proto::wire_id::ClientId;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::store::{Store, Tree};
+use crate::store::{Store, trees};
 use crate::users::User;
 
 /// A registered device.
@@ -53,7 +53,7 @@ pub fn register(
             label: label.clone(),
             created_at: now,
         };
-        if store.insert_new_json(Tree::Devices, &key(&user.id, &device.id), &device)? {
+        if store.insert_new_json(trees::DEVICES, &key(&user.id, &device.id), &device)? {
             store.flush()?;
             return Ok(device);
         }
@@ -65,12 +65,12 @@ pub fn get(store: &dyn Store, user: &User, device_id: &str) -> Result<Option<Dev
     if device_id.is_empty() || device_id.len() > 16 || device_id.contains('/') {
         return Ok(None);
     }
-    store.get_json(Tree::Devices, &key(&user.id, device_id))
+    Ok(store.get_json(trees::DEVICES, &key(&user.id, device_id))?)
 }
 
 /// All devices of the user.
 pub fn list(store: &dyn Store, user: &User) -> Result<Vec<Device>> {
-    store.scan_json(Tree::Devices, &format!("{}/", user.id))
+    Ok(store.scan_json(trees::DEVICES, &format!("{}/", user.id))?)
 }
 
 /// The device's client-id URI.
@@ -100,7 +100,7 @@ pub fn issue_nonce(
         device_id: device.id.clone(),
         expires_at: now + ttl,
     };
-    store.put_json(Tree::BackendNonces, &nonce, &binding)?;
+    store.put_json(trees::BACKEND_NONCES, &nonce, &binding)?;
     Ok(nonce)
 }
 
@@ -120,7 +120,7 @@ pub fn redeem_nonce(
     if nonce.is_empty() || nonce.len() > 128 {
         return Err(Error::WireBadNonce);
     }
-    let binding: Option<NonceBinding> = store.take_json(Tree::BackendNonces, nonce)?;
+    let binding: Option<NonceBinding> = store.take_json(trees::BACKEND_NONCES, nonce)?;
     store.flush()?;
     match binding {
         Some(b) if b.user_id == user.id && b.device_id == device.id && now <= b.expires_at => {

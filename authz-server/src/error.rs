@@ -100,6 +100,16 @@ impl Error {
     }
 }
 
+impl From<server_kit::Error> for Error {
+    fn from(e: server_kit::Error) -> Self {
+        match e {
+            server_kit::Error::Storage(m) => Self::Storage(m),
+            server_kit::Error::Config(m) => Self::Config(m),
+            server_kit::Error::Server(m) => Self::Internal(m),
+        }
+    }
+}
+
 impl From<proto::Error> for Error {
     fn from(e: proto::Error) -> Self {
         Self::Internal(e.to_string())

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::store::{Store, Tree};
+use crate::store::{Store, trees};
 
 /// Values an OIDC `claims` request asked to see echoed in the ID token.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -53,7 +53,7 @@ fn code_key(code: &str) -> String {
 /// Stores a grant and returns its code (256 bits). Only the code's hash is stored.
 pub fn create(store: &dyn Store, grant: &CodeGrant) -> Result<String> {
     let code = proto::random::token(256);
-    store.put_json(Tree::Codes, &code_key(&code), grant)?;
+    store.put_json(trees::CODES, &code_key(&code), grant)?;
     store.flush()?;
     Ok(code)
 }
@@ -90,7 +90,7 @@ pub fn redeem(
 ) -> Result<RedeemedGrant> {
     let key = code_key(code);
     let stored = store
-        .get(Tree::Codes, &key)?
+        .get(trees::CODES, &key)?
         .ok_or_else(|| Error::invalid_grant("unknown authorization code"))?;
     let grant: CodeGrant = serde_json::from_slice(&stored)
         .map_err(|e| Error::Storage(format!("corrupt code: {e}")))?;
@@ -136,12 +136,12 @@ impl RedeemedGrant {
         let mut grant = self.grant;
         grant.redeemed = Some(issued_jtis);
         let new = crate::store::encode(&grant)?;
-        if !store.compare_and_swap(Tree::Codes, &self.key, Some(&self.stored), Some(&new))? {
+        if !store.compare_and_swap(trees::CODES, &self.key, Some(&self.stored), Some(&new))? {
             return Err(Error::invalid_grant(
                 "the authorization code was already used",
             ));
         }
-        store.flush()
+        Ok(store.flush()?)
     }
 }
 

@@ -1,14 +1,13 @@
 //! Starting and stopping the server: open the store, load or create keys (and in dev mode the
 //! TLS PKI and demo data), bind, serve HTTPS with rustls (ring provider), shut down gracefully.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum_server::tls_rustls::RustlsConfig;
 use proto::clock::Clock;
 use proto::secret::SecretString;
+use server_kit::serve::Serving;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -32,30 +31,20 @@ pub struct RunningServer {
     pub base_url: String,
     /// In dev mode, the root CA certificate clients must trust.
     pub dev_ca_cert: Option<PathBuf>,
-    handle: axum_server::Handle<SocketAddr>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    serving: Serving,
     store: Arc<dyn Store>,
 }
 
 impl RunningServer {
     /// Stops accepting, lets in-flight requests finish (up to 10 s), then flushes the store.
     pub async fn shutdown(self) -> Result<()> {
-        self.handle.graceful_shutdown(Some(Duration::from_secs(10)));
-        let served = self
-            .task
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        served.map_err(|e| Error::Internal(format!("server: {e}")))?;
-        self.store.flush()
+        self.serving.shutdown().await?;
+        Ok(self.store.flush()?)
     }
 
     /// Waits until the server stops by itself.
     pub async fn wait(self) -> Result<()> {
-        let served = self
-            .task
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        served.map_err(|e| Error::Internal(format!("server: {e}")))
+        Ok(self.serving.wait().await?)
     }
 }
 
@@ -76,7 +65,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         .ok()
         .and_then(|u| u.host_str().map(str::to_owned));
     let (cert, key_path, dev_ca_cert) = if config.dev {
-        let tls = crate::keys::ensure_dev_tls(&config.data_dir, public_host.as_deref())?;
+        let tls = server_kit::tls::ensure_dev_tls(&config.data_dir, public_host.as_deref())?;
         seed_demo(store.as_ref(), &config)?;
         (tls.cert, tls.key, Some(tls.ca_cert))
     } else {
@@ -90,13 +79,9 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
             .ok_or_else(|| Error::Config("tls_key missing".into()))?;
         (cert, key, None)
     };
-    let tls = tls_config(&cert, &key_path)?;
+    let tls = server_kit::tls::server_config(&cert, &key_path)?;
 
-    let listener = TcpListener::bind(config.listen)
-        .map_err(|e| Error::Config(format!("bind {}: {e}", config.listen)))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| Error::Config(e.to_string()))?;
+    let listener = server_kit::serve::bind(config.listen)?;
     let addr = listener
         .local_addr()
         .map_err(|e| Error::Config(e.to_string()))?;
@@ -108,41 +93,15 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         key,
         clock,
     });
-    let app = router(state);
-    let handle = axum_server::Handle::new();
-    let server = axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(Arc::new(tls)))
-        .map_err(|e| Error::Config(e.to_string()))?
-        .handle(handle.clone());
-    let task = tokio::spawn(server.serve(app.into_make_service()));
+    let serving = server_kit::serve::serve_tls(listener, tls, router(state), "authz-server")?;
     tracing::info!(%addr, %base_url, "authz-server listening");
     Ok(RunningServer {
         addr,
         base_url,
         dev_ca_cert,
-        handle,
-        task,
+        serving,
         store,
     })
-}
-
-fn tls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<rustls::ServerConfig> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
-        .map_err(|e| Error::Config(format!("{}: {e}", cert.display())))?;
-    let key_pem = crate::keys::read_private(key)?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem)
-        .map_err(|e| Error::Config(format!("{}: {e}", key.display())))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Config(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| Error::Config(format!("TLS certificate: {e}")))?;
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(tls)
 }
 
 /// Dev mode: the demo user (password in `data_dir/demo-password`, 0600, created once) and the
@@ -181,12 +140,12 @@ fn seed_demo(store: &dyn Store, config: &Config) -> Result<()> {
 pub fn demo_password(config: &Config) -> Result<SecretString> {
     let path = config.data_dir.join("demo-password");
     if path.exists() {
-        let bytes = crate::keys::read_private(&path)?;
+        let bytes = server_kit::files::read_private(&path)?;
         return Ok(SecretString::new(
             String::from_utf8_lossy(&bytes).trim().to_owned(),
         ));
     }
     let password = proto::random::token(96);
-    crate::keys::write_private(&path, password.as_bytes())?;
+    server_kit::files::write_private(&path, password.as_bytes())?;
     Ok(SecretString::new(password))
 }

@@ -1,236 +1,26 @@
-//! Storage behind a narrow key-value trait, so the embedded sled store and a future
-//! PostgreSQL store are interchangeable. Single-use objects (nonces, codes) are redeemed with
-//! [`Store::take`] or [`Store::compare_and_swap`], which are atomic; anything a response
-//! promises is made durable with [`Store::flush`] before the response is sent.
+//! The authorization server's collections in the shared key-value store
+//! ([`server_kit::store`]): the only place that names them.
 
-use std::path::Path;
-
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
-use crate::error::{Error, Result};
+pub use server_kit::store::{SledStore, Store, Tree, encode};
 
 /// The collections the server keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tree {
+pub mod trees {
+    use super::Tree;
+
     /// User id → user record.
-    Users,
+    pub const USERS: Tree = Tree::new("users");
     /// Handle → user id (uniqueness index).
-    Handles,
+    pub const HANDLES: Tree = Tree::new("handles");
     /// OAuth client id → client record.
-    Clients,
+    pub const CLIENTS: Tree = Tree::new("clients");
     /// `{user id}/{device id}` → device record.
-    Devices,
+    pub const DEVICES: Tree = Tree::new("devices");
     /// SHA-256 of an authorization code → code record.
-    Codes,
+    pub const CODES: Tree = Tree::new("codes");
     /// Backend nonce → binding (user, device, expiry).
-    BackendNonces,
+    pub const BACKEND_NONCES: Tree = Tree::new("backend_nonces");
     /// Access-token `jti` → revocation record.
-    RevokedTokens,
+    pub const REVOKED_TOKENS: Tree = Tree::new("revoked_tokens");
     /// DPoP proof `jti` (with key thumbprint) → expiry: the replay cache.
-    DpopJtis,
-}
-
-impl Tree {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Users => "users",
-            Self::Handles => "handles",
-            Self::Clients => "clients",
-            Self::Devices => "devices",
-            Self::Codes => "codes",
-            Self::BackendNonces => "backend_nonces",
-            Self::RevokedTokens => "revoked_tokens",
-            Self::DpopJtis => "dpop_jtis",
-        }
-    }
-}
-
-/// A durable, atomic key-value store.
-pub trait Store: Send + Sync + std::fmt::Debug {
-    /// Reads a value.
-    fn get(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>>;
-    /// Writes a value.
-    fn put(&self, tree: Tree, key: &str, value: &[u8]) -> Result<()>;
-    /// Atomically replaces `expected` (None = absent) by `new` (None = delete); false when
-    /// the stored value was not `expected`.
-    fn compare_and_swap(
-        &self,
-        tree: Tree,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: Option<&[u8]>,
-    ) -> Result<bool>;
-    /// Atomically removes and returns a value: the redemption of a single-use object.
-    fn take(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>>;
-    /// All entries whose key starts with `prefix`, in key order.
-    fn scan_prefix(&self, tree: Tree, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
-    /// Makes every write so far durable.
-    fn flush(&self) -> Result<()>;
-}
-
-impl dyn Store + '_ {
-    /// Reads and decodes a JSON record.
-    pub fn get_json<T: DeserializeOwned>(&self, tree: Tree, key: &str) -> Result<Option<T>> {
-        self.get(tree, key)?.map(|bytes| decode(&bytes)).transpose()
-    }
-
-    /// Encodes and writes a JSON record.
-    pub fn put_json<T: Serialize>(&self, tree: Tree, key: &str, value: &T) -> Result<()> {
-        self.put(tree, key, &encode(value)?)
-    }
-
-    /// Writes a JSON record only if the key is absent.
-    pub fn insert_new_json<T: Serialize>(&self, tree: Tree, key: &str, value: &T) -> Result<bool> {
-        self.compare_and_swap(tree, key, None, Some(&encode(value)?))
-    }
-
-    /// Removes a record and decodes what was there.
-    pub fn take_json<T: DeserializeOwned>(&self, tree: Tree, key: &str) -> Result<Option<T>> {
-        self.take(tree, key)?
-            .map(|bytes| decode(&bytes))
-            .transpose()
-    }
-
-    /// Decodes every record under a prefix.
-    pub fn scan_json<T: DeserializeOwned>(&self, tree: Tree, prefix: &str) -> Result<Vec<T>> {
-        self.scan_prefix(tree, prefix)?
-            .iter()
-            .map(|(_, bytes)| decode(bytes))
-            .collect()
-    }
-}
-
-/// Encodes a record.
-pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(value).map_err(|e| Error::Storage(format!("encode: {e}")))
-}
-
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| Error::Storage(format!("corrupt record: {e}")))
-}
-
-/// The embedded store: one sled database in the data directory.
-#[derive(Debug)]
-pub struct SledStore {
-    db: sled::Db,
-}
-
-impl SledStore {
-    /// Opens (or creates) the database at `path`.
-    pub fn open(path: &Path) -> Result<Self> {
-        let db = sled::open(path)
-            .map_err(|e| Error::Storage(format!("open {}: {e}", path.display())))?;
-        Ok(Self { db })
-    }
-
-    fn tree(&self, tree: Tree) -> Result<sled::Tree> {
-        self.db.open_tree(tree.name()).map_err(storage)
-    }
-}
-
-fn storage(e: impl std::fmt::Display) -> Error {
-    Error::Storage(e.to_string())
-}
-
-impl Store for SledStore {
-    fn get(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .tree(tree)?
-            .get(key)
-            .map_err(storage)?
-            .map(|v| v.to_vec()))
-    }
-
-    fn put(&self, tree: Tree, key: &str, value: &[u8]) -> Result<()> {
-        self.tree(tree)?.insert(key, value).map_err(storage)?;
-        Ok(())
-    }
-
-    fn compare_and_swap(
-        &self,
-        tree: Tree,
-        key: &str,
-        expected: Option<&[u8]>,
-        new: Option<&[u8]>,
-    ) -> Result<bool> {
-        Ok(self
-            .tree(tree)?
-            .compare_and_swap(key, expected, new)
-            .map_err(storage)?
-            .is_ok())
-    }
-
-    fn take(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .tree(tree)?
-            .remove(key)
-            .map_err(storage)?
-            .map(|v| v.to_vec()))
-    }
-
-    fn scan_prefix(&self, tree: Tree, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        self.tree(tree)?
-            .scan_prefix(prefix)
-            .map(|entry| {
-                let (k, v) = entry.map_err(storage)?;
-                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
-            })
-            .collect()
-    }
-
-    fn flush(&self) -> Result<()> {
-        self.db.flush().map_err(storage)?;
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn take_redeems_once_and_cas_guards_state() {
-        let dir = tempfile::tempdir().unwrap();
-        let store: Box<dyn Store> = Box::new(SledStore::open(dir.path()).unwrap());
-        store.put(Tree::BackendNonces, "n", b"v").unwrap();
-        assert_eq!(
-            store.take(Tree::BackendNonces, "n").unwrap().as_deref(),
-            Some(&b"v"[..])
-        );
-        assert_eq!(store.take(Tree::BackendNonces, "n").unwrap(), None);
-        assert!(
-            store
-                .compare_and_swap(Tree::Codes, "c", None, Some(b"1"))
-                .unwrap()
-        );
-        assert!(
-            !store
-                .compare_and_swap(Tree::Codes, "c", None, Some(b"2"))
-                .unwrap()
-        );
-        assert!(
-            store
-                .compare_and_swap(Tree::Codes, "c", Some(b"1"), Some(b"2"))
-                .unwrap()
-        );
-        store.put(Tree::Devices, "u1/a", b"1").unwrap();
-        store.put(Tree::Devices, "u2/b", b"2").unwrap();
-        assert_eq!(store.scan_prefix(Tree::Devices, "u1/").unwrap().len(), 1);
-    }
-
-    #[test]
-    fn flushed_writes_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = SledStore::open(dir.path()).unwrap();
-            store.put(Tree::Users, "k", b"v").unwrap();
-            store.flush().unwrap();
-        }
-        let store = SledStore::open(dir.path()).unwrap();
-        assert_eq!(
-            store.get(Tree::Users, "k").unwrap().as_deref(),
-            Some(&b"v"[..])
-        );
-    }
+    pub const DPOP_JTIS: Tree = Tree::new("dpop_jtis");
 }

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result, Scheme};
 use crate::grants::CodeGrant;
-use crate::store::{Store, Tree};
+use crate::store::{Store, trees};
 use crate::users::User;
 
 /// An access token and the ID token issued with it.
@@ -112,7 +112,7 @@ pub fn issue_for_grant(
 
 /// Marks a token revoked.
 pub fn revoke(store: &dyn Store, jti: &str, now: UnixTime) -> Result<()> {
-    store.put_json(Tree::RevokedTokens, jti, &json!({ "revoked_at": now }))
+    Ok(store.put_json(trees::REVOKED_TOKENS, jti, &json!({ "revoked_at": now }))?)
 }
 
 /// A request authenticated by one of our access tokens.
@@ -190,7 +190,7 @@ pub fn authenticate(
         return Err(invalid("the access token expired"));
     }
     let jti = field("jti")?.to_owned();
-    if store.get(Tree::RevokedTokens, &jti)?.is_some() {
+    if store.get(trees::REVOKED_TOKENS, &jti)?.is_some() {
         return Err(invalid("the access token was revoked"));
     }
     let jkt = claims

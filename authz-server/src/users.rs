@@ -9,7 +9,7 @@ use proto::wire_id::HandleUri;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::store::{Store, Tree};
+use crate::store::{Store, trees};
 
 /// A stored user.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -77,15 +77,15 @@ pub fn add(store: &dyn Store, new: &NewUser<'_>) -> Result<User> {
         password_hash: hash_password(new.password)?,
     };
     let id_json = crate::store::encode(&user.id)?;
-    if !store.compare_and_swap(Tree::Handles, &user.handle, None, Some(&id_json))? {
-        let existing = store.get(Tree::Handles, &user.handle)?;
+    if !store.compare_and_swap(trees::HANDLES, &user.handle, None, Some(&id_json))? {
+        let existing = store.get(trees::HANDLES, &user.handle)?;
         let dangling = match existing.as_deref().map(serde_json::from_slice::<String>) {
-            Some(Ok(id)) => store.get(Tree::Users, &id)?.is_none(),
+            Some(Ok(id)) => store.get(trees::USERS, &id)?.is_none(),
             _ => true,
         };
         if !dangling
             || !store.compare_and_swap(
-                Tree::Handles,
+                trees::HANDLES,
                 &user.handle,
                 existing.as_deref(),
                 Some(&id_json),
@@ -98,19 +98,19 @@ pub fn add(store: &dyn Store, new: &NewUser<'_>) -> Result<User> {
             });
         }
     }
-    store.put_json(Tree::Users, &user.id, &user)?;
+    store.put_json(trees::USERS, &user.id, &user)?;
     store.flush()?;
     Ok(user)
 }
 
 /// Looks a user up by id.
 pub fn get(store: &dyn Store, id: &str) -> Result<Option<User>> {
-    store.get_json(Tree::Users, id)
+    Ok(store.get_json(trees::USERS, id)?)
 }
 
 /// Looks a user up by handle.
 pub fn by_handle(store: &dyn Store, handle: &str) -> Result<Option<User>> {
-    match store.get_json::<String>(Tree::Handles, handle)? {
+    match store.get_json::<String>(trees::HANDLES, handle)? {
         Some(id) => get(store, &id),
         None => Ok(None),
     }
@@ -118,7 +118,7 @@ pub fn by_handle(store: &dyn Store, handle: &str) -> Result<Option<User>> {
 
 /// All users, by id.
 pub fn list(store: &dyn Store) -> Result<Vec<User>> {
-    store.scan_json(Tree::Users, "")
+    Ok(store.scan_json(trees::USERS, "")?)
 }
 
 /// Removes a user (and its handle); false if there was none.
@@ -126,10 +126,10 @@ pub fn remove(store: &dyn Store, handle: &str) -> Result<bool> {
     let Some(user) = by_handle(store, handle)? else {
         return Ok(false);
     };
-    store.take(Tree::Users, &user.id)?;
-    store.take(Tree::Handles, handle)?;
-    for (key, _) in store.scan_prefix(Tree::Devices, &format!("{}/", user.id))? {
-        store.take(Tree::Devices, &key)?;
+    store.take(trees::USERS, &user.id)?;
+    store.take(trees::HANDLES, handle)?;
+    for (key, _) in store.scan_prefix(trees::DEVICES, &format!("{}/", user.id))? {
+        store.take(trees::DEVICES, &key)?;
     }
     store.flush()?;
     Ok(true)
@@ -213,23 +213,23 @@ pub fn add_client(store: &dyn Store, client: &OAuthClient) -> Result<()> {
             ));
         }
     }
-    store.put_json(Tree::Clients, &client.id, client)?;
-    store.flush()
+    store.put_json(trees::CLIENTS, &client.id, client)?;
+    Ok(store.flush()?)
 }
 
 /// Looks a client up.
 pub fn client(store: &dyn Store, id: &str) -> Result<Option<OAuthClient>> {
-    store.get_json(Tree::Clients, id)
+    Ok(store.get_json(trees::CLIENTS, id)?)
 }
 
 /// All clients.
 pub fn list_clients(store: &dyn Store) -> Result<Vec<OAuthClient>> {
-    store.scan_json(Tree::Clients, "")
+    Ok(store.scan_json(trees::CLIENTS, "")?)
 }
 
 /// Removes a client; false if there was none.
 pub fn remove_client(store: &dyn Store, id: &str) -> Result<bool> {
-    let existed = store.take(Tree::Clients, id)?.is_some();
+    let existed = store.take(trees::CLIENTS, id)?.is_some();
     store.flush()?;
     Ok(existed)
 }
@@ -289,7 +289,7 @@ mod tests {
     fn dangling_handle_index_is_taken_over() {
         let (_d, store) = store();
         store
-            .put_json(Tree::Handles, "bob", &"missing-id".to_owned())
+            .put_json(trees::HANDLES, "bob", &"missing-id".to_owned())
             .unwrap();
         let pw = SecretString::new("password1");
         let new = NewUser {

@@ -1,4 +1,4 @@
-//! The HTTP front end: routes, shared state, and one structured log event per request.
+//! The HTTP front end: routes and shared state (request logging is added by [`server_kit::serve`]).
 //! Handlers parse and authenticate, call the domain modules, and return [`crate::Error`]s that
 //! render themselves; none of them builds an error body by hand.
 
@@ -9,12 +9,8 @@ mod token;
 mod userinfo;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
 use axum::routing::{get, post};
 use proto::clock::Clock;
 use proto::jws::SigningKey;
@@ -87,26 +83,5 @@ pub fn router(state: SharedState) -> Router {
             "/clients/{device}/access-token",
             post(devices::access_token),
         )
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            log_request,
-        ))
         .with_state(state)
-}
-
-/// One event per request: method, path (never the query, which may carry codes), status, time.
-async fn log_request(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let response = next.run(request).await;
-    tracing::info!(
-        target: "authz_server::request",
-        %method,
-        path,
-        status = response.status().as_u16(),
-        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
-        "request"
-    );
-    response
 }

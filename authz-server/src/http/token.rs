@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::SharedState;
 use crate::error::{Error, Result};
-use crate::store::Tree;
+use crate::store::trees;
 
 /// `POST /token`.
 pub async fn token(
@@ -112,7 +112,7 @@ fn dpop_proof(
     let expires = json!({ "expires_at": proof.claims().iat + policy.max_age + policy.max_skew });
     if !state
         .store()
-        .insert_new_json(Tree::DpopJtis, &replay_key, &expires)?
+        .insert_new_json(trees::DPOP_JTIS, &replay_key, &expires)?
     {
         return Err(Error::InvalidDpopProof(proto::Error::InvalidClaim("jti")));
     }

@@ -1,0 +1,28 @@
+//! Plumbing both servers share and no protocol logic needs: the durable key-value [`store`],
+//! owner-only key [`files`], TLS set-up with a generated dev PKI ([`tls`]), and running an axum
+//! router over HTTPS with one log event per request ([`serve`]).
+//!
+//! Nothing here knows about OAuth, ACME or Wire; each server maps [`Error`] into its own error
+//! type.
+
+pub mod files;
+pub mod serve;
+pub mod store;
+pub mod tls;
+
+/// Failures of the shared plumbing.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store failed or holds a record that does not decode.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// A file, key, certificate or address is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The server task failed.
+    #[error("server: {0}")]
+    Server(String),
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

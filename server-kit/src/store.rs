@@ -1,0 +1,279 @@
+//! Storage behind a narrow key-value trait, so the embedded sled store and a future
+//! PostgreSQL store are interchangeable. Single-use objects (nonces, codes) are redeemed with
+//! [`Store::take`] or [`Store::compare_and_swap`], which are atomic; anything a response
+//! promises is made durable with [`Store::flush`] before the response is sent.
+//!
+//! Each server names its collections as [`Tree`] constants in its own storage module.
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{Error, Result};
+
+/// A named collection of records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tree(&'static str);
+
+impl Tree {
+    /// A collection called `name`.
+    pub const fn new(name: &'static str) -> Self {
+        Self(name)
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        self.0
+    }
+}
+
+/// A durable, atomic key-value store.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Reads a value.
+    fn get(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Writes a value.
+    fn put(&self, tree: Tree, key: &str, value: &[u8]) -> Result<()>;
+    /// Atomically replaces `expected` (None = absent) by `new` (None = delete); false when
+    /// the stored value was not `expected`.
+    fn compare_and_swap(
+        &self,
+        tree: Tree,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool>;
+    /// Atomically removes and returns a value: the redemption of a single-use object.
+    fn take(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>>;
+    /// All entries whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, tree: Tree, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Makes every write so far durable.
+    fn flush(&self) -> Result<()>;
+}
+
+impl dyn Store + '_ {
+    /// Reads and decodes a JSON record.
+    pub fn get_json<T: DeserializeOwned>(&self, tree: Tree, key: &str) -> Result<Option<T>> {
+        self.get(tree, key)?.map(|bytes| decode(&bytes)).transpose()
+    }
+
+    /// Encodes and writes a JSON record.
+    pub fn put_json<T: Serialize>(&self, tree: Tree, key: &str, value: &T) -> Result<()> {
+        self.put(tree, key, &encode(value)?)
+    }
+
+    /// Writes a JSON record only if the key is absent.
+    pub fn insert_new_json<T: Serialize>(&self, tree: Tree, key: &str, value: &T) -> Result<bool> {
+        self.compare_and_swap(tree, key, None, Some(&encode(value)?))
+    }
+
+    /// Removes a record and decodes what was there.
+    pub fn take_json<T: DeserializeOwned>(&self, tree: Tree, key: &str) -> Result<Option<T>> {
+        self.take(tree, key)?
+            .map(|bytes| decode(&bytes))
+            .transpose()
+    }
+
+    /// Decodes every record under a prefix.
+    pub fn scan_json<T: DeserializeOwned>(&self, tree: Tree, prefix: &str) -> Result<Vec<T>> {
+        self.scan_prefix(tree, prefix)?
+            .iter()
+            .map(|(_, bytes)| decode(bytes))
+            .collect()
+    }
+}
+
+/// A record together with the exact bytes it was read from, so that a later
+/// [`replace_json`](Store::compare_and_swap) succeeds only if nobody changed it in between.
+#[derive(Debug, Clone)]
+pub struct Versioned<T> {
+    /// The decoded record.
+    pub value: T,
+    raw: Vec<u8>,
+}
+
+impl dyn Store + '_ {
+    /// Reads a record for a later compare-and-swap.
+    pub fn get_versioned<T: DeserializeOwned>(
+        &self,
+        tree: Tree,
+        key: &str,
+    ) -> Result<Option<Versioned<T>>> {
+        self.get(tree, key)?
+            .map(|raw| {
+                Ok(Versioned {
+                    value: decode(&raw)?,
+                    raw,
+                })
+            })
+            .transpose()
+    }
+
+    /// Replaces a record read with [`get_versioned`](Self::get_versioned) by `new`, only if it
+    /// is still byte-for-byte what was read; false when another writer got there first.
+    pub fn replace_json<T: Serialize>(
+        &self,
+        tree: Tree,
+        key: &str,
+        old: &Versioned<T>,
+        new: &T,
+    ) -> Result<bool> {
+        self.compare_and_swap(tree, key, Some(&old.raw), Some(&encode(new)?))
+    }
+}
+
+/// Encodes a record.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| Error::Storage(format!("encode: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Storage(format!("corrupt record: {e}")))
+}
+
+/// The embedded store: one sled database in the data directory.
+#[derive(Debug)]
+pub struct SledStore {
+    db: sled::Db,
+}
+
+impl SledStore {
+    /// Opens (or creates) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = sled::open(path)
+            .map_err(|e| Error::Storage(format!("open {}: {e}", path.display())))?;
+        Ok(Self { db })
+    }
+
+    fn tree(&self, tree: Tree) -> Result<sled::Tree> {
+        self.db.open_tree(tree.name()).map_err(storage)
+    }
+}
+
+fn storage(e: impl std::fmt::Display) -> Error {
+    Error::Storage(e.to_string())
+}
+
+impl Store for SledStore {
+    fn get(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .tree(tree)?
+            .get(key)
+            .map_err(storage)?
+            .map(|v| v.to_vec()))
+    }
+
+    fn put(&self, tree: Tree, key: &str, value: &[u8]) -> Result<()> {
+        self.tree(tree)?.insert(key, value).map_err(storage)?;
+        Ok(())
+    }
+
+    fn compare_and_swap(
+        &self,
+        tree: Tree,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool> {
+        Ok(self
+            .tree(tree)?
+            .compare_and_swap(key, expected, new)
+            .map_err(storage)?
+            .is_ok())
+    }
+
+    fn take(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .tree(tree)?
+            .remove(key)
+            .map_err(storage)?
+            .map(|v| v.to_vec()))
+    }
+
+    fn scan_prefix(&self, tree: Tree, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        self.tree(tree)?
+            .scan_prefix(prefix)
+            .map(|entry| {
+                let (k, v) = entry.map_err(storage)?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+            })
+            .collect()
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.db.flush().map_err(storage)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NONCES: Tree = Tree::new("nonces");
+    const CODES: Tree = Tree::new("codes");
+    const DEVICES: Tree = Tree::new("devices");
+    const USERS: Tree = Tree::new("users");
+
+    #[test]
+    fn take_redeems_once_and_cas_guards_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Box<dyn Store> = Box::new(SledStore::open(dir.path()).unwrap());
+        store.put(NONCES, "n", b"v").unwrap();
+        assert_eq!(store.take(NONCES, "n").unwrap().as_deref(), Some(&b"v"[..]));
+        assert_eq!(store.take(NONCES, "n").unwrap(), None);
+        assert!(
+            store
+                .compare_and_swap(CODES, "c", None, Some(b"1"))
+                .unwrap()
+        );
+        assert!(
+            !store
+                .compare_and_swap(CODES, "c", None, Some(b"2"))
+                .unwrap()
+        );
+        assert!(
+            store
+                .compare_and_swap(CODES, "c", Some(b"1"), Some(b"2"))
+                .unwrap()
+        );
+        store.put(DEVICES, "u1/a", b"1").unwrap();
+        store.put(DEVICES, "u2/b", b"2").unwrap();
+        assert_eq!(store.scan_prefix(DEVICES, "u1/").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn replace_json_fails_when_the_record_changed_since_it_was_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Box<dyn Store> = Box::new(SledStore::open(dir.path()).unwrap());
+        store.put_json(CODES, "k", &"pending").unwrap();
+        let first = store.get_versioned::<String>(CODES, "k").unwrap().unwrap();
+        let second = store.get_versioned::<String>(CODES, "k").unwrap().unwrap();
+        assert!(
+            store
+                .replace_json(CODES, "k", &first, &"valid".to_owned())
+                .unwrap()
+        );
+        assert!(
+            !store
+                .replace_json(CODES, "k", &second, &"invalid".to_owned())
+                .unwrap()
+        );
+        assert_eq!(
+            store.get_json::<String>(CODES, "k").unwrap().as_deref(),
+            Some("valid")
+        );
+    }
+
+    #[test]
+    fn flushed_writes_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            store.put(USERS, "k", b"v").unwrap();
+            store.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.get(USERS, "k").unwrap().as_deref(), Some(&b"v"[..]));
+    }
+}
