@@ -166,6 +166,7 @@ pub fn wire_proof_label(e: &proto::Error) -> (StatusCode, &'static str) {
         }
         P::ScopeMismatch => (bad, "unsupported-scope"),
         P::UnsupportedApiVersion => (bad, "unsupported-api-version"),
+        P::KeyAuthMismatch | P::AcmeAudMismatch => (bad, "client-token-parse-error"),
         P::Key(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal-error"),
         P::EmbeddedProof(inner) => wire_proof_label(inner),
     }

@@ -149,6 +149,14 @@ pub enum Error {
     /// The embedded proof is signed by another key than the token is bound to.
     #[error("the embedded proof is not signed by the bound key")]
     ProofKeyMismatch,
+    // ---- OpenID ID token (wire-oidc-01) -------------------------------------------------
+    /// `keyauth` is not this challenge's key authorization.
+    #[error("`keyauth` does not match the key authorization")]
+    KeyAuthMismatch,
+    /// `acme_aud` is not this challenge's URL.
+    #[error("`acme_aud` does not match the challenge")]
+    AcmeAudMismatch,
+
     /// The DPoP proof embedded in an access token fails a check.
     #[error("embedded DPoP proof: {0}")]
     EmbeddedProof(Box<Error>),

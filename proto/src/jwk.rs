@@ -60,6 +60,11 @@ const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"]
 const MIN_RSA_MODULUS_BYTES: usize = 256;
 
 impl Jwk {
+    /// A JWK from key material, checked as if it had been parsed from JSON.
+    pub fn from_params(params: JwkParams) -> Result<Self> {
+        Self::from_json(&Self { params, kid: None }.to_json())
+    }
+
     /// Parses a JWK from its JSON object, refusing private keys and anything unusable.
     pub fn from_json(value: &Value) -> Result<Self> {
         let map = value

@@ -80,6 +80,7 @@ pub struct SigningKey {
     alg: Algorithm,
     signer: Box<dyn JwsSigner>,
     public: Jwk,
+    spki: Vec<u8>,
     pkcs8: SecretBytes,
 }
 
@@ -120,7 +121,8 @@ impl SigningKey {
     /// Loads a PKCS#8 DER private key to be used with `alg`.
     pub fn from_pkcs8_der(alg: Algorithm, der: &[u8]) -> Result<Self> {
         const READ: Error = Error::Key("not a PKCS#8 private key for this algorithm");
-        let (signer, public): (Box<dyn JwsSigner>, josekit::jwk::Jwk) = match alg {
+        use josekit::jwk::KeyPair;
+        let (signer, public, spki): (Box<dyn JwsSigner>, josekit::jwk::Jwk, Vec<u8>) = match alg {
             Algorithm::Es256 | Algorithm::Es384 => {
                 let a = if alg == Algorithm::Es256 {
                     ES256
@@ -128,26 +130,29 @@ impl SigningKey {
                     ES384
                 };
                 let pair = a.key_pair_from_der(der).map_err(|_| READ)?;
-                let public = josekit::jwk::KeyPair::to_jwk_public_key(&pair);
-                (Box::new(a.signer_from_der(der).map_err(|_| READ)?), public)
+                (
+                    Box::new(a.signer_from_der(der).map_err(|_| READ)?),
+                    pair.to_jwk_public_key(),
+                    pair.to_der_public_key(),
+                )
             }
             Algorithm::EdDsa => {
                 let pair = EdDSA.key_pair_from_der(der).map_err(|_| READ)?;
                 if pair.curve() != josekit::jwk::alg::ed::EdCurve::Ed25519 {
                     return Err(READ);
                 }
-                let public = josekit::jwk::KeyPair::to_jwk_public_key(&pair);
                 (
                     Box::new(EdDSA.signer_from_der(der).map_err(|_| READ)?),
-                    public,
+                    pair.to_jwk_public_key(),
+                    pair.to_der_public_key(),
                 )
             }
             Algorithm::Rs256 => {
                 let pair = RS256.key_pair_from_der(der).map_err(|_| READ)?;
-                let public = josekit::jwk::KeyPair::to_jwk_public_key(&pair);
                 (
                     Box::new(RS256.signer_from_der(der).map_err(|_| READ)?),
-                    public,
+                    pair.to_jwk_public_key(),
+                    pair.to_der_public_key(),
                 )
             }
         };
@@ -160,6 +165,7 @@ impl SigningKey {
             alg,
             signer,
             public,
+            spki,
             pkcs8: SecretBytes::new(der.to_vec()),
         })
     }
@@ -178,6 +184,11 @@ impl SigningKey {
     /// The public key as a JWK (with `kid` if set).
     pub fn public_jwk(&self) -> &Jwk {
         &self.public
+    }
+
+    /// The public key as DER `SubjectPublicKeyInfo` (what a CSR or certificate carries).
+    pub fn public_spki_der(&self) -> &[u8] {
+        &self.spki
     }
 
     /// The private key as PKCS#8 DER, for storage with owner-only permissions.

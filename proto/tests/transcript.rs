@@ -649,3 +649,112 @@ fn every_access_token_claim_mutation_is_refused_by_its_check() {
         Error::UnknownSigningKey
     );
 }
+
+/// The ID token's verification context as the transcript's step-ca had it.
+struct OidcExpectations {
+    keys: Vec<Jwk>,
+    issuer: String,
+    client_id: String,
+    keyauth: String,
+    acme_aud: String,
+    handle: HandleUri,
+    name: String,
+}
+
+impl OidcExpectations {
+    fn from(t: &Transcript) -> Self {
+        let mut key = proto::spki::jwk_from_spki_pem(&t.s("/idp_public_key_pem")).unwrap();
+        key.kid = Some(t.s("/id_token_header/kid"));
+        let user = UserIdentifier::parse(&t.s("/user_identifier/value")).unwrap();
+        Self {
+            keys: vec![key],
+            issuer: t.s("/oidc_challenge/target"),
+            client_id: t.s("/oidc_client_id"),
+            keyauth: proto::wire_id::key_authorization(
+                &t.s("/oidc_challenge/token"),
+                &t.s("/acme_account_thumbprint_sha256"),
+            ),
+            acme_aud: t.s("/oidc_challenge/url"),
+            handle: user.handle,
+            name: user.name,
+        }
+    }
+
+    fn verify(&self, token: &str, now: i64) -> Result<(), Error> {
+        let mapping = proto::id_token::ClaimMapping::default();
+        let check = proto::id_token::IdTokenCheck {
+            issuer_keys: &self.keys,
+            issuer: &self.issuer,
+            client_id: &self.client_id,
+            keyauth: &self.keyauth,
+            acme_aud: &self.acme_aud,
+            handle: &self.handle,
+            name: &self.name,
+            mapping: &mapping,
+        };
+        proto::id_token::verify_id_token(token, &check, 60, now).map(|_| ())
+    }
+}
+
+#[test]
+fn transcript_id_token_verifies_and_each_expectation_mismatch_is_refused() {
+    let t = Transcript::load();
+    let token = t.s("/id_token");
+    let good = OidcExpectations::from(&t);
+    good.verify(&token, t.now()).unwrap();
+
+    type Twist = (&'static str, Box<dyn Fn(&mut OidcExpectations)>, Error);
+    let twists: Vec<Twist> = vec![
+        (
+            "issuer",
+            Box::new(|e| e.issuer.push('x')),
+            Error::IssMismatch,
+        ),
+        (
+            "client",
+            Box::new(|e| e.client_id = "other".into()),
+            Error::AudMismatch,
+        ),
+        (
+            "keyauth",
+            Box::new(|e| e.keyauth.push('x')),
+            Error::KeyAuthMismatch,
+        ),
+        (
+            "acme_aud",
+            Box::new(|e| e.acme_aud.push('x')),
+            Error::AcmeAudMismatch,
+        ),
+        (
+            "name",
+            Box::new(|e| e.name = "Bob".into()),
+            Error::NameMismatch,
+        ),
+        (
+            "handle",
+            Box::new(|e| e.handle = HandleUri::new("bob", "wire.com").unwrap()),
+            Error::HandleMismatch,
+        ),
+        (
+            "kid",
+            Box::new(|e| e.keys[0].kid = Some("other".into())),
+            Error::UnknownSigningKey,
+        ),
+    ];
+    for (what, twist, expected) in twists {
+        let mut e = OidcExpectations::from(&t);
+        twist(&mut e);
+        assert_eq!(e.verify(&token, t.now()).unwrap_err(), expected, "{what}");
+    }
+    let exp = payload(&token).int("exp").unwrap();
+    assert_eq!(good.verify(&token, exp + 61).unwrap_err(), Error::Expired);
+
+    let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+    let mut claims = payload(&token);
+    claims.set("name", "Mallory");
+    parts[1] = b64::encode(serde_json::to_vec(&claims.0).unwrap());
+    assert_eq!(
+        good.verify(&parts.join("."), t.now()).unwrap_err(),
+        Error::BadSignature
+    );
+}
