@@ -1,2 +1,22 @@
-//! RFC 8555 ACME server and identity CA (DESIGN §2: wfe, ra, va, ca, sa, nonce). Not built yet:
-//! issue #3 fills this crate; nothing here claims to work.
+//! RFC 8555 ACME server and identity CA that accepts Wire DPoP access tokens (`wire-dpop-01`)
+//! and OpenID ID tokens (`wire-oidc-01`) as challenge proof (DESIGN §2, §4, §5).
+//!
+//! Split by security context the way Boulder is, as modules behind narrow interfaces in one
+//! process: [`wfe`] (HTTP front end: JWS intake, problem documents), [`ra`] (accounts, orders,
+//! authorizations, policy), [`va`] (challenge validators), [`ca`] (issuance), [`sa`] (storage,
+//! the only module that touches the store) and [`nonce`]. [`config`], [`server`] (start/stop)
+//! and [`error`] (the one error type and its problem documents) serve them all.
+
+pub mod ca;
+pub mod config;
+pub mod error;
+pub mod nonce;
+pub mod ra;
+pub mod sa;
+pub mod server;
+pub mod va;
+pub mod wfe;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use server::{RunningServer, start};

@@ -106,13 +106,7 @@ enum ClientAction {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    server_kit::process::init_logging();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -166,12 +160,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         if let Some(ca) = &server.dev_ca_cert {
             let _ = writeln!(out, "dev root CA: {}", ca.display());
         }
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        tracing::info!("shutting down");
+        server_kit::process::shutdown_signal().await?;
         server.shutdown().await?;
         Ok(())
     })

@@ -6,6 +6,7 @@
 //! type.
 
 pub mod files;
+pub mod process;
 pub mod serve;
 pub mod store;
 pub mod tls;

@@ -1,0 +1,91 @@
+//! Issuing an identity certificate from a [`ValidatedCsr`]: subject `O=domain, CN=name`, SAN
+//! URIs (handle, then client id with `!` percent-encoded, as Wire's certificates have them),
+//! KU digitalSignature (critical), EKU clientAuth, SKI and AKI, a 127-bit random serial,
+//! and the validity the caller computed from the profile.
+
+use proto::clock::UnixTime;
+use rcgen::{
+    CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyUsagePurpose, SanType,
+    SerialNumber, SubjectPublicKeyInfo,
+};
+
+use super::CertificateAuthority;
+use super::csr::ValidatedCsr;
+use crate::error::{Error, Result};
+
+/// A signed certificate with its chain.
+#[derive(Debug, Clone)]
+pub struct IssuedCertificate {
+    /// Serial number, lower-case hex.
+    pub serial: String,
+    /// Leaf, then the intermediate (PEM).
+    pub chain_pem: String,
+    /// Start of validity.
+    pub not_before: UnixTime,
+    /// End of validity.
+    pub not_after: UnixTime,
+}
+
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("issuance: {e}"))
+}
+
+fn time_of(t: UnixTime) -> Result<time::OffsetDateTime> {
+    time::OffsetDateTime::from_unix_timestamp(t).map_err(internal)
+}
+
+/// The SAN form of a client-id URI: `!` percent-encoded.
+pub fn client_id_san(uri: &str) -> String {
+    uri.replacen('!', "%21", 1)
+}
+
+impl CertificateAuthority {
+    /// Signs a certificate for `csr`, valid from `not_before` to `not_after`.
+    pub fn issue(
+        &self,
+        csr: &ValidatedCsr,
+        not_before: UnixTime,
+        not_after: UnixTime,
+    ) -> Result<IssuedCertificate> {
+        if not_after <= not_before {
+            return Err(Error::Internal("empty validity period".into()));
+        }
+        let public_key = SubjectPublicKeyInfo::from_der(&csr.spki_der).map_err(internal)?;
+        let mut params = CertificateParams::default();
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, csr.domain.as_str());
+        params
+            .distinguished_name
+            .push(DnType::CommonName, csr.name.as_str());
+        let uri = |text: String| -> Result<SanType> {
+            Ok(SanType::URI(text.try_into().map_err(internal)?))
+        };
+        params.subject_alt_names = vec![
+            uri(csr.handle.to_uri())?,
+            uri(client_id_san(&csr.client_id.to_uri()))?,
+        ];
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        let mut serial = proto::random::bytes(16);
+        if let Some(first) = serial.first_mut() {
+            // Positive, and 16 bytes long in DER: 127 random bits.
+            *first = (*first & 0x7f) | 0x01;
+        }
+        let serial_hex: String = serial.iter().map(|b| format!("{b:02x}")).collect();
+        params.serial_number = Some(SerialNumber::from_slice(&serial));
+        params.not_before = time_of(not_before)?;
+        params.not_after = time_of(not_after)?;
+        let leaf = params
+            .signed_by(&public_key, &self.issuer)
+            .map_err(internal)?;
+        Ok(IssuedCertificate {
+            serial: serial_hex,
+            chain_pem: format!("{}{}", leaf.pem(), self.intermediate_pem),
+            not_before,
+            not_after,
+        })
+    }
+}

@@ -1,0 +1,331 @@
+//! Server configuration: a TOML file, overridden by environment variables and flags (merged by
+//! the binary through clap), with defaults fit for a development run.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The placeholder in [`DpopConfig::target`] replaced by the device id.
+pub const DEVICE_ID_PLACEHOLDER: &str = "{device-id}";
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on (HTTPS).
+    pub listen: SocketAddr,
+    /// Public base URL clients use; every ACME URL and JWS `url` is built from it, never from
+    /// `Host`. Empty means `https://{listen}`.
+    pub public_url: String,
+    /// Directory for the store, the CA and the dev PKI.
+    pub data_dir: PathBuf,
+    /// Development mode: create the TLS certificate and the CA in the data directory.
+    pub dev: bool,
+    /// PEM certificate chain for TLS (required unless `dev`).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS (required unless `dev`).
+    pub tls_key: Option<PathBuf>,
+    /// Extra PEM root certificates trusted for outbound HTTPS (the backend's JWKS, the identity
+    /// provider), on top of none: outbound TLS trusts only what is listed here.
+    pub trust_anchors: Vec<PathBuf>,
+    /// `meta.termsOfService` of the directory.
+    pub terms_of_service: Option<String>,
+    /// `meta.website` of the directory.
+    pub website: Option<String>,
+    /// Wire domains this CA certifies identities for.
+    pub domains: Vec<String>,
+    /// Lifetimes in seconds.
+    pub lifetimes: Lifetimes,
+    /// The issuing CA's files.
+    pub ca: CaFiles,
+    /// The certificate profile.
+    pub certificate: CertificateProfile,
+    /// `wire-dpop-01` verification.
+    pub wire_dpop: DpopConfig,
+    /// `wire-oidc-01` verification.
+    pub wire_oidc: OidcConfig,
+}
+
+/// Lifetimes, in seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Lifetimes {
+    /// Anti-replay nonces.
+    pub nonce: i64,
+    /// Orders (and their authorizations) from creation.
+    pub order: i64,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Self {
+            nonce: 600,
+            order: 3600,
+        }
+    }
+}
+
+/// Paths of the issuing CA; empty means the files `ca init` writes under `data_dir/ca/`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaFiles {
+    /// Root certificate (PEM), served after the intermediate in every chain.
+    pub root_cert: Option<PathBuf>,
+    /// Intermediate certificate (PEM), the issuer of leaf certificates.
+    pub intermediate_cert: Option<PathBuf>,
+    /// Intermediate private key (PKCS#8 PEM, mode 0600).
+    pub intermediate_key: Option<PathBuf>,
+}
+
+/// What issued certificates look like.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CertificateProfile {
+    /// Validity, in seconds from issuance (the order's `notAfter` may shorten it).
+    pub validity: i64,
+    /// How far `notBefore` is set back to absorb clock skew, in seconds.
+    pub backdate: i64,
+}
+
+impl Default for CertificateProfile {
+    fn default() -> Self {
+        Self {
+            validity: 90 * 86_400,
+            backdate: 60,
+        }
+    }
+}
+
+/// `wire-dpop-01`: where the backend's access tokens come from and what they must say.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DpopConfig {
+    /// The access-token URL template announced as challenge `target` and required as the
+    /// token's `iss`; `{device-id}` is replaced by the order's device id.
+    pub target: String,
+    /// The backend's JWKS URL (keys fetched and cached).
+    pub backend_jwks_url: Option<String>,
+    /// The backend's public keys as PEM files (used instead of, or besides, the JWKS).
+    pub backend_keys: Vec<PathBuf>,
+    /// Clock skew tolerated, in seconds.
+    pub leeway: i64,
+    /// Furthest acceptable token `exp` after now, in seconds.
+    pub max_token_lifetime: i64,
+}
+
+impl Default for DpopConfig {
+    fn default() -> Self {
+        Self {
+            target: format!("https://127.0.0.1:8443/clients/{DEVICE_ID_PLACEHOLDER}/access-token"),
+            backend_jwks_url: None,
+            backend_keys: Vec::new(),
+            leeway: 60,
+            max_token_lifetime: 3600,
+        }
+    }
+}
+
+/// `wire-oidc-01`: the identity provider and how its ID tokens map to the order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OidcConfig {
+    /// Issuer URL (challenge `target`; `iss` must equal it exactly).
+    pub issuer: String,
+    /// The OAuth client id ID tokens are issued to (`aud`).
+    pub client_id: String,
+    /// JWKS URL; empty means discovery (`{issuer}/.well-known/openid-configuration`).
+    pub jwks_url: Option<String>,
+    /// The claim carrying the handle.
+    pub handle_claim: String,
+    /// The claim carrying the display name.
+    pub name_claim: String,
+    /// Clock skew tolerated, in seconds.
+    pub leeway: i64,
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "https://127.0.0.1:8443".into(),
+            client_id: "wireapp".into(),
+            jwks_url: None,
+            handle_claim: "preferred_username".into(),
+            name_claim: "name".into(),
+            leeway: 60,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9443)),
+            public_url: String::new(),
+            data_dir: PathBuf::from("acme-data"),
+            dev: false,
+            tls_cert: None,
+            tls_key: None,
+            trust_anchors: Vec::new(),
+            terms_of_service: None,
+            website: None,
+            domains: vec!["wire.example".into()],
+            lifetimes: Lifetimes::default(),
+            ca: CaFiles::default(),
+            certificate: CertificateProfile::default(),
+            wire_dpop: DpopConfig::default(),
+            wire_oidc: OidcConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("read {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Checks values that would otherwise fail later and less clearly.
+    pub fn validate(&self) -> Result<()> {
+        if self.domains.is_empty() {
+            return Err(Error::Config("at least one domain is required".into()));
+        }
+        for domain in &self.domains {
+            proto::wire_id::validate_domain(domain).map_err(|_| {
+                Error::Config(format!("domain {domain:?} is not a lower-case DNS name"))
+            })?;
+        }
+        for (name, value) in [
+            ("public_url", self.public_url.as_str()),
+            ("wire_oidc.issuer", self.wire_oidc.issuer.as_str()),
+        ] {
+            if !value.is_empty() {
+                check_http_url(name, value)?;
+            }
+        }
+        let template = self.wire_dpop.target.replace(DEVICE_ID_PLACEHOLDER, "0");
+        check_http_url("wire_dpop.target", &template)?;
+        if !self.wire_dpop.target.contains(DEVICE_ID_PLACEHOLDER) {
+            return Err(Error::Config(format!(
+                "wire_dpop.target must contain {DEVICE_ID_PLACEHOLDER}"
+            )));
+        }
+        if self.wire_dpop.backend_jwks_url.is_none() && self.wire_dpop.backend_keys.is_empty() {
+            return Err(Error::Config(
+                "wire_dpop needs backend_jwks_url or backend_keys".into(),
+            ));
+        }
+        if self.wire_oidc.issuer.is_empty() || self.wire_oidc.client_id.is_empty() {
+            return Err(Error::Config(
+                "wire_oidc.issuer and client_id are required".into(),
+            ));
+        }
+        if !self.dev && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+            return Err(Error::Config(
+                "tls_cert and tls_key are required outside dev mode".into(),
+            ));
+        }
+        for (name, v) in [
+            ("lifetimes.nonce", self.lifetimes.nonce),
+            ("lifetimes.order", self.lifetimes.order),
+            ("certificate.validity", self.certificate.validity),
+            (
+                "wire_dpop.max_token_lifetime",
+                self.wire_dpop.max_token_lifetime,
+            ),
+        ] {
+            if v <= 0 {
+                return Err(Error::Config(format!("{name} must be positive")));
+            }
+        }
+        for (name, v) in [
+            ("certificate.backdate", self.certificate.backdate),
+            ("wire_dpop.leeway", self.wire_dpop.leeway),
+            ("wire_oidc.leeway", self.wire_oidc.leeway),
+        ] {
+            if !(0..=3600).contains(&v) {
+                return Err(Error::Config(format!("{name} must be between 0 and 3600")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The public base URL without a trailing slash, once the listening address is known.
+    pub fn base_url(&self, bound: SocketAddr) -> String {
+        if self.public_url.is_empty() {
+            format!("https://{bound}")
+        } else {
+            self.public_url.trim_end_matches('/').to_owned()
+        }
+    }
+
+    /// The CA files, defaulting to `data_dir/ca/`.
+    pub fn ca_paths(&self) -> crate::ca::CaPaths {
+        let dir = self.data_dir.join("ca");
+        crate::ca::CaPaths {
+            root_cert: self
+                .ca
+                .root_cert
+                .clone()
+                .unwrap_or_else(|| dir.join("root.pem")),
+            root_key: dir.join("root-key.pem"),
+            intermediate_cert: self
+                .ca
+                .intermediate_cert
+                .clone()
+                .unwrap_or_else(|| dir.join("intermediate.pem")),
+            intermediate_key: self
+                .ca
+                .intermediate_key
+                .clone()
+                .unwrap_or_else(|| dir.join("intermediate-key.pem")),
+        }
+    }
+}
+
+fn check_http_url(name: &str, value: &str) -> Result<()> {
+    let url = url::Url::parse(value).map_err(|e| Error::Config(format!("{name}: {e}")))?;
+    if url.scheme() != "https" && url.scheme() != "http" {
+        return Err(Error::Config(format!("{name} must be an http(s) URL")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_toml_with_defaults_and_refuses_bad_values() {
+        let c: Config = toml::from_str(
+            "dev = true\ndomains = [\"wire.com\"]\n[wire_dpop]\nbackend_jwks_url = \"https://b.test/jwks\"\ntarget = \"https://b.test/clients/{device-id}/access-token\"\n[wire_oidc]\nissuer = \"https://idp.test\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.certificate.validity, 90 * 86_400);
+        assert_eq!(c.wire_oidc.client_id, "wireapp");
+        assert!(toml::from_str::<Config>("domians = []").is_err());
+        let no_placeholder = Config {
+            wire_dpop: DpopConfig {
+                target: "https://b.test/access-token".into(),
+                ..c.wire_dpop.clone()
+            },
+            ..c.clone()
+        };
+        assert!(no_placeholder.validate().is_err());
+        let no_keys = Config {
+            wire_dpop: DpopConfig {
+                backend_jwks_url: None,
+                ..c.wire_dpop.clone()
+            },
+            ..c.clone()
+        };
+        assert!(no_keys.validate().is_err());
+        let no_tls = Config { dev: false, ..c };
+        assert!(no_tls.validate().is_err());
+    }
+}

@@ -1,0 +1,354 @@
+//! The one error type of the ACME server and the one place that turns errors into problem
+//! documents (RFC 8555 §6.7): the problem type, its HTTP status, subproblems naming the
+//! identifier at fault. Protocol failures reported by `proto` map to problem types in
+//! [`jws_problem`] and [`challenge_problem`], both exhaustive matches.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use proto::acme::{ERROR_NS, Identifier, Problem, Subproblem};
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The ACME error types this server emits (RFC 8555 §6.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemType {
+    /// The request names an account that does not exist.
+    AccountDoesNotExist,
+    /// The CSR is unacceptable.
+    BadCsr,
+    /// The anti-replay nonce is unknown, used or expired.
+    BadNonce,
+    /// The JWS key is unacceptable.
+    BadPublicKey,
+    /// The JWS algorithm is not supported.
+    BadSignatureAlgorithm,
+    /// The challenge answer did not satisfy the challenge.
+    IncorrectResponse,
+    /// The contact URI is unacceptable.
+    InvalidContact,
+    /// The request is malformed.
+    Malformed,
+    /// Finalize before the order is ready.
+    OrderNotReady,
+    /// The server will not issue for this identifier.
+    RejectedIdentifier,
+    /// Something broke inside the server.
+    ServerInternal,
+    /// The client lacks authorization.
+    Unauthorized,
+    /// The contact URI scheme is not supported.
+    UnsupportedContact,
+    /// The identifier type is not supported.
+    UnsupportedIdentifier,
+}
+
+impl ProblemType {
+    /// The name after `urn:ietf:params:acme:error:`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AccountDoesNotExist => "accountDoesNotExist",
+            Self::BadCsr => "badCSR",
+            Self::BadNonce => "badNonce",
+            Self::BadPublicKey => "badPublicKey",
+            Self::BadSignatureAlgorithm => "badSignatureAlgorithm",
+            Self::IncorrectResponse => "incorrectResponse",
+            Self::InvalidContact => "invalidContact",
+            Self::Malformed => "malformed",
+            Self::OrderNotReady => "orderNotReady",
+            Self::RejectedIdentifier => "rejectedIdentifier",
+            Self::ServerInternal => "serverInternal",
+            Self::Unauthorized => "unauthorized",
+            Self::UnsupportedContact => "unsupportedContact",
+            Self::UnsupportedIdentifier => "unsupportedIdentifier",
+        }
+    }
+
+    /// The full URN.
+    pub fn urn(self) -> String {
+        format!("{ERROR_NS}{}", self.name())
+    }
+
+    /// The HTTP status of a response carrying this problem.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::AccountDoesNotExist | Self::Unauthorized => StatusCode::FORBIDDEN,
+            Self::OrderNotReady => StatusCode::FORBIDDEN,
+            Self::ServerInternal => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// Everything that can go wrong while serving a request or running an operator command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An ACME problem for the client.
+    #[error("{kind:?}: {detail}")]
+    Problem {
+        /// The problem type.
+        kind: ProblemType,
+        /// Human-readable explanation.
+        detail: String,
+        /// Identifiers at fault.
+        subproblems: Vec<Subproblem>,
+    },
+    /// The resource does not exist or belongs to another account (404, `malformed`).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The request method is not allowed on this resource (405).
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The request is not `application/jose+json` (415).
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    /// Storage failed.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// Configuration, key or CA material is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// An unexpected internal failure.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// A problem without subproblems.
+    pub fn problem(kind: ProblemType, detail: impl Into<String>) -> Self {
+        Self::Problem {
+            kind,
+            detail: detail.into(),
+            subproblems: Vec::new(),
+        }
+    }
+
+    /// `malformed`.
+    pub fn malformed(detail: impl Into<String>) -> Self {
+        Self::problem(ProblemType::Malformed, detail)
+    }
+
+    /// `unauthorized`.
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::problem(ProblemType::Unauthorized, detail)
+    }
+
+    /// A problem about one identifier: the top-level type with a subproblem naming it.
+    pub fn about_identifier(
+        kind: ProblemType,
+        identifier: &Identifier,
+        detail: impl Into<String>,
+    ) -> Self {
+        let detail = detail.into();
+        Self::Problem {
+            kind,
+            detail: detail.clone(),
+            subproblems: vec![Subproblem {
+                kind: kind.urn(),
+                detail,
+                identifier: Some(identifier.clone()),
+            }],
+        }
+    }
+
+    /// The problem document and status this error is sent as.
+    pub fn to_problem(&self) -> (StatusCode, Problem) {
+        let (status, kind, detail, subproblems) = match self {
+            Self::Problem {
+                kind,
+                detail,
+                subproblems,
+            } => (kind.status(), *kind, detail.clone(), subproblems.clone()),
+            Self::NotFound(what) => (
+                StatusCode::NOT_FOUND,
+                ProblemType::Malformed,
+                format!("{what} not found"),
+                Vec::new(),
+            ),
+            Self::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                ProblemType::Malformed,
+                "method not allowed; use POST (or POST-as-GET)".into(),
+                Vec::new(),
+            ),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ProblemType::Malformed,
+                "Content-Type must be application/jose+json".into(),
+                Vec::new(),
+            ),
+            // Internal details stay in the log.
+            Self::Storage(_) | Self::Config(_) | Self::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ProblemType::ServerInternal,
+                "internal server error".into(),
+                Vec::new(),
+            ),
+        };
+        let problem = Problem {
+            kind: kind.urn(),
+            detail,
+            status: Some(status.as_u16()),
+            subproblems,
+        };
+        (status, problem)
+    }
+}
+
+impl From<server_kit::Error> for Error {
+    fn from(e: server_kit::Error) -> Self {
+        match e {
+            server_kit::Error::Storage(m) => Self::Storage(m),
+            server_kit::Error::Config(m) => Self::Config(m),
+            server_kit::Error::Server(m) => Self::Internal(m),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        if matches!(self, Self::Storage(_) | Self::Config(_) | Self::Internal(_)) {
+            tracing::error!(error = %self, "request failed");
+        }
+        let (status, problem) = self.to_problem();
+        let mut response = (status, Json(problem)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
+/// The problem type for a request JWS refused by `proto` (RFC 8555 §6.2, §6.5, §6.7).
+pub fn jws_problem(e: &proto::Error) -> ProblemType {
+    use proto::Error as P;
+    match e {
+        P::UnsupportedAlgorithm(_) | P::AlgorithmKeyMismatch => ProblemType::BadSignatureAlgorithm,
+        P::MissingJwk | P::InvalidJwk(_) | P::PrivateKeyInJwk(_) => ProblemType::BadPublicKey,
+        P::MissingNonce | P::NonceMismatch => ProblemType::BadNonce,
+        P::Base64 { .. }
+        | P::MalformedJws(_)
+        | P::MalformedClaims(_)
+        | P::MissingClaim(_)
+        | P::InvalidClaim(_)
+        | P::CriticalHeader
+        | P::BadSignature
+        | P::UnknownSigningKey
+        | P::Key(_)
+        | P::MissingDpopHeader
+        | P::MultipleDpopHeaders
+        | P::WrongTyp { .. }
+        | P::HtmMismatch
+        | P::HtuMismatch
+        | P::InvalidUri(_)
+        | P::IatInFuture
+        | P::IatTooOld
+        | P::NotYetValid
+        | P::Expired
+        | P::ExpTooFar
+        | P::MissingAth
+        | P::AthMismatch
+        | P::ChalMismatch
+        | P::SubMismatch
+        | P::HandleMismatch
+        | P::TeamMismatch
+        | P::NameMismatch
+        | P::AudMismatch
+        | P::InvalidClientId(_)
+        | P::InvalidHandle(_)
+        | P::InvalidIdentifier(_)
+        | P::IssMismatch
+        | P::CnfMismatch
+        | P::ClientIdMismatch
+        | P::ScopeMismatch
+        | P::UnsupportedApiVersion
+        | P::ProofKeyMismatch
+        | P::KeyAuthMismatch
+        | P::AcmeAudMismatch
+        | P::EmbeddedProof(_) => ProblemType::Malformed,
+    }
+}
+
+/// The problem type for a `wire-dpop-01` / `wire-oidc-01` answer refused by `proto`: a token
+/// bound to another key is `unauthorized`, one naming another identity is
+/// `rejectedIdentifier`, anything else about the token is `incorrectResponse`.
+pub fn challenge_problem(e: &proto::Error) -> ProblemType {
+    use proto::Error as P;
+    match e {
+        P::CnfMismatch | P::ProofKeyMismatch => ProblemType::Unauthorized,
+        P::SubMismatch
+        | P::HandleMismatch
+        | P::TeamMismatch
+        | P::NameMismatch
+        | P::ClientIdMismatch => ProblemType::RejectedIdentifier,
+        P::EmbeddedProof(inner) => challenge_problem(inner),
+        P::Base64 { .. }
+        | P::MalformedJws(_)
+        | P::MalformedClaims(_)
+        | P::MissingClaim(_)
+        | P::InvalidClaim(_)
+        | P::CriticalHeader
+        | P::UnsupportedAlgorithm(_)
+        | P::AlgorithmKeyMismatch
+        | P::MissingJwk
+        | P::InvalidJwk(_)
+        | P::PrivateKeyInJwk(_)
+        | P::BadSignature
+        | P::UnknownSigningKey
+        | P::Key(_)
+        | P::MissingDpopHeader
+        | P::MultipleDpopHeaders
+        | P::WrongTyp { .. }
+        | P::HtmMismatch
+        | P::HtuMismatch
+        | P::InvalidUri(_)
+        | P::MissingNonce
+        | P::NonceMismatch
+        | P::IatInFuture
+        | P::IatTooOld
+        | P::NotYetValid
+        | P::Expired
+        | P::ExpTooFar
+        | P::MissingAth
+        | P::AthMismatch
+        | P::ChalMismatch
+        | P::AudMismatch
+        | P::InvalidClientId(_)
+        | P::InvalidHandle(_)
+        | P::InvalidIdentifier(_)
+        | P::IssMismatch
+        | P::ScopeMismatch
+        | P::UnsupportedApiVersion
+        | P::KeyAuthMismatch
+        | P::AcmeAudMismatch => ProblemType::IncorrectResponse,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_carry_urn_status_and_subproblems() {
+        let id = Identifier {
+            kind: "wireapp-user".into(),
+            value: "{}".into(),
+        };
+        let (status, p) =
+            Error::about_identifier(ProblemType::RejectedIdentifier, &id, "no").to_problem();
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(p.kind, "urn:ietf:params:acme:error:rejectedIdentifier");
+        assert_eq!(p.subproblems[0].identifier.as_ref(), Some(&id));
+        let (status, p) = Error::Storage("disk on fire at /secret/path".into()).to_problem();
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!p.detail.contains("/secret"));
+        assert_eq!(
+            challenge_problem(&proto::Error::EmbeddedProof(Box::new(
+                proto::Error::HandleMismatch
+            ))),
+            ProblemType::RejectedIdentifier
+        );
+    }
+}

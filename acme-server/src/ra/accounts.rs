@@ -1,0 +1,144 @@
+//! Accounts (RFC 8555 §7.3): creation (one account per key; `onlyReturnExisting`), lookup,
+//! contact update and deactivation.
+
+use proto::acme::{AccountStatus, AccountUpdate, NewAccount};
+use proto::jwk::Jwk;
+
+use super::{AuthenticatedAccount, RegistrationAuthority};
+use crate::error::{Error, ProblemType, Result};
+use crate::sa::{AccountRecord, Created};
+
+/// Whether newAccount created the account.
+#[derive(Debug, Clone)]
+pub enum AccountOutcome {
+    /// Created now (201).
+    Created(AccountRecord),
+    /// The key already had this account (200).
+    Existing(AccountRecord),
+}
+
+const MAX_CONTACTS: usize = 10;
+
+fn check_contacts(contacts: &[String]) -> Result<()> {
+    if contacts.len() > MAX_CONTACTS {
+        return Err(Error::problem(
+            ProblemType::InvalidContact,
+            format!("at most {MAX_CONTACTS} contacts"),
+        ));
+    }
+    for contact in contacts {
+        let Some(address) = contact.strip_prefix("mailto:") else {
+            return Err(Error::problem(
+                ProblemType::UnsupportedContact,
+                format!("only mailto: contacts are supported, not {contact:?}"),
+            ));
+        };
+        let valid = address.len() <= 254
+            && !address.contains([',', '?', ' '])
+            && address.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
+            });
+        if !valid {
+            return Err(Error::problem(
+                ProblemType::InvalidContact,
+                format!("{contact:?} is not a single e-mail address"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl RegistrationAuthority {
+    /// newAccount for the verified `jwk`.
+    pub fn new_account(&self, jwk: &Jwk, request: NewAccount) -> Result<AccountOutcome> {
+        let thumbprint = jwk.thumbprint();
+        if let Some(existing) = self.sa.account_by_thumbprint(&thumbprint)? {
+            return Ok(AccountOutcome::Existing(existing));
+        }
+        if request.only_return_existing == Some(true) {
+            return Err(Error::problem(
+                ProblemType::AccountDoesNotExist,
+                "no account exists for this key",
+            ));
+        }
+        if request.external_account_binding.is_some() {
+            return Err(Error::malformed(
+                "external account binding is not supported by this server",
+            ));
+        }
+        let contact = request.contact.unwrap_or_default();
+        check_contacts(&contact)?;
+        let mut public = jwk.clone();
+        public.kid = None;
+        let record = AccountRecord {
+            id: proto::random::token(128),
+            jwk: public.to_json(),
+            thumbprint,
+            status: AccountStatus::Valid,
+            contact,
+            terms_of_service_agreed: request.terms_of_service_agreed,
+            created_at: self.now(),
+        };
+        Ok(match self.sa.create_account(record)? {
+            Created::New(r) => AccountOutcome::Created(r),
+            Created::Existing(r) => AccountOutcome::Existing(r),
+        })
+    }
+
+    /// Account update (§7.3.2) or deactivation (§7.3.6); an empty update returns the account.
+    pub fn update_account(
+        &self,
+        account: &AuthenticatedAccount,
+        update: AccountUpdate,
+    ) -> Result<AccountRecord> {
+        let current = self
+            .sa
+            .account(account.id())?
+            .ok_or_else(|| Error::NotFound("account".into()))?;
+        let mut next = current.value.clone();
+        match update.status {
+            None => {}
+            Some(AccountStatus::Deactivated) => next.status = AccountStatus::Deactivated,
+            Some(_) => {
+                return Err(Error::malformed(
+                    "the only status a client may set is \"deactivated\"",
+                ));
+            }
+        }
+        if let Some(contact) = update.contact {
+            check_contacts(&contact)?;
+            next.contact = contact;
+        }
+        if let Some(agreed) = update.terms_of_service_agreed {
+            next.terms_of_service_agreed = Some(agreed);
+        }
+        if !self.sa.replace_account(&current, &next)? {
+            return Err(Error::malformed("the account changed concurrently; retry"));
+        }
+        Ok(next)
+    }
+
+    /// Whether any account has a key with this thumbprint.
+    pub fn is_account_key(&self, thumbprint: &str) -> Result<bool> {
+        self.sa.is_account_key(thumbprint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contacts_are_single_mailto_addresses() {
+        check_contacts(&["mailto:ops@example.com".into()]).unwrap();
+        for bad in [
+            "tel:+1",
+            "mailto:",
+            "mailto:a@b",
+            "mailto:a@example.com,b@example.com",
+            "mailto:a@example.com?subject=x",
+        ] {
+            assert!(check_contacts(&[bad.into()]).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Answering a challenge (RFC 8555 §7.5.1): the answer is verified synchronously by the
+//! validation authority; the challenge and its authorization become `valid` (and the order
+//! `ready` once every authorization is) or `invalid` (and the order with them), each step a
+//! compare-and-swap on the stored status. A POST-as-GET, or a POST to a challenge that is no
+//! longer pending, returns the challenge as it is.
+
+use proto::acme::{AuthorizationStatus, ChallengeStatus, OrderStatus};
+use server_kit::store::Versioned;
+
+use super::{AuthenticatedAccount, RegistrationAuthority};
+use crate::error::{Error, Result};
+use crate::sa::{AuthzRecord, ChallengeRecord};
+use crate::va::{ChallengeContext, Outcome, ValidatedAnswer};
+
+/// A challenge with the authorization it belongs to.
+#[derive(Debug, Clone)]
+pub struct ChallengeState {
+    /// The authorization.
+    pub authz: AuthzRecord,
+    /// Index of the challenge in `authz.challenges`.
+    pub index: usize,
+}
+
+impl ChallengeState {
+    /// The challenge.
+    pub fn challenge(&self) -> &ChallengeRecord {
+        &self.authz.challenges[self.index]
+    }
+}
+
+impl RegistrationAuthority {
+    /// Handles a POST to a challenge URL. `url` is the challenge's public URL (its `aud` /
+    /// `acme_aud`); an empty `payload` is a POST-as-GET.
+    pub async fn answer_challenge(
+        &self,
+        account: &AuthenticatedAccount,
+        authz_id: &str,
+        challenge_id: &str,
+        url: &str,
+        payload: &[u8],
+    ) -> Result<ChallengeState> {
+        let authz = self.owned_authz(account, authz_id)?;
+        let index = authz
+            .value
+            .challenges
+            .iter()
+            .position(|c| c.id == challenge_id)
+            .ok_or_else(|| Error::NotFound("challenge".into()))?;
+        let current = ChallengeState {
+            authz: authz.value.clone(),
+            index,
+        };
+        let challenge = current.challenge().clone();
+        if payload.is_empty()
+            || challenge.status != ChallengeStatus::Pending
+            || authz.value.status != AuthorizationStatus::Pending
+        {
+            return Ok(current);
+        }
+        let order = self.owned_order(account, &authz.value.order_id)?;
+        if order.value.status != OrderStatus::Pending {
+            return Err(Error::malformed("the order is no longer pending"));
+        }
+        let identity = Self::identity_of(&order.value)?;
+        let target = challenge.target.clone().unwrap_or_default();
+        let ctx = ChallengeContext {
+            account_key: account.key(),
+            url,
+            token: &challenge.token,
+            target: &target,
+            client_id: &identity.client_id,
+            handle: &identity.handle,
+            name: &identity.name,
+        };
+        let now = self.now();
+        match self
+            .va
+            .validate(&challenge.kind, payload, &ctx, now)
+            .await?
+        {
+            Outcome::Valid(proof) => self.record_valid(account, authz, index, &proof, url),
+            Outcome::Refused(problem) => {
+                self.record_invalid(authz, index, &problem)?;
+                Err(problem)
+            }
+        }
+    }
+
+    fn record_valid(
+        &self,
+        account: &AuthenticatedAccount,
+        authz: Versioned<AuthzRecord>,
+        index: usize,
+        proof: &ValidatedAnswer,
+        url: &str,
+    ) -> Result<ChallengeState> {
+        if proof.challenge_url() != url {
+            return Err(Error::Internal("validated another challenge".into()));
+        }
+        let mut next = authz.value.clone();
+        next.challenges[index].status = ChallengeStatus::Valid;
+        next.challenges[index].validated = Some(self.now());
+        next.status = AuthorizationStatus::Valid;
+        if !self.sa.replace_authz(&authz, &next)? {
+            // Decided concurrently; report what was stored.
+            let stored = self.owned_authz(account, &next.id)?;
+            return Ok(ChallengeState {
+                authz: stored.value,
+                index,
+            });
+        }
+        self.advance_order_if_ready(account, &next.order_id)?;
+        self.sa.flush()?;
+        Ok(ChallengeState { authz: next, index })
+    }
+
+    fn advance_order_if_ready(&self, account: &AuthenticatedAccount, order_id: &str) -> Result<()> {
+        loop {
+            let order = self.owned_order(account, order_id)?;
+            if order.value.status != OrderStatus::Pending {
+                return Ok(());
+            }
+            for id in &order.value.authorizations {
+                let authz = self.owned_authz(account, id)?;
+                if authz.value.status != AuthorizationStatus::Valid {
+                    return Ok(());
+                }
+            }
+            let mut ready = order.value.clone();
+            ready.status = OrderStatus::Ready;
+            if self.sa.replace_order(&order, &ready)? {
+                return Ok(());
+            }
+        }
+    }
+
+    fn record_invalid(
+        &self,
+        authz: Versioned<AuthzRecord>,
+        index: usize,
+        problem: &Error,
+    ) -> Result<()> {
+        let document = problem.to_problem().1;
+        let mut next = authz.value.clone();
+        next.challenges[index].status = ChallengeStatus::Invalid;
+        next.challenges[index].error = Some(document.clone());
+        next.status = AuthorizationStatus::Invalid;
+        if !self.sa.replace_authz(&authz, &next)? {
+            return Ok(());
+        }
+        while let Some(order) = self.sa.order(&next.order_id)? {
+            if order.value.status != OrderStatus::Pending {
+                break;
+            }
+            let mut invalid = order.value.clone();
+            invalid.status = OrderStatus::Invalid;
+            invalid.error = Some(document.clone());
+            if self.sa.replace_order(&order, &invalid)? {
+                break;
+            }
+        }
+        self.sa.flush()
+    }
+}

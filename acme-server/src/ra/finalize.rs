@@ -1,0 +1,93 @@
+//! Finalize (RFC 8555 §7.4): only a `ready` order; the CSR is checked against the order's
+//! identity ([`crate::ca::csr`]) while the order is still `ready`, then the order moves
+//! `ready → processing` by compare-and-swap (so only one finalize issues), the CA signs, and
+//! the certificate and the `valid` order are stored and flushed before the response.
+
+use proto::acme::OrderStatus;
+
+use super::{AuthenticatedAccount, RegistrationAuthority};
+use crate::ca::csr::{self, ExpectedIdentity};
+use crate::error::{Error, ProblemType, Result};
+use crate::sa::{CertificateRecord, OrderRecord};
+
+impl RegistrationAuthority {
+    /// Finalizes an order with a DER CSR.
+    pub fn finalize(
+        &self,
+        account: &AuthenticatedAccount,
+        order_id: &str,
+        csr_der: &[u8],
+    ) -> Result<OrderRecord> {
+        let order = self.owned_order(account, order_id)?;
+        if order.value.status != OrderStatus::Ready {
+            return Err(Error::problem(
+                ProblemType::OrderNotReady,
+                format!("the order is {:?}, not ready", order.value.status),
+            ));
+        }
+        let identity = Self::identity_of(&order.value)?;
+        let validated = csr::validate(
+            csr_der,
+            &ExpectedIdentity {
+                client_id: &identity.client_id,
+                handle: &identity.handle,
+                name: &identity.name,
+                domain: &identity.domain,
+            },
+            |thumbprint| self.is_account_key(thumbprint),
+        )?;
+
+        let mut processing = order.value.clone();
+        processing.status = OrderStatus::Processing;
+        if !self.sa.replace_order(&order, &processing)? {
+            return Err(Error::problem(
+                ProblemType::OrderNotReady,
+                "the order is being finalized by another request",
+            ));
+        }
+        let stored = self
+            .sa
+            .order(order_id)?
+            .ok_or_else(|| Error::Storage("order vanished".into()))?;
+
+        let now = self.now();
+        let profile = &self.config.certificate;
+        let not_before = (now - profile.backdate).max(order.value.not_before.unwrap_or(i64::MIN));
+        let not_after = (now + profile.validity).min(order.value.not_after.unwrap_or(i64::MAX));
+        let issued = match self.ca.issue(&validated, not_before, not_after) {
+            Ok(issued) => issued,
+            Err(e) => {
+                let mut failed = processing.clone();
+                failed.status = OrderStatus::Invalid;
+                failed.error = Some(e.to_problem().1);
+                self.sa.replace_order(&stored, &failed)?;
+                self.sa.flush()?;
+                return Err(e);
+            }
+        };
+        let certificate = CertificateRecord {
+            id: proto::random::token(128),
+            account_id: account.id().to_owned(),
+            order_id: order_id.to_owned(),
+            serial: issued.serial,
+            chain_pem: issued.chain_pem,
+            not_before: issued.not_before,
+            not_after: issued.not_after,
+        };
+        self.sa.put_certificate(&certificate)?;
+        let mut valid = processing;
+        valid.status = OrderStatus::Valid;
+        valid.certificate = Some(certificate.id.clone());
+        if !self.sa.replace_order(&stored, &valid)? {
+            return Err(Error::Internal("order changed while processing".into()));
+        }
+        self.sa.flush()?;
+        tracing::info!(
+            order = order_id,
+            serial = %certificate.serial,
+            not_after = certificate.not_after,
+            "certificate issued"
+        );
+        Ok(valid)
+    }
+}

@@ -1,0 +1,169 @@
+//! The identity-order policy (Wire profile): exactly one `wireapp-device` and one
+//! `wireapp-user` identifier, values well-formed, domain configured, and handle, name and
+//! domain agreeing between the two. Refusals name the identifier at fault in a subproblem.
+
+use proto::acme::{Identifier, WIREAPP_DEVICE, WIREAPP_USER};
+use proto::wire_id::{ClientId, DeviceIdentifier, HandleUri, UserIdentifier};
+
+use crate::error::{Error, ProblemType, Result};
+use crate::sa::WireIdentity;
+
+/// The parsed identity of an order.
+#[derive(Debug, Clone)]
+pub struct OrderIdentity {
+    /// Client id.
+    pub client_id: ClientId,
+    /// Handle.
+    pub handle: HandleUri,
+    /// Display name.
+    pub name: String,
+    /// Domain.
+    pub domain: String,
+}
+
+impl OrderIdentity {
+    /// What is stored with the order.
+    pub fn to_record(&self) -> WireIdentity {
+        WireIdentity {
+            client_id: self.client_id.to_uri(),
+            handle: self.handle.to_uri(),
+            name: self.name.clone(),
+            domain: self.domain.clone(),
+        }
+    }
+
+    /// Back from the stored form.
+    pub fn from_record(record: &WireIdentity) -> Result<Self> {
+        let corrupt = |e: proto::Error| Error::Storage(format!("order identity: {e}"));
+        Ok(Self {
+            client_id: ClientId::parse(&record.client_id).map_err(corrupt)?,
+            handle: HandleUri::parse(&record.handle).map_err(corrupt)?,
+            name: record.name.clone(),
+            domain: record.domain.clone(),
+        })
+    }
+}
+
+/// Checks the identifiers of a new order against the policy.
+pub fn check_identifiers(identifiers: &[Identifier], domains: &[String]) -> Result<OrderIdentity> {
+    if identifiers.is_empty() {
+        return Err(Error::malformed("an order needs identifiers"));
+    }
+    for id in identifiers {
+        if id.kind != WIREAPP_DEVICE && id.kind != WIREAPP_USER {
+            return Err(Error::about_identifier(
+                ProblemType::UnsupportedIdentifier,
+                id,
+                format!("identifier type {:?} is not supported", id.kind),
+            ));
+        }
+    }
+    let of = |kind: &str| {
+        identifiers
+            .iter()
+            .filter(|i| i.kind == kind)
+            .collect::<Vec<_>>()
+    };
+    let (devices, users) = (of(WIREAPP_DEVICE), of(WIREAPP_USER));
+    let (device_id, user_id) = match (devices.as_slice(), users.as_slice()) {
+        ([d], [u]) => (*d, *u),
+        _ => {
+            return Err(Error::malformed(
+                "an identity order has exactly one wireapp-device and one wireapp-user identifier",
+            ));
+        }
+    };
+    let device = DeviceIdentifier::parse(&device_id.value)
+        .map_err(|e| Error::about_identifier(ProblemType::Malformed, device_id, format!("{e}")))?;
+    let user = UserIdentifier::parse(&user_id.value)
+        .map_err(|e| Error::about_identifier(ProblemType::Malformed, user_id, format!("{e}")))?;
+    if !domains.iter().any(|d| d == device.domain()) {
+        return Err(Error::about_identifier(
+            ProblemType::RejectedIdentifier,
+            device_id,
+            format!("this CA does not certify identities of {}", device.domain()),
+        ));
+    }
+    if user.handle != device.handle || user.name != device.name || user.domain() != device.domain()
+    {
+        return Err(Error::about_identifier(
+            ProblemType::RejectedIdentifier,
+            user_id,
+            "the user identifier's handle, name or domain differs from the device identifier's",
+        ));
+    }
+    Ok(OrderIdentity {
+        domain: device.domain().to_owned(),
+        client_id: device.client_id,
+        handle: device.handle,
+        name: device.name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(device: &str, user: &str) -> Vec<Identifier> {
+        vec![
+            Identifier {
+                kind: WIREAPP_DEVICE.into(),
+                value: device.into(),
+            },
+            Identifier {
+                kind: WIREAPP_USER.into(),
+                value: user.into(),
+            },
+        ]
+    }
+
+    const DEVICE: &str = r#"{"client-id":"wireapp://yRbSiljXSnCl77-QkM634g!9ff0457928ebe5f4@wire.com","handle":"wireapp://%40alice_wire@wire.com","name":"Alice Smith","domain":"wire.com"}"#;
+    const USER: &str =
+        r#"{"handle":"wireapp://%40alice_wire@wire.com","name":"Alice Smith","domain":"wire.com"}"#;
+
+    fn problem(e: Error) -> (ProblemType, usize) {
+        match e {
+            Error::Problem {
+                kind, subproblems, ..
+            } => (kind, subproblems.len()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_transcript_identifiers_pass_and_violations_are_named() {
+        let domains = vec!["wire.com".to_owned()];
+        let identity = check_identifiers(&ids(DEVICE, USER), &domains).unwrap();
+        assert_eq!(identity.name, "Alice Smith");
+        assert_eq!(identity.client_id.device(), "9ff0457928ebe5f4");
+
+        let other_domain = vec!["wire.org".to_owned()];
+        assert_eq!(
+            problem(check_identifiers(&ids(DEVICE, USER), &other_domain).unwrap_err()),
+            (ProblemType::RejectedIdentifier, 1)
+        );
+        let bob = USER.replace("Alice Smith", "Bob");
+        assert_eq!(
+            problem(check_identifiers(&ids(DEVICE, &bob), &domains).unwrap_err()),
+            (ProblemType::RejectedIdentifier, 1)
+        );
+        assert_eq!(
+            problem(check_identifiers(&ids("{", USER), &domains).unwrap_err()),
+            (ProblemType::Malformed, 1)
+        );
+        let mut three = ids(DEVICE, USER);
+        three.push(three[1].clone());
+        assert_eq!(
+            problem(check_identifiers(&three, &domains).unwrap_err()),
+            (ProblemType::Malformed, 0)
+        );
+        let dns = vec![Identifier {
+            kind: "dns".into(),
+            value: "example.com".into(),
+        }];
+        assert_eq!(
+            problem(check_identifiers(&dns, &domains).unwrap_err()),
+            (ProblemType::UnsupportedIdentifier, 1)
+        );
+    }
+}

@@ -1,0 +1,185 @@
+//! Orders and authorizations (RFC 8555 §7.4, §7.5): creation under the identity policy, reads
+//! restricted to the owning account, and expiry applied by compare-and-swap when observed.
+
+use proto::acme::{
+    AuthorizationStatus, ChallengeStatus, NewOrder, OrderStatus, WIRE_DPOP_01, WIRE_OIDC_01,
+};
+use server_kit::store::Versioned;
+
+use super::identity::{OrderIdentity, check_identifiers};
+use super::{AuthenticatedAccount, RegistrationAuthority};
+use crate::config::DEVICE_ID_PLACEHOLDER;
+use crate::error::{Error, Result};
+use crate::sa::{AuthzRecord, CertificateRecord, ChallengeRecord, OrderRecord};
+
+/// Challenge tokens: 256 bits (RFC 8555 §8.1 asks for at least 128).
+const TOKEN_BITS: usize = 256;
+
+fn parse_time(field: &str, value: Option<&String>) -> Result<Option<i64>> {
+    value
+        .map(|v| {
+            proto::rfc3339::parse(v)
+                .ok_or_else(|| Error::malformed(format!("{field} is not an RFC 3339 date-time")))
+        })
+        .transpose()
+}
+
+fn challenge(kind: &str, target: String) -> ChallengeRecord {
+    ChallengeRecord {
+        id: proto::random::token(128),
+        kind: kind.into(),
+        token: proto::random::token(TOKEN_BITS),
+        status: ChallengeStatus::Pending,
+        validated: None,
+        error: None,
+        target: Some(target),
+    }
+}
+
+impl RegistrationAuthority {
+    /// newOrder.
+    pub fn new_order(
+        &self,
+        account: &AuthenticatedAccount,
+        request: NewOrder,
+    ) -> Result<OrderRecord> {
+        let identity = check_identifiers(&request.identifiers, &self.config.domains)?;
+        let not_before = parse_time("notBefore", request.not_before.as_ref())?;
+        let not_after = parse_time("notAfter", request.not_after.as_ref())?;
+        if let (Some(nb), Some(na)) = (not_before, not_after)
+            && na <= nb
+        {
+            return Err(Error::malformed("notAfter is not after notBefore"));
+        }
+        let now = self.now();
+        if not_after.is_some_and(|na| na <= now) {
+            return Err(Error::malformed("notAfter is in the past"));
+        }
+        let expires = now + self.config.lifetimes.order;
+        let order_id = proto::random::token(128);
+        let dpop_target = self
+            .config
+            .wire_dpop
+            .target
+            .replace(DEVICE_ID_PLACEHOLDER, identity.client_id.device());
+        let authzs: Vec<AuthzRecord> = request
+            .identifiers
+            .iter()
+            .map(|identifier| {
+                let challenge = if identifier.kind == proto::acme::WIREAPP_DEVICE {
+                    challenge(WIRE_DPOP_01, dpop_target.clone())
+                } else {
+                    challenge(WIRE_OIDC_01, self.config.wire_oidc.issuer.clone())
+                };
+                AuthzRecord {
+                    id: proto::random::token(128),
+                    account_id: account.id().to_owned(),
+                    order_id: order_id.clone(),
+                    identifier: identifier.clone(),
+                    status: AuthorizationStatus::Pending,
+                    expires,
+                    challenges: vec![challenge],
+                }
+            })
+            .collect();
+        let order = OrderRecord {
+            id: order_id,
+            account_id: account.id().to_owned(),
+            status: OrderStatus::Pending,
+            expires,
+            identifiers: request.identifiers,
+            not_before,
+            not_after,
+            authorizations: authzs.iter().map(|a| a.id.clone()).collect(),
+            error: None,
+            certificate: None,
+            wire: identity.to_record(),
+        };
+        self.sa.create_order(&order, &authzs)?;
+        Ok(order)
+    }
+
+    /// An order of `account`, with expiry applied.
+    pub fn order(&self, account: &AuthenticatedAccount, id: &str) -> Result<OrderRecord> {
+        Ok(self.owned_order(account, id)?.value)
+    }
+
+    pub(super) fn owned_order(
+        &self,
+        account: &AuthenticatedAccount,
+        id: &str,
+    ) -> Result<Versioned<OrderRecord>> {
+        loop {
+            let order = self
+                .sa
+                .order(id)?
+                .filter(|o| o.value.account_id == account.id())
+                .ok_or_else(|| Error::NotFound("order".into()))?;
+            let live = matches!(
+                order.value.status,
+                OrderStatus::Pending | OrderStatus::Ready
+            );
+            if !live || order.value.expires >= self.now() {
+                return Ok(order);
+            }
+            let mut expired = order.value.clone();
+            expired.status = OrderStatus::Invalid;
+            expired.error = Some(Error::malformed("the order expired").to_problem().1);
+            if self.sa.replace_order(&order, &expired)? {
+                self.sa.flush()?;
+            }
+        }
+    }
+
+    /// An authorization of `account`, with expiry applied.
+    pub fn authz(&self, account: &AuthenticatedAccount, id: &str) -> Result<AuthzRecord> {
+        Ok(self.owned_authz(account, id)?.value)
+    }
+
+    pub(super) fn owned_authz(
+        &self,
+        account: &AuthenticatedAccount,
+        id: &str,
+    ) -> Result<Versioned<AuthzRecord>> {
+        loop {
+            let authz = self
+                .sa
+                .authz(id)?
+                .filter(|a| a.value.account_id == account.id())
+                .ok_or_else(|| Error::NotFound("authorization".into()))?;
+            let live = matches!(
+                authz.value.status,
+                AuthorizationStatus::Pending | AuthorizationStatus::Valid
+            );
+            if !live || authz.value.expires >= self.now() {
+                return Ok(authz);
+            }
+            let mut expired = authz.value.clone();
+            expired.status = AuthorizationStatus::Expired;
+            if self.sa.replace_authz(&authz, &expired)? {
+                self.sa.flush()?;
+            }
+        }
+    }
+
+    /// The order ids of `account`.
+    pub fn orders_of(&self, account: &AuthenticatedAccount) -> Result<Vec<String>> {
+        self.sa.order_ids_of(account.id())
+    }
+
+    /// A certificate of `account`.
+    pub fn certificate(
+        &self,
+        account: &AuthenticatedAccount,
+        id: &str,
+    ) -> Result<CertificateRecord> {
+        self.sa
+            .certificate(id)?
+            .filter(|c| c.account_id == account.id())
+            .ok_or_else(|| Error::NotFound("certificate".into()))
+    }
+
+    pub(super) fn identity_of(order: &OrderRecord) -> Result<OrderIdentity> {
+        OrderIdentity::from_record(&order.wire)
+    }
+}

@@ -1,0 +1,307 @@
+//! The storage authority: the only module that touches the store. Accounts, orders,
+//! authorizations (with their challenges) and certificates are JSON records; every status change
+//! is a compare-and-swap against the record as it was read ([`Versioned`]), so two concurrent
+//! requests can never both move the same object out of the same state. Everything a response
+//! promises is flushed before the response is sent.
+
+use std::sync::Arc;
+
+use proto::acme::{
+    AccountStatus, AuthorizationStatus, ChallengeStatus, Identifier, OrderStatus, Problem,
+};
+use proto::clock::UnixTime;
+use proto::jwk::Jwk;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use server_kit::store::{Store, Tree, Versioned};
+
+use crate::error::{Error, Result};
+
+/// The collections.
+pub mod trees {
+    use super::Tree;
+
+    /// Account id → account.
+    pub const ACCOUNTS: Tree = Tree::new("accounts");
+    /// RFC 7638 thumbprint of an account key → account id (one account per key).
+    pub const ACCOUNT_KEYS: Tree = Tree::new("account_keys");
+    /// Order id → order.
+    pub const ORDERS: Tree = Tree::new("orders");
+    /// `{account id}/{order id}` → empty: the orders list of an account.
+    pub const ACCOUNT_ORDERS: Tree = Tree::new("account_orders");
+    /// Authorization id → authorization with its challenges.
+    pub const AUTHZS: Tree = Tree::new("authzs");
+    /// Certificate id → issued chain.
+    pub const CERTIFICATES: Tree = Tree::new("certificates");
+}
+
+/// A stored account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccountRecord {
+    /// Opaque id (URL path segment).
+    pub id: String,
+    /// The account's public key as a JWK.
+    pub jwk: Value,
+    /// Its RFC 7638 thumbprint.
+    pub thumbprint: String,
+    /// Status.
+    pub status: AccountStatus,
+    /// Contact URIs.
+    pub contact: Vec<String>,
+    /// Agreement to the terms.
+    pub terms_of_service_agreed: Option<bool>,
+    /// Creation time.
+    pub created_at: UnixTime,
+}
+
+impl AccountRecord {
+    /// The account key.
+    pub fn key(&self) -> Result<Jwk> {
+        Jwk::from_json(&self.jwk).map_err(|e| Error::Storage(format!("account key: {e}")))
+    }
+}
+
+/// The identity a Wire order asks to certify, from its two identifiers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireIdentity {
+    /// Client-id URI.
+    pub client_id: String,
+    /// Handle URI.
+    pub handle: String,
+    /// Display name.
+    pub name: String,
+    /// Domain.
+    pub domain: String,
+}
+
+/// A stored order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OrderRecord {
+    /// Opaque id.
+    pub id: String,
+    /// Owner.
+    pub account_id: String,
+    /// Status as last written (see [`crate::ra`] for expiry).
+    pub status: OrderStatus,
+    /// Expiry.
+    pub expires: UnixTime,
+    /// Identifiers as requested.
+    pub identifiers: Vec<Identifier>,
+    /// Requested notBefore.
+    pub not_before: Option<UnixTime>,
+    /// Requested notAfter.
+    pub not_after: Option<UnixTime>,
+    /// Authorization ids, in identifier order.
+    pub authorizations: Vec<String>,
+    /// Why it became invalid.
+    pub error: Option<Problem>,
+    /// Issued certificate id.
+    pub certificate: Option<String>,
+    /// The identity being certified.
+    pub wire: WireIdentity,
+}
+
+/// A stored challenge (part of its authorization record).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChallengeRecord {
+    /// Opaque id, unique within the authorization.
+    pub id: String,
+    /// Challenge type.
+    pub kind: String,
+    /// Token (≥128 bits).
+    pub token: String,
+    /// Status.
+    pub status: ChallengeStatus,
+    /// When it was validated.
+    pub validated: Option<UnixTime>,
+    /// Why it failed.
+    pub error: Option<Problem>,
+    /// Wire `target`.
+    pub target: Option<String>,
+}
+
+/// A stored authorization.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthzRecord {
+    /// Opaque id.
+    pub id: String,
+    /// Owner.
+    pub account_id: String,
+    /// The order it belongs to.
+    pub order_id: String,
+    /// The identifier.
+    pub identifier: Identifier,
+    /// Status as last written.
+    pub status: AuthorizationStatus,
+    /// Expiry.
+    pub expires: UnixTime,
+    /// Challenges.
+    pub challenges: Vec<ChallengeRecord>,
+}
+
+/// A stored certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertificateRecord {
+    /// Opaque id.
+    pub id: String,
+    /// Owner.
+    pub account_id: String,
+    /// The order it was issued for.
+    pub order_id: String,
+    /// Serial number, lower-case hex.
+    pub serial: String,
+    /// Leaf then intermediate(s), PEM.
+    pub chain_pem: String,
+    /// Validity.
+    pub not_before: UnixTime,
+    /// Validity.
+    pub not_after: UnixTime,
+}
+
+/// Whether [`StorageAuthority::create_account`] made a new account.
+#[derive(Debug, Clone)]
+pub enum Created {
+    /// A new account.
+    New(AccountRecord),
+    /// The key already had one.
+    Existing(AccountRecord),
+}
+
+/// The storage authority.
+#[derive(Debug, Clone)]
+pub struct StorageAuthority {
+    store: Arc<dyn Store>,
+}
+
+impl StorageAuthority {
+    /// Wraps a store.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// Makes everything written so far durable.
+    pub fn flush(&self) -> Result<()> {
+        Ok(self.store().flush()?)
+    }
+
+    /// Creates an account unless its key already has one (then returns that one); the key
+    /// index is claimed by compare-and-swap, so concurrent requests yield one account.
+    pub fn create_account(&self, account: AccountRecord) -> Result<Created> {
+        let id_json = server_kit::store::encode(&account.id)?;
+        let claimed = self.store().compare_and_swap(
+            trees::ACCOUNT_KEYS,
+            &account.thumbprint,
+            None,
+            Some(&id_json),
+        )?;
+        if !claimed {
+            return self
+                .account_by_thumbprint(&account.thumbprint)?
+                .map(Created::Existing)
+                .ok_or_else(|| Error::Storage("account key index without account".into()));
+        }
+        self.store()
+            .put_json(trees::ACCOUNTS, &account.id, &account)?;
+        self.flush()?;
+        Ok(Created::New(account))
+    }
+
+    /// The account with this key thumbprint.
+    pub fn account_by_thumbprint(&self, thumbprint: &str) -> Result<Option<AccountRecord>> {
+        let Some(id) = self
+            .store()
+            .get_json::<String>(trees::ACCOUNT_KEYS, thumbprint)?
+        else {
+            return Ok(None);
+        };
+        Ok(self.store().get_json(trees::ACCOUNTS, &id)?)
+    }
+
+    /// Whether any account uses a key with this thumbprint.
+    pub fn is_account_key(&self, thumbprint: &str) -> Result<bool> {
+        Ok(self.store().get(trees::ACCOUNT_KEYS, thumbprint)?.is_some())
+    }
+
+    /// An account, for a later compare-and-swap.
+    pub fn account(&self, id: &str) -> Result<Option<Versioned<AccountRecord>>> {
+        Ok(self.store().get_versioned(trees::ACCOUNTS, id)?)
+    }
+
+    /// Replaces an account if unchanged since read; flushed.
+    pub fn replace_account(
+        &self,
+        old: &Versioned<AccountRecord>,
+        new: &AccountRecord,
+    ) -> Result<bool> {
+        let swapped = self
+            .store()
+            .replace_json(trees::ACCOUNTS, &new.id, old, new)?;
+        if swapped {
+            self.flush()?;
+        }
+        Ok(swapped)
+    }
+
+    /// Stores a new order with its authorizations; flushed.
+    pub fn create_order(&self, order: &OrderRecord, authzs: &[AuthzRecord]) -> Result<()> {
+        for authz in authzs {
+            self.store().put_json(trees::AUTHZS, &authz.id, authz)?;
+        }
+        self.store().put_json(trees::ORDERS, &order.id, order)?;
+        self.store().put(
+            trees::ACCOUNT_ORDERS,
+            &format!("{}/{}", order.account_id, order.id),
+            b"",
+        )?;
+        self.flush()
+    }
+
+    /// An order, for a later compare-and-swap.
+    pub fn order(&self, id: &str) -> Result<Option<Versioned<OrderRecord>>> {
+        Ok(self.store().get_versioned(trees::ORDERS, id)?)
+    }
+
+    /// Replaces an order if unchanged since read (not flushed: see [`Self::flush`]).
+    pub fn replace_order(&self, old: &Versioned<OrderRecord>, new: &OrderRecord) -> Result<bool> {
+        Ok(self
+            .store()
+            .replace_json(trees::ORDERS, &new.id, old, new)?)
+    }
+
+    /// The ids of an account's orders.
+    pub fn order_ids_of(&self, account_id: &str) -> Result<Vec<String>> {
+        let prefix = format!("{account_id}/");
+        Ok(self
+            .store()
+            .scan_prefix(trees::ACCOUNT_ORDERS, &prefix)?
+            .into_iter()
+            .map(|(key, _)| key[prefix.len()..].to_owned())
+            .collect())
+    }
+
+    /// An authorization, for a later compare-and-swap.
+    pub fn authz(&self, id: &str) -> Result<Option<Versioned<AuthzRecord>>> {
+        Ok(self.store().get_versioned(trees::AUTHZS, id)?)
+    }
+
+    /// Replaces an authorization if unchanged since read (not flushed).
+    pub fn replace_authz(&self, old: &Versioned<AuthzRecord>, new: &AuthzRecord) -> Result<bool> {
+        Ok(self
+            .store()
+            .replace_json(trees::AUTHZS, &new.id, old, new)?)
+    }
+
+    /// Stores an issued certificate (not flushed: the order update that names it follows).
+    pub fn put_certificate(&self, cert: &CertificateRecord) -> Result<()> {
+        Ok(self.store().put_json(trees::CERTIFICATES, &cert.id, cert)?)
+    }
+
+    /// An issued certificate.
+    pub fn certificate(&self, id: &str) -> Result<Option<CertificateRecord>> {
+        Ok(self.store().get_json(trees::CERTIFICATES, id)?)
+    }
+}

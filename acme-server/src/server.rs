@@ -1,0 +1,116 @@
+//! Starting and stopping the server: open the store, load the CA (created in dev mode), build
+//! the authorities, bind, serve HTTPS with rustls (ring provider), shut down gracefully.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use proto::clock::Clock;
+use server_kit::serve::Serving;
+use server_kit::store::{SledStore, Store};
+
+use crate::ca::CertificateAuthority;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::nonce::MemoryNonces;
+use crate::ra::RegistrationAuthority;
+use crate::sa::StorageAuthority;
+use crate::va::ValidationAuthority;
+use crate::wfe::urls::Urls;
+use crate::wfe::{AppState, router};
+
+/// Most anti-replay nonces outstanding at once.
+const MAX_OUTSTANDING_NONCES: usize = 100_000;
+
+/// A running server.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// Bound address.
+    pub addr: SocketAddr,
+    /// Public base URL.
+    pub base_url: String,
+    /// The directory URL.
+    pub directory_url: String,
+    /// In dev mode, the root CA certificate of the TLS certificate.
+    pub dev_tls_ca: Option<PathBuf>,
+    /// The identity CA's root certificate (what relying parties trust).
+    pub ca_root: PathBuf,
+    serving: Serving,
+    store: Arc<dyn Store>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish (up to 10 s), then flushes the store.
+    pub async fn shutdown(self) -> Result<()> {
+        self.serving.shutdown().await?;
+        Ok(self.store.flush()?)
+    }
+
+    /// Waits until the server stops by itself.
+    pub async fn wait(self) -> Result<()> {
+        Ok(self.serving.wait().await?)
+    }
+}
+
+/// Starts the server with `config`, reading time from `clock`.
+pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServer> {
+    config.validate()?;
+    server_kit::files::create_dir(&config.data_dir)?;
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.data_dir.join("store"))?);
+    let ca_paths = config.ca_paths();
+    let ca = if config.dev {
+        CertificateAuthority::load_or_init(&ca_paths, "e2ei dev")?
+    } else {
+        CertificateAuthority::load(&ca_paths)?
+    };
+
+    let public_host = url::Url::parse(&config.public_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned));
+    let (cert, key, dev_tls_ca) = if config.dev {
+        let tls = server_kit::tls::ensure_dev_tls(&config.data_dir, public_host.as_deref())?;
+        (tls.cert, tls.key, Some(tls.ca_cert))
+    } else {
+        let missing = || Error::Config("tls_cert and tls_key are required".into());
+        (
+            config.tls_cert.clone().ok_or_else(missing)?,
+            config.tls_key.clone().ok_or_else(missing)?,
+            None,
+        )
+    };
+    let tls = server_kit::tls::server_config(&cert, &key)?;
+    let listener = server_kit::serve::bind(config.listen)?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Config(e.to_string()))?;
+    let base_url = config.base_url(addr);
+    let urls = Urls::new(&base_url);
+
+    let config = Arc::new(config);
+    let va = ValidationAuthority::new(&config)?;
+    let sa = StorageAuthority::new(store.clone());
+    let ra = RegistrationAuthority::new(sa, va, ca, config.clone(), clock.clone());
+    let nonces = Arc::new(MemoryNonces::new(
+        config.lifetimes.nonce,
+        MAX_OUTSTANDING_NONCES,
+    ));
+    let directory_url = urls.directory();
+    let state = Arc::new(AppState {
+        config,
+        urls,
+        ra,
+        nonces,
+        clock,
+    });
+    let serving = server_kit::serve::serve_tls(listener, tls, router(state), "acme-server")?;
+    tracing::info!(%addr, %directory_url, "acme-server listening");
+    Ok(RunningServer {
+        addr,
+        base_url,
+        directory_url,
+        dev_tls_ca,
+        ca_root: ca_paths.root_cert,
+        serving,
+        store,
+    })
+}

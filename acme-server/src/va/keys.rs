@@ -1,0 +1,160 @@
+//! Where the validators' trusted keys come from: keys fixed in the configuration, and/or a JWKS
+//! fetched over HTTPS (directly, or through OpenID discovery) and cached. A token naming a key
+//! the cache does not know triggers one refetch, at most every [`MIN_REFRESH_SECONDS`].
+
+use std::sync::Arc;
+
+use proto::clock::UnixTime;
+use proto::jwk::{Jwk, JwkSet};
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use crate::error::{Error, Result};
+
+/// How long fetched keys are used before they are fetched again.
+pub const CACHE_SECONDS: i64 = 300;
+/// The shortest interval between two fetches caused by an unknown key.
+pub const MIN_REFRESH_SECONDS: i64 = 10;
+/// Largest JWKS or discovery document accepted.
+const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+
+/// Where remote keys are published.
+#[derive(Debug, Clone)]
+pub enum Remote {
+    /// A JWKS URL.
+    Jwks(String),
+    /// An OpenID issuer: `{issuer}/.well-known/openid-configuration` names the `jwks_uri`, and
+    /// its `issuer` must equal the configured one.
+    Discovery(String),
+}
+
+#[derive(Debug, Clone)]
+struct Cached {
+    keys: Vec<Jwk>,
+    fetched_at: UnixTime,
+}
+
+/// A set of trusted keys.
+#[derive(Debug)]
+pub struct KeySource {
+    fixed: Vec<Jwk>,
+    remote: Option<Remote>,
+    http: reqwest::Client,
+    cache: Mutex<Option<Cached>>,
+}
+
+impl KeySource {
+    /// Keys from configuration and/or a remote publication.
+    pub fn new(fixed: Vec<Jwk>, remote: Option<Remote>, http: reqwest::Client) -> Arc<Self> {
+        Arc::new(Self {
+            fixed,
+            remote,
+            http,
+            cache: Mutex::new(None),
+        })
+    }
+
+    /// The trusted keys. `refresh` asks for a refetch (rate-limited) because a token named a
+    /// key that is not among them.
+    pub async fn keys(&self, now: UnixTime, refresh: bool) -> Result<Vec<Jwk>> {
+        let Some(remote) = &self.remote else {
+            return Ok(self.fixed.clone());
+        };
+        let mut cache = self.cache.lock().await;
+        let stale = match cache.as_ref() {
+            None => true,
+            Some(c) if refresh => now - c.fetched_at >= MIN_REFRESH_SECONDS,
+            Some(c) => now - c.fetched_at >= CACHE_SECONDS,
+        };
+        if stale {
+            match self.fetch(remote).await {
+                Ok(keys) => {
+                    *cache = Some(Cached {
+                        keys,
+                        fetched_at: now,
+                    });
+                }
+                // Keep serving the keys we have when a refresh fails.
+                Err(e) if cache.is_some() => {
+                    tracing::warn!(error = %e, "key refresh failed; using cached keys");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut keys = self.fixed.clone();
+        if let Some(c) = cache.as_ref() {
+            keys.extend(c.keys.iter().cloned());
+        }
+        Ok(keys)
+    }
+
+    async fn fetch(&self, remote: &Remote) -> Result<Vec<Jwk>> {
+        let jwks_url = match remote {
+            Remote::Jwks(url) => url.clone(),
+            Remote::Discovery(issuer) => {
+                let url = format!(
+                    "{}/.well-known/openid-configuration",
+                    issuer.trim_end_matches('/')
+                );
+                let doc = self.get_json(&url).await?;
+                if doc.get("issuer").and_then(Value::as_str) != Some(issuer.as_str()) {
+                    return Err(Error::Internal(format!(
+                        "discovery at {url} names another issuer"
+                    )));
+                }
+                doc.get("jwks_uri")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| Error::Internal(format!("discovery at {url} has no jwks_uri")))?
+                    .to_owned()
+            }
+        };
+        let doc = self.get_json(&jwks_url).await?;
+        let set = JwkSet::from_json(&doc)
+            .map_err(|e| Error::Internal(format!("JWKS at {jwks_url}: {e}")))?;
+        Ok(set.keys)
+    }
+
+    async fn get_json(&self, url: &str) -> Result<Value> {
+        let fail = |e: &dyn std::fmt::Display| Error::Internal(format!("GET {url}: {e}"));
+        let response = self.http.get(url).send().await.map_err(|e| fail(&e))?;
+        if !response.status().is_success() {
+            return Err(fail(&response.status()));
+        }
+        let bytes = response.bytes().await.map_err(|e| fail(&e))?;
+        if bytes.len() > MAX_DOCUMENT_BYTES {
+            return Err(fail(&"document too large"));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| fail(&e))
+    }
+}
+
+/// The outbound HTTPS client: trusts exactly the configured PEM roots, 10 s timeout, no
+/// redirects.
+pub fn http_client(trust_anchors: &[std::path::PathBuf]) -> Result<reqwest::Client> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for path in trust_anchors {
+        for cert in CertificateDer::pem_file_iter(path)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
+        {
+            let cert = cert.map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            roots
+                .add(cert)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| Error::Config(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| Error::Config(format!("HTTP client: {e}")))
+}

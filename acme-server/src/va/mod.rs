@@ -1,0 +1,163 @@
+//! The validation authority: checks a challenge answer and, only when it holds, returns the
+//! [`ValidatedAnswer`] the registration authority needs to mark a challenge valid.
+//!
+//! Validators are pure functions over `proto` ([`wire_dpop`], [`wire_oidc`]); this module adds
+//! the trusted keys ([`keys`]) and maps failures to problem documents. A failing token is the
+//! client's fault and invalidates the challenge ([`Outcome::Refused`]); failing to fetch keys is
+//! ours and leaves the challenge pending (an `Err`).
+
+pub mod keys;
+pub mod wire_dpop;
+pub mod wire_oidc;
+
+use std::sync::Arc;
+
+use proto::acme::{WIRE_DPOP_01, WIRE_OIDC_01};
+use proto::clock::UnixTime;
+use proto::jwk::Jwk;
+use proto::wire_id::{ClientId, HandleUri};
+
+use crate::config::Config;
+use crate::error::{Error, ProblemType, Result, challenge_problem};
+use keys::{KeySource, Remote};
+
+/// What a validator knows about the challenge being answered.
+#[derive(Debug, Clone, Copy)]
+pub struct ChallengeContext<'a> {
+    /// The ACME account's key.
+    pub account_key: &'a Jwk,
+    /// This challenge's URL.
+    pub url: &'a str,
+    /// This challenge's token.
+    pub token: &'a str,
+    /// This challenge's `target`.
+    pub target: &'a str,
+    /// The order's client id.
+    pub client_id: &'a ClientId,
+    /// The order's handle.
+    pub handle: &'a HandleUri,
+    /// The order's display name.
+    pub name: &'a str,
+}
+
+/// Proof that an answer to the challenge at `url` verified.
+#[derive(Debug, Clone)]
+pub struct ValidatedAnswer {
+    url: String,
+}
+
+impl ValidatedAnswer {
+    /// The challenge it validates.
+    pub fn challenge_url(&self) -> &str {
+        &self.url
+    }
+}
+
+/// The result of checking an answer.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The answer holds.
+    Valid(ValidatedAnswer),
+    /// The answer is wrong: the challenge becomes invalid with this problem.
+    Refused(Error),
+}
+
+/// A token check over a set of trusted keys.
+type TokenCheck<'c> = Box<dyn Fn(&[Jwk]) -> proto::Result<()> + Send + Sync + 'c>;
+
+/// The validators with their trusted keys.
+#[derive(Debug)]
+pub struct ValidationAuthority {
+    backend_keys: Arc<KeySource>,
+    issuer_keys: Arc<KeySource>,
+    dpop: crate::config::DpopConfig,
+    oidc: crate::config::OidcConfig,
+}
+
+impl ValidationAuthority {
+    /// Builds the key sources from the configuration.
+    pub fn new(config: &Config) -> Result<Self> {
+        let http = keys::http_client(&config.trust_anchors)?;
+        let mut fixed = Vec::new();
+        for path in &config.wire_dpop.backend_keys {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            fixed.push(
+                proto::spki::jwk_from_spki_pem(&pem)
+                    .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?,
+            );
+        }
+        let backend_keys = KeySource::new(
+            fixed,
+            config.wire_dpop.backend_jwks_url.clone().map(Remote::Jwks),
+            http.clone(),
+        );
+        let issuer_remote = match &config.wire_oidc.jwks_url {
+            Some(url) => Remote::Jwks(url.clone()),
+            None => Remote::Discovery(config.wire_oidc.issuer.clone()),
+        };
+        let issuer_keys = KeySource::new(Vec::new(), Some(issuer_remote), http);
+        Ok(Self {
+            backend_keys,
+            issuer_keys,
+            dpop: config.wire_dpop.clone(),
+            oidc: config.wire_oidc.clone(),
+        })
+    }
+
+    /// Checks `payload` as the answer to a challenge of type `kind`.
+    pub async fn validate(
+        &self,
+        kind: &str,
+        payload: &[u8],
+        ctx: &ChallengeContext<'_>,
+        now: UnixTime,
+    ) -> Result<Outcome> {
+        let (source, check): (&KeySource, TokenCheck<'_>) = match kind {
+            WIRE_DPOP_01 => {
+                let answer: proto::acme::DpopAnswer = parse_answer(payload)?;
+                let policy = wire_dpop::policy(&self.dpop);
+                let ctx = *ctx;
+                let check = move |keys: &[Jwk]| {
+                    wire_dpop::check(&answer.access_token, &ctx, keys, &policy, now)
+                };
+                (&self.backend_keys, Box::new(check))
+            }
+            WIRE_OIDC_01 => {
+                let answer: proto::acme::OidcAnswer = parse_answer(payload)?;
+                let oidc = self.oidc.clone();
+                let ctx = *ctx;
+                let check =
+                    move |keys: &[Jwk]| wire_oidc::check(&answer.id_token, &ctx, keys, &oidc, now);
+                (&self.issuer_keys, Box::new(check))
+            }
+            other => {
+                return Err(Error::malformed(format!(
+                    "challenge type {other} cannot be answered here"
+                )));
+            }
+        };
+        let mut result = check(&source.keys(now, false).await?);
+        if matches!(result, Err(proto::Error::UnknownSigningKey)) {
+            result = check(&source.keys(now, true).await?);
+        }
+        Ok(match result {
+            Ok(()) => Outcome::Valid(ValidatedAnswer {
+                url: ctx.url.to_owned(),
+            }),
+            Err(e) => Outcome::Refused(Error::problem(
+                challenge_problem(&e),
+                format!("{kind}: {e}"),
+            )),
+        })
+    }
+}
+
+fn parse_answer<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T> {
+    serde_json::from_slice(payload).map_err(|e| {
+        Error::problem(
+            ProblemType::Malformed,
+            format!("the challenge answer is not the expected JSON object: {e}"),
+        )
+    })
+}

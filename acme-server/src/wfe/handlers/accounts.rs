@@ -1,0 +1,89 @@
+//! newAccount (RFC 8555 §7.3), account POST-as-GET and update (§7.3.2, §7.3.6), and the
+//! account's orders list (§7.1.2.1).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use proto::acme::{AccountUpdate, NewAccount};
+use serde_json::json;
+
+use super::{json_response, payload};
+use crate::error::{Error, Result};
+use crate::ra::AccountOutcome;
+use crate::wfe::{SharedState, render};
+
+/// `POST newAccount`.
+pub async fn new_account(
+    State(state): State<SharedState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let req = state.key_request(&headers, uri.path(), &body)?;
+    let request: NewAccount = payload(req.request.payload())?;
+    let (status, record) = match state.ra.new_account(&req.jwk, request)? {
+        AccountOutcome::Created(r) => (StatusCode::CREATED, r),
+        AccountOutcome::Existing(r) => (StatusCode::OK, r),
+    };
+    let location = state.urls.account(&record.id);
+    Ok(json_response(
+        status,
+        &render::account(&state.urls, &record),
+        Some(&location),
+        &[],
+    ))
+}
+
+/// `POST account` (POST-as-GET, update, deactivation).
+pub async fn account(
+    State(state): State<SharedState>,
+    uri: Uri,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let req = state.account_request(&headers, uri.path(), &body)?;
+    if req.account.id() != id {
+        return Err(Error::unauthorized("the kid is not this account"));
+    }
+    let record = if req.request.is_post_as_get() {
+        req.account.record().clone()
+    } else {
+        let update: AccountUpdate = payload(req.request.payload())?;
+        state.ra.update_account(&req.account, update)?
+    };
+    Ok(json_response(
+        StatusCode::OK,
+        &render::account(&state.urls, &record),
+        Some(&state.urls.account(&record.id)),
+        &[],
+    ))
+}
+
+/// `POST account/orders` (POST-as-GET).
+pub async fn account_orders(
+    State(state): State<SharedState>,
+    uri: Uri,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let req = state.account_request(&headers, uri.path(), &body)?;
+    if req.account.id() != id {
+        return Err(Error::unauthorized("the kid is not this account"));
+    }
+    super::post_as_get(req.request.payload())?;
+    let orders: Vec<String> = state
+        .ra
+        .orders_of(&req.account)?
+        .iter()
+        .map(|o| state.urls.order(o))
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "orders": orders }),
+        None,
+        &[],
+    ))
+}
