@@ -52,6 +52,7 @@ impl CertificateAuthority {
         }
         let public_key = SubjectPublicKeyInfo::from_der(&csr.spki_der).map_err(internal)?;
         let mut params = CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
         params
             .distinguished_name
             .push(DnType::OrganizationName, csr.domain.as_str());

@@ -95,6 +95,7 @@ pub fn init(paths: &CaPaths, name: &str) -> Result<()> {
 
 fn ca_params(common_name: &str, path_len: Option<u8>) -> Result<CertificateParams> {
     let mut params = CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
     params
         .distinguished_name
         .push(DnType::CommonName, common_name);
