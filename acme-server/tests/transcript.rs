@@ -1,0 +1,339 @@
+//! The recorded Wire enrollment (`shared/vectors/wire-enrollment-transcript.json`) against the
+//! ACME server: its access token and ID token pass the challenge verifiers at the recorded
+//! instant and fail when any one expectation changes, with the problem type the server would
+//! send; its CSR finalizes an order for its identifiers over HTTPS.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use acme_server::config::{DpopConfig, OidcConfig};
+use acme_server::error::{ProblemType, challenge_problem};
+use acme_server::va::{ChallengeContext, wire_dpop, wire_oidc};
+use common::*;
+use proto::access_token::{AccessTokenParams, issue_access_token};
+use proto::acme::{Identifier, Order, OrderStatus};
+use proto::dpop::{DpopCheck, DpopClaims, DpopPolicy, NonceCheck, WireClaims, WireExpectations};
+use proto::jwk::Jwk;
+use proto::jws::{Algorithm, SigningKey};
+use proto::wire_id::{ClientId, DeviceIdentifier, HandleUri};
+use serde_json::{Value, json};
+
+struct Transcript(Value);
+
+impl Transcript {
+    fn load() -> Self {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/vectors/wire-enrollment-transcript.json"
+        );
+        let text =
+            std::fs::read_to_string(path).unwrap_or_else(|e| panic!("transcript at {path}: {e}"));
+        Self(serde_json::from_str(&text).unwrap())
+    }
+    fn s(&self, pointer: &str) -> String {
+        self.0
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("{pointer}"))
+            .to_owned()
+    }
+    fn now(&self) -> i64 {
+        self.0["verify_at_unix"].as_i64().unwrap()
+    }
+    fn device(&self) -> DeviceIdentifier {
+        DeviceIdentifier::parse(&self.s("/device_identifier/value")).unwrap()
+    }
+    fn identifiers(&self) -> Vec<Identifier> {
+        ["device_identifier", "user_identifier"]
+            .iter()
+            .map(|name| serde_json::from_value(self.0[name].clone()).unwrap())
+            .collect()
+    }
+}
+
+/// The verification context of one challenge, owned so one field at a time can change.
+#[derive(Clone)]
+struct Context {
+    account_key: Jwk,
+    url: String,
+    token: String,
+    target: String,
+    client_id: ClientId,
+    handle: HandleUri,
+    name: String,
+}
+
+impl Context {
+    fn of(t: &Transcript, challenge: &str) -> Self {
+        let device = t.device();
+        Self {
+            account_key: Jwk::from_json(&t.0["acme_account_jwk"]).unwrap(),
+            url: t.s(&format!("/{challenge}/url")),
+            token: t.s(&format!("/{challenge}/token")),
+            target: t.s(&format!("/{challenge}/target")),
+            client_id: device.client_id,
+            handle: device.handle,
+            name: device.name,
+        }
+    }
+    fn view(&self) -> ChallengeContext<'_> {
+        ChallengeContext {
+            account_key: &self.account_key,
+            url: &self.url,
+            token: &self.token,
+            target: &self.target,
+            client_id: &self.client_id,
+            handle: &self.handle,
+            name: &self.name,
+        }
+    }
+}
+
+type Twist = (&'static str, Box<dyn Fn(&mut Context)>, ProblemType);
+
+fn common_twists() -> Vec<Twist> {
+    vec![
+        (
+            "another account key",
+            Box::new(|c| {
+                c.account_key = SigningKey::generate(Algorithm::EdDsa)
+                    .unwrap()
+                    .public_jwk()
+                    .clone()
+            }),
+            ProblemType::IncorrectResponse,
+        ),
+        (
+            "another challenge token",
+            Box::new(|c| c.token.push('x')),
+            ProblemType::IncorrectResponse,
+        ),
+        (
+            "another challenge url",
+            Box::new(|c| c.url.push('x')),
+            ProblemType::IncorrectResponse,
+        ),
+        (
+            "another handle",
+            Box::new(|c| c.handle = HandleUri::new("bob", "wire.com").unwrap()),
+            ProblemType::RejectedIdentifier,
+        ),
+        (
+            "another name",
+            Box::new(|c| c.name = "Bob".into()),
+            ProblemType::RejectedIdentifier,
+        ),
+    ]
+}
+
+#[test]
+fn transcript_access_token_passes_wire_dpop_01_and_each_twist_is_refused() {
+    let t = Transcript::load();
+    let keys = [Jwk::from_json(&t.0["backend_jwk"]).unwrap()];
+    let policy = wire_dpop::policy(&DpopConfig::default());
+    let token = t.s("/access_token");
+    let good = Context::of(&t, "dpop_challenge");
+    wire_dpop::check(&token, &good.view(), &keys, &policy, t.now()).unwrap();
+
+    let mut twists = common_twists();
+    // The key binding is checked before the challenge: a token for another key is refused
+    // as unauthorized.
+    twists[0].2 = ProblemType::Unauthorized;
+    twists.push((
+        "another device",
+        Box::new(|c| {
+            c.client_id =
+                ClientId::new(*b"0123456789abcdef", "9ff0457928ebe5f4", "wire.com").unwrap()
+        }),
+        ProblemType::RejectedIdentifier,
+    ));
+    twists.push((
+        "another target",
+        Box::new(|c| c.target.push('x')),
+        ProblemType::IncorrectResponse,
+    ));
+    for (what, twist, expected) in twists {
+        let mut ctx = good.clone();
+        twist(&mut ctx);
+        let e = wire_dpop::check(&token, &ctx.view(), &keys, &policy, t.now()).unwrap_err();
+        assert_eq!(challenge_problem(&e), expected, "{what}: {e}");
+    }
+    let stranger = [SigningKey::generate(Algorithm::EdDsa)
+        .unwrap()
+        .public_jwk()
+        .clone()];
+    let e = wire_dpop::check(&token, &good.view(), &stranger, &policy, t.now()).unwrap_err();
+    assert_eq!(e, proto::Error::UnknownSigningKey);
+    let e = wire_dpop::check(&token, &good.view(), &keys, &policy, t.now() + 3600).unwrap_err();
+    assert_eq!(e, proto::Error::Expired);
+}
+
+#[test]
+fn transcript_id_token_passes_wire_oidc_01_and_each_twist_is_refused() {
+    let t = Transcript::load();
+    let mut key = proto::spki::jwk_from_spki_pem(&t.s("/idp_public_key_pem")).unwrap();
+    key.kid = Some(t.s("/id_token_header/kid"));
+    let keys = [key];
+    let config = OidcConfig {
+        issuer: t.s("/oidc_challenge/target"),
+        client_id: t.s("/oidc_client_id"),
+        ..OidcConfig::default()
+    };
+    let token = t.s("/id_token");
+    let good = Context::of(&t, "oidc_challenge");
+    wire_oidc::check(&token, &good.view(), &keys, &config, t.now()).unwrap();
+    for (what, twist, expected) in common_twists() {
+        let mut ctx = good.clone();
+        twist(&mut ctx);
+        let e = wire_oidc::check(&token, &ctx.view(), &keys, &config, t.now()).unwrap_err();
+        assert_eq!(challenge_problem(&e), expected, "{what}: {e}");
+    }
+    let other_issuer = OidcConfig {
+        issuer: "http://keycloak:42577/realms/other".into(),
+        ..config.clone()
+    };
+    let e = wire_oidc::check(&token, &good.view(), &keys, &other_issuer, t.now()).unwrap_err();
+    assert_eq!(e, proto::Error::IssMismatch);
+    let other_client = OidcConfig {
+        client_id: "other".into(),
+        ..config.clone()
+    };
+    let e = wire_oidc::check(&token, &good.view(), &keys, &other_client, t.now()).unwrap_err();
+    assert_eq!(e, proto::Error::AudMismatch);
+    let e = wire_oidc::check(&token, &good.view(), &keys, &config, t.now() + 3600).unwrap_err();
+    assert_eq!(e, proto::Error::Expired);
+}
+
+/// Signs a backend access token for `challenge` as a backend holding `backend` would, after
+/// verifying the device's proof the way the backend does.
+fn backend_token(
+    backend: &SigningKey,
+    account: &SigningKey,
+    device: &DeviceIdentifier,
+    challenge: &proto::acme::Challenge,
+    now: i64,
+) -> String {
+    let target = challenge.target.clone().unwrap();
+    let nonce = proto::random::token(128);
+    let mut claims = DpopClaims::new("POST", &target, now);
+    claims.nonce = Some(nonce.clone());
+    claims.exp = Some(now + 300);
+    claims.wire = Some(WireClaims {
+        chal: challenge.token.clone(),
+        sub: device.client_id.to_uri(),
+        aud: challenge.url.clone(),
+        handle: device.handle.to_uri(),
+        team: Some("wire".into()),
+        name: device.name.clone(),
+    });
+    let proof = claims.sign(account).unwrap();
+    let verified = proto::dpop::verify_dpop_proof(
+        &proof,
+        &DpopCheck {
+            htm: "POST",
+            htu: &target,
+            nonce: NonceCheck::Equals(&nonce),
+            access_token: None,
+            wire: Some(WireExpectations {
+                client_id: &device.client_id,
+                handle: &device.handle,
+                name: &device.name,
+                team: None,
+                challenge: None,
+                audience: None,
+            }),
+        },
+        &DpopPolicy::wire(),
+        now,
+    )
+    .unwrap();
+    issue_access_token(
+        backend,
+        &verified,
+        &AccessTokenParams {
+            issuer: &target,
+            lifetime: 300,
+            now,
+        },
+    )
+    .unwrap()
+    .token
+}
+
+#[tokio::test]
+async fn the_transcript_csr_finalizes_an_order_for_the_transcript_identifiers() {
+    let t = Transcript::load();
+    // The backend is configured by its public key (PEM) and answered here with that key's
+    // private half; the identity provider is the real authz-server, whose demo user is the
+    // transcript's alice_wire / "Alice Smith" on wire.com.
+    let backend = SigningKey::generate(Algorithm::EdDsa).unwrap();
+    let backend_dir = tempfile::tempdir().unwrap();
+    let backend_pem = backend_dir.path().join("backend.pem");
+    let pair = rcgen::KeyPair::try_from(backend.pkcs8_der().expose()).unwrap();
+    std::fs::write(&backend_pem, pair.public_key_pem()).unwrap();
+    let env = Env::start_with(|c| {
+        c.wire_dpop.backend_jwks_url = None;
+        c.wire_dpop.backend_keys = vec![backend_pem.clone()];
+        c.wire_dpop.target = "http://wire.com:46335/clients/{device-id}/access-token".into();
+    })
+    .await;
+
+    let account = env.client.new_account().await;
+    let (order_url, order) = env.client.new_order(&account, &t.identifiers()).await;
+    let (device_authz, user_authz) = env.client.authzs(&account, &order).await;
+    let dpop = &device_authz.challenges[0];
+    assert_eq!(
+        dpop.target.as_deref(),
+        Some(t.s("/dpop_challenge/target").as_str())
+    );
+
+    let token = backend_token(&backend, &account.key, &t.device(), dpop, env.now());
+    let response = env
+        .client
+        .answer(&account, &dpop.url, json!({ "access_token": token }))
+        .await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+
+    let oidc = &user_authz.challenges[0];
+    let keyauth =
+        proto::wire_id::key_authorization(&oidc.token, &account.key.public_jwk().thumbprint());
+    let id_token = env.id_token(&keyauth, &oidc.url).await;
+    let response = env
+        .client
+        .answer(&account, &oidc.url, json!({ "id_token": id_token }))
+        .await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+
+    let (_, csr) = x509_parser::pem::parse_x509_pem(t.s("/csr_pem").as_bytes()).unwrap();
+    let response = env
+        .client
+        .post_as(
+            &account,
+            &order.finalize,
+            Some(&finalize_payload(&csr.contents)),
+        )
+        .await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    let order: Order = env.client.get(&account, &order_url).await;
+    assert_eq!(order.status, OrderStatus::Valid);
+    let chain = env
+        .client
+        .post_as(&account, &order.certificate.unwrap(), None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let (_, leaf) = x509_parser::pem::parse_x509_pem(chain.as_bytes()).unwrap();
+    let leaf = leaf.parse_x509().unwrap();
+    let (_, recorded) =
+        x509_parser::pem::parse_x509_pem(t.s("/certificate_chain_pem").as_bytes()).unwrap();
+    let recorded = recorded.parse_x509().unwrap();
+    assert_eq!(leaf.subject().to_string(), recorded.subject().to_string());
+    assert_eq!(
+        leaf.subject_alternative_name().unwrap().unwrap().value,
+        recorded.subject_alternative_name().unwrap().unwrap().value,
+        "the same SAN URIs, in Wire's order and encoding"
+    );
+    assert_eq!(leaf.public_key().raw, recorded.public_key().raw);
+}
