@@ -10,48 +10,25 @@ use std::process::Stdio;
 
 use common::*;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 async fn spawn(data_dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_authz-server"))
-        .args([
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-            "serve",
-            "--dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--domain",
-            DOMAIN,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if let Some(url) = line.strip_prefix("authz-server listening on ") {
-            // Keep draining stdout so the server never writes into a closed pipe.
-            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-            return (child, url.to_owned());
-        }
-    }
-    panic!("authz-server exited before listening");
-}
-
-async fn stop(mut child: Child) {
-    let pid = child.id().unwrap().to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(
-        child.wait().await.unwrap().success(),
-        "graceful shutdown exits 0"
-    );
+    let args = [
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "serve",
+        "--dev",
+        "--listen",
+        "127.0.0.1:0",
+        "--domain",
+        DOMAIN,
+    ];
+    spawn_server(
+        env!("CARGO_BIN_EXE_authz-server"),
+        &args,
+        "authz-server listening on ",
+    )
+    .await
 }
 
 /// A harness view over a server that runs as a subprocess.

@@ -297,3 +297,44 @@ pub async fn assert_wire_error(response: reqwest::Response, status: u16, label: 
     assert_eq!(body["label"], label, "{body}");
     assert!(body.get("token").is_none());
 }
+
+/// Starts a server binary and waits for the stdout line starting with `ready_prefix`; returns
+/// the child and the rest of that line. Stdout keeps being drained so the server never writes
+/// into a closed pipe.
+pub async fn spawn_server(
+    program: &str,
+    args: &[&str],
+    ready_prefix: &str,
+) -> (tokio::process::Child, String) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(rest) = line.strip_prefix(ready_prefix) {
+            let rest = rest.to_owned();
+            tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+            return (child, rest);
+        }
+    }
+    panic!("{program} exited before printing {ready_prefix:?}");
+}
+
+/// Stops a server with SIGTERM and asserts a graceful exit (status 0).
+pub async fn stop(mut child: tokio::process::Child) {
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        child.wait().await.unwrap().success(),
+        "graceful shutdown exits 0"
+    );
+}
