@@ -1,7 +1,8 @@
 //! The one error type of the ACME server and the one place that turns errors into problem
 //! documents (RFC 8555 §6.7): the problem type, its HTTP status, subproblems naming the
-//! identifier at fault. Protocol failures reported by `proto` map to problem types in
-//! [`jws_problem`] and [`challenge_problem`], both exhaustive matches.
+//! identifier at fault. Protocol failures reported by `proto` are classified once, in the
+//! exhaustive [`fault`], and mapped to problem types by [`jws_problem`] and
+//! [`challenge_problem`].
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -221,13 +222,38 @@ impl IntoResponse for Error {
     }
 }
 
-/// The problem type for a request JWS refused by `proto` (RFC 8555 §6.2, §6.5, §6.7).
-pub fn jws_problem(e: &proto::Error) -> ProblemType {
+/// What a `proto` refusal is about; the one exhaustive match over `proto::Error`, from which
+/// both problem maps below are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// An algorithm outside the allow-list or not fitting the key.
+    Algorithm,
+    /// An unusable or missing public key.
+    Key,
+    /// A missing or wrong anti-replay nonce.
+    Nonce,
+    /// A token bound to, or a proof signed by, another key.
+    Binding,
+    /// A token naming another identity (device, handle, name, team).
+    Identity,
+    /// Anything else: structure, signature, times, audience, challenge, issuer.
+    Other,
+}
+
+/// Classifies a `proto` error.
+pub fn fault(e: &proto::Error) -> Fault {
     use proto::Error as P;
     match e {
-        P::UnsupportedAlgorithm(_) | P::AlgorithmKeyMismatch => ProblemType::BadSignatureAlgorithm,
-        P::MissingJwk | P::InvalidJwk(_) | P::PrivateKeyInJwk(_) => ProblemType::BadPublicKey,
-        P::MissingNonce | P::NonceMismatch => ProblemType::BadNonce,
+        P::UnsupportedAlgorithm(_) | P::AlgorithmKeyMismatch => Fault::Algorithm,
+        P::MissingJwk | P::InvalidJwk(_) | P::PrivateKeyInJwk(_) => Fault::Key,
+        P::MissingNonce | P::NonceMismatch => Fault::Nonce,
+        P::CnfMismatch | P::ProofKeyMismatch => Fault::Binding,
+        P::SubMismatch
+        | P::HandleMismatch
+        | P::TeamMismatch
+        | P::NameMismatch
+        | P::ClientIdMismatch => Fault::Identity,
+        P::EmbeddedProof(inner) => fault(inner),
         P::Base64 { .. }
         | P::MalformedJws(_)
         | P::MalformedClaims(_)
@@ -251,23 +277,25 @@ pub fn jws_problem(e: &proto::Error) -> ProblemType {
         | P::MissingAth
         | P::AthMismatch
         | P::ChalMismatch
-        | P::SubMismatch
-        | P::HandleMismatch
-        | P::TeamMismatch
-        | P::NameMismatch
         | P::AudMismatch
         | P::InvalidClientId(_)
         | P::InvalidHandle(_)
         | P::InvalidIdentifier(_)
         | P::IssMismatch
-        | P::CnfMismatch
-        | P::ClientIdMismatch
         | P::ScopeMismatch
         | P::UnsupportedApiVersion
-        | P::ProofKeyMismatch
         | P::KeyAuthMismatch
-        | P::AcmeAudMismatch
-        | P::EmbeddedProof(_) => ProblemType::Malformed,
+        | P::AcmeAudMismatch => Fault::Other,
+    }
+}
+
+/// The problem type for a request JWS refused by `proto` (RFC 8555 §6.2, §6.5, §6.7).
+pub fn jws_problem(e: &proto::Error) -> ProblemType {
+    match fault(e) {
+        Fault::Algorithm => ProblemType::BadSignatureAlgorithm,
+        Fault::Key => ProblemType::BadPublicKey,
+        Fault::Nonce => ProblemType::BadNonce,
+        Fault::Binding | Fault::Identity | Fault::Other => ProblemType::Malformed,
     }
 }
 
@@ -275,54 +303,12 @@ pub fn jws_problem(e: &proto::Error) -> ProblemType {
 /// bound to another key is `unauthorized`, one naming another identity is
 /// `rejectedIdentifier`, anything else about the token is `incorrectResponse`.
 pub fn challenge_problem(e: &proto::Error) -> ProblemType {
-    use proto::Error as P;
-    match e {
-        P::CnfMismatch | P::ProofKeyMismatch => ProblemType::Unauthorized,
-        P::SubMismatch
-        | P::HandleMismatch
-        | P::TeamMismatch
-        | P::NameMismatch
-        | P::ClientIdMismatch => ProblemType::RejectedIdentifier,
-        P::EmbeddedProof(inner) => challenge_problem(inner),
-        P::Base64 { .. }
-        | P::MalformedJws(_)
-        | P::MalformedClaims(_)
-        | P::MissingClaim(_)
-        | P::InvalidClaim(_)
-        | P::CriticalHeader
-        | P::UnsupportedAlgorithm(_)
-        | P::AlgorithmKeyMismatch
-        | P::MissingJwk
-        | P::InvalidJwk(_)
-        | P::PrivateKeyInJwk(_)
-        | P::BadSignature
-        | P::UnknownSigningKey
-        | P::Key(_)
-        | P::MissingDpopHeader
-        | P::MultipleDpopHeaders
-        | P::WrongTyp { .. }
-        | P::HtmMismatch
-        | P::HtuMismatch
-        | P::InvalidUri(_)
-        | P::MissingNonce
-        | P::NonceMismatch
-        | P::IatInFuture
-        | P::IatTooOld
-        | P::NotYetValid
-        | P::Expired
-        | P::ExpTooFar
-        | P::MissingAth
-        | P::AthMismatch
-        | P::ChalMismatch
-        | P::AudMismatch
-        | P::InvalidClientId(_)
-        | P::InvalidHandle(_)
-        | P::InvalidIdentifier(_)
-        | P::IssMismatch
-        | P::ScopeMismatch
-        | P::UnsupportedApiVersion
-        | P::KeyAuthMismatch
-        | P::AcmeAudMismatch => ProblemType::IncorrectResponse,
+    match fault(e) {
+        Fault::Binding => ProblemType::Unauthorized,
+        Fault::Identity => ProblemType::RejectedIdentifier,
+        Fault::Algorithm | Fault::Key | Fault::Nonce | Fault::Other => {
+            ProblemType::IncorrectResponse
+        }
     }
 }
 

@@ -85,13 +85,7 @@ enum CaAction {
 
 fn main() -> ExitCode {
     server_kit::process::init_logging();
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("acme-server: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    server_kit::process::exit_code("acme-server", run(Cli::parse()))
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

@@ -17,39 +17,22 @@ use proto::dpop::{DpopCheck, DpopClaims, DpopPolicy, NonceCheck, WireClaims, Wir
 use proto::jwk::Jwk;
 use proto::jws::{Algorithm, SigningKey};
 use proto::wire_id::{ClientId, DeviceIdentifier, HandleUri};
-use serde_json::{Value, json};
+use serde_json::json;
 
-struct Transcript(Value);
+#[path = "../../proto/tests/support/transcript.rs"]
+mod vectors;
 
-impl Transcript {
-    fn load() -> Self {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/vectors/wire-enrollment-transcript.json"
-        );
-        let text =
-            std::fs::read_to_string(path).unwrap_or_else(|e| panic!("transcript at {path}: {e}"));
-        Self(serde_json::from_str(&text).unwrap())
-    }
-    fn s(&self, pointer: &str) -> String {
-        self.0
-            .pointer(pointer)
-            .and_then(Value::as_str)
-            .unwrap_or_else(|| panic!("{pointer}"))
-            .to_owned()
-    }
-    fn now(&self) -> i64 {
-        self.0["verify_at_unix"].as_i64().unwrap()
-    }
-    fn device(&self) -> DeviceIdentifier {
-        DeviceIdentifier::parse(&self.s("/device_identifier/value")).unwrap()
-    }
-    fn identifiers(&self) -> Vec<Identifier> {
-        ["device_identifier", "user_identifier"]
-            .iter()
-            .map(|name| serde_json::from_value(self.0[name].clone()).unwrap())
-            .collect()
-    }
+use vectors::Transcript;
+
+fn device(t: &Transcript) -> DeviceIdentifier {
+    DeviceIdentifier::parse(&t.s("/device_identifier/value")).unwrap()
+}
+
+fn transcript_identifiers(t: &Transcript) -> Vec<Identifier> {
+    ["device_identifier", "user_identifier"]
+        .iter()
+        .map(|name| serde_json::from_value(t.0[name].clone()).unwrap())
+        .collect()
 }
 
 /// The verification context of one challenge, owned so one field at a time can change.
@@ -66,9 +49,9 @@ struct Context {
 
 impl Context {
     fn of(t: &Transcript, challenge: &str) -> Self {
-        let device = t.device();
+        let device = device(t);
         Self {
-            account_key: Jwk::from_json(&t.0["acme_account_jwk"]).unwrap(),
+            account_key: t.jwk("acme_account_jwk"),
             url: t.s(&format!("/{challenge}/url")),
             token: t.s(&format!("/{challenge}/token")),
             target: t.s(&format!("/{challenge}/target")),
@@ -130,7 +113,7 @@ fn common_twists() -> Vec<Twist> {
 #[test]
 fn transcript_access_token_passes_wire_dpop_01_and_each_twist_is_refused() {
     let t = Transcript::load();
-    let keys = [Jwk::from_json(&t.0["backend_jwk"]).unwrap()];
+    let keys = [t.jwk("backend_jwk")];
     let policy = wire_dpop::policy(&DpopConfig::default());
     let token = t.s("/access_token");
     let good = Context::of(&t, "dpop_challenge");
@@ -280,7 +263,10 @@ async fn the_transcript_csr_finalizes_an_order_for_the_transcript_identifiers() 
     .await;
 
     let account = env.client.new_account().await;
-    let (order_url, order) = env.client.new_order(&account, &t.identifiers()).await;
+    let (order_url, order) = env
+        .client
+        .new_order(&account, &transcript_identifiers(&t))
+        .await;
     let (device_authz, user_authz) = env.client.authzs(&account, &order).await;
     let dpop = &device_authz.challenges[0];
     assert_eq!(
@@ -288,7 +274,7 @@ async fn the_transcript_csr_finalizes_an_order_for_the_transcript_identifiers() 
         Some(t.s("/dpop_challenge/target").as_str())
     );
 
-    let token = backend_token(&backend, &account.key, &t.device(), dpop, env.now());
+    let token = backend_token(&backend, &account.key, &device(&t), dpop, env.now());
     let response = env
         .client
         .answer(&account, &dpop.url, json!({ "access_token": token }))

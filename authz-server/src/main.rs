@@ -107,13 +107,7 @@ enum ClientAction {
 
 fn main() -> ExitCode {
     server_kit::process::init_logging();
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("authz-server: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    server_kit::process::exit_code("authz-server", run(Cli::parse()))
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {

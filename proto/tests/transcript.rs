@@ -17,32 +17,10 @@ use serde_json::{Value, json};
 /// A named claim mutation and the error it must produce.
 type MutationCase = (&'static str, Box<dyn Fn(&mut Claims)>, Error);
 
-struct Transcript(Value);
+#[path = "support/transcript.rs"]
+mod vectors;
 
-impl Transcript {
-    fn load() -> Self {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/vectors/wire-enrollment-transcript.json"
-        );
-        let text =
-            std::fs::read_to_string(path).unwrap_or_else(|e| panic!("transcript at {path}: {e}"));
-        Self(serde_json::from_str(&text).unwrap())
-    }
-    fn s(&self, pointer: &str) -> String {
-        self.0
-            .pointer(pointer)
-            .and_then(Value::as_str)
-            .unwrap_or_else(|| panic!("{pointer}"))
-            .to_owned()
-    }
-    fn now(&self) -> i64 {
-        self.0["verify_at_unix"].as_i64().unwrap()
-    }
-    fn jwk(&self, name: &str) -> Jwk {
-        Jwk::from_json(&self.0[name]).unwrap()
-    }
-}
+use vectors::Transcript;
 
 /// Everything the verifiers are told about the order, owned so mutations can swap parts.
 struct Order {

@@ -14,6 +14,20 @@ pub fn init_logging() {
         .init();
 }
 
+/// The exit code of a binary's run: failures are printed as `{program}: {error}`.
+pub fn exit_code<E: std::fmt::Display>(
+    program: &str,
+    result: std::result::Result<(), E>,
+) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() -> Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -11,15 +11,17 @@
 //!    `unauthorized` if deactivated);
 //! 7. the signature.
 //!
-//! Handlers get an [`AuthenticatedAccount`] or a [`KeyRequest`] and the verified payload; there
-//! is no other way to reach the registration authority with a signed request.
+//! Handlers take an [`AccountRequest`] or a [`KeyRequest`] as an extractor (the verified
+//! payload and who signed it); there is no other way to reach the registration authority with a
+//! signed request.
 
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, header};
 use proto::acme::{AccountStatus, BAD_NONCE_DETAIL};
 use proto::acme_jws::{AcmeRequest, RequestKey, VerifiedAcmeRequest};
 use proto::jwk::Jwk;
 
-use super::AppState;
+use super::{AppState, SharedState};
 use crate::error::{Error, ProblemType, Result, jws_problem};
 use crate::ra::AuthenticatedAccount;
 
@@ -39,6 +41,35 @@ pub struct AccountRequest {
     pub account: AuthenticatedAccount,
     /// The verified request.
     pub request: VerifiedAcmeRequest,
+}
+
+/// Largest request body read (a CSR or a token answer is a few KiB).
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+async fn read_body(request: Request) -> Result<(axum::http::request::Parts, Vec<u8>)> {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| Error::malformed("the request body is unreadable or too large"))?;
+    Ok((parts, bytes.to_vec()))
+}
+
+impl FromRequest<SharedState> for KeyRequest {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &SharedState) -> Result<Self> {
+        let (parts, body) = read_body(request).await?;
+        state.key_request(&parts.headers, parts.uri.path(), &body)
+    }
+}
+
+impl FromRequest<SharedState> for AccountRequest {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &SharedState) -> Result<Self> {
+        let (parts, body) = read_body(request).await?;
+        state.account_request(&parts.headers, parts.uri.path(), &body)
+    }
 }
 
 fn jws_error(e: &proto::Error) -> Error {

@@ -1,9 +1,8 @@
 //! newAccount (RFC 8555 §7.3), account POST-as-GET and update (§7.3.2, §7.3.6), and the
 //! account's orders list (§7.1.2.1).
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::Response;
 use proto::acme::{AccountUpdate, NewAccount};
 use serde_json::json;
@@ -11,16 +10,11 @@ use serde_json::json;
 use super::{json_response, payload};
 use crate::error::{Error, Result};
 use crate::ra::AccountOutcome;
+use crate::wfe::intake::{AccountRequest, KeyRequest};
 use crate::wfe::{SharedState, render};
 
 /// `POST newAccount`.
-pub async fn new_account(
-    State(state): State<SharedState>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response> {
-    let req = state.key_request(&headers, uri.path(), &body)?;
+pub async fn new_account(State(state): State<SharedState>, req: KeyRequest) -> Result<Response> {
     let request: NewAccount = payload(req.request.payload())?;
     let (status, record) = match state.ra.new_account(&req.jwk, request)? {
         AccountOutcome::Created(r) => (StatusCode::CREATED, r),
@@ -38,15 +32,10 @@ pub async fn new_account(
 /// `POST account` (POST-as-GET, update, deactivation).
 pub async fn account(
     State(state): State<SharedState>,
-    uri: Uri,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    req: AccountRequest,
 ) -> Result<Response> {
-    let req = state.account_request(&headers, uri.path(), &body)?;
-    if req.account.id() != id {
-        return Err(Error::unauthorized("the kid is not this account"));
-    }
+    same_account(&req, &id)?;
     let record = if req.request.is_post_as_get() {
         req.account.record().clone()
     } else {
@@ -64,15 +53,10 @@ pub async fn account(
 /// `POST account/orders` (POST-as-GET).
 pub async fn account_orders(
     State(state): State<SharedState>,
-    uri: Uri,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    req: AccountRequest,
 ) -> Result<Response> {
-    let req = state.account_request(&headers, uri.path(), &body)?;
-    if req.account.id() != id {
-        return Err(Error::unauthorized("the kid is not this account"));
-    }
+    same_account(&req, &id)?;
     super::post_as_get(req.request.payload())?;
     let orders: Vec<String> = state
         .ra
@@ -86,4 +70,13 @@ pub async fn account_orders(
         None,
         &[],
     ))
+}
+
+/// An account resource is only reachable by that account's own key.
+fn same_account(req: &AccountRequest, id: &str) -> Result<()> {
+    if req.account.id() == id {
+        Ok(())
+    } else {
+        Err(Error::unauthorized("the kid is not this account"))
+    }
 }

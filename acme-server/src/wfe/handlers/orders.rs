@@ -1,24 +1,18 @@
 //! newOrder and order polling (RFC 8555 §7.4), authorizations (§7.5), challenges (§7.5.1),
 //! finalize (§7.4) and certificate download (§7.4.2).
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use proto::acme::{Finalize, NewOrder};
 
 use super::{json_response, payload, post_as_get};
 use crate::error::{Error, Result};
+use crate::wfe::intake::AccountRequest;
 use crate::wfe::{SharedState, render};
 
 /// `POST newOrder`.
-pub async fn new_order(
-    State(state): State<SharedState>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response> {
-    let req = state.account_request(&headers, uri.path(), &body)?;
+pub async fn new_order(State(state): State<SharedState>, req: AccountRequest) -> Result<Response> {
     let request: NewOrder = payload(req.request.payload())?;
     let order = state.ra.new_order(&req.account, request)?;
     Ok(json_response(
@@ -32,12 +26,9 @@ pub async fn new_order(
 /// `POST order` (POST-as-GET).
 pub async fn order(
     State(state): State<SharedState>,
-    uri: Uri,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    req: AccountRequest,
 ) -> Result<Response> {
-    let req = state.account_request(&headers, uri.path(), &body)?;
     post_as_get(req.request.payload())?;
     let order = state.ra.order(&req.account, &id)?;
     Ok(json_response(
@@ -51,12 +42,9 @@ pub async fn order(
 /// `POST authz` (POST-as-GET).
 pub async fn authz(
     State(state): State<SharedState>,
-    uri: Uri,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    req: AccountRequest,
 ) -> Result<Response> {
-    let req = state.account_request(&headers, uri.path(), &body)?;
     post_as_get(req.request.payload())?;
     let authz = state.ra.authz(&req.account, &id)?;
     let order_url = state.urls.order(&authz.order_id);
@@ -71,12 +59,9 @@ pub async fn authz(
 /// `POST challenge`: an answer (`{"access_token"}` / `{"id_token"}`), or POST-as-GET.
 pub async fn challenge(
     State(state): State<SharedState>,
-    uri: Uri,
     Path((authz_id, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
+    req: AccountRequest,
 ) -> Result<Response> {
-    let req = state.account_request(&headers, uri.path(), &body)?;
     let url = state.urls.challenge(&authz_id, &id);
     let answered = state
         .ra
@@ -94,12 +79,9 @@ pub async fn challenge(
 /// `POST finalize`.
 pub async fn finalize(
     State(state): State<SharedState>,
-    uri: Uri,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    req: AccountRequest,
 ) -> Result<Response> {
-    let req = state.account_request(&headers, uri.path(), &body)?;
     let request: Finalize = payload(req.request.payload())?;
     let der = proto::b64::decode(&request.csr, "csr")
         .map_err(|_| Error::malformed("csr is not base64url"))?;
@@ -115,12 +97,9 @@ pub async fn finalize(
 /// `POST certificate` (POST-as-GET): the PEM chain.
 pub async fn certificate(
     State(state): State<SharedState>,
-    uri: Uri,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    req: AccountRequest,
 ) -> Result<Response> {
-    let req = state.account_request(&headers, uri.path(), &body)?;
     post_as_get(req.request.payload())?;
     let cert = state.ra.certificate(&req.account, &id)?;
     let mut response = (StatusCode::OK, cert.chain_pem).into_response();
