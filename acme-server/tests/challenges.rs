@@ -219,3 +219,25 @@ async fn orders_and_authorizations_are_invisible_to_other_accounts() {
     let response = env.client.post_as(&other, &e.account.kid, None).await;
     assert_problem(response, 403, "unauthorized").await;
 }
+
+#[tokio::test]
+async fn orders_and_authorizations_expire() {
+    let env = Env::start().await;
+    let e = env.begin().await;
+    let token = env
+        .access_token(&e.bearer, &e.device, &e.client_id, &e.account.key, &e.dpop)
+        .await;
+    env.authz.clock.advance(3600 + 1);
+    env.client.forget_nonce();
+    let order: Order = env.client.get(&e.account, &e.order_url).await;
+    assert_eq!(order.status, OrderStatus::Invalid);
+    let authz: Authorization = env.client.get(&e.account, &device_authz_url(&e)).await;
+    assert_eq!(authz.status, proto::acme::AuthorizationStatus::Expired);
+    let response = env
+        .client
+        .answer(&e.account, &e.dpop.url, json!({ "access_token": token }))
+        .await;
+    assert_problem(response, 400, "malformed").await;
+    let der = CsrSpec::for_device(&e.client_id).sign(&credential_key());
+    assert_problem(env.finalize(&e, &der).await, 403, "orderNotReady").await;
+}

@@ -77,3 +77,52 @@ async fn csrs_that_do_not_name_exactly_the_identity_are_bad() {
     let response = env.finalize(&e, &good.sign(&key)).await;
     assert_problem(response, 403, "orderNotReady").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_finalizes_issue_exactly_once() {
+    use proto::acme_jws::{KeyId, sign_request};
+    let env = Env::start().await;
+    let e = env.ready().await;
+    let payload = finalize_payload(&CsrSpec::for_device(&e.client_id).sign(&credential_key()));
+    let mut bodies = Vec::new();
+    for _ in 0..4 {
+        let nonce = env.client.fresh_nonce().await;
+        bodies.push(
+            sign_request(
+                &e.account.key,
+                KeyId::Kid(&e.account.kid),
+                &nonce,
+                &e.order.finalize,
+                Some(&payload),
+            )
+            .unwrap(),
+        );
+    }
+    let responses = post_all(&env, &e.order.finalize, bodies).await;
+    let ok = responses.iter().filter(|s| **s == 200).count();
+    let not_ready = responses.iter().filter(|s| **s == 403).count();
+    assert_eq!((ok, not_ready), (1, 3), "{responses:?}");
+}
+
+async fn post_all(env: &Env, url: &str, bodies: Vec<String>) -> Vec<u16> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for body in bodies {
+        let http = env.client.http.clone();
+        let url = url.to_owned();
+        tasks.spawn(async move {
+            http.post(url)
+                .header("content-type", "application/jose+json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = tasks.join_next().await {
+        statuses.push(status.unwrap());
+    }
+    statuses
+}

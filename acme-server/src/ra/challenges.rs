@@ -51,11 +51,14 @@ impl RegistrationAuthority {
             index,
         };
         let challenge = current.challenge().clone();
-        if payload.is_empty()
-            || challenge.status != ChallengeStatus::Pending
-            || authz.value.status != AuthorizationStatus::Pending
-        {
+        if payload.is_empty() || challenge.status != ChallengeStatus::Pending {
             return Ok(current);
+        }
+        if authz.value.status != AuthorizationStatus::Pending {
+            return Err(Error::malformed(format!(
+                "the authorization is {:?}; its challenges can no longer be answered",
+                authz.value.status
+            )));
         }
         let order = self.owned_order(account, &authz.value.order_id)?;
         if order.value.status != OrderStatus::Pending {

@@ -198,6 +198,11 @@ impl Acme {
         }
     }
 
+    /// Drops the saved nonce (after the clock jumped past its lifetime).
+    pub fn forget_nonce(&self) {
+        self.nonce.lock().unwrap().take();
+    }
+
     /// Sends a signed body as is.
     pub async fn send(&self, url: &str, body: String) -> reqwest::Response {
         let response = self
