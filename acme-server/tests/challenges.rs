@@ -20,6 +20,12 @@ async fn assert_invalidated(env: &Env, e: &Enrollment, authz_url: &str) {
     assert!(order.error.is_some());
 }
 
+async fn assert_refused(response: reqwest::Response, status: u16, kind: &str, needle: &str) {
+    let problem = assert_problem(response, status, kind).await;
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains(needle), "{problem}");
+}
+
 fn device_authz_url(e: &Enrollment) -> String {
     e.dpop
         .url
@@ -70,11 +76,7 @@ async fn an_access_token_for_another_challenge_is_an_incorrect_response() {
         .client
         .answer(&e.account, &e.dpop.url, json!({ "access_token": token }))
         .await;
-    let problem = assert_problem(response, 400, "incorrectResponse").await;
-    assert!(
-        problem["detail"].as_str().unwrap().contains("chal"),
-        "{problem}"
-    );
+    assert_refused(response, 400, "incorrectResponse", "chal").await;
     assert_invalidated(&env, &e, &device_authz_url(&e)).await;
 }
 
@@ -111,11 +113,7 @@ async fn an_expired_access_token_is_an_incorrect_response() {
         .client
         .answer(&e.account, &e.dpop.url, json!({ "access_token": token }))
         .await;
-    let problem = assert_problem(response, 400, "incorrectResponse").await;
-    assert!(
-        problem["detail"].as_str().unwrap().contains("expired"),
-        "{problem}"
-    );
+    assert_refused(response, 400, "incorrectResponse", "expired").await;
 }
 
 #[tokio::test]
@@ -130,8 +128,7 @@ async fn id_tokens_with_the_wrong_keyauth_or_acme_aud_are_incorrect_responses() 
         .client
         .answer(&e.account, &e.oidc.url, json!({ "id_token": id_token }))
         .await;
-    let problem = assert_problem(response, 400, "incorrectResponse").await;
-    assert!(problem["detail"].as_str().unwrap().contains("keyauth"));
+    assert_refused(response, 400, "incorrectResponse", "keyauth").await;
     assert_invalidated(&env, &e, &user_authz_url(&e)).await;
 
     let e = env.begin().await;
@@ -141,8 +138,7 @@ async fn id_tokens_with_the_wrong_keyauth_or_acme_aud_are_incorrect_responses() 
         .client
         .answer(&e.account, &e.oidc.url, json!({ "id_token": id_token }))
         .await;
-    let problem = assert_problem(response, 400, "incorrectResponse").await;
-    assert!(problem["detail"].as_str().unwrap().contains("acme_aud"));
+    assert_refused(response, 400, "incorrectResponse", "acme_aud").await;
 
     // A key authorization made with another account's key.
     let e = env.begin().await;
@@ -173,11 +169,7 @@ async fn an_id_token_from_another_issuer_is_an_incorrect_response() {
         .client
         .answer(&e.account, &e.oidc.url, json!({ "id_token": id_token }))
         .await;
-    let problem = assert_problem(response, 400, "incorrectResponse").await;
-    assert!(
-        problem["detail"].as_str().unwrap().contains("iss"),
-        "{problem}"
-    );
+    assert_refused(response, 400, "incorrectResponse", "iss").await;
 }
 
 #[tokio::test]
