@@ -1,6 +1,6 @@
-//! TLS for the servers: a rustls server configuration (ring provider, HTTP/1.1) from PEM files,
-//! and in dev mode a small PKI generated once (a root CA and a server certificate for the
-//! loopback names) that clients are told to trust.
+//! TLS: a rustls server configuration (ring provider, HTTP/1.1) from PEM files, in dev mode a
+//! small PKI generated once (a root CA and a server certificate for the loopback names) that
+//! clients are told to trust, and the HTTPS client that trusts exactly the roots it is given.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -92,6 +92,35 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig> {
         .map_err(|e| Error::Config(format!("TLS certificate: {e}")))?;
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(tls)
+}
+
+/// An HTTPS client (rustls, ring provider) trusting exactly the PEM roots in `roots`, following
+/// no redirects, with a per-request `timeout`: outbound calls of the servers and the device SDK.
+pub fn https_client(roots: &[PathBuf], timeout: std::time::Duration) -> Result<reqwest::Client> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let unusable =
+        |path: &Path, e: &dyn std::fmt::Display| Error::Config(format!("{}: {e}", path.display()));
+    let mut store = rustls::RootCertStore::empty();
+    for path in roots {
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| unusable(path, &e))? {
+            let cert = cert.map_err(|e| unusable(path, &e))?;
+            store.add(cert).map_err(|e| unusable(path, &e))?;
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| Error::Config(e.to_string()))?
+    .with_root_certificates(store)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .build()
+        .map_err(|e| Error::Config(format!("HTTP client: {e}")))
 }
 
 #[cfg(test)]

@@ -1,2 +1,6 @@
-//! End-to-end and interop tests across the three crates, the `e2ei-demo` main job and the
-//! `e2ei-bench` load generator. Not built yet: issues #4 and #7 fill this crate.
+//! The whole service on one machine: [`stack::Stack`] starts the authz-server and the
+//! acme-server in-process on 127.0.0.1 ephemeral ports, with TLS, fresh dev PKIs and sled
+//! stores in a directory, wired to each other, and hands out an SDK configuration for the demo
+//! user. The `e2ei-demo` binary and the end-to-end tests use it; `e2ei-bench` (issue 7) will.
+
+pub mod stack;

@@ -127,34 +127,3 @@ impl KeySource {
         serde_json::from_slice(&bytes).map_err(|e| fail(&e))
     }
 }
-
-/// The outbound HTTPS client: trusts exactly the configured PEM roots, 10 s timeout, no
-/// redirects.
-pub fn http_client(trust_anchors: &[std::path::PathBuf]) -> Result<reqwest::Client> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for path in trust_anchors {
-        for cert in CertificateDer::pem_file_iter(path)
-            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
-        {
-            let cert = cert.map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-            roots
-                .add(cert)
-                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
-        }
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| Error::Config(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .map_err(|e| Error::Config(format!("HTTP client: {e}")))
-}

@@ -77,7 +77,10 @@ pub struct ValidationAuthority {
 impl ValidationAuthority {
     /// Builds the key sources from the configuration.
     pub fn new(config: &Config) -> Result<Self> {
-        let http = keys::http_client(&config.trust_anchors)?;
+        let http = server_kit::tls::https_client(
+            &config.trust_anchors,
+            std::time::Duration::from_secs(10),
+        )?;
         let mut fixed = Vec::new();
         for path in &config.wire_dpop.backend_keys {
             let pem = std::fs::read_to_string(path)

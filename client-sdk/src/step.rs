@@ -1,0 +1,82 @@
+//! The steps of an enrollment (DESIGN §4), and the [`Observer`] an application implements to
+//! show progress: every step reports its start and its outcome with its duration.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// One step of the enrollment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Step {
+    /// Fetch the ACME directory.
+    Directory,
+    /// Log in at the authz-server (authorization code + PKCE).
+    Login,
+    /// Register the device (or reuse the stored one).
+    RegisterDevice,
+    /// Create (or find) the ACME account.
+    Account,
+    /// Create the identity order.
+    Order,
+    /// Read the two authorizations.
+    Authorizations,
+    /// Get a backend nonce.
+    BackendNonce,
+    /// Exchange a DPoP proof for the backend's access token.
+    AccessToken,
+    /// Answer `wire-dpop-01`.
+    DpopChallenge,
+    /// Log in again for an ID token carrying the key authorization.
+    IdToken,
+    /// Answer `wire-oidc-01`.
+    OidcChallenge,
+    /// Send the CSR.
+    Finalize,
+    /// Download the chain.
+    Download,
+    /// Verify the chain and the certified identity.
+    Verify,
+}
+
+impl Step {
+    /// A short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Directory => "directory",
+            Self::Login => "login",
+            Self::RegisterDevice => "register-device",
+            Self::Account => "acme-account",
+            Self::Order => "acme-order",
+            Self::Authorizations => "authorizations",
+            Self::BackendNonce => "backend-nonce",
+            Self::AccessToken => "access-token",
+            Self::DpopChallenge => "wire-dpop-01",
+            Self::IdToken => "id-token",
+            Self::OidcChallenge => "wire-oidc-01",
+            Self::Finalize => "finalize",
+            Self::Download => "download",
+            Self::Verify => "verify",
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Progress reporting.
+pub trait Observer: Send + Sync {
+    /// `step` begins.
+    fn started(&self, _step: Step) {}
+    /// `step` ended after `elapsed`; `detail` says what it produced (never a secret).
+    fn finished(&self, _step: Step, _elapsed: Duration, _outcome: Result<&str, &Error>) {}
+}
+
+/// An observer that reports nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Silent;
+
+impl Observer for Silent {}

@@ -1,0 +1,117 @@
+//! Both servers in-process, wired together: the acme-server trusts the authz-server's dev TLS
+//! root for its JWKS and OpenID discovery, verifies `wire-dpop-01` against its access-token URL
+//! and `wire-oidc-01` against it as issuer.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use client_sdk::{Config as SdkConfig, Login};
+use proto::clock::{Clock, SystemClock};
+use proto::secret::SecretString;
+
+/// The demo domain.
+pub const DOMAIN: &str = "wire.example";
+
+/// Both servers.
+#[derive(Debug)]
+pub struct Stack {
+    /// The authorization server.
+    pub authz: authz_server::RunningServer,
+    /// The ACME server.
+    pub acme: acme_server::RunningServer,
+    /// Where their data lives.
+    pub dir: PathBuf,
+    /// The demo user's password.
+    pub demo_password: SecretString,
+}
+
+impl Stack {
+    /// Starts both servers under `dir` (authz-server in `dir/authz`, acme-server in `dir/acme`),
+    /// reading time from `clock`; `listen` ports 0 pick free ports.
+    pub async fn start_with_clock(
+        dir: &Path,
+        clock: Arc<dyn Clock>,
+        authz_listen: std::net::SocketAddr,
+        acme_listen: std::net::SocketAddr,
+    ) -> anyhow::Result<Self> {
+        let authz_config = authz_server::Config {
+            listen: authz_listen,
+            data_dir: dir.join("authz"),
+            dev: true,
+            domain: DOMAIN.into(),
+            ..authz_server::Config::default()
+        };
+        let authz = authz_server::start(authz_config.clone(), clock.clone()).await?;
+        let demo_password = authz_server::server::demo_password(&authz_config)?;
+        let authz_tls = authz
+            .dev_ca_cert
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("dev mode has a TLS root"))?;
+
+        let mut acme_config = acme_server::Config {
+            listen: acme_listen,
+            data_dir: dir.join("acme"),
+            dev: true,
+            domains: vec![DOMAIN.into()],
+            trust_anchors: vec![authz_tls],
+            ..acme_server::Config::default()
+        };
+        acme_config.wire_dpop.target =
+            format!("{}/clients/{{device-id}}/access-token", authz.base_url);
+        acme_config.wire_dpop.backend_jwks_url = Some(format!("{}/jwks", authz.base_url));
+        acme_config.wire_oidc.issuer = authz.base_url.clone();
+        let acme = acme_server::start(acme_config, clock).await?;
+        Ok(Self {
+            authz,
+            acme,
+            dir: dir.to_owned(),
+            demo_password,
+        })
+    }
+
+    /// Starts both servers on free ports with the system clock.
+    pub async fn start(dir: &Path) -> anyhow::Result<Self> {
+        let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        Self::start_with_clock(dir, Arc::new(SystemClock), any, any).await
+    }
+
+    /// The TLS roots a client needs to reach both servers.
+    pub fn tls_roots(&self) -> Vec<PathBuf> {
+        self.authz
+            .dev_ca_cert
+            .iter()
+            .chain(self.acme.dev_tls_ca.iter())
+            .cloned()
+            .collect()
+    }
+
+    /// An SDK configuration logging in as `username` with `password`.
+    pub fn sdk_config(&self, username: &str, password: SecretString) -> SdkConfig {
+        let mut config = SdkConfig::new(
+            self.acme.directory_url.clone(),
+            self.authz.base_url.clone(),
+            self.acme.ca_root.clone(),
+            Login::Password {
+                username: username.into(),
+                password,
+            },
+        );
+        config.tls_roots = self.tls_roots();
+        config
+    }
+
+    /// An SDK configuration for the seeded demo user `alice_wire`.
+    pub fn demo_config(&self) -> SdkConfig {
+        self.sdk_config(
+            authz_server::server::DEMO_HANDLE,
+            self.demo_password.clone(),
+        )
+    }
+
+    /// Stops both servers.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.acme.shutdown().await?;
+        self.authz.shutdown().await?;
+        Ok(())
+    }
+}
