@@ -23,4 +23,4 @@ pub mod store;
 pub use config::{Config, KeyAlgorithm, Login};
 pub use enroll::{Enrolled, Enrollment, Previous};
 pub use error::{Cause, Error, Result};
-pub use step::{Observer, Step};
+pub use step::{Observer, Step, StepPrinter};

@@ -80,3 +80,44 @@ pub trait Observer: Send + Sync {
 pub struct Silent;
 
 impl Observer for Silent {}
+
+/// Prints one line per finished step: outcome, name, duration, and what it produced or why it
+/// failed. To standard output, or to standard error when standard output carries JSON.
+#[derive(Debug, Clone, Copy)]
+pub struct StepPrinter {
+    to_stderr: bool,
+}
+
+impl StepPrinter {
+    /// Lines on standard output.
+    pub fn stdout() -> Self {
+        Self { to_stderr: false }
+    }
+
+    /// Lines on standard error.
+    pub fn stderr() -> Self {
+        Self { to_stderr: true }
+    }
+
+    /// The line for a finished step.
+    pub fn line(step: Step, elapsed: Duration, outcome: Result<&str, &Error>) -> String {
+        let ms = elapsed.as_secs_f64() * 1e3;
+        match outcome {
+            Ok(detail) => format!("  ok    {:<16} {ms:>8.1} ms  {detail}", step.name()),
+            Err(e) => format!("  FAIL  {:<16} {ms:>8.1} ms  {}", step.name(), e.cause),
+        }
+    }
+}
+
+impl Observer for StepPrinter {
+    fn finished(&self, step: Step, elapsed: Duration, outcome: Result<&str, &Error>) {
+        use std::io::Write;
+        let line = Self::line(step, elapsed, outcome);
+        // A closed pipe must not abort an enrollment.
+        let _ = if self.to_stderr {
+            writeln!(std::io::stderr(), "{line}")
+        } else {
+            writeln!(std::io::stdout(), "{line}")
+        };
+    }
+}
