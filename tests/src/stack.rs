@@ -2,6 +2,7 @@
 //! root for its JWKS and OpenID discovery, verifies `wire-dpop-01` against its access-token URL
 //! and `wire-oidc-01` against it as issuer.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -11,6 +12,42 @@ use proto::secret::SecretString;
 
 /// The demo domain.
 pub const DOMAIN: &str = "wire.example";
+
+/// A user to create before the servers start (besides the seeded demo user).
+#[derive(Debug, Clone)]
+pub struct ExtraUser {
+    /// Handle.
+    pub handle: String,
+    /// Display name.
+    pub name: String,
+    /// Password.
+    pub password: SecretString,
+}
+
+/// Where and how to start the stack.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Time source of both servers.
+    pub clock: Arc<dyn Clock>,
+    /// authz-server address (port 0: any free port).
+    pub authz_listen: SocketAddr,
+    /// acme-server address.
+    pub acme_listen: SocketAddr,
+    /// Users to add before the start (only when the data directory is new to them).
+    pub users: Vec<ExtraUser>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        Self {
+            clock: Arc::new(SystemClock),
+            authz_listen: any,
+            acme_listen: any,
+            users: Vec::new(),
+        }
+    }
+}
 
 /// Both servers.
 #[derive(Debug)]
@@ -26,14 +63,14 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Starts both servers under `dir` (authz-server in `dir/authz`, acme-server in `dir/acme`),
-    /// reading time from `clock`; `listen` ports 0 pick free ports.
-    pub async fn start_with_clock(
-        dir: &Path,
-        clock: Arc<dyn Clock>,
-        authz_listen: std::net::SocketAddr,
-        acme_listen: std::net::SocketAddr,
-    ) -> anyhow::Result<Self> {
+    /// Starts both servers under `dir` (authz-server in `dir/authz`, acme-server in `dir/acme`).
+    pub async fn start_with(dir: &Path, options: Options) -> anyhow::Result<Self> {
+        let Options {
+            clock,
+            authz_listen,
+            acme_listen,
+            users,
+        } = options;
         let authz_config = authz_server::Config {
             listen: authz_listen,
             data_dir: dir.join("authz"),
@@ -41,6 +78,7 @@ impl Stack {
             domain: DOMAIN.into(),
             ..authz_server::Config::default()
         };
+        add_users(&authz_config, &users)?;
         let authz = authz_server::start(authz_config.clone(), clock.clone()).await?;
         let demo_password = authz_server::server::demo_password(&authz_config)?;
         let authz_tls = authz
@@ -71,8 +109,7 @@ impl Stack {
 
     /// Starts both servers on free ports with the system clock.
     pub async fn start(dir: &Path) -> anyhow::Result<Self> {
-        let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-        Self::start_with_clock(dir, Arc::new(SystemClock), any, any).await
+        Self::start_with(dir, Options::default()).await
     }
 
     /// The TLS roots a client needs to reach both servers.
@@ -114,4 +151,29 @@ impl Stack {
         self.authz.shutdown().await?;
         Ok(())
     }
+}
+
+/// Adds users to a stopped authz-server's store (the embedded store admits one process).
+fn add_users(config: &authz_server::Config, users: &[ExtraUser]) -> anyhow::Result<()> {
+    if users.is_empty() {
+        return Ok(());
+    }
+    let store = authz_server::server::open_store(config)?;
+    for user in users {
+        if authz_server::users::by_handle(store.as_ref(), &user.handle)?.is_some() {
+            continue;
+        }
+        authz_server::users::add(
+            store.as_ref(),
+            &authz_server::users::NewUser {
+                handle: &user.handle,
+                name: &user.name,
+                team: None,
+                domain: DOMAIN,
+                password: &user.password,
+            },
+        )?;
+    }
+    store.flush()?;
+    Ok(())
 }
