@@ -127,7 +127,7 @@ async fn alices_tokens_cannot_complete_an_order_for_bobs_identity() {
 
     // The backend will not give Alice a nonce for Bob's device.
     let refused = authz
-        .backend_nonce(&tokens.access_token, &bob_client.device().to_owned())
+        .backend_nonce(&tokens.access_token, bob_client.device())
         .await
         .unwrap_err();
     assert!(
