@@ -215,7 +215,7 @@ impl Enrollment {
                 |_| "received".into(),
             )
             .await?;
-        let proof = self.dpop_proof(&account_key, &identity, &dpop, &nonce)?;
+        let proof = wire_dpop_proof(&account_key, &identity, &dpop, &nonce, self.clock.now())?;
         let access_token = self
             .step(
                 Step::AccessToken,
@@ -235,11 +235,7 @@ impl Enrollment {
         )
         .await?;
 
-        let keyauth = key_authorization(&oidc.token, &account_key.public_jwk().thumbprint());
-        let claims = json!({"id_token": {
-            "keyauth": {"essential": true, "value": keyauth},
-            "acme_aud": {"essential": true, "value": oidc.url},
-        }});
+        let claims = id_token_claims(&oidc, &account_key);
         let id_token = self
             .step(
                 Step::IdToken,
@@ -313,37 +309,50 @@ impl Enrollment {
             certificate: info,
         })
     }
-
-    fn dpop_proof(
-        &self,
-        key: &SigningKey,
-        identity: &Identity,
-        dpop: &Challenge,
-        nonce: &str,
-    ) -> Result<String> {
-        let step = Step::AccessToken;
-        let target = dpop
-            .target
-            .clone()
-            .ok_or_else(|| Error::protocol(step, "the wire-dpop-01 challenge has no target"))?;
-        let now = self.clock.now();
-        let mut claims = DpopClaims::new("POST", &target, now);
-        claims.nbf = Some(now);
-        claims.exp = Some(now + PROOF_LIFETIME);
-        claims.nonce = Some(nonce.to_owned());
-        claims.wire = Some(WireClaims {
-            chal: dpop.token.clone(),
-            sub: identity.client_id.to_uri(),
-            aud: dpop.url.clone(),
-            handle: identity.handle.to_uri(),
-            team: identity.team.clone(),
-            name: identity.name.clone(),
-        });
-        claims.sign(key).map_err(|e| Error::local(step, e))
-    }
 }
 
-async fn answer(
+/// The Wire DPoP proof for the backend's access-token endpoint, signed by the ACME account key:
+/// `htu` = the challenge's target, `chal`/`aud` = the challenge, `sub`/`handle`/`name`/`team`
+/// = the identity, the backend nonce, `exp` five minutes ahead.
+pub fn wire_dpop_proof(
+    key: &SigningKey,
+    identity: &Identity,
+    dpop: &Challenge,
+    nonce: &str,
+    now: proto::clock::UnixTime,
+) -> Result<String> {
+    let step = Step::AccessToken;
+    let target = dpop
+        .target
+        .clone()
+        .ok_or_else(|| Error::protocol(step, "the wire-dpop-01 challenge has no target"))?;
+    let mut claims = DpopClaims::new("POST", &target, now);
+    claims.nbf = Some(now);
+    claims.exp = Some(now + PROOF_LIFETIME);
+    claims.nonce = Some(nonce.to_owned());
+    claims.wire = Some(WireClaims {
+        chal: dpop.token.clone(),
+        sub: identity.client_id.to_uri(),
+        aud: dpop.url.clone(),
+        handle: identity.handle.to_uri(),
+        team: identity.team.clone(),
+        name: identity.name.clone(),
+    });
+    claims.sign(key).map_err(|e| Error::local(step, e))
+}
+
+/// The OIDC `claims` request that makes the ID token carry this challenge's key authorization
+/// and URL.
+pub fn id_token_claims(oidc: &Challenge, account_key: &SigningKey) -> Value {
+    let keyauth = key_authorization(&oidc.token, &account_key.public_jwk().thumbprint());
+    json!({"id_token": {
+        "keyauth": {"essential": true, "value": keyauth},
+        "acme_aud": {"essential": true, "value": oidc.url},
+    }})
+}
+
+/// Answers a challenge and requires it to be `valid`.
+pub async fn answer(
     acme: &AcmeClient,
     step: Step,
     challenge: &Challenge,
@@ -361,7 +370,7 @@ async fn answer(
 
 /// The user's handle and name from the ID token of the login (received directly from the token
 /// endpoint over TLS, OIDC Core §3.1.3.7), and the device's client id.
-fn identity_of(id_token: &Option<String>, device: &Device) -> Result<Identity> {
+pub fn identity_of(id_token: &Option<String>, device: &Device) -> Result<Identity> {
     let step = Step::Login;
     let token = id_token
         .as_deref()
@@ -394,7 +403,7 @@ fn identity_of(id_token: &Option<String>, device: &Device) -> Result<Identity> {
 }
 
 /// The two identifiers of the identity order.
-fn identifiers(identity: &Identity) -> Result<Vec<Identifier>> {
+pub fn identifiers(identity: &Identity) -> Result<Vec<Identifier>> {
     let step = Step::Order;
     let device = DeviceIdentifier::new(
         identity.client_id.clone(),
