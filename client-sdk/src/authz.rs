@@ -237,3 +237,32 @@ fn code_from(location: &str, state: &str, issuer: &str, step: Step) -> Result<St
         .cloned()
         .ok_or_else(|| Error::protocol(step, "no code in the redirect"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_redirect_must_carry_our_state_and_issuer() {
+        let issuer = "https://auth.test";
+        let ok = "http://127.0.0.1:5/callback?code=c1&state=s1&iss=https%3A%2F%2Fauth.test";
+        assert_eq!(code_from(ok, "s1", issuer, Step::Login).unwrap(), "c1");
+        for bad in [
+            "http://127.0.0.1:5/callback?code=c1&state=other",
+            "http://127.0.0.1:5/callback?code=c1&state=s1&iss=https%3A%2F%2Fevil.test",
+            "http://127.0.0.1:5/callback?state=s1",
+        ] {
+            assert!(matches!(
+                code_from(bad, "s1", issuer, Step::Login).unwrap_err().cause,
+                Cause::Protocol(_)
+            ));
+        }
+        let denied = "http://127.0.0.1:5/callback?error=access_denied&state=s1";
+        assert!(matches!(
+            code_from(denied, "s1", issuer, Step::Login)
+                .unwrap_err()
+                .cause,
+            Cause::Server { .. }
+        ));
+    }
+}

@@ -121,3 +121,23 @@ impl Observer for StepPrinter {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Cause;
+
+    #[test]
+    fn step_lines_name_the_step_its_time_and_outcome() {
+        let ok = StepPrinter::line(Step::Finalize, Duration::from_micros(1500), Ok("valid"));
+        assert!(
+            ok.contains("ok")
+                && ok.contains("finalize")
+                && ok.contains("1.5 ms")
+                && ok.ends_with("valid")
+        );
+        let e = Error::new(Step::Login, Cause::Timeout);
+        let fail = StepPrinter::line(Step::Login, Duration::from_secs(30), Err(&e));
+        assert!(fail.contains("FAIL") && fail.contains("login") && fail.ends_with("timed out"));
+    }
+}
