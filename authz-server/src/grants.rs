@@ -3,7 +3,6 @@
 //! the tokens the first one issued (RFC 6749 §4.1.2).
 
 use proto::clock::UnixTime;
-use proto::secret::constant_time_eq;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -60,12 +59,7 @@ pub fn create(store: &dyn Store, grant: &CodeGrant) -> Result<String> {
 
 /// Checks a PKCE verifier against an S256 challenge (RFC 7636 §4.1, §4.6).
 pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
-    let well_formed = (43..=128).contains(&verifier.len())
-        && verifier
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
-    let computed = proto::b64::encode(Sha256::digest(verifier.as_bytes()));
-    well_formed && constant_time_eq(computed.as_bytes(), challenge.as_bytes())
+    proto::pkce::matches(verifier, challenge)
 }
 
 /// A grant whose code was redeemed by this request, and only this one.
@@ -142,23 +136,5 @@ impl RedeemedGrant {
             ));
         }
         Ok(store.flush()?)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// RFC 7636 Appendix B.
-    #[test]
-    fn rfc7636_appendix_b_s256() {
-        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-        assert!(pkce_matches(verifier, challenge));
-        assert!(!pkce_matches(
-            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK",
-            challenge
-        ));
-        assert!(!pkce_matches("short", challenge));
     }
 }

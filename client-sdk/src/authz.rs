@@ -6,8 +6,9 @@ use serde_json::{Value, json};
 
 use crate::config::{Config, Login};
 use crate::error::{Cause, Error, Result};
-use crate::login::{Pkce, Redirect};
+use crate::login::Redirect;
 use crate::step::Step;
+use proto::pkce::Pkce;
 
 /// What the token endpoint returned.
 #[derive(Debug, Clone)]

@@ -7,7 +7,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A boxed future (dyn-compatible async trait methods).
@@ -89,32 +88,5 @@ impl AuthorizationUi for LoopbackBrowser {
                 }
             }
         })
-    }
-}
-
-/// A PKCE verifier and its S256 challenge (RFC 7636).
-#[derive(Debug, Clone)]
-pub struct Pkce {
-    /// The verifier (256 random bits).
-    pub verifier: String,
-    /// `BASE64URL(SHA256(verifier))`.
-    pub challenge: String,
-}
-
-impl Pkce {
-    /// A fresh pair.
-    pub fn new() -> Self {
-        let verifier = proto::random::token(256);
-        let challenge = proto::b64::encode(Sha256::digest(verifier.as_bytes()));
-        Self {
-            verifier,
-            challenge,
-        }
-    }
-}
-
-impl Default for Pkce {
-    fn default() -> Self {
-        Self::new()
     }
 }

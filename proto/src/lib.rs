@@ -26,6 +26,7 @@ pub mod htu;
 pub mod id_token;
 pub mod jwk;
 pub mod jws;
+pub mod pkce;
 pub mod random;
 pub mod rfc3339;
 pub mod secret;

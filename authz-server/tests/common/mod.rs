@@ -12,7 +12,6 @@ use proto::clock::{Clock, FixedClock, SystemClock};
 use proto::dpop::{DpopClaims, WireClaims};
 use proto::jws::{Algorithm, SigningKey};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 pub const DOMAIN: &str = "wire.com";
 pub const CHALLENGE_URL: &str = "https://acme.test/acme/wire/challenge/abc/def";
@@ -108,21 +107,7 @@ impl Harness {
     }
 }
 
-pub struct Pkce {
-    pub verifier: String,
-    pub challenge: String,
-}
-
-impl Pkce {
-    pub fn new() -> Self {
-        let verifier = proto::random::token(256);
-        let challenge = proto::b64::encode(Sha256::digest(verifier.as_bytes()));
-        Self {
-            verifier,
-            challenge,
-        }
-    }
-}
+pub use proto::pkce::Pkce;
 
 /// The authorization request parameters of the demo client.
 pub fn authorize_params(pkce: &Pkce) -> Vec<(&'static str, String)> {
