@@ -70,6 +70,29 @@ pub struct CertificateInfo {
     pub key_algorithm: String,
 }
 
+impl CertificateInfo {
+    /// Human-readable `label  value` lines (subject, SAN URIs, issuer, serial, validity with
+    /// the days left at `now`, key algorithm), each starting with `indent`.
+    pub fn describe(&self, indent: &str, now: UnixTime) -> String {
+        let mut lines = vec![format!("subject    {}", self.subject)];
+        lines.extend(self.uris.iter().map(|u| format!("SAN URI    {u}")));
+        lines.push(format!("issuer     {}", self.issuer));
+        lines.push(format!("serial     {}", self.serial));
+        let left = if self.not_after < now {
+            "expired".to_owned()
+        } else {
+            format!("{} days left", (self.not_after - now) / 86_400)
+        };
+        lines.push(format!(
+            "validity   {} .. {} ({left})",
+            proto::rfc3339::format(self.not_before),
+            proto::rfc3339::format(self.not_after)
+        ));
+        lines.push(format!("key        {}", self.key_algorithm));
+        lines.iter().map(|l| format!("{indent}{l}\n")).collect()
+    }
+}
+
 fn parse_chain(chain_pem: &str) -> Result<Vec<Pem>, String> {
     let pems: Vec<Pem> = Pem::iter_from_buffer(chain_pem.as_bytes())
         .collect::<Result<_, _>>()

@@ -165,7 +165,6 @@ fn print_info(
 ) -> anyhow::Result<()> {
     let mut out = std::io::stdout();
     let now = proto::clock::Clock::now(&proto::clock::SystemClock);
-    let remaining_days = (info.not_after - now) / 86_400;
     if json {
         let value = json!({
             "client_id": client_id,
@@ -178,24 +177,7 @@ fn print_info(
         writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
     } else {
         writeln!(out, "device     {client_id}")?;
-        writeln!(out, "subject    {}", info.subject)?;
-        for uri in &info.uris {
-            writeln!(out, "SAN URI    {uri}")?;
-        }
-        writeln!(out, "issuer     {}", info.issuer)?;
-        writeln!(out, "serial     {}", info.serial)?;
-        writeln!(
-            out,
-            "validity   {} .. {} ({})",
-            proto::rfc3339::format(info.not_before),
-            proto::rfc3339::format(info.not_after),
-            if info.not_after < now {
-                "expired".to_owned()
-            } else {
-                format!("{remaining_days} days left")
-            }
-        )?;
-        writeln!(out, "key        {}", info.key_algorithm)?;
+        write!(out, "{}", info.describe("", now))?;
         writeln!(out, "stored in  {}", dir.display())?;
     }
     Ok(())

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use client_sdk::{Enrollment, KeyAlgorithm, StepPrinter};
+use proto::clock::{Clock, SystemClock};
 use tests::stack::Stack;
 
 #[derive(Debug, Parser)]
@@ -84,19 +85,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         "\ncertificate (chain verified up to {}):",
         stack.acme.ca_root.display()
     )?;
-    writeln!(out, "  subject    {}", c.subject)?;
-    for uri in &c.uris {
-        writeln!(out, "  SAN URI    {uri}")?;
-    }
-    writeln!(out, "  issuer     {}", c.issuer)?;
-    writeln!(out, "  serial     {}", c.serial)?;
-    writeln!(
-        out,
-        "  validity   {} .. {}",
-        proto::rfc3339::format(c.not_before),
-        proto::rfc3339::format(c.not_after)
-    )?;
-    writeln!(out, "  key        {}", c.key_algorithm)?;
+    write!(out, "{}", c.describe("  ", SystemClock.now()))?;
     writeln!(out, "\n{}", enrolled.chain_pem.trim_end())?;
 
     if cli.serve {
