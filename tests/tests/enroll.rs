@@ -6,10 +6,14 @@ use client_sdk::{Enrollment, KeyAlgorithm};
 use tests::stack::{DOMAIN, Stack};
 
 #[tokio::test]
-async fn a_device_enrolls_with_ed25519_and_with_p256() {
+async fn a_device_enrolls_with_each_key_algorithm() {
     let dir = tempfile::tempdir().unwrap();
     let stack = Stack::start(dir.path()).await.unwrap();
-    for algorithm in [KeyAlgorithm::Ed25519, KeyAlgorithm::P256] {
+    for algorithm in [
+        KeyAlgorithm::Ed25519,
+        KeyAlgorithm::P256,
+        KeyAlgorithm::P384,
+    ] {
         let mut config = stack.demo_config();
         config.algorithm = algorithm;
         let enrolled = Enrollment::new(config).run().await.unwrap();
@@ -21,7 +25,8 @@ async fn a_device_enrolls_with_ed25519_and_with_p256() {
         assert!(enrolled.chain_pem.matches("BEGIN CERTIFICATE").count() == 2);
         let expected = match algorithm {
             KeyAlgorithm::Ed25519 => "Ed25519",
-            _ => "ECDSA P-256",
+            KeyAlgorithm::P256 => "ECDSA P-256",
+            KeyAlgorithm::P384 => "ECDSA P-384",
         };
         assert_eq!(enrolled.certificate.key_algorithm, expected);
     }
