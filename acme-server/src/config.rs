@@ -47,6 +47,38 @@ pub struct Config {
     pub wire_dpop: DpopConfig,
     /// `wire-oidc-01` verification.
     pub wire_oidc: OidcConfig,
+    /// http-01, dns-01 and tls-alpn-01 validation.
+    pub validation: ValidationConfig,
+}
+
+/// How the standard challenges are validated.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValidationConfig {
+    /// Port of http-01 requests (80; tests use another).
+    pub http_port: u16,
+    /// Port of tls-alpn-01 connections (443).
+    pub tls_port: u16,
+    /// DNS server for dns-01 TXT lookups; empty means the first `nameserver` of
+    /// /etc/resolv.conf.
+    pub dns_server: Option<SocketAddr>,
+    /// Test setups: connect every http-01/tls-alpn-01 validation of a DNS name to this address
+    /// instead of resolving it.
+    pub resolve_to: Option<std::net::IpAddr>,
+    /// Timeout of one validation, in seconds.
+    pub timeout: u64,
+}
+
+impl Default for ValidationConfig {
+    fn default() -> Self {
+        Self {
+            http_port: 80,
+            tls_port: 443,
+            dns_server: None,
+            resolve_to: None,
+            timeout: 10,
+        }
+    }
 }
 
 /// Lifetimes, in seconds.
@@ -177,6 +209,7 @@ impl Default for Config {
             certificate: CertificateProfile::default(),
             wire_dpop: DpopConfig::default(),
             wire_oidc: OidcConfig::default(),
+            validation: ValidationConfig::default(),
         }
     }
 }

@@ -17,6 +17,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum ProblemType {
     /// The request names an account that does not exist.
     AccountDoesNotExist,
+    /// The certificate is already revoked.
+    AlreadyRevoked,
+    /// The revocation reason is not allowed.
+    BadRevocationReason,
+    /// The validation server could not be reached.
+    Connection,
+    /// A DNS lookup during validation failed.
+    Dns,
+    /// The TLS handshake of a tls-alpn-01 validation failed.
+    Tls,
     /// The CSR is unacceptable.
     BadCsr,
     /// The anti-replay nonce is unknown, used or expired.
@@ -50,6 +60,11 @@ impl ProblemType {
     pub fn name(self) -> &'static str {
         match self {
             Self::AccountDoesNotExist => "accountDoesNotExist",
+            Self::AlreadyRevoked => "alreadyRevoked",
+            Self::BadRevocationReason => "badRevocationReason",
+            Self::Connection => "connection",
+            Self::Dns => "dns",
+            Self::Tls => "tls",
             Self::BadCsr => "badCSR",
             Self::BadNonce => "badNonce",
             Self::BadPublicKey => "badPublicKey",

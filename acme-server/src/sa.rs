@@ -97,8 +97,8 @@ pub struct OrderRecord {
     pub error: Option<Problem>,
     /// Issued certificate id.
     pub certificate: Option<String>,
-    /// The identity being certified.
-    pub wire: WireIdentity,
+    /// The identity being certified, for Wire identity orders.
+    pub wire: Option<WireIdentity>,
 }
 
 /// A stored challenge (part of its authorization record).
@@ -129,8 +129,11 @@ pub struct AuthzRecord {
     pub account_id: String,
     /// The order it belongs to.
     pub order_id: String,
-    /// The identifier.
+    /// The identifier (for a wildcard, the base name).
     pub identifier: Identifier,
+    /// Whether the order asked for the wildcard of `identifier`.
+    #[serde(default)]
+    pub wildcard: bool,
     /// Status as last written.
     pub status: AuthorizationStatus,
     /// Expiry.

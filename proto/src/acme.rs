@@ -236,6 +236,13 @@ pub enum ChallengeStatus {
     Invalid,
 }
 
+/// Challenge type: a file served over HTTP (RFC 8555 §8.3).
+pub const HTTP_01: &str = "http-01";
+/// Challenge type: a TXT record (RFC 8555 §8.4).
+pub const DNS_01: &str = "dns-01";
+/// Challenge type: a TLS certificate served with ALPN `acme-tls/1` (RFC 8737).
+pub const TLS_ALPN_01: &str = "tls-alpn-01";
+
 /// Challenge type: proof of a backend DPoP access token (Wire).
 pub const WIRE_DPOP_01: &str = "wire-dpop-01";
 /// Challenge type: proof of an OpenID ID token (Wire).

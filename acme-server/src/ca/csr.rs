@@ -1,10 +1,18 @@
-//! CSR checks for identity orders (DESIGN §4 step 8), with x509-parser: the signature verifies
-//! with the CSR's own key (no SHA-1), the subject is exactly `O = domain` plus the display name
-//! (OID 2.16.840.1.113730.3.1.241) and at most a `CN` equal to it, the only requested extension
-//! that names anything is a SAN holding exactly the client-id URI and the handle URI, and the
-//! key is a supported type and no ACME account's key.
+//! CSR checks with x509-parser, shared core and two profiles.
+//!
+//! Every CSR: valid DER, a signature that verifies with its own key (no SHA-1), a supported key
+//! (RSA ≥ 2048, P-256, P-384, Ed25519) that is no ACME account's key, and no requested extension
+//! beyond SAN, KU, EKU, basic constraints and SKI.
+//!
+//! Identity orders (DESIGN §4 step 8, [`validate`]): subject exactly `O = domain` plus the display
+//! name (OID 2.16.840.1.113730.3.1.241) and at most a `CN` equal to it; SAN exactly the client-id
+//! URI and the handle URI. Standard orders ([`validate_names`]): SAN exactly the order's DNS names
+//! and IP addresses, subject at most a `CN` that is one of them.
 //!
 //! Passing yields a [`ValidatedCsr`], the only input [`super::issue`] accepts.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
 
 use proto::wire_id::{ClientId, HandleUri};
 use x509_parser::certification_request::X509CertificationRequest;
@@ -15,11 +23,12 @@ use x509_parser::oid_registry::{
 use x509_parser::prelude::FromDer;
 
 use crate::error::{Error, ProblemType, Result};
+use crate::ra::names::Name;
 
 /// The Netscape/Wire display-name attribute OID.
 pub const DISPLAY_NAME_OID: &str = "2.16.840.1.113730.3.1.241";
 
-/// What the order says the certificate must name.
+/// What the order says an identity certificate must name.
 #[derive(Debug, Clone, Copy)]
 pub struct ExpectedIdentity<'a> {
     /// Client-id URI.
@@ -32,36 +41,37 @@ pub struct ExpectedIdentity<'a> {
     pub domain: &'a str,
 }
 
+/// What a certificate certifies.
+#[derive(Debug, Clone)]
+pub(crate) enum Certified {
+    /// A Wire device of a user.
+    Identity {
+        client_id: ClientId,
+        handle: HandleUri,
+        name: String,
+        domain: String,
+    },
+    /// DNS names (wildcards as `*.name`) and IP addresses.
+    Names { dns: Vec<String>, ips: Vec<IpAddr> },
+}
+
 /// A CSR that passed every check, with what the certificate will carry.
 #[derive(Debug, Clone)]
 pub struct ValidatedCsr {
     pub(crate) spki_der: Vec<u8>,
-    pub(crate) client_id: ClientId,
-    pub(crate) handle: HandleUri,
-    pub(crate) name: String,
-    pub(crate) domain: String,
-}
-
-impl ValidatedCsr {
-    /// The RFC 7638 thumbprint of the CSR's key.
-    pub fn key_thumbprint(&self) -> Result<String> {
-        Ok(proto::spki::jwk_from_spki_der(&self.spki_der)
-            .map_err(|e| bad(format!("public key: {e}")))?
-            .thumbprint())
-    }
+    pub(crate) rsa: bool,
+    pub(crate) certified: Certified,
 }
 
 fn bad(detail: impl Into<String>) -> Error {
     Error::problem(ProblemType::BadCsr, detail)
 }
 
-/// Checks a DER CSR against the order's identity; `is_account_key` tells whether a key
-/// thumbprint belongs to an ACME account.
-pub fn validate(
-    der: &[u8],
-    expected: &ExpectedIdentity<'_>,
-    is_account_key: impl Fn(&str) -> Result<bool>,
-) -> Result<ValidatedCsr> {
+/// The checks every CSR passes; returns the parsed CSR and whether its key is RSA.
+fn parse_verified<'a>(
+    der: &'a [u8],
+    is_account_key: &dyn Fn(&str) -> Result<bool>,
+) -> Result<(X509CertificationRequest<'a>, bool)> {
     let (rest, csr) =
         X509CertificationRequest::from_der(der).map_err(|_| bad("the CSR is not valid DER"))?;
     if !rest.is_empty() {
@@ -73,28 +83,163 @@ pub fn validate(
     }
     csr.verify_signature()
         .map_err(|_| bad("the CSR signature does not verify"))?;
-
-    let info = &csr.certification_request_info;
-    let key = proto::spki::jwk_from_spki(&info.subject_pki)
+    let key = proto::spki::jwk_from_spki(&csr.certification_request_info.subject_pki)
         .map_err(|e| bad(format!("unsupported public key: {e}")))?;
     if is_account_key(&key.thumbprint())? {
         return Err(bad(
             "the CSR key is an ACME account key; use a separate credential key",
         ));
     }
+    let rsa = matches!(key.params, proto::jwk::JwkParams::Rsa { .. });
+    Ok((csr, rsa))
+}
 
-    check_subject(&info.subject, expected)?;
-    check_extensions(&csr, expected)?;
+/// The requested SAN entries, after refusing extensions a client may not ask for.
+fn requested_names<'a>(csr: &'a X509CertificationRequest<'_>) -> Result<Vec<&'a GeneralName<'a>>> {
+    let mut sans: Option<Vec<&GeneralName<'_>>> = None;
+    for ext in csr.requested_extensions().into_iter().flatten() {
+        match ext {
+            ParsedExtension::SubjectAlternativeName(san) => {
+                if sans.is_some() {
+                    return Err(bad("more than one subjectAltName extension"));
+                }
+                sans = Some(san.general_names.iter().collect());
+            }
+            // What a client may ask for harmlessly; the profile decides the real values.
+            ParsedExtension::KeyUsage(_)
+            | ParsedExtension::ExtendedKeyUsage(_)
+            | ParsedExtension::BasicConstraints(_)
+            | ParsedExtension::SubjectKeyIdentifier(_) => {}
+            ParsedExtension::UnsupportedExtension { .. } | ParsedExtension::ParseError { .. } => {
+                return Err(bad("the CSR requests an unknown extension"));
+            }
+            _ => return Err(bad("the CSR requests an extension that is not allowed")),
+        }
+    }
+    sans.ok_or_else(|| bad("the CSR has no subjectAltName"))
+}
+
+/// Checks a DER CSR against an identity order; `is_account_key` tells whether a key
+/// thumbprint belongs to an ACME account.
+pub fn validate(
+    der: &[u8],
+    expected: &ExpectedIdentity<'_>,
+    is_account_key: impl Fn(&str) -> Result<bool>,
+) -> Result<ValidatedCsr> {
+    let (csr, rsa) = parse_verified(der, &is_account_key)?;
+    check_identity_subject(&csr.certification_request_info.subject, expected)?;
+    let mut uris = Vec::new();
+    for name in requested_names(&csr)? {
+        match name {
+            GeneralName::URI(uri) => uris.push(*uri),
+            GeneralName::DNSName(_) => return Err(bad("DNS names are not allowed")),
+            GeneralName::IPAddress(_) => return Err(bad("IP addresses are not allowed")),
+            GeneralName::RFC822Name(_) => return Err(bad("e-mail addresses are not allowed")),
+            _ => return Err(bad("only URI subject alternative names are allowed")),
+        }
+    }
+    let (mut client_ids, mut handles) = (0, 0);
+    for uri in &uris {
+        if let Ok(id) = ClientId::parse(uri) {
+            if &id != expected.client_id {
+                return Err(bad("the client-id URI is not the order's"));
+            }
+            client_ids += 1;
+        } else if let Ok(handle) = HandleUri::parse(uri) {
+            if &handle != expected.handle {
+                return Err(bad("the handle URI is not the order's"));
+            }
+            handles += 1;
+        } else {
+            return Err(bad(format!("unexpected URI {uri:?} in subjectAltName")));
+        }
+    }
+    if client_ids != 1 || handles != 1 || uris.len() != 2 {
+        return Err(bad(
+            "subjectAltName must hold exactly the client-id URI and the handle URI",
+        ));
+    }
     Ok(ValidatedCsr {
-        spki_der: info.subject_pki.raw.to_vec(),
-        client_id: expected.client_id.clone(),
-        handle: expected.handle.clone(),
-        name: expected.name.to_owned(),
-        domain: expected.domain.to_owned(),
+        spki_der: csr.certification_request_info.subject_pki.raw.to_vec(),
+        rsa,
+        certified: Certified::Identity {
+            client_id: expected.client_id.clone(),
+            handle: expected.handle.clone(),
+            name: expected.name.to_owned(),
+            domain: expected.domain.to_owned(),
+        },
     })
 }
 
-fn check_subject(
+/// Checks a DER CSR against a standard order's names.
+pub fn validate_names(
+    der: &[u8],
+    names: &[Name],
+    is_account_key: impl Fn(&str) -> Result<bool>,
+) -> Result<ValidatedCsr> {
+    let (csr, rsa) = parse_verified(der, &is_account_key)?;
+    let mut want_dns = BTreeSet::new();
+    let mut want_ips = BTreeSet::new();
+    for name in names {
+        match name {
+            Name::Dns { name, wildcard } => {
+                want_dns.insert(if *wildcard {
+                    format!("*.{name}")
+                } else {
+                    name.clone()
+                });
+            }
+            Name::Ip(ip) => {
+                want_ips.insert(*ip);
+            }
+        }
+    }
+    let (mut dns, mut ips) = (BTreeSet::new(), BTreeSet::new());
+    for name in requested_names(&csr)? {
+        match name {
+            GeneralName::DNSName(d) => {
+                dns.insert(d.to_ascii_lowercase());
+            }
+            GeneralName::IPAddress(bytes) => {
+                let ip = match bytes.len() {
+                    4 => <[u8; 4]>::try_from(*bytes).map(IpAddr::from).ok(),
+                    16 => <[u8; 16]>::try_from(*bytes).map(IpAddr::from).ok(),
+                    _ => None,
+                }
+                .ok_or_else(|| bad("a malformed IP address SAN"))?;
+                ips.insert(ip);
+            }
+            _ => return Err(bad("only DNS and IP subject alternative names are allowed")),
+        }
+    }
+    if dns != want_dns || ips != want_ips {
+        return Err(bad(
+            "the CSR's names are not exactly the order's identifiers",
+        ));
+    }
+    for attr in csr.certification_request_info.subject.iter_attributes() {
+        let ok = *attr.attr_type() == OID_X509_COMMON_NAME
+            && attr.as_str().is_ok_and(|cn| {
+                want_dns.contains(&cn.to_ascii_lowercase())
+                    || cn.parse::<IpAddr>().is_ok_and(|ip| want_ips.contains(&ip))
+            });
+        if !ok {
+            return Err(bad(
+                "the subject may hold only a CN that is one of the names",
+            ));
+        }
+    }
+    Ok(ValidatedCsr {
+        spki_der: csr.certification_request_info.subject_pki.raw.to_vec(),
+        rsa,
+        certified: Certified::Names {
+            dns: want_dns.into_iter().collect(),
+            ips: want_ips.into_iter().collect(),
+        },
+    })
+}
+
+fn check_identity_subject(
     subject: &x509_parser::x509::X509Name<'_>,
     expected: &ExpectedIdentity<'_>,
 ) -> Result<()> {
@@ -131,67 +276,4 @@ fn check_subject(
         )),
         _ => Err(bad("the subject display name is not the order's name")),
     }
-}
-
-fn check_extensions(
-    csr: &X509CertificationRequest<'_>,
-    expected: &ExpectedIdentity<'_>,
-) -> Result<()> {
-    let mut sans: Option<Vec<&str>> = None;
-    for ext in csr.requested_extensions().into_iter().flatten() {
-        match ext {
-            ParsedExtension::SubjectAlternativeName(san) => {
-                if sans.is_some() {
-                    return Err(bad("more than one subjectAltName extension"));
-                }
-                let mut uris = Vec::new();
-                for name in &san.general_names {
-                    match name {
-                        GeneralName::URI(uri) => uris.push(*uri),
-                        GeneralName::DNSName(_) => return Err(bad("DNS names are not allowed")),
-                        GeneralName::IPAddress(_) => {
-                            return Err(bad("IP addresses are not allowed"));
-                        }
-                        GeneralName::RFC822Name(_) => {
-                            return Err(bad("e-mail addresses are not allowed"));
-                        }
-                        _ => return Err(bad("only URI subject alternative names are allowed")),
-                    }
-                }
-                sans = Some(uris);
-            }
-            // What a client may ask for harmlessly; the profile decides the real values.
-            ParsedExtension::KeyUsage(_)
-            | ParsedExtension::ExtendedKeyUsage(_)
-            | ParsedExtension::BasicConstraints(_)
-            | ParsedExtension::SubjectKeyIdentifier(_) => {}
-            ParsedExtension::UnsupportedExtension { .. } | ParsedExtension::ParseError { .. } => {
-                return Err(bad("the CSR requests an unknown extension"));
-            }
-            _ => return Err(bad("the CSR requests an extension that is not allowed")),
-        }
-    }
-    let uris = sans.ok_or_else(|| bad("the CSR has no subjectAltName"))?;
-    let (mut client_ids, mut handles) = (0, 0);
-    for uri in &uris {
-        if let Ok(id) = ClientId::parse(uri) {
-            if &id != expected.client_id {
-                return Err(bad("the client-id URI is not the order's"));
-            }
-            client_ids += 1;
-        } else if let Ok(handle) = HandleUri::parse(uri) {
-            if &handle != expected.handle {
-                return Err(bad("the handle URI is not the order's"));
-            }
-            handles += 1;
-        } else {
-            return Err(bad(format!("unexpected URI {uri:?} in subjectAltName")));
-        }
-    }
-    if client_ids != 1 || handles != 1 || uris.len() != 2 {
-        return Err(bad(
-            "subjectAltName must hold exactly the client-id URI and the handle URI",
-        ));
-    }
-    Ok(())
 }

@@ -1,7 +1,9 @@
-//! Issuing an identity certificate from a [`ValidatedCsr`]: subject `O=domain, CN=name`, SAN
-//! URIs (handle, then client id with `!` percent-encoded, as Wire's certificates have them),
-//! KU digitalSignature (critical), EKU clientAuth, SKI and AKI, a 127-bit random serial,
-//! and the validity the caller computed from the profile.
+//! Issuing a certificate from a [`ValidatedCsr`]. Identity certificates: subject
+//! `O=domain, CN=name`, SAN URIs (handle, then client id with `!` percent-encoded, as Wire's
+//! certificates have them), EKU clientAuth. Name certificates: CN = the first DNS name, SAN DNS
+//! names and IP addresses, EKU serverAuth + clientAuth (keyEncipherment too for RSA keys). Both:
+//! KU digitalSignature (critical), CA:false, SKI and AKI, a 127-bit random serial, and the
+//! validity the caller computed from the profile.
 
 use proto::clock::UnixTime;
 use rcgen::{
@@ -10,7 +12,7 @@ use rcgen::{
 };
 
 use super::CertificateAuthority;
-use super::csr::ValidatedCsr;
+use super::csr::{Certified, ValidatedCsr};
 use crate::error::{Error, Result};
 
 /// A signed certificate with its chain.
@@ -53,23 +55,54 @@ impl CertificateAuthority {
         let public_key = SubjectPublicKeyInfo::from_der(&csr.spki_der).map_err(internal)?;
         let mut params = CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, csr.domain.as_str());
-        params
-            .distinguished_name
-            .push(DnType::CommonName, csr.name.as_str());
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.use_authority_key_identifier_extension = true;
         let uri = |text: String| -> Result<SanType> {
             Ok(SanType::URI(text.try_into().map_err(internal)?))
         };
-        params.subject_alt_names = vec![
-            uri(csr.handle.to_uri())?,
-            uri(client_id_san(&csr.client_id.to_uri()))?,
-        ];
-        params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.use_authority_key_identifier_extension = true;
+        match &csr.certified {
+            Certified::Identity {
+                client_id,
+                handle,
+                name,
+                domain,
+            } => {
+                params
+                    .distinguished_name
+                    .push(DnType::OrganizationName, domain.as_str());
+                params
+                    .distinguished_name
+                    .push(DnType::CommonName, name.as_str());
+                params.subject_alt_names = vec![
+                    uri(handle.to_uri())?,
+                    uri(client_id_san(&client_id.to_uri()))?,
+                ];
+                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            }
+            Certified::Names { dns, ips } => {
+                if let Some(first) = dns.first() {
+                    params
+                        .distinguished_name
+                        .push(DnType::CommonName, first.as_str());
+                }
+                for name in dns {
+                    params.subject_alt_names.push(SanType::DnsName(
+                        name.as_str().try_into().map_err(internal)?,
+                    ));
+                }
+                params
+                    .subject_alt_names
+                    .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
+                params.extended_key_usages = vec![
+                    ExtendedKeyUsagePurpose::ServerAuth,
+                    ExtendedKeyUsagePurpose::ClientAuth,
+                ];
+                if csr.rsa {
+                    params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
+                }
+            }
+        }
         let mut serial = proto::random::bytes(16);
         if let Some(first) = serial.first_mut() {
             // Positive, and 16 bytes long in DER: 127 random bits.

@@ -10,7 +10,7 @@ use server_kit::store::Versioned;
 use super::{AuthenticatedAccount, RegistrationAuthority};
 use crate::error::{Error, Result};
 use crate::sa::{AuthzRecord, ChallengeRecord};
-use crate::va::{ChallengeContext, Outcome, ValidatedAnswer};
+use crate::va::{ChallengeContext, Outcome, StandardContext, ValidatedAnswer};
 
 /// A challenge with the authorization it belongs to.
 #[derive(Debug, Clone)]
@@ -64,27 +64,49 @@ impl RegistrationAuthority {
         if order.value.status != OrderStatus::Pending {
             return Err(Error::malformed("the order is no longer pending"));
         }
-        let identity = Self::identity_of(&order.value)?;
-        let target = challenge.target.clone().unwrap_or_default();
-        let ctx = ChallengeContext {
-            account_key: account.key(),
-            url,
-            token: &challenge.token,
-            target: &target,
-            client_id: &identity.client_id,
-            handle: &identity.handle,
-            name: &identity.name,
-        };
         let now = self.now();
-        match self
-            .va
-            .validate(&challenge.kind, payload, &ctx, now)
-            .await?
-        {
+        let outcome = match Self::identity_of(&order.value)? {
+            Some(identity) => {
+                let target = challenge.target.clone().unwrap_or_default();
+                let ctx = ChallengeContext {
+                    account_key: account.key(),
+                    url,
+                    token: &challenge.token,
+                    target: &target,
+                    client_id: &identity.client_id,
+                    handle: &identity.handle,
+                    name: &identity.name,
+                };
+                self.va
+                    .validate(&challenge.kind, payload, &ctx, now)
+                    .await?
+            }
+            None => {
+                let ctx = StandardContext {
+                    account_key: account.key(),
+                    url,
+                    token: &challenge.token,
+                    identifier: &authz.value.identifier,
+                };
+                self.va
+                    .validate_standard(&challenge.kind, payload, &ctx)
+                    .await?
+            }
+        };
+        match outcome {
             Outcome::Valid(proof) => self.record_valid(account, authz, index, &proof, url),
             Outcome::Refused(problem) => {
                 self.record_invalid(authz, index, &problem)?;
-                Err(problem)
+                if challenge.kind.starts_with("wire-") {
+                    // Wire clients expect the refusal as the response (step-ca's behaviour).
+                    return Err(problem);
+                }
+                // Standard clients read the outcome from the challenge (RFC 8555 §7.5.1).
+                let stored = self.owned_authz(account, authz_id)?;
+                Ok(ChallengeState {
+                    authz: stored.value,
+                    index,
+                })
             }
         }
     }

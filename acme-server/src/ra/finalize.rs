@@ -5,6 +5,7 @@
 
 use proto::acme::OrderStatus;
 
+use super::names;
 use super::{AuthenticatedAccount, RegistrationAuthority};
 use crate::ca::csr::{self, ExpectedIdentity};
 use crate::error::{Error, ProblemType, Result};
@@ -25,17 +26,24 @@ impl RegistrationAuthority {
                 format!("the order is {:?}, not ready", order.value.status),
             ));
         }
-        let identity = Self::identity_of(&order.value)?;
-        let validated = csr::validate(
-            csr_der,
-            &ExpectedIdentity {
-                client_id: &identity.client_id,
-                handle: &identity.handle,
-                name: &identity.name,
-                domain: &identity.domain,
-            },
-            |thumbprint| self.is_account_key(thumbprint),
-        )?;
+        let is_account_key = |thumbprint: &str| self.is_account_key(thumbprint);
+        let validated = match Self::identity_of(&order.value)? {
+            Some(identity) => csr::validate(
+                csr_der,
+                &ExpectedIdentity {
+                    client_id: &identity.client_id,
+                    handle: &identity.handle,
+                    name: &identity.name,
+                    domain: &identity.domain,
+                },
+                is_account_key,
+            )?,
+            None => csr::validate_names(
+                csr_der,
+                &names::check_all(&order.value.identifiers)?,
+                is_account_key,
+            )?,
+        };
 
         let mut processing = order.value.clone();
         processing.status = OrderStatus::Processing;

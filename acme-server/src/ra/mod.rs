@@ -10,6 +10,7 @@ mod accounts;
 mod challenges;
 mod finalize;
 pub mod identity;
+pub mod names;
 mod orders;
 
 use std::sync::Arc;

@@ -2,11 +2,13 @@
 //! restricted to the owning account, and expiry applied by compare-and-swap when observed.
 
 use proto::acme::{
-    AuthorizationStatus, ChallengeStatus, NewOrder, OrderStatus, WIRE_DPOP_01, WIRE_OIDC_01,
+    AuthorizationStatus, ChallengeStatus, DNS_01, HTTP_01, Identifier, NewOrder, OrderStatus,
+    TLS_ALPN_01, WIRE_DPOP_01, WIRE_OIDC_01,
 };
 use server_kit::store::Versioned;
 
 use super::identity::{OrderIdentity, check_identifiers};
+use super::names::{self, Name};
 use super::{AuthenticatedAccount, RegistrationAuthority};
 use crate::config::DEVICE_ID_PLACEHOLDER;
 use crate::error::{Error, Result};
@@ -24,7 +26,7 @@ fn parse_time(field: &str, value: Option<&String>) -> Result<Option<i64>> {
         .transpose()
 }
 
-fn challenge(kind: &str, target: String) -> ChallengeRecord {
+fn challenge(kind: &str, target: Option<String>) -> ChallengeRecord {
     ChallengeRecord {
         id: proto::random::token(128),
         kind: kind.into(),
@@ -32,7 +34,7 @@ fn challenge(kind: &str, target: String) -> ChallengeRecord {
         status: ChallengeStatus::Pending,
         validated: None,
         error: None,
-        target: Some(target),
+        target,
     }
 }
 
@@ -43,7 +45,10 @@ impl RegistrationAuthority {
         account: &AuthenticatedAccount,
         request: NewOrder,
     ) -> Result<OrderRecord> {
-        let identity = check_identifiers(&request.identifiers, &self.config.domains)?;
+        let is_wire = request
+            .identifiers
+            .iter()
+            .any(|i| i.kind.starts_with("wireapp-"));
         let not_before = parse_time("notBefore", request.not_before.as_ref())?;
         let not_after = parse_time("notAfter", request.not_after.as_ref())?;
         if let (Some(nb), Some(na)) = (not_before, not_after)
@@ -57,31 +62,76 @@ impl RegistrationAuthority {
         }
         let expires = now + self.config.lifetimes.order;
         let order_id = proto::random::token(128);
-        let dpop_target = self
-            .config
-            .wire_dpop
-            .target
-            .replace(DEVICE_ID_PLACEHOLDER, identity.client_id.device());
-        let authzs: Vec<AuthzRecord> = request
-            .identifiers
-            .iter()
-            .map(|identifier| {
-                let challenge = if identifier.kind == proto::acme::WIREAPP_DEVICE {
-                    challenge(WIRE_DPOP_01, dpop_target.clone())
-                } else {
-                    challenge(WIRE_OIDC_01, self.config.wire_oidc.issuer.clone())
-                };
-                AuthzRecord {
-                    id: proto::random::token(128),
-                    account_id: account.id().to_owned(),
-                    order_id: order_id.clone(),
-                    identifier: identifier.clone(),
-                    status: AuthorizationStatus::Pending,
-                    expires,
-                    challenges: vec![challenge],
-                }
-            })
-            .collect();
+        let authz = |identifier: Identifier, wildcard: bool, challenges: Vec<ChallengeRecord>| {
+            AuthzRecord {
+                id: proto::random::token(128),
+                account_id: account.id().to_owned(),
+                order_id: order_id.clone(),
+                identifier,
+                wildcard,
+                status: AuthorizationStatus::Pending,
+                expires,
+                challenges,
+            }
+        };
+        let (authzs, wire): (Vec<AuthzRecord>, _) = if is_wire {
+            let identity = check_identifiers(&request.identifiers, &self.config.domains)?;
+            let dpop_target = self
+                .config
+                .wire_dpop
+                .target
+                .replace(DEVICE_ID_PLACEHOLDER, identity.client_id.device());
+            let authzs = request
+                .identifiers
+                .iter()
+                .map(|identifier| {
+                    let challenge = if identifier.kind == proto::acme::WIREAPP_DEVICE {
+                        challenge(WIRE_DPOP_01, Some(dpop_target.clone()))
+                    } else {
+                        challenge(WIRE_OIDC_01, Some(self.config.wire_oidc.issuer.clone()))
+                    };
+                    authz(identifier.clone(), false, vec![challenge])
+                })
+                .collect();
+            (authzs, Some(identity.to_record()))
+        } else {
+            let names = names::check_all(&request.identifiers)?;
+            let authzs = request
+                .identifiers
+                .iter()
+                .zip(&names)
+                .map(|(identifier, name)| match name {
+                    Name::Dns {
+                        name,
+                        wildcard: true,
+                    } => authz(
+                        Identifier {
+                            kind: names::DNS.into(),
+                            value: name.clone(),
+                        },
+                        true,
+                        vec![challenge(DNS_01, None)],
+                    ),
+                    Name::Dns { .. } => authz(
+                        identifier.clone(),
+                        false,
+                        [HTTP_01, DNS_01, TLS_ALPN_01]
+                            .iter()
+                            .map(|k| challenge(k, None))
+                            .collect(),
+                    ),
+                    Name::Ip(_) => authz(
+                        identifier.clone(),
+                        false,
+                        [HTTP_01, TLS_ALPN_01]
+                            .iter()
+                            .map(|k| challenge(k, None))
+                            .collect(),
+                    ),
+                })
+                .collect();
+            (authzs, None)
+        };
         let order = OrderRecord {
             id: order_id,
             account_id: account.id().to_owned(),
@@ -93,7 +143,7 @@ impl RegistrationAuthority {
             authorizations: authzs.iter().map(|a| a.id.clone()).collect(),
             error: None,
             certificate: None,
-            wire: identity.to_record(),
+            wire,
         };
         self.sa.create_order(&order, &authzs)?;
         Ok(order)
@@ -179,7 +229,11 @@ impl RegistrationAuthority {
             .ok_or_else(|| Error::NotFound("certificate".into()))
     }
 
-    pub(super) fn identity_of(order: &OrderRecord) -> Result<OrderIdentity> {
-        OrderIdentity::from_record(&order.wire)
+    pub(super) fn identity_of(order: &OrderRecord) -> Result<Option<OrderIdentity>> {
+        order
+            .wire
+            .as_ref()
+            .map(OrderIdentity::from_record)
+            .transpose()
     }
 }

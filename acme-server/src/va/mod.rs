@@ -6,13 +6,17 @@
 //! client's fault and invalidates the challenge ([`Outcome::Refused`]); failing to fetch keys is
 //! ours and leaves the challenge pending (an `Err`).
 
+pub mod dns;
+pub mod dns01;
+pub mod http01;
 pub mod keys;
+pub mod tls_alpn01;
 pub mod wire_dpop;
 pub mod wire_oidc;
 
 use std::sync::Arc;
 
-use proto::acme::{WIRE_DPOP_01, WIRE_OIDC_01};
+use proto::acme::{DNS_01, HTTP_01, Identifier, TLS_ALPN_01, WIRE_DPOP_01, WIRE_OIDC_01};
 use proto::clock::UnixTime;
 use proto::jwk::Jwk;
 use proto::wire_id::{ClientId, HandleUri};
@@ -38,6 +42,19 @@ pub struct ChallengeContext<'a> {
     pub handle: &'a HandleUri,
     /// The order's display name.
     pub name: &'a str,
+}
+
+/// What a standard validator knows about the challenge being answered.
+#[derive(Debug, Clone, Copy)]
+pub struct StandardContext<'a> {
+    /// The ACME account's key.
+    pub account_key: &'a Jwk,
+    /// This challenge's URL.
+    pub url: &'a str,
+    /// This challenge's token.
+    pub token: &'a str,
+    /// The authorization's identifier (`dns` without `*.`, or `ip`).
+    pub identifier: &'a Identifier,
 }
 
 /// Proof that an answer to the challenge at `url` verified.
@@ -72,6 +89,9 @@ pub struct ValidationAuthority {
     issuer_keys: Arc<KeySource>,
     dpop: crate::config::DpopConfig,
     oidc: crate::config::OidcConfig,
+    validation: crate::config::ValidationConfig,
+    dns_server: Option<std::net::SocketAddr>,
+    plain_http: reqwest::Client,
 }
 
 impl ValidationAuthority {
@@ -100,11 +120,16 @@ impl ValidationAuthority {
             None => Remote::Discovery(config.wire_oidc.issuer.clone()),
         };
         let issuer_keys = KeySource::new(Vec::new(), Some(issuer_remote), http);
+        let timeout = std::time::Duration::from_secs(config.validation.timeout.max(1));
         Ok(Self {
             backend_keys,
             issuer_keys,
             dpop: config.wire_dpop.clone(),
             oidc: config.wire_oidc.clone(),
+            validation: config.validation.clone(),
+            dns_server: config.validation.dns_server.or_else(dns::system_resolver),
+            // http-01 is plain HTTP; the client trusts no roots because it never uses TLS.
+            plain_http: server_kit::tls::https_client(&[], timeout)?,
         })
     }
 
@@ -153,6 +178,107 @@ impl ValidationAuthority {
                 format!("{kind}: {e}"),
             )),
         })
+    }
+}
+
+impl ValidationAuthority {
+    /// Checks an answer to an http-01, dns-01 or tls-alpn-01 challenge. The payload must be
+    /// `{}` (RFC 8555 §7.5.1, strictly).
+    pub async fn validate_standard(
+        &self,
+        kind: &str,
+        payload: &[u8],
+        ctx: &StandardContext<'_>,
+    ) -> Result<Outcome> {
+        if serde_json::from_slice::<serde_json::Value>(payload).ok() != Some(serde_json::json!({}))
+        {
+            return Err(Error::malformed(format!(
+                "a {kind} challenge is answered with the payload {{}}"
+            )));
+        }
+        let keyauth = proto::wire_id::key_authorization(ctx.token, &ctx.account_key.thumbprint());
+        let timeout = std::time::Duration::from_secs(self.validation.timeout.max(1));
+        let value = ctx.identifier.value.as_str();
+        let checked = tokio::time::timeout(timeout, async {
+            match kind {
+                HTTP_01 => {
+                    let ip = self
+                        .address_of(ctx.identifier, self.validation.http_port)
+                        .await?;
+                    http01::check(
+                        &self.plain_http,
+                        ip,
+                        self.validation.http_port,
+                        value,
+                        ctx.token,
+                        &keyauth,
+                    )
+                    .await
+                }
+                DNS_01 => dns01::check(self.dns_server, value, &keyauth, timeout).await,
+                TLS_ALPN_01 => {
+                    let ip = self
+                        .address_of(ctx.identifier, self.validation.tls_port)
+                        .await?;
+                    let expected = match value.parse::<std::net::IpAddr>() {
+                        Ok(ip) if ctx.identifier.kind == crate::ra::names::IP => {
+                            tls_alpn01::Expected::Ip(ip)
+                        }
+                        _ => tls_alpn01::Expected::Dns(value),
+                    };
+                    let addr = std::net::SocketAddr::new(ip, self.validation.tls_port);
+                    tls_alpn01::check(addr, expected, &keyauth).await
+                }
+                other => Err(Error::malformed(format!(
+                    "challenge type {other} cannot be answered here"
+                ))),
+            }
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::problem(
+                ProblemType::Connection,
+                format!("{kind} validation of {value} timed out"),
+            ))
+        });
+        match checked {
+            Ok(()) => Ok(Outcome::Valid(ValidatedAnswer {
+                url: ctx.url.to_owned(),
+            })),
+            Err(Error::Problem {
+                kind: ProblemType::Malformed,
+                detail,
+                subproblems,
+            }) => Err(Error::Problem {
+                kind: ProblemType::Malformed,
+                detail,
+                subproblems,
+            }),
+            Err(e @ Error::Problem { .. }) => Ok(Outcome::Refused(e)),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Where to connect for an identifier: the IP itself, the configured test address, or the
+    /// system resolver's first answer.
+    async fn address_of(&self, identifier: &Identifier, port: u16) -> Result<std::net::IpAddr> {
+        if let Ok(ip) = identifier.value.parse() {
+            return Ok(ip);
+        }
+        if let Some(ip) = self.validation.resolve_to {
+            return Ok(ip);
+        }
+        tokio::net::lookup_host((identifier.value.as_str(), port))
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .map(|a| a.ip())
+            .ok_or_else(|| {
+                Error::problem(
+                    ProblemType::Dns,
+                    format!("{} does not resolve", identifier.value),
+                )
+            })
     }
 }
 

@@ -59,6 +59,6 @@ pub fn authz(urls: &Urls, record: &AuthzRecord) -> Authorization {
             .iter()
             .map(|c| challenge(urls, &record.id, c))
             .collect(),
-        wildcard: None,
+        wildcard: record.wildcard.then_some(true),
     }
 }
