@@ -113,6 +113,15 @@ pub enum Error {
     /// The resource does not exist or belongs to another account (404, `malformed`).
     #[error("not found: {0}")]
     NotFound(String),
+    /// The request conflicts with an existing resource at `location` (409, keyChange to a key
+    /// already in use).
+    #[error("conflict: {detail}")]
+    Conflict {
+        /// Explanation.
+        detail: String,
+        /// The conflicting resource.
+        location: String,
+    },
     /// The request method is not allowed on this resource (405).
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -182,6 +191,12 @@ impl Error {
                 format!("{what} not found"),
                 Vec::new(),
             ),
+            Self::Conflict { detail, .. } => (
+                StatusCode::CONFLICT,
+                ProblemType::Malformed,
+                detail.clone(),
+                Vec::new(),
+            ),
             Self::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 ProblemType::Malformed,
@@ -228,7 +243,14 @@ impl IntoResponse for Error {
             tracing::error!(error = %self, "request failed");
         }
         let (status, problem) = self.to_problem();
+        let location = match &self {
+            Self::Conflict { location, .. } => HeaderValue::from_str(location).ok(),
+            _ => None,
+        };
         let mut response = (status, Json(problem)).into_response();
+        if let Some(location) = location {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

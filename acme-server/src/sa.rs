@@ -33,6 +33,8 @@ pub mod trees {
     pub const AUTHZS: Tree = Tree::new("authzs");
     /// Certificate id → issued chain.
     pub const CERTIFICATES: Tree = Tree::new("certificates");
+    /// Serial (lower-case hex) → certificate id.
+    pub const SERIALS: Tree = Tree::new("serials");
 }
 
 /// A stored account.
@@ -159,6 +161,18 @@ pub struct CertificateRecord {
     pub not_before: UnixTime,
     /// Validity.
     pub not_after: UnixTime,
+    /// Set once revoked.
+    #[serde(default)]
+    pub revoked: Option<Revocation>,
+}
+
+/// A revocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// When.
+    pub at: UnixTime,
+    /// RFC 5280 §5.3.1 reason code.
+    pub reason: u8,
 }
 
 /// Whether [`StorageAuthority::create_account`] made a new account.
@@ -249,6 +263,40 @@ impl StorageAuthority {
         Ok(swapped)
     }
 
+    /// Moves an account to a new key: claims the new key's index entry (false if another
+    /// account has it), swaps the record, releases the old entry; flushed.
+    pub fn change_account_key(
+        &self,
+        old: &Versioned<AccountRecord>,
+        new: &AccountRecord,
+    ) -> Result<bool> {
+        let id_json = server_kit::store::encode(&new.id)?;
+        if !self.store().compare_and_swap(
+            trees::ACCOUNT_KEYS,
+            &new.thumbprint,
+            None,
+            Some(&id_json),
+        )? {
+            return Ok(false);
+        }
+        if !self
+            .store()
+            .replace_json(trees::ACCOUNTS, &new.id, old, new)?
+        {
+            self.store().take(trees::ACCOUNT_KEYS, &new.thumbprint)?;
+            return Err(Error::malformed("the account changed concurrently; retry"));
+        }
+        self.store()
+            .take(trees::ACCOUNT_KEYS, &old.value.thumbprint)?;
+        self.flush()?;
+        Ok(true)
+    }
+
+    /// The id of the account holding a key.
+    pub fn account_id_by_thumbprint(&self, thumbprint: &str) -> Result<Option<String>> {
+        Ok(self.store().get_json(trees::ACCOUNT_KEYS, thumbprint)?)
+    }
+
     /// Stores a new order with its authorizations; flushed.
     pub fn create_order(&self, order: &OrderRecord, authzs: &[AuthzRecord]) -> Result<()> {
         for authz in authzs {
@@ -298,13 +346,53 @@ impl StorageAuthority {
             .replace_json(trees::AUTHZS, &new.id, old, new)?)
     }
 
-    /// Stores an issued certificate (not flushed: the order update that names it follows).
+    /// Stores an issued certificate and its serial index (not flushed: the order update that
+    /// names it follows).
     pub fn put_certificate(&self, cert: &CertificateRecord) -> Result<()> {
-        Ok(self.store().put_json(trees::CERTIFICATES, &cert.id, cert)?)
+        self.store().put_json(trees::CERTIFICATES, &cert.id, cert)?;
+        Ok(self
+            .store()
+            .put_json(trees::SERIALS, &cert.serial, &cert.id)?)
     }
 
     /// An issued certificate.
     pub fn certificate(&self, id: &str) -> Result<Option<CertificateRecord>> {
         Ok(self.store().get_json(trees::CERTIFICATES, id)?)
+    }
+
+    /// An issued certificate by serial, for a later compare-and-swap.
+    pub fn certificate_by_serial(
+        &self,
+        serial: &str,
+    ) -> Result<Option<Versioned<CertificateRecord>>> {
+        let Some(id) = self.store().get_json::<String>(trees::SERIALS, serial)? else {
+            return Ok(None);
+        };
+        Ok(self.store().get_versioned(trees::CERTIFICATES, &id)?)
+    }
+
+    /// Replaces a certificate record if unchanged since read; flushed.
+    pub fn replace_certificate(
+        &self,
+        old: &Versioned<CertificateRecord>,
+        new: &CertificateRecord,
+    ) -> Result<bool> {
+        let swapped = self
+            .store()
+            .replace_json(trees::CERTIFICATES, &new.id, old, new)?;
+        if swapped {
+            self.flush()?;
+        }
+        Ok(swapped)
+    }
+
+    /// Every revoked certificate (for the CRL).
+    pub fn revoked_certificates(&self) -> Result<Vec<CertificateRecord>> {
+        Ok(self
+            .store()
+            .scan_json::<CertificateRecord>(trees::CERTIFICATES, "")?
+            .into_iter()
+            .filter(|c| c.revoked.is_some())
+            .collect())
     }
 }

@@ -86,6 +86,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     let base_url = config.base_url(addr);
     let urls = Urls::new(&base_url);
 
+    let ca = ca.with_crl_url(urls.crl());
     let config = Arc::new(config);
     let va = ValidationAuthority::new(&config)?;
     let sa = StorageAuthority::new(store.clone());

@@ -82,6 +82,20 @@ pub struct AcmeRequest {
 impl AcmeRequest {
     /// Parses and structurally checks a request body.
     pub fn parse(body: &[u8]) -> Result<Self> {
+        Self::parse_with(body, true)
+    }
+
+    /// Parses the inner JWS of a keyChange request (RFC 8555 §7.3.5): like [`Self::parse`],
+    /// but the nonce may be omitted and the key must be a `jwk`.
+    pub fn parse_key_change_inner(body: &[u8]) -> Result<Self> {
+        let inner = Self::parse_with(body, false)?;
+        if !matches!(inner.key, RequestKey::Jwk(_)) {
+            return Err(Error::MissingJwk);
+        }
+        Ok(inner)
+    }
+
+    fn parse_with(body: &[u8], nonce_required: bool) -> Result<Self> {
         let map = match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(map)) => map,
             _ => return Err(Error::MalformedJws("the body is not a JSON object")),
@@ -116,7 +130,11 @@ impl AcmeRequest {
         {
             return Err(Error::WrongTyp { expected: "JWT" });
         }
-        let nonce = header_string(header, "nonce")?.ok_or(Error::MissingNonce)?;
+        let nonce = match header_string(header, "nonce")? {
+            Some(n) => n,
+            None if nonce_required => return Err(Error::MissingNonce),
+            None => String::new(),
+        };
         let url = header_string(header, "url")?
             .ok_or(Error::MalformedJws("missing `url` in the protected header"))?;
         let key = match (header.has("jwk"), header_string(header, "kid")?) {

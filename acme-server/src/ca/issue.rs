@@ -103,6 +103,11 @@ impl CertificateAuthority {
                 }
             }
         }
+        if let Some(url) = &self.crl_url {
+            params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+                uris: vec![url.clone()],
+            }];
+        }
         let mut serial = proto::random::bytes(16);
         if let Some(first) = serial.first_mut() {
             // Positive, and 16 bytes long in DER: 127 random bits.

@@ -4,6 +4,7 @@
 //!
 //! Parameters in, signed certificate out: the CA knows nothing about ACME or storage.
 
+pub mod crl;
 pub mod csr;
 pub mod issue;
 
@@ -32,6 +33,7 @@ pub struct CertificateAuthority {
     issuer: Issuer<'static, KeyPair>,
     intermediate_pem: String,
     root_pem: String,
+    crl_url: Option<String>,
 }
 
 impl std::fmt::Debug for CertificateAuthority {
@@ -134,6 +136,7 @@ impl CertificateAuthority {
             issuer,
             intermediate_pem,
             root_pem,
+            crl_url: None,
         })
     }
 
@@ -143,6 +146,12 @@ impl CertificateAuthority {
             init(paths, name)?;
         }
         Self::load(paths)
+    }
+
+    /// Names `url` as the CRL distribution point of every certificate issued from now on.
+    pub fn with_crl_url(mut self, url: String) -> Self {
+        self.crl_url = Some(url);
+        self
     }
 
     /// The root certificate (PEM), for relying parties.

@@ -81,6 +81,7 @@ impl RegistrationAuthority {
             chain_pem: issued.chain_pem,
             not_before: issued.not_before,
             not_after: issued.not_after,
+            revoked: None,
         };
         self.sa.put_certificate(&certificate)?;
         let mut valid = processing;

@@ -10,8 +10,10 @@ mod accounts;
 mod challenges;
 mod finalize;
 pub mod identity;
+mod key_change;
 pub mod names;
 mod orders;
+pub mod revocation;
 
 use std::sync::Arc;
 

@@ -59,7 +59,17 @@ impl FromRequest<SharedState> for KeyRequest {
 
     async fn from_request(request: Request, state: &SharedState) -> Result<Self> {
         let (parts, body) = read_body(request).await?;
-        state.key_request(&parts.headers, parts.uri.path(), &body)
+        match state.authenticate(
+            &parts.headers,
+            parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+            &body,
+            Allowed::JwkOnly,
+        )? {
+            SignedRequest::Key(k) => Ok(k),
+            SignedRequest::Account(_) => {
+                Err(Error::Internal("kid passed a jwk-only intake".into()))
+            }
+        }
     }
 }
 
@@ -68,7 +78,15 @@ impl FromRequest<SharedState> for AccountRequest {
 
     async fn from_request(request: Request, state: &SharedState) -> Result<Self> {
         let (parts, body) = read_body(request).await?;
-        state.account_request(&parts.headers, parts.uri.path(), &body)
+        match state.authenticate(
+            &parts.headers,
+            parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+            &body,
+            Allowed::KidOnly,
+        )? {
+            SignedRequest::Account(a) => Ok(a),
+            SignedRequest::Key(_) => Err(Error::Internal("jwk passed a kid-only intake".into())),
+        }
     }
 }
 
@@ -109,44 +127,79 @@ impl AppState {
         Ok(())
     }
 
-    /// Authenticates a request that must embed its key (`jwk`).
-    pub fn key_request(&self, headers: &HeaderMap, path: &str, body: &[u8]) -> Result<KeyRequest> {
-        let request = self.parse_request(headers, body)?;
-        let RequestKey::Jwk(jwk) = request.key().clone() else {
-            return Err(Error::malformed("this request must carry a jwk, not a kid"));
-        };
-        self.check_nonce_and_url(&request, path)?;
-        let request = request.verify(&jwk).map_err(|e| jws_error(&e))?;
-        Ok(KeyRequest { jwk, request })
-    }
-
-    /// Authenticates a request signed by an account (`kid`).
-    pub fn account_request(
+    /// Steps 3 (with `allowed`), 4, 5, 6 and 7.
+    fn authenticate(
         &self,
         headers: &HeaderMap,
         path: &str,
         body: &[u8],
-    ) -> Result<AccountRequest> {
+        allowed: Allowed,
+    ) -> Result<SignedRequest> {
         let request = self.parse_request(headers, body)?;
-        let RequestKey::Kid(kid) = request.key().clone() else {
-            return Err(Error::malformed("this request must carry a kid, not a jwk"));
-        };
-        self.check_nonce_and_url(&request, path)?;
-        let not_found =
-            || Error::problem(ProblemType::AccountDoesNotExist, "the kid names no account");
-        let id = self.urls.account_id_of(&kid).ok_or_else(not_found)?;
-        let record = self.ra.sa().account(id)?.ok_or_else(not_found)?.value;
-        let key = record.key()?;
-        let request = request.verify(&key).map_err(|e| jws_error(&e))?;
-        if record.status != AccountStatus::Valid {
-            return Err(Error::unauthorized(format!(
-                "the account is {:?}",
-                record.status
-            )));
+        match (request.key().clone(), allowed) {
+            (RequestKey::Kid(_), Allowed::JwkOnly) => {
+                return Err(Error::malformed("this request must carry a jwk, not a kid"));
+            }
+            (RequestKey::Jwk(_), Allowed::KidOnly) => {
+                return Err(Error::malformed("this request must carry a kid, not a jwk"));
+            }
+            _ => {}
         }
-        Ok(AccountRequest {
-            account: AuthenticatedAccount::new(record, key),
-            request,
-        })
+        self.check_nonce_and_url(&request, path)?;
+        match request.key().clone() {
+            RequestKey::Jwk(jwk) => {
+                let request = request.verify(&jwk).map_err(|e| jws_error(&e))?;
+                Ok(SignedRequest::Key(KeyRequest { jwk, request }))
+            }
+            RequestKey::Kid(kid) => {
+                let not_found =
+                    || Error::problem(ProblemType::AccountDoesNotExist, "the kid names no account");
+                let id = self.urls.account_id_of(&kid).ok_or_else(not_found)?;
+                let record = self.ra.sa().account(id)?.ok_or_else(not_found)?.value;
+                let key = record.key()?;
+                let request = request.verify(&key).map_err(|e| jws_error(&e))?;
+                if record.status != AccountStatus::Valid {
+                    return Err(Error::unauthorized(format!(
+                        "the account is {:?}",
+                        record.status
+                    )));
+                }
+                Ok(SignedRequest::Account(AccountRequest {
+                    account: AuthenticatedAccount::new(record, key),
+                    request,
+                }))
+            }
+        }
+    }
+}
+
+/// Which key identification an endpoint accepts (RFC 8555 §6.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Allowed {
+    JwkOnly,
+    KidOnly,
+    Either,
+}
+
+/// A request signed by an account or by the key it embeds (revokeCert).
+#[derive(Debug)]
+pub enum SignedRequest {
+    /// Signed by the embedded key.
+    Key(KeyRequest),
+    /// Signed by an account.
+    Account(AccountRequest),
+}
+
+impl FromRequest<SharedState> for SignedRequest {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, state: &SharedState) -> Result<Self> {
+        let (parts, body) = read_body(request).await?;
+        state.authenticate(
+            &parts.headers,
+            parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+            &body,
+            Allowed::Either,
+        )
     }
 }

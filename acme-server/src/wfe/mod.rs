@@ -77,6 +77,9 @@ pub fn router(state: SharedState) -> Router {
             post_only(handlers::challenge),
         )
         .route(&p("/certificate/{id}"), post_only(handlers::certificate))
+        .route(&p("/revoke-cert"), post_only(handlers::revoke_cert))
+        .route(&p("/key-change"), post_only(handlers::key_change))
+        .route(&p("/crl"), get(handlers::crl))
         .fallback(|| async { Error::NotFound("resource".into()) })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -40,6 +40,18 @@ impl Urls {
     pub fn new_order(&self) -> String {
         format!("{}/new-order", self.root)
     }
+    /// revokeCert.
+    pub fn revoke_cert(&self) -> String {
+        format!("{}/revoke-cert", self.root)
+    }
+    /// keyChange.
+    pub fn key_change(&self) -> String {
+        format!("{}/key-change", self.root)
+    }
+    /// The CRL.
+    pub fn crl(&self) -> String {
+        format!("{}/crl", self.root)
+    }
     /// An account.
     pub fn account(&self, id: &str) -> String {
         format!("{}/account/{id}", self.root)

@@ -14,8 +14,8 @@ pub async fn directory(State(state): State<SharedState>) -> Json<Directory> {
         new_nonce: urls.new_nonce(),
         new_account: urls.new_account(),
         new_order: urls.new_order(),
-        revoke_cert: None,
-        key_change: None,
+        revoke_cert: Some(urls.revoke_cert()),
+        key_change: Some(urls.key_change()),
         meta: Some(DirectoryMeta {
             terms_of_service: state.config.terms_of_service.clone(),
             website: state.config.website.clone(),

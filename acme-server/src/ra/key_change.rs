@@ -1,0 +1,86 @@
+//! Account key rollover (RFC 8555 §7.3.5): the outer JWS is signed by the current key (checked
+//! by the front end); the inner JWS, signed by the new key and carrying it as `jwk`, has the
+//! same `url`, and its payload names this account and its current key. A key that another
+//! account already uses is a 409 naming that account.
+
+use proto::acme_jws::{AcmeRequest, RequestKey};
+use proto::jwk::Jwk;
+use serde::Deserialize;
+
+use super::{AuthenticatedAccount, RegistrationAuthority};
+use crate::error::{Error, Result, jws_problem};
+use crate::sa::AccountRecord;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyChangePayload {
+    account: String,
+    old_key: serde_json::Value,
+}
+
+impl RegistrationAuthority {
+    /// Rolls `account` (whose URL is `kid`) over to the key of the inner JWS `inner`; `url` is
+    /// the keyChange URL the outer JWS was signed for; `account_url` maps an id to its URL.
+    pub fn change_key(
+        &self,
+        account: &AuthenticatedAccount,
+        kid: &str,
+        url: &str,
+        inner: &[u8],
+        account_url: impl Fn(&str) -> String,
+    ) -> Result<AccountRecord> {
+        let refuse = |e: proto::Error| Error::problem(jws_problem(&e), format!("inner JWS: {e}"));
+        let inner = AcmeRequest::parse_key_change_inner(inner).map_err(refuse)?;
+        if inner.url() != url {
+            return Err(Error::malformed(
+                "the inner JWS url differs from the outer one",
+            ));
+        }
+        let RequestKey::Jwk(new_key) = inner.key().clone() else {
+            return Err(Error::malformed(
+                "the inner JWS must carry the new key as jwk",
+            ));
+        };
+        let verified = inner.verify(&new_key).map_err(refuse)?;
+        let payload: KeyChangePayload = serde_json::from_slice(verified.payload())
+            .map_err(|e| Error::malformed(format!("keyChange payload: {e}")))?;
+        if payload.account != kid {
+            return Err(Error::malformed(
+                "the keyChange payload names another account",
+            ));
+        }
+        let old_key = Jwk::from_json(&payload.old_key)
+            .map_err(|e| Error::malformed(format!("oldKey: {e}")))?;
+        if !old_key.same_key(account.key()) {
+            return Err(Error::malformed("oldKey is not the account's current key"));
+        }
+        if new_key.same_key(account.key()) {
+            return Err(Error::malformed("the new key is the current key"));
+        }
+        let thumbprint = new_key.thumbprint();
+        let conflict = |id: String| Error::Conflict {
+            detail: "the new key belongs to another account".into(),
+            location: account_url(&id),
+        };
+        if let Some(owner) = self.sa.account_id_by_thumbprint(&thumbprint)? {
+            return Err(conflict(owner));
+        }
+        let current = self
+            .sa
+            .account(account.id())?
+            .ok_or_else(|| Error::NotFound("account".into()))?;
+        let mut next = current.value.clone();
+        let mut public = new_key.clone();
+        public.kid = None;
+        next.jwk = public.to_json();
+        next.thumbprint = thumbprint.clone();
+        if !self.sa.change_account_key(&current, &next)? {
+            let owner = self
+                .sa
+                .account_id_by_thumbprint(&thumbprint)?
+                .unwrap_or_default();
+            return Err(conflict(owner));
+        }
+        Ok(next)
+    }
+}

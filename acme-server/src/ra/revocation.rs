@@ -1,0 +1,108 @@
+//! revokeCert (RFC 8555 §7.6): by the account that owns the certificate, or by the
+//! certificate's own key; reason codes of RFC 5280 §5.3.1 that a subscriber may give (0, 1, 3,
+//! 4, 5, 9); a certificate is revoked once (compare-and-swap); and the CRL that lists them.
+
+use proto::jwk::Jwk;
+use x509_parser::prelude::*;
+
+use super::{AuthenticatedAccount, RegistrationAuthority};
+use crate::ca::crl::RevokedEntry;
+use crate::error::{Error, ProblemType, Result};
+use crate::sa::Revocation;
+
+/// Reason codes a subscriber may give.
+pub const ALLOWED_REASONS: [u8; 6] = [0, 1, 3, 4, 5, 9];
+
+/// Who asks for the revocation.
+#[derive(Debug, Clone, Copy)]
+pub enum Revoker<'a> {
+    /// An account (it must own the certificate).
+    Account(&'a AuthenticatedAccount),
+    /// The holder of the certificate's key (the request's `jwk`).
+    CertificateKey(&'a Jwk),
+}
+
+impl RegistrationAuthority {
+    /// Revokes the DER certificate `der` for `reason`.
+    pub fn revoke(&self, revoker: Revoker<'_>, der: &[u8], reason: Option<u8>) -> Result<()> {
+        let reason = reason.unwrap_or(0);
+        if !ALLOWED_REASONS.contains(&reason) {
+            return Err(Error::problem(
+                ProblemType::BadRevocationReason,
+                format!("reason {reason} is not one a subscriber may give ({ALLOWED_REASONS:?})"),
+            ));
+        }
+        let (_, cert) = X509Certificate::from_der(der)
+            .map_err(|_| Error::malformed("the certificate is not valid DER"))?;
+        let serial: String = cert
+            .raw_serial()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let not_ours = || Error::NotFound("certificate".into());
+        let stored = self
+            .sa
+            .certificate_by_serial(&serial)?
+            .ok_or_else(not_ours)?;
+        let leaf_pem = x509_parser::pem::Pem::iter_from_buffer(stored.value.chain_pem.as_bytes())
+            .next()
+            .and_then(|p| p.ok())
+            .ok_or_else(|| Error::Storage("stored chain unreadable".into()))?;
+        if leaf_pem.contents != der {
+            return Err(not_ours());
+        }
+        match revoker {
+            Revoker::Account(account) if account.id() == stored.value.account_id => {}
+            Revoker::Account(_) => {
+                return Err(Error::unauthorized(
+                    "this account did not order the certificate",
+                ));
+            }
+            Revoker::CertificateKey(jwk) => {
+                let key = proto::spki::jwk_from_spki(cert.public_key())
+                    .map_err(|e| Error::malformed(format!("certificate key: {e}")))?;
+                if !key.same_key(jwk) {
+                    return Err(Error::unauthorized(
+                        "the request is not signed by the certificate's key",
+                    ));
+                }
+            }
+        }
+        if stored.value.revoked.is_some() {
+            return Err(Error::problem(
+                ProblemType::AlreadyRevoked,
+                "the certificate is already revoked",
+            ));
+        }
+        let mut revoked = stored.value.clone();
+        revoked.revoked = Some(Revocation {
+            at: self.now(),
+            reason,
+        });
+        if !self.sa.replace_certificate(&stored, &revoked)? {
+            return Err(Error::problem(
+                ProblemType::AlreadyRevoked,
+                "the certificate was revoked concurrently",
+            ));
+        }
+        tracing::info!(serial = %serial, reason, "certificate revoked");
+        Ok(())
+    }
+
+    /// The current CRL (DER).
+    pub fn crl(&self) -> Result<Vec<u8>> {
+        let entries: Vec<RevokedEntry> = self
+            .sa
+            .revoked_certificates()?
+            .into_iter()
+            .filter_map(|c| {
+                c.revoked.map(|r| RevokedEntry {
+                    serial: c.serial,
+                    at: r.at,
+                    reason: r.reason,
+                })
+            })
+            .collect();
+        self.ca.crl(&entries, self.now())
+    }
+}
