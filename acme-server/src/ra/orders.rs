@@ -212,6 +212,48 @@ impl RegistrationAuthority {
         }
     }
 
+    /// Deactivates an authorization (RFC 8555 §7.5.2): only `pending` or `valid` ones; its order,
+    /// if still pending or ready, becomes invalid.
+    pub fn deactivate_authz(
+        &self,
+        account: &AuthenticatedAccount,
+        id: &str,
+    ) -> Result<AuthzRecord> {
+        let authz = self.owned_authz(account, id)?;
+        if !matches!(
+            authz.value.status,
+            AuthorizationStatus::Pending | AuthorizationStatus::Valid
+        ) {
+            return Err(Error::malformed(format!(
+                "a {:?} authorization cannot be deactivated",
+                authz.value.status
+            )));
+        }
+        let mut next = authz.value.clone();
+        next.status = AuthorizationStatus::Deactivated;
+        if !self.sa.replace_authz(&authz, &next)? {
+            return Err(Error::malformed(
+                "the authorization changed concurrently; retry",
+            ));
+        }
+        loop {
+            let order = self.owned_order(account, &next.order_id)?;
+            if !matches!(
+                order.value.status,
+                OrderStatus::Pending | OrderStatus::Ready
+            ) {
+                break;
+            }
+            let mut invalid = order.value.clone();
+            invalid.status = OrderStatus::Invalid;
+            if self.sa.replace_order(&order, &invalid)? {
+                break;
+            }
+        }
+        self.sa.flush()?;
+        Ok(next)
+    }
+
     /// The order ids of `account`.
     pub fn orders_of(&self, account: &AuthenticatedAccount) -> Result<Vec<String>> {
         self.sa.order_ids_of(account.id())

@@ -1,7 +1,9 @@
 //! newAccount (RFC 8555 §7.3), account POST-as-GET and update (§7.3.2, §7.3.6), and the
 //! account's orders list (§7.1.2.1).
 
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use proto::acme::{AccountUpdate, NewAccount};
@@ -50,25 +52,43 @@ pub async fn account(
     ))
 }
 
-/// `POST account/orders` (POST-as-GET).
+/// Orders per page of the orders list.
+pub const ORDERS_PER_PAGE: usize = 50;
+
+/// `POST account/orders[?page=N]` (POST-as-GET): `{"orders": [...]}`, with `Link rel="next"`
+/// while more pages follow (RFC 8555 §7.1.2.1).
 pub async fn account_orders(
     State(state): State<SharedState>,
     Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
     req: AccountRequest,
 ) -> Result<Response> {
     same_account(&req, &id)?;
     super::post_as_get(req.request.payload())?;
-    let orders: Vec<String> = state
-        .ra
-        .orders_of(&req.account)?
+    let page: usize = match query.get("page") {
+        Some(p) => p
+            .parse()
+            .map_err(|_| Error::malformed("page is not a number"))?,
+        None => 0,
+    };
+    let all = state.ra.orders_of(&req.account)?;
+    let orders: Vec<String> = all
         .iter()
+        .skip(page.saturating_mul(ORDERS_PER_PAGE))
+        .take(ORDERS_PER_PAGE)
         .map(|o| state.urls.order(o))
         .collect();
+    let next = format!("{}?page={}", state.urls.account_orders(&id), page + 1);
+    let links: Vec<(&str, &str)> = if all.len() > (page + 1).saturating_mul(ORDERS_PER_PAGE) {
+        vec![(next.as_str(), "next")]
+    } else {
+        Vec::new()
+    };
     Ok(json_response(
         StatusCode::OK,
         &json!({ "orders": orders }),
         None,
-        &[],
+        &links,
     ))
 }
 

@@ -39,14 +39,23 @@ pub async fn order(
     ))
 }
 
-/// `POST authz` (POST-as-GET).
+/// `POST authz`: POST-as-GET, or `{"status": "deactivated"}` (RFC 8555 §7.5.2).
 pub async fn authz(
     State(state): State<SharedState>,
     Path(id): Path<String>,
     req: AccountRequest,
 ) -> Result<Response> {
-    post_as_get(req.request.payload())?;
-    let authz = state.ra.authz(&req.account, &id)?;
+    let authz = if req.request.is_post_as_get() {
+        state.ra.authz(&req.account, &id)?
+    } else {
+        let update: serde_json::Value = payload(req.request.payload())?;
+        if update != serde_json::json!({"status": "deactivated"}) {
+            return Err(Error::malformed(
+                "an authorization update is {\"status\": \"deactivated\"}",
+            ));
+        }
+        state.ra.deactivate_authz(&req.account, &id)?
+    };
     let order_url = state.urls.order(&authz.order_id);
     Ok(json_response(
         StatusCode::OK,

@@ -1,0 +1,498 @@
+//! Standard (dns/ip) orders over HTTPS against the real server, with a small http-01 responder
+//! played by the test: issuance, strict CSR names, revocation by account and by certificate key
+//! with the CRL, key rollover, wildcard and IP challenge sets, failed validations, authorization
+//! deactivation and the paginated orders list.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use common::{Account, Acme, assert_problem, header};
+use proto::acme::{Authorization, Challenge, ChallengeStatus, Order, OrderStatus};
+use proto::acme_jws::{KeyId, sign_request};
+use proto::clock::SystemClock;
+use proto::jws::{Algorithm, SigningKey};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Key authorizations the responder serves, by token.
+type Served = Arc<Mutex<HashMap<String, String>>>;
+
+struct Fixture {
+    _server: acme_server::RunningServer,
+    _dir: tempfile::TempDir,
+    client: Acme,
+    served: Served,
+}
+
+/// Answers `GET /.well-known/acme-challenge/<token>` from `served`, 404 otherwise.
+async fn responder(listener: tokio::net::TcpListener, served: Served) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            return;
+        };
+        let served = served.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let n = stream.read(&mut buf).await.unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            let token = head
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.strip_prefix("/.well-known/acme-challenge/"))
+                .unwrap_or_default()
+                .to_owned();
+            let body = served.lock().unwrap().get(&token).cloned();
+            let response = match body {
+                Some(b) => format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{b}",
+                    b.len()
+                ),
+                None => "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    .into(),
+            };
+            let _ = stream.write_all(response.as_bytes()).await;
+        });
+    }
+}
+
+impl Fixture {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http_port = listener.local_addr().unwrap().port();
+        let served: Served = Arc::default();
+        tokio::spawn(responder(listener, served.clone()));
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = acme_server::Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().to_owned(),
+            dev: true,
+            ..acme_server::Config::default()
+        };
+        config.wire_dpop.backend_jwks_url = Some("https://127.0.0.1:9/jwks".into());
+        config.validation.http_port = http_port;
+        config.validation.resolve_to = Some("127.0.0.1".parse().unwrap());
+        config.validation.timeout = 5;
+        let server = acme_server::start(config, Arc::new(SystemClock))
+            .await
+            .unwrap();
+        let client =
+            Acme::connect(server.dev_tls_ca.as_ref().unwrap(), &server.directory_url).await;
+        Self {
+            _server: server,
+            _dir: dir,
+            client,
+            served,
+        }
+    }
+
+    fn serve(&self, account: &Account, challenge: &Challenge) {
+        let keyauth = proto::wire_id::key_authorization(
+            &challenge.token,
+            &account.key.public_jwk().thumbprint(),
+        );
+        self.served
+            .lock()
+            .unwrap()
+            .insert(challenge.token.clone(), keyauth);
+    }
+
+    async fn order(&self, account: &Account, ids: &[(&str, &str)]) -> (String, Order) {
+        let ids: Vec<Value> = ids
+            .iter()
+            .map(|(kind, value)| json!({"type": kind, "value": value}))
+            .collect();
+        let response = self
+            .client
+            .post_as(
+                account,
+                &self.client.directory.new_order.clone(),
+                Some(&json!({ "identifiers": ids })),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "{:?}", response.text().await);
+        let url = header(&response, "location");
+        (url, response.json().await.unwrap())
+    }
+
+    /// Validates every authorization of `order` with http-01.
+    async fn validate(&self, account: &Account, order: &Order) {
+        for url in &order.authorizations {
+            let authz: Authorization = self.client.get(account, url).await;
+            let http = authz
+                .challenges
+                .iter()
+                .find(|c| c.kind == "http-01")
+                .unwrap();
+            self.serve(account, http);
+            let response = self.client.answer(account, &http.url, json!({})).await;
+            let challenge: Challenge = response.json().await.unwrap();
+            assert_eq!(challenge.status, ChallengeStatus::Valid, "{challenge:?}");
+        }
+    }
+
+    /// A DER CSR for `names` with a fresh key; (csr, key).
+    fn csr(names: &[&str]) -> (Vec<u8>, rcgen::KeyPair) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(
+            names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        (params.serialize_request(&key).unwrap().der().to_vec(), key)
+    }
+
+    /// Issues a certificate for `names`; (chain PEM, leaf DER, leaf key).
+    async fn issue(&self, account: &Account, names: &[&str]) -> (String, Vec<u8>, rcgen::KeyPair) {
+        let ids: Vec<(&str, &str)> = names.iter().map(|n| ("dns", *n)).collect();
+        let (_, order) = self.order(account, &ids).await;
+        self.validate(account, &order).await;
+        let (csr, key) = Self::csr(names);
+        let response = self
+            .client
+            .post_as(
+                account,
+                &order.finalize,
+                Some(&common::finalize_payload(&csr)),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "{:?}", response.text().await);
+        let order: Order = response.json().await.unwrap();
+        let chain = self
+            .client
+            .post_as(account, &order.certificate.unwrap(), None)
+            .await
+            .text()
+            .await
+            .unwrap();
+        let (_, pem) = x509_parser::pem::parse_x509_pem(chain.as_bytes()).unwrap();
+        (chain, pem.contents, key)
+    }
+
+    async fn crl_serials(&self) -> Vec<String> {
+        let url = self.client.directory_url.replace("/directory", "/crl");
+        let der = self
+            .client
+            .http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        use x509_parser::prelude::FromDer;
+        let (_, crl) =
+            x509_parser::revocation_list::CertificateRevocationList::from_der(&der).unwrap();
+        crl.iter_revoked_certificates()
+            .map(|r| r.raw_serial_as_string().replace(':', ""))
+            .collect()
+    }
+}
+
+fn serial_of(der: &[u8]) -> String {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+    cert.raw_serial_as_string().replace(':', "")
+}
+
+fn revoke_payload(der: &[u8], reason: Option<u8>) -> Value {
+    let mut p = json!({ "certificate": proto::b64::encode(der) });
+    if let Some(r) = reason {
+        p["reason"] = json!(r);
+    }
+    p
+}
+
+#[tokio::test]
+async fn a_dns_certificate_is_issued_and_names_exactly_the_order() {
+    let f = Fixture::start().await;
+    let account = f.client.new_account().await;
+    let (_, leaf, _) = f
+        .issue(&account, &["a.example.test", "b.example.test"])
+        .await;
+    let (_, cert) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+    let names: Vec<String> = cert
+        .subject_alternative_name()
+        .unwrap()
+        .unwrap()
+        .value
+        .general_names
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["DNSName(a.example.test)", "DNSName(b.example.test)"]
+    );
+    let eku = cert.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.server_auth && eku.client_auth);
+    assert!(cert.extensions().iter().any(|e| matches!(
+        e.parsed_extension(),
+        x509_parser::extensions::ParsedExtension::CRLDistributionPoints(_)
+    )));
+
+    // A CSR naming more (or fewer) than the order is refused.
+    let (_, order) = f.order(&account, &[("dns", "c.example.test")]).await;
+    f.validate(&account, &order).await;
+    for names in [
+        &["c.example.test", "d.example.test"][..],
+        &["d.example.test"][..],
+    ] {
+        let (csr, _) = Fixture::csr(names);
+        let response = f
+            .client
+            .post_as(
+                &account,
+                &order.finalize,
+                Some(&common::finalize_payload(&csr)),
+            )
+            .await;
+        assert_problem(response, 400, "badCSR").await;
+    }
+}
+
+#[tokio::test]
+async fn revocation_by_owner_or_certificate_key_only_and_the_crl_lists_it() {
+    let f = Fixture::start().await;
+    let owner = f.client.new_account().await;
+    let stranger = f.client.new_account().await;
+    let revoke_url = f.client.directory.revoke_cert.clone().unwrap();
+    let (_, leaf, leaf_key) = f.issue(&owner, &["r.example.test"]).await;
+
+    let response = f
+        .client
+        .post_as(&stranger, &revoke_url, Some(&revoke_payload(&leaf, None)))
+        .await;
+    assert_problem(response, 403, "unauthorized").await;
+    let response = f
+        .client
+        .post_as(&owner, &revoke_url, Some(&revoke_payload(&leaf, Some(6))))
+        .await;
+    assert_problem(response, 400, "badRevocationReason").await;
+    assert!(!f.crl_serials().await.contains(&serial_of(&leaf)));
+
+    // Signed by the certificate's own key, embedded as jwk.
+    let cert_key = SigningKey::from_pkcs8_der(Algorithm::Es256, &leaf_key.serialize_der()).unwrap();
+    let nonce = f.client.fresh_nonce().await;
+    let body = sign_request(
+        &cert_key,
+        KeyId::Jwk,
+        &nonce,
+        &revoke_url,
+        Some(&revoke_payload(&leaf, Some(1))),
+    )
+    .unwrap();
+    let response = f.client.send(&revoke_url, body).await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    assert!(f.crl_serials().await.contains(&serial_of(&leaf)));
+
+    let response = f
+        .client
+        .post_as(&owner, &revoke_url, Some(&revoke_payload(&leaf, None)))
+        .await;
+    assert_problem(response, 400, "alreadyRevoked").await;
+}
+
+#[tokio::test]
+async fn key_rollover_moves_the_account_and_refuses_a_key_in_use() {
+    let f = Fixture::start().await;
+    let account = f.client.new_account().await;
+    let other = f.client.new_account().await;
+    let url = f.client.directory.key_change.clone().unwrap();
+    let inner = |new: &SigningKey, old: &SigningKey| {
+        let payload = json!({"account": account.kid, "oldKey": old.public_jwk().to_json()});
+        let signed = sign_request(new, KeyId::Jwk, "unused", &url, Some(&payload)).unwrap();
+        serde_json::from_str::<Value>(&signed).unwrap()
+    };
+
+    // A key another account uses: 409 naming that account.
+    let response = f
+        .client
+        .post_as(&account, &url, Some(&inner(&other.key, &account.key)))
+        .await;
+    assert_eq!(response.status(), 409);
+    assert_eq!(header(&response, "location"), other.kid);
+
+    // oldKey must be the current key.
+    let new_key = SigningKey::generate(Algorithm::Es256).unwrap();
+    let response = f
+        .client
+        .post_as(&account, &url, Some(&inner(&new_key, &new_key)))
+        .await;
+    assert_problem(response, 400, "malformed").await;
+
+    let response = f
+        .client
+        .post_as(&account, &url, Some(&inner(&new_key, &account.key)))
+        .await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+
+    // The old key (Ed25519) no longer speaks for the account (now ES256); the new one does.
+    let response = f.client.post_as(&account, &account.kid, None).await;
+    assert_problem(response, 400, "badSignatureAlgorithm").await;
+    let rolled = Account {
+        key: new_key,
+        kid: account.kid.clone(),
+    };
+    let response = f.client.post_as(&rolled, &rolled.kid, None).await;
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn challenge_sets_follow_the_identifier_and_failures_are_recorded() {
+    let f = Fixture::start().await;
+    let account = f.client.new_account().await;
+    let kinds = |a: &Authorization| {
+        a.challenges
+            .iter()
+            .map(|c| c.kind.clone())
+            .collect::<Vec<_>>()
+    };
+
+    let (_, order) = f.order(&account, &[("dns", "*.w.example.test")]).await;
+    let authz: Authorization = f.client.get(&account, &order.authorizations[0]).await;
+    assert_eq!(authz.wildcard, Some(true));
+    assert_eq!(authz.identifier.value, "w.example.test");
+    assert_eq!(kinds(&authz), vec!["dns-01"], "no http-01 for a wildcard");
+
+    let (_, order) = f.order(&account, &[("ip", "127.0.0.1")]).await;
+    let authz: Authorization = f.client.get(&account, &order.authorizations[0]).await;
+    assert_eq!(kinds(&authz), vec!["http-01", "tls-alpn-01"]);
+
+    // Nothing served for this token: unauthorized (404), challenge and order invalid.
+    let (order_url, order) = f.order(&account, &[("dns", "x.example.test")]).await;
+    let authz: Authorization = f.client.get(&account, &order.authorizations[0]).await;
+    let http = authz
+        .challenges
+        .iter()
+        .find(|c| c.kind == "http-01")
+        .unwrap();
+    let response = f.client.answer(&account, &http.url, json!({})).await;
+    let challenge: Challenge = response.json().await.unwrap();
+    assert_eq!(challenge.status, ChallengeStatus::Invalid);
+    assert_eq!(
+        challenge.error.unwrap().kind,
+        "urn:ietf:params:acme:error:unauthorized"
+    );
+    let order: Order = f.client.get(&account, &order_url).await;
+    assert_eq!(order.status, OrderStatus::Invalid);
+
+    // The wrong key authorization: incorrectResponse.
+    let (_, order) = f.order(&account, &[("dns", "y.example.test")]).await;
+    let authz: Authorization = f.client.get(&account, &order.authorizations[0]).await;
+    let http = authz
+        .challenges
+        .iter()
+        .find(|c| c.kind == "http-01")
+        .unwrap();
+    f.served
+        .lock()
+        .unwrap()
+        .insert(http.token.clone(), "wrong".into());
+    let challenge: Challenge = f
+        .client
+        .answer(&account, &http.url, json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        challenge.error.unwrap().kind,
+        "urn:ietf:params:acme:error:incorrectResponse"
+    );
+
+    // Strict hygiene: the answer of a standard challenge is {}.
+    let (_, order) = f.order(&account, &[("dns", "z.example.test")]).await;
+    let authz: Authorization = f.client.get(&account, &order.authorizations[0]).await;
+    let response = f
+        .client
+        .answer(
+            &account,
+            &authz.challenges[0].url,
+            json!({"keyAuthorization": "x"}),
+        )
+        .await;
+    assert_problem(response, 400, "malformed").await;
+
+    // Bad identifiers.
+    for (kind, value, problem) in [
+        ("dns", "bad_name.test", "rejectedIdentifier"),
+        ("ip", "0:0::1", "malformed"),
+        ("email", "a@b.test", "unsupportedIdentifier"),
+    ] {
+        let response = f
+            .client
+            .post_as(
+                &account,
+                &f.client.directory.new_order.clone(),
+                Some(&json!({"identifiers": [{"type": kind, "value": value}]})),
+            )
+            .await;
+        let body = assert_problem(response, 400, problem).await;
+        assert_eq!(body["subproblems"][0]["identifier"]["value"], value);
+    }
+}
+
+#[tokio::test]
+async fn deactivating_an_authorization_invalidates_its_order() {
+    let f = Fixture::start().await;
+    let account = f.client.new_account().await;
+    let (order_url, order) = f.order(&account, &[("dns", "d.example.test")]).await;
+    let response = f
+        .client
+        .post_as(
+            &account,
+            &order.authorizations[0],
+            Some(&json!({"status": "deactivated"})),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let authz: Authorization = response.json().await.unwrap();
+    assert_eq!(authz.status, proto::acme::AuthorizationStatus::Deactivated);
+    let order: Order = f.client.get(&account, &order_url).await;
+    assert_eq!(order.status, OrderStatus::Invalid);
+    let response = f
+        .client
+        .post_as(
+            &account,
+            &order.authorizations[0],
+            Some(&json!({"status": "deactivated"})),
+        )
+        .await;
+    assert_problem(response, 400, "malformed").await;
+}
+
+#[tokio::test]
+async fn the_orders_list_is_paginated() {
+    let f = Fixture::start().await;
+    let account = f.client.new_account().await;
+    for i in 0..51 {
+        f.order(&account, &[("dns", &format!("p{i}.example.test"))])
+            .await;
+    }
+    let list = format!("{}/orders", account.kid);
+    let response = f.client.post_as(&account, &list, None).await;
+    let next = header(&response, "link");
+    assert!(next.ends_with("?page=1>;rel=\"next\""), "{next}");
+    let first: Value = response.json().await.unwrap();
+    assert_eq!(first["orders"].as_array().unwrap().len(), 50);
+    let next_url = next
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .to_owned();
+    let response = f.client.post_as(&account, &next_url, None).await;
+    assert!(
+        response
+            .headers()
+            .get_all("link")
+            .iter()
+            .all(|l| !l.to_str().unwrap().contains("next"))
+    );
+    let second: Value = response.json().await.unwrap();
+    assert_eq!(second["orders"].as_array().unwrap().len(), 1);
+}
