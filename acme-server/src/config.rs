@@ -37,6 +37,8 @@ pub struct Config {
     pub website: Option<String>,
     /// Wire domains this CA certifies identities for.
     pub domains: Vec<String>,
+    /// newAccount requires an External Account Binding (keys from `acme-server eab add`).
+    pub external_account_required: bool,
     /// Lifetimes in seconds.
     pub lifetimes: Lifetimes,
     /// The issuing CA's files.
@@ -204,6 +206,7 @@ impl Default for Config {
             terms_of_service: None,
             website: None,
             domains: vec!["wire.example".into()],
+            external_account_required: false,
             lifetimes: Lifetimes::default(),
             ca: CaFiles::default(),
             certificate: CertificateProfile::default(),

@@ -35,6 +35,8 @@ pub enum ProblemType {
     BadPublicKey,
     /// The JWS algorithm is not supported.
     BadSignatureAlgorithm,
+    /// newAccount needs an External Account Binding.
+    ExternalAccountRequired,
     /// The challenge answer did not satisfy the challenge.
     IncorrectResponse,
     /// The contact URI is unacceptable.
@@ -69,6 +71,7 @@ impl ProblemType {
             Self::BadNonce => "badNonce",
             Self::BadPublicKey => "badPublicKey",
             Self::BadSignatureAlgorithm => "badSignatureAlgorithm",
+            Self::ExternalAccountRequired => "externalAccountRequired",
             Self::IncorrectResponse => "incorrectResponse",
             Self::InvalidContact => "invalidContact",
             Self::Malformed => "malformed",

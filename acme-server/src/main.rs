@@ -71,6 +71,23 @@ enum Command {
         #[command(subcommand)]
         action: CaAction,
     },
+    /// Manage External Account Binding keys (run while the server is stopped).
+    Eab {
+        #[command(subcommand)]
+        action: EabAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EabAction {
+    /// Create a key; prints its kid and the base64url HMAC key to hand to one subscriber.
+    Add {
+        /// The key id (default: random).
+        #[arg(long)]
+        kid: Option<String>,
+    },
+    /// List keys and the accounts they bound (never the HMAC keys).
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,6 +140,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config.dev |= dev;
             serve(config)
         }
+        Command::Eab { action } => eab_command(&config, action),
         Command::Ca {
             action: CaAction::Init { name },
         } => {
@@ -136,6 +154,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn eab_command(config: &Config, action: EabAction) -> anyhow::Result<()> {
+    server_kit::files::create_dir(&config.data_dir)?;
+    let store: Arc<dyn server_kit::store::Store> = Arc::new(server_kit::store::SledStore::open(
+        &config.data_dir.join("store"),
+    )?);
+    let sa = acme_server::sa::StorageAuthority::new(store);
+    match action {
+        EabAction::Add { kid } => {
+            let kid = kid.unwrap_or_else(|| proto::random::token(96));
+            let mac_key = proto::random::token(256);
+            let added = sa.add_eab_key(&acme_server::sa::EabKey {
+                kid: kid.clone(),
+                mac_key: mac_key.clone(),
+                created_at: proto::clock::Clock::now(&SystemClock),
+                account_id: None,
+            })?;
+            if !added {
+                anyhow::bail!("an EAB key {kid} exists");
+            }
+            println!("kid      {kid}");
+            println!("hmac key {mac_key}");
+        }
+        EabAction::List => {
+            for key in sa.eab_keys()? {
+                println!(
+                    "{}\t{}\t{}",
+                    key.kid,
+                    proto::rfc3339::format(key.created_at),
+                    key.account_id.as_deref().unwrap_or("unused")
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {

@@ -33,6 +33,8 @@ pub mod trees {
     pub const AUTHZS: Tree = Tree::new("authzs");
     /// Certificate id → issued chain.
     pub const CERTIFICATES: Tree = Tree::new("certificates");
+    /// External Account Binding key id → key record.
+    pub const EAB_KEYS: Tree = Tree::new("eab_keys");
     /// Serial (lower-case hex) → certificate id.
     pub const SERIALS: Tree = Tree::new("serials");
 }
@@ -166,6 +168,19 @@ pub struct CertificateRecord {
     pub revoked: Option<Revocation>,
 }
 
+/// An External Account Binding key issued by the operator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EabKey {
+    /// Key id.
+    pub kid: String,
+    /// The HMAC key, base64url.
+    pub mac_key: String,
+    /// When it was made.
+    pub created_at: UnixTime,
+    /// The account it bound, once used (a key binds one account).
+    pub account_id: Option<String>,
+}
+
 /// A revocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revocation {
@@ -290,6 +305,42 @@ impl StorageAuthority {
             .take(trees::ACCOUNT_KEYS, &old.value.thumbprint)?;
         self.flush()?;
         Ok(true)
+    }
+
+    /// Stores a new EAB key; false if the kid exists.
+    pub fn add_eab_key(&self, key: &EabKey) -> Result<bool> {
+        let added = self
+            .store()
+            .insert_new_json(trees::EAB_KEYS, &key.kid, key)?;
+        self.flush()?;
+        Ok(added)
+    }
+
+    /// Every EAB key.
+    pub fn eab_keys(&self) -> Result<Vec<EabKey>> {
+        Ok(self.store().scan_json(trees::EAB_KEYS, "")?)
+    }
+
+    /// Binds an unused EAB key to an account by compare-and-swap; false if it is unknown or
+    /// already used.
+    pub fn bind_eab_key(&self, kid: &str, account_id: &str) -> Result<Option<EabKey>> {
+        let Some(stored) = self.store().get_versioned::<EabKey>(trees::EAB_KEYS, kid)? else {
+            return Ok(None);
+        };
+        if stored.value.account_id.is_some() {
+            return Ok(None);
+        }
+        let mut bound = stored.value.clone();
+        bound.account_id = Some(account_id.to_owned());
+        Ok(self
+            .store()
+            .replace_json(trees::EAB_KEYS, kid, &stored, &bound)?
+            .then_some(bound))
+    }
+
+    /// An EAB key.
+    pub fn eab_key(&self, kid: &str) -> Result<Option<EabKey>> {
+        Ok(self.store().get_json(trees::EAB_KEYS, kid)?)
     }
 
     /// The id of the account holding a key.

@@ -50,7 +50,12 @@ fn check_contacts(contacts: &[String]) -> Result<()> {
 
 impl RegistrationAuthority {
     /// newAccount for the verified `jwk`.
-    pub fn new_account(&self, jwk: &Jwk, request: NewAccount) -> Result<AccountOutcome> {
+    pub fn new_account(
+        &self,
+        jwk: &Jwk,
+        request: NewAccount,
+        new_account_url: &str,
+    ) -> Result<AccountOutcome> {
         let thumbprint = jwk.thumbprint();
         if let Some(existing) = self.sa.account_by_thumbprint(&thumbprint)? {
             return Ok(AccountOutcome::Existing(existing));
@@ -61,17 +66,23 @@ impl RegistrationAuthority {
                 "no account exists for this key",
             ));
         }
-        if request.external_account_binding.is_some() {
-            return Err(Error::malformed(
-                "external account binding is not supported by this server",
-            ));
-        }
-        let contact = request.contact.unwrap_or_default();
+        let contact = request.contact.clone().unwrap_or_default();
         check_contacts(&contact)?;
+        let id = proto::random::token(128);
+        match &request.external_account_binding {
+            Some(binding) => self.bind_external_account(binding, jwk, new_account_url, &id)?,
+            None if self.config.external_account_required => {
+                return Err(Error::problem(
+                    ProblemType::ExternalAccountRequired,
+                    "this server requires an External Account Binding",
+                ));
+            }
+            None => {}
+        }
         let mut public = jwk.clone();
         public.kid = None;
         let record = AccountRecord {
-            id: proto::random::token(128),
+            id,
             jwk: public.to_json(),
             thumbprint,
             status: AccountStatus::Valid,
@@ -83,6 +94,38 @@ impl RegistrationAuthority {
             Created::New(r) => AccountOutcome::Created(r),
             Created::Existing(r) => AccountOutcome::Existing(r),
         })
+    }
+
+    /// Checks an External Account Binding (RFC 8555 §7.3.4) and binds its key to `account_id`.
+    fn bind_external_account(
+        &self,
+        binding: &serde_json::Value,
+        jwk: &Jwk,
+        url: &str,
+        account_id: &str,
+    ) -> Result<()> {
+        let refuse =
+            |detail: String| Error::unauthorized(format!("externalAccountBinding: {detail}"));
+        let parsed = proto::eab::Binding::parse(binding)
+            .map_err(|e| Error::malformed(format!("externalAccountBinding: {e}")))?;
+        if parsed.url() != url {
+            return Err(Error::malformed(
+                "externalAccountBinding: url is not newAccount",
+            ));
+        }
+        let key = self
+            .sa
+            .eab_key(parsed.kid())?
+            .ok_or_else(|| refuse("unknown key id".into()))?;
+        let mac_key = proto::b64::decode(&key.mac_key, "mac key")
+            .map_err(|_| Error::Storage("EAB key is not base64url".into()))?;
+        parsed
+            .verify(&mac_key, jwk)
+            .map_err(|e| refuse(e.to_string()))?;
+        self.sa
+            .bind_eab_key(parsed.kid(), account_id)?
+            .ok_or_else(|| refuse("the key is already bound to an account".into()))?;
+        Ok(())
     }
 
     /// Account update (§7.3.2) or deactivation (§7.3.6); an empty update returns the account.

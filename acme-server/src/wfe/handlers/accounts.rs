@@ -18,10 +18,14 @@ use crate::wfe::{SharedState, render};
 /// `POST newAccount`.
 pub async fn new_account(State(state): State<SharedState>, req: KeyRequest) -> Result<Response> {
     let request: NewAccount = payload(req.request.payload())?;
-    let (status, record) = match state.ra.new_account(&req.jwk, request)? {
-        AccountOutcome::Created(r) => (StatusCode::CREATED, r),
-        AccountOutcome::Existing(r) => (StatusCode::OK, r),
-    };
+    let (status, record) =
+        match state
+            .ra
+            .new_account(&req.jwk, request, &state.urls.new_account())?
+        {
+            AccountOutcome::Created(r) => (StatusCode::CREATED, r),
+            AccountOutcome::Existing(r) => (StatusCode::OK, r),
+        };
     let location = state.urls.account(&record.id);
     Ok(json_response(
         status,
