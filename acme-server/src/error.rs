@@ -19,6 +19,8 @@ pub enum ProblemType {
     AccountDoesNotExist,
     /// The certificate is already revoked.
     AlreadyRevoked,
+    /// The certificate named by `replaces` was already replaced (RFC 9773 §7.4).
+    AlreadyReplaced,
     /// The revocation reason is not allowed.
     BadRevocationReason,
     /// The validation server could not be reached.
@@ -63,6 +65,7 @@ impl ProblemType {
         match self {
             Self::AccountDoesNotExist => "accountDoesNotExist",
             Self::AlreadyRevoked => "alreadyRevoked",
+            Self::AlreadyReplaced => "alreadyReplaced",
             Self::BadRevocationReason => "badRevocationReason",
             Self::Connection => "connection",
             Self::Dns => "dns",
@@ -94,6 +97,7 @@ impl ProblemType {
         match self {
             Self::AccountDoesNotExist | Self::Unauthorized => StatusCode::FORBIDDEN,
             Self::OrderNotReady => StatusCode::FORBIDDEN,
+            Self::AlreadyReplaced => StatusCode::CONFLICT,
             Self::ServerInternal => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
         }

@@ -101,6 +101,9 @@ pub struct OrderRecord {
     pub error: Option<Problem>,
     /// Issued certificate id.
     pub certificate: Option<String>,
+    /// The ARI certID of the certificate this order replaces.
+    #[serde(default)]
+    pub replaces: Option<String>,
     /// The identity being certified, for Wire identity orders.
     pub wire: Option<WireIdentity>,
 }
@@ -166,6 +169,9 @@ pub struct CertificateRecord {
     /// Set once revoked.
     #[serde(default)]
     pub revoked: Option<Revocation>,
+    /// The order that replaces it (RFC 9773 §5), once one does.
+    #[serde(default)]
+    pub replaced_by: Option<String>,
 }
 
 /// An External Account Binding key issued by the operator.

@@ -496,3 +496,89 @@ async fn the_orders_list_is_paginated() {
     let second: Value = response.json().await.unwrap();
     assert_eq!(second["orders"].as_array().unwrap().len(), 1);
 }
+
+/// The ARI certID of a DER certificate (RFC 9773 §4.1).
+fn cert_id(der: &[u8]) -> String {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+    let aki = cert
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(a) => {
+                a.key_identifier.as_ref().map(|k| k.0.to_vec())
+            }
+            _ => None,
+        })
+        .unwrap();
+    format!(
+        "{}.{}",
+        proto::b64::encode(aki),
+        proto::b64::encode(cert.raw_serial())
+    )
+}
+
+async fn replace(f: &Fixture, account: &Account, id: &str) -> reqwest::Response {
+    let body =
+        json!({"identifiers": [{"type": "dns", "value": "ari.example.test"}], "replaces": id});
+    let url = f.client.directory.new_order.clone();
+    f.client.post_as(account, &url, Some(&body)).await
+}
+
+#[tokio::test]
+async fn renewal_information_and_replacement() {
+    let f = Fixture::start().await;
+    let owner = f.client.new_account().await;
+    let stranger = f.client.new_account().await;
+    let (_, leaf, _) = f.issue(&owner, &["ari.example.test"]).await;
+    let id = cert_id(&leaf);
+    let info_url = format!("{}/{id}", f.client.directory.renewal_info.clone().unwrap());
+
+    let response = f.client.http.get(&info_url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "retry-after"), "21600");
+    let info: proto::acme::RenewalInfo = response.json().await.unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+    let start = proto::rfc3339::parse(&info.suggested_window.start).unwrap();
+    let end = proto::rfc3339::parse(&info.suggested_window.end).unwrap();
+    assert!(cert.validity().not_before.timestamp() < start && start < end);
+    assert!(end < cert.validity().not_after.timestamp());
+
+    assert_problem(replace(&f, &stranger, &id).await, 403, "unauthorized").await;
+    let response = replace(&f, &owner, &id).await;
+    assert_eq!(response.status(), 201);
+    let order: Order = response.json().await.unwrap();
+    assert_eq!(order.replaces.as_deref(), Some(id.as_str()));
+    assert_problem(replace(&f, &owner, &id).await, 409, "alreadyReplaced").await;
+
+    // A revoked certificate should be renewed now.
+    let revoke_url = f.client.directory.revoke_cert.clone().unwrap();
+    let response = f
+        .client
+        .post_as(&owner, &revoke_url, Some(&revoke_payload(&leaf, None)))
+        .await;
+    assert_eq!(response.status(), 200);
+    let info: proto::acme::RenewalInfo = f
+        .client
+        .http
+        .get(&info_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let end = proto::rfc3339::parse(&info.suggested_window.end).unwrap();
+    assert!(end < proto::clock::Clock::now(&SystemClock));
+
+    let unknown = format!(
+        "{}/{}",
+        f.client.directory.renewal_info.clone().unwrap(),
+        "AAAA.AAAA"
+    );
+    assert_problem(
+        f.client.http.get(&unknown).send().await.unwrap(),
+        404,
+        "malformed",
+    )
+    .await;
+}

@@ -22,6 +22,9 @@ pub struct Directory {
     /// `keyChange` URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_change: Option<String>,
+    /// `renewalInfo` URL (RFC 9773 §4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_info: Option<String>,
     /// `meta`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<DirectoryMeta>,
@@ -164,6 +167,9 @@ pub struct Order {
     /// Certificate URL once valid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
+    /// The certificate this order replaces (RFC 9773 §5), as its ARI certID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
 }
 
 /// The newOrder payload (§7.4).
@@ -178,6 +184,33 @@ pub struct NewOrder {
     /// Requested notAfter (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_after: Option<String>,
+    /// The certificate this order replaces (RFC 9773 §5), as its ARI certID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<String>,
+}
+
+/// Renewal information (RFC 9773 §4.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RenewalInfo {
+    /// When to renew.
+    pub suggested_window: SuggestedWindow,
+    /// Why, when the window is unusual.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        rename = "explanationURL"
+    )]
+    pub explanation_url: Option<String>,
+}
+
+/// A renewal window (RFC 3339 times).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuggestedWindow {
+    /// Start.
+    pub start: String,
+    /// End.
+    pub end: String,
 }
 
 /// The finalize payload (§7.4).

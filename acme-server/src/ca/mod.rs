@@ -34,6 +34,7 @@ pub struct CertificateAuthority {
     intermediate_pem: String,
     root_pem: String,
     crl_url: Option<String>,
+    key_id: Vec<u8>,
 }
 
 impl std::fmt::Debug for CertificateAuthority {
@@ -132,11 +133,13 @@ impl CertificateAuthority {
         )?;
         let key = KeyPair::from_pem(&key_pem).map_err(ca_error)?;
         let issuer = Issuer::from_ca_cert_pem(&intermediate_pem, key).map_err(ca_error)?;
+        let key_id = subject_key_id(&intermediate_pem)?;
         Ok(Self {
             issuer,
             intermediate_pem,
             root_pem,
             crl_url: None,
+            key_id,
         })
     }
 
@@ -154,10 +157,30 @@ impl CertificateAuthority {
         self
     }
 
+    /// The intermediate's key identifier: the authorityKeyIdentifier of every issued leaf (the
+    /// first half of an ARI certID).
+    pub fn key_id(&self) -> &[u8] {
+        &self.key_id
+    }
+
     /// The root certificate (PEM), for relying parties.
     pub fn root_pem(&self) -> &str {
         &self.root_pem
     }
+}
+
+fn subject_key_id(pem: &str) -> Result<Vec<u8>> {
+    use x509_parser::extensions::ParsedExtension;
+    let bad = || Error::Config("the intermediate certificate has no subjectKeyIdentifier".into());
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|_| bad())?;
+    let cert = pem.parse_x509().map_err(|_| bad())?;
+    cert.extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+            _ => None,
+        })
+        .ok_or_else(bad)
 }
 
 #[cfg(test)]

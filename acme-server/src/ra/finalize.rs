@@ -82,6 +82,7 @@ impl RegistrationAuthority {
             not_before: issued.not_before,
             not_after: issued.not_after,
             revoked: None,
+            replaced_by: None,
         };
         self.sa.put_certificate(&certificate)?;
         let mut valid = processing;

@@ -13,6 +13,7 @@ pub mod identity;
 mod key_change;
 pub mod names;
 mod orders;
+pub mod renewal;
 pub mod revocation;
 
 use std::sync::Arc;

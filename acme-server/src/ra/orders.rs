@@ -132,6 +132,9 @@ impl RegistrationAuthority {
                 .collect();
             (authzs, None)
         };
+        if let Some(cert_id) = &request.replaces {
+            self.claim_replacement(account, cert_id, &order_id)?;
+        }
         let order = OrderRecord {
             id: order_id,
             account_id: account.id().to_owned(),
@@ -144,6 +147,7 @@ impl RegistrationAuthority {
             error: None,
             certificate: None,
             wire,
+            replaces: request.replaces.clone(),
         };
         self.sa.create_order(&order, &authzs)?;
         Ok(order)

@@ -80,6 +80,7 @@ pub fn router(state: SharedState) -> Router {
         .route(&p("/revoke-cert"), post_only(handlers::revoke_cert))
         .route(&p("/key-change"), post_only(handlers::key_change))
         .route(&p("/crl"), get(handlers::crl))
+        .route(&p("/renewal-info/{id}"), get(handlers::renewal_info))
         .fallback(|| async { Error::NotFound("resource".into()) })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -32,6 +32,7 @@ pub fn order(urls: &Urls, record: &OrderRecord) -> Order {
             .collect(),
         finalize: urls.finalize(&record.id),
         certificate: record.certificate.as_deref().map(|id| urls.certificate(id)),
+        replaces: record.replaces.clone(),
     }
 }
 

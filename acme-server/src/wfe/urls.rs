@@ -48,6 +48,10 @@ impl Urls {
     pub fn key_change(&self) -> String {
         format!("{}/key-change", self.root)
     }
+    /// renewalInfo (RFC 9773).
+    pub fn renewal_info(&self) -> String {
+        format!("{}/renewal-info", self.root)
+    }
     /// The CRL.
     pub fn crl(&self) -> String {
         format!("{}/crl", self.root)

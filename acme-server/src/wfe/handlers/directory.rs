@@ -16,6 +16,7 @@ pub async fn directory(State(state): State<SharedState>) -> Json<Directory> {
         new_order: urls.new_order(),
         revoke_cert: Some(urls.revoke_cert()),
         key_change: Some(urls.key_change()),
+        renewal_info: Some(urls.renewal_info()),
         meta: Some(DirectoryMeta {
             terms_of_service: state.config.terms_of_service.clone(),
             website: state.config.website.clone(),
@@ -23,6 +24,28 @@ pub async fn directory(State(state): State<SharedState>) -> Json<Directory> {
             ..DirectoryMeta::default()
         }),
     })
+}
+
+/// `GET renewalInfo/{certID}` (RFC 9773 §4.1): the suggested window, with `Retry-After`.
+pub async fn renewal_info(
+    State(state): State<SharedState>,
+    axum::extract::Path(cert_id): axum::extract::Path<String>,
+) -> crate::error::Result<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let (start, end) = state.ra.renewal_window(&cert_id)?;
+    let body = proto::acme::RenewalInfo {
+        suggested_window: proto::acme::SuggestedWindow {
+            start: proto::rfc3339::format(start),
+            end: proto::rfc3339::format(end),
+        },
+        explanation_url: None,
+    };
+    let mut response = Json(body).into_response();
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(crate::ra::renewal::RETRY_AFTER),
+    );
+    Ok(response)
 }
 
 /// `HEAD newNonce`: 200 (the nonce is added to every response).

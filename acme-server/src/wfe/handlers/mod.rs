@@ -8,7 +8,7 @@ mod orders;
 mod revocation;
 
 pub use accounts::{account, account_orders, new_account};
-pub use directory::{directory, new_nonce_get, new_nonce_head};
+pub use directory::{directory, new_nonce_get, new_nonce_head, renewal_info};
 pub use orders::{authz, certificate, challenge, finalize, new_order, order};
 pub use revocation::{crl, key_change, revoke_cert};
 
