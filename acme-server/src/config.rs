@@ -43,8 +43,13 @@ pub struct Config {
     pub lifetimes: Lifetimes,
     /// The issuing CA's files.
     pub ca: CaFiles,
-    /// The certificate profile.
+    /// The Wire identity certificate profile (`wire-identity`).
     pub certificate: CertificateProfile,
+    /// Profiles of standard (dns/ip) certificates, by name (`meta.profiles`, `profile` in
+    /// newOrder).
+    pub profiles: std::collections::BTreeMap<String, NameProfile>,
+    /// The profile of standard orders that name none.
+    pub default_profile: String,
     /// `wire-dpop-01` verification.
     pub wire_dpop: DpopConfig,
     /// `wire-oidc-01` verification.
@@ -133,6 +138,49 @@ impl Default for CertificateProfile {
     }
 }
 
+/// The name of the Wire identity profile.
+pub const IDENTITY_PROFILE: &str = "wire-identity";
+
+/// A profile of standard certificates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NameProfile {
+    /// What `meta.profiles` says about it.
+    pub description: String,
+    /// Validity in seconds (the order's `notAfter` may shorten it).
+    pub validity: i64,
+    /// EKU serverAuth.
+    pub server_auth: bool,
+    /// EKU clientAuth.
+    pub client_auth: bool,
+}
+
+impl Default for NameProfile {
+    fn default() -> Self {
+        Self {
+            description: "TLS server and client certificate, 90 days".into(),
+            validity: 90 * 86_400,
+            server_auth: true,
+            client_auth: true,
+        }
+    }
+}
+
+fn default_profiles() -> std::collections::BTreeMap<String, NameProfile> {
+    let mut profiles = std::collections::BTreeMap::new();
+    profiles.insert("tls".to_owned(), NameProfile::default());
+    profiles.insert(
+        "shortlived".to_owned(),
+        NameProfile {
+            description: "TLS server certificate, 6 days".into(),
+            validity: 6 * 86_400,
+            server_auth: true,
+            client_auth: false,
+        },
+    );
+    profiles
+}
+
 /// `wire-dpop-01`: where the backend's access tokens come from and what they must say.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -210,6 +258,8 @@ impl Default for Config {
             lifetimes: Lifetimes::default(),
             ca: CaFiles::default(),
             certificate: CertificateProfile::default(),
+            profiles: default_profiles(),
+            default_profile: "tls".into(),
             wire_dpop: DpopConfig::default(),
             wire_oidc: OidcConfig::default(),
             validation: ValidationConfig::default(),
@@ -260,6 +310,24 @@ impl Config {
                 "wire_oidc.issuer and client_id are required".into(),
             ));
         }
+        if !self.profiles.contains_key(&self.default_profile) {
+            return Err(Error::Config(format!(
+                "default_profile {:?} is not among [profiles]",
+                self.default_profile
+            )));
+        }
+        if self.profiles.contains_key(IDENTITY_PROFILE) {
+            return Err(Error::Config(format!(
+                "{IDENTITY_PROFILE} is the identity profile ([certificate]); name standard profiles otherwise"
+            )));
+        }
+        for (name, profile) in &self.profiles {
+            if profile.validity <= 0 || !(profile.server_auth || profile.client_auth) {
+                return Err(Error::Config(format!(
+                    "profile {name}: validity must be positive and at least one EKU set"
+                )));
+            }
+        }
         if !self.dev && (self.tls_cert.is_none() || self.tls_key.is_none()) {
             return Err(Error::Config(
                 "tls_cert and tls_key are required outside dev mode".into(),
@@ -297,6 +365,20 @@ impl Config {
         } else {
             self.public_url.trim_end_matches('/').to_owned()
         }
+    }
+
+    /// `meta.profiles`: every profile's name and description.
+    pub fn profile_descriptions(&self) -> std::collections::BTreeMap<String, String> {
+        let mut all: std::collections::BTreeMap<String, String> = self
+            .profiles
+            .iter()
+            .map(|(name, p)| (name.clone(), p.description.clone()))
+            .collect();
+        all.insert(
+            IDENTITY_PROFILE.into(),
+            "Wire device identity (clientAuth), for wireapp-device + wireapp-user orders".into(),
+        );
+        all
     }
 
     /// The CA files, defaulting to `data_dir/ca/`.

@@ -41,6 +41,8 @@ pub enum ProblemType {
     ExternalAccountRequired,
     /// The challenge answer did not satisfy the challenge.
     IncorrectResponse,
+    /// newOrder names a profile this server does not offer for it.
+    InvalidProfile,
     /// The contact URI is unacceptable.
     InvalidContact,
     /// The request is malformed.
@@ -76,6 +78,7 @@ impl ProblemType {
             Self::BadSignatureAlgorithm => "badSignatureAlgorithm",
             Self::ExternalAccountRequired => "externalAccountRequired",
             Self::IncorrectResponse => "incorrectResponse",
+            Self::InvalidProfile => "invalidProfile",
             Self::InvalidContact => "invalidContact",
             Self::Malformed => "malformed",
             Self::OrderNotReady => "orderNotReady",

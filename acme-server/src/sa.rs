@@ -104,6 +104,9 @@ pub struct OrderRecord {
     /// The ARI certID of the certificate this order replaces.
     #[serde(default)]
     pub replaces: Option<String>,
+    /// The certificate profile.
+    #[serde(default)]
+    pub profile: String,
     /// The identity being certified, for Wire identity orders.
     pub wire: Option<WireIdentity>,
 }

@@ -582,3 +582,58 @@ async fn renewal_information_and_replacement() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn profiles_choose_validity_and_usage() {
+    let f = Fixture::start().await;
+    let profiles = &f.client.directory.meta.as_ref().unwrap().profiles;
+    assert!(
+        ["tls", "shortlived", "wire-identity"]
+            .iter()
+            .all(|p| profiles.contains_key(*p))
+    );
+    let account = f.client.new_account().await;
+    let new_order = f.client.directory.new_order.clone();
+    let ask = |profile: &str| json!({"identifiers": [{"type": "dns", "value": "p.example.test"}], "profile": profile});
+    for bad in ["nope", "wire-identity"] {
+        let response = f
+            .client
+            .post_as(&account, &new_order, Some(&ask(bad)))
+            .await;
+        assert_problem(response, 400, "invalidProfile").await;
+    }
+    let response = f
+        .client
+        .post_as(&account, &new_order, Some(&ask("shortlived")))
+        .await;
+    assert_eq!(response.status(), 201);
+    let order: Order = response.json().await.unwrap();
+    assert_eq!(order.profile.as_deref(), Some("shortlived"));
+    f.validate(&account, &order).await;
+    let (csr, _) = Fixture::csr(&["p.example.test"]);
+    let response = f
+        .client
+        .post_as(
+            &account,
+            &order.finalize,
+            Some(&common::finalize_payload(&csr)),
+        )
+        .await;
+    let order: Order = response.json().await.unwrap();
+    let chain = f
+        .client
+        .post_as(&account, &order.certificate.unwrap(), None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(chain.as_bytes()).unwrap();
+    let cert = pem.parse_x509().unwrap();
+    let v = cert.validity();
+    assert_eq!(
+        v.not_after.timestamp() - v.not_before.timestamp(),
+        6 * 86_400 + 60
+    );
+    let eku = cert.extended_key_usage().unwrap().unwrap().value;
+    assert!(eku.server_auth && !eku.client_auth);
+}

@@ -46,6 +46,9 @@ pub struct DirectoryMeta {
     /// Whether newAccount requires external account binding.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub external_account_required: bool,
+    /// Certificate profiles by name, with descriptions.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub profiles: std::collections::BTreeMap<String, String>,
 }
 
 /// Account status (§7.1.6).
@@ -170,6 +173,9 @@ pub struct Order {
     /// The certificate this order replaces (RFC 9773 §5), as its ARI certID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaces: Option<String>,
+    /// The certificate profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 /// The newOrder payload (§7.4).
@@ -187,6 +193,9 @@ pub struct NewOrder {
     /// The certificate this order replaces (RFC 9773 §5), as its ARI certID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaces: Option<String>,
+    /// The certificate profile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 /// Renewal information (RFC 9773 §4.2).

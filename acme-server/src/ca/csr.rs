@@ -51,8 +51,13 @@ pub(crate) enum Certified {
         name: String,
         domain: String,
     },
-    /// DNS names (wildcards as `*.name`) and IP addresses.
-    Names { dns: Vec<String>, ips: Vec<IpAddr> },
+    /// DNS names (wildcards as `*.name`) and IP addresses, for server and/or client use.
+    Names {
+        dns: Vec<String>,
+        ips: Vec<IpAddr>,
+        server_auth: bool,
+        client_auth: bool,
+    },
 }
 
 /// A CSR that passed every check, with what the certificate will carry.
@@ -61,6 +66,22 @@ pub struct ValidatedCsr {
     pub(crate) spki_der: Vec<u8>,
     pub(crate) rsa: bool,
     pub(crate) certified: Certified,
+}
+
+impl ValidatedCsr {
+    /// Restricts a name certificate's extended key usages (a profile's choice).
+    pub(crate) fn with_usages(mut self, server: bool, client: bool) -> Self {
+        if let Certified::Names {
+            server_auth,
+            client_auth,
+            ..
+        } = &mut self.certified
+        {
+            *server_auth = server;
+            *client_auth = client;
+        }
+        self
+    }
 }
 
 fn bad(detail: impl Into<String>) -> Error {
@@ -235,6 +256,8 @@ pub fn validate_names(
         certified: Certified::Names {
             dns: want_dns.into_iter().collect(),
             ips: want_ips.into_iter().collect(),
+            server_auth: true,
+            client_auth: true,
         },
     })
 }

@@ -80,7 +80,12 @@ impl CertificateAuthority {
                 ];
                 params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
             }
-            Certified::Names { dns, ips } => {
+            Certified::Names {
+                dns,
+                ips,
+                server_auth,
+                client_auth,
+            } => {
                 if let Some(first) = dns.first() {
                     params
                         .distinguished_name
@@ -94,10 +99,13 @@ impl CertificateAuthority {
                 params
                     .subject_alt_names
                     .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
-                params.extended_key_usages = vec![
-                    ExtendedKeyUsagePurpose::ServerAuth,
-                    ExtendedKeyUsagePurpose::ClientAuth,
-                ];
+                params.extended_key_usages = [
+                    (*server_auth, ExtendedKeyUsagePurpose::ServerAuth),
+                    (*client_auth, ExtendedKeyUsagePurpose::ClientAuth),
+                ]
+                .into_iter()
+                .filter_map(|(on, usage)| on.then_some(usage))
+                .collect();
                 if csr.rsa {
                     params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
                 }

@@ -12,6 +12,13 @@ use crate::error::{Error, ProblemType, Result};
 use crate::sa::{CertificateRecord, OrderRecord};
 
 impl RegistrationAuthority {
+    fn name_profile(&self, name: &str) -> Result<&crate::config::NameProfile> {
+        self.config
+            .profiles
+            .get(name)
+            .ok_or_else(|| Error::Internal(format!("the order's profile {name:?} is gone")))
+    }
+
     /// Finalizes an order with a DER CSR.
     pub fn finalize(
         &self,
@@ -38,11 +45,15 @@ impl RegistrationAuthority {
                 },
                 is_account_key,
             )?,
-            None => csr::validate_names(
-                csr_der,
-                &names::check_all(&order.value.identifiers)?,
-                is_account_key,
-            )?,
+            None => {
+                let profile = self.name_profile(&order.value.profile)?;
+                csr::validate_names(
+                    csr_der,
+                    &names::check_all(&order.value.identifiers)?,
+                    is_account_key,
+                )?
+                .with_usages(profile.server_auth, profile.client_auth)
+            }
         };
 
         let mut processing = order.value.clone();
@@ -59,9 +70,13 @@ impl RegistrationAuthority {
             .ok_or_else(|| Error::Storage("order vanished".into()))?;
 
         let now = self.now();
-        let profile = &self.config.certificate;
-        let not_before = (now - profile.backdate).max(order.value.not_before.unwrap_or(i64::MIN));
-        let not_after = (now + profile.validity).min(order.value.not_after.unwrap_or(i64::MAX));
+        let backdate = self.config.certificate.backdate;
+        let validity = match order.value.wire {
+            Some(_) => self.config.certificate.validity,
+            None => self.name_profile(&order.value.profile)?.validity,
+        };
+        let not_before = (now - backdate).max(order.value.not_before.unwrap_or(i64::MIN));
+        let not_after = (now + validity).min(order.value.not_after.unwrap_or(i64::MAX));
         let issued = match self.ca.issue(&validated, not_before, not_after) {
             Ok(issued) => issued,
             Err(e) => {

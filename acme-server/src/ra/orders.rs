@@ -10,8 +10,8 @@ use server_kit::store::Versioned;
 use super::identity::{OrderIdentity, check_identifiers};
 use super::names::{self, Name};
 use super::{AuthenticatedAccount, RegistrationAuthority};
-use crate::config::DEVICE_ID_PLACEHOLDER;
-use crate::error::{Error, Result};
+use crate::config::{DEVICE_ID_PLACEHOLDER, IDENTITY_PROFILE};
+use crate::error::{Error, ProblemType, Result};
 use crate::sa::{AuthzRecord, CertificateRecord, ChallengeRecord, OrderRecord};
 
 /// Challenge tokens: 256 bits (RFC 8555 §8.1 asks for at least 128).
@@ -132,6 +132,7 @@ impl RegistrationAuthority {
                 .collect();
             (authzs, None)
         };
+        let profile = self.profile_for(is_wire, request.profile.as_deref())?;
         if let Some(cert_id) = &request.replaces {
             self.claim_replacement(account, cert_id, &order_id)?;
         }
@@ -148,9 +149,25 @@ impl RegistrationAuthority {
             certificate: None,
             wire,
             replaces: request.replaces.clone(),
+            profile,
         };
         self.sa.create_order(&order, &authzs)?;
         Ok(order)
+    }
+
+    /// The profile of a new order: `wire-identity` for identity orders, a configured one (or the
+    /// default) for standard orders; anything else is `invalidProfile`.
+    fn profile_for(&self, is_wire: bool, asked: Option<&str>) -> Result<String> {
+        let invalid = |detail: String| Error::problem(ProblemType::InvalidProfile, detail);
+        match (is_wire, asked) {
+            (true, None | Some(IDENTITY_PROFILE)) => Ok(IDENTITY_PROFILE.to_owned()),
+            (true, Some(other)) => Err(invalid(format!(
+                "identity orders use the {IDENTITY_PROFILE} profile, not {other:?}"
+            ))),
+            (false, None) => Ok(self.config.default_profile.clone()),
+            (false, Some(name)) if self.config.profiles.contains_key(name) => Ok(name.to_owned()),
+            (false, Some(name)) => Err(invalid(format!("no profile {name:?} for dns/ip orders"))),
+        }
     }
 
     /// An order of `account`, with expiry applied.

@@ -33,6 +33,7 @@ pub fn order(urls: &Urls, record: &OrderRecord) -> Order {
         finalize: urls.finalize(&record.id),
         certificate: record.certificate.as_deref().map(|id| urls.certificate(id)),
         replaces: record.replaces.clone(),
+        profile: (!record.profile.is_empty()).then(|| record.profile.clone()),
     }
 }
 

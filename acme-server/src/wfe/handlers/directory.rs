@@ -21,6 +21,7 @@ pub async fn directory(State(state): State<SharedState>) -> Json<Directory> {
             terms_of_service: state.config.terms_of_service.clone(),
             website: state.config.website.clone(),
             external_account_required: state.config.external_account_required,
+            profiles: state.config.profile_descriptions(),
             ..DirectoryMeta::default()
         }),
     })
