@@ -148,7 +148,7 @@ impl Fixture {
     /// Issues a certificate for `names`; (chain PEM, leaf DER, leaf key).
     async fn issue(&self, account: &Account, names: &[&str]) -> (String, Vec<u8>, rcgen::KeyPair) {
         let ids: Vec<(&str, &str)> = names.iter().map(|n| ("dns", *n)).collect();
-        let (_, order) = self.order(account, &ids).await;
+        let (order_url, order) = self.order(account, &ids).await;
         self.validate(account, &order).await;
         let (csr, key) = Self::csr(names);
         let response = self
@@ -160,7 +160,7 @@ impl Fixture {
             )
             .await;
         assert_eq!(response.status(), 200, "{:?}", response.text().await);
-        let order: Order = response.json().await.unwrap();
+        let order = self.issued(account, &order_url, response).await;
         let chain = self
             .client
             .post_as(account, &order.certificate.unwrap(), None)
@@ -170,6 +170,30 @@ impl Fixture {
             .unwrap();
         let (_, pem) = x509_parser::pem::parse_x509_pem(chain.as_bytes()).unwrap();
         (chain, pem.contents, key)
+    }
+
+    /// The order once issuance ended: a finalize answers `processing` with `Retry-After`, and
+    /// the order is polled until it leaves that state (bounded).
+    async fn issued(
+        &self,
+        account: &Account,
+        order_url: &str,
+        finalize: reqwest::Response,
+    ) -> Order {
+        let processing = finalize.headers().get("retry-after").is_some();
+        let mut order: Order = finalize.json().await.unwrap();
+        assert!(
+            processing && order.status == OrderStatus::Processing,
+            "standard orders are issued in the background"
+        );
+        for _ in 0..500 {
+            if order.status != OrderStatus::Processing {
+                break;
+            }
+            order = self.client.get(account, order_url).await;
+        }
+        assert_eq!(order.status, OrderStatus::Valid);
+        order
     }
 
     async fn crl_serials(&self) -> Vec<String> {
@@ -607,6 +631,7 @@ async fn profiles_choose_validity_and_usage() {
         .post_as(&account, &new_order, Some(&ask("shortlived")))
         .await;
     assert_eq!(response.status(), 201);
+    let order_url = header(&response, "location");
     let order: Order = response.json().await.unwrap();
     assert_eq!(order.profile.as_deref(), Some("shortlived"));
     f.validate(&account, &order).await;
@@ -619,7 +644,7 @@ async fn profiles_choose_validity_and_usage() {
             Some(&common::finalize_payload(&csr)),
         )
         .await;
-    let order: Order = response.json().await.unwrap();
+    let order = f.issued(&account, &order_url, response).await;
     let chain = f
         .client
         .post_as(&account, &order.certificate.unwrap(), None)

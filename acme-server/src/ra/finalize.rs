@@ -1,7 +1,9 @@
 //! Finalize (RFC 8555 §7.4): only a `ready` order; the CSR is checked against the order's
 //! identity ([`crate::ca::csr`]) while the order is still `ready`, then the order moves
 //! `ready → processing` by compare-and-swap (so only one finalize issues), the CA signs, and
-//! the certificate and the `valid` order are stored and flushed before the response.
+//! the certificate and the `valid` order are stored and flushed. Identity orders issue before the
+//! response (Wire clients expect `valid`); standard orders answer `processing` with
+//! `Retry-After` and issue in the background.
 
 use proto::acme::OrderStatus;
 
@@ -11,6 +13,21 @@ use crate::ca::csr::{self, ExpectedIdentity};
 use crate::error::{Error, ProblemType, Result};
 use crate::sa::{CertificateRecord, OrderRecord};
 
+/// An order in `processing` with the CSR it will be issued for.
+#[derive(Debug)]
+pub struct Issuance {
+    account_id: String,
+    order: OrderRecord,
+    csr: crate::ca::csr::ValidatedCsr,
+}
+
+impl Issuance {
+    /// The `processing` order.
+    pub fn order(&self) -> &OrderRecord {
+        &self.order
+    }
+}
+
 impl RegistrationAuthority {
     fn name_profile(&self, name: &str) -> Result<&crate::config::NameProfile> {
         self.config
@@ -19,13 +36,26 @@ impl RegistrationAuthority {
             .ok_or_else(|| Error::Internal(format!("the order's profile {name:?} is gone")))
     }
 
-    /// Finalizes an order with a DER CSR.
+    /// Finalizes an order with a DER CSR and issues before returning (identity orders, and the
+    /// building block of [`Self::begin_finalize`] + [`Self::issue`]).
     pub fn finalize(
         &self,
         account: &AuthenticatedAccount,
         order_id: &str,
         csr_der: &[u8],
     ) -> Result<OrderRecord> {
+        let issuance = self.begin_finalize(account, order_id, csr_der)?;
+        self.issue(issuance)
+    }
+
+    /// Checks the CSR of a `ready` order and moves it to `processing`; the returned
+    /// [`Issuance`] is the only way to [`Self::issue`].
+    pub fn begin_finalize(
+        &self,
+        account: &AuthenticatedAccount,
+        order_id: &str,
+        csr_der: &[u8],
+    ) -> Result<Issuance> {
         let order = self.owned_order(account, order_id)?;
         if order.value.status != OrderStatus::Ready {
             return Err(Error::problem(
@@ -64,10 +94,28 @@ impl RegistrationAuthority {
                 "the order is being finalized by another request",
             ));
         }
+        self.sa.flush()?;
+        Ok(Issuance {
+            account_id: account.id().to_owned(),
+            order: processing,
+            csr: validated,
+        })
+    }
+
+    /// Signs the certificate of a `processing` order, stores it and the `valid` order (or the
+    /// `invalid` one with the error), flushed.
+    pub fn issue(&self, issuance: Issuance) -> Result<OrderRecord> {
+        let Issuance {
+            account_id,
+            order: processing,
+            csr: validated,
+        } = issuance;
+        let order_id = processing.id.clone();
         let stored = self
             .sa
-            .order(order_id)?
+            .order(&order_id)?
             .ok_or_else(|| Error::Storage("order vanished".into()))?;
+        let order = &stored;
 
         let now = self.now();
         let backdate = self.config.certificate.backdate;
@@ -90,8 +138,8 @@ impl RegistrationAuthority {
         };
         let certificate = CertificateRecord {
             id: proto::random::token(128),
-            account_id: account.id().to_owned(),
-            order_id: order_id.to_owned(),
+            account_id,
+            order_id: order_id.clone(),
             serial: issued.serial,
             chain_pem: issued.chain_pem,
             not_before: issued.not_before,
@@ -108,7 +156,7 @@ impl RegistrationAuthority {
         }
         self.sa.flush()?;
         tracing::info!(
-            order = order_id,
+            order = %order_id,
             serial = %certificate.serial,
             not_after = certificate.not_after,
             "certificate issued"

@@ -31,12 +31,7 @@ pub async fn order(
 ) -> Result<Response> {
     post_as_get(req.request.payload())?;
     let order = state.ra.order(&req.account, &id)?;
-    Ok(json_response(
-        StatusCode::OK,
-        &render::order(&state.urls, &order),
-        Some(&state.urls.order(&order.id)),
-        &[],
-    ))
+    Ok(order_response(&state, &order))
 }
 
 /// `POST authz`: POST-as-GET, or `{"status": "deactivated"}` (RFC 8555 §7.5.2).
@@ -85,7 +80,27 @@ pub async fn challenge(
     ))
 }
 
-/// `POST finalize`.
+/// Seconds a client should wait before polling a `processing` order.
+const PROCESSING_RETRY_AFTER: u32 = 1;
+
+fn order_response(state: &SharedState, order: &crate::sa::OrderRecord) -> Response {
+    let mut response = json_response(
+        StatusCode::OK,
+        &render::order(&state.urls, order),
+        Some(&state.urls.order(&order.id)),
+        &[],
+    );
+    if order.status == proto::acme::OrderStatus::Processing {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(PROCESSING_RETRY_AFTER),
+        );
+    }
+    response
+}
+
+/// `POST finalize`: identity orders are issued before the answer; standard orders answer
+/// `processing` with `Retry-After` and are issued in the background.
 pub async fn finalize(
     State(state): State<SharedState>,
     Path(id): Path<String>,
@@ -94,13 +109,19 @@ pub async fn finalize(
     let request: Finalize = payload(req.request.payload())?;
     let der = proto::b64::decode(&request.csr, "csr")
         .map_err(|_| Error::malformed("csr is not base64url"))?;
-    let order = state.ra.finalize(&req.account, &id, &der)?;
-    Ok(json_response(
-        StatusCode::OK,
-        &render::order(&state.urls, &order),
-        Some(&state.urls.order(&order.id)),
-        &[],
-    ))
+    let issuance = state.ra.begin_finalize(&req.account, &id, &der)?;
+    if issuance.order().wire.is_some() {
+        let order = state.ra.issue(issuance)?;
+        return Ok(order_response(&state, &order));
+    }
+    let order = issuance.order().clone();
+    let background = state.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = background.ra.issue(issuance) {
+            tracing::error!(error = %e, "background issuance failed");
+        }
+    });
+    Ok(order_response(&state, &order))
 }
 
 /// `POST certificate` (POST-as-GET): the PEM chain.
