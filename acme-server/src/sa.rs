@@ -31,6 +31,8 @@ pub mod trees {
     pub const ACCOUNT_ORDERS: Tree = Tree::new("account_orders");
     /// Authorization id → authorization with its challenges.
     pub const AUTHZS: Tree = Tree::new("authzs");
+    /// `{account id}/{type}/{value}/{wildcard}` → the latest authorization id, for reuse.
+    pub const AUTHZ_INDEX: Tree = Tree::new("authz_index");
     /// Certificate id → issued chain.
     pub const CERTIFICATES: Tree = Tree::new("certificates");
     /// External Account Binding key id → key record.
@@ -357,10 +359,35 @@ impl StorageAuthority {
         Ok(self.store().get_json(trees::ACCOUNT_KEYS, thumbprint)?)
     }
 
-    /// Stores a new order with its authorizations; flushed.
+    /// The key of an authorization in the reuse index.
+    pub fn authz_index_key(account_id: &str, identifier: &Identifier, wildcard: bool) -> String {
+        format!(
+            "{account_id}/{}/{}/{wildcard}",
+            identifier.kind, identifier.value
+        )
+    }
+
+    /// The latest authorization of an account for an identifier.
+    pub fn latest_authz(
+        &self,
+        account_id: &str,
+        identifier: &Identifier,
+        wildcard: bool,
+    ) -> Result<Option<AuthzRecord>> {
+        let key = Self::authz_index_key(account_id, identifier, wildcard);
+        let Some(id) = self.store().get_json::<String>(trees::AUTHZ_INDEX, &key)? else {
+            return Ok(None);
+        };
+        Ok(self.store().get_json(trees::AUTHZS, &id)?)
+    }
+
+    /// Stores a new order with its new authorizations (reused ones are already stored);
+    /// flushed.
     pub fn create_order(&self, order: &OrderRecord, authzs: &[AuthzRecord]) -> Result<()> {
         for authz in authzs {
             self.store().put_json(trees::AUTHZS, &authz.id, authz)?;
+            let key = Self::authz_index_key(&authz.account_id, &authz.identifier, authz.wildcard);
+            self.store().put_json(trees::AUTHZ_INDEX, &key, &authz.id)?;
         }
         self.store().put_json(trees::ORDERS, &order.id, order)?;
         self.store().put(

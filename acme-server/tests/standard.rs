@@ -662,3 +662,27 @@ async fn profiles_choose_validity_and_usage() {
     let eku = cert.extended_key_usage().unwrap().unwrap().value;
     assert!(eku.server_auth && !eku.client_auth);
 }
+
+#[tokio::test]
+async fn valid_authorizations_are_reused_by_later_orders() {
+    let f = Fixture::start().await;
+    let account = f.client.new_account().await;
+    let (_, first) = f.order(&account, &[("dns", "reuse.example.test")]).await;
+    f.validate(&account, &first).await;
+    let (_, second) = f
+        .order(
+            &account,
+            &[("dns", "reuse.example.test"), ("dns", "new.example.test")],
+        )
+        .await;
+    assert_eq!(second.status, OrderStatus::Pending);
+    assert_eq!(second.authorizations[0], first.authorizations[0]);
+    assert_ne!(second.authorizations[1], first.authorizations[0]);
+    let (_, third) = f.order(&account, &[("dns", "reuse.example.test")]).await;
+    assert_eq!(third.status, OrderStatus::Ready, "nothing left to prove");
+    // Another account proves the name itself.
+    let other = f.client.new_account().await;
+    let (_, theirs) = f.order(&other, &[("dns", "reuse.example.test")]).await;
+    assert_eq!(theirs.status, OrderStatus::Pending);
+    assert_ne!(theirs.authorizations[0], first.authorizations[0]);
+}

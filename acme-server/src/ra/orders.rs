@@ -14,6 +14,9 @@ use crate::config::{DEVICE_ID_PLACEHOLDER, IDENTITY_PROFILE};
 use crate::error::{Error, ProblemType, Result};
 use crate::sa::{AuthzRecord, CertificateRecord, ChallengeRecord, OrderRecord};
 
+/// A reused authorization must stay valid at least this long, in seconds.
+const REUSE_MARGIN: i64 = 300;
+
 /// Challenge tokens: 256 bits (RFC 8555 §8.1 asks for at least 128).
 const TOKEN_BITS: usize = 256;
 
@@ -132,6 +135,37 @@ impl RegistrationAuthority {
                 .collect();
             (authzs, None)
         };
+        // Valid authorizations of this account are reused (RFC 8555 §7.1.3, "authorization
+        // reuse"); identity orders always get fresh ones, since their proofs are per order.
+        let mut authorization_ids = Vec::with_capacity(authzs.len());
+        let mut fresh = Vec::new();
+        let mut expires = expires;
+        for authz in authzs {
+            let reused = if wire.is_none() {
+                self.sa
+                    .latest_authz(account.id(), &authz.identifier, authz.wildcard)?
+                    .filter(|a| {
+                        a.status == AuthorizationStatus::Valid && a.expires > now + REUSE_MARGIN
+                    })
+            } else {
+                None
+            };
+            match reused {
+                Some(previous) => {
+                    expires = expires.min(previous.expires);
+                    authorization_ids.push(previous.id);
+                }
+                None => {
+                    authorization_ids.push(authz.id.clone());
+                    fresh.push(authz);
+                }
+            }
+        }
+        let status = if fresh.is_empty() {
+            OrderStatus::Ready
+        } else {
+            OrderStatus::Pending
+        };
         let profile = self.profile_for(is_wire, request.profile.as_deref())?;
         if let Some(cert_id) = &request.replaces {
             self.claim_replacement(account, cert_id, &order_id)?;
@@ -139,19 +173,19 @@ impl RegistrationAuthority {
         let order = OrderRecord {
             id: order_id,
             account_id: account.id().to_owned(),
-            status: OrderStatus::Pending,
+            status,
             expires,
             identifiers: request.identifiers,
             not_before,
             not_after,
-            authorizations: authzs.iter().map(|a| a.id.clone()).collect(),
+            authorizations: authorization_ids,
             error: None,
             certificate: None,
             wire,
             replaces: request.replaces.clone(),
             profile,
         };
-        self.sa.create_order(&order, &authzs)?;
+        self.sa.create_order(&order, &fresh)?;
         Ok(order)
     }
 
