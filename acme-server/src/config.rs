@@ -117,6 +117,9 @@ pub struct CaFiles {
     pub intermediate_cert: Option<PathBuf>,
     /// Intermediate private key (PKCS#8 PEM, mode 0600).
     pub intermediate_key: Option<PathBuf>,
+    /// Alternate chains (PEM files holding the certificates that follow the leaf, e.g. a
+    /// cross-signed intermediate), offered with `Link: rel="alternate"` (RFC 8555 §7.4.2).
+    pub alternate_chains: Vec<PathBuf>,
 }
 
 /// What issued certificates look like.
@@ -401,6 +404,7 @@ impl Config {
                 .intermediate_key
                 .clone()
                 .unwrap_or_else(|| dir.join("intermediate-key.pem")),
+            alternate_chains: self.ca.alternate_chains.clone(),
         }
     }
 }

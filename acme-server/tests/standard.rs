@@ -61,6 +61,10 @@ async fn responder(listener: tokio::net::TcpListener, served: Served) {
 
 impl Fixture {
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    async fn start_with(edit: impl FnOnce(&mut acme_server::Config)) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let http_port = listener.local_addr().unwrap().port();
         let served: Served = Arc::default();
@@ -76,6 +80,7 @@ impl Fixture {
         config.validation.http_port = http_port;
         config.validation.resolve_to = Some("127.0.0.1".parse().unwrap());
         config.validation.timeout = 5;
+        edit(&mut config);
         let server = acme_server::start(config, Arc::new(SystemClock))
             .await
             .unwrap();
@@ -685,4 +690,69 @@ async fn valid_authorizations_are_reused_by_later_orders() {
     let (_, theirs) = f.order(&other, &[("dns", "reuse.example.test")]).await;
     assert_eq!(theirs.status, OrderStatus::Pending);
     assert_ne!(theirs.authorizations[0], first.authorizations[0]);
+}
+
+#[tokio::test]
+async fn alternate_chains_are_linked_from_the_certificate() {
+    let alt_dir = tempfile::tempdir().unwrap();
+    let alt_path = alt_dir.path().join("cross-signed.pem");
+    let cross = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .self_signed(&rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    std::fs::write(&alt_path, cross.pem()).unwrap();
+    let f = Fixture::start_with(|c| c.ca.alternate_chains = vec![alt_path.clone()]).await;
+    let account = f.client.new_account().await;
+    let (order_url, order) = f.order(&account, &[("dns", "alt.example.test")]).await;
+    f.validate(&account, &order).await;
+    let (csr, _) = Fixture::csr(&["alt.example.test"]);
+    let response = f
+        .client
+        .post_as(
+            &account,
+            &order.finalize,
+            Some(&common::finalize_payload(&csr)),
+        )
+        .await;
+    let cert_url = f
+        .issued(&account, &order_url, response)
+        .await
+        .certificate
+        .unwrap();
+    let response = f.client.post_as(&account, &cert_url, None).await;
+    let links: Vec<String> = response
+        .headers()
+        .get_all("link")
+        .iter()
+        .map(|l| l.to_str().unwrap().to_owned())
+        .collect();
+    let alternate = format!("<{cert_url}/0>;rel=\"alternate\"");
+    assert!(links.contains(&alternate), "{links:?}");
+    let chain = response.text().await.unwrap();
+    let (_, leaf) = x509_parser::pem::parse_x509_pem(chain.as_bytes()).unwrap();
+    let leaf = leaf.contents;
+    let response = f
+        .client
+        .post_as(&account, &format!("{cert_url}/0"), None)
+        .await;
+    assert_eq!(response.status(), 200);
+    let links: Vec<String> = response
+        .headers()
+        .get_all("link")
+        .iter()
+        .map(|l| l.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        links.contains(&format!("<{cert_url}>;rel=\"alternate\"")),
+        "{links:?}"
+    );
+    let alt_chain = response.text().await.unwrap();
+    let (_, alt_leaf) = x509_parser::pem::parse_x509_pem(alt_chain.as_bytes()).unwrap();
+    assert_eq!(alt_leaf.contents, leaf);
+    assert!(alt_chain.ends_with(&cross.pem()));
+    let response = f
+        .client
+        .post_as(&account, &format!("{cert_url}/1"), None)
+        .await;
+    assert_problem(response, 404, "malformed").await;
 }

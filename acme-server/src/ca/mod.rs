@@ -26,6 +26,8 @@ pub struct CaPaths {
     pub intermediate_cert: PathBuf,
     /// Intermediate key.
     pub intermediate_key: PathBuf,
+    /// Alternate chains (PEM).
+    pub alternate_chains: Vec<PathBuf>,
 }
 
 /// The loaded issuing CA.
@@ -35,6 +37,7 @@ pub struct CertificateAuthority {
     root_pem: String,
     crl_url: Option<String>,
     key_id: Vec<u8>,
+    alternates: Vec<String>,
 }
 
 impl std::fmt::Debug for CertificateAuthority {
@@ -134,12 +137,27 @@ impl CertificateAuthority {
         let key = KeyPair::from_pem(&key_pem).map_err(ca_error)?;
         let issuer = Issuer::from_ca_cert_pem(&intermediate_pem, key).map_err(ca_error)?;
         let key_id = subject_key_id(&intermediate_pem)?;
+        let alternates = paths
+            .alternate_chains
+            .iter()
+            .map(|path| {
+                let pem = text(path, read_public(path)?)?;
+                if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                    return Err(Error::Config(format!(
+                        "{} holds no certificate",
+                        path.display()
+                    )));
+                }
+                Ok(pem)
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             issuer,
             intermediate_pem,
             root_pem,
             crl_url: None,
             key_id,
+            alternates,
         })
     }
 
@@ -161,6 +179,24 @@ impl CertificateAuthority {
     /// first half of an ARI certID).
     pub fn key_id(&self) -> &[u8] {
         &self.key_id
+    }
+
+    /// How many alternate chains are offered.
+    pub fn alternate_count(&self) -> usize {
+        self.alternates.len()
+    }
+
+    /// `chain_pem` (leaf first) with the certificates after the leaf replaced by alternate
+    /// chain `index`.
+    pub fn alternate_chain(&self, chain_pem: &str, index: usize) -> Option<String> {
+        let alternate = self.alternates.get(index)?;
+        let end = "-----END CERTIFICATE-----";
+        let leaf_end = chain_pem.find(end)? + end.len();
+        Some(format!(
+            "{}\n{}",
+            &chain_pem[..leaf_end],
+            alternate.trim_start()
+        ))
     }
 
     /// The root certificate (PEM), for relying parties.
@@ -195,6 +231,7 @@ mod tests {
             root_key: dir.join("root-key.pem"),
             intermediate_cert: dir.join("intermediate.pem"),
             intermediate_key: dir.join("intermediate-key.pem"),
+            alternate_chains: Vec::new(),
         }
     }
 

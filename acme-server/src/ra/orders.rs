@@ -309,6 +309,28 @@ impl RegistrationAuthority {
         Ok(next)
     }
 
+    /// The PEM chain of a certificate of `account`: the default one, or alternate `n`.
+    pub fn certificate_chain(
+        &self,
+        account: &AuthenticatedAccount,
+        id: &str,
+        alternate: Option<usize>,
+    ) -> Result<String> {
+        let cert = self.certificate(account, id)?;
+        match alternate {
+            None => Ok(cert.chain_pem),
+            Some(n) => self
+                .ca
+                .alternate_chain(&cert.chain_pem, n)
+                .ok_or_else(|| Error::NotFound("alternate chain".into())),
+        }
+    }
+
+    /// How many alternate chains certificates have.
+    pub fn alternate_chains(&self) -> usize {
+        self.ca.alternate_count()
+    }
+
     /// The order ids of `account`.
     pub fn orders_of(&self, account: &AuthenticatedAccount) -> Result<Vec<String>> {
         self.sa.order_ids_of(account.id())

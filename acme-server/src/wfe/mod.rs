@@ -77,6 +77,10 @@ pub fn router(state: SharedState) -> Router {
             post_only(handlers::challenge),
         )
         .route(&p("/certificate/{id}"), post_only(handlers::certificate))
+        .route(
+            &p("/certificate/{id}/{n}"),
+            post_only(handlers::certificate_alternate),
+        )
         .route(&p("/revoke-cert"), post_only(handlers::revoke_cert))
         .route(&p("/key-change"), post_only(handlers::key_change))
         .route(&p("/crl"), get(handlers::crl))

@@ -9,7 +9,9 @@ mod revocation;
 
 pub use accounts::{account, account_orders, new_account};
 pub use directory::{directory, new_nonce_get, new_nonce_head, renewal_info};
-pub use orders::{authz, certificate, challenge, finalize, new_order, order};
+pub use orders::{
+    authz, certificate, certificate_alternate, challenge, finalize, new_order, order,
+};
 pub use revocation::{crl, key_change, revoke_cert};
 
 use axum::Json;
@@ -47,7 +49,11 @@ fn json_response<T: Serialize>(
     location: Option<&str>,
     links: &[(&str, &str)],
 ) -> Response {
-    let mut response = (status, Json(body)).into_response();
+    with_links((status, Json(body)).into_response(), location, links)
+}
+
+/// Adds `Location` and `Link: <url>;rel="..."` headers (relation names quoted).
+fn with_links(mut response: Response, location: Option<&str>, links: &[(&str, &str)]) -> Response {
     let headers = response.headers_mut();
     if let Some(Ok(value)) = location.map(HeaderValue::from_str) {
         headers.insert(header::LOCATION, value);

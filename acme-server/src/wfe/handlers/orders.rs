@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use proto::acme::{Finalize, NewOrder};
 
-use super::{json_response, payload, post_as_get};
+use super::{json_response, payload, post_as_get, with_links};
 use crate::error::{Error, Result};
 use crate::wfe::intake::AccountRequest;
 use crate::wfe::{SharedState, render};
@@ -124,18 +124,50 @@ pub async fn finalize(
     Ok(order_response(&state, &order))
 }
 
-/// `POST certificate` (POST-as-GET): the PEM chain.
+/// `POST certificate` (POST-as-GET): the PEM chain, with `Link: rel="alternate"` to each
+/// alternate chain (RFC 8555 §7.4.2).
 pub async fn certificate(
     State(state): State<SharedState>,
     Path(id): Path<String>,
     req: AccountRequest,
 ) -> Result<Response> {
+    chain_response(&state, &req, &id, None)
+}
+
+/// `POST certificate/{id}/{n}` (POST-as-GET): alternate chain `n`.
+pub async fn certificate_alternate(
+    State(state): State<SharedState>,
+    Path((id, n)): Path<(String, usize)>,
+    req: AccountRequest,
+) -> Result<Response> {
+    chain_response(&state, &req, &id, Some(n))
+}
+
+fn chain_response(
+    state: &SharedState,
+    req: &AccountRequest,
+    id: &str,
+    alternate: Option<usize>,
+) -> Result<Response> {
     post_as_get(req.request.payload())?;
-    let cert = state.ra.certificate(&req.account, &id)?;
-    let mut response = (StatusCode::OK, cert.chain_pem).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/pem-certificate-chain"),
-    );
-    Ok(response)
+    let chain = state.ra.certificate_chain(&req.account, id, alternate)?;
+    let url = state.urls.certificate(id);
+    let mut others: Vec<String> = (0..state.ra.alternate_chains())
+        .filter(|n| Some(*n) != alternate)
+        .map(|n| format!("{url}/{n}"))
+        .collect();
+    if alternate.is_some() {
+        others.insert(0, url.clone());
+    }
+    let links: Vec<(&str, &str)> = others.iter().map(|u| (u.as_str(), "alternate")).collect();
+    let response = (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/pem-certificate-chain"),
+        )],
+        chain,
+    )
+        .into_response();
+    Ok(with_links(response, None, &links))
 }
