@@ -756,3 +756,41 @@ async fn alternate_chains_are_linked_from_the_certificate() {
         .await;
     assert_problem(response, 404, "malformed").await;
 }
+
+#[tokio::test]
+async fn an_ip_address_certificate_is_validated_over_http_01() {
+    let f = Fixture::start().await;
+    let account = f.client.new_account().await;
+    let (order_url, order) = f.order(&account, &[("ip", "127.0.0.1")]).await;
+    f.validate(&account, &order).await;
+    let (csr, _) = Fixture::csr(&["127.0.0.1"]);
+    let response = f
+        .client
+        .post_as(
+            &account,
+            &order.finalize,
+            Some(&common::finalize_payload(&csr)),
+        )
+        .await;
+    let cert_url = f
+        .issued(&account, &order_url, response)
+        .await
+        .certificate
+        .unwrap();
+    let chain = f
+        .client
+        .post_as(&account, &cert_url, None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(chain.as_bytes()).unwrap();
+    let cert = pem.parse_x509().unwrap();
+    let san = cert.subject_alternative_name().unwrap().unwrap().value;
+    assert!(matches!(
+        san.general_names.as_slice(),
+        [x509_parser::extensions::GeneralName::IPAddress([
+            127, 0, 0, 1
+        ])]
+    ));
+}
