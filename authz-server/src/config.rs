@@ -48,6 +48,8 @@ pub struct Lifetimes {
     pub client_access_token: i64,
     /// Furthest `exp` accepted in a client's DPoP proof, from now.
     pub max_proof_exp: i64,
+    /// Refresh tokens.
+    pub refresh_token: i64,
 }
 
 impl Default for Lifetimes {
@@ -59,6 +61,7 @@ impl Default for Lifetimes {
             backend_nonce: 300,
             client_access_token: 360,
             max_proof_exp: 3600,
+            refresh_token: 30 * 86_400,
         }
     }
 }
@@ -114,6 +117,7 @@ impl Config {
             ("backend_nonce", l.backend_nonce),
             ("client_access_token", l.client_access_token),
             ("max_proof_exp", l.max_proof_exp),
+            ("refresh_token", l.refresh_token),
         ] {
             if v <= 0 {
                 return Err(Error::Config(format!("lifetimes.{name} must be positive")));

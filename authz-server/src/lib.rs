@@ -14,6 +14,7 @@ pub mod error;
 pub mod grants;
 pub mod http;
 pub mod keys;
+pub mod refresh;
 pub mod server;
 pub mod store;
 pub mod tokens;

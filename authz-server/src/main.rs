@@ -92,9 +92,12 @@ enum ClientAction {
     Add {
         #[arg(long)]
         id: String,
-        /// Redirect URI (repeatable).
-        #[arg(long = "redirect-uri", required = true)]
+        /// Redirect URI (repeatable; required for public clients).
+        #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
+        /// A confidential client: a secret is generated and printed once.
+        #[arg(long)]
+        confidential: bool,
     },
     /// List clients.
     List,
@@ -210,15 +213,24 @@ fn user_command(config: &Config, action: UserAction) -> anyhow::Result<()> {
 fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
     let store = open_store(config)?;
     match action {
-        ClientAction::Add { id, redirect_uris } => {
+        ClientAction::Add {
+            id,
+            redirect_uris,
+            confidential,
+        } => {
+            let secret = confidential.then(users::new_client_secret);
             users::add_client(
                 store.as_ref(),
                 &OAuthClient {
                     id: id.clone(),
                     redirect_uris,
+                    secret_sha256: secret.as_ref().map(|(_, digest)| digest.clone()),
                 },
             )?;
             println!("added client {id}");
+            if let Some((secret, _)) = secret {
+                println!("client secret {}", secret.expose());
+            }
         }
         ClientAction::List => {
             for c in users::list_clients(store.as_ref())? {

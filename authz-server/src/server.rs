@@ -19,6 +19,8 @@ use crate::users::{NewUser, OAuthClient};
 pub const DEMO_HANDLE: &str = "alice_wire";
 /// The OAuth client id seeded in dev mode.
 pub const DEMO_CLIENT_ID: &str = "wireapp";
+/// The confidential demo client seeded in dev mode (secret in `data_dir/demo-service-secret`).
+pub const DEMO_SERVICE_ID: &str = "demo-service";
 /// The redirect URI of the demo client (any loopback port matches, RFC 8252 §7.3).
 pub const DEMO_REDIRECT_URI: &str = "http://127.0.0.1/callback";
 
@@ -113,6 +115,22 @@ fn seed_demo(store: &dyn Store, config: &Config) -> Result<()> {
             &OAuthClient {
                 id: DEMO_CLIENT_ID.into(),
                 redirect_uris: vec![DEMO_REDIRECT_URI.into()],
+                secret_sha256: None,
+            },
+        )?;
+    }
+    if crate::users::client(store, DEMO_SERVICE_ID)?.is_none() {
+        let (secret, digest) = crate::users::new_client_secret();
+        server_kit::files::write_private(
+            &config.data_dir.join("demo-service-secret"),
+            secret.expose().as_bytes(),
+        )?;
+        crate::users::add_client(
+            store,
+            &OAuthClient {
+                id: DEMO_SERVICE_ID.into(),
+                redirect_uris: vec![DEMO_REDIRECT_URI.into()],
+                secret_sha256: Some(digest),
             },
         )?;
     }

@@ -21,6 +21,10 @@ pub mod trees {
     pub const BACKEND_NONCES: Tree = Tree::new("backend_nonces");
     /// Access-token `jti` → revocation record.
     pub const REVOKED_TOKENS: Tree = Tree::new("revoked_tokens");
+    /// SHA-256 of a refresh token → its record.
+    pub const REFRESH_TOKENS: Tree = Tree::new("refresh_tokens");
+    /// Refresh token family → revocation state and access tokens.
+    pub const REFRESH_FAMILIES: Tree = Tree::new("refresh_families");
     /// DPoP proof `jti` (with key thumbprint) → expiry: the replay cache.
     pub const DPOP_JTIS: Tree = Tree::new("dpop_jtis");
 }

@@ -44,6 +44,41 @@ pub struct Issuer<'a> {
     pub id_lifetime: i64,
 }
 
+/// What an access token is issued for.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessGrant<'a> {
+    /// `sub`: a user id, or the client id for client credentials.
+    pub subject: &'a str,
+    /// `client_id`.
+    pub client_id: &'a str,
+    /// `scope`.
+    pub scope: &'a str,
+    /// `cnf.jkt` when DPoP-bound.
+    pub jkt: Option<&'a str>,
+}
+
+/// Signs an RFC 9068 access token; returns it and its `jti`.
+pub fn issue_access(
+    issuer: &Issuer<'_>,
+    grant: &AccessGrant<'_>,
+    now: UnixTime,
+) -> Result<(String, String)> {
+    let jti = proto::random::uuid_v4();
+    let mut at = Claims::default();
+    at.set("iss", issuer.url);
+    at.set("sub", grant.subject);
+    at.set("aud", issuer.url);
+    at.set("client_id", grant.client_id);
+    at.set("scope", grant.scope);
+    at.set("jti", jti.clone());
+    at.set("iat", now);
+    at.set("exp", now + issuer.access_lifetime);
+    if let Some(jkt) = grant.jkt {
+        at.set("cnf", json!({ "jkt": jkt }));
+    }
+    Ok((issuer.key.sign_jwt("at+jwt", false, &at.0)?, jti))
+}
+
 /// Issues the tokens for a redeemed code.
 pub fn issue_for_grant(
     issuer: &Issuer<'_>,
@@ -52,20 +87,17 @@ pub fn issue_for_grant(
     proof: Option<&VerifiedDpopProof>,
     now: UnixTime,
 ) -> Result<IssuedTokens> {
-    let access_jti = proto::random::uuid_v4();
-    let mut at = Claims::default();
-    at.set("iss", issuer.url);
-    at.set("sub", user.id.clone());
-    at.set("aud", issuer.url);
-    at.set("client_id", grant.client_id.clone());
-    at.set("scope", grant.scope.clone());
-    at.set("jti", access_jti.clone());
-    at.set("iat", now);
-    at.set("exp", now + issuer.access_lifetime);
-    if let Some(p) = proof {
-        at.set("cnf", json!({"jkt": p.thumbprint()}));
-    }
-    let access_token = issuer.key.sign_jwt("at+jwt", false, &at.0)?;
+    let jkt = proof.map(VerifiedDpopProof::thumbprint);
+    let (access_token, access_jti) = issue_access(
+        issuer,
+        &AccessGrant {
+            subject: &user.id,
+            client_id: &grant.client_id,
+            scope: &grant.scope,
+            jkt: jkt.as_deref(),
+        },
+        now,
+    )?;
 
     let id_token = if grant.scope.split(' ').any(|s| s == "openid") {
         let mut id = Claims::default();

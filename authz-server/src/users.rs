@@ -167,16 +167,44 @@ fn hash_password(password: &SecretString) -> Result<String> {
         .map_err(|e| Error::Internal(e.to_string()))
 }
 
-/// A registered OAuth client.
+/// A registered OAuth client: public (no secret) or confidential (a generated secret, stored
+/// as its SHA-256 — the secret has 256 random bits, so no slow hash is needed).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OAuthClient {
     /// `client_id`.
     pub id: String,
     /// Exact redirect URIs; loopback IP redirects match on any port (RFC 8252 §7.3).
     pub redirect_uris: Vec<String>,
+    /// base64url SHA-256 of the client secret, for confidential clients.
+    #[serde(default)]
+    pub secret_sha256: Option<String>,
+}
+
+/// A fresh client secret and the digest stored for it.
+pub fn new_client_secret() -> (SecretString, String) {
+    let secret = proto::random::token(256);
+    let digest = secret_digest(&secret);
+    (SecretString::new(secret), digest)
+}
+
+fn secret_digest(secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    proto::b64::encode(Sha256::digest(secret.as_bytes()))
 }
 
 impl OAuthClient {
+    /// Whether the client authenticates with a secret.
+    pub fn is_confidential(&self) -> bool {
+        self.secret_sha256.is_some()
+    }
+
+    /// Checks a presented secret in constant time.
+    pub fn secret_matches(&self, presented: &str) -> bool {
+        self.secret_sha256.as_ref().is_some_and(|stored| {
+            proto::secret::constant_time_eq(stored.as_bytes(), secret_digest(presented).as_bytes())
+        })
+    }
+
     /// Whether `uri` is one of the registered redirect URIs.
     pub fn allows_redirect(&self, uri: &str) -> bool {
         self.redirect_uris
@@ -197,11 +225,11 @@ fn loopback_match(registered: &str, presented: &str) -> bool {
     r == p
 }
 
-/// Registers (or replaces) a public client.
+/// Registers (or replaces) a client.
 pub fn add_client(store: &dyn Store, client: &OAuthClient) -> Result<()> {
-    if client.id.is_empty() || client.redirect_uris.is_empty() {
+    if client.id.is_empty() || (client.redirect_uris.is_empty() && !client.is_confidential()) {
         return Err(Error::invalid_request(
-            "a client needs an id and at least one redirect URI",
+            "a client needs an id, and a public client at least one redirect URI",
         ));
     }
     for uri in &client.redirect_uris {
@@ -314,6 +342,7 @@ mod tests {
                 "http://127.0.0.1/cb".into(),
                 "https://app.example/cb".into(),
             ],
+            secret_sha256: None,
         };
         assert!(c.allows_redirect("http://127.0.0.1:53211/cb"));
         assert!(c.allows_redirect("https://app.example/cb"));

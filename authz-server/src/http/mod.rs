@@ -3,6 +3,7 @@
 //! render themselves; none of them builds an error body by hand.
 
 mod authorize;
+mod client_auth;
 mod devices;
 mod discovery;
 mod token;

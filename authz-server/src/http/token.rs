@@ -1,5 +1,6 @@
-//! `/token`: the authorization code grant with PKCE, DPoP-binding the tokens when the request
-//! carries a valid proof (RFC 9449 §5), with a `jti` replay cache for those proofs.
+//! `/token`: authorization code with PKCE, refresh tokens with rotation, and client credentials;
+//! tokens are DPoP-bound when the request carries a valid proof (RFC 9449 §5), with a `jti`
+//! replay cache for those proofs.
 
 use std::collections::HashMap;
 
@@ -11,71 +12,46 @@ use axum::response::{IntoResponse, Response};
 use proto::dpop::{
     DpopCheck, DpopPolicy, NonceCheck, VerifiedDpopProof, single_dpop_header, verify_dpop_proof,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::SharedState;
+use super::client_auth::{ClientAuth, authenticate_client};
 use crate::error::{Error, Result};
+use crate::refresh::RefreshRecord;
 use crate::store::trees;
+use crate::tokens::AccessGrant;
 
-/// `POST /token`.
+/// `POST /token`: `authorization_code` (PKCE), `refresh_token` (rotation, reuse revokes the
+/// family, DPoP-bound families need the same key), `client_credentials` (confidential clients).
 pub async fn token(
     State(state): State<SharedState>,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Result<Response> {
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
-    match field("grant_type") {
-        "authorization_code" => {}
-        "" => return Err(Error::invalid_request("grant_type is missing")),
+    let grant_type = field("grant_type");
+    if grant_type.is_empty() {
+        return Err(Error::invalid_request("grant_type is missing"));
+    }
+    let client = authenticate_client(&state, &headers, &form)?;
+    let now = state.clock.now();
+    let proof = dpop_proof(&state, &headers, now)?;
+    let body = match grant_type {
+        "authorization_code" => code_grant(&state, &client, &form, proof.as_ref(), now)?,
+        "refresh_token" => {
+            refresh_grant(&state, &client, field("refresh_token"), proof.as_ref(), now)?
+        }
+        "client_credentials" => {
+            client_credentials(&state, &client, field("scope"), proof.as_ref(), now)?
+        }
         _ => {
             return Err(Error::OAuth {
                 code: "unsupported_grant_type",
-                description: "only authorization_code is supported".into(),
+                description: "supported: authorization_code, refresh_token, client_credentials"
+                    .into(),
             });
         }
-    }
-    let client_id = field("client_id");
-    if client_id.is_empty() || crate::users::client(state.store(), client_id)?.is_none() {
-        return Err(Error::InvalidClient("unknown client".into()));
-    }
-    let now = state.clock.now();
-    let redeemed = crate::grants::redeem(
-        state.store(),
-        field("code"),
-        client_id,
-        field("redirect_uri"),
-        field("code_verifier"),
-        now,
-    )?;
-    let proof = dpop_proof(&state, &headers, now)?;
-    if let Some(expected) = &redeemed.grant.dpop_jkt {
-        match &proof {
-            Some(p) if p.thumbprint() == expected => {}
-            Some(_) => return Err(Error::InvalidDpopProof(proto::Error::CnfMismatch)),
-            None => return Err(Error::InvalidDpopProof(proto::Error::MissingDpopHeader)),
-        }
-    }
-    let user = crate::users::get(state.store(), &redeemed.grant.user_id)?
-        .ok_or_else(|| Error::invalid_grant("the user no longer exists"))?;
-    let tokens = crate::tokens::issue_for_grant(
-        &state.issuer(),
-        &redeemed.grant,
-        &user,
-        proof.as_ref(),
-        now,
-    )?;
-    let scope = redeemed.grant.scope.clone();
-    redeemed.commit(state.store(), vec![tokens.access_jti.clone()])?;
-    tracing::info!(client_id, user = %user.id, dpop = tokens.dpop_bound, "tokens issued");
-    let mut body = json!({
-        "access_token": tokens.access_token,
-        "token_type": if tokens.dpop_bound { "DPoP" } else { "Bearer" },
-        "expires_in": tokens.expires_in,
-        "scope": scope,
-    });
-    if let Some(id_token) = tokens.id_token {
-        body["id_token"] = id_token.into();
-    }
+    };
     let mut response = Json(body).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,
@@ -85,6 +61,165 @@ pub async fn token(
         .headers_mut()
         .insert(header::PRAGMA, header::HeaderValue::from_static("no-cache"));
     Ok(response)
+}
+
+fn token_body(access_token: &str, bound: bool, expires_in: i64, scope: &str) -> Value {
+    json!({
+        "access_token": access_token,
+        "token_type": if bound { "DPoP" } else { "Bearer" },
+        "expires_in": expires_in,
+        "scope": scope,
+    })
+}
+
+fn code_grant(
+    state: &SharedState,
+    client: &ClientAuth,
+    form: &HashMap<String, String>,
+    proof: Option<&VerifiedDpopProof>,
+    now: i64,
+) -> Result<Value> {
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    let client_id = client.client.id.as_str();
+    let redeemed = crate::grants::redeem(
+        state.store(),
+        field("code"),
+        client_id,
+        field("redirect_uri"),
+        field("code_verifier"),
+        now,
+    )?;
+    if let Some(expected) = &redeemed.grant.dpop_jkt {
+        match proof {
+            Some(p) if p.thumbprint() == expected => {}
+            Some(_) => return Err(Error::InvalidDpopProof(proto::Error::CnfMismatch)),
+            None => return Err(Error::InvalidDpopProof(proto::Error::MissingDpopHeader)),
+        }
+    }
+    let user = crate::users::get(state.store(), &redeemed.grant.user_id)?
+        .ok_or_else(|| Error::invalid_grant("the user no longer exists"))?;
+    let tokens =
+        crate::tokens::issue_for_grant(&state.issuer(), &redeemed.grant, &user, proof, now)?;
+    let scope = redeemed.grant.scope.clone();
+    let refresh = crate::refresh::issue(
+        state.store(),
+        None,
+        &RefreshRecord {
+            family: String::new(),
+            client_id: client_id.to_owned(),
+            user_id: user.id.clone(),
+            scope: scope.clone(),
+            jkt: proof.map(|p| p.thumbprint().to_owned()),
+            expires_at: now + state.config.lifetimes.refresh_token,
+            used: false,
+        },
+        &tokens.access_jti,
+    )?;
+    redeemed.commit(state.store(), vec![tokens.access_jti.clone()])?;
+    tracing::info!(client_id, user = %user.id, dpop = tokens.dpop_bound, "tokens issued");
+    let mut body = token_body(
+        &tokens.access_token,
+        tokens.dpop_bound,
+        tokens.expires_in,
+        &scope,
+    );
+    body["refresh_token"] = refresh.into();
+    if let Some(id_token) = tokens.id_token {
+        body["id_token"] = id_token.into();
+    }
+    Ok(body)
+}
+
+fn refresh_grant(
+    state: &SharedState,
+    client: &ClientAuth,
+    token: &str,
+    proof: Option<&VerifiedDpopProof>,
+    now: i64,
+) -> Result<Value> {
+    if token.is_empty() {
+        return Err(Error::invalid_request("refresh_token is missing"));
+    }
+    // The key binding is checked before the token is used, so a stolen token presented with
+    // another key cannot burn (and, by reuse detection, revoke) the holder's family.
+    if let Some(record) = crate::refresh::peek(state.store(), token, now)?
+        && let Some(jkt) = &record.jkt
+    {
+        match proof {
+            Some(p) if p.thumbprint() == jkt => {}
+            Some(_) => return Err(Error::InvalidDpopProof(proto::Error::CnfMismatch)),
+            None => return Err(Error::InvalidDpopProof(proto::Error::MissingDpopHeader)),
+        }
+    }
+    let record = crate::refresh::redeem(state.store(), token, &client.client.id, now)?;
+    crate::users::get(state.store(), &record.user_id)?
+        .ok_or_else(|| Error::invalid_grant("the user no longer exists"))?;
+    let jkt = record
+        .jkt
+        .clone()
+        .or_else(|| proof.map(|p| p.thumbprint().to_owned()));
+    let (access_token, jti) = crate::tokens::issue_access(
+        &state.issuer(),
+        &AccessGrant {
+            subject: &record.user_id,
+            client_id: &record.client_id,
+            scope: &record.scope,
+            jkt: jkt.as_deref(),
+        },
+        now,
+    )?;
+    let family = record.family.clone();
+    let next = crate::refresh::issue(
+        state.store(),
+        Some(&family),
+        &RefreshRecord {
+            jkt: jkt.clone(),
+            ..record.clone()
+        },
+        &jti,
+    )?;
+    state.store().flush()?;
+    let mut body = token_body(
+        &access_token,
+        jkt.is_some(),
+        state.config.lifetimes.access_token,
+        &record.scope,
+    );
+    body["refresh_token"] = next.into();
+    Ok(body)
+}
+
+fn client_credentials(
+    state: &SharedState,
+    client: &ClientAuth,
+    scope: &str,
+    proof: Option<&VerifiedDpopProof>,
+    now: i64,
+) -> Result<Value> {
+    if !client.authenticated {
+        return Err(Error::OAuth {
+            code: "unauthorized_client",
+            description: "client_credentials is for confidential clients".into(),
+        });
+    }
+    let jkt = proof.map(|p| p.thumbprint().to_owned());
+    let (access_token, _) = crate::tokens::issue_access(
+        &state.issuer(),
+        &AccessGrant {
+            subject: &client.client.id,
+            client_id: &client.client.id,
+            scope,
+            jkt: jkt.as_deref(),
+        },
+        now,
+    )?;
+    tracing::info!(client_id = %client.client.id, dpop = jkt.is_some(), "client credentials token issued");
+    Ok(token_body(
+        &access_token,
+        jkt.is_some(),
+        state.config.lifetimes.access_token,
+        scope,
+    ))
 }
 
 /// Verifies the request's DPoP proof, if it has one, and records its `jti`.
