@@ -6,6 +6,7 @@ mod authorize;
 mod client_auth;
 mod devices;
 mod discovery;
+mod introspect;
 mod token;
 mod userinfo;
 
@@ -74,6 +75,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/jwks", get(discovery::jwks))
         .route("/authorize", get(authorize::show).post(authorize::submit))
         .route("/token", post(token::token))
+        .route("/introspect", post(introspect::introspect))
+        .route("/revoke", post(introspect::revoke))
         .route(
             "/userinfo",
             get(userinfo::userinfo).post(userinfo::userinfo),

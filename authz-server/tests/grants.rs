@@ -1,0 +1,225 @@
+//! Refresh tokens (rotation, reuse revokes the family, DPoP binding), client credentials for
+//! confidential clients, introspection and revocation — over HTTPS against the real server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use proto::dpop::DpopClaims;
+use serde_json::Value;
+
+fn refresh_form(token: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("grant_type", "refresh_token".into()),
+        ("refresh_token", token.into()),
+        ("client_id", "wireapp".into()),
+    ]
+}
+
+fn service_secret(h: &Harness) -> String {
+    std::fs::read_to_string(h.dir.path().join("demo-service-secret")).unwrap()
+}
+
+async fn oauth_error(response: reqwest::Response, status: u16, code: &str) {
+    assert_eq!(response.status(), status);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], code, "{body}");
+}
+
+async fn userinfo_status(h: &Harness, token: &str) -> u16 {
+    h.client
+        .get(h.url("/userinfo"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
+    let h = Harness::start().await;
+    let tokens = h.login(None).await;
+    let first_rt = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let first_at = tokens["access_token"].as_str().unwrap().to_owned();
+
+    let response = h.token_request(&refresh_form(&first_rt), None).await;
+    assert_eq!(response.status(), 200);
+    let rotated: Value = response.json().await.unwrap();
+    let second_rt = rotated["refresh_token"].as_str().unwrap().to_owned();
+    let second_at = rotated["access_token"].as_str().unwrap().to_owned();
+    assert_ne!(second_rt, first_rt);
+    assert_eq!(rotated["token_type"], "Bearer");
+    assert_eq!(userinfo_status(&h, &second_at).await, 200);
+
+    // The used token again: refused, and the whole family with its access tokens revoked.
+    oauth_error(
+        h.token_request(&refresh_form(&first_rt), None).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    oauth_error(
+        h.token_request(&refresh_form(&second_rt), None).await,
+        400,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(userinfo_status(&h, &second_at).await, 401);
+    assert_eq!(userinfo_status(&h, &first_at).await, 401);
+}
+
+#[tokio::test]
+async fn a_dpop_bound_refresh_token_needs_its_key_and_is_not_burnt_by_a_thief() {
+    let h = Harness::start().await;
+    let key = account_key();
+    let tokens = h.login(Some(&key)).await;
+    assert_eq!(tokens["token_type"], "DPoP");
+    let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let proof = |k: &proto::jws::SigningKey| {
+        DpopClaims::new("POST", &h.url("/token"), h.now())
+            .sign(k)
+            .unwrap()
+    };
+    let thief = account_key();
+    let response = h
+        .token_request(&refresh_form(&rt), Some(proof(&thief)))
+        .await;
+    oauth_error(response, 400, "invalid_dpop_proof").await;
+    let response = h.token_request(&refresh_form(&rt), None).await;
+    oauth_error(response, 400, "invalid_dpop_proof").await;
+
+    let response = h.token_request(&refresh_form(&rt), Some(proof(&key))).await;
+    assert_eq!(
+        response.status(),
+        200,
+        "the holder still can: {:?}",
+        response.text().await
+    );
+    let rotated: Value = response.json().await.unwrap();
+    assert_eq!(rotated["token_type"], "DPoP");
+    let at = rotated["access_token"].as_str().unwrap();
+    assert_eq!(h.userinfo_with_proof(at, &key).await.status(), 200);
+}
+
+#[tokio::test]
+async fn client_credentials_for_confidential_clients_only() {
+    let h = Harness::start().await;
+    let secret = service_secret(&h);
+    let form = vec![
+        ("grant_type", "client_credentials".to_owned()),
+        ("scope", "api".into()),
+    ];
+
+    let response = h
+        .client
+        .post(h.url("/token"))
+        .basic_auth("demo-service", Some(&secret))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["scope"], "api");
+    assert!(body.get("refresh_token").is_none());
+
+    let mut post = form.clone();
+    post.push(("client_id", "demo-service".into()));
+    post.push(("client_secret", secret.clone()));
+    let key = account_key();
+    let proof = DpopClaims::new("POST", &h.url("/token"), h.now())
+        .sign(&key)
+        .unwrap();
+    let response = h.token_request(&post, Some(proof)).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["token_type"], "DPoP");
+
+    let response = h
+        .client
+        .post(h.url("/token"))
+        .basic_auth("demo-service", Some("wrong"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().get("www-authenticate").is_some());
+    oauth_error(response, 401, "invalid_client").await;
+
+    let mut public = form.clone();
+    public.push(("client_id", "wireapp".into()));
+    oauth_error(
+        h.token_request(&public, None).await,
+        400,
+        "unauthorized_client",
+    )
+    .await;
+    let mut no_secret = form.clone();
+    no_secret.push(("client_id", "demo-service".into()));
+    oauth_error(
+        h.token_request(&no_secret, None).await,
+        401,
+        "invalid_client",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn introspection_and_revocation() {
+    let h = Harness::start().await;
+    let secret = service_secret(&h);
+    let key = account_key();
+    let tokens = h.login(Some(&key)).await;
+    let at = tokens["access_token"].as_str().unwrap().to_owned();
+    let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let introspect = |token: String| {
+        let (client, url, secret) = (h.client.clone(), h.url("/introspect"), secret.clone());
+        async move {
+            let r = client
+                .post(url)
+                .basic_auth("demo-service", Some(secret))
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let info = introspect(at.clone()).await;
+    assert_eq!(info["active"], true);
+    assert_eq!(info["token_type"], "DPoP");
+    assert_eq!(info["cnf"]["jkt"], key.public_jwk().thumbprint());
+    assert_eq!(info["client_id"], "wireapp");
+    let info = introspect(rt.clone()).await;
+    assert_eq!(info["token_type"], "refresh_token");
+    assert_eq!(introspect("garbage".into()).await["active"], false);
+
+    // Public clients may not introspect.
+    let response = h
+        .client
+        .post(h.url("/introspect"))
+        .form(&[("token", at.as_str()), ("client_id", "wireapp")])
+        .send()
+        .await
+        .unwrap();
+    oauth_error(response, 401, "invalid_client").await;
+
+    // The public client revokes its own tokens.
+    for token in [&at, &rt] {
+        let response = h
+            .client
+            .post(h.url("/revoke"))
+            .form(&[("token", token.as_str()), ("client_id", "wireapp")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(introspect(at.clone()).await["active"], false);
+    assert_eq!(introspect(rt.clone()).await["active"], false);
+    assert_eq!(h.userinfo_with_proof(&at, &key).await.status(), 401);
+}
