@@ -94,7 +94,7 @@ pub fn issue_for_grant(
             subject: &user.id,
             client_id: &grant.client_id,
             scope: &grant.scope,
-            jkt: jkt.as_deref(),
+            jkt,
         },
         now,
     )?;
