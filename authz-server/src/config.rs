@@ -28,6 +28,9 @@ pub struct Config {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for TLS (required unless `dev`).
     pub tls_key: Option<PathBuf>,
+    /// Require a server-issued nonce in DPoP proofs at `/token` and resource endpoints
+    /// (`use_dpop_nonce` otherwise, RFC 9449 §8, §9).
+    pub require_dpop_nonce: bool,
     /// Lifetimes in seconds.
     pub lifetimes: Lifetimes,
 }
@@ -76,6 +79,7 @@ impl Default for Config {
             domain: "wire.example".into(),
             tls_cert: None,
             tls_key: None,
+            require_dpop_nonce: false,
             lifetimes: Lifetimes::default(),
         }
     }

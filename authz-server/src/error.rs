@@ -35,6 +35,13 @@ pub enum Error {
     /// A DPoP proof at an OAuth endpoint fails a check (RFC 9449 `invalid_dpop_proof`).
     #[error("invalid DPoP proof: {0}")]
     InvalidDpopProof(proto::Error),
+    /// The DPoP proof lacks a current server nonce (RFC 9449 §8 at the token endpoint, §9 at
+    /// resources); the response carries a fresh `DPoP-Nonce`.
+    #[error("use_dpop_nonce")]
+    UseDpopNonce {
+        /// At a resource (401 + `WWW-Authenticate`) rather than the token endpoint (400).
+        resource: bool,
+    },
     /// The presented access token is missing, malformed, expired, revoked or misused.
     #[error("invalid token: {description}")]
     InvalidToken { description: String, scheme: Scheme },
@@ -197,6 +204,25 @@ impl IntoResponse for Error {
                 r.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Basic realm=\"token\""),
+                );
+                r
+            }
+            Error::UseDpopNonce { resource: false } => oauth_body(
+                StatusCode::BAD_REQUEST,
+                "use_dpop_nonce",
+                "use the DPoP-Nonce of this response in the proof",
+            ),
+            Error::UseDpopNonce { resource: true } => {
+                let mut r = oauth_body(
+                    StatusCode::UNAUTHORIZED,
+                    "use_dpop_nonce",
+                    "use the DPoP-Nonce of this response in the proof",
+                );
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        "DPoP error=\"use_dpop_nonce\", error_description=\"Resource server requires nonce in DPoP proof\"",
+                    ),
                 );
                 r
             }

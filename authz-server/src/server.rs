@@ -94,6 +94,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         store: store.clone(),
         key,
         clock,
+        dpop_nonces: proto::dpop_nonce::NonceSource::new(),
     });
     let serving = server_kit::serve::serve_tls(listener, tls, router(state), "authz-server")?;
     tracing::info!(%addr, %base_url, "authz-server listening");

@@ -42,6 +42,25 @@ pub struct Issuer<'a> {
     pub access_lifetime: i64,
     /// ID token lifetime.
     pub id_lifetime: i64,
+    /// The nonce source, when proofs must carry a server nonce.
+    pub dpop_nonces: Option<&'a proto::dpop_nonce::NonceSource>,
+}
+
+/// The nonce requirement of a proof at this server, and the check of the nonce it carried.
+pub fn nonce_check(issuer: &Issuer<'_>) -> NonceCheck<'static> {
+    if issuer.dpop_nonces.is_some() {
+        NonceCheck::Present
+    } else {
+        NonceCheck::NotRequired
+    }
+}
+
+/// Whether a verified proof's nonce is one of ours (always true when none is required).
+pub fn nonce_accepted(issuer: &Issuer<'_>, proof: &VerifiedDpopProof, now: UnixTime) -> bool {
+    match issuer.dpop_nonces {
+        None => true,
+        Some(source) => proof.nonce().is_some_and(|n| source.accepts(n, now)),
+    }
 }
 
 /// What an access token is issued for.
@@ -140,6 +159,15 @@ pub fn issue_for_grant(
         expires_in: issuer.access_lifetime,
         dpop_bound: proof.is_some(),
     })
+}
+
+/// Records a proof's `jti` (with its key) in the replay cache for the acceptance window; false
+/// when it was seen before.
+pub fn remember_jti(store: &dyn Store, proof: &VerifiedDpopProof) -> Result<bool> {
+    let policy = DpopPolicy::rfc9449();
+    let key = format!("{}:{}", proof.thumbprint(), proof.claims().jti);
+    let expires = json!({ "expires_at": proof.claims().iat + policy.max_age + policy.max_skew });
+    Ok(store.insert_new_json(trees::DPOP_JTIS, &key, &expires)?)
 }
 
 /// Marks a token revoked.
@@ -243,12 +271,27 @@ pub fn authenticate(
             let check = DpopCheck {
                 htm,
                 htu,
-                nonce: NonceCheck::NotRequired,
+                nonce: nonce_check(issuer),
                 access_token: Some(token),
                 wire: None,
             };
-            let proof = verify_dpop_proof(raw, &check, &DpopPolicy::rfc9449(), now)
-                .map_err(|e| Error::invalid_token(format!("DPoP proof: {e}"), Scheme::Dpop))?;
+            let proof =
+                verify_dpop_proof(raw, &check, &DpopPolicy::rfc9449(), now).map_err(|e| {
+                    if e == proto::Error::MissingNonce {
+                        Error::UseDpopNonce { resource: true }
+                    } else {
+                        Error::invalid_token(format!("DPoP proof: {e}"), Scheme::Dpop)
+                    }
+                })?;
+            if !nonce_accepted(issuer, &proof, now) {
+                return Err(Error::UseDpopNonce { resource: true });
+            }
+            if !remember_jti(store, &proof)? {
+                return Err(Error::invalid_token(
+                    "the DPoP proof was already used (jti)",
+                    Scheme::Dpop,
+                ));
+            }
             if proof.thumbprint() != jkt {
                 return Err(Error::invalid_token(
                     "the DPoP proof key is not the token's",

@@ -21,6 +21,7 @@ pub mod acme_jws;
 pub mod b64;
 pub mod clock;
 pub mod dpop;
+pub mod dpop_nonce;
 pub mod eab;
 mod error;
 pub mod htu;

@@ -34,6 +34,8 @@ pub struct AppState {
     pub key: SigningKey,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// Server-issued DPoP nonces (RFC 9449 §8).
+    pub dpop_nonces: proto::dpop_nonce::NonceSource,
 }
 
 impl AppState {
@@ -44,6 +46,7 @@ impl AppState {
             key: &self.key,
             access_lifetime: self.config.lifetimes.access_token,
             id_lifetime: self.config.lifetimes.id_token,
+            dpop_nonces: self.config.require_dpop_nonce.then_some(&self.dpop_nonces),
         }
     }
 
@@ -75,6 +78,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/jwks", get(discovery::jwks))
         .route("/authorize", get(authorize::show).post(authorize::submit))
         .route("/token", post(token::token))
+        .route("/dpop-nonce", get(dpop_nonce).head(dpop_nonce))
         .route("/introspect", post(introspect::introspect))
         .route("/revoke", post(introspect::revoke))
         .route(
@@ -87,5 +91,28 @@ pub fn router(state: SharedState) -> Router {
             "/clients/{device}/access-token",
             post(devices::access_token),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            add_dpop_nonce,
+        ))
         .with_state(state)
+}
+
+/// `GET`/`HEAD /dpop-nonce`: a fresh DPoP nonce in `DPoP-Nonce` (added by [`add_dpop_nonce`]).
+async fn dpop_nonce() -> axum::http::StatusCode {
+    axum::http::StatusCode::OK
+}
+
+/// Every response carries a fresh `DPoP-Nonce` (RFC 9449 §8.2, §9).
+async fn add_dpop_nonce(
+    axum::extract::State(state): axum::extract::State<SharedState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(request).await;
+    let nonce = state.dpop_nonces.issue(state.clock.now());
+    if let Ok(value) = axum::http::HeaderValue::from_str(&nonce) {
+        response.headers_mut().insert("dpop-nonce", value);
+    }
+    response
 }

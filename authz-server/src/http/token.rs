@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use proto::dpop::{
-    DpopCheck, DpopPolicy, NonceCheck, VerifiedDpopProof, single_dpop_header, verify_dpop_proof,
+    DpopCheck, DpopPolicy, VerifiedDpopProof, single_dpop_header, verify_dpop_proof,
 };
 use serde_json::{Value, json};
 
@@ -18,7 +18,6 @@ use super::SharedState;
 use super::client_auth::{ClientAuth, authenticate_client};
 use crate::error::{Error, Result};
 use crate::refresh::RefreshRecord;
-use crate::store::trees;
 use crate::tokens::AccessGrant;
 
 /// `POST /token`: `authorization_code` (PKCE), `refresh_token` (rotation, reuse revokes the
@@ -234,21 +233,23 @@ fn dpop_proof(
     let raw = single_dpop_header(headers.get_all("dpop").iter().map(|v| v.as_bytes()))
         .map_err(Error::InvalidDpopProof)?;
     let token_url = state.url("/token");
+    let issuer = state.issuer();
     let check = DpopCheck {
         htm: "POST",
         htu: &token_url,
-        nonce: NonceCheck::NotRequired,
+        nonce: crate::tokens::nonce_check(&issuer),
         access_token: None,
         wire: None,
     };
     let policy = DpopPolicy::rfc9449();
-    let proof = verify_dpop_proof(raw, &check, &policy, now).map_err(Error::InvalidDpopProof)?;
-    let replay_key = format!("{}:{}", proof.thumbprint(), proof.claims().jti);
-    let expires = json!({ "expires_at": proof.claims().iat + policy.max_age + policy.max_skew });
-    if !state
-        .store()
-        .insert_new_json(trees::DPOP_JTIS, &replay_key, &expires)?
-    {
+    let proof = verify_dpop_proof(raw, &check, &policy, now).map_err(|e| match e {
+        proto::Error::MissingNonce => Error::UseDpopNonce { resource: false },
+        other => Error::InvalidDpopProof(other),
+    })?;
+    if !crate::tokens::nonce_accepted(&issuer, &proof, now) {
+        return Err(Error::UseDpopNonce { resource: false });
+    }
+    if !crate::tokens::remember_jti(state.store(), &proof)? {
         return Err(Error::InvalidDpopProof(proto::Error::InvalidClaim("jti")));
     }
     Ok(Some(proof))

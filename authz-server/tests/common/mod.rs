@@ -48,14 +48,19 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(edit: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config {
+        let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().to_owned(),
             dev: true,
             domain: DOMAIN.into(),
             ..Config::default()
         };
+        edit(&mut config);
         let clock = Arc::new(FixedClock::new(SystemClock.now()));
         let server = authz_server::start(config.clone(), clock.clone())
             .await
