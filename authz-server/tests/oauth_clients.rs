@@ -1,0 +1,57 @@
+//! Independent OAuth clients against the authz-server over HTTPS on 127.0.0.1: the npm package
+//! oauth4webapi (authorization code + PKCE + DPoP with the nonce retry, /userinfo, refresh,
+//! client credentials). `.ci/run` installs it (`npm ci` in tests/interop); missing, the test
+//! fails.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth4webapi_runs_every_grant_with_dpop_and_server_nonces() {
+    let h = Harness::start_with(|c| c.require_dpop_nonce = true).await;
+    let interop = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop");
+    assert!(
+        std::path::Path::new(interop)
+            .join("node_modules/oauth4webapi")
+            .exists(),
+        "run `npm ci` in {interop} (.ci/run does)"
+    );
+    let secret = std::fs::read_to_string(h.dir.path().join("demo-service-secret")).unwrap();
+    let child = tokio::process::Command::new("node")
+        .arg("oauth4webapi.mjs")
+        .current_dir(interop)
+        .env("ISSUER", &h.base)
+        .env("PASSWORD", &h.password)
+        .env("SERVICE_SECRET", secret)
+        .env("NODE_EXTRA_CA_CERTS", h.dir.path().join("tls/ca.pem"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node must be installed");
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("oauth4webapi finished in time")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for step in [
+        "discovery ok",
+        "use_dpop_nonce, retrying",
+        "authorization code ok dpop id_token true",
+        "userinfo ok alice_wire@wire.com",
+        "refresh ok dpop",
+        "client credentials ok dpop",
+    ] {
+        assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
+    }
+}
