@@ -55,3 +55,34 @@ async fn oauth4webapi_runs_every_grant_with_dpop_and_server_nonces() {
         assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_oauth2client_gets_a_dpop_bound_client_credentials_token() {
+    let h = Harness::start_with(|c| c.require_dpop_nonce = true).await;
+    let interop = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop");
+    let python = std::env::var("INTEROP_PYTHON").unwrap_or_else(|_| "python3".into());
+    let secret = std::fs::read_to_string(h.dir.path().join("demo-service-secret")).unwrap();
+    let child = tokio::process::Command::new(&python)
+        .arg("requests_oauth2client_cc.py")
+        .current_dir(interop)
+        .env("ISSUER", &h.base)
+        .env("SERVICE_SECRET", secret)
+        .env("REQUESTS_CA_BUNDLE", h.dir.path().join("tls/ca.pem"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{python}: {e}"));
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("requests_oauth2client finished in time")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("client credentials ok DPoP"), "{stdout}");
+    assert!(stdout.contains("introspection ok DPoP"), "{stdout}");
+}
