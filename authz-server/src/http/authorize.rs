@@ -6,12 +6,13 @@ use std::collections::HashMap;
 
 use axum::Form;
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
 use proto::secret::SecretString;
 use serde_json::Value;
 
 use super::SharedState;
+use super::html::{escape, html_page};
 use crate::error::{Error, Result};
 use crate::grants::{CodeGrant, EchoedClaims};
 use crate::users::OAuthClient;
@@ -44,11 +45,11 @@ enum Refusal {
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         match self {
-            Refusal::Page(message) => (
+            Refusal::Page(message) => html_page(
                 StatusCode::BAD_REQUEST,
-                Html(page("Request refused", &escape(&message))),
-            )
-                .into_response(),
+                "Request refused",
+                &format!("<p>{}</p>", escape(&message)),
+            ),
             Refusal::Redirect {
                 uri,
                 state,
@@ -280,59 +281,12 @@ fn login_form(req: &AuthRequest, error: Option<&str>, status: StatusCode) -> Res
 <button type="submit">Sign in</button></form>"#,
         client = escape(&req.client.id),
     );
-    let mut response = (status, Html(page("Sign in", &body))).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    headers.insert(
-        header::X_FRAME_OPTIONS,
-        header::HeaderValue::from_static("DENY"),
-    );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        header::HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
-    );
-    response
-}
-
-fn page(title: &str, body: &str) -> String {
-    format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>{title}</title><style>body{{font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}}
-label{{display:block;margin:.75rem 0}}input{{display:block;width:100%;padding:.4rem;box-sizing:border-box}}
-button{{padding:.5rem 1.2rem}}.error{{color:#a00}}</style></head><body><h1>{title}</h1>{body}</body></html>"#
-    )
-}
-
-/// Escapes text for HTML element content and attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
+    html_page(status, "Sign in", &body)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_markup() {
-        assert_eq!(
-            escape(r#"<a href="x">'&'</a>"#),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-        );
-    }
 
     #[test]
     fn claims_parameter_values_are_extracted() {

@@ -6,6 +6,7 @@ mod authorize;
 mod client_auth;
 mod devices;
 mod discovery;
+mod html;
 mod introspect;
 mod token;
 mod userinfo;
