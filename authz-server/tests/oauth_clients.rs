@@ -60,7 +60,10 @@ async fn oauth4webapi_runs_every_grant_with_dpop_and_server_nonces() {
 async fn requests_oauth2client_gets_a_dpop_bound_client_credentials_token() {
     let h = Harness::start_with(|c| c.require_dpop_nonce = true).await;
     let interop = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop");
-    let python = std::env::var("INTEROP_PYTHON").unwrap_or_else(|_| "python3".into());
+    // .ci/run makes this venv and exports its python as INTEROP_PYTHON.
+    let python = std::env::var("INTEROP_PYTHON").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../target/interop-venv/bin/python").into()
+    });
     let secret = std::fs::read_to_string(h.dir.path().join("demo-service-secret")).unwrap();
     let child = tokio::process::Command::new(&python)
         .arg("requests_oauth2client_cc.py")
