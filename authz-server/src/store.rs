@@ -25,6 +25,10 @@ pub mod trees {
     pub const REFRESH_TOKENS: Tree = Tree::new("refresh_tokens");
     /// Refresh token family → revocation state and access tokens.
     pub const REFRESH_FAMILIES: Tree = Tree::new("refresh_families");
+    /// SHA-256 of a device code → device authorization (RFC 8628).
+    pub const DEVICE_CODES: Tree = Tree::new("device_codes");
+    /// User code → SHA-256 of its device code.
+    pub const USER_CODES: Tree = Tree::new("user_codes");
     /// DPoP proof `jti` (with key thumbprint) → expiry: the replay cache.
     pub const DPOP_JTIS: Tree = Tree::new("dpop_jtis");
 }

@@ -62,7 +62,11 @@ async fn requests_oauth2client_gets_a_dpop_bound_client_credentials_token() {
     let interop = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop");
     // .ci/run makes this venv and exports its python as INTEROP_PYTHON.
     let python = std::env::var("INTEROP_PYTHON").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../target/interop-venv/bin/python").into()
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../target/interop-venv/bin/python"
+        )
+        .into()
     });
     let secret = std::fs::read_to_string(h.dir.path().join("demo-service-secret")).unwrap();
     let child = tokio::process::Command::new(&python)

@@ -4,6 +4,7 @@
 
 mod authorize;
 mod client_auth;
+mod device_flow;
 mod devices;
 mod discovery;
 mod html;
@@ -80,6 +81,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/authorize", get(authorize::show).post(authorize::submit))
         .route("/token", post(token::token))
         .route("/dpop-nonce", get(dpop_nonce).head(dpop_nonce))
+        .route("/device_authorization", post(device_flow::start))
+        .route("/device", get(device_flow::page).post(device_flow::decide))
         .route("/introspect", post(introspect::introspect))
         .route("/revoke", post(introspect::revoke))
         .route(

@@ -40,6 +40,9 @@ pub async fn token(
         "refresh_token" => {
             refresh_grant(&state, &client, field("refresh_token"), proof.as_ref(), now)?
         }
+        "urn:ietf:params:oauth:grant-type:device_code" => {
+            device_code_grant(&state, &client, field("device_code"), proof.as_ref(), now)?
+        }
         "client_credentials" => {
             client_credentials(&state, &client, field("scope"), proof.as_ref(), now)?
         }
@@ -185,6 +188,55 @@ fn refresh_grant(
         &record.scope,
     );
     body["refresh_token"] = next.into();
+    Ok(body)
+}
+
+fn device_code_grant(
+    state: &SharedState,
+    client: &ClientAuth,
+    device_code: &str,
+    proof: Option<&VerifiedDpopProof>,
+    now: i64,
+) -> Result<Value> {
+    let grant = crate::device_grant::poll(state.store(), device_code, &client.client.id, now)?;
+    let crate::device_grant::Decision::Approved { user_id } = &grant.decision else {
+        return Err(Error::Internal(
+            "a polled grant that is not approved".into(),
+        ));
+    };
+    let jkt = proof.map(|p| p.thumbprint().to_owned());
+    let (access_token, jti) = crate::tokens::issue_access(
+        &state.issuer(),
+        &AccessGrant {
+            subject: user_id,
+            client_id: &grant.client_id,
+            scope: &grant.scope,
+            jkt: jkt.as_deref(),
+        },
+        now,
+    )?;
+    let refresh = crate::refresh::issue(
+        state.store(),
+        None,
+        &RefreshRecord {
+            family: String::new(),
+            client_id: grant.client_id.clone(),
+            user_id: user_id.clone(),
+            scope: grant.scope.clone(),
+            jkt: jkt.clone(),
+            expires_at: now + state.config.lifetimes.refresh_token,
+            used: false,
+        },
+        &jti,
+    )?;
+    state.store().flush()?;
+    let mut body = token_body(
+        &access_token,
+        jkt.is_some(),
+        state.config.lifetimes.access_token,
+        &grant.scope,
+    );
+    body["refresh_token"] = refresh.into();
     Ok(body)
 }
 
