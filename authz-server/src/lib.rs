@@ -9,6 +9,7 @@
 //! and its wire forms).
 
 pub mod config;
+pub mod consents;
 pub mod device_grant;
 pub mod devices;
 pub mod error;

@@ -98,6 +98,9 @@ enum ClientAction {
         /// A confidential client: a secret is generated and printed once.
         #[arg(long)]
         confidential: bool,
+        /// A third-party client: users are asked for consent.
+        #[arg(long)]
+        third_party: bool,
     },
     /// List clients.
     List,
@@ -217,6 +220,7 @@ fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
             id,
             redirect_uris,
             confidential,
+            third_party,
         } => {
             let secret = confidential.then(users::new_client_secret);
             users::add_client(
@@ -225,6 +229,7 @@ fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
                     id: id.clone(),
                     redirect_uris,
                     secret_sha256: secret.as_ref().map(|(_, digest)| digest.clone()),
+                    consent_required: third_party,
                 },
             )?;
             println!("added client {id}");

@@ -21,6 +21,8 @@ pub const DEMO_HANDLE: &str = "alice_wire";
 pub const DEMO_CLIENT_ID: &str = "wireapp";
 /// The confidential demo client seeded in dev mode (secret in `data_dir/demo-service-secret`).
 pub const DEMO_SERVICE_ID: &str = "demo-service";
+/// A third-party public client seeded in dev mode (its users see the consent page).
+pub const DEMO_WEBAPP_ID: &str = "demo-webapp";
 /// The redirect URI of the demo client (any loopback port matches, RFC 8252 §7.3).
 pub const DEMO_REDIRECT_URI: &str = "http://127.0.0.1/callback";
 
@@ -117,6 +119,18 @@ fn seed_demo(store: &dyn Store, config: &Config) -> Result<()> {
                 id: DEMO_CLIENT_ID.into(),
                 redirect_uris: vec![DEMO_REDIRECT_URI.into()],
                 secret_sha256: None,
+                consent_required: false,
+            },
+        )?;
+    }
+    if crate::users::client(store, DEMO_WEBAPP_ID)?.is_none() {
+        crate::users::add_client(
+            store,
+            &OAuthClient {
+                id: DEMO_WEBAPP_ID.into(),
+                redirect_uris: vec![DEMO_REDIRECT_URI.into()],
+                secret_sha256: None,
+                consent_required: true,
             },
         )?;
     }
@@ -132,6 +146,7 @@ fn seed_demo(store: &dyn Store, config: &Config) -> Result<()> {
                 id: DEMO_SERVICE_ID.into(),
                 redirect_uris: vec![DEMO_REDIRECT_URI.into()],
                 secret_sha256: Some(digest),
+                consent_required: false,
             },
         )?;
     }

@@ -29,6 +29,10 @@ pub mod trees {
     pub const DEVICE_CODES: Tree = Tree::new("device_codes");
     /// User code → SHA-256 of its device code.
     pub const USER_CODES: Tree = Tree::new("user_codes");
+    /// `{user id}/{client id}` → the scopes the user granted the client.
+    pub const CONSENTS: Tree = Tree::new("consents");
+    /// Consent ticket → an authorization waiting for the user's answer.
+    pub const CONSENT_TICKETS: Tree = Tree::new("consent_tickets");
     /// DPoP proof `jti` (with key thumbprint) → expiry: the replay cache.
     pub const DPOP_JTIS: Tree = Tree::new("dpop_jtis");
 }

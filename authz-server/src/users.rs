@@ -178,6 +178,9 @@ pub struct OAuthClient {
     /// base64url SHA-256 of the client secret, for confidential clients.
     #[serde(default)]
     pub secret_sha256: Option<String>,
+    /// A third-party client: users see a consent page before it gets a code.
+    #[serde(default)]
+    pub consent_required: bool,
 }
 
 /// A fresh client secret and the digest stored for it.
@@ -343,6 +346,7 @@ mod tests {
                 "https://app.example/cb".into(),
             ],
             secret_sha256: None,
+            consent_required: false,
         };
         assert!(c.allows_redirect("http://127.0.0.1:53211/cb"));
         assert!(c.allows_redirect("https://app.example/cb"));

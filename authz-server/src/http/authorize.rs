@@ -226,7 +226,24 @@ pub async fn submit(
         Ok(Err(e)) => return e.into_response(),
         Err(_) => return Error::Internal("login task failed".into()).into_response(),
     };
-    match issue_code(&state, &req, &user) {
+    let scope = req
+        .params
+        .get("scope")
+        .cloned()
+        .unwrap_or_else(|| "openid".into());
+    if req.client.consent_required {
+        match crate::consents::covers(state.store(), &user.id, &req.client.id, &scope) {
+            Ok(true) => {}
+            Ok(false) => return consent_page(&state, req, &user, &scope),
+            Err(e) => return e.into_response(),
+        }
+    }
+    finish(&state, &req, &user)
+}
+
+/// Issues the code and redirects back to the client.
+fn finish(state: &SharedState, req: &AuthRequest, user: &crate::users::User) -> Response {
+    match issue_code(state, req, user) {
         Ok(code) => {
             tracing::info!(client_id = %req.client.id, user = %user.id, "login succeeded; code issued");
             let mut pairs = vec![("code", code), ("iss", state.base_url.clone())];
@@ -237,6 +254,95 @@ pub async fn submit(
         }
         Err(e) => e.into_response(),
     }
+}
+
+/// What each scope means, for the consent page.
+fn scope_description(scope: &str) -> &str {
+    match scope {
+        "openid" => "Know who you are",
+        "profile" => "See your name and handle",
+        "offline_access" => "Stay signed in",
+        "wire_client_id" => "Identify your devices",
+        other => other,
+    }
+}
+
+fn consent_page(
+    state: &SharedState,
+    req: AuthRequest,
+    user: &crate::users::User,
+    scope: &str,
+) -> Response {
+    let ticket = crate::consents::Ticket {
+        user_id: user.id.clone(),
+        params: req.params.clone(),
+        expires_at: state.clock.now() + crate::consents::TICKET_TTL,
+    };
+    let id = match crate::consents::park(state.store(), &ticket) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    let items: String = scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(|s| format!("<li>{}</li>", escape(scope_description(s))))
+        .collect();
+    let body = format!(
+        r#"<p><strong>{client}</strong> asks to:</p><ul>{items}</ul>
+<form method="post" action="/authorize/consent"><input type="hidden" name="ticket" value="{id}">
+<button type="submit" name="action" value="allow">Allow</button>
+<button type="submit" name="action" value="deny">Deny</button></form>"#,
+        client = escape(&req.client.id),
+    );
+    html_page(StatusCode::OK, "Allow access?", &body)
+}
+
+/// `POST /authorize/consent`: the answer of the consent page.
+pub async fn consent(
+    State(state): State<SharedState>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let now = state.clock.now();
+    let ticket_id = form.get("ticket").map(String::as_str).unwrap_or_default();
+    let ticket = match crate::consents::take(state.store(), ticket_id, now) {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return html_page(
+                StatusCode::BAD_REQUEST,
+                "Request refused",
+                "<p>This consent page expired or was already answered. Start again from the application.</p>",
+            );
+        }
+        Err(e) => return e.into_response(),
+    };
+    let req = match validate(&state, ticket.params) {
+        Ok(req) => req,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let user = match crate::users::get(state.store(), &ticket.user_id) {
+        Ok(Some(user)) => user,
+        Ok(None) => return Error::invalid_request("the user no longer exists").into_response(),
+        Err(e) => return e.into_response(),
+    };
+    if form.get("action").map(String::as_str) != Some("allow") {
+        let mut pairs = vec![
+            ("error", "access_denied".to_owned()),
+            ("iss", state.base_url.clone()),
+        ];
+        if let Some(s) = &req.state {
+            pairs.push(("state", s.clone()));
+        }
+        return redirect_with(&req.redirect_uri, &pairs);
+    }
+    let scope = req
+        .params
+        .get("scope")
+        .cloned()
+        .unwrap_or_else(|| "openid".into());
+    if let Err(e) = crate::consents::grant(state.store(), &user.id, &req.client.id, &scope, now) {
+        return e.into_response();
+    }
+    finish(&state, &req, &user)
 }
 
 fn issue_code(state: &SharedState, req: &AuthRequest, user: &crate::users::User) -> Result<String> {

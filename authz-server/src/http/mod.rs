@@ -4,6 +4,7 @@
 
 mod authorize;
 mod client_auth;
+mod consents;
 mod device_flow;
 mod devices;
 mod discovery;
@@ -79,6 +80,12 @@ pub fn router(state: SharedState) -> Router {
         )
         .route("/jwks", get(discovery::jwks))
         .route("/authorize", get(authorize::show).post(authorize::submit))
+        .route("/authorize/consent", post(authorize::consent))
+        .route("/consents", get(consents::list))
+        .route(
+            "/consents/{client_id}",
+            axum::routing::delete(consents::revoke),
+        )
         .route("/token", post(token::token))
         .route("/dpop-nonce", get(dpop_nonce).head(dpop_nonce))
         .route("/device_authorization", post(device_flow::start))

@@ -1,0 +1,115 @@
+//! Consent for third-party clients: asked once, remembered per user and client, denied with
+//! `access_denied`, revocable by the user — and a consent page answers only once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn webapp_params(pkce: &Pkce) -> Vec<(&'static str, String)> {
+    authorize_params(pkce)
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "client_id" {
+                (k, "demo-webapp".to_owned())
+            } else {
+                (k, v)
+            }
+        })
+        .collect()
+}
+
+fn ticket_of(page: &str) -> String {
+    let start = page.find(r#"name="ticket" value=""#).unwrap() + r#"name="ticket" value=""#.len();
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+async fn answer(h: &Harness, ticket: &str, action: &str) -> reqwest::Response {
+    h.client
+        .post(h.url("/authorize/consent"))
+        .form(&[("ticket", ticket), ("action", action)])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn consent_is_asked_remembered_and_revocable() {
+    let h = Harness::start().await;
+    let pkce = Pkce::new();
+
+    let response = h
+        .authorize(&webapp_params(&pkce), "alice_wire", &h.password)
+        .await;
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("demo-webapp") && page.contains("See your name and handle"));
+    let denied = answer(&h, &ticket_of(&page), "deny").await;
+    assert_eq!(denied.status(), 303);
+    let params = location_params(&denied);
+    assert_eq!(params["error"], "access_denied");
+    assert_eq!(params["state"], "st-1");
+
+    let page = h
+        .authorize(&webapp_params(&pkce), "alice_wire", &h.password)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let ticket = ticket_of(&page);
+    let allowed = answer(&h, &ticket, "allow").await;
+    assert_eq!(allowed.status(), 303);
+    let code = location_params(&allowed)["code"].clone();
+    assert_eq!(
+        answer(&h, &ticket, "allow").await.status(),
+        400,
+        "a ticket answers once"
+    );
+
+    let mut form = token_form(&code, &pkce.verifier);
+    for field in form.iter_mut() {
+        if field.0 == "client_id" {
+            field.1 = "demo-webapp".into();
+        }
+    }
+    let tokens: Value = h.token_request(&form, None).await.json().await.unwrap();
+    let at = tokens["access_token"].as_str().unwrap().to_owned();
+
+    // Remembered: straight to the code.
+    let again = h
+        .authorize(&webapp_params(&Pkce::new()), "alice_wire", &h.password)
+        .await;
+    assert_eq!(again.status(), 303);
+
+    let listed: Value = h
+        .client
+        .get(h.url("/consents"))
+        .bearer_auth(&at)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["consents"][0]["client_id"], "demo-webapp");
+    let revoked = h
+        .client
+        .delete(h.url("/consents/demo-webapp"))
+        .bearer_auth(&at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 204);
+    let asked = h
+        .authorize(&webapp_params(&Pkce::new()), "alice_wire", &h.password)
+        .await;
+    assert_eq!(asked.status(), 200, "asked again after revocation");
+
+    // First-party clients are not asked.
+    let direct = h
+        .authorize(&authorize_params(&Pkce::new()), "alice_wire", &h.password)
+        .await;
+    assert_eq!(direct.status(), 303);
+}
