@@ -12,7 +12,7 @@ use proto::secret::SecretString;
 use serde_json::Value;
 
 use super::SharedState;
-use super::html::{escape, html_page};
+use super::html::{escape, html_page, html_page_redirecting};
 use crate::error::{Error, Result};
 use crate::grants::{CodeGrant, EchoedClaims};
 use crate::users::OAuthClient;
@@ -294,7 +294,7 @@ fn consent_page(
 <button type="submit" name="action" value="deny">Deny</button></form>"#,
         client = escape(&req.client.id),
     );
-    html_page(StatusCode::OK, "Allow access?", &body)
+    html_page_redirecting(StatusCode::OK, "Allow access?", &body, &req.redirect_uri)
 }
 
 /// `POST /authorize/consent`: the answer of the consent page.
@@ -387,7 +387,7 @@ fn login_form(req: &AuthRequest, error: Option<&str>, status: StatusCode) -> Res
 <button type="submit">Sign in</button></form>"#,
         client = escape(&req.client.id),
     );
-    html_page(status, "Sign in", &body)
+    html_page_redirecting(status, "Sign in", &body, &req.redirect_uri)
 }
 
 #[cfg(test)]

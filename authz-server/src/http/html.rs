@@ -4,8 +4,32 @@
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
-/// A complete page with `title` and already-escaped `body`.
+/// A complete page with `title` and already-escaped `body`; its forms post only to this server.
 pub fn html_page(status: StatusCode, title: &str, body: &str) -> Response {
+    page_with_form_targets(status, title, body, None)
+}
+
+/// A page whose form submission ends in a redirect to `redirect_uri` (browsers apply the CSP
+/// `form-action` to that redirect too, so its origin is allowed besides this server).
+pub fn html_page_redirecting(
+    status: StatusCode,
+    title: &str,
+    body: &str,
+    redirect_uri: &str,
+) -> Response {
+    let origin = url::Url::parse(redirect_uri)
+        .ok()
+        .map(|u| u.origin().ascii_serialization())
+        .filter(|o| o != "null");
+    page_with_form_targets(status, title, body, origin.as_deref())
+}
+
+fn page_with_form_targets(
+    status: StatusCode,
+    title: &str,
+    body: &str,
+    extra_form_target: Option<&str>,
+) -> Response {
     let html = format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>{title}</title><style>body{{font-family:system-ui,sans-serif;max-width:24rem;margin:4rem auto;padding:0 1rem}}
@@ -23,12 +47,20 @@ button{{padding:.5rem 1.2rem;margin-right:.5rem}}.error{{color:#a00}}</style></h
         header::X_FRAME_OPTIONS,
         header::HeaderValue::from_static("DENY"),
     );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        header::HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-        ),
+    let form_action = match extra_form_target {
+        // A loopback redirect may use any port (RFC 8252 §7.3).
+        Some(origin) if origin.starts_with("http://127.0.0.1") => {
+            "'self' http://127.0.0.1:*".to_owned()
+        }
+        Some(origin) => format!("'self' {origin}"),
+        None => "'self'".to_owned(),
+    };
+    let csp = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; form-action {form_action}; frame-ancestors 'none'"
     );
+    if let Ok(value) = header::HeaderValue::from_str(&csp) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, value);
+    }
     response
 }
 
