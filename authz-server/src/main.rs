@@ -61,6 +61,18 @@ enum Command {
         #[command(subcommand)]
         action: ClientAction,
     },
+    /// Manage the token signing key (run while the server is stopped).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Make a new signing key; the old one stays published and accepted until the tokens it
+    /// signed have expired.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,6 +157,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User { action } => user_command(&config, action),
         Command::Client { action } => client_command(&config, action),
+        Command::Keys {
+            action: KeysAction::Rotate,
+        } => {
+            let l = &config.lifetimes;
+            let longest = l.access_token.max(l.id_token).max(l.client_access_token);
+            let now = proto::clock::Clock::now(&SystemClock);
+            let kid =
+                authz_server::keys::rotate(&config.data_dir.join("keys"), now + longest + 60)?;
+            println!("new signing key {kid}");
+            Ok(())
+        }
     }
 }
 

@@ -64,6 +64,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     config.validate()?;
     let store = open_store(&config)?;
     let key = crate::keys::load_or_create_signing_key(&config.data_dir.join("keys"))?;
+    let retired_keys = crate::keys::retired_keys(&config.data_dir.join("keys"), clock.now())?;
 
     let public_host = url::Url::parse(&config.public_url)
         .ok()
@@ -97,6 +98,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         key,
         clock,
         dpop_nonces: proto::dpop_nonce::NonceSource::new(),
+        retired_keys,
     });
     let serving = server_kit::serve::serve_tls(listener, tls, router(state), "authz-server")?;
     tracing::info!(%addr, %base_url, "authz-server listening");

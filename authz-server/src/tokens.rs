@@ -32,7 +32,7 @@ pub struct IssuedTokens {
 }
 
 /// Issuer settings the token functions need.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Issuer<'a> {
     /// The issuer URL.
     pub url: &'a str,
@@ -44,6 +44,18 @@ pub struct Issuer<'a> {
     pub id_lifetime: i64,
     /// The nonce source, when proofs must carry a server nonce.
     pub dpop_nonces: Option<&'a proto::dpop_nonce::NonceSource>,
+    /// The keys this server's tokens verify with (current and live retired ones).
+    pub verification_keys: Vec<proto::jwk::Jwk>,
+}
+
+impl Issuer<'_> {
+    /// The key a token of ours names by `kid`.
+    pub fn key_for(&self, kid: Option<&str>) -> Option<&proto::jwk::Jwk> {
+        let kid = kid?;
+        self.verification_keys
+            .iter()
+            .find(|k| k.kid.as_deref() == Some(kid))
+    }
 }
 
 /// The nonce requirement of a proof at this server, and the check of the nonce it carried.
@@ -225,13 +237,12 @@ pub fn authenticate(
     };
     let invalid = |d: &str| Error::invalid_token(d, scheme);
     let jws = UnverifiedJws::from_compact(token).map_err(|_| invalid("malformed access token"))?;
-    if jws.header().typ() != Some("at+jwt")
-        || jws.header().kid() != issuer.key.public_jwk().kid.as_deref()
-    {
-        return Err(invalid("not an access token of this server"));
-    }
+    let key = match (jws.header().typ(), issuer.key_for(jws.header().kid())) {
+        (Some("at+jwt"), Some(key)) => key.clone(),
+        _ => return Err(invalid("not an access token of this server")),
+    };
     let claims = jws
-        .verify(issuer.key.public_jwk())
+        .verify(&key)
         .and_then(|v| v.claims())
         .map_err(|_| invalid("bad access token signature"))?;
     let field = |name: &'static str| {

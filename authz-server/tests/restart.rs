@@ -13,13 +13,17 @@ use serde_json::Value;
 use tokio::process::{Child, Command};
 
 async fn spawn(data_dir: &std::path::Path) -> (Child, String) {
+    spawn_at(data_dir, "127.0.0.1:0").await
+}
+
+async fn spawn_at(data_dir: &std::path::Path, listen: &str) -> (Child, String) {
     let args = [
         "--data-dir",
         data_dir.to_str().unwrap(),
         "serve",
         "--dev",
         "--listen",
-        "127.0.0.1:0",
+        listen,
         "--domain",
         DOMAIN,
     ];
@@ -129,6 +133,79 @@ async fn state_survives_a_restart_and_nonces_stay_spent() {
         200,
         "a nonce issued before the restart works once"
     );
+    drop(h);
+    stop(child).await;
+}
+
+#[tokio::test]
+async fn a_rotated_signing_key_keeps_its_tokens_valid() {
+    let data = tempfile::tempdir().unwrap();
+    // The same address across the restart: the issuer URL (`iss`) must not change.
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let (child, url) = spawn_at(data.path(), &listen).await;
+    let password = std::fs::read_to_string(data.path().join("demo-password")).unwrap();
+    let h = harness_for(url, data.path(), password.trim().to_owned());
+    let old_token = h.bearer_login().await;
+    let old_jwks = h.get_json("/jwks").await;
+    drop(h);
+    stop(child).await;
+
+    let out = Command::new(env!("CARGO_BIN_EXE_authz-server"))
+        .args([
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "keys",
+            "rotate",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    let new_kid = String::from_utf8(out.stdout).unwrap();
+    let new_kid = new_kid
+        .trim()
+        .strip_prefix("new signing key ")
+        .unwrap()
+        .to_owned();
+
+    let (child, url) = spawn_at(data.path(), &listen).await;
+    let h = harness_for(url, data.path(), password.trim().to_owned());
+    let jwks = h.get_json("/jwks").await;
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids[0], new_kid, "new tokens are signed by the new key");
+    assert_eq!(
+        kids[1],
+        old_jwks["keys"][0]["kid"].as_str().unwrap(),
+        "the old key stays published"
+    );
+    let response = h
+        .client
+        .get(h.url("/userinfo"))
+        .bearer_auth(&old_token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert_eq!(
+        status, 200,
+        "a token of the old key is still accepted: {body}"
+    );
+    let new_token = h.bearer_login().await;
+    let header: Value = serde_json::from_slice(
+        &proto::b64::decode(new_token.split('.').next().unwrap(), "header").unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["kid"], new_kid.as_str());
     drop(h);
     stop(child).await;
 }

@@ -34,12 +34,19 @@ pub async fn metadata(State(state): State<SharedState>) -> Json<Value> {
     }))
 }
 
-/// The public signing keys.
+/// The public signing keys: the current one, then retired ones whose tokens may still live.
 pub async fn jwks(State(state): State<SharedState>) -> Json<Value> {
-    let mut key = state.key.public_jwk().to_json();
-    if let Some(map) = key.as_object_mut() {
-        map.insert("use".into(), "sig".into());
-        map.insert("alg".into(), state.key.algorithm().name().into());
-    }
-    Json(json!({ "keys": [key] }))
+    let keys: Vec<Value> = state
+        .verification_keys()
+        .iter()
+        .map(|k| {
+            let mut key = k.to_json();
+            if let Some(map) = key.as_object_mut() {
+                map.insert("use".into(), "sig".into());
+                map.insert("alg".into(), state.key.algorithm().name().into());
+            }
+            key
+        })
+        .collect();
+    Json(json!({ "keys": keys }))
 }

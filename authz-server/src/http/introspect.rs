@@ -28,7 +28,11 @@ fn active_access_token(
     if jws.header().typ() != Some("at+jwt") {
         return Ok(None);
     }
-    let Ok(claims) = jws.verify(state.key.public_jwk()).and_then(|v| v.claims()) else {
+    let issuer = state.issuer();
+    let Some(key) = issuer.key_for(jws.header().kid()).cloned() else {
+        return Ok(None);
+    };
+    let Ok(claims) = jws.verify(&key).and_then(|v| v.claims()) else {
         return Ok(None);
     };
     let live = claims.string("iss").ok() == Some(state.base_url.as_str())

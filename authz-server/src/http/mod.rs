@@ -39,9 +39,24 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Server-issued DPoP nonces (RFC 9449 §8).
     pub dpop_nonces: proto::dpop_nonce::NonceSource,
+    /// Retired signing keys, still accepted and published until their time.
+    pub retired_keys: Vec<(proto::jwk::Jwk, proto::clock::UnixTime)>,
 }
 
 impl AppState {
+    /// The keys tokens of this server verify with now: the current one and live retired ones.
+    pub fn verification_keys(&self) -> Vec<proto::jwk::Jwk> {
+        let now = self.clock.now();
+        std::iter::once(self.key.public_jwk().clone())
+            .chain(
+                self.retired_keys
+                    .iter()
+                    .filter(|(_, until)| *until >= now)
+                    .map(|(k, _)| k.clone()),
+            )
+            .collect()
+    }
+
     /// The token issuer view of this state.
     pub fn issuer(&self) -> Issuer<'_> {
         Issuer {
@@ -50,6 +65,7 @@ impl AppState {
             access_lifetime: self.config.lifetimes.access_token,
             id_lifetime: self.config.lifetimes.id_token,
             dpop_nonces: self.config.require_dpop_nonce.then_some(&self.dpop_nonces),
+            verification_keys: self.verification_keys(),
         }
     }
 
