@@ -253,6 +253,7 @@ fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
                     redirect_uris,
                     secret_sha256: secret.as_ref().map(|(_, digest)| digest.clone()),
                     consent_required: third_party,
+                    jwks: None,
                 },
             )?;
             println!("added client {id}");

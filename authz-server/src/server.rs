@@ -21,6 +21,9 @@ pub const DEMO_HANDLE: &str = "alice_wire";
 pub const DEMO_CLIENT_ID: &str = "wireapp";
 /// The confidential demo client seeded in dev mode (secret in `data_dir/demo-service-secret`).
 pub const DEMO_SERVICE_ID: &str = "demo-service";
+/// A confidential client authenticating with `private_key_jwt`, seeded in dev mode (its ES256
+/// private key in `data_dir/demo-jwt-service-key.der`; the key's thumbprint is its `kid`).
+pub const DEMO_JWT_SERVICE_ID: &str = "demo-jwt-service";
 /// A third-party public client seeded in dev mode (its users see the consent page).
 pub const DEMO_WEBAPP_ID: &str = "demo-webapp";
 /// The redirect URI of the demo client (any loopback port matches, RFC 8252 §7.3).
@@ -122,6 +125,7 @@ fn seed_demo(store: &dyn Store, config: &Config) -> Result<()> {
                 redirect_uris: vec![DEMO_REDIRECT_URI.into()],
                 secret_sha256: None,
                 consent_required: false,
+                jwks: None,
             },
         )?;
     }
@@ -133,6 +137,7 @@ fn seed_demo(store: &dyn Store, config: &Config) -> Result<()> {
                 redirect_uris: vec![DEMO_REDIRECT_URI.into()],
                 secret_sha256: None,
                 consent_required: true,
+                jwks: None,
             },
         )?;
     }
@@ -149,6 +154,28 @@ fn seed_demo(store: &dyn Store, config: &Config) -> Result<()> {
                 redirect_uris: vec![DEMO_REDIRECT_URI.into()],
                 secret_sha256: Some(digest),
                 consent_required: false,
+                jwks: None,
+            },
+        )?;
+    }
+    if crate::users::client(store, DEMO_JWT_SERVICE_ID)?.is_none() {
+        let key = proto::jws::SigningKey::generate(proto::jws::Algorithm::Es256)
+            .map_err(|e| Error::Config(e.to_string()))?;
+        server_kit::files::write_private(
+            &config.data_dir.join("demo-jwt-service-key.der"),
+            key.pkcs8_der().expose(),
+        )?;
+        let kid = key.public_jwk().thumbprint();
+        let mut jwk = key.public_jwk().clone();
+        jwk.kid = Some(kid);
+        crate::users::add_client(
+            store,
+            &OAuthClient {
+                id: DEMO_JWT_SERVICE_ID.into(),
+                redirect_uris: Vec::new(),
+                secret_sha256: None,
+                consent_required: false,
+                jwks: Some(proto::jwk::JwkSet { keys: vec![jwk] }.to_json()),
             },
         )?;
     }

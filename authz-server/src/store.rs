@@ -33,6 +33,8 @@ pub mod trees {
     pub const CONSENTS: Tree = Tree::new("consents");
     /// Consent ticket → an authorization waiting for the user's answer.
     pub const CONSENT_TICKETS: Tree = Tree::new("consent_tickets");
+    /// `{client id}:{jti}` of `private_key_jwt` assertions → expiry: used once.
+    pub const CLIENT_ASSERTION_JTIS: Tree = Tree::new("client_assertion_jtis");
     /// DPoP proof `jti` (with key thumbprint) → expiry: the replay cache.
     pub const DPOP_JTIS: Tree = Tree::new("dpop_jtis");
 }

@@ -181,6 +181,9 @@ pub struct OAuthClient {
     /// A third-party client: users see a consent page before it gets a code.
     #[serde(default)]
     pub consent_required: bool,
+    /// Public keys (a JWK Set) for `private_key_jwt` client authentication (RFC 7523).
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
 }
 
 /// A fresh client secret and the digest stored for it.
@@ -196,9 +199,9 @@ fn secret_digest(secret: &str) -> String {
 }
 
 impl OAuthClient {
-    /// Whether the client authenticates with a secret.
+    /// Whether the client must authenticate (a secret or a key).
     pub fn is_confidential(&self) -> bool {
-        self.secret_sha256.is_some()
+        self.secret_sha256.is_some() || self.jwks.is_some()
     }
 
     /// Checks a presented secret in constant time.
@@ -347,6 +350,7 @@ mod tests {
             ],
             secret_sha256: None,
             consent_required: false,
+            jwks: None,
         };
         assert!(c.allows_redirect("http://127.0.0.1:53211/cb"));
         assert!(c.allows_redirect("https://app.example/cb"));

@@ -223,3 +223,71 @@ async fn introspection_and_revocation() {
     assert_eq!(introspect(rt.clone()).await["active"], false);
     assert_eq!(h.userinfo_with_proof(&at, &key).await.status(), 401);
 }
+
+#[tokio::test]
+async fn private_key_jwt_client_assertions_are_checked_and_used_once() {
+    let h = Harness::start().await;
+    let der = std::fs::read(h.dir.path().join("demo-jwt-service-key.der")).unwrap();
+    let key = proto::jws::SigningKey::from_pkcs8_der(proto::jws::Algorithm::Es256, &der).unwrap();
+    let kid = key.public_jwk().thumbprint();
+    let key = key.with_kid(kid);
+    let assertion = |signer: &proto::jws::SigningKey, aud: &str, exp: i64| {
+        let claims = serde_json::json!({
+            "iss": "demo-jwt-service", "sub": "demo-jwt-service", "aud": aud,
+            "exp": exp, "iat": h.now(), "jti": proto::random::uuid_v4(),
+        });
+        signer
+            .sign_jwt("JWT", false, claims.as_object().unwrap())
+            .unwrap()
+    };
+    let h = &h;
+    let request = |assertion: String| {
+        let form = vec![
+            ("grant_type", "client_credentials".to_owned()),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+            ),
+            ("client_assertion", assertion),
+        ];
+        async move { h.token_request(&form, None).await }
+    };
+    let token_url = h.url("/token");
+    let good = assertion(&key, &token_url, h.now() + 60);
+    assert_eq!(request(good.clone()).await.status(), 200);
+    oauth_error(request(good).await, 401, "invalid_client").await;
+    oauth_error(
+        request(assertion(&key, "https://elsewhere.test", h.now() + 60)).await,
+        401,
+        "invalid_client",
+    )
+    .await;
+    oauth_error(
+        request(assertion(&key, &token_url, h.now() - 1)).await,
+        401,
+        "invalid_client",
+    )
+    .await;
+    oauth_error(
+        request(assertion(&key, &token_url, h.now() + 3600)).await,
+        401,
+        "invalid_client",
+    )
+    .await;
+    let stranger = proto::jws::SigningKey::generate(proto::jws::Algorithm::Es256)
+        .unwrap()
+        .with_kid(key.public_jwk().kid.clone().unwrap());
+    oauth_error(
+        request(assertion(&stranger, &token_url, h.now() + 60)).await,
+        401,
+        "invalid_client",
+    )
+    .await;
+    // The issuer URL is an accepted audience too.
+    assert_eq!(
+        request(assertion(&key, &h.base, h.now() + 60))
+            .await
+            .status(),
+        200
+    );
+}

@@ -1,6 +1,7 @@
 //! Client authentication at the token, introspection and revocation endpoints (RFC 6749 §2.3):
 //! `client_secret_basic` (HTTP Basic with form-urlencoded id and secret), `client_secret_post`,
-//! or a public client naming itself with `client_id` only. Failures are `invalid_client`.
+//! `private_key_jwt` (RFC 7523), or a public client naming itself with `client_id` only.
+//! Failures are `invalid_client`.
 
 use std::collections::HashMap;
 
@@ -27,12 +28,106 @@ fn form_decode(text: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The `client_assertion_type` of RFC 7523 §2.2.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Furthest ahead a client assertion may expire, in seconds.
+const MAX_ASSERTION_LIFETIME: i64 = 300;
+
+/// `private_key_jwt` (RFC 7523 §3): the assertion is signed by one of the client's keys,
+/// `iss` = `sub` = the client id, `aud` names this server or its token endpoint, not expired
+/// nor too long-lived, and its `jti` is used once.
+fn assertion_client(
+    state: &SharedState,
+    assertion: &str,
+    form_id: Option<&String>,
+) -> Result<ClientAuth> {
+    let refuse = |d: &str| Error::InvalidClient(format!("client assertion: {d}"));
+    let jws =
+        proto::jws::UnverifiedJws::from_compact(assertion).map_err(|_| refuse("not a JWS"))?;
+    // The client id, before the signature is known good, only picks the keys to try.
+    let payload = assertion.split('.').nth(1).unwrap_or_default();
+    let unverified: serde_json::Value = proto::b64::decode(payload, "assertion")
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| refuse("unreadable claims"))?;
+    let id = unverified["iss"]
+        .as_str()
+        .ok_or_else(|| refuse("no iss"))?
+        .to_owned();
+    if form_id.is_some_and(|f| *f != id) {
+        return Err(refuse("client_id differs from iss"));
+    }
+    let client =
+        crate::users::client(state.store(), &id)?.ok_or_else(|| refuse("unknown client"))?;
+    let keys = client
+        .jwks
+        .as_ref()
+        .and_then(|j| proto::jwk::JwkSet::from_json(j).ok())
+        .ok_or_else(|| refuse("the client has no keys"))?;
+    let key = match jws.header().kid() {
+        Some(kid) => keys.keys.iter().find(|k| k.kid.as_deref() == Some(kid)),
+        None if keys.keys.len() == 1 => keys.keys.first(),
+        None => None,
+    }
+    .ok_or_else(|| refuse("no key of the client matches"))?
+    .clone();
+    let claims = jws
+        .verify(&key)
+        .and_then(|v| v.claims())
+        .map_err(|_| refuse("bad signature"))?;
+    let now = state.clock.now();
+    let text = |n: &'static str| claims.string(n).map_err(|_| refuse("missing claims"));
+    if text("sub")? != id {
+        return Err(refuse("sub is not the client"));
+    }
+    let audiences: Vec<String> = match claims.get("aud") {
+        Some(serde_json::Value::String(a)) => vec![a.clone()],
+        Some(serde_json::Value::Array(list)) => list
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let token_endpoint = state.url("/token");
+    if !audiences
+        .iter()
+        .any(|a| *a == state.base_url || *a == token_endpoint)
+    {
+        return Err(refuse("aud does not name this server"));
+    }
+    let exp = claims.int("exp").map_err(|_| refuse("no exp"))?;
+    if exp < now || exp > now + MAX_ASSERTION_LIFETIME {
+        return Err(refuse("expired or too long-lived"));
+    }
+    let jti = text("jti")?;
+    let fresh = state.store().insert_new_json(
+        crate::store::trees::CLIENT_ASSERTION_JTIS,
+        &format!("{id}:{jti}"),
+        &serde_json::json!({ "expires_at": exp }),
+    )?;
+    if !fresh {
+        return Err(refuse("the assertion was already used"));
+    }
+    Ok(ClientAuth {
+        client,
+        authenticated: true,
+    })
+}
+
 /// Identifies the client of a request.
 pub fn authenticate_client(
     state: &SharedState,
     headers: &HeaderMap,
     form: &HashMap<String, String>,
 ) -> Result<ClientAuth> {
+    if let Some(assertion) = form.get("client_assertion") {
+        if form.get("client_assertion_type").map(String::as_str) != Some(JWT_BEARER) {
+            return Err(Error::InvalidClient(
+                "unsupported client_assertion_type".into(),
+            ));
+        }
+        return assertion_client(state, assertion, form.get("client_id"));
+    }
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
