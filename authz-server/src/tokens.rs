@@ -4,10 +4,8 @@
 
 use axum::http::HeaderMap;
 use proto::clock::UnixTime;
-use proto::dpop::{
-    DpopCheck, DpopPolicy, NonceCheck, VerifiedDpopProof, single_dpop_header, verify_dpop_proof,
-};
-use proto::jws::{Claims, SigningKey, UnverifiedJws};
+use proto::dpop::{DpopPolicy, NonceCheck, VerifiedDpopProof};
+use proto::jws::{Claims, SigningKey};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -209,7 +207,8 @@ pub enum ProofUse<'a> {
     WireEndpoint,
 }
 
-/// Validates the access token of a request.
+/// Validates the access token of a request: the offline checks of [`proto::resource`], then
+/// what needs this server's state (server nonce, proof `jti` replay, revocation, the user).
 pub fn authenticate(
     store: &dyn Store,
     issuer: &Issuer<'_>,
@@ -217,106 +216,65 @@ pub fn authenticate(
     proof_use: ProofUse<'_>,
     now: UnixTime,
 ) -> Result<AuthenticatedUser> {
-    let auth = headers
+    use proto::resource::{AccessError, ProofExpectation, verify_access};
+    let authorization = headers
         .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| Error::invalid_token("missing access token", Scheme::Bearer))?;
-    let (scheme, token) = auth
-        .split_once(' ')
-        .map(|(s, t)| (s.to_ascii_lowercase(), t.trim()))
-        .ok_or_else(|| Error::invalid_token("malformed Authorization header", Scheme::Bearer))?;
-    let scheme = match scheme.as_str() {
-        "bearer" => Scheme::Bearer,
-        "dpop" => Scheme::Dpop,
-        _ => {
-            return Err(Error::invalid_token(
-                "unsupported authorization scheme",
-                Scheme::Bearer,
-            ));
+        .and_then(|v| v.to_str().ok());
+    let expectation = match proof_use {
+        ProofUse::Resource { htm, htu } => ProofExpectation::Request {
+            htm,
+            htu,
+            nonce_required: issuer.dpop_nonces.is_some(),
+        },
+        ProofUse::WireEndpoint => ProofExpectation::Deferred,
+    };
+    let access = verify_access(
+        authorization,
+        headers.get_all("dpop").iter().map(|v| v.as_bytes()),
+        issuer.url,
+        &issuer.verification_keys,
+        expectation,
+        now,
+    )
+    .map_err(|(e, presented)| {
+        let scheme = match e.scheme(presented) {
+            proto::resource::Scheme::Bearer => Scheme::Bearer,
+            proto::resource::Scheme::Dpop => Scheme::Dpop,
+        };
+        match e {
+            AccessError::Proof(proto::Error::MissingNonce) => {
+                Error::UseDpopNonce { resource: true }
+            }
+            other => Error::invalid_token(other.to_string(), scheme),
         }
+    })?;
+    let scheme = match access.scheme {
+        proto::resource::Scheme::Bearer => Scheme::Bearer,
+        proto::resource::Scheme::Dpop => Scheme::Dpop,
     };
     let invalid = |d: &str| Error::invalid_token(d, scheme);
-    let jws = UnverifiedJws::from_compact(token).map_err(|_| invalid("malformed access token"))?;
-    let key = match (jws.header().typ(), issuer.key_for(jws.header().kid())) {
-        (Some("at+jwt"), Some(key)) => key.clone(),
-        _ => return Err(invalid("not an access token of this server")),
-    };
-    let claims = jws
-        .verify(&key)
-        .and_then(|v| v.claims())
-        .map_err(|_| invalid("bad access token signature"))?;
+    if let Some(proof) = &access.proof {
+        if !nonce_accepted(issuer, proof, now) {
+            return Err(Error::UseDpopNonce { resource: true });
+        }
+        if !remember_jti(store, proof)? {
+            return Err(Error::invalid_token(
+                "the DPoP proof was already used (jti)",
+                Scheme::Dpop,
+            ));
+        }
+    }
+    let claims = access.claims;
     let field = |name: &'static str| {
         claims
             .string(name)
             .map_err(|_| invalid("malformed access token"))
     };
-    if field("iss")? != issuer.url {
-        return Err(invalid("foreign access token"));
-    }
-    if claims
-        .int("exp")
-        .map_err(|_| invalid("malformed access token"))?
-        < now
-    {
-        return Err(invalid("the access token expired"));
-    }
     let jti = field("jti")?.to_owned();
     if store.get(trees::REVOKED_TOKENS, &jti)?.is_some() {
         return Err(invalid("the access token was revoked"));
     }
-    let jkt = claims
-        .get("cnf")
-        .and_then(|c| c.get("jkt"))
-        .and_then(|j| j.as_str())
-        .map(str::to_owned);
-    match (&jkt, proof_use) {
-        (Some(jkt), ProofUse::Resource { htm, htu }) => {
-            if scheme != Scheme::Dpop {
-                return Err(Error::invalid_token(
-                    "a DPoP-bound token must use the DPoP scheme",
-                    Scheme::Dpop,
-                ));
-            }
-            let raw = single_dpop_header(headers.get_all("dpop").iter().map(|v| v.as_bytes()))
-                .map_err(|e| Error::invalid_token(e.to_string(), Scheme::Dpop))?;
-            let check = DpopCheck {
-                htm,
-                htu,
-                nonce: nonce_check(issuer),
-                access_token: Some(token),
-                wire: None,
-            };
-            let proof =
-                verify_dpop_proof(raw, &check, &DpopPolicy::rfc9449(), now).map_err(|e| {
-                    if e == proto::Error::MissingNonce {
-                        Error::UseDpopNonce { resource: true }
-                    } else {
-                        Error::invalid_token(format!("DPoP proof: {e}"), Scheme::Dpop)
-                    }
-                })?;
-            if !nonce_accepted(issuer, &proof, now) {
-                return Err(Error::UseDpopNonce { resource: true });
-            }
-            if !remember_jti(store, &proof)? {
-                return Err(Error::invalid_token(
-                    "the DPoP proof was already used (jti)",
-                    Scheme::Dpop,
-                ));
-            }
-            if proof.thumbprint() != jkt {
-                return Err(Error::invalid_token(
-                    "the DPoP proof key is not the token's",
-                    Scheme::Dpop,
-                ));
-            }
-        }
-        (None, _) if scheme == Scheme::Dpop => {
-            return Err(invalid(
-                "the token is not DPoP-bound; use the Bearer scheme",
-            ));
-        }
-        _ => {}
-    }
+    let jkt = access.jkt;
     let user = crate::users::get(store, field("sub")?)?
         .ok_or_else(|| invalid("the user no longer exists"))?;
     Ok(AuthenticatedUser { user, jti, jkt })

@@ -30,6 +30,7 @@ pub mod jwk;
 pub mod jws;
 pub mod pkce;
 pub mod random;
+pub mod resource;
 pub mod rfc3339;
 pub mod secret;
 pub mod spki;
