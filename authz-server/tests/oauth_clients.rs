@@ -1,6 +1,7 @@
 //! Independent OAuth clients against the authz-server over HTTPS on 127.0.0.1: the npm package
 //! oauth4webapi (authorization code + PKCE + DPoP with the nonce retry, /userinfo, refresh,
-//! client credentials). `.ci/run` installs it (`npm ci` in tests/interop); missing, the test
+//! client credentials, device grant polling at the server's interval), and the PyPI package
+//! requests_oauth2client (client credentials with DPoP, introspection). `.ci/run` installs it (`npm ci` in tests/interop); missing, the test
 //! fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -51,6 +52,8 @@ async fn oauth4webapi_runs_every_grant_with_dpop_and_server_nonces() {
         "userinfo ok alice_wire@wire.com",
         "refresh ok dpop",
         "client credentials ok dpop",
+        "device authorization_pending, approved",
+        "device grant ok dpop",
     ] {
         assert!(stdout.contains(step), "missing {step:?} in:\n{stdout}");
     }

@@ -72,3 +72,32 @@ const cc = await withNonceRetry(
 )
 if (cc.token_type.toLowerCase() !== 'dpop') throw new Error(`client credentials token_type ${cc.token_type}`)
 console.log('client credentials ok', cc.token_type)
+
+// Device authorization grant: the device polls; the user approves on the verification page
+// after the first poll (submitted here as a browser would); the next poll after the interval
+// gets DPoP-bound tokens.
+const device = await oauth.processDeviceAuthorizationResponse(as, client,
+  await oauth.deviceAuthorizationRequest(as, client, oauth.None(), { scope: 'openid' }))
+let deviceTokens
+for (let attempt = 0; attempt < 10 && !deviceTokens; attempt++) {
+  try {
+    deviceTokens = await withNonceRetry(
+      () => oauth.deviceCodeGrantRequest(as, client, oauth.None(), device.device_code, { DPoP }),
+      (r) => oauth.processDeviceCodeResponse(as, client, r),
+    )
+  } catch (err) {
+    if (!(err instanceof oauth.ResponseBodyError) || err.error !== 'authorization_pending') throw err
+    if (attempt === 0) {
+      const approve = await fetch(new URL('/device', issuer), {
+        method: 'POST',
+        body: new URLSearchParams({ user_code: device.user_code, username: 'alice_wire', password: process.env.PASSWORD, action: 'approve' }),
+      })
+      if (approve.status !== 200) throw new Error(`approve: HTTP ${approve.status}`)
+      console.log('device authorization_pending, approved')
+    }
+    // The polling interval RFC 8628 §3.5 asks for.
+    await new Promise((resolve) => setTimeout(resolve, device.interval * 1000))
+  }
+}
+if (!deviceTokens || deviceTokens.token_type.toLowerCase() !== 'dpop') throw new Error('device grant')
+console.log('device grant ok', deviceTokens.token_type)
