@@ -3,4 +3,5 @@
 //! stores in a directory, wired to each other, and hands out an SDK configuration for the demo
 //! user. The `e2ei-demo` binary and the end-to-end tests use it; `e2ei-bench` (issue 7) will.
 
+pub mod bench;
 pub mod stack;

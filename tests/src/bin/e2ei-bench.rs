@@ -1,0 +1,148 @@
+//! `e2ei-bench`: enrollment throughput and latency against both servers (as their own
+//! processes), and the crypto floor of one enrollment on this machine. Output as a table, or as
+//! JSON with `--json`. Bounded: at most `--devices` enrollments.
+//!
+//! Build the servers first: `cargo build --release --bins`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use tests::bench::{enroll, floor};
+
+#[derive(Debug, Parser)]
+#[command(name = "e2ei-bench", version, about = "Enrollment benchmark")]
+struct Cli {
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// N full enrollments of N users with concurrency C.
+    Enroll {
+        #[arg(long, default_value_t = 100)]
+        devices: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+    /// The crypto cost of one enrollment and the ceiling it implies.
+    Floor {
+        #[arg(long, default_value_t = 2000)]
+        iterations: u32,
+    },
+    /// `enroll` then `floor`, and the achieved fraction of the ceiling.
+    All {
+        #[arg(long, default_value_t = 100)]
+        devices: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return server_kit::process::exit_code("e2ei-bench", Err(e)),
+    };
+    server_kit::process::exit_code("e2ei-bench", runtime.block_on(run(cli)))
+}
+
+fn print_enroll(r: &enroll::EnrollReport) {
+    println!(
+        "enroll: {} devices, concurrency {}, {} errors, {:.2} s, {:.1} enrollments/s",
+        r.devices, r.concurrency, r.errors, r.wall_seconds, r.per_second
+    );
+    if let Some(e) = &r.first_error {
+        println!("  first error: {e}");
+    }
+    println!("  {:<18} {:>9} {:>9} {:>9} {:>9}", "latency (ms)", "p50", "p95", "p99", "max");
+    let row = |name: &str, p: &tests::bench::stats::Percentiles| {
+        println!("  {name:<18} {:>9.1} {:>9.1} {:>9.1} {:>9.1}", p.p50, p.p95, p.p99, p.max);
+    };
+    row("enrollment", &r.latency_ms);
+    for (step, p) in &r.steps_ms {
+        row(step, p);
+    }
+    println!(
+        "  server CPU per enrollment: authz-server {:.2} ms, acme-server {:.2} ms",
+        r.authz_cpu_ms_per_enrollment, r.acme_cpu_ms_per_enrollment
+    );
+    println!(
+        "  peak RSS: authz-server {:.1} MiB, acme-server {:.1} MiB; store growth {:.0} bytes per enrollment",
+        r.authz_peak_rss_mib, r.acme_peak_rss_mib, r.store_bytes_per_enrollment
+    );
+}
+
+fn print_floor(f: &floor::Floor) {
+    println!("floor: crypto per enrollment on this machine");
+    println!("  {:<26} {:>10} {:>6} {:>10}", "operation", "µs each", "count", "µs");
+    for op in &f.ops {
+        println!(
+            "  {:<26} {:>10.1} {:>6} {:>10.1}",
+            op.name,
+            op.micros,
+            op.per_enrollment,
+            op.micros * f64::from(op.per_enrollment)
+        );
+    }
+    println!(
+        "  floor {:.2} ms CPU per enrollment → ceiling {:.0} enrollments/s per core",
+        f.floor_ms, f.ceiling_per_core
+    );
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Enroll {
+            devices,
+            concurrency,
+        } => {
+            let r = enroll::run(devices, concurrency).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print_enroll(&r);
+            }
+            anyhow::ensure!(r.errors == 0, "{} enrollments failed", r.errors);
+        }
+        Command::Floor { iterations } => {
+            let f = floor::measure(iterations)?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&f)?);
+            } else {
+                print_floor(&f);
+            }
+        }
+        Command::All {
+            devices,
+            concurrency,
+        } => {
+            let r = enroll::run(devices, concurrency).await?;
+            let f = floor::measure(2000)?;
+            let cpu = r.authz_cpu_ms_per_enrollment + r.acme_cpu_ms_per_enrollment;
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({
+                        "enroll": r, "floor": f, "cpu_over_floor": cpu / f.floor_ms,
+                    }))?
+                );
+            } else {
+                print_enroll(&r);
+                print_floor(&f);
+                println!(
+                    "server CPU {cpu:.2} ms per enrollment = {:.2}× the floor (achieved {:.0}% of the ceiling)",
+                    cpu / f.floor_ms,
+                    100.0 * f.floor_ms / cpu
+                );
+            }
+            anyhow::ensure!(r.errors == 0, "{} enrollments failed", r.errors);
+        }
+    }
+    Ok(())
+}
