@@ -16,6 +16,7 @@ pub mod error;
 pub mod grants;
 pub mod http;
 pub mod keys;
+pub mod password_pool;
 pub mod refresh;
 pub mod server;
 pub mod store;

@@ -102,6 +102,9 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         clock,
         dpop_nonces: proto::dpop_nonce::NonceSource::new(),
         retired_keys,
+        passwords: crate::password_pool::PasswordPool::new(
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
+        )?,
     });
     let serving = server_kit::serve::serve_tls(listener, tls, router(state), "authz-server")?;
     tracing::info!(%addr, %base_url, "authz-server listening");

@@ -208,14 +208,10 @@ pub async fn submit(
         Ok(req) => req,
         Err(refusal) => return refusal.into_response(),
     };
-    let store = state.store.clone();
-    let login = tokio::task::spawn_blocking(move || {
-        crate::users::authenticate(store.as_ref(), &username, &password)
-    })
-    .await;
+    let login = state.check_password(username, password).await;
     let user = match login {
-        Ok(Ok(user)) => user,
-        Ok(Err(Error::BadCredentials)) => {
+        Ok(user) => user,
+        Err(Error::BadCredentials) => {
             tracing::info!(client_id = %req.client.id, "login failed");
             return login_form(
                 &req,
@@ -223,8 +219,7 @@ pub async fn submit(
                 StatusCode::UNAUTHORIZED,
             );
         }
-        Ok(Err(e)) => return e.into_response(),
-        Err(_) => return Error::Internal("login task failed".into()).into_response(),
+        Err(e) => return e.into_response(),
     };
     let scope = req
         .params

@@ -99,22 +99,17 @@ pub async fn decide(
         }
         Err(e) => return e.into_response(),
     };
-    let store = state.store.clone();
-    let login = tokio::task::spawn_blocking(move || {
-        crate::users::authenticate(store.as_ref(), &username, &password)
-    })
-    .await;
+    let login = state.check_password(username, password).await;
     let user = match login {
-        Ok(Ok(user)) => user,
-        Ok(Err(Error::BadCredentials)) => {
+        Ok(user) => user,
+        Err(Error::BadCredentials) => {
             return form_page(
                 &user_code,
                 Some("Wrong handle or password."),
                 StatusCode::UNAUTHORIZED,
             );
         }
-        Ok(Err(e)) => return e.into_response(),
-        Err(_) => return Error::Internal("login task failed".into()).into_response(),
+        Err(e) => return e.into_response(),
     };
     let (grant_key, grant) = pending;
     let decision = if approve {

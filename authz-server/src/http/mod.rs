@@ -39,11 +39,24 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Server-issued DPoP nonces (RFC 9449 §8).
     pub dpop_nonces: proto::dpop_nonce::NonceSource,
+    /// The password-check workers.
+    pub passwords: crate::password_pool::PasswordPool,
     /// Retired signing keys, still accepted and published until their time.
     pub retired_keys: Vec<(proto::jwk::Jwk, proto::clock::UnixTime)>,
 }
 
 impl AppState {
+    /// Checks a password on the password workers.
+    pub async fn check_password(
+        &self,
+        handle: String,
+        password: proto::secret::SecretString,
+    ) -> crate::Result<crate::users::User> {
+        self.passwords
+            .check(self.store.clone(), handle, password)
+            .await
+    }
+
     /// The keys tokens of this server verify with now: the current one and live retired ones.
     pub fn verification_keys(&self) -> Vec<proto::jwk::Jwk> {
         let now = self.clock.now();

@@ -61,37 +61,72 @@ impl Observer for Steps {
 /// Runs `devices` enrollments with `concurrency`.
 pub async fn run(devices: usize, concurrency: usize) -> Result<EnrollReport> {
     let dir = tempfile::tempdir()?;
-    let (authz_bin, acme_bin) = (procs::binary("authz-server")?, procs::binary("acme-server")?);
+    let (authz_bin, acme_bin) = (
+        procs::binary("authz-server")?,
+        procs::binary("acme-server")?,
+    );
     let authz_data = dir.path().join("authz");
     let acme_data = dir.path().join("acme");
     procs::add_users(&authz_bin, &authz_data, devices).await?;
     let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
     let authz = Server::start(
         &authz_bin,
-        &s(&["--data-dir", &authz_data.display().to_string(), "serve", "--dev", "--listen", "127.0.0.1:0", "--domain", DOMAIN]),
+        &s(&[
+            "--data-dir",
+            &authz_data.display().to_string(),
+            "serve",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--domain",
+            DOMAIN,
+        ]),
         "authz-server listening on ",
         1,
     )
     .await?;
-    let authz_url = authz.lines[0].trim_start_matches("authz-server listening on ").to_owned();
-    let authz_ca = authz.lines[1].trim_start_matches("dev root CA: ").to_owned();
+    let authz_url = authz.lines[0]
+        .trim_start_matches("authz-server listening on ")
+        .to_owned();
+    let authz_ca = authz.lines[1]
+        .trim_start_matches("dev root CA: ")
+        .to_owned();
     let acme = Server::start(
         &acme_bin,
         &s(&[
-            "--data-dir", &acme_data.display().to_string(), "serve", "--dev", "--listen", "127.0.0.1:0",
-            "--domain", DOMAIN, "--trust-anchor", &authz_ca,
-            "--dpop-target", &format!("{authz_url}/clients/{{device-id}}/access-token"),
-            "--backend-jwks-url", &format!("{authz_url}/jwks"), "--oidc-issuer", &authz_url,
+            "--data-dir",
+            &acme_data.display().to_string(),
+            "serve",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--domain",
+            DOMAIN,
+            "--trust-anchor",
+            &authz_ca,
+            "--dpop-target",
+            &format!("{authz_url}/clients/{{device-id}}/access-token"),
+            "--backend-jwks-url",
+            &format!("{authz_url}/jwks"),
+            "--oidc-issuer",
+            &authz_url,
         ]),
         "acme-server directory ",
         2,
     )
     .await?;
-    let directory = acme.lines[0].trim_start_matches("acme-server directory ").to_owned();
-    let ca_root = acme.lines[1].trim_start_matches("identity CA root: ").to_owned();
-    let acme_tls = acme.lines[2].trim_start_matches("dev TLS root CA: ").to_owned();
+    let directory = acme.lines[0]
+        .trim_start_matches("acme-server directory ")
+        .to_owned();
+    let ca_root = acme.lines[1]
+        .trim_start_matches("identity CA root: ")
+        .to_owned();
+    let acme_tls = acme.lines[2]
+        .trim_start_matches("dev TLS root CA: ")
+        .to_owned();
 
-    let disk_before = procs::disk_usage(&authz_data.join("store")) + procs::disk_usage(&acme_data.join("store"));
+    let disk_before =
+        procs::disk_usage(&authz_data.join("store")) + procs::disk_usage(&acme_data.join("store"));
     let (authz_cpu0, acme_cpu0) = (authz.cpu_seconds()?, acme.cpu_seconds()?);
     let steps = Arc::new(Steps::default());
     let gate = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
@@ -133,9 +168,15 @@ pub async fn run(devices: usize, concurrency: usize) -> Result<EnrollReport> {
     let n = devices.max(1) as f64;
     let authz_cpu = authz.cpu_seconds()? - authz_cpu0;
     let acme_cpu = acme.cpu_seconds()? - acme_cpu0;
-    let disk_after = procs::disk_usage(&authz_data.join("store")) + procs::disk_usage(&acme_data.join("store"));
+    let disk_after =
+        procs::disk_usage(&authz_data.join("store")) + procs::disk_usage(&acme_data.join("store"));
     let mut by_step: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
-    for (step, d) in steps.0.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.iter() {
+    for (step, d) in steps
+        .0
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .iter()
+    {
         by_step.entry(step.name().to_owned()).or_default().push(*d);
     }
     Ok(EnrollReport {
@@ -146,7 +187,10 @@ pub async fn run(devices: usize, concurrency: usize) -> Result<EnrollReport> {
         wall_seconds: wall,
         per_second: latencies.len() as f64 / wall,
         latency_ms: Percentiles::of(&latencies),
-        steps_ms: by_step.iter().map(|(k, v)| (k.clone(), Percentiles::of(v))).collect(),
+        steps_ms: by_step
+            .iter()
+            .map(|(k, v)| (k.clone(), Percentiles::of(v)))
+            .collect(),
         authz_cpu_ms_per_enrollment: authz_cpu * 1e3 / n,
         acme_cpu_ms_per_enrollment: acme_cpu * 1e3 / n,
         authz_peak_rss_mib: authz.peak_rss_mib()?,

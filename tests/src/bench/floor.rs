@@ -88,11 +88,31 @@ pub fn measure(iterations: u32) -> Result<Floor> {
     });
 
     let ops = vec![
-        Op { name: "argon2id verify", micros: argon, per_enrollment: 2 },
-        Op { name: "ES256 sign (JWT, TLS)", micros: es_sign, per_enrollment: 5 + 2 },
-        Op { name: "ES256 verify", micros: es_verify, per_enrollment: 3 + 2 },
-        Op { name: "EdDSA verify", micros: ed_verify, per_enrollment: 1 + 11 },
-        Op { name: "certificate sign (P-256)", micros: cert_sign, per_enrollment: 1 },
+        Op {
+            name: "argon2id verify",
+            micros: argon,
+            per_enrollment: 2,
+        },
+        Op {
+            name: "ES256 sign (JWT, TLS)",
+            micros: es_sign,
+            per_enrollment: 5 + 2,
+        },
+        Op {
+            name: "ES256 verify",
+            micros: es_verify,
+            per_enrollment: 3 + 2,
+        },
+        Op {
+            name: "EdDSA verify",
+            micros: ed_verify,
+            per_enrollment: 1 + 11,
+        },
+        Op {
+            name: "certificate sign (P-256)",
+            micros: cert_sign,
+            per_enrollment: 1,
+        },
     ];
     let floor_ms: f64 = ops
         .iter()

@@ -14,13 +14,18 @@ use crate::stack::DOMAIN;
 /// A server binary next to the running executable (`cargo build --release --bins`).
 pub fn binary(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let dir = exe.parent().ok_or_else(|| anyhow!("no executable directory"))?;
+    let dir = exe
+        .parent()
+        .ok_or_else(|| anyhow!("no executable directory"))?;
     for candidate in [dir.join(name), dir.join("..").join(name)] {
         if candidate.exists() {
             return Ok(candidate);
         }
     }
-    bail!("{name} is not built next to {}; run `cargo build --release --bins` first", exe.display())
+    bail!(
+        "{name} is not built next to {}; run `cargo build --release --bins` first",
+        exe.display()
+    )
 }
 
 /// A running server process.
@@ -92,7 +97,12 @@ pub async fn add_users(authz: &Path, data: &Path, n: usize) -> Result<()> {
     for i in 0..n {
         let mut child = Command::new(authz)
             .args(["--data-dir", &data.display().to_string(), "user", "add"])
-            .args(["--handle", &format!("bench{i}"), "--name", &format!("Bench User {i}")])
+            .args([
+                "--handle",
+                &format!("bench{i}"),
+                "--name",
+                &format!("Bench User {i}"),
+            ])
             .args(["--domain", DOMAIN])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())

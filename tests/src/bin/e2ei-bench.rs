@@ -45,7 +45,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => return server_kit::process::exit_code("e2ei-bench", Err(e)),
     };
@@ -60,9 +63,15 @@ fn print_enroll(r: &enroll::EnrollReport) {
     if let Some(e) = &r.first_error {
         println!("  first error: {e}");
     }
-    println!("  {:<18} {:>9} {:>9} {:>9} {:>9}", "latency (ms)", "p50", "p95", "p99", "max");
+    println!(
+        "  {:<18} {:>9} {:>9} {:>9} {:>9}",
+        "latency (ms)", "p50", "p95", "p99", "max"
+    );
     let row = |name: &str, p: &tests::bench::stats::Percentiles| {
-        println!("  {name:<18} {:>9.1} {:>9.1} {:>9.1} {:>9.1}", p.p50, p.p95, p.p99, p.max);
+        println!(
+            "  {name:<18} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+            p.p50, p.p95, p.p99, p.max
+        );
     };
     row("enrollment", &r.latency_ms);
     for (step, p) in &r.steps_ms {
@@ -80,7 +89,10 @@ fn print_enroll(r: &enroll::EnrollReport) {
 
 fn print_floor(f: &floor::Floor) {
     println!("floor: crypto per enrollment on this machine");
-    println!("  {:<26} {:>10} {:>6} {:>10}", "operation", "µs each", "count", "µs");
+    println!(
+        "  {:<26} {:>10} {:>6} {:>10}",
+        "operation", "µs each", "count", "µs"
+    );
     for op in &f.ops {
         println!(
             "  {:<26} {:>10.1} {:>6} {:>10.1}",
