@@ -2,7 +2,7 @@
 //! algorithms. `josekit` does the cryptography; parsing, header rules and the algorithm/key
 //! pairing are ours, so no library default can widen what we accept.
 
-use josekit::jws::{ES256, ES384, EdDSA, JwsSigner, JwsVerifier, RS256};
+use josekit::jws::{ES256, ES384, EdDSA, JwsSigner, RS256};
 use serde_json::{Map, Value};
 
 use crate::jwk::{EcCurve, Jwk, JwkParams};
@@ -339,10 +339,7 @@ impl UnverifiedJws {
         if !alg.fits(key) {
             return Err(Error::AlgorithmKeyMismatch);
         }
-        let verifier = verifier_for(alg, key)?;
-        verifier
-            .verify(self.signing_input.as_bytes(), &self.signature)
-            .map_err(|_| Error::BadSignature)?;
+        verify_signature(alg, key, self.signing_input.as_bytes(), &self.signature)?;
         let payload = b64::decode(&self.signing_input[self.payload_b64_start..], "payload")?;
         Ok(VerifiedJws {
             header: self.header,
@@ -379,15 +376,40 @@ fn is_b64url(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
 }
 
-fn verifier_for(alg: Algorithm, key: &Jwk) -> Result<Box<dyn JwsVerifier>> {
+/// Verifies a JWS signature with ring (the key material comes straight from the JWK, so no key
+/// object is built per verification; josekit is used for signing only).
+fn verify_signature(alg: Algorithm, key: &Jwk, message: &[u8], signature: &[u8]) -> Result<()> {
+    use ring::signature::{self as sig, UnparsedPublicKey};
     const KEY: Error = Error::InvalidJwk("not a usable public key");
-    let jwk = josekit::jwk::Jwk::from_map(key.public_members()).map_err(|_| KEY)?;
-    Ok(match alg {
-        Algorithm::Es256 => Box::new(ES256.verifier_from_jwk(&jwk).map_err(|_| KEY)?),
-        Algorithm::Es384 => Box::new(ES384.verifier_from_jwk(&jwk).map_err(|_| KEY)?),
-        Algorithm::EdDsa => Box::new(EdDSA.verifier_from_jwk(&jwk).map_err(|_| KEY)?),
-        Algorithm::Rs256 => Box::new(RS256.verifier_from_jwk(&jwk).map_err(|_| KEY)?),
-    })
+    let decode = |text: &str| b64::decode(text, "jwk").map_err(|_| KEY);
+    let ok = match (alg, &key.params) {
+        (Algorithm::Es256 | Algorithm::Es384, JwkParams::Ec { x, y, .. }) => {
+            let mut point = vec![4u8];
+            point.extend(decode(x)?);
+            point.extend(decode(y)?);
+            let algorithm = if alg == Algorithm::Es256 {
+                &sig::ECDSA_P256_SHA256_FIXED
+            } else {
+                &sig::ECDSA_P384_SHA384_FIXED
+            };
+            UnparsedPublicKey::new(algorithm, point)
+                .verify(message, signature)
+                .is_ok()
+        }
+        (Algorithm::EdDsa, JwkParams::Ed25519 { x }) => {
+            UnparsedPublicKey::new(&sig::ED25519, decode(x)?)
+                .verify(message, signature)
+                .is_ok()
+        }
+        (Algorithm::Rs256, JwkParams::Rsa { n, e }) => sig::RsaPublicKeyComponents {
+            n: decode(n)?,
+            e: decode(e)?,
+        }
+        .verify(&sig::RSA_PKCS1_2048_8192_SHA256, message, signature)
+        .is_ok(),
+        _ => return Err(Error::AlgorithmKeyMismatch),
+    };
+    if ok { Ok(()) } else { Err(Error::BadSignature) }
 }
 
 /// A JWT claim set with typed accessors whose errors name the claim.
