@@ -2,6 +2,7 @@
 //! their own processes), [`floor`] (the crypto cost of one enrollment), with [`procs`] and
 //! [`stats`] as helpers.
 
+pub mod acme;
 pub mod enroll;
 pub mod floor;
 pub mod procs;

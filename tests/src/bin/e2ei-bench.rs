@@ -34,6 +34,13 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         iterations: u32,
     },
+    /// ACME http-01 issuance against our acme-server and Pebble, same client, same run.
+    Acme {
+        #[arg(long, default_value_t = 100)]
+        orders: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
     /// `enroll` then `floor`, and the achieved fraction of the ceiling.
     All {
         #[arg(long, default_value_t = 100)]
@@ -121,6 +128,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 print_enroll(&r);
             }
             anyhow::ensure!(r.errors == 0, "{} enrollments failed", r.errors);
+        }
+        Command::Acme {
+            orders,
+            concurrency,
+        } => {
+            let reports = tests::bench::acme::run(orders, concurrency).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            } else {
+                println!("acme: {orders} http-01 orders, concurrency {concurrency}");
+                for r in &reports {
+                    println!(
+                        "  {:<12} {:>7.1} certificates/s  p50 {:>7.1} ms  p99 {:>7.1} ms  errors {}",
+                        r.server, r.per_second, r.latency_ms.p50, r.latency_ms.p99, r.errors
+                    );
+                    if let Some(e) = &r.first_error {
+                        println!("    first error: {e}");
+                    }
+                }
+                if let [ours, pebble] = reports.as_slice() {
+                    println!(
+                        "  ratio acme-server / pebble: {:.2}×",
+                        ours.per_second / pebble.per_second
+                    );
+                }
+            }
+            anyhow::ensure!(reports.iter().all(|r| r.errors == 0), "orders failed");
         }
         Command::Floor { iterations } => {
             let f = floor::measure(iterations)?;
