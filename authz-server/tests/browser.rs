@@ -14,7 +14,6 @@ use serde_json::Value;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_signs_in_consents_and_approves_a_device() {
     let h = Harness::start().await;
-    let interop = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop");
     let shots = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/playwright");
     std::fs::create_dir_all(shots).unwrap();
     let codes: Value = h
@@ -49,34 +48,26 @@ async fn a_browser_signs_in_consents_and_approves_a_device() {
                 .await;
         }
     });
-    let child = tokio::process::Command::new("node")
-        .arg("browser.mjs")
-        .current_dir(interop)
-        .env("ISSUER", &h.base)
-        .env("PASSWORD", &h.password)
-        .env("SCREENSHOTS", shots)
-        .env(
-            "DEVICE_URL",
-            codes["verification_uri_complete"].as_str().unwrap(),
-        )
-        .env("NODE_EXTRA_CA_CERTS", h.dir.path().join("tls/ca.pem"))
-        .env("SPKI_PIN", pin)
-        .env("CALLBACK_PORT", callback_port.to_string())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node must be installed");
-    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
-        .await
-        .expect("the browser finished in time")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let ca = h.dir.path().join("tls/ca.pem").display().to_string();
+    let device_url = codes["verification_uri_complete"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stdout = run_interop(
+        "node",
+        "browser.mjs",
+        &[
+            ("ISSUER", h.base.clone()),
+            ("PASSWORD", h.password.clone()),
+            ("SCREENSHOTS", shots.to_owned()),
+            ("DEVICE_URL", device_url),
+            ("NODE_EXTRA_CA_CERTS", ca),
+            ("SPKI_PIN", pin),
+            ("CALLBACK_PORT", callback_port.to_string()),
+        ],
+        Duration::from_secs(120),
+    )
+    .await;
     for step in ["consent page shown", "code received", "device approved"] {
         assert!(stdout.contains(step), "missing {step:?}:\n{stdout}");
     }

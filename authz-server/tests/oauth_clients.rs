@@ -23,28 +23,21 @@ async fn oauth4webapi_runs_every_grant_with_dpop_and_server_nonces() {
         "run `npm ci` in {interop} (.ci/run does)"
     );
     let secret = std::fs::read_to_string(h.dir.path().join("demo-service-secret")).unwrap();
-    let child = tokio::process::Command::new("node")
-        .arg("oauth4webapi.mjs")
-        .current_dir(interop)
-        .env("ISSUER", &h.base)
-        .env("PASSWORD", &h.password)
-        .env("SERVICE_SECRET", secret)
-        .env("NODE_EXTRA_CA_CERTS", h.dir.path().join("tls/ca.pem"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node must be installed");
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("oauth4webapi finished in time")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_interop(
+        "node",
+        "oauth4webapi.mjs",
+        &[
+            ("ISSUER", h.base.clone()),
+            ("PASSWORD", h.password.clone()),
+            ("SERVICE_SECRET", secret),
+            (
+                "NODE_EXTRA_CA_CERTS",
+                h.dir.path().join("tls/ca.pem").display().to_string(),
+            ),
+        ],
+        Duration::from_secs(60),
+    )
+    .await;
     for step in [
         "discovery ok",
         "use_dpop_nonce, retrying",
@@ -62,7 +55,6 @@ async fn oauth4webapi_runs_every_grant_with_dpop_and_server_nonces() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_oauth2client_gets_a_dpop_bound_client_credentials_token() {
     let h = Harness::start_with(|c| c.require_dpop_nonce = true).await;
-    let interop = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop");
     // .ci/run makes this venv and exports its python as INTEROP_PYTHON.
     let python = std::env::var("INTEROP_PYTHON").unwrap_or_else(|_| {
         concat!(
@@ -72,27 +64,20 @@ async fn requests_oauth2client_gets_a_dpop_bound_client_credentials_token() {
         .into()
     });
     let secret = std::fs::read_to_string(h.dir.path().join("demo-service-secret")).unwrap();
-    let child = tokio::process::Command::new(&python)
-        .arg("requests_oauth2client_cc.py")
-        .current_dir(interop)
-        .env("ISSUER", &h.base)
-        .env("SERVICE_SECRET", secret)
-        .env("REQUESTS_CA_BUNDLE", h.dir.path().join("tls/ca.pem"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("{python}: {e}"));
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("requests_oauth2client finished in time")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_interop(
+        &python,
+        "requests_oauth2client_cc.py",
+        &[
+            ("ISSUER", h.base.clone()),
+            ("SERVICE_SECRET", secret),
+            (
+                "REQUESTS_CA_BUNDLE",
+                h.dir.path().join("tls/ca.pem").display().to_string(),
+            ),
+        ],
+        Duration::from_secs(60),
+    )
+    .await;
     assert!(stdout.contains("client credentials ok DPoP"), "{stdout}");
     assert!(stdout.contains("introspection ok DPoP"), "{stdout}");
 }

@@ -160,34 +160,37 @@ fn refresh_grant(
         .jkt
         .clone()
         .or_else(|| proof.map(|p| p.thumbprint().to_owned()));
+    let family = record.family.clone();
+    user_tokens(state, Some(&family), RefreshRecord { jkt, ..record }, now)
+}
+
+/// An access token and a refresh token (in `family`, or a new one) for the user, client, scope
+/// and key binding of `template`.
+fn user_tokens(
+    state: &SharedState,
+    family: Option<&str>,
+    template: RefreshRecord,
+    now: i64,
+) -> Result<Value> {
     let (access_token, jti) = crate::tokens::issue_access(
         &state.issuer(),
         &AccessGrant {
-            subject: &record.user_id,
-            client_id: &record.client_id,
-            scope: &record.scope,
-            jkt: jkt.as_deref(),
+            subject: &template.user_id,
+            client_id: &template.client_id,
+            scope: &template.scope,
+            jkt: template.jkt.as_deref(),
         },
         now,
     )?;
-    let family = record.family.clone();
-    let next = crate::refresh::issue(
-        state.store(),
-        Some(&family),
-        &RefreshRecord {
-            jkt: jkt.clone(),
-            ..record.clone()
-        },
-        &jti,
-    )?;
+    let refresh = crate::refresh::issue(state.store(), family, &template, &jti)?;
     state.store().flush()?;
     let mut body = token_body(
         &access_token,
-        jkt.is_some(),
+        template.jkt.is_some(),
         state.config.lifetimes.access_token,
-        &record.scope,
+        &template.scope,
     );
-    body["refresh_token"] = next.into();
+    body["refresh_token"] = refresh.into();
     Ok(body)
 }
 
@@ -204,40 +207,20 @@ fn device_code_grant(
             "a polled grant that is not approved".into(),
         ));
     };
-    let jkt = proof.map(|p| p.thumbprint().to_owned());
-    let (access_token, jti) = crate::tokens::issue_access(
-        &state.issuer(),
-        &AccessGrant {
-            subject: user_id,
-            client_id: &grant.client_id,
-            scope: &grant.scope,
-            jkt: jkt.as_deref(),
-        },
-        now,
-    )?;
-    let refresh = crate::refresh::issue(
-        state.store(),
+    user_tokens(
+        state,
         None,
-        &RefreshRecord {
+        RefreshRecord {
             family: String::new(),
             client_id: grant.client_id.clone(),
             user_id: user_id.clone(),
             scope: grant.scope.clone(),
-            jkt: jkt.clone(),
+            jkt: proof.map(|p| p.thumbprint().to_owned()),
             expires_at: now + state.config.lifetimes.refresh_token,
             used: false,
         },
-        &jti,
-    )?;
-    state.store().flush()?;
-    let mut body = token_body(
-        &access_token,
-        jkt.is_some(),
-        state.config.lifetimes.access_token,
-        &grant.scope,
-    );
-    body["refresh_token"] = refresh.into();
-    Ok(body)
+        now,
+    )
 }
 
 fn client_credentials(

@@ -328,3 +328,34 @@ pub async fn stop(mut child: tokio::process::Child) {
         "graceful shutdown exits 0"
     );
 }
+
+/// Runs an interop client (`program script` in `tests/interop`) with `envs` to completion
+/// within `limit`; asserts it succeeded and returns its stdout.
+pub async fn run_interop(
+    program: &str,
+    script: &str,
+    envs: &[(&str, String)],
+    limit: std::time::Duration,
+) -> String {
+    let interop = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop");
+    let child = tokio::process::Command::new(program)
+        .arg(script)
+        .current_dir(interop)
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} must be installed (.ci/run installs it): {e}"));
+    let out = tokio::time::timeout(limit, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{script} did not finish in time"))
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
