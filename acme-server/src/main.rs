@@ -193,10 +193,7 @@ fn eab_command(config: &Config, action: EabAction) -> anyhow::Result<()> {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
+    server_kit::process::block_on(async {
         let server = acme_server::start(config, Arc::new(SystemClock)).await?;
         // A closed stdout (a supervisor that stopped reading) must not take the server down.
         let mut out = std::io::stdout();

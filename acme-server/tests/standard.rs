@@ -150,11 +150,16 @@ impl Fixture {
         (params.serialize_request(&key).unwrap().der().to_vec(), key)
     }
 
-    /// Issues a certificate for `names`; (chain PEM, leaf DER, leaf key).
-    async fn issue(&self, account: &Account, names: &[&str]) -> (String, Vec<u8>, rcgen::KeyPair) {
-        let ids: Vec<(&str, &str)> = names.iter().map(|n| ("dns", *n)).collect();
-        let (order_url, order) = self.order(account, &ids).await;
-        self.validate(account, &order).await;
+    /// Validates `order`, finalizes it with a CSR for `names` and waits for issuance; the valid
+    /// order and the certificate key.
+    async fn finalize(
+        &self,
+        account: &Account,
+        order_url: &str,
+        order: &Order,
+        names: &[&str],
+    ) -> (Order, rcgen::KeyPair) {
+        self.validate(account, order).await;
         let (csr, key) = Self::csr(names);
         let response = self
             .client
@@ -165,16 +170,29 @@ impl Fixture {
             )
             .await;
         assert_eq!(response.status(), 200, "{:?}", response.text().await);
-        let order = self.issued(account, &order_url, response).await;
+        (self.issued(account, order_url, response).await, key)
+    }
+
+    /// A certificate's PEM chain and its leaf's DER.
+    async fn chain(&self, account: &Account, cert_url: &str) -> (String, Vec<u8>) {
         let chain = self
             .client
-            .post_as(account, &order.certificate.unwrap(), None)
+            .post_as(account, cert_url, None)
             .await
             .text()
             .await
             .unwrap();
         let (_, pem) = x509_parser::pem::parse_x509_pem(chain.as_bytes()).unwrap();
-        (chain, pem.contents, key)
+        (chain, pem.contents)
+    }
+
+    /// Issues a certificate for `names`; (chain PEM, leaf DER, leaf key).
+    async fn issue(&self, account: &Account, names: &[&str]) -> (String, Vec<u8>, rcgen::KeyPair) {
+        let ids: Vec<(&str, &str)> = names.iter().map(|n| ("dns", *n)).collect();
+        let (order_url, order) = self.order(account, &ids).await;
+        let (order, key) = self.finalize(account, &order_url, &order, names).await;
+        let (chain, leaf) = self.chain(account, &order.certificate.unwrap()).await;
+        (chain, leaf, key)
     }
 
     /// The order once issuance ended: a finalize answers `processing` with `Retry-After`, and
@@ -639,24 +657,10 @@ async fn profiles_choose_validity_and_usage() {
     let order_url = header(&response, "location");
     let order: Order = response.json().await.unwrap();
     assert_eq!(order.profile.as_deref(), Some("shortlived"));
-    f.validate(&account, &order).await;
-    let (csr, _) = Fixture::csr(&["p.example.test"]);
-    let response = f
-        .client
-        .post_as(
-            &account,
-            &order.finalize,
-            Some(&common::finalize_payload(&csr)),
-        )
+    let (order, _) = f
+        .finalize(&account, &order_url, &order, &["p.example.test"])
         .await;
-    let order = f.issued(&account, &order_url, response).await;
-    let chain = f
-        .client
-        .post_as(&account, &order.certificate.unwrap(), None)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let (chain, _) = f.chain(&account, &order.certificate.unwrap()).await;
     let (_, pem) = x509_parser::pem::parse_x509_pem(chain.as_bytes()).unwrap();
     let cert = pem.parse_x509().unwrap();
     let v = cert.validity();
@@ -704,21 +708,10 @@ async fn alternate_chains_are_linked_from_the_certificate() {
     let f = Fixture::start_with(|c| c.ca.alternate_chains = vec![alt_path.clone()]).await;
     let account = f.client.new_account().await;
     let (order_url, order) = f.order(&account, &[("dns", "alt.example.test")]).await;
-    f.validate(&account, &order).await;
-    let (csr, _) = Fixture::csr(&["alt.example.test"]);
-    let response = f
-        .client
-        .post_as(
-            &account,
-            &order.finalize,
-            Some(&common::finalize_payload(&csr)),
-        )
+    let (order, _) = f
+        .finalize(&account, &order_url, &order, &["alt.example.test"])
         .await;
-    let cert_url = f
-        .issued(&account, &order_url, response)
-        .await
-        .certificate
-        .unwrap();
+    let cert_url = order.certificate.unwrap();
     let response = f.client.post_as(&account, &cert_url, None).await;
     let links: Vec<String> = response
         .headers()
@@ -762,28 +755,10 @@ async fn an_ip_address_certificate_is_validated_over_http_01() {
     let f = Fixture::start().await;
     let account = f.client.new_account().await;
     let (order_url, order) = f.order(&account, &[("ip", "127.0.0.1")]).await;
-    f.validate(&account, &order).await;
-    let (csr, _) = Fixture::csr(&["127.0.0.1"]);
-    let response = f
-        .client
-        .post_as(
-            &account,
-            &order.finalize,
-            Some(&common::finalize_payload(&csr)),
-        )
+    let (order, _) = f
+        .finalize(&account, &order_url, &order, &["127.0.0.1"])
         .await;
-    let cert_url = f
-        .issued(&account, &order_url, response)
-        .await
-        .certificate
-        .unwrap();
-    let chain = f
-        .client
-        .post_as(&account, &cert_url, None)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let (chain, _) = f.chain(&account, &order.certificate.unwrap()).await;
     let (_, pem) = x509_parser::pem::parse_x509_pem(chain.as_bytes()).unwrap();
     let cert = pem.parse_x509().unwrap();
     let san = cert.subject_alternative_name().unwrap().unwrap().value;

@@ -172,10 +172,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
+    server_kit::process::block_on(async {
         let server = authz_server::start(config, Arc::new(SystemClock)).await?;
         // A closed stdout (a supervisor that stopped reading) must not take the server down.
         let mut out = std::io::stdout();

@@ -14,7 +14,20 @@ pub fn init_logging() {
         .init();
 }
 
-/// The exit code of a binary's run: failures are printed as `{program}: {error}`.
+/// Runs `future` to completion on a new multi-threaded tokio runtime.
+pub fn block_on<T, E, F>(future: F) -> std::result::Result<T, E>
+where
+    F: std::future::Future<Output = std::result::Result<T, E>>,
+    E: From<std::io::Error>,
+{
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(future)
+}
+
+/// The exit code of a binary's run: failures are printed as `{program}: {error}` (with the
+/// whole chain of causes where the error has one).
 pub fn exit_code<E: std::fmt::Display>(
     program: &str,
     result: std::result::Result<(), E>,
@@ -22,7 +35,7 @@ pub fn exit_code<E: std::fmt::Display>(
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{program}: {e}");
+            eprintln!("{program}: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -76,14 +76,7 @@ struct Connection {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => return server_kit::process::exit_code("e2ei-enroll", Err(e)),
-    };
-    server_kit::process::exit_code("e2ei-enroll", runtime.block_on(run(cli)))
+    server_kit::process::exit_code("e2ei-enroll", server_kit::process::block_on(run(cli)))
 }
 
 fn password(c: &Connection) -> anyhow::Result<SecretString> {

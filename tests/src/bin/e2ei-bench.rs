@@ -52,14 +52,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => return server_kit::process::exit_code("e2ei-bench", Err(e)),
-    };
-    server_kit::process::exit_code("e2ei-bench", runtime.block_on(run(cli)))
+    server_kit::process::exit_code("e2ei-bench", server_kit::process::block_on(run(cli)))
 }
 
 fn print_enroll(r: &enroll::EnrollReport) {

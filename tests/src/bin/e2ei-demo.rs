@@ -36,23 +36,7 @@ fn main() -> ExitCode {
         server_kit::process::init_logging();
     }
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("e2ei-demo: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("e2ei-demo: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    server_kit::process::exit_code("e2ei-demo", server_kit::process::block_on(run(cli)))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
