@@ -1,10 +1,14 @@
 //! The storage authority: the only module that touches the store. Accounts, orders,
 //! authorizations (with their challenges) and certificates are JSON records; every status change
 //! is a compare-and-swap against the record as it was read ([`Versioned`]), so two concurrent
-//! requests can never both move the same object out of the same state. Everything a response
-//! promises is flushed before the response is sent.
+//! requests can never both move the same object out of the same state. Nothing here flushes on
+//! the request path: the web front end holds every POST response until the store's group commit
+//! ([`StorageAuthority::durable`]) has made all writes before it durable, so one flush serves a
+//! batch of requests.
 
 use std::sync::Arc;
+
+use server_kit::group_commit::GroupCommit;
 
 use proto::acme::{
     AccountStatus, AuthorizationStatus, ChallengeStatus, Identifier, OrderStatus, Problem,
@@ -214,21 +218,31 @@ pub enum Created {
 #[derive(Debug, Clone)]
 pub struct StorageAuthority {
     store: Arc<dyn Store>,
+    commit: Arc<GroupCommit>,
 }
 
 impl StorageAuthority {
-    /// Wraps a store.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    /// Wraps a store and starts its group commit.
+    pub fn new(store: Arc<dyn Store>) -> Result<Self> {
+        Ok(Self {
+            commit: Arc::new(GroupCommit::start(store.clone())?),
+            store,
+        })
     }
 
     fn store(&self) -> &dyn Store {
         self.store.as_ref()
     }
 
-    /// Makes everything written so far durable.
+    /// Makes everything written so far durable, blocking (the operator CLI, shutdown).
     pub fn flush(&self) -> Result<()> {
         Ok(self.store().flush()?)
+    }
+
+    /// Returns once everything written before the call is durable, sharing one flush with every
+    /// other request waiting at the same time.
+    pub async fn durable(&self) -> Result<()> {
+        Ok(self.commit.durable().await?)
     }
 
     /// Creates an account unless its key already has one (then returns that one); the key
@@ -249,7 +263,6 @@ impl StorageAuthority {
         }
         self.store()
             .put_json(trees::ACCOUNTS, &account.id, &account)?;
-        self.flush()?;
         Ok(Created::New(account))
     }
 
@@ -274,23 +287,19 @@ impl StorageAuthority {
         Ok(self.store().get_versioned(trees::ACCOUNTS, id)?)
     }
 
-    /// Replaces an account if unchanged since read; flushed.
+    /// Replaces an account if unchanged since read.
     pub fn replace_account(
         &self,
         old: &Versioned<AccountRecord>,
         new: &AccountRecord,
     ) -> Result<bool> {
-        let swapped = self
+        Ok(self
             .store()
-            .replace_json(trees::ACCOUNTS, &new.id, old, new)?;
-        if swapped {
-            self.flush()?;
-        }
-        Ok(swapped)
+            .replace_json(trees::ACCOUNTS, &new.id, old, new)?)
     }
 
     /// Moves an account to a new key: claims the new key's index entry (false if another
-    /// account has it), swaps the record, releases the old entry; flushed.
+    /// account has it), swaps the record, releases the old entry.
     pub fn change_account_key(
         &self,
         old: &Versioned<AccountRecord>,
@@ -314,7 +323,6 @@ impl StorageAuthority {
         }
         self.store()
             .take(trees::ACCOUNT_KEYS, &old.value.thumbprint)?;
-        self.flush()?;
         Ok(true)
     }
 
@@ -381,8 +389,7 @@ impl StorageAuthority {
         Ok(self.store().get_json(trees::AUTHZS, &id)?)
     }
 
-    /// Stores a new order with its new authorizations (reused ones are already stored);
-    /// flushed.
+    /// Stores a new order with its new authorizations (reused ones are already stored).
     pub fn create_order(&self, order: &OrderRecord, authzs: &[AuthzRecord]) -> Result<()> {
         for authz in authzs {
             self.store().put_json(trees::AUTHZS, &authz.id, authz)?;
@@ -395,7 +402,7 @@ impl StorageAuthority {
             &format!("{}/{}", order.account_id, order.id),
             b"",
         )?;
-        self.flush()
+        Ok(())
     }
 
     /// An order, for a later compare-and-swap.
@@ -403,7 +410,7 @@ impl StorageAuthority {
         Ok(self.store().get_versioned(trees::ORDERS, id)?)
     }
 
-    /// Replaces an order if unchanged since read (not flushed: see [`Self::flush`]).
+    /// Replaces an order if unchanged since read.
     pub fn replace_order(&self, old: &Versioned<OrderRecord>, new: &OrderRecord) -> Result<bool> {
         Ok(self
             .store()
@@ -426,15 +433,15 @@ impl StorageAuthority {
         Ok(self.store().get_versioned(trees::AUTHZS, id)?)
     }
 
-    /// Replaces an authorization if unchanged since read (not flushed).
+    /// Replaces an authorization if unchanged since read.
     pub fn replace_authz(&self, old: &Versioned<AuthzRecord>, new: &AuthzRecord) -> Result<bool> {
         Ok(self
             .store()
             .replace_json(trees::AUTHZS, &new.id, old, new)?)
     }
 
-    /// Stores an issued certificate and its serial index (not flushed: the order update that
-    /// names it follows).
+    /// Stores an issued certificate and its serial index (the order update that names it
+    /// follows).
     pub fn put_certificate(&self, cert: &CertificateRecord) -> Result<()> {
         self.store().put_json(trees::CERTIFICATES, &cert.id, cert)?;
         Ok(self
@@ -458,19 +465,15 @@ impl StorageAuthority {
         Ok(self.store().get_versioned(trees::CERTIFICATES, &id)?)
     }
 
-    /// Replaces a certificate record if unchanged since read; flushed.
+    /// Replaces a certificate record if unchanged since read.
     pub fn replace_certificate(
         &self,
         old: &Versioned<CertificateRecord>,
         new: &CertificateRecord,
     ) -> Result<bool> {
-        let swapped = self
+        Ok(self
             .store()
-            .replace_json(trees::CERTIFICATES, &new.id, old, new)?;
-        if swapped {
-            self.flush()?;
-        }
-        Ok(swapped)
+            .replace_json(trees::CERTIFICATES, &new.id, old, new)?)
     }
 
     /// Every revoked certificate (for the CRL).

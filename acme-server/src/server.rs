@@ -89,7 +89,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     let ca = ca.with_crl_url(urls.crl());
     let config = Arc::new(config);
     let va = ValidationAuthority::new(&config)?;
-    let sa = StorageAuthority::new(store.clone());
+    let sa = StorageAuthority::new(store.clone())?;
     let ra = RegistrationAuthority::new(sa, va, ca, config.clone(), clock.clone());
     let nonces = Arc::new(MemoryNonces::new(
         config.lifetimes.nonce,

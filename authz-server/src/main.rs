@@ -123,6 +123,11 @@ enum ClientAction {
     },
 }
 
+/// mimalloc: the token path allocates per request on every worker thread; see
+/// docs/benchmarks.md for the before/after.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     server_kit::process::init_logging();
     server_kit::process::exit_code("authz-server", run(Cli::parse()))

@@ -45,7 +45,7 @@ pub struct AcmeClient {
 }
 
 fn network(step: Step, e: reqwest::Error) -> Error {
-    Error::new(step, Cause::Network(e.to_string()))
+    Error::network(step, &e)
 }
 
 fn header(response: &reqwest::Response, name: &str) -> Option<String> {

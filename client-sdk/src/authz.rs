@@ -36,10 +36,7 @@ pub struct Authz {
 }
 
 async fn send(step: Step, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
-    request
-        .send()
-        .await
-        .map_err(|e| Error::new(step, Cause::Network(e.to_string())))
+    request.send().await.map_err(|e| Error::network(step, &e))
 }
 
 async fn refused(step: Step, response: reqwest::Response) -> Error {

@@ -59,6 +59,19 @@ impl Error {
         Self { step, cause }
     }
 
+    /// A transport failure of `step`, with every cause in the chain (reqwest's own message
+    /// names only the URL; the reason — refused, reset, TLS — is in its sources).
+    pub(crate) fn network(step: Step, e: &(dyn std::error::Error + 'static)) -> Self {
+        let mut message = e.to_string();
+        let mut source = e.source();
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        Self::new(step, Cause::Network(message))
+    }
+
     /// A local failure (configuration, files, keys) during `step`.
     pub fn local(step: Step, message: impl fmt::Display) -> Self {
         Self::new(step, Cause::Local(message.to_string()))

@@ -1,8 +1,13 @@
 //! Compact JWS (RFC 7515) signing and verification over an explicit allow-list of asymmetric
-//! algorithms. `josekit` does the cryptography; parsing, header rules and the algorithm/key
-//! pairing are ours, so no library default can widen what we accept.
+//! algorithms. `ring` signs and verifies; `josekit` generates keys and derives their public
+//! JWKs. Parsing, header rules and the algorithm/key pairing are ours, so no library default can
+//! widen what we accept.
 
-use josekit::jws::{ES256, ES384, EdDSA, JwsSigner, RS256};
+use std::sync::Arc;
+
+use josekit::jws::{ES256, ES384, EdDSA, RS256};
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
 use serde_json::{Map, Value};
 
 use crate::jwk::{EcCurve, Jwk, JwkParams};
@@ -78,10 +83,52 @@ impl std::fmt::Display for Algorithm {
 #[derive(Clone)]
 pub struct SigningKey {
     alg: Algorithm,
-    signer: Box<dyn JwsSigner>,
+    signer: Signer,
     public: Jwk,
     spki: Vec<u8>,
     pkcs8: SecretBytes,
+}
+
+/// The parsed private key, ready to sign (parsing PKCS#8 once, not per signature).
+#[derive(Clone)]
+enum Signer {
+    Ecdsa(Arc<EcdsaKeyPair>),
+    Ed25519(Arc<Ed25519KeyPair>),
+    Rsa(Arc<RsaKeyPair>),
+}
+
+impl Signer {
+    fn from_pkcs8(alg: Algorithm, der: &[u8]) -> Option<Self> {
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING};
+        let rng = SystemRandom::new();
+        Some(match alg {
+            Algorithm::Es256 => Self::Ecdsa(Arc::new(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng).ok()?,
+            )),
+            Algorithm::Es384 => Self::Ecdsa(Arc::new(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, der, &rng).ok()?,
+            )),
+            Algorithm::EdDsa => Self::Ed25519(Arc::new(
+                Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).ok()?,
+            )),
+            Algorithm::Rs256 => Self::Rsa(Arc::new(RsaKeyPair::from_pkcs8(der).ok()?)),
+        })
+    }
+
+    /// JWS signature bytes: R||S for ECDSA (RFC 7518 §3.4), raw for EdDSA and RSA.
+    fn sign(&self, message: &[u8]) -> Option<Vec<u8>> {
+        let rng = SystemRandom::new();
+        match self {
+            Self::Ecdsa(pair) => Some(pair.sign(&rng, message).ok()?.as_ref().to_vec()),
+            Self::Ed25519(pair) => Some(pair.sign(message).as_ref().to_vec()),
+            Self::Rsa(pair) => {
+                let mut out = vec![0; pair.public().modulus_len()];
+                pair.sign(&ring::signature::RSA_PKCS1_SHA256, &rng, message, &mut out)
+                    .ok()?;
+                Some(out)
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -122,7 +169,7 @@ impl SigningKey {
     pub fn from_pkcs8_der(alg: Algorithm, der: &[u8]) -> Result<Self> {
         const READ: Error = Error::Key("not a PKCS#8 private key for this algorithm");
         use josekit::jwk::KeyPair;
-        let (signer, public, spki): (Box<dyn JwsSigner>, josekit::jwk::Jwk, Vec<u8>) = match alg {
+        let (public, spki): (josekit::jwk::Jwk, Vec<u8>) = match alg {
             Algorithm::Es256 | Algorithm::Es384 => {
                 let a = if alg == Algorithm::Es256 {
                     ES256
@@ -130,32 +177,31 @@ impl SigningKey {
                     ES384
                 };
                 let pair = a.key_pair_from_der(der).map_err(|_| READ)?;
-                (
-                    Box::new(a.signer_from_der(der).map_err(|_| READ)?),
-                    pair.to_jwk_public_key(),
-                    pair.to_der_public_key(),
-                )
+                (pair.to_jwk_public_key(), pair.to_der_public_key())
             }
             Algorithm::EdDsa => {
                 let pair = EdDSA.key_pair_from_der(der).map_err(|_| READ)?;
                 if pair.curve() != josekit::jwk::alg::ed::EdCurve::Ed25519 {
                     return Err(READ);
                 }
-                (
-                    Box::new(EdDSA.signer_from_der(der).map_err(|_| READ)?),
-                    pair.to_jwk_public_key(),
-                    pair.to_der_public_key(),
-                )
+                (pair.to_jwk_public_key(), pair.to_der_public_key())
             }
             Algorithm::Rs256 => {
                 let pair = RS256.key_pair_from_der(der).map_err(|_| READ)?;
-                (
-                    Box::new(RS256.signer_from_der(der).map_err(|_| READ)?),
-                    pair.to_jwk_public_key(),
-                    pair.to_der_public_key(),
-                )
+                (pair.to_jwk_public_key(), pair.to_der_public_key())
             }
         };
+        // OpenSSL writes EC keys as bare SEC1; keep (and hand out) PKCS#8 whatever came in.
+        let der = match alg {
+            Algorithm::Es256 if crate::pkcs8::is_sec1_ec_key(der) => {
+                crate::pkcs8::wrap_sec1(crate::pkcs8::EcCurveOid::P256, der)
+            }
+            Algorithm::Es384 if crate::pkcs8::is_sec1_ec_key(der) => {
+                crate::pkcs8::wrap_sec1(crate::pkcs8::EcCurveOid::P384, der)
+            }
+            _ => der.to_vec(),
+        };
+        let signer = Signer::from_pkcs8(alg, &der).ok_or(READ)?;
         let public_json = Value::Object(public.as_ref().clone());
         let public = Jwk::from_json(&public_json)?;
         if !alg.fits(&public) {
@@ -166,7 +212,7 @@ impl SigningKey {
             signer,
             public,
             spki,
-            pkcs8: SecretBytes::new(der.to_vec()),
+            pkcs8: SecretBytes::new(der),
         })
     }
 
@@ -200,7 +246,7 @@ impl SigningKey {
     pub fn sign_bytes(&self, message: &[u8]) -> Result<Vec<u8>> {
         self.signer
             .sign(message)
-            .map_err(|_| Error::Key("signing failed"))
+            .ok_or(Error::Key("signing failed"))
     }
 
     /// Signs a compact JWS. `header` gets `alg` set to this key's algorithm; everything else in

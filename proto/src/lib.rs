@@ -29,6 +29,7 @@ pub mod id_token;
 pub mod jwk;
 pub mod jws;
 pub mod pkce;
+pub mod pkcs8;
 pub mod random;
 pub mod resource;
 pub mod rfc3339;

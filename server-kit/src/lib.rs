@@ -1,4 +1,5 @@
-//! Plumbing both servers share and no protocol logic needs: the durable key-value [`store`],
+//! Plumbing both servers share and no protocol logic needs: the durable key-value [`store`] and
+//! its batched flushing ([`group_commit`]),
 //! owner-only key [`files`], TLS set-up with a generated dev PKI ([`tls`]), and running an axum
 //! router over HTTPS with one log event per request ([`serve`]).
 //!
@@ -6,6 +7,7 @@
 //! type.
 
 pub mod files;
+pub mod group_commit;
 pub mod process;
 pub mod serve;
 pub mod store;

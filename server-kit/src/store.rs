@@ -49,6 +49,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn scan_prefix(&self, tree: Tree, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
     /// Makes every write so far durable.
     fn flush(&self) -> Result<()>;
+    /// How many writes (put, swap, take) this store has applied since it was opened: a flush
+    /// that starts after reading `n` makes the first `n` durable (see [`crate::group_commit`]).
+    fn writes(&self) -> u64;
 }
 
 impl dyn Store + '_ {
@@ -135,6 +138,7 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 #[derive(Debug)]
 pub struct SledStore {
     db: sled::Db,
+    writes: std::sync::atomic::AtomicU64,
 }
 
 impl SledStore {
@@ -142,7 +146,16 @@ impl SledStore {
     pub fn open(path: &Path) -> Result<Self> {
         let db = sled::open(path)
             .map_err(|e| Error::Storage(format!("open {}: {e}", path.display())))?;
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            writes: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// Counts an applied write (after it is applied, so a flush that reads the count covers it).
+    fn wrote(&self) {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn tree(&self, tree: Tree) -> Result<sled::Tree> {
@@ -165,6 +178,7 @@ impl Store for SledStore {
 
     fn put(&self, tree: Tree, key: &str, value: &[u8]) -> Result<()> {
         self.tree(tree)?.insert(key, value).map_err(storage)?;
+        self.wrote();
         Ok(())
     }
 
@@ -175,19 +189,23 @@ impl Store for SledStore {
         expected: Option<&[u8]>,
         new: Option<&[u8]>,
     ) -> Result<bool> {
-        Ok(self
+        let swapped = self
             .tree(tree)?
             .compare_and_swap(key, expected, new)
             .map_err(storage)?
-            .is_ok())
+            .is_ok();
+        if swapped {
+            self.wrote();
+        }
+        Ok(swapped)
     }
 
     fn take(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .tree(tree)?
-            .remove(key)
-            .map_err(storage)?
-            .map(|v| v.to_vec()))
+        let taken = self.tree(tree)?.remove(key).map_err(storage)?;
+        if taken.is_some() {
+            self.wrote();
+        }
+        Ok(taken.map(|v| v.to_vec()))
     }
 
     fn scan_prefix(&self, tree: Tree, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
@@ -203,6 +221,10 @@ impl Store for SledStore {
     fn flush(&self) -> Result<()> {
         self.db.flush().map_err(storage)?;
         Ok(())
+    }
+
+    fn writes(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 

@@ -135,7 +135,6 @@ impl RegistrationAuthority {
             });
         }
         self.advance_order_if_ready(account, &next.order_id)?;
-        self.sa.flush()?;
         Ok(ChallengeState { authz: next, index })
     }
 
@@ -184,6 +183,6 @@ impl RegistrationAuthority {
                 break;
             }
         }
-        self.sa.flush()
+        Ok(())
     }
 }

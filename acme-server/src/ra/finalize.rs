@@ -1,7 +1,8 @@
 //! Finalize (RFC 8555 §7.4): only a `ready` order; the CSR is checked against the order's
 //! identity ([`crate::ca::csr`]) while the order is still `ready`, then the order moves
 //! `ready → processing` by compare-and-swap (so only one finalize issues), the CA signs, and
-//! the certificate and the `valid` order are stored and flushed. Identity orders issue before the
+//! the certificate and the `valid` order are stored (durable before any response shows them:
+//! see [`crate::sa`]). Identity orders issue before the
 //! response (Wire clients expect `valid`); standard orders answer `processing` with
 //! `Retry-After` and issue in the background.
 
@@ -94,7 +95,6 @@ impl RegistrationAuthority {
                 "the order is being finalized by another request",
             ));
         }
-        self.sa.flush()?;
         Ok(Issuance {
             account_id: account.id().to_owned(),
             order: processing,
@@ -103,7 +103,7 @@ impl RegistrationAuthority {
     }
 
     /// Signs the certificate of a `processing` order, stores it and the `valid` order (or the
-    /// `invalid` one with the error), flushed.
+    /// `invalid` one with the error).
     pub fn issue(&self, issuance: Issuance) -> Result<OrderRecord> {
         let Issuance {
             account_id,
@@ -132,7 +132,6 @@ impl RegistrationAuthority {
                 failed.status = OrderStatus::Invalid;
                 failed.error = Some(e.to_problem().1);
                 self.sa.replace_order(&stored, &failed)?;
-                self.sa.flush()?;
                 return Err(e);
             }
         };
@@ -154,7 +153,6 @@ impl RegistrationAuthority {
         if !self.sa.replace_order(&stored, &valid)? {
             return Err(Error::Internal("order changed while processing".into()));
         }
-        self.sa.flush()?;
         tracing::info!(
             order = %order_id,
             serial = %certificate.serial,

@@ -230,9 +230,7 @@ impl RegistrationAuthority {
             let mut expired = order.value.clone();
             expired.status = OrderStatus::Invalid;
             expired.error = Some(Error::malformed("the order expired").to_problem().1);
-            if self.sa.replace_order(&order, &expired)? {
-                self.sa.flush()?;
-            }
+            self.sa.replace_order(&order, &expired)?;
         }
     }
 
@@ -261,9 +259,7 @@ impl RegistrationAuthority {
             }
             let mut expired = authz.value.clone();
             expired.status = AuthorizationStatus::Expired;
-            if self.sa.replace_authz(&authz, &expired)? {
-                self.sa.flush()?;
-            }
+            self.sa.replace_authz(&authz, &expired)?;
         }
     }
 
@@ -305,7 +301,6 @@ impl RegistrationAuthority {
                 break;
             }
         }
-        self.sa.flush()?;
         Ok(next)
     }
 

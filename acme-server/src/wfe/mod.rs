@@ -1,5 +1,6 @@
 //! The web front end: routes, JWS intake ([`intake`]), rendering of ACME objects ([`render`]),
-//! and the headers every response carries (a fresh `Replay-Nonce`, `Link: <directory>;
+//! durability before any POST is answered (the storage authority's group commit), and the
+//! headers every response carries (a fresh `Replay-Nonce`, `Link: <directory>;
 //! rel="index"`, `Cache-Control: no-store`). Handlers authenticate, call the registration
 //! authority, and render; errors render themselves as problem documents.
 
@@ -14,7 +15,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use proto::clock::Clock;
 
@@ -93,9 +94,16 @@ pub fn router(state: SharedState) -> Router {
         .with_state(state)
 }
 
-/// Adds a fresh nonce, the index link and `no-store` to every response, errors included.
+/// Holds every POST response until the writes before it are durable (one group flush serves
+/// all requests waiting together), then adds a fresh nonce, the index link and `no-store` to it,
+/// errors included.
 async fn acme_headers(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+    let is_post = request.method() == axum::http::Method::POST;
     let mut response = next.run(request).await;
+    if is_post && let Err(e) = state.ra.sa().durable().await {
+        tracing::error!(error = %e, "store flush failed; answering with a server error");
+        response = e.into_response();
+    }
     let nonce = state.nonces.issue(state.clock.now());
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&nonce) {

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use client_sdk::Step;
@@ -18,6 +18,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::procs::{self, Server};
 use super::stats::Percentiles;
+
+/// How long one order may take before it counts as an error (a server that stops answering
+/// must not hold the bench forever).
+const ORDER_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Key authorizations served by token.
 type Served = Arc<Mutex<HashMap<String, String>>>;
@@ -37,6 +41,10 @@ pub struct AcmeReport {
     pub per_second: f64,
     /// Per-order latency.
     pub latency_ms: Percentiles,
+    /// Server CPU per issued certificate, ms.
+    pub server_cpu_ms_per_certificate: f64,
+    /// Peak RSS of the server, MiB.
+    pub peak_rss_mib: f64,
 }
 
 async fn responder(listener: tokio::net::TcpListener, served: Served) {
@@ -130,50 +138,45 @@ async fn one_order(acme: &AcmeClient, key: &SigningKey, served: &Served, name: &
     Ok(())
 }
 
-/// Issues `orders` certificates with `concurrency` against `directory` (trusting `tls_root`).
+/// Issues `orders` certificates with `concurrency` against `directory` (trusting `tls_root`),
+/// served by process `pid`.
 pub async fn load(
     server: &str,
+    pid: u32,
     directory: &str,
     tls_root: &std::path::Path,
     served: &Served,
     orders: usize,
     concurrency: usize,
 ) -> Result<AcmeReport> {
-    let http = server_kit::tls::https_client(&[tls_root.to_owned()], Duration::from_secs(30))?;
+    let http = server_kit::tls::https_client(&[tls_root.to_owned()], Duration::from_secs(10))?;
     let key = SigningKey::generate(Algorithm::Es256)?;
     let mut acme = AcmeClient::connect(http, directory, key.clone(), 5).await?;
     acme.account().await?;
     let acme = Arc::new(acme);
-    let gate = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    let started = Instant::now();
-    for i in 0..orders {
-        let (acme, key, served, gate) = (acme.clone(), key.clone(), served.clone(), gate.clone());
-        tasks.spawn(async move {
-            let _permit = gate.acquire_owned().await;
-            let t = Instant::now();
-            let r = one_order(&acme, &key, &served, &format!("o{i}.bench.test")).await;
-            (t.elapsed(), r.map_err(|e| e.to_string()))
-        });
-    }
-    let (mut latencies, mut errors, mut first_error) = (Vec::new(), 0, None);
-    while let Some(joined) = tasks.join_next().await {
-        let (elapsed, result) = joined?;
-        match result {
-            Ok(()) => latencies.push(elapsed),
-            Err(e) => {
-                errors += 1;
-                first_error.get_or_insert(e);
+    let cpu0 = procs::cpu_seconds(pid)?;
+    let out = super::load::drive(orders, concurrency, |i| {
+        let (acme, key, served) = (acme.clone(), key.clone(), served.clone());
+        async move {
+            let name = format!("o{i}.bench.test");
+            let order = one_order(&acme, &key, &served, &name);
+            match tokio::time::timeout(ORDER_DEADLINE, order).await {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("no certificate within {ORDER_DEADLINE:?}")),
             }
         }
-    }
+    })
+    .await?;
+    let cpu = procs::cpu_seconds(pid)? - cpu0;
     Ok(AcmeReport {
         server: server.into(),
         orders,
-        errors,
-        first_error,
-        per_second: latencies.len() as f64 / started.elapsed().as_secs_f64(),
-        latency_ms: Percentiles::of(&latencies),
+        server_cpu_ms_per_certificate: cpu * 1e3 / out.latencies.len().max(1) as f64,
+        peak_rss_mib: procs::peak_rss_mib(pid)?,
+        errors: out.errors,
+        per_second: out.per_second(),
+        latency_ms: Percentiles::of(&out.latencies),
+        first_error: out.first_error,
     })
 }
 
@@ -220,6 +223,7 @@ pub async fn run(orders: usize, concurrency: usize) -> Result<Vec<AcmeReport>> {
         .to_owned();
     let mine = load(
         "acme-server",
+        ours.child.id().context("acme-server exited")?,
         &directory,
         std::path::Path::new(&tls),
         &served,
@@ -263,7 +267,7 @@ pub async fn run(orders: usize, concurrency: usize) -> Result<Vec<AcmeReport>> {
         }})
         .to_string(),
     )?;
-    let _pebble = tokio::process::Command::new("pebble")
+    let pebble = tokio::process::Command::new("pebble")
         .args([
             "-config",
             &pebble_config.display().to_string(),
@@ -294,6 +298,7 @@ pub async fn run(orders: usize, concurrency: usize) -> Result<Vec<AcmeReport>> {
     }
     let theirs = load(
         "pebble",
+        pebble.id().context("pebble exited")?,
         &pebble_dir,
         &pki.ca_cert,
         &served,

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use client_sdk::{Config, Enrollment, Login, Observer, Step};
 use proto::secret::SecretString;
 use serde::Serialize;
@@ -129,10 +129,7 @@ pub async fn run(devices: usize, concurrency: usize) -> Result<EnrollReport> {
         procs::disk_usage(&authz_data.join("store")) + procs::disk_usage(&acme_data.join("store"));
     let (authz_cpu0, acme_cpu0) = (authz.cpu_seconds()?, acme.cpu_seconds()?);
     let steps = Arc::new(Steps::default());
-    let gate = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    let started = Instant::now();
-    for i in 0..devices {
+    let out = super::load::drive(devices, concurrency, |i| {
         let mut config = Config::new(
             directory.clone(),
             authz_url.clone(),
@@ -144,27 +141,19 @@ pub async fn run(devices: usize, concurrency: usize) -> Result<EnrollReport> {
         );
         config.tls_roots = vec![authz_ca.clone().into(), acme_tls.clone().into()];
         config.step_timeout = Duration::from_secs(60);
-        let (gate, steps) = (gate.clone(), steps.clone());
-        tasks.spawn(async move {
-            let _permit = gate.acquire_owned().await;
-            let t = Instant::now();
-            let result = Enrollment::new(config).observer(steps).run().await;
-            (t.elapsed(), result.map(|_| ()).map_err(|e| e.to_string()))
-        });
-    }
-    let mut latencies = Vec::with_capacity(devices);
-    let (mut errors, mut first_error) = (0, None);
-    while let Some(joined) = tasks.join_next().await {
-        let (elapsed, result) = joined.context("enrollment task")?;
-        match result {
-            Ok(()) => latencies.push(elapsed),
-            Err(e) => {
-                errors += 1;
-                first_error.get_or_insert(e);
-            }
+        let steps = steps.clone();
+        async move {
+            Enrollment::new(config)
+                .observer(steps)
+                .run()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
         }
-    }
-    let wall = started.elapsed().as_secs_f64();
+    })
+    .await?;
+    let wall = out.wall.as_secs_f64();
+    let per_second = out.per_second();
     let n = devices.max(1) as f64;
     let authz_cpu = authz.cpu_seconds()? - authz_cpu0;
     let acme_cpu = acme.cpu_seconds()? - acme_cpu0;
@@ -182,11 +171,11 @@ pub async fn run(devices: usize, concurrency: usize) -> Result<EnrollReport> {
     Ok(EnrollReport {
         devices,
         concurrency,
-        errors,
-        first_error,
+        errors: out.errors,
+        first_error: out.first_error,
         wall_seconds: wall,
-        per_second: latencies.len() as f64 / wall,
-        latency_ms: Percentiles::of(&latencies),
+        per_second,
+        latency_ms: Percentiles::of(&out.latencies),
         steps_ms: by_step
             .iter()
             .map(|(k, v)| (k.clone(), Percentiles::of(v)))

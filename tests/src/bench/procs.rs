@@ -65,31 +65,39 @@ impl Server {
         Ok(Self { child, lines })
     }
 
-    /// CPU seconds (user + system) so far, from /proc/<pid>/stat.
+    /// CPU seconds (user + system) so far.
     pub fn cpu_seconds(&self) -> Result<f64> {
-        let pid = self.child.id().context("exited")?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-        let after_name = stat.rsplit_once(')').context("stat")?.1;
-        let fields: Vec<&str> = after_name.split_whitespace().collect();
-        // Fields 14 and 15 of stat are the 12th and 13th after the name.
-        let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-        Ok(ticks / 100.0)
+        cpu_seconds(self.child.id().context("exited")?)
     }
 
-    /// Peak resident set size in MiB (VmHWM).
+    /// Peak resident set size in MiB.
     pub fn peak_rss_mib(&self) -> Result<f64> {
-        let pid = self.child.id().context("exited")?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let kb: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .context("VmHWM")?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()?;
-        Ok(kb / 1024.0)
+        peak_rss_mib(self.child.id().context("exited")?)
     }
+}
+
+/// CPU seconds (user + system) of process `pid` so far, from /proc/<pid>/stat.
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after_name = stat.rsplit_once(')').context("stat")?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of stat are the 12th and 13th after the name.
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    Ok(ticks / 100.0)
+}
+
+/// Peak resident set size of process `pid` in MiB (VmHWM).
+pub fn peak_rss_mib(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .context("VmHWM")?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()?;
+    Ok(kb / 1024.0)
 }
 
 /// Adds users `bench0..bench{n-1}` (password `bench password {i}`) to an authz data dir.

@@ -41,6 +41,14 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
     },
+    /// DPoP-bound client-credentials tokens from our authz-server and node-oidc-provider,
+    /// same client, same run (`npm ci` in tests/bench-peers first).
+    Token {
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
     /// `enroll` then `floor`, and the achieved fraction of the ceiling.
     All {
         #[arg(long, default_value_t = 100)]
@@ -49,6 +57,11 @@ enum Command {
         concurrency: usize,
     },
 }
+
+/// mimalloc, as in the servers: the load generator shares the machine with them, so the less it
+/// spends allocating the more of the machine the servers get.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -133,8 +146,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("acme: {orders} http-01 orders, concurrency {concurrency}");
                 for r in &reports {
                     println!(
-                        "  {:<12} {:>7.1} certificates/s  p50 {:>7.1} ms  p99 {:>7.1} ms  errors {}",
-                        r.server, r.per_second, r.latency_ms.p50, r.latency_ms.p99, r.errors
+                        "  {:<12} {:>7.1} certificates/s  p50 {:>6.1} ms  p99 {:>6.1} ms  CPU {:>5.2} ms/certificate  RSS {:>6.1} MiB  errors {}",
+                        r.server,
+                        r.per_second,
+                        r.latency_ms.p50,
+                        r.latency_ms.p99,
+                        r.server_cpu_ms_per_certificate,
+                        r.peak_rss_mib,
+                        r.errors
                     );
                     if let Some(e) = &r.first_error {
                         println!("    first error: {e}");
@@ -142,12 +161,53 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 if let [ours, pebble] = reports.as_slice() {
                     println!(
-                        "  ratio acme-server / pebble: {:.2}×",
-                        ours.per_second / pebble.per_second
+                        "  ratio acme-server / pebble: {:.2}× throughput, {:.2}× less CPU per certificate",
+                        ours.per_second / pebble.per_second,
+                        pebble.server_cpu_ms_per_certificate / ours.server_cpu_ms_per_certificate
                     );
                 }
             }
             anyhow::ensure!(reports.iter().all(|r| r.errors == 0), "orders failed");
+        }
+        Command::Token {
+            requests,
+            concurrency,
+        } => {
+            let reports = tests::bench::token::run(requests, concurrency).await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            } else {
+                println!(
+                    "token: {requests} DPoP client-credentials tokens, concurrency {concurrency}"
+                );
+                for r in &reports {
+                    println!(
+                        "  {:<14} {:>8.1} tokens/s  p50 {:>6.1} ms  p99 {:>6.1} ms  CPU {:>6.3} ms/token  RSS {:>6.1} MiB  nonce retries {}  errors {}",
+                        r.server,
+                        r.per_second,
+                        r.latency_ms.p50,
+                        r.latency_ms.p99,
+                        r.server_cpu_ms_per_token,
+                        r.peak_rss_mib,
+                        r.nonce_retries,
+                        r.errors
+                    );
+                    if let Some(e) = &r.first_error {
+                        println!("    first error: {e}");
+                    }
+                }
+                if let [ours, theirs] = reports.as_slice() {
+                    println!(
+                        "  ratio authz-server / oidc-provider: {:.2}× throughput, {:.2}× less CPU per token",
+                        ours.per_second / theirs.per_second,
+                        theirs.server_cpu_ms_per_token / ours.server_cpu_ms_per_token
+                    );
+                }
+            }
+            anyhow::ensure!(
+                reports.iter().all(|r| r.errors == 0),
+                "token requests failed"
+            );
         }
         Command::Floor { iterations } => {
             let f = floor::measure(iterations)?;

@@ -116,9 +116,15 @@ pub async fn finalize(
     }
     let order = issuance.order().clone();
     let background = state.clone();
-    tokio::task::spawn_blocking(move || {
-        if let Err(e) = background.ra.issue(issuance) {
-            tracing::error!(error = %e, "background issuance failed");
+    tokio::spawn(async move {
+        let signer = background.clone();
+        match tokio::task::spawn_blocking(move || signer.ra.issue(issuance)).await {
+            Ok(Err(e)) => tracing::error!(error = %e, "background issuance failed"),
+            Err(e) => tracing::error!(error = %e, "background issuance panicked"),
+            Ok(Ok(_)) => {}
+        }
+        if let Err(e) = background.ra.sa().durable().await {
+            tracing::error!(error = %e, "store flush after issuance failed");
         }
     });
     Ok(order_response(&state, &order))
