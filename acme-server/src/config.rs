@@ -41,6 +41,8 @@ pub struct Config {
     pub external_account_required: bool,
     /// Lifetimes in seconds.
     pub lifetimes: Lifetimes,
+    /// Connections, timeouts and sizes (`[limits]`).
+    pub limits: server_kit::limits::Limits,
     /// The issuing CA's files.
     pub ca: CaFiles,
     /// The Wire identity certificate profile (`wire-identity`).
@@ -259,6 +261,7 @@ impl Default for Config {
             domains: vec!["wire.example".into()],
             external_account_required: false,
             lifetimes: Lifetimes::default(),
+            limits: server_kit::limits::Limits::default(),
             ca: CaFiles::default(),
             certificate: CertificateProfile::default(),
             profiles: default_profiles(),

@@ -147,6 +147,14 @@ pub enum Error {
     /// An unexpected internal failure.
     #[error("internal: {0}")]
     Internal(String),
+    /// A request refused by a server limit (413 body too large, 408 too slow), as `malformed`.
+    #[error("{0}")]
+    Refused(server_kit::limits::Refusal),
+}
+
+/// Answers a limit's refusal as a `malformed` problem document with the limit's status.
+pub fn render_refusal(refusal: server_kit::limits::Refusal) -> Response {
+    Error::Refused(refusal).into_response()
 }
 
 impl Error {
@@ -217,6 +225,12 @@ impl Error {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 ProblemType::Malformed,
                 "Content-Type must be application/jose+json".into(),
+                Vec::new(),
+            ),
+            Self::Refused(refusal) => (
+                refusal.status(),
+                ProblemType::Malformed,
+                refusal.to_string(),
                 Vec::new(),
             ),
             // Internal details stay in the log.

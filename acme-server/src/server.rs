@@ -55,6 +55,7 @@ impl RunningServer {
 /// Starts the server with `config`, reading time from `clock`.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServer> {
     config.validate()?;
+    let limits = config.limits.clone();
     server_kit::files::create_dir(&config.data_dir)?;
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.data_dir.join("store"))?);
     let ca_paths = config.ca_paths();
@@ -103,7 +104,8 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         nonces,
         clock,
     });
-    let serving = server_kit::serve::serve_tls(listener, tls, router(state), "acme-server")?;
+    let serving =
+        server_kit::serve::serve_tls(listener, tls, router(state), "acme-server", &limits)?;
     tracing::info!(%addr, %directory_url, "acme-server listening");
     Ok(RunningServer {
         addr,

@@ -157,6 +157,18 @@ async fn algorithms_outside_the_allow_list_and_bad_bodies_are_refused() {
         .unwrap();
     assert_problem(response, 415, "malformed").await;
 
+    // A body over `[limits] max_body_bytes` (64 KiB by default): 413 as a problem document.
+    let response = env
+        .client
+        .http
+        .post(&url)
+        .header("content-type", "application/jose+json")
+        .body(vec![b'{'; 65 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 413, "malformed").await;
+
     // Every allow-listed algorithm creates accounts.
     for alg in [
         Algorithm::Es256,

@@ -33,6 +33,8 @@ pub struct Config {
     pub require_dpop_nonce: bool,
     /// Lifetimes in seconds.
     pub lifetimes: Lifetimes,
+    /// Connections, timeouts and sizes (`[limits]`).
+    pub limits: server_kit::limits::Limits,
 }
 
 /// Lifetimes and windows, in seconds.
@@ -81,6 +83,7 @@ impl Default for Config {
             tls_key: None,
             require_dpop_nonce: false,
             lifetimes: Lifetimes::default(),
+            limits: server_kit::limits::Limits::default(),
         }
     }
 }

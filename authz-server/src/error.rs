@@ -70,6 +70,14 @@ pub enum Error {
     /// An unexpected internal failure (signing).
     #[error("internal: {0}")]
     Internal(String),
+    /// A request refused by a server limit (413 body too large, 408 too slow).
+    #[error("{0}")]
+    Refused(server_kit::limits::Refusal),
+}
+
+/// Answers a limit's refusal as OAuth error JSON (`invalid_request`) with the limit's status.
+pub fn render_refusal(refusal: server_kit::limits::Refusal) -> Response {
+    Error::Refused(refusal).into_response()
 }
 
 impl Error {
@@ -270,6 +278,9 @@ impl IntoResponse for Error {
                 "access_denied",
                 "invalid credentials",
             ),
+            Error::Refused(refusal) => {
+                oauth_body(refusal.status(), "invalid_request", &refusal.to_string())
+            }
             Error::Storage(_) | Error::Config(_) | Error::Internal(_) => {
                 tracing::error!(error = %self, "internal error");
                 oauth_body(

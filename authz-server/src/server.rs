@@ -65,6 +65,7 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
 /// Starts the server with `config`, reading time from `clock`.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServer> {
     config.validate()?;
+    let limits = config.limits.clone();
     let store = open_store(&config)?;
     let key = crate::keys::load_or_create_signing_key(&config.data_dir.join("keys"))?;
     let retired_keys = crate::keys::retired_keys(&config.data_dir.join("keys"), clock.now())?;
@@ -106,7 +107,8 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
         )?,
     });
-    let serving = server_kit::serve::serve_tls(listener, tls, router(state), "authz-server")?;
+    let serving =
+        server_kit::serve::serve_tls(listener, tls, router(state), "authz-server", &limits)?;
     tracing::info!(%addr, %base_url, "authz-server listening");
     Ok(RunningServer {
         addr,

@@ -105,6 +105,31 @@ async fn a_dpop_bound_refresh_token_needs_its_key_and_is_not_burnt_by_a_thief() 
 }
 
 #[tokio::test]
+async fn an_oversized_token_request_is_an_oauth_error_with_413() {
+    let h = Harness::start().await;
+    let response = h
+        .client
+        .post(h.url("/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=client_credentials&scope={}",
+            "a".repeat(65 * 1024)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("larger than 65536 bytes")
+    );
+}
+
+#[tokio::test]
 async fn client_credentials_for_confidential_clients_only() {
     let h = Harness::start().await;
     let secret = service_secret(&h);

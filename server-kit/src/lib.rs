@@ -8,6 +8,7 @@
 
 pub mod files;
 pub mod group_commit;
+pub mod limits;
 pub mod process;
 pub mod serve;
 pub mod store;

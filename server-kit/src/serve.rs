@@ -1,5 +1,6 @@
-//! Serving an axum router over HTTPS on an already-bound listener, with graceful shutdown and
-//! one structured log event per request (method, path without the query, status, time).
+//! Serving an axum router over HTTPS on an already-bound listener, with graceful shutdown, the
+//! [`crate::limits`] of the server, and one structured log event per request (method, path
+//! without the query, status, time).
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -9,7 +10,9 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+
+use crate::limits::{ConnectionSlots, Limits};
 
 use crate::{Error, Result};
 
@@ -48,21 +51,37 @@ pub fn bind(listen: SocketAddr) -> Result<TcpListener> {
     Ok(listener)
 }
 
-/// Serves `app` over TLS on `listener`, logging each request under `service`.
+/// Serves `app` over TLS on `listener` within the connection-level `limits` (count, handshake
+/// and head timeouts, head size), logging each request under `service`. The request-level ones
+/// (body size, request time) are the router's to apply with [`crate::limits::layer`], inside the
+/// layers that add its protocol headers.
 pub fn serve_tls(
     listener: TcpListener,
     tls: rustls::ServerConfig,
     app: Router,
     service: &'static str,
+    limits: &Limits,
 ) -> Result<Serving> {
+    limits.validate()?;
     let addr = listener
         .local_addr()
         .map_err(|e| Error::Config(e.to_string()))?;
     let app = app.layer(axum::middleware::from_fn_with_state(service, log_request));
     let handle = axum_server::Handle::new();
-    let server = axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(Arc::new(tls)))
+    let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(Arc::new(tls)))
+        .handshake_timeout(Duration::from_secs(limits.handshake_timeout_secs))
+        .acceptor(ConnectionSlots::new(limits.max_connections));
+    let mut server = axum_server::from_tcp(listener)
         .map_err(|e| Error::Config(e.to_string()))?
+        .http1_only()
+        .acceptor(acceptor)
         .handle(handle.clone());
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(limits.header_read_timeout_secs))
+        .max_buf_size(limits.max_header_bytes);
     let task = tokio::spawn(server.serve(app.into_make_service()));
     Ok(Serving { addr, handle, task })
 }

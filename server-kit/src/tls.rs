@@ -94,9 +94,8 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig> {
     Ok(tls)
 }
 
-/// An HTTPS client (rustls, ring provider) trusting exactly the PEM roots in `roots`, following
-/// no redirects, with a per-request `timeout`: outbound calls of the servers and the device SDK.
-pub fn https_client(roots: &[PathBuf], timeout: std::time::Duration) -> Result<reqwest::Client> {
+/// A rustls client configuration (ring provider) trusting exactly the PEM roots in `roots`.
+pub fn client_config(roots: &[PathBuf]) -> Result<rustls::ClientConfig> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let unusable =
@@ -108,15 +107,20 @@ pub fn https_client(roots: &[PathBuf], timeout: std::time::Duration) -> Result<r
             store.add(cert).map_err(|e| unusable(path, &e))?;
         }
     }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .map_err(|e| Error::Config(e.to_string()))?
     .with_root_certificates(store)
-    .with_no_client_auth();
+    .with_no_client_auth())
+}
+
+/// An HTTPS client trusting exactly the PEM roots in `roots` ([`client_config`]), following no
+/// redirects, with a per-request `timeout`: outbound calls of the servers and the device SDK.
+pub fn https_client(roots: &[PathBuf], timeout: std::time::Duration) -> Result<reqwest::Client> {
     reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
+        .use_preconfigured_tls(client_config(roots)?)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)
         .build()

@@ -43,12 +43,14 @@ pub struct AccountRequest {
     pub request: VerifiedAcmeRequest,
 }
 
-/// Largest request body read (a CSR or a token answer is a few KiB).
-const MAX_BODY_BYTES: usize = 64 * 1024;
-
-async fn read_body(request: Request) -> Result<(axum::http::request::Parts, Vec<u8>)> {
+/// The request body, at most `[limits] max_body_bytes` of it (a CSR or a token answer is a few
+/// KiB; a declared larger body was refused with 413 before the handler ran).
+async fn read_body(
+    request: Request,
+    state: &SharedState,
+) -> Result<(axum::http::request::Parts, Vec<u8>)> {
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+    let bytes = axum::body::to_bytes(body, state.config.limits.max_body_bytes)
         .await
         .map_err(|_| Error::malformed("the request body is unreadable or too large"))?;
     Ok((parts, bytes.to_vec()))
@@ -58,7 +60,7 @@ impl FromRequest<SharedState> for KeyRequest {
     type Rejection = Error;
 
     async fn from_request(request: Request, state: &SharedState) -> Result<Self> {
-        let (parts, body) = read_body(request).await?;
+        let (parts, body) = read_body(request, state).await?;
         match state.authenticate(
             &parts.headers,
             parts.uri.path_and_query().map_or("/", |p| p.as_str()),
@@ -77,7 +79,7 @@ impl FromRequest<SharedState> for AccountRequest {
     type Rejection = Error;
 
     async fn from_request(request: Request, state: &SharedState) -> Result<Self> {
-        let (parts, body) = read_body(request).await?;
+        let (parts, body) = read_body(request, state).await?;
         match state.authenticate(
             &parts.headers,
             parts.uri.path_and_query().map_or("/", |p| p.as_str()),
@@ -194,7 +196,7 @@ impl FromRequest<SharedState> for SignedRequest {
     type Rejection = Error;
 
     async fn from_request(request: Request, state: &SharedState) -> Result<Self> {
-        let (parts, body) = read_body(request).await?;
+        let (parts, body) = read_body(request, state).await?;
         state.authenticate(
             &parts.headers,
             parts.uri.path_and_query().map_or("/", |p| p.as_str()),

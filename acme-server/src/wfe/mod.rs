@@ -55,7 +55,7 @@ where
 /// All routes.
 pub fn router(state: SharedState) -> Router {
     let p = |path: &str| format!("{PREFIX}{path}");
-    Router::new()
+    let routes = Router::new()
         .route(&p("/directory"), get(handlers::directory))
         .route(
             &p("/new-nonce"),
@@ -86,7 +86,8 @@ pub fn router(state: SharedState) -> Router {
         .route(&p("/key-change"), post_only(handlers::key_change))
         .route(&p("/crl"), get(handlers::crl))
         .route(&p("/renewal-info/{id}"), get(handlers::renewal_info))
-        .fallback(|| async { Error::NotFound("resource".into()) })
+        .fallback(|| async { Error::NotFound("resource".into()) });
+    server_kit::limits::layer(routes, &state.config.limits, crate::error::render_refusal)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             acme_headers,

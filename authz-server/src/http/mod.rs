@@ -98,7 +98,7 @@ pub type SharedState = Arc<AppState>;
 
 /// All routes.
 pub fn router(state: SharedState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route(
             "/.well-known/openid-configuration",
             get(discovery::metadata),
@@ -130,7 +130,8 @@ pub fn router(state: SharedState) -> Router {
         .route(
             "/clients/{device}/access-token",
             post(devices::access_token),
-        )
+        );
+    server_kit::limits::layer(routes, &state.config.limits, crate::error::render_refusal)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             add_dpop_nonce,
