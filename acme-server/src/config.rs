@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use server_kit::rate_limit::Rate;
 
 use crate::error::{Error, Result};
 
@@ -43,6 +44,8 @@ pub struct Config {
     pub lifetimes: Lifetimes,
     /// Connections, timeouts and sizes (`[limits]`).
     pub limits: server_kit::limits::Limits,
+    /// Rate limits (`[rate_limits]`).
+    pub rate_limits: RateLimits,
     /// The issuing CA's files.
     pub ca: CaFiles,
     /// The Wire identity certificate profile (`wire-identity`).
@@ -86,6 +89,31 @@ impl Default for ValidationConfig {
             dns_server: None,
             resolve_to: None,
             timeout: 10,
+        }
+    }
+}
+
+/// Token-bucket rate limits (`{ per_minute, burst }`; `per_minute = 0` disables one).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimits {
+    /// Accounts created per client IP address.
+    pub new_accounts_per_ip: Rate,
+    /// Orders created per account.
+    pub new_orders_per_account: Rate,
+    /// Failed challenge validations per account.
+    pub failed_validations_per_account: Rate,
+    /// Failed challenge validations per identifier (name, address or Wire identity).
+    pub failed_validations_per_identifier: Rate,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            new_accounts_per_ip: Rate::new(60, 300),
+            new_orders_per_account: Rate::new(300, 300),
+            failed_validations_per_account: Rate::new(30, 60),
+            failed_validations_per_identifier: Rate::new(10, 20),
         }
     }
 }
@@ -262,6 +290,7 @@ impl Default for Config {
             external_account_required: false,
             lifetimes: Lifetimes::default(),
             limits: server_kit::limits::Limits::default(),
+            rate_limits: RateLimits::default(),
             ca: CaFiles::default(),
             certificate: CertificateProfile::default(),
             profiles: default_profiles(),

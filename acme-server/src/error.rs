@@ -59,6 +59,8 @@ pub enum ProblemType {
     UnsupportedContact,
     /// The identifier type is not supported.
     UnsupportedIdentifier,
+    /// Over a rate limit (429 with `Retry-After`).
+    RateLimited,
 }
 
 impl ProblemType {
@@ -87,6 +89,7 @@ impl ProblemType {
             Self::Unauthorized => "unauthorized",
             Self::UnsupportedContact => "unsupportedContact",
             Self::UnsupportedIdentifier => "unsupportedIdentifier",
+            Self::RateLimited => "rateLimited",
         }
     }
 
@@ -102,6 +105,7 @@ impl ProblemType {
             Self::OrderNotReady => StatusCode::FORBIDDEN,
             Self::AlreadyReplaced => StatusCode::CONFLICT,
             Self::ServerInternal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -147,6 +151,14 @@ pub enum Error {
     /// An unexpected internal failure.
     #[error("internal: {0}")]
     Internal(String),
+    /// Over a rate limit: `rateLimited`, 429, `Retry-After`.
+    #[error("rate limited: {detail}")]
+    RateLimited {
+        /// Which limit.
+        detail: String,
+        /// Seconds until a request would pass.
+        retry_after_secs: u64,
+    },
     /// A request refused by a server limit (413 body too large, 408 too slow), as `malformed`.
     #[error("{0}")]
     Refused(server_kit::limits::Refusal),
@@ -227,6 +239,12 @@ impl Error {
                 "Content-Type must be application/jose+json".into(),
                 Vec::new(),
             ),
+            Self::RateLimited { detail, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                ProblemType::RateLimited,
+                detail.clone(),
+                Vec::new(),
+            ),
             Self::Refused(refusal) => (
                 refusal.status(),
                 ProblemType::Malformed,
@@ -271,9 +289,20 @@ impl IntoResponse for Error {
             Self::Conflict { location, .. } => HeaderValue::from_str(location).ok(),
             _ => None,
         };
+        let retry_after = match &self {
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => Some(HeaderValue::from(*retry_after_secs)),
+            _ => None,
+        };
         let mut response = (status, Json(problem)).into_response();
         if let Some(location) = location {
             response.headers_mut().insert(header::LOCATION, location);
+        }
+        if let Some(retry_after) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, retry_after);
         }
         response.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -769,3 +769,76 @@ async fn an_ip_address_certificate_is_validated_over_http_01() {
         ])]
     ));
 }
+
+#[tokio::test]
+async fn rate_limits_answer_429_rate_limited_with_retry_after() {
+    use server_kit::rate_limit::Rate;
+    let f = Fixture::start_with(|c| {
+        c.rate_limits.new_accounts_per_ip = Rate::new(1, 2);
+        c.rate_limits.new_orders_per_account = Rate::new(1, 4);
+        c.rate_limits.failed_validations_per_account = Rate::new(1, 2);
+    })
+    .await;
+
+    // Accounts per IP: two pass, the third from 127.0.0.1 is refused; an existing account is
+    // still returned (lookups do not count).
+    let first = f.client.new_account().await;
+    let second = f.client.new_account().await;
+    let key = SigningKey::generate(Algorithm::Es256).unwrap();
+    let new_account = f.client.directory.new_account.clone();
+    let tos = json!({"termsOfServiceAgreed": true});
+    let response = f
+        .client
+        .post(&new_account, &key, KeyId::Jwk, Some(&tos))
+        .await;
+    assert_eq!(header(&response, "retry-after"), "60");
+    assert_problem(response, 429, "rateLimited").await;
+    let again = f
+        .client
+        .post(&new_account, &first.key, KeyId::Jwk, Some(&tos))
+        .await;
+    assert_eq!(again.status(), 200);
+
+    // Failed validations per account: nothing is served, so http-01 fails twice; the third
+    // answer is refused before any validation runs.
+    let answer_http01 = |name: &'static str| {
+        let f = &f;
+        let first = &first;
+        async move {
+            let (_, order) = f.order(first, &[("dns", name)]).await;
+            let authz: Authorization = f.client.get(first, &order.authorizations[0]).await;
+            let http = authz
+                .challenges
+                .iter()
+                .find(|c| c.kind == "http-01")
+                .unwrap()
+                .clone();
+            f.client.answer(first, &http.url, json!({})).await
+        }
+    };
+    for name in ["fail1.example.com", "fail2.example.com"] {
+        let challenge: Challenge = answer_http01(name).await.json().await.unwrap();
+        assert_eq!(challenge.status, ChallengeStatus::Invalid);
+    }
+    let refused = answer_http01("fail3.example.com").await;
+    assert!(header(&refused, "retry-after").parse::<u64>().unwrap() >= 1);
+    assert_problem(refused, 429, "rateLimited").await;
+
+    // Orders per account: three used, one left, then refused.
+    let _fourth = f.order(&first, &[("dns", "fourth.example.com")]).await;
+    let new_order = f.client.directory.new_order.clone();
+    let response = f
+        .client
+        .post_as(
+            &first,
+            &new_order,
+            Some(&json!({"identifiers": [{"type": "dns", "value": "fifth.example.com"}]})),
+        )
+        .await;
+    assert!(header(&response, "retry-after").parse::<u64>().unwrap() >= 1);
+    assert_problem(response, 429, "rateLimited").await;
+
+    // The other account has budgets of its own.
+    let (_, order) = f.order(&second, &[("dns", "ok.example.com")]).await;
+    f.validate(&second, &order).await;
+}

@@ -35,6 +35,8 @@ pub struct Config {
     pub lifetimes: Lifetimes,
     /// Connections, timeouts and sizes (`[limits]`).
     pub limits: server_kit::limits::Limits,
+    /// Rate limits (`[rate_limits]`).
+    pub rate_limits: crate::rate_limits::RateLimits,
 }
 
 /// Lifetimes and windows, in seconds.
@@ -84,6 +86,7 @@ impl Default for Config {
             require_dpop_nonce: false,
             lifetimes: Lifetimes::default(),
             limits: server_kit::limits::Limits::default(),
+            rate_limits: crate::rate_limits::RateLimits::default(),
         }
     }
 }

@@ -70,6 +70,14 @@ pub enum Error {
     /// An unexpected internal failure (signing).
     #[error("internal: {0}")]
     Internal(String),
+    /// Over a rate limit: 429 with `Retry-After`.
+    #[error("rate limited: {description}")]
+    RateLimited {
+        /// Which limit.
+        description: String,
+        /// Seconds until a request would pass.
+        retry_after_secs: u64,
+    },
     /// A request refused by a server limit (413 body too large, 408 too slow).
     #[error("{0}")]
     Refused(server_kit::limits::Refusal),
@@ -278,6 +286,19 @@ impl IntoResponse for Error {
                 "access_denied",
                 "invalid credentials",
             ),
+            Error::RateLimited {
+                description,
+                retry_after_secs,
+            } => {
+                let mut r = oauth_body(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "temporarily_unavailable",
+                    description,
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                r
+            }
             Error::Refused(refusal) => {
                 oauth_body(refusal.status(), "invalid_request", &refusal.to_string())
             }

@@ -17,6 +17,7 @@ pub mod grants;
 pub mod http;
 pub mod keys;
 pub mod password_pool;
+pub mod rate_limits;
 pub mod refresh;
 pub mod server;
 pub mod store;

@@ -95,7 +95,9 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         .local_addr()
         .map_err(|e| Error::Config(e.to_string()))?;
     let base_url = config.base_url(addr);
+    let limiters = crate::rate_limits::Limiters::new(&config.rate_limits);
     let state = Arc::new(AppState {
+        limiters,
         config,
         base_url: base_url.clone(),
         store: store.clone(),

@@ -316,3 +316,65 @@ async fn private_key_jwt_client_assertions_are_checked_and_used_once() {
         200
     );
 }
+
+#[tokio::test]
+async fn failed_logins_and_token_requests_are_rate_limited_with_retry_after() {
+    use server_kit::rate_limit::Rate;
+    let h = Harness::start_with(|c| {
+        c.rate_limits.failed_logins_per_user = Rate::new(1, 3);
+        c.rate_limits.token_requests_per_client = Rate::new(1, 2);
+    })
+    .await;
+    let params = authorize_params(&Pkce::new());
+
+    // Three wrong passwords for alice pass as 401s; the fourth attempt is refused before the
+    // password is checked, even with the right password.
+    for _ in 0..3 {
+        let r = h.authorize(&params, "alice_wire", "wrong").await;
+        assert_eq!(r.status(), 401);
+    }
+    let limited = h.authorize(&params, "alice_wire", &h.password).await;
+    assert_eq!(limited.status(), 429);
+    assert_eq!(limited.headers()["retry-after"], "60");
+    assert!(
+        limited
+            .text()
+            .await
+            .unwrap()
+            .contains("Too many failed logins")
+    );
+    // Another user is not affected by alice's failures (per-IP budget is larger).
+    let other = h.authorize(&params, "nobody", "wrong").await;
+    assert_eq!(other.status(), 401);
+
+    // Token requests per client: two pass, the third is 429 with the OAuth error body.
+    let secret = service_secret(&h);
+    let request = || {
+        h.client
+            .post(h.url("/token"))
+            .basic_auth("demo-service", Some(&secret))
+            .form(&[("grant_type", "client_credentials"), ("scope", "api")])
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(request().await.unwrap().status(), 200);
+    }
+    let limited = request().await.unwrap();
+    assert_eq!(limited.headers()["retry-after"], "60");
+    oauth_error(limited, 429, "temporarily_unavailable").await;
+}
+
+#[tokio::test]
+async fn failed_logins_from_one_address_are_limited_across_users() {
+    use server_kit::rate_limit::Rate;
+    let h = Harness::start_with(|c| {
+        c.rate_limits.failed_logins_per_ip = Rate::new(1, 2);
+    })
+    .await;
+    let params = authorize_params(&Pkce::new());
+    assert_eq!(h.authorize(&params, "u1", "x").await.status(), 401);
+    assert_eq!(h.authorize(&params, "u2", "x").await.status(), 401);
+    let limited = h.authorize(&params, "u3", "x").await;
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().contains_key("retry-after"));
+}

@@ -10,6 +10,7 @@ pub mod files;
 pub mod group_commit;
 pub mod limits;
 pub mod process;
+pub mod rate_limit;
 pub mod serve;
 pub mod store;
 pub mod tls;

@@ -52,7 +52,8 @@ pub fn bind(listen: SocketAddr) -> Result<TcpListener> {
 }
 
 /// Serves `app` over TLS on `listener` within the connection-level `limits` (count, handshake
-/// and head timeouts, head size), logging each request under `service`. The request-level ones
+/// and head timeouts, head size), logging each request under `service`. Handlers can extract
+/// the peer as `ConnectInfo<SocketAddr>`. The request-level ones
 /// (body size, request time) are the router's to apply with [`crate::limits::layer`], inside the
 /// layers that add its protocol headers.
 pub fn serve_tls(
@@ -82,7 +83,7 @@ pub fn serve_tls(
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs(limits.header_read_timeout_secs))
         .max_buf_size(limits.max_header_bytes);
-    let task = tokio::spawn(server.serve(app.into_make_service()));
+    let task = tokio::spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
     Ok(Serving { addr, handle, task })
 }
 

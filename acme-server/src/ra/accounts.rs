@@ -49,12 +49,13 @@ fn check_contacts(contacts: &[String]) -> Result<()> {
 }
 
 impl RegistrationAuthority {
-    /// newAccount for the verified `jwk`.
+    /// newAccount for the verified `jwk`, asked by a client at `client_ip`.
     pub fn new_account(
         &self,
         jwk: &Jwk,
         request: NewAccount,
         new_account_url: &str,
+        client_ip: std::net::IpAddr,
     ) -> Result<AccountOutcome> {
         let thumbprint = jwk.thumbprint();
         if let Some(existing) = self.sa.account_by_thumbprint(&thumbprint)? {
@@ -68,6 +69,7 @@ impl RegistrationAuthority {
         }
         let contact = request.contact.clone().unwrap_or_default();
         check_contacts(&contact)?;
+        self.rate_limits.new_account(client_ip)?;
         let id = proto::random::token(128);
         match &request.external_account_binding {
             Some(binding) => self.bind_external_account(binding, jwk, new_account_url, &id)?,

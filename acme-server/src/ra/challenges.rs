@@ -64,6 +64,11 @@ impl RegistrationAuthority {
         if order.value.status != OrderStatus::Pending {
             return Err(Error::malformed("the order is no longer pending"));
         }
+        let identifier = format!(
+            "{}:{}",
+            authz.value.identifier.kind, authz.value.identifier.value
+        );
+        self.rate_limits.may_validate(account.id(), &identifier)?;
         let now = self.now();
         let outcome = match Self::identity_of(&order.value)? {
             Some(identity) => {
@@ -96,6 +101,8 @@ impl RegistrationAuthority {
         match outcome {
             Outcome::Valid(proof) => self.record_valid(account, authz, index, &proof, url),
             Outcome::Refused(problem) => {
+                self.rate_limits
+                    .validation_failed(account.id(), &identifier);
                 self.record_invalid(authz, index, &problem)?;
                 if challenge.kind.starts_with("wire-") {
                     // Wire clients expect the refusal as the response (step-ca's behaviour).

@@ -13,6 +13,7 @@ pub mod identity;
 mod key_change;
 pub mod names;
 mod orders;
+mod rate_limits;
 pub mod renewal;
 pub mod revocation;
 
@@ -66,6 +67,7 @@ pub struct RegistrationAuthority {
     ca: CertificateAuthority,
     config: Arc<Config>,
     clock: Arc<dyn Clock>,
+    rate_limits: rate_limits::RaRateLimits,
 }
 
 impl RegistrationAuthority {
@@ -81,6 +83,7 @@ impl RegistrationAuthority {
             sa,
             va,
             ca,
+            rate_limits: rate_limits::RaRateLimits::new(&config.rate_limits),
             config,
             clock,
         }

@@ -48,6 +48,7 @@ impl RegistrationAuthority {
         account: &AuthenticatedAccount,
         request: NewOrder,
     ) -> Result<OrderRecord> {
+        self.rate_limits.new_order(account.id())?;
         let is_wire = request
             .identifiers
             .iter()

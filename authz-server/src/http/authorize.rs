@@ -5,6 +5,9 @@
 use std::collections::HashMap;
 
 use axum::Form;
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -200,6 +203,7 @@ pub async fn show(
 /// `POST /authorize`: the login form's submission (also usable directly by headless devices).
 pub async fn submit(
     State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Form(mut params): Form<HashMap<String, String>>,
 ) -> Response {
     let username = params.remove("username").unwrap_or_default();
@@ -208,7 +212,7 @@ pub async fn submit(
         Ok(req) => req,
         Err(refusal) => return refusal.into_response(),
     };
-    let login = state.check_password(username, password).await;
+    let login = state.check_password(peer.ip(), username, password).await;
     let user = match login {
         Ok(user) => user,
         Err(Error::BadCredentials) => {
@@ -218,6 +222,21 @@ pub async fn submit(
                 Some("Wrong handle or password."),
                 StatusCode::UNAUTHORIZED,
             );
+        }
+        Err(Error::RateLimited {
+            retry_after_secs, ..
+        }) => {
+            tracing::warn!(client_id = %req.client.id, "login rate limited");
+            let mut page = login_form(
+                &req,
+                Some("Too many failed logins; try again later."),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+            page.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry_after_secs),
+            );
+            return page;
         }
         Err(e) => return e.into_response(),
     };

@@ -4,6 +4,9 @@
 
 use std::collections::HashMap;
 
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -81,6 +84,7 @@ pub async fn page(Query(query): Query<HashMap<String, String>>) -> Response {
 /// `POST /device`: the user's decision.
 pub async fn decide(
     State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Form(mut form): Form<HashMap<String, String>>,
 ) -> Response {
     let user_code = form.remove("user_code").unwrap_or_default();
@@ -99,7 +103,7 @@ pub async fn decide(
         }
         Err(e) => return e.into_response(),
     };
-    let login = state.check_password(username, password).await;
+    let login = state.check_password(peer.ip(), username, password).await;
     let user = match login {
         Ok(user) => user,
         Err(Error::BadCredentials) => {

@@ -43,18 +43,28 @@ pub struct AppState {
     pub passwords: crate::password_pool::PasswordPool,
     /// Retired signing keys, still accepted and published until their time.
     pub retired_keys: Vec<(proto::jwk::Jwk, proto::clock::UnixTime)>,
+    /// Rate limits.
+    pub limiters: crate::rate_limits::Limiters,
 }
 
 impl AppState {
-    /// Checks a password on the password workers.
+    /// Checks a password on the password workers, within the failed-login limits of the
+    /// user and of the client's address `ip`.
     pub async fn check_password(
         &self,
+        ip: std::net::IpAddr,
         handle: String,
         password: proto::secret::SecretString,
     ) -> crate::Result<crate::users::User> {
-        self.passwords
-            .check(self.store.clone(), handle, password)
-            .await
+        self.limiters.may_log_in(&handle, ip)?;
+        let outcome = self
+            .passwords
+            .check(self.store.clone(), handle.clone(), password)
+            .await;
+        if matches!(outcome, Err(crate::Error::BadCredentials)) {
+            self.limiters.login_failed(&handle, ip);
+        }
+        outcome
     }
 
     /// The keys tokens of this server verify with now: the current one and live retired ones.

@@ -33,6 +33,7 @@ pub async fn token(
         return Err(Error::invalid_request("grant_type is missing"));
     }
     let client = authenticate_client(&state, &headers, &form)?;
+    state.limiters.token_request(&client.client.id)?;
     let now = state.clock.now();
     let proof = dpop_proof(&state, &headers, now)?;
     let body = match grant_type {

@@ -23,6 +23,9 @@ use super::stats::Percentiles;
 /// must not hold the bench forever).
 const ORDER_DEADLINE: Duration = Duration::from_secs(20);
 
+/// The bench is one client at full speed: rate limits off (`per_minute = 0`).
+pub const UNLIMITED: &str = "[rate_limits]\nnew_accounts_per_ip = { per_minute = 0, burst = 0 }\nnew_orders_per_account = { per_minute = 0, burst = 0 }\n";
+
 /// Key authorizations served by token.
 type Served = Arc<Mutex<HashMap<String, String>>>;
 
@@ -200,7 +203,7 @@ pub async fn run(orders: usize, concurrency: usize) -> Result<Vec<AcmeReport>> {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\ndev = true\n[wire_dpop]\nbackend_jwks_url = \"https://127.0.0.1:9/jwks\"\n[validation]\nhttp_port = {http_port}\nresolve_to = \"127.0.0.1\"\n",
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\ndev = true\n[wire_dpop]\nbackend_jwks_url = \"https://127.0.0.1:9/jwks\"\n[validation]\nhttp_port = {http_port}\nresolve_to = \"127.0.0.1\"\n{UNLIMITED}",
             data.display()
         ),
     )?;

@@ -91,9 +91,13 @@ pub async fn run(devices: usize, concurrency: usize) -> Result<EnrollReport> {
     let authz_ca = authz.lines[1]
         .trim_start_matches("dev root CA: ")
         .to_owned();
+    let acme_config = dir.path().join("acme.toml");
+    std::fs::write(&acme_config, super::acme::UNLIMITED)?;
     let acme = Server::start(
         &acme_bin,
         &s(&[
+            "--config",
+            &acme_config.display().to_string(),
             "--data-dir",
             &acme_data.display().to_string(),
             "serve",

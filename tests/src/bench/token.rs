@@ -144,7 +144,7 @@ pub async fn run(requests: usize, concurrency: usize) -> Result<Vec<TokenReport>
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\ndev = true\ndomain = \"{}\"\nrequire_dpop_nonce = true\n",
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\ndev = true\ndomain = \"{}\"\nrequire_dpop_nonce = true\n[rate_limits]\ntoken_requests_per_client = {{ per_minute = 0, burst = 0 }}\n",
             data.display(),
             crate::stack::DOMAIN
         ),

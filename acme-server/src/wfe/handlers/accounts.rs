@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use proto::acme::{AccountUpdate, NewAccount};
@@ -16,12 +18,16 @@ use crate::wfe::intake::{AccountRequest, KeyRequest};
 use crate::wfe::{SharedState, render};
 
 /// `POST newAccount`.
-pub async fn new_account(State(state): State<SharedState>, req: KeyRequest) -> Result<Response> {
+pub async fn new_account(
+    State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: KeyRequest,
+) -> Result<Response> {
     let request: NewAccount = payload(req.request.payload())?;
     let (status, record) =
         match state
             .ra
-            .new_account(&req.jwk, request, &state.urls.new_account())?
+            .new_account(&req.jwk, request, &state.urls.new_account(), peer.ip())?
         {
             AccountOutcome::Created(r) => (StatusCode::CREATED, r),
             AccountOutcome::Existing(r) => (StatusCode::OK, r),

@@ -1,0 +1,89 @@
+//! The authz-server's rate limits (`[rate_limits]`): failed logins per user and per client IP
+//! address (brute force: checked before the password is verified, counted when it is wrong, so a
+//! user who types the right password is not slowed by others' failures unless the address or
+//! account is under attack), and token requests per client. Over a limit: 429 with
+//! `Retry-After`.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use serde::Deserialize;
+use server_kit::rate_limit::{Limited, Rate, RateLimiter};
+
+use crate::{Error, Result};
+
+/// Keys tracked per limit before full buckets are pruned.
+const MAX_KEYS: usize = 100_000;
+
+/// Token-bucket rates (`{ per_minute, burst }`; `per_minute = 0` disables one).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimits {
+    /// Failed logins per user handle.
+    pub failed_logins_per_user: Rate,
+    /// Failed logins per client IP address.
+    pub failed_logins_per_ip: Rate,
+    /// Token requests per client.
+    pub token_requests_per_client: Rate,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            failed_logins_per_user: Rate::new(5, 10),
+            failed_logins_per_ip: Rate::new(30, 60),
+            token_requests_per_client: Rate::new(60_000, 10_000),
+        }
+    }
+}
+
+/// The limiters.
+#[derive(Debug)]
+pub struct Limiters {
+    logins_per_user: RateLimiter,
+    logins_per_ip: RateLimiter,
+    tokens_per_client: RateLimiter,
+}
+
+fn limited(what: &str, l: Limited) -> Error {
+    Error::RateLimited {
+        description: format!("too many {what}; retry after {} s", l.retry_after_secs),
+        retry_after_secs: l.retry_after_secs,
+    }
+}
+
+impl Limiters {
+    /// Limiters for the configured rates.
+    pub fn new(config: &RateLimits) -> Self {
+        Self {
+            logins_per_user: RateLimiter::new(config.failed_logins_per_user, MAX_KEYS),
+            logins_per_ip: RateLimiter::new(config.failed_logins_per_ip, MAX_KEYS),
+            tokens_per_client: RateLimiter::new(config.token_requests_per_client, MAX_KEYS),
+        }
+    }
+
+    /// Before a password check.
+    pub fn may_log_in(&self, handle: &str, ip: IpAddr) -> Result<()> {
+        let now = Instant::now();
+        self.logins_per_ip
+            .check(&ip.to_string(), now)
+            .map_err(|l| limited("failed logins from this address", l))?;
+        self.logins_per_user
+            .check(handle, now)
+            .map_err(|l| limited("failed logins for this user", l))
+    }
+
+    /// A password check failed.
+    pub fn login_failed(&self, handle: &str, ip: IpAddr) {
+        let now = Instant::now();
+        let _ = self.logins_per_ip.acquire(&ip.to_string(), now);
+        let _ = self.logins_per_user.acquire(handle, now);
+    }
+
+    /// A token request of `client_id`.
+    pub fn token_request(&self, client_id: &str) -> Result<()> {
+        self.tokens_per_client
+            .acquire(client_id, Instant::now())
+            .map_err(|l| limited("token requests for this client", l))
+    }
+}

@@ -1,0 +1,191 @@
+//! Token-bucket rate limits keyed by who is asking (an IP address, an account, a user, a client).
+//! Each key has a bucket of `burst` tokens refilled at `per_minute`; an empty bucket refuses with
+//! the time until the next token, which the servers send as `Retry-After` with their own `429`
+//! error (`rateLimited` problem, OAuth `slow_down`-style JSON). Time is passed in, so tests step it.
+//!
+//! Buckets live in memory, per process: a restart forgets them (an attacker gains one burst per
+//! restart), and several instances each keep their own. Full buckets carry no information and are
+//! dropped when the table grows, so memory is bounded by the keys that are actually limited.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use serde::Deserialize;
+
+/// A limit: `burst` requests at once, refilled at `per_minute`. `per_minute = 0` disables it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rate {
+    /// Tokens added per minute (0: unlimited).
+    pub per_minute: u32,
+    /// Bucket size.
+    pub burst: u32,
+}
+
+impl Rate {
+    /// `burst` at once, `per_minute` sustained.
+    pub const fn new(per_minute: u32, burst: u32) -> Self {
+        Self { per_minute, burst }
+    }
+
+    /// No limit.
+    pub const UNLIMITED: Self = Self::new(0, 0);
+
+    fn seconds_per_token(self) -> f64 {
+        60.0 / f64::from(self.per_minute)
+    }
+}
+
+/// The request must wait this long (the `Retry-After`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limited {
+    /// Time until a token is available, rounded up to whole seconds (at least 1).
+    pub retry_after_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Buckets for one kind of limit.
+#[derive(Debug)]
+pub struct RateLimiter {
+    rate: Rate,
+    buckets: Mutex<HashMap<String, Bucket>>,
+    max_keys: usize,
+}
+
+impl RateLimiter {
+    /// Buckets of `rate`; the table is pruned of full buckets when it exceeds `max_keys`.
+    pub fn new(rate: Rate, max_keys: usize) -> Self {
+        Self {
+            rate,
+            buckets: Mutex::default(),
+            max_keys: max_keys.max(1),
+        }
+    }
+
+    /// Takes a token for `key`, or says how long to wait.
+    pub fn acquire(&self, key: &str, now: Instant) -> Result<(), Limited> {
+        self.take(key, now, true)
+    }
+
+    /// Whether `key` has a token, without taking it (for limits on failures: check before the
+    /// attempt, [`Self::acquire`] when it fails).
+    pub fn check(&self, key: &str, now: Instant) -> Result<(), Limited> {
+        self.take(key, now, false)
+    }
+
+    fn take(&self, key: &str, now: Instant, consume: bool) -> Result<(), Limited> {
+        if self.rate.per_minute == 0 {
+            return Ok(());
+        }
+        let burst = f64::from(self.rate.burst.max(1));
+        let per_token = self.rate.seconds_per_token();
+        let Ok(mut buckets) = self.buckets.lock() else {
+            // A poisoned table fails closed for this request only.
+            return Err(Limited {
+                retry_after_secs: 1,
+            });
+        };
+        if buckets.len() >= self.max_keys && !buckets.contains_key(key) {
+            buckets.retain(|_, b| {
+                let refilled =
+                    b.tokens + now.saturating_duration_since(b.at).as_secs_f64() / per_token;
+                refilled < burst
+            });
+        }
+        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
+        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed / per_token).min(burst);
+        bucket.at = now.max(bucket.at);
+        if bucket.tokens >= 1.0 {
+            if consume {
+                bucket.tokens -= 1.0;
+            }
+            Ok(())
+        } else {
+            let wait = (1.0 - bucket.tokens) * per_token;
+            Err(Limited {
+                retry_after_secs: wait.ceil().max(1.0) as u64,
+            })
+        }
+    }
+
+    /// Keys currently tracked.
+    pub fn tracked(&self) -> usize {
+        self.buckets.lock().map_or(0, |b| b.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_burst_passes_then_the_rate_refills() {
+        let limiter = RateLimiter::new(Rate::new(6, 3), 100);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            limiter.acquire("ip", t0).unwrap();
+        }
+        let refused = limiter.acquire("ip", t0).unwrap_err();
+        assert_eq!(refused.retry_after_secs, 10, "6 per minute = one per 10 s");
+        // Another key has its own bucket.
+        limiter.acquire("other", t0).unwrap();
+        // After 5 s half a token: still refused, 5 s to go.
+        let refused = limiter
+            .acquire("ip", t0 + Duration::from_secs(5))
+            .unwrap_err();
+        assert_eq!(refused.retry_after_secs, 5);
+        limiter.acquire("ip", t0 + Duration::from_secs(10)).unwrap();
+        assert!(limiter.acquire("ip", t0 + Duration::from_secs(10)).is_err());
+        // Never more than the burst, however long the wait.
+        let later = t0 + Duration::from_secs(3600);
+        for _ in 0..3 {
+            limiter.acquire("ip", later).unwrap();
+        }
+        assert!(limiter.acquire("ip", later).is_err());
+    }
+
+    #[test]
+    fn check_does_not_consume_and_zero_is_unlimited() {
+        let limiter = RateLimiter::new(Rate::new(1, 1), 100);
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            limiter.check("user", t0).unwrap();
+        }
+        limiter.acquire("user", t0).unwrap();
+        assert_eq!(limiter.check("user", t0).unwrap_err().retry_after_secs, 60);
+
+        let open = RateLimiter::new(Rate::UNLIMITED, 100);
+        for _ in 0..1000 {
+            open.acquire("x", t0).unwrap();
+        }
+        assert_eq!(open.tracked(), 0);
+    }
+
+    #[test]
+    fn full_buckets_are_pruned_when_the_table_is_full() {
+        let limiter = RateLimiter::new(Rate::new(60, 2), 10);
+        let t0 = Instant::now();
+        for i in 0..10 {
+            limiter.acquire(&format!("k{i}"), t0).unwrap();
+        }
+        assert_eq!(limiter.tracked(), 10);
+        // One minute later every bucket is full again: the next new key prunes them all.
+        limiter
+            .acquire("new", t0 + Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(limiter.tracked(), 1);
+    }
+}
