@@ -1,6 +1,6 @@
 //! The real `authz-server` binary, stopped with SIGTERM and started again on the same data
 //! directory: users, devices and the signing key survive, and a backend nonce redeemed before
-//! the restart is not accepted after it.
+//! the restart is not accepted after it; a signing key made world-readable stops it from starting.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -208,4 +208,31 @@ async fn a_rotated_signing_key_keeps_its_tokens_valid() {
     assert_eq!(header["kid"], new_kid.as_str());
     drop(h);
     stop(child).await;
+}
+
+#[tokio::test]
+async fn the_binary_refuses_to_start_with_a_world_readable_signing_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (child, _) = spawn(dir.path()).await;
+    stop(child).await;
+    let key = dir.path().join("keys/signing-key.der");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "created owner-only");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let output = Command::new(env!("CARGO_BIN_EXE_authz-server"))
+        .args(["--data-dir", dir.path().to_str().unwrap(), "serve", "--dev"])
+        .args(["--listen", "127.0.0.1:0", "--domain", DOMAIN])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("signing-key.der is readable by group or others; chmod 600 it"),
+        "{stderr}"
+    );
 }
