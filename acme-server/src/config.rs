@@ -312,6 +312,7 @@ impl Config {
 
     /// Checks values that would otherwise fail later and less clearly.
     pub fn validate(&self) -> Result<()> {
+        self.limits.validate()?;
         if self.domains.is_empty() {
             return Err(Error::Config("at least one domain is required".into()));
         }

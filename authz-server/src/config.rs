@@ -101,6 +101,7 @@ impl Config {
 
     /// Checks values that would otherwise fail later and less clearly.
     pub fn validate(&self) -> Result<()> {
+        self.limits.validate()?;
         proto::wire_id::validate_domain(&self.domain).map_err(|_| {
             Error::Config(format!(
                 "domain {:?} is not a lower-case DNS name",

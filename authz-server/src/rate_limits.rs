@@ -47,7 +47,7 @@ pub struct Limiters {
 
 fn limited(what: &str, l: Limited) -> Error {
     Error::RateLimited {
-        description: format!("too many {what}; retry after {} s", l.retry_after_secs),
+        description: l.explain(what),
         retry_after_secs: l.retry_after_secs,
     }
 }

@@ -44,6 +44,13 @@ pub struct Limited {
     pub retry_after_secs: u64,
 }
 
+impl Limited {
+    /// The explanation sent to the client: "too many {what}; retry after N s".
+    pub fn explain(self, what: &str) -> String {
+        format!("too many {what}; retry after {} s", self.retry_after_secs)
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     tokens: f64,

@@ -52,10 +52,11 @@ pub fn bind(listen: SocketAddr) -> Result<TcpListener> {
 }
 
 /// Serves `app` over TLS on `listener` within the connection-level `limits` (count, handshake
-/// and head timeouts, head size), logging each request under `service`. Handlers can extract
-/// the peer as `ConnectInfo<SocketAddr>`. The request-level ones
-/// (body size, request time) are the router's to apply with [`crate::limits::layer`], inside the
-/// layers that add its protocol headers.
+/// and head timeouts, head size; checked by [`Limits::validate`] when the server's configuration
+/// is), logging each request under `service`. Handlers can extract the peer as
+/// `ConnectInfo<SocketAddr>`. The request-level limits (body size, request time) are the
+/// router's to apply with [`crate::limits::layer`], inside the layers that add its protocol
+/// headers.
 pub fn serve_tls(
     listener: TcpListener,
     tls: rustls::ServerConfig,
@@ -63,7 +64,6 @@ pub fn serve_tls(
     service: &'static str,
     limits: &Limits,
 ) -> Result<Serving> {
-    limits.validate()?;
     let addr = listener
         .local_addr()
         .map_err(|e| Error::Config(e.to_string()))?;

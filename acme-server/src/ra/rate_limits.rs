@@ -25,7 +25,7 @@ pub struct RaRateLimits {
 
 fn limited(what: &str, l: Limited) -> Error {
     Error::RateLimited {
-        detail: format!("too many {what}; retry after {} s", l.retry_after_secs),
+        detail: l.explain(what),
         retry_after_secs: l.retry_after_secs,
     }
 }
