@@ -46,6 +46,10 @@ pub struct Config {
     pub limits: server_kit::limits::Limits,
     /// Rate limits (`[rate_limits]`).
     pub rate_limits: RateLimits,
+    /// Caps on what one account may hold at once (`[caps]`).
+    pub caps: Caps,
+    /// Background removal of expired records (`[cleanup]`).
+    pub cleanup: server_kit::cleanup::CleanupConfig,
     /// The issuing CA's files.
     pub ca: CaFiles,
     /// The Wire identity certificate profile (`wire-identity`).
@@ -114,6 +118,23 @@ impl Default for RateLimits {
             new_orders_per_account: Rate::new(300, 300),
             failed_validations_per_account: Rate::new(30, 60),
             failed_validations_per_identifier: Rate::new(10, 20),
+        }
+    }
+}
+
+/// Caps on what one account may hold at once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Caps {
+    /// Unexpired pending authorizations per account; a new order that would pass it gets
+    /// `rateLimited` until some complete or expire.
+    pub pending_authorizations_per_account: usize,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Self {
+            pending_authorizations_per_account: 300,
         }
     }
 }
@@ -291,6 +312,8 @@ impl Default for Config {
             lifetimes: Lifetimes::default(),
             limits: server_kit::limits::Limits::default(),
             rate_limits: RateLimits::default(),
+            caps: Caps::default(),
+            cleanup: server_kit::cleanup::CleanupConfig::default(),
             ca: CaFiles::default(),
             certificate: CertificateProfile::default(),
             profiles: default_profiles(),
@@ -313,6 +336,7 @@ impl Config {
     /// Checks values that would otherwise fail later and less clearly.
     pub fn validate(&self) -> Result<()> {
         self.limits.validate()?;
+        self.cleanup.validate()?;
         if self.domains.is_empty() {
             return Err(Error::Config("at least one domain is required".into()));
         }

@@ -37,12 +37,22 @@ pub struct RunningServer {
     pub ca_root: PathBuf,
     serving: Serving,
     store: Arc<dyn Store>,
+    cleanup: Option<server_kit::cleanup::Sweeper>,
 }
 
 impl RunningServer {
-    /// Stops accepting, lets in-flight requests finish (up to 10 s), then flushes the store.
+    /// Counts finished background sweeps (none when `cleanup.interval_secs` is 0).
+    pub fn cleanup_passes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.cleanup
+            .as_ref()
+            .map(server_kit::cleanup::Sweeper::passes)
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to 10 s), stops the sweep, then
+    /// flushes the store.
     pub async fn shutdown(self) -> Result<()> {
         self.serving.shutdown().await?;
+        drop(self.cleanup);
         Ok(self.store.flush()?)
     }
 
@@ -91,6 +101,16 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     let config = Arc::new(config);
     let va = ValidationAuthority::new(&config)?;
     let sa = StorageAuthority::new(store.clone())?;
+    let cleanup = {
+        let (sa, clock, keep) = (sa.clone(), clock.clone(), config.cleanup.keep_expired_secs);
+        config.cleanup.start(
+            "acme-server",
+            Arc::new(move || {
+                sa.sweep(clock.now(), keep)
+                    .map_err(|e| server_kit::Error::Storage(e.to_string()))
+            }),
+        )
+    };
     let ra = RegistrationAuthority::new(sa, va, ca, config.clone(), clock.clone());
     let nonces = Arc::new(MemoryNonces::new(
         config.lifetimes.nonce,
@@ -115,5 +135,6 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         ca_root: ca_paths.root_cert,
         serving,
         store,
+        cleanup,
     })
 }

@@ -842,3 +842,66 @@ async fn rate_limits_answer_429_rate_limited_with_retry_after() {
     let (_, order) = f.order(&second, &[("dns", "ok.example.com")]).await;
     f.validate(&second, &order).await;
 }
+
+#[tokio::test]
+async fn pending_authorizations_are_capped_per_account() {
+    let f = Fixture::start_with(|c| c.caps.pending_authorizations_per_account = 3).await;
+    let account = f.client.new_account().await;
+    let new_order = f.client.directory.new_order.clone();
+    let order_for = |names: &[&str]| {
+        let ids: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"type": "dns", "value": n}))
+            .collect();
+        json!({ "identifiers": ids })
+    };
+
+    // Two pending, then an order that would make four is refused with the time until the
+    // first pending one expires (the order lifetime, 3600 s by default).
+    let (_, first) = f
+        .order(
+            &account,
+            &[("dns", "a.example.com"), ("dns", "b.example.com")],
+        )
+        .await;
+    let refused = f
+        .client
+        .post_as(
+            &account,
+            &new_order,
+            Some(&order_for(&["c.example.com", "d.example.com"])),
+        )
+        .await;
+    let retry_after: u64 = header(&refused, "retry-after").parse().unwrap();
+    assert!((3500..=3600).contains(&retry_after), "{retry_after}");
+    let problem = assert_problem(refused, 429, "rateLimited").await;
+    assert!(problem["detail"].as_str().unwrap().contains("at most 3"));
+
+    // One more fits exactly.
+    let (_, third) = f.order(&account, &[("dns", "c.example.com")]).await;
+
+    // Validated and deactivated authorizations leave the count: two slots come back.
+    f.validate(&account, &third).await;
+    let response = f
+        .client
+        .post_as(
+            &account,
+            &first.authorizations[0],
+            Some(&json!({"status": "deactivated"})),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    f.order(
+        &account,
+        &[("dns", "d.example.com"), ("dns", "e.example.com")],
+    )
+    .await;
+
+    // Another account is not affected by this one's pending authorizations.
+    let other = f.client.new_account().await;
+    f.order(
+        &other,
+        &[("dns", "a.example.com"), ("dns", "b.example.com")],
+    )
+    .await;
+}

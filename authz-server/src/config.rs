@@ -37,6 +37,26 @@ pub struct Config {
     pub limits: server_kit::limits::Limits,
     /// Rate limits (`[rate_limits]`).
     pub rate_limits: crate::rate_limits::RateLimits,
+    /// Caps on what one user may hold (`[caps]`).
+    pub caps: Caps,
+    /// Background removal of expired records (`[cleanup]`).
+    pub cleanup: server_kit::cleanup::CleanupConfig,
+}
+
+/// Caps on what one user may hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Caps {
+    /// Registered devices per user (Wire allows 7 permanent clients and 1 temporary one).
+    pub devices_per_user: usize,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Self {
+            devices_per_user: 8,
+        }
+    }
 }
 
 /// Lifetimes and windows, in seconds.
@@ -87,6 +107,8 @@ impl Default for Config {
             lifetimes: Lifetimes::default(),
             limits: server_kit::limits::Limits::default(),
             rate_limits: crate::rate_limits::RateLimits::default(),
+            caps: Caps::default(),
+            cleanup: server_kit::cleanup::CleanupConfig::default(),
         }
     }
 }
@@ -102,6 +124,7 @@ impl Config {
     /// Checks values that would otherwise fail later and less clearly.
     pub fn validate(&self) -> Result<()> {
         self.limits.validate()?;
+        self.cleanup.validate()?;
         proto::wire_id::validate_domain(&self.domain).map_err(|_| {
             Error::Config(format!(
                 "domain {:?} is not a lower-case DNS name",

@@ -26,13 +26,24 @@ fn key(user_id: &str, device_id: &str) -> String {
     format!("{user_id}/{device_id}")
 }
 
-/// Registers a new device for `user`, with a fresh random 64-bit id.
+/// Registers a new device for `user`, with a fresh random 64-bit id, unless the user already
+/// has `cap` devices (403 `too-many-clients`). The count is taken again after the insert and a
+/// registration that raced others past the cap is undone, so the cap holds under concurrency.
 pub fn register(
     store: &dyn Store,
     user: &User,
     label: Option<String>,
     now: UnixTime,
+    cap: usize,
 ) -> Result<Device> {
+    let too_many = || Error::Wire {
+        status: axum::http::StatusCode::FORBIDDEN,
+        label: "too-many-clients",
+        message: format!("a user may register at most {cap} devices"),
+    };
+    if list(store, user)?.len() >= cap {
+        return Err(too_many());
+    }
     if label
         .as_ref()
         .is_some_and(|l| l.len() > 128 || l.chars().any(char::is_control))
@@ -53,7 +64,12 @@ pub fn register(
             label: label.clone(),
             created_at: now,
         };
-        if store.insert_new_json(trees::DEVICES, &key(&user.id, &device.id), &device)? {
+        let device_key = key(&user.id, &device.id);
+        if store.insert_new_json(trees::DEVICES, &device_key, &device)? {
+            if list(store, user)?.len() > cap {
+                store.take(trees::DEVICES, &device_key)?;
+                return Err(too_many());
+            }
             store.flush()?;
             return Ok(device);
         }

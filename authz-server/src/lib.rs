@@ -8,6 +8,7 @@
 //! validation), [`http`] (the front end), [`server`] (start/stop), [`error`] (the one error type
 //! and its wire forms).
 
+pub mod cleanup;
 pub mod config;
 pub mod consents;
 pub mod device_grant;

@@ -36,6 +36,10 @@ pub struct Family {
     pub revoked: bool,
     /// Access tokens issued from it, revoked with it.
     pub access_jtis: Vec<String>,
+    /// When its newest refresh token expires: after that nothing can use or revoke the family
+    /// and the cleanup removes it.
+    #[serde(default)]
+    pub expires_at: Option<UnixTime>,
 }
 
 fn key(token: &str) -> String {
@@ -57,6 +61,7 @@ pub fn issue(
         .get_json(trees::REFRESH_FAMILIES, &family)?
         .unwrap_or_default();
     fam.access_jtis.push(access_jti.to_owned());
+    fam.expires_at = fam.expires_at.max(Some(template.expires_at));
     store.put_json(trees::REFRESH_FAMILIES, &family, &fam)?;
     let token = proto::random::token(256);
     let record = RefreshRecord {

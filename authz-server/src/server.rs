@@ -40,12 +40,22 @@ pub struct RunningServer {
     pub dev_ca_cert: Option<PathBuf>,
     serving: Serving,
     store: Arc<dyn Store>,
+    cleanup: Option<server_kit::cleanup::Sweeper>,
 }
 
 impl RunningServer {
-    /// Stops accepting, lets in-flight requests finish (up to 10 s), then flushes the store.
+    /// Counts finished background sweeps (none when `cleanup.interval_secs` is 0).
+    pub fn cleanup_passes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.cleanup
+            .as_ref()
+            .map(server_kit::cleanup::Sweeper::passes)
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to 10 s), stops the sweep, then
+    /// flushes the store.
     pub async fn shutdown(self) -> Result<()> {
         self.serving.shutdown().await?;
+        drop(self.cleanup);
         Ok(self.store.flush()?)
     }
 
@@ -96,6 +106,17 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         .map_err(|e| Error::Config(e.to_string()))?;
     let base_url = config.base_url(addr);
     let limiters = crate::rate_limits::Limiters::new(&config.rate_limits);
+    let cleanup = {
+        let (store, clock) = (store.clone(), clock.clone());
+        let (keep, lifetimes) = (config.cleanup.keep_expired_secs, config.lifetimes.clone());
+        config.cleanup.start(
+            "authz-server",
+            Arc::new(move || {
+                crate::cleanup::sweep(store.as_ref(), clock.now(), keep, &lifetimes)
+                    .map_err(|e| server_kit::Error::Storage(e.to_string()))
+            }),
+        )
+    };
     let state = Arc::new(AppState {
         limiters,
         config,
@@ -118,6 +139,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         dev_ca_cert,
         serving,
         store,
+        cleanup,
     })
 }
 

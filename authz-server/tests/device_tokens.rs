@@ -382,3 +382,48 @@ async fn user_token_and_device_ownership_are_required() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_token");
 }
+
+#[tokio::test]
+async fn devices_per_user_are_capped_also_when_registrations_race() {
+    let h = Harness::start_with(|c| c.caps.devices_per_user = 3).await;
+    let token = h.bearer_login().await;
+    let register = || h.client.post(h.url("/clients")).bearer_auth(&token).send();
+    // Eight registrations at once: never more than three devices, and every 201 is listed.
+    let racing: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, url, token) = (h.client.clone(), h.url("/clients"), token.clone());
+            tokio::spawn(async move { client.post(url).bearer_auth(token).send().await })
+        })
+        .collect();
+    let mut created = 0;
+    for answer in racing {
+        let answer = answer.await.unwrap().unwrap();
+        match answer.status().as_u16() {
+            201 => created += 1,
+            _ => assert_wire_error(answer, 403, "too-many-clients").await,
+        }
+    }
+    let listed = |h: &Harness| {
+        let (client, url, token) = (h.client.clone(), h.url("/clients"), token.clone());
+        async move {
+            let body: Value = client
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body.as_array().unwrap().len()
+        }
+    };
+    assert!((1..=3).contains(&created), "{created}");
+    assert_eq!(listed(&h).await, created);
+    // Filling up one at a time: exactly three, then refused.
+    for _ in created..3 {
+        assert_eq!(register().await.unwrap().status(), 201);
+    }
+    assert_wire_error(register().await.unwrap(), 403, "too-many-clients").await;
+    assert_eq!(listed(&h).await, 3);
+}

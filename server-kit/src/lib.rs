@@ -1,11 +1,12 @@
 //! Plumbing both servers share and no protocol logic needs: the durable key-value [`store`] and
-//! its batched flushing ([`group_commit`]),
+//! its batched flushing ([`group_commit`]) and background garbage collection ([`cleanup`]),
 //! owner-only key [`files`], TLS set-up with a generated dev PKI ([`tls`]), and running an axum
 //! router over HTTPS with one log event per request ([`serve`]).
 //!
 //! Nothing here knows about OAuth, ACME or Wire; each server maps [`Error`] into its own error
 //! type.
 
+pub mod cleanup;
 pub mod files;
 pub mod group_commit;
 pub mod limits;

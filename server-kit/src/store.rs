@@ -47,6 +47,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn take(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>>;
     /// All entries whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, tree: Tree, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Up to `limit` entries in key order, starting after the key `after` (from the first key
+    /// when `None`): a large tree read a page at a time.
+    fn scan_page(
+        &self,
+        tree: Tree,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>>;
     /// Makes every write so far durable.
     fn flush(&self) -> Result<()>;
     /// How many writes (put, swap, take) this store has applied since it was opened: a flush
@@ -163,6 +171,12 @@ impl SledStore {
     }
 }
 
+/// A sled entry as an owned key and value.
+fn owned_entry(entry: sled::Result<(sled::IVec, sled::IVec)>) -> Result<(String, Vec<u8>)> {
+    let (k, v) = entry.map_err(storage)?;
+    Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+}
+
 fn storage(e: impl std::fmt::Display) -> Error {
     Error::Storage(e.to_string())
 }
@@ -211,10 +225,25 @@ impl Store for SledStore {
     fn scan_prefix(&self, tree: Tree, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         self.tree(tree)?
             .scan_prefix(prefix)
-            .map(|entry| {
-                let (k, v) = entry.map_err(storage)?;
-                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
-            })
+            .map(owned_entry)
+            .collect()
+    }
+
+    fn scan_page(
+        &self,
+        tree: Tree,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>> {
+        use std::ops::Bound;
+        let start = match after {
+            Some(key) => Bound::Excluded(key.as_bytes().to_vec()),
+            None => Bound::Unbounded,
+        };
+        self.tree(tree)?
+            .range::<Vec<u8>, _>((start, Bound::Unbounded))
+            .take(limit)
+            .map(owned_entry)
             .collect()
     }
 
@@ -261,7 +290,14 @@ mod tests {
         );
         store.put(DEVICES, "u1/a", b"1").unwrap();
         store.put(DEVICES, "u2/b", b"2").unwrap();
+        store.put(DEVICES, "u3/c", b"3").unwrap();
         assert_eq!(store.scan_prefix(DEVICES, "u1/").unwrap().len(), 1);
+        let first = store.scan_page(DEVICES, None, 2).unwrap();
+        assert_eq!(first.len(), 2);
+        assert_eq!(first[1].0, "u2/b");
+        let rest = store.scan_page(DEVICES, Some("u2/b"), 2).unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].0, "u3/c");
     }
 
     #[test]

@@ -162,6 +162,7 @@ impl RegistrationAuthority {
                 }
             }
         }
+        self.check_pending_cap(account, fresh.len(), now)?;
         let status = if fresh.is_empty() {
             OrderStatus::Ready
         } else {
@@ -188,6 +189,34 @@ impl RegistrationAuthority {
         };
         self.sa.create_order(&order, &fresh)?;
         Ok(order)
+    }
+
+    /// Refuses an order whose `fresh` pending authorizations would take the account past its
+    /// cap, with a `Retry-After` of when the first pending one expires. (Two orders created at
+    /// the same instant may both pass; the cap bounds storage, not a budget.)
+    fn check_pending_cap(
+        &self,
+        account: &AuthenticatedAccount,
+        fresh: usize,
+        now: i64,
+    ) -> Result<()> {
+        let cap = self.config.caps.pending_authorizations_per_account;
+        if fresh == 0 {
+            return Ok(());
+        }
+        let pending = self.sa.pending_authz_expiries(account.id(), now)?;
+        if pending.len() + fresh <= cap {
+            return Ok(());
+        }
+        let first_expiry = pending.iter().min().copied().unwrap_or(now);
+        Err(Error::RateLimited {
+            detail: format!(
+                "this account has {} pending authorizations and may have at most {cap}; \
+                 complete or deactivate some, or wait for them to expire",
+                pending.len()
+            ),
+            retry_after_secs: u64::try_from(first_expiry - now).unwrap_or(0).max(1),
+        })
     }
 
     /// The profile of a new order: `wire-identity` for identity orders, a configured one (or the

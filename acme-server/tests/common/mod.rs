@@ -56,7 +56,15 @@ impl Env {
     }
 
     pub async fn start_with(edit: impl FnOnce(&mut Config)) -> Self {
-        let authz = Harness::start().await;
+        Self::start_configured(|_| {}, edit).await
+    }
+
+    /// Both servers, each configuration edited before its server starts.
+    pub async fn start_configured(
+        edit_authz: impl FnOnce(&mut authz_server::Config),
+        edit: impl FnOnce(&mut Config),
+    ) -> Self {
+        let authz = Harness::start_with(edit_authz).await;
         let acme_dir = tempfile::tempdir().unwrap();
         let mut config = acme_config(&authz, acme_dir.path());
         edit(&mut config);

@@ -59,7 +59,13 @@ pub async fn register(
 ) -> Result<Response> {
     let auth = auth(&state, &headers, &method, "/clients")?;
     let label = body.and_then(|Json(b)| b.label);
-    let device = devices::register(state.store(), &auth.user, label, state.clock.now())?;
+    let device = devices::register(
+        state.store(),
+        &auth.user,
+        label,
+        state.clock.now(),
+        state.config.caps.devices_per_user,
+    )?;
     let client_id = devices::client_id(&auth.user, &device)?;
     tracing::info!(user = %auth.user.id, device = %device.id, "device registered");
     let body = json!({"id": device.id, "client_id": client_id.to_uri(), "label": device.label});

@@ -43,7 +43,12 @@ pub mod trees {
     pub const EAB_KEYS: Tree = Tree::new("eab_keys");
     /// Serial (lower-case hex) → certificate id.
     pub const SERIALS: Tree = Tree::new("serials");
+    /// `{account id}/{authorization id}` → expiry, while the authorization is pending: the
+    /// count the pending-authorizations cap reads.
+    pub const PENDING_AUTHZS: Tree = Tree::new("pending_authzs");
 }
+
+mod cleanup;
 
 /// A stored account.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -212,6 +217,10 @@ pub enum Created {
     New(AccountRecord),
     /// The key already had one.
     Existing(AccountRecord),
+}
+
+fn pending_key(account_id: &str, authz_id: &str) -> String {
+    format!("{account_id}/{authz_id}")
 }
 
 /// The storage authority.
@@ -395,6 +404,13 @@ impl StorageAuthority {
             self.store().put_json(trees::AUTHZS, &authz.id, authz)?;
             let key = Self::authz_index_key(&authz.account_id, &authz.identifier, authz.wildcard);
             self.store().put_json(trees::AUTHZ_INDEX, &key, &authz.id)?;
+            if authz.status == AuthorizationStatus::Pending {
+                self.store().put_json(
+                    trees::PENDING_AUTHZS,
+                    &pending_key(&authz.account_id, &authz.id),
+                    &authz.expires,
+                )?;
+            }
         }
         self.store().put_json(trees::ORDERS, &order.id, order)?;
         self.store().put(
@@ -433,11 +449,29 @@ impl StorageAuthority {
         Ok(self.store().get_versioned(trees::AUTHZS, id)?)
     }
 
-    /// Replaces an authorization if unchanged since read.
+    /// Replaces an authorization if unchanged since read; one that leaves `pending` leaves the
+    /// pending count.
     pub fn replace_authz(&self, old: &Versioned<AuthzRecord>, new: &AuthzRecord) -> Result<bool> {
+        let replaced = self
+            .store()
+            .replace_json(trees::AUTHZS, &new.id, old, new)?;
+        if replaced && new.status != AuthorizationStatus::Pending {
+            self.store().take(
+                trees::PENDING_AUTHZS,
+                &pending_key(&new.account_id, &new.id),
+            )?;
+        }
+        Ok(replaced)
+    }
+
+    /// The expiry times of the account's pending authorizations that have not expired by `now`.
+    pub fn pending_authz_expiries(&self, account_id: &str, now: UnixTime) -> Result<Vec<UnixTime>> {
         Ok(self
             .store()
-            .replace_json(trees::AUTHZS, &new.id, old, new)?)
+            .scan_json::<UnixTime>(trees::PENDING_AUTHZS, &format!("{account_id}/"))?
+            .into_iter()
+            .filter(|expires| *expires >= now)
+            .collect())
     }
 
     /// Stores an issued certificate and its serial index (the order update that names it
