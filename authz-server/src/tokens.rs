@@ -171,13 +171,29 @@ pub fn issue_for_grant(
     })
 }
 
-/// Records a proof's `jti` (with its key) in the replay cache for the acceptance window; false
-/// when it was seen before.
+/// Records a proof's `jti` (with its key) in the replay cache for as long as the proof could be
+/// accepted (its age window, or its `exp` when that is later, as Wire proofs carry); false when
+/// it was seen before.
 pub fn remember_jti(store: &dyn Store, proof: &VerifiedDpopProof) -> Result<bool> {
     let policy = DpopPolicy::rfc9449();
-    let key = format!("{}:{}", proof.thumbprint(), proof.claims().jti);
-    let expires = json!({ "expires_at": proof.claims().iat + policy.max_age + policy.max_skew });
+    let key = jti_key(proof);
+    let window_end = proof.claims().iat + policy.max_age;
+    let until = proof
+        .claims()
+        .exp
+        .map_or(window_end, |exp| exp.max(window_end));
+    let expires = json!({ "expires_at": until + policy.max_skew });
     Ok(store.insert_new_json(trees::DPOP_JTIS, &key, &expires)?)
+}
+
+/// Takes back [`remember_jti`] for a proof that was refused after all.
+pub fn forget_jti(store: &dyn Store, proof: &VerifiedDpopProof) -> Result<()> {
+    store.take(trees::DPOP_JTIS, &jti_key(proof))?;
+    Ok(())
+}
+
+fn jti_key(proof: &VerifiedDpopProof) -> String {
+    format!("{}:{}", proof.thumbprint(), proof.claims().jti)
 }
 
 /// Marks a token revoked.

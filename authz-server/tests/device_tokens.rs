@@ -427,3 +427,32 @@ async fn devices_per_user_are_capped_also_when_registrations_race() {
     assert_wire_error(register().await.unwrap(), 403, "too-many-clients").await;
     assert_eq!(listed(&h).await, 3);
 }
+
+#[tokio::test]
+async fn a_proof_jti_is_accepted_once_even_with_a_fresh_nonce() {
+    let h = Harness::start().await;
+    let token = h.bearer_login().await;
+    let (device, client_id) = h.register_device(&token).await;
+    let account = account_key();
+    let first = h.wire_proof_claims(&device, &client_id, &h.nonce(&token, &device).await);
+    let proof = first.sign(&account).unwrap();
+    assert_eq!(h.access_token(&token, &device, &proof).await.status(), 200);
+
+    // Same key, same jti, new backend nonce: a replayed proof re-signed, refused.
+    let mut replay = h.wire_proof_claims(&device, &client_id, &h.nonce(&token, &device).await);
+    replay.jti = first.jti.clone();
+    let response = h
+        .access_token(&token, &device, &replay.sign(&account).unwrap())
+        .await;
+    let status = response.status().as_u16();
+    let body = response.text().await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("jti"), "{body}");
+
+    // A new jti with another fresh nonce passes.
+    let fresh = h.wire_proof_claims(&device, &client_id, &h.nonce(&token, &device).await);
+    let response = h
+        .access_token(&token, &device, &fresh.sign(&account).unwrap())
+        .await;
+    assert_eq!(response.status(), 200);
+}

@@ -311,9 +311,8 @@ impl Enrollment {
     }
 }
 
-/// The Wire DPoP proof for the backend's access-token endpoint, signed by the ACME account key:
-/// `htu` = the challenge's target, `chal`/`aud` = the challenge, `sub`/`handle`/`name`/`team`
-/// = the identity, the backend nonce, `exp` five minutes ahead.
+/// The Wire DPoP proof for the backend's access-token endpoint, signed by the ACME account key
+/// (the claims of [`wire_dpop_claims`]).
 pub fn wire_dpop_proof(
     key: &SigningKey,
     identity: &Identity,
@@ -321,11 +320,26 @@ pub fn wire_dpop_proof(
     nonce: &str,
     now: proto::clock::UnixTime,
 ) -> Result<String> {
-    let step = Step::AccessToken;
-    let target = dpop
-        .target
-        .clone()
-        .ok_or_else(|| Error::protocol(step, "the wire-dpop-01 challenge has no target"))?;
+    wire_dpop_claims(identity, dpop, nonce, now)?
+        .sign(key)
+        .map_err(|e| Error::local(Step::AccessToken, e))
+}
+
+/// The claims of the Wire DPoP proof: `htu` = the challenge's target, `chal`/`aud` = the
+/// challenge, `sub`/`handle`/`name`/`team` = the identity, the backend nonce, a fresh `jti`,
+/// `exp` five minutes ahead.
+pub fn wire_dpop_claims(
+    identity: &Identity,
+    dpop: &Challenge,
+    nonce: &str,
+    now: proto::clock::UnixTime,
+) -> Result<DpopClaims> {
+    let target = dpop.target.clone().ok_or_else(|| {
+        Error::protocol(
+            Step::AccessToken,
+            "the wire-dpop-01 challenge has no target",
+        )
+    })?;
     let mut claims = DpopClaims::new("POST", &target, now);
     claims.nbf = Some(now);
     claims.exp = Some(now + PROOF_LIFETIME);
@@ -338,7 +352,7 @@ pub fn wire_dpop_proof(
         team: identity.team.clone(),
         name: identity.name.clone(),
     });
-    claims.sign(key).map_err(|e| Error::local(step, e))
+    Ok(claims)
 }
 
 /// The OIDC `claims` request that makes the ID token carry this challenge's key authorization

@@ -169,8 +169,19 @@ pub async fn access_token(
     if url::Url::parse(&proof.wire().map(|w| w.aud.clone()).unwrap_or_default()).is_err() {
         return Err(Error::WireProof(proto::Error::InvalidUri("aud")));
     }
+    // The proof's jti joins the replay cache and the nonce is redeemed, one flush making both
+    // durable. A replayed proof fails on its spent nonce; a re-signed one with a fresh nonce
+    // on its jti. A proof refused for its nonce leaves the cache as it was.
+    let fresh_jti = crate::tokens::remember_jti(state.store(), &proof)?;
     let nonce = proof.nonce().unwrap_or_default();
-    let _redeemed = devices::redeem_nonce(state.store(), nonce, &auth.user, &device, now)?;
+    let redeemed = devices::redeem_nonce(state.store(), nonce, &auth.user, &device, now);
+    if redeemed.is_err() && fresh_jti {
+        crate::tokens::forget_jti(state.store(), &proof)?;
+    }
+    let _redeemed = redeemed?;
+    if !fresh_jti {
+        return Err(Error::WireProof(proto::Error::InvalidClaim("jti")));
+    }
     let params = AccessTokenParams {
         issuer: &htu,
         lifetime: state.config.lifetimes.client_access_token,
