@@ -111,7 +111,8 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
             }),
         )
     };
-    let ra = RegistrationAuthority::new(sa, va, ca, config.clone(), clock.clone());
+    let audit = server_kit::audit::AuditLog::open(&config.data_dir)?;
+    let ra = RegistrationAuthority::new(sa, va, ca, config.clone(), clock.clone(), audit);
     let nonces = Arc::new(MemoryNonces::new(
         config.lifetimes.nonce,
         MAX_OUTSTANDING_NONCES,

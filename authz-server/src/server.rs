@@ -117,7 +117,9 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
             }),
         )
     };
+    let audit = server_kit::audit::AuditLog::open(&config.data_dir)?;
     let state = Arc::new(AppState {
+        audit,
         limiters,
         config,
         base_url: base_url.clone(),

@@ -6,6 +6,7 @@
 //! Nothing here knows about OAuth, ACME or Wire; each server maps [`Error`] into its own error
 //! type.
 
+pub mod audit;
 pub mod cleanup;
 pub mod files;
 pub mod group_commit;

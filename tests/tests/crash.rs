@@ -19,6 +19,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -37,8 +39,8 @@ use proto::clock::{Clock, SystemClock};
 use proto::jws::{Algorithm, SigningKey};
 use proto::secret::SecretString;
 use server_kit::store::{SledStore, Store};
-use tests::bench::procs::{self, Server};
-use tests::stack::DOMAIN;
+use support::{Servers, start_authz};
+use tests::bench::procs;
 use tokio::sync::watch;
 
 /// SIGKILLs per run, at least.
@@ -50,190 +52,11 @@ const MAX_ATTEMPTS: usize = 12;
 /// The whole run, at most.
 const RUN_LIMIT: Duration = Duration::from_secs(300);
 
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
 /// A random delay of `min..max` milliseconds: when the next kill lands.
 fn jitter(min: u64, max: u64) -> Duration {
     let mut raw = [0u8; 8];
     raw.copy_from_slice(&proto::random::bytes(8));
     Duration::from_millis(min + u64::from_be_bytes(raw) % (max - min))
-}
-
-/// A server process that can be killed and started again with the same arguments.
-struct Managed {
-    program: PathBuf,
-    args: Vec<String>,
-    ready: &'static str,
-    extra: usize,
-    server: Server,
-}
-
-impl Managed {
-    async fn start(program: PathBuf, args: Vec<String>, ready: &'static str, extra: usize) -> Self {
-        let server = Server::start(&program, &args, ready, extra).await.unwrap();
-        Self {
-            program,
-            args,
-            ready,
-            extra,
-            server,
-        }
-    }
-
-    async fn kill_and_restart(&mut self) {
-        self.server.child.start_kill().unwrap();
-        self.server.child.wait().await.unwrap();
-        self.server = Server::start(&self.program, &self.args, self.ready, self.extra)
-            .await
-            .unwrap();
-    }
-
-    /// SIGTERM; the exit status.
-    async fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.server.child.id().unwrap();
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        tokio::time::timeout(Duration::from_secs(30), self.server.child.wait())
-            .await
-            .expect("the server did not stop within 30 s of SIGTERM")
-            .unwrap()
-    }
-}
-
-fn args(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| (*s).to_owned()).collect()
-}
-
-/// Both servers as processes, with the users `bench0..` added.
-struct Servers {
-    authz: Managed,
-    acme: Managed,
-    authz_url: String,
-    directory: String,
-    roots: Vec<PathBuf>,
-    ca_root: PathBuf,
-    acme_data: PathBuf,
-}
-
-/// The authz-server as a process with `users` added: (server, URL, dev CA path).
-async fn start_authz(dir: &Path, users: usize, config: &str) -> (Managed, String, String) {
-    let authz_bin = procs::binary("authz-server").unwrap();
-    let authz_data = dir.join("authz");
-    procs::add_users(&authz_bin, &authz_data, users)
-        .await
-        .unwrap();
-    let authz_toml = dir.join("authz.toml");
-    std::fs::write(&authz_toml, config).unwrap();
-    let authz_listen = free_port().to_string();
-    let authz = Managed::start(
-        authz_bin,
-        args(&[
-            "--config",
-            authz_toml.to_str().unwrap(),
-            "--data-dir",
-            authz_data.to_str().unwrap(),
-            "serve",
-            "--dev",
-            "--listen",
-            &authz_listen,
-            "--domain",
-            DOMAIN,
-        ]),
-        "authz-server listening on ",
-        1,
-    )
-    .await;
-    let url = authz.server.lines[0]
-        .trim_start_matches("authz-server listening on ")
-        .to_owned();
-    let ca = authz.server.lines[1]
-        .trim_start_matches("dev root CA: ")
-        .to_owned();
-    (authz, url, ca)
-}
-
-impl Servers {
-    async fn start(dir: &Path, users: usize, authz_config: &str) -> Self {
-        let acme_bin = procs::binary("acme-server").unwrap();
-        let acme_data = dir.join("acme");
-        let (authz, authz_url, authz_ca) = start_authz(dir, users, authz_config).await;
-        let acme_toml = dir.join("acme.toml");
-        // A kill of the authz-server fails validations in flight: not the devices' fault.
-        let acme_config = format!(
-            "{}failed_validations_per_account = {{ per_minute = 0, burst = 0 }}\n\
-             failed_validations_per_identifier = {{ per_minute = 0, burst = 0 }}\n",
-            tests::bench::acme::UNLIMITED
-        );
-        std::fs::write(&acme_toml, acme_config).unwrap();
-        let acme_listen = free_port().to_string();
-        let acme = Managed::start(
-            acme_bin,
-            args(&[
-                "--config",
-                acme_toml.to_str().unwrap(),
-                "--data-dir",
-                acme_data.to_str().unwrap(),
-                "serve",
-                "--dev",
-                "--listen",
-                &acme_listen,
-                "--domain",
-                DOMAIN,
-                "--trust-anchor",
-                &authz_ca,
-                "--dpop-target",
-                &format!("{authz_url}/clients/{{device-id}}/access-token"),
-                "--backend-jwks-url",
-                &format!("{authz_url}/jwks"),
-                "--oidc-issuer",
-                &authz_url,
-            ]),
-            "acme-server directory ",
-            2,
-        )
-        .await;
-        let line =
-            |i: usize, prefix: &str| acme.server.lines[i].trim_start_matches(prefix).to_owned();
-        let directory = line(0, "acme-server directory ");
-        let ca_root = PathBuf::from(line(1, "identity CA root: "));
-        let acme_tls = PathBuf::from(line(2, "dev TLS root CA: "));
-        Self {
-            authz,
-            acme,
-            authz_url,
-            directory,
-            roots: vec![PathBuf::from(authz_ca), acme_tls],
-            ca_root,
-            acme_data,
-        }
-    }
-
-    fn sdk_config(&self, user: usize) -> Config {
-        let mut config = Config::new(
-            self.directory.clone(),
-            self.authz_url.clone(),
-            self.ca_root.clone(),
-            Login::Password {
-                username: format!("bench{user}"),
-                password: SecretString::new(procs::password(user)),
-            },
-        );
-        config.tls_roots = self.roots.clone();
-        config.step_timeout = Duration::from_secs(20);
-        config
-    }
-
-    fn http(&self) -> reqwest::Client {
-        server_kit::tls::https_client(&self.roots, Duration::from_secs(20)).unwrap()
-    }
 }
 
 /// Redeems a backend nonce with a DPoP proof, then after a restart replays both: the same
@@ -510,7 +333,7 @@ async fn enrollments_survive_sigkill_of_either_server_at_random_moments() {
     let dir = tempfile::tempdir().unwrap();
     // One more user for the authz probe. Retried enrollments register new devices.
     let authz_config = "[caps]\ndevices_per_user = 1000\n";
-    let mut servers = Servers::start(dir.path(), WORKERS + 1, authz_config).await;
+    let mut servers = Servers::start(dir.path(), WORKERS + 1, authz_config, None).await;
     let authz_probe = AuthzProbe::new(&servers, WORKERS).await;
     let acme_probe = AcmeProbe::new(&servers).await;
 
@@ -612,7 +435,7 @@ async fn enrollments_survive_sigkill_of_either_server_at_random_moments() {
 async fn sigterm_lets_the_request_in_flight_finish_and_keeps_its_write() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
-    let (mut authz, url, ca) = start_authz(dir.path(), 1, "").await;
+    let (mut authz, url, ca) = start_authz(dir.path(), 1, "", None).await;
     let roots = vec![PathBuf::from(&ca)];
     let http = server_kit::tls::https_client(&roots, Duration::from_secs(20)).unwrap();
     let sdk = Authz::new(http, &url);
@@ -682,9 +505,7 @@ async fn sigterm_lets_the_request_in_flight_finish_and_keeps_its_write() {
     assert!(exit.success(), "{exit}");
 
     // Started again on the same data: the device is there.
-    authz.server = Server::start(&authz.program, &authz.args, authz.ready, authz.extra)
-        .await
-        .unwrap();
+    authz.restart().await;
     let listed: serde_json::Value = server_kit::tls::https_client(&roots, Duration::from_secs(20))
         .unwrap()
         .get(format!("{url}/clients"))

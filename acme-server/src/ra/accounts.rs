@@ -93,7 +93,14 @@ impl RegistrationAuthority {
             created_at: self.now(),
         };
         Ok(match self.sa.create_account(record)? {
-            Created::New(r) => AccountOutcome::Created(r),
+            Created::New(r) => {
+                self.audit.record(
+                    r.created_at,
+                    "account.created",
+                    serde_json::json!({"account": r.id, "jkt": r.thumbprint}),
+                );
+                AccountOutcome::Created(r)
+            }
             Created::Existing(r) => AccountOutcome::Existing(r),
         })
     }

@@ -153,6 +153,14 @@ impl RegistrationAuthority {
         if !self.sa.replace_order(&stored, &valid)? {
             return Err(Error::Internal("order changed while processing".into()));
         }
+        self.audit.record(
+            now,
+            "certificate.issued",
+            serde_json::json!({"account": certificate.account_id, "order": order_id,
+                               "serial": certificate.serial, "not_after": certificate.not_after,
+                               "identity": valid.wire.as_ref().map(|w| &w.client_id),
+                               "identifiers": valid.identifiers}),
+        );
         tracing::info!(
             order = %order_id,
             serial = %certificate.serial,

@@ -68,6 +68,7 @@ pub struct RegistrationAuthority {
     config: Arc<Config>,
     clock: Arc<dyn Clock>,
     rate_limits: rate_limits::RaRateLimits,
+    audit: server_kit::audit::AuditLog,
 }
 
 impl RegistrationAuthority {
@@ -78,11 +79,13 @@ impl RegistrationAuthority {
         ca: CertificateAuthority,
         config: Arc<Config>,
         clock: Arc<dyn Clock>,
+        audit: server_kit::audit::AuditLog,
     ) -> Self {
         Self {
             sa,
             va,
             ca,
+            audit,
             rate_limits: rate_limits::RaRateLimits::new(&config.rate_limits),
             config,
             clock,

@@ -86,6 +86,18 @@ impl RegistrationAuthority {
             ));
         }
         tracing::info!(serial = %serial, reason, "certificate revoked");
+        let by = match revoker {
+            Revoker::Account(account) => serde_json::json!({"account": account.id()}),
+            Revoker::CertificateKey(jwk) => {
+                serde_json::json!({"certificate_key": jwk.thumbprint()})
+            }
+        };
+        self.audit.record(
+            self.now(),
+            "certificate.revoked",
+            serde_json::json!({"serial": serial, "reason": reason, "by": by,
+                               "account": stored.value.account_id}),
+        );
         Ok(())
     }
 

@@ -68,6 +68,11 @@ pub async fn register(
     )?;
     let client_id = devices::client_id(&auth.user, &device)?;
     tracing::info!(user = %auth.user.id, device = %device.id, "device registered");
+    state.audit.record(
+        state.clock.now(),
+        "device.registered",
+        json!({"user": auth.user.id, "device": device.id}),
+    );
     let body = json!({"id": device.id, "client_id": client_id.to_uri(), "label": device.label});
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
@@ -189,6 +194,12 @@ pub async fn access_token(
     };
     let issued = issue_access_token(&state.key, &proof, &params)?;
     tracing::info!(user = %auth.user.id, device = %device.id, jti = %issued.jti, "client access token issued");
+    state.audit.record(
+        now,
+        "token.issued",
+        json!({"grant": "wire-client", "user": auth.user.id, "device": device.id,
+               "jti": issued.jti, "jkt": proof.thumbprint()}),
+    );
     let mut response =
         Json(json!({"token": issued.token, "type": "DPoP", "expires_in": issued.expires_in}))
             .into_response();

@@ -45,6 +45,8 @@ pub struct AppState {
     pub retired_keys: Vec<(proto::jwk::Jwk, proto::clock::UnixTime)>,
     /// Rate limits.
     pub limiters: crate::rate_limits::Limiters,
+    /// The audit log.
+    pub audit: server_kit::audit::AuditLog,
 }
 
 impl AppState {
@@ -61,8 +63,22 @@ impl AppState {
             .passwords
             .check(self.store.clone(), handle.clone(), password)
             .await;
-        if matches!(outcome, Err(crate::Error::BadCredentials)) {
-            self.limiters.login_failed(&handle, ip);
+        let now = self.clock.now();
+        match &outcome {
+            Ok(user) => self.audit.record(
+                now,
+                "login.succeeded",
+                serde_json::json!({"user": user.id, "handle": handle, "ip": ip.to_string()}),
+            ),
+            Err(crate::Error::BadCredentials) => {
+                self.limiters.login_failed(&handle, ip);
+                self.audit.record(
+                    now,
+                    "login.failed",
+                    serde_json::json!({"handle": handle, "ip": ip.to_string()}),
+                );
+            }
+            Err(_) => {}
         }
         outcome
     }

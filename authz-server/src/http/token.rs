@@ -120,6 +120,12 @@ fn code_grant(
     )?;
     redeemed.commit(state.store(), vec![tokens.access_jti.clone()])?;
     tracing::info!(client_id, user = %user.id, dpop = tokens.dpop_bound, "tokens issued");
+    state.audit.record(
+        now,
+        "token.issued",
+        serde_json::json!({"grant": "authorization_code", "client": client_id, "user": user.id,
+                           "jti": tokens.access_jti, "dpop": tokens.dpop_bound}),
+    );
     let mut body = token_body(
         &tokens.access_token,
         tokens.dpop_bound,
@@ -185,6 +191,13 @@ fn user_tokens(
     )?;
     let refresh = crate::refresh::issue(state.store(), family, &template, &jti)?;
     state.store().flush()?;
+    state.audit.record(
+        now,
+        "token.issued",
+        json!({"grant": if family.is_some() { "refresh_token" } else { "device_code" },
+               "client": template.client_id, "user": template.user_id, "jti": jti,
+               "dpop": template.jkt.is_some()}),
+    );
     let mut body = token_body(
         &access_token,
         template.jkt.is_some(),
@@ -249,6 +262,12 @@ fn client_credentials(
         now,
     )?;
     tracing::info!(client_id = %client.client.id, dpop = jkt.is_some(), "client credentials token issued");
+    state.audit.record(
+        now,
+        "token.issued",
+        serde_json::json!({"grant": "client_credentials", "client": client.client.id,
+                           "dpop": jkt.is_some()}),
+    );
     Ok(token_body(
         &access_token,
         jkt.is_some(),

@@ -41,10 +41,33 @@ impl Server {
     /// Starts `program args` and collects stdout until a line starts with `ready` (and
     /// `extra` more lines after it).
     pub async fn start(program: &Path, args: &[String], ready: &str, extra: usize) -> Result<Self> {
-        let mut child = Command::new(program)
+        Self::start_logging(program, args, ready, extra, None).await
+    }
+
+    /// [`Server::start`], with the log (stderr) at trace level appended to `log` when given.
+    pub async fn start_logging(
+        program: &Path,
+        args: &[String],
+        ready: &str,
+        extra: usize,
+        log: Option<&Path>,
+    ) -> Result<Self> {
+        let mut command = Command::new(program);
+        match log {
+            Some(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?;
+                command.env("RUST_LOG", "trace").stderr(file);
+            }
+            None => {
+                command.stderr(Stdio::null());
+            }
+        }
+        let mut child = command
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("{}", program.display()))?;
