@@ -18,6 +18,37 @@ pub struct EchoedClaims {
     pub acme_aud: Option<String>,
 }
 
+/// Longest `keyauth` / `acme_aud` value echoed from a `claims` request.
+pub const MAX_ECHOED_CLAIM: usize = 1024;
+
+/// Extracts the `keyauth` and `acme_aud` values an OIDC `claims` request asks for.
+pub fn echoed_claims(raw: Option<&str>) -> std::result::Result<EchoedClaims, String> {
+    let Some(raw) = raw else {
+        return Ok(EchoedClaims::default());
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(raw).map_err(|_| "claims is not JSON".to_owned())?;
+    let id_token = value.get("id_token");
+    let pick = |name: &str| -> std::result::Result<Option<String>, String> {
+        match id_token
+            .and_then(|t| t.get(name))
+            .and_then(|c| c.get("value"))
+        {
+            None => Ok(None),
+            Some(serde_json::Value::String(s)) if s.len() <= MAX_ECHOED_CLAIM => {
+                Ok(Some(s.clone()))
+            }
+            Some(_) => Err(format!(
+                "claims.id_token.{name}.value must be a short string"
+            )),
+        }
+    };
+    Ok(EchoedClaims {
+        keyauth: pick("keyauth")?,
+        acme_aud: pick("acme_aud")?,
+    })
+}
+
 /// What `/authorize` granted.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CodeGrant {
@@ -136,5 +167,21 @@ impl RedeemedGrant {
             ));
         }
         Ok(store.flush()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_parameter_values_are_extracted() {
+        let raw = r#"{"id_token":{"keyauth":{"essential":true,"value":"tok.thumb"},"acme_aud":{"essential":true,"value":"https://acme/chal"}}}"#.to_owned();
+        let c = echoed_claims(Some(&raw)).unwrap();
+        assert_eq!(c.keyauth.as_deref(), Some("tok.thumb"));
+        assert_eq!(c.acme_aud.as_deref(), Some("https://acme/chal"));
+        assert!(echoed_claims(Some("{")).is_err());
+        let not_string = r#"{"id_token":{"keyauth":{"value":5}}}"#.to_owned();
+        assert!(echoed_claims(Some(&not_string)).is_err());
     }
 }

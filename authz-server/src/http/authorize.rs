@@ -12,16 +12,14 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use proto::secret::SecretString;
-use serde_json::Value;
 
 use super::SharedState;
 use super::html::{escape, html_page, html_page_redirecting};
 use crate::error::{Error, Result};
-use crate::grants::{CodeGrant, EchoedClaims};
+use crate::grants::CodeGrant;
 use crate::users::OAuthClient;
 
 const SCOPES: [&str; 3] = ["openid", "profile", "wire_client_id"];
-const MAX_ECHOED_CLAIM: usize = 1024;
 
 /// A validated authorization request.
 #[derive(Debug)]
@@ -155,37 +153,13 @@ fn validate(
             "dpop_jkt must be a JWK SHA-256 thumbprint",
         ));
     }
-    echoed_claims(params.get("claims")).map_err(|d| refuse("invalid_request", &d))?;
+    crate::grants::echoed_claims(params.get("claims").map(String::as_str))
+        .map_err(|d| refuse("invalid_request", &d))?;
     Ok(AuthRequest {
         client,
         redirect_uri,
         state: st,
         params,
-    })
-}
-
-/// Extracts the `keyauth` and `acme_aud` values an OIDC `claims` request asks for.
-fn echoed_claims(raw: Option<&String>) -> std::result::Result<EchoedClaims, String> {
-    let Some(raw) = raw else {
-        return Ok(EchoedClaims::default());
-    };
-    let value: Value = serde_json::from_str(raw).map_err(|_| "claims is not JSON".to_owned())?;
-    let id_token = value.get("id_token");
-    let pick = |name: &str| -> std::result::Result<Option<String>, String> {
-        match id_token
-            .and_then(|t| t.get(name))
-            .and_then(|c| c.get("value"))
-        {
-            None => Ok(None),
-            Some(Value::String(s)) if s.len() <= MAX_ECHOED_CLAIM => Ok(Some(s.clone())),
-            Some(_) => Err(format!(
-                "claims.id_token.{name}.value must be a short string"
-            )),
-        }
-    };
-    Ok(EchoedClaims {
-        keyauth: pick("keyauth")?,
-        acme_aud: pick("acme_aud")?,
     })
 }
 
@@ -369,7 +343,8 @@ fn issue_code(state: &SharedState, req: &AuthRequest, user: &crate::users::User)
         code_challenge: p("code_challenge").unwrap_or_default(),
         scope: p("scope").unwrap_or_else(|| "openid".into()),
         nonce: p("nonce"),
-        claims: echoed_claims(req.params.get("claims")).map_err(Error::invalid_request)?,
+        claims: crate::grants::echoed_claims(req.params.get("claims").map(String::as_str))
+            .map_err(Error::invalid_request)?,
         dpop_jkt: p("dpop_jkt"),
         auth_time: now,
         expires_at: now + state.config.lifetimes.authorization_code,
@@ -402,20 +377,4 @@ fn login_form(req: &AuthRequest, error: Option<&str>, status: StatusCode) -> Res
         client = escape(&req.client.id),
     );
     html_page_redirecting(status, "Sign in", &body, &req.redirect_uri)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn claims_parameter_values_are_extracted() {
-        let raw = r#"{"id_token":{"keyauth":{"essential":true,"value":"tok.thumb"},"acme_aud":{"essential":true,"value":"https://acme/chal"}}}"#.to_owned();
-        let c = echoed_claims(Some(&raw)).unwrap();
-        assert_eq!(c.keyauth.as_deref(), Some("tok.thumb"));
-        assert_eq!(c.acme_aud.as_deref(), Some("https://acme/chal"));
-        assert!(echoed_claims(Some(&"{".to_owned())).is_err());
-        let not_string = r#"{"id_token":{"keyauth":{"value":5}}}"#.to_owned();
-        assert!(echoed_claims(Some(&not_string)).is_err());
-    }
 }

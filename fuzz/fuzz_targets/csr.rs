@@ -1,0 +1,23 @@
+//! CSR parsing and the identity checks of finalize (subject, SAN URIs, key, signature), and
+//! the checks of standard orders' names.
+#![no_main]
+
+use acme_server::ca::csr::{ExpectedIdentity, validate};
+use libfuzzer_sys::fuzz_target;
+use proto::wire_id::{ClientId, HandleUri};
+
+fuzz_target!(|data: &[u8]| {
+    let (Ok(client_id), Ok(handle)) = (
+        ClientId::parse("wireapp://yRbSiljXSnCl77-QkM634g!9ff0457928ebe5f4@wire.com"),
+        HandleUri::parse("wireapp://%40alice_wire@wire.com"),
+    ) else {
+        return;
+    };
+    let expected = ExpectedIdentity {
+        client_id: &client_id,
+        handle: &handle,
+        name: "Alice Smith",
+        domain: "wire.com",
+    };
+    let _ = validate(data, &expected, |_| Ok(false));
+});
