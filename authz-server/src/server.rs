@@ -55,7 +55,9 @@ impl RunningServer {
     /// flushes the store.
     pub async fn shutdown(self) -> Result<()> {
         self.serving.shutdown().await?;
-        drop(self.cleanup);
+        if let Some(cleanup) = self.cleanup {
+            cleanup.stop().await;
+        }
         Ok(self.store.flush()?)
     }
 

@@ -102,11 +102,13 @@ pub fn remove_expired(store: &dyn Store, tree: Tree, field: &str, cutoff: i64) -
 /// A server's sweep: returns how many records it removed.
 pub type Sweep = dyn Fn() -> Result<usize> + Send + Sync;
 
-/// The background task running a sweep every `interval`. Dropping it stops the task.
+/// The background task running a sweep every `interval`. [`Sweeper::stop`] ends it after the
+/// pass in progress, if any; dropping it without stopping aborts it.
 #[derive(Debug)]
 pub struct Sweeper {
-    task: tokio::task::JoinHandle<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
     passes: watch::Receiver<u64>,
+    stop: watch::Sender<bool>,
 }
 
 impl Sweeper {
@@ -114,6 +116,7 @@ impl Sweeper {
     /// what each pass removed under `service`.
     pub fn start(service: &'static str, interval: Duration, sweep: Arc<Sweep>) -> Self {
         let (tx, passes) = watch::channel(0u64);
+        let (stop, mut stopping) = watch::channel(false);
         let task = tokio::spawn(async move {
             let mut ticks = tokio::time::interval_at(
                 tokio::time::Instant::now() + interval,
@@ -121,7 +124,10 @@ impl Sweeper {
             );
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                ticks.tick().await;
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = stopping.changed() => return,
+                }
                 let sweep = sweep.clone();
                 let started = Instant::now();
                 match tokio::task::spawn_blocking(move || sweep()).await {
@@ -142,18 +148,33 @@ impl Sweeper {
                 tx.send_modify(|n| *n += 1);
             }
         });
-        Self { task, passes }
+        Self {
+            task: Some(task),
+            passes,
+            stop,
+        }
     }
 
     /// Counts finished passes: a test waits on it for the next one.
     pub fn passes(&self) -> watch::Receiver<u64> {
         self.passes.clone()
     }
+
+    /// Stops the task and returns once it has ended, the pass in progress finished, and with it
+    /// every reference the sweep held to the store released.
+    pub async fn stop(mut self) {
+        self.stop.send_replace(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
 }
 
 impl Drop for Sweeper {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
@@ -206,5 +227,8 @@ mod tests {
         let mut passes = sweeper.passes();
         passes.wait_for(|n| *n >= 3).await.unwrap();
         assert!(runs.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+        // Stopped, it holds nothing of the sweep any more.
+        sweeper.stop().await;
+        assert_eq!(Arc::strong_count(&runs), 1);
     }
 }
