@@ -29,7 +29,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use acme_server::sa::{AuthzRecord, CertificateRecord, OrderRecord, trees};
-use client_sdk::acme::AcmeClient;
 use client_sdk::authz::Authz;
 use client_sdk::enroll::{identity_of, wire_dpop_claims};
 use client_sdk::{Config, Enrolled, Enrollment, Login, Step};
@@ -157,22 +156,10 @@ struct AcmeProbe {
 
 impl AcmeProbe {
     async fn new(servers: &Servers) -> Self {
-        let http = servers.http();
         let key = SigningKey::generate(Algorithm::Es256).unwrap();
-        let mut acme = AcmeClient::connect(http.clone(), &servers.directory, key.clone(), 3)
-            .await
-            .unwrap();
-        let kid = acme.account().await.unwrap();
-        let directory: proto::acme::Directory = http
-            .get(&servers.directory)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, kid, directory) = servers.acme_account(key.clone()).await;
         Self {
-            http,
+            http: servers.http(),
             key,
             kid,
             new_nonce: directory.new_nonce,
@@ -245,14 +232,11 @@ async fn worker(
 /// Every certificate an enrollment received is in its account's orders list and downloads
 /// unchanged; returns the violations.
 async fn listed_and_downloadable(servers: &Servers, enrolled: &[Enrolled]) -> Vec<String> {
-    let http = servers.http();
     let mut violations = Vec::new();
     for e in enrolled {
         let key = SigningKey::from_pkcs8_der(e.algorithm.jose(), e.account_key.expose()).unwrap();
-        let mut acme = AcmeClient::connect(http.clone(), &servers.directory, key, 3)
-            .await
-            .unwrap();
-        assert_eq!(acme.account().await.unwrap(), e.account_url);
+        let (acme, kid, _) = servers.acme_account(key).await;
+        assert_eq!(kid, e.account_url);
         let account: Account = acme.get(Step::Account, &e.account_url).await.unwrap();
         let list: serde_json::Value = acme.get(Step::Order, &account.orders).await.unwrap();
         let mut found = false;

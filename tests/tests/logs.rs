@@ -14,7 +14,6 @@
 
 mod support;
 
-use client_sdk::acme::AcmeClient;
 use client_sdk::{Enrollment, Login, Step};
 use proto::clock::{Clock, SystemClock};
 use proto::jws::SigningKey;
@@ -59,19 +58,7 @@ async fn a_full_enrollment_leaves_no_secret_in_the_logs_and_an_audit_trail() {
     let account_key =
         SigningKey::from_pkcs8_der(enrolled.algorithm.jose(), enrolled.account_key.expose())
             .unwrap();
-    let http = servers.http();
-    let mut acme = AcmeClient::connect(http.clone(), &servers.directory, account_key, 3)
-        .await
-        .unwrap();
-    acme.account().await.unwrap();
-    let directory: proto::acme::Directory = http
-        .get(&servers.directory)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (acme, _, directory) = servers.acme_account(account_key).await;
     let leaf = x509_parser::pem::Pem::iter_from_buffer(enrolled.chain_pem.as_bytes())
         .next()
         .unwrap()

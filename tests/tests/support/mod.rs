@@ -220,4 +220,26 @@ impl Servers {
     pub fn http(&self) -> reqwest::Client {
         server_kit::tls::https_client(&self.roots, Duration::from_secs(20)).unwrap()
     }
+
+    /// An SDK ACME client for `key` with its account (created, or found for a known key), the
+    /// account URL and the directory.
+    pub async fn acme_account(
+        &self,
+        key: proto::jws::SigningKey,
+    ) -> (client_sdk::acme::AcmeClient, String, proto::acme::Directory) {
+        let http = self.http();
+        let mut acme = client_sdk::acme::AcmeClient::connect(http.clone(), &self.directory, key, 3)
+            .await
+            .unwrap();
+        let kid = acme.account().await.unwrap();
+        let directory = http
+            .get(&self.directory)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (acme, kid, directory)
+    }
 }
