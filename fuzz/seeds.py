@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the fuzz targets into fuzz/corpus/<target>/ from the Wire
-transcript vectors (../shared/vectors beside the checkout) and a few hand-made cases taken
+transcript vectors (proto/tests/vectors in the repository) and a few hand-made cases taken
 from the tests. Run from anywhere; existing files are overwritten."""
 import base64, json, os, pathlib
 
 here = pathlib.Path(__file__).resolve().parent
-vectors = here.parent.parent / "shared" / "vectors" / "wire-enrollment-transcript.json"
+vectors = here.parent / "proto" / "tests" / "vectors" / "wire-enrollment-transcript.json"
 t = json.loads(vectors.read_text())
 
 

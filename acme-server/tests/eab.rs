@@ -137,7 +137,7 @@ async fn accounts_need_a_valid_unused_binding_when_required() {
         .env("LEGO_CA_CERTIFICATES", &tls_ca)
         .output()
         .await
-        .expect("lego must be installed (.ci/run installs it)");
+        .expect("lego must be installed (`cargo xtask test` installs it)");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

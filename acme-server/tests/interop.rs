@@ -1,7 +1,7 @@
 //! ACME clients we did not write, unchanged, against our server over HTTPS on 127.0.0.1:
 //! certbot (http-01 issue, forced renewal, revocation) and lego (http-01, tls-alpn-01 and a
 //! wildcard through dns-01 with pebble-challtestsrv as the DNS server; renewal, revocation).
-//! The tools are Debian packages `.ci/run` installs; a missing tool fails the test.
+//! The tools are Debian packages `cargo xtask test` installs; a missing tool fails the test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -90,9 +90,9 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("{program} must be installed (.ci/run installs it): {e}"));
+        let child = cmd.spawn().unwrap_or_else(|e| {
+            panic!("{program} must be installed (`cargo xtask test` installs it): {e}")
+        });
         let out = tokio::time::timeout(CLIENT_TIMEOUT, child.wait_with_output())
             .await
             .unwrap_or_else(|_| panic!("{program} {args:?} did not finish in time"))
@@ -305,7 +305,7 @@ async fn lego_gets_a_wildcard_through_dns_01() {
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .expect("pebble-challtestsrv must be installed (.ci/run installs pebble)");
+        .expect("pebble-challtestsrv must be installed (`cargo xtask test` installs pebble)");
     let server = Server::start(Some(dns)).await;
     // lego's `exec` DNS provider calls this script; it sets the record in challtestsrv.
     let script = server.path("dns-exec.py");

@@ -1,4 +1,4 @@
-//! The recorded Wire enrollment (`shared/vectors/wire-enrollment-transcript.json`) against the
+//! The recorded Wire enrollment (`proto/tests/vectors/wire-enrollment-transcript.json`) against the
 //! ACME server: its access token and ID token pass the challenge verifiers at the recorded
 //! instant and fail when any one expectation changes, with the problem type the server would
 //! send; its CSR finalizes an order for its identifiers over HTTPS.

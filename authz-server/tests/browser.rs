@@ -1,5 +1,5 @@
 //! A real browser on the login, consent and device verification pages: Debian's chromium
-//! driven by playwright-core (installed by `.ci/run`); screenshots are kept in
+//! driven by playwright-core (installed by `cargo xtask test`); screenshots are kept in
 //! `target/playwright/` as test artifacts. The device then gets its tokens.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

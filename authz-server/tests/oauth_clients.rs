@@ -1,8 +1,9 @@
 //! Independent OAuth clients against the authz-server over HTTPS on 127.0.0.1: the npm package
 //! oauth4webapi (authorization code + PKCE + DPoP with the nonce retry, /userinfo, refresh,
 //! client credentials, device grant polling at the server's interval), and the PyPI package
-//! requests_oauth2client (client credentials with DPoP, introspection). `.ci/run` installs it (`npm ci` in tests/interop); missing, the test
-//! fails.
+//! requests_oauth2client (client credentials with DPoP, introspection). `cargo xtask test`
+//! installs both (`npm ci` in tests/interop, a venv from tests/interop/requirements.txt); missing,
+//! the test fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -20,7 +21,7 @@ async fn oauth4webapi_runs_every_grant_with_dpop_and_server_nonces() {
         std::path::Path::new(interop)
             .join("node_modules/oauth4webapi")
             .exists(),
-        "run `npm ci` in {interop} (.ci/run does)"
+        "run `npm ci` in {interop} (`cargo xtask test` does)"
     );
     let secret = std::fs::read_to_string(h.dir.path().join("demo-service-secret")).unwrap();
     let stdout = run_interop(
@@ -55,7 +56,7 @@ async fn oauth4webapi_runs_every_grant_with_dpop_and_server_nonces() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_oauth2client_gets_a_dpop_bound_client_credentials_token() {
     let h = Harness::start_with(|c| c.require_dpop_nonce = true).await;
-    // .ci/run makes this venv and exports its python as INTEROP_PYTHON.
+    // `cargo xtask test` makes this venv and exports its python as INTEROP_PYTHON.
     let python = std::env::var("INTEROP_PYTHON").unwrap_or_else(|_| {
         concat!(
             env!("CARGO_MANIFEST_DIR"),

@@ -1,4 +1,4 @@
-//! The recorded Wire enrollment (`shared/vectors/wire-enrollment-transcript.json`) against our
+//! The recorded Wire enrollment (`proto/tests/vectors/wire-enrollment-transcript.json`) against our
 //! verifiers: the real proof and access token verify at the recorded instant, and every
 //! single-claim mutation is refused by the check responsible for that claim.
 

@@ -142,6 +142,15 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| Error::Storage(format!("corrupt record: {e}")))
 }
 
+/// How long [`SledStore::open`] waits for a lock held by a handle of this process that is
+/// being closed.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether sled refused to open because another handle holds the database's file lock.
+fn is_locked(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
+}
+
 /// The embedded store: one sled database in the data directory.
 #[derive(Debug)]
 pub struct SledStore {
@@ -151,9 +160,36 @@ pub struct SledStore {
 
 impl SledStore {
     /// Opens (or creates) the database at `path`.
+    ///
+    /// sled holds an exclusive lock on its files and releases it only when its background
+    /// threads let go of the database, a moment after the last handle is dropped. A store
+    /// reopened in this process right after it was closed (a restart, an operator command
+    /// before `serve`, a test) waits for that release, up to [`LOCK_WAIT`]; a store that stays
+    /// locked that long is in use by another process, and the error says so.
     pub fn open(path: &Path) -> Result<Self> {
-        let db = sled::open(path)
-            .map_err(|e| Error::Storage(format!("open {}: {e}", path.display())))?;
+        Self::open_waiting(path, LOCK_WAIT)
+    }
+
+    fn open_waiting(path: &Path, wait: std::time::Duration) -> Result<Self> {
+        let deadline = std::time::Instant::now() + wait;
+        let db = loop {
+            match sled::open(path) {
+                Ok(db) => break db,
+                Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) if is_locked(&e) => {
+                    return Err(Error::Storage(format!(
+                        "open {}: the store is in use by another process (is a server \
+                         running on this data directory?): {e}",
+                        path.display()
+                    )));
+                }
+                Err(e) => {
+                    return Err(Error::Storage(format!("open {}: {e}", path.display())));
+                }
+            }
+        };
         Ok(Self {
             db,
             writes: std::sync::atomic::AtomicU64::new(0),
@@ -333,5 +369,31 @@ mod tests {
         }
         let store = SledStore::open(dir.path()).unwrap();
         assert_eq!(store.get(USERS, "k").unwrap().as_deref(), Some(&b"v"[..]));
+    }
+
+    #[test]
+    fn a_store_reopens_right_after_its_last_handle_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..400u32 {
+            let store = SledStore::open(dir.path()).unwrap();
+            for record in 0..100u32 {
+                store
+                    .put(USERS, &format!("{round}/{record}"), &[7; 1024])
+                    .unwrap();
+            }
+            store.flush().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_store_held_by_another_handle_is_refused_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = SledStore::open(dir.path()).unwrap();
+        let refused =
+            SledStore::open_waiting(dir.path(), std::time::Duration::from_millis(50)).unwrap_err();
+        assert!(
+            refused.to_string().contains("in use by another process"),
+            "{refused}"
+        );
     }
 }

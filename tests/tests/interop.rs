@@ -165,7 +165,7 @@ async fn openssl_verifies_the_chain_for_client_use() {
             .args(["-purpose", purpose])
             .arg(path("leaf.pem"))
             .output()
-            .expect("openssl must be installed (.ci/run installs it)")
+            .expect("openssl must be installed (`cargo xtask test` installs it)")
     };
     let client = run("sslclient");
     assert!(

@@ -2,7 +2,7 @@
 //! `O=domain, CN=name`, SAN URIs (handle, then client id with `!` percent-encoded, as Wire's
 //! certificates have them), EKU clientAuth. Name certificates: CN = the first DNS name, SAN DNS
 //! names and IP addresses, EKU serverAuth + clientAuth (keyEncipherment too for RSA keys). Both:
-//! KU digitalSignature (critical), CA:false, SKI and AKI, a 127-bit random serial, and the
+//! KU digitalSignature (critical), CA:false, SKI and AKI, a 126-bit random serial, and the
 //! validity the caller computed from the profile.
 
 use proto::clock::UnixTime;
@@ -118,7 +118,8 @@ impl CertificateAuthority {
         }
         let mut serial = proto::random::bytes(16);
         if let Some(first) = serial.first_mut() {
-            // Positive, and 16 bytes long in DER: 127 random bits.
+            // Top bit clear (positive) and lowest bit set (never a zero first byte, so always 16
+            // bytes in DER): 126 random bits.
             *first = (*first & 0x7f) | 0x01;
         }
         let serial_hex: String = serial.iter().map(|b| format!("{b:02x}")).collect();

@@ -346,7 +346,9 @@ pub async fn run_interop(
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .unwrap_or_else(|e| panic!("{program} must be installed (.ci/run installs it): {e}"));
+        .unwrap_or_else(|e| {
+            panic!("{program} must be installed (`cargo xtask test` installs it): {e}")
+        });
     let out = tokio::time::timeout(limit, child.wait_with_output())
         .await
         .unwrap_or_else(|_| panic!("{script} did not finish in time"))

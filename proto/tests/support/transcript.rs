@@ -1,5 +1,6 @@
-//! Loading the recorded Wire enrollment (`shared/vectors/wire-enrollment-transcript.json`,
-//! beside the checkout), shared by the test suites that check against it.
+//! Loading the recorded Wire enrollment (`proto/tests/vectors/wire-enrollment-transcript.json`,
+//! see `proto/tests/vectors/README.md` for where its values come from), shared by the test
+//! suites that check against it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
@@ -10,15 +11,11 @@ use serde_json::Value;
 pub struct Transcript(pub Value);
 
 impl Transcript {
-    /// Reads the transcript; a missing file fails the test (it must be present in CI).
+    /// The transcript, compiled into the test binary (the path is relative to this file, so
+    /// every crate that includes this module reads the same copy).
     pub fn load() -> Self {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/vectors/wire-enrollment-transcript.json"
-        );
-        let text =
-            std::fs::read_to_string(path).unwrap_or_else(|e| panic!("transcript at {path}: {e}"));
-        Self(serde_json::from_str(&text).unwrap())
+        const TEXT: &str = include_str!("../vectors/wire-enrollment-transcript.json");
+        Self(serde_json::from_str(TEXT).unwrap())
     }
 
     /// A string at a JSON pointer.
