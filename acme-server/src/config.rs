@@ -50,8 +50,10 @@ pub struct Config {
     pub caps: Caps,
     /// Background removal of expired records (`[cleanup]`).
     pub cleanup: server_kit::cleanup::CleanupConfig,
-    /// The issuing CA's files.
+    /// The identity CA's files.
     pub ca: CaFiles,
+    /// Standard (dns/ip) orders: off unless enabled, signed by a CA of their own.
+    pub standard_orders: StandardOrders,
     /// The Wire identity certificate profile (`wire-identity`).
     pub certificate: CertificateProfile,
     /// Profiles of standard (dns/ip) certificates, by name (`meta.profiles`, `profile` in
@@ -75,12 +77,16 @@ pub struct ValidationConfig {
     pub http_port: u16,
     /// Port of tls-alpn-01 connections (443).
     pub tls_port: u16,
-    /// DNS server for dns-01 TXT lookups; empty means the first `nameserver` of
-    /// /etc/resolv.conf.
+    /// DNS server of validation: dns-01 TXT lookups and the A/AAAA lookups of http-01 and
+    /// tls-alpn-01; empty means the first `nameserver` of /etc/resolv.conf.
     pub dns_server: Option<SocketAddr>,
-    /// Test setups: connect every http-01/tls-alpn-01 validation of a DNS name to this address
-    /// instead of resolving it.
+    /// Test setups only: connect every http-01/tls-alpn-01 validation of a DNS name to this
+    /// address instead of resolving it. The address policy applies to it like to any other.
     pub resolve_to: Option<std::net::IpAddr>,
+    /// Networks validation may connect to although the address policy refuses them by default
+    /// (loopback, private, link-local, ...; see [`crate::va::addresses`]), e.g.
+    /// `["127.0.0.0/8", "::1/128"]` for tests on one machine.
+    pub allowed_networks: Vec<crate::va::addresses::Network>,
     /// Timeout of one validation, in seconds.
     pub timeout: u64,
 }
@@ -92,6 +98,7 @@ impl Default for ValidationConfig {
             tls_port: 443,
             dns_server: None,
             resolve_to: None,
+            allowed_networks: Vec::new(),
             timeout: 10,
         }
     }
@@ -158,7 +165,25 @@ impl Default for Lifetimes {
     }
 }
 
-/// Paths of the issuing CA; empty means the files `ca init` writes under `data_dir/ca/`.
+/// Standard (dns/ip) orders (`[standard_orders]`). This server is an identity CA first: a relying
+/// party trusting its identity root for mutual TLS must never admit a certificate for a name or
+/// address, so standard orders are off by default and, when on, are signed by a hierarchy of
+/// their own (`[standard_orders.ca]`) that shares nothing with the identity CA.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StandardOrders {
+    /// Accept newOrder for `dns` and `ip` identifiers (`rejectedIdentifier` otherwise).
+    pub enabled: bool,
+    /// Accept them only from accounts created with an External Account Binding
+    /// (`unauthorized` otherwise).
+    pub require_eab: bool,
+    /// The name CA's files; empty paths mean those `ca init` (or dev mode) writes under
+    /// `data_dir/ca/names/`.
+    pub ca: CaFiles,
+}
+
+/// Paths of a CA; empty means the files `ca init` writes under `data_dir/ca/` (the identity CA)
+/// or `data_dir/ca/names/` (the name CA).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CaFiles {
@@ -315,6 +340,7 @@ impl Default for Config {
             caps: Caps::default(),
             cleanup: server_kit::cleanup::CleanupConfig::default(),
             ca: CaFiles::default(),
+            standard_orders: StandardOrders::default(),
             certificate: CertificateProfile::default(),
             profiles: default_profiles(),
             default_profile: "tls".into(),
@@ -427,11 +453,13 @@ impl Config {
         }
     }
 
-    /// `meta.profiles`: every profile's name and description.
+    /// `meta.profiles`: every profile's name and description (the standard ones only when
+    /// standard orders are enabled).
     pub fn profile_descriptions(&self) -> std::collections::BTreeMap<String, String> {
         let mut all: std::collections::BTreeMap<String, String> = self
             .profiles
             .iter()
+            .filter(|_| self.standard_orders.enabled)
             .map(|(name, p)| (name.clone(), p.description.clone()))
             .collect();
         all.insert(
@@ -441,28 +469,29 @@ impl Config {
         all
     }
 
-    /// The CA files, defaulting to `data_dir/ca/`.
+    /// The identity CA's files, defaulting to `data_dir/ca/`.
     pub fn ca_paths(&self) -> crate::ca::CaPaths {
-        let dir = self.data_dir.join("ca");
-        crate::ca::CaPaths {
-            root_cert: self
-                .ca
-                .root_cert
-                .clone()
-                .unwrap_or_else(|| dir.join("root.pem")),
-            root_key: dir.join("root-key.pem"),
-            intermediate_cert: self
-                .ca
-                .intermediate_cert
-                .clone()
-                .unwrap_or_else(|| dir.join("intermediate.pem")),
-            intermediate_key: self
-                .ca
-                .intermediate_key
-                .clone()
-                .unwrap_or_else(|| dir.join("intermediate-key.pem")),
-            alternate_chains: self.ca.alternate_chains.clone(),
-        }
+        ca_paths_of(&self.ca, &self.data_dir.join("ca"))
+    }
+
+    /// The name CA's files (standard orders), defaulting to `data_dir/ca/names/`.
+    pub fn names_ca_paths(&self) -> crate::ca::CaPaths {
+        ca_paths_of(
+            &self.standard_orders.ca,
+            &self.data_dir.join("ca").join("names"),
+        )
+    }
+}
+
+fn ca_paths_of(files: &CaFiles, dir: &Path) -> crate::ca::CaPaths {
+    let or_default =
+        |path: &Option<PathBuf>, name: &str| path.clone().unwrap_or_else(|| dir.join(name));
+    crate::ca::CaPaths {
+        root_cert: or_default(&files.root_cert, "root.pem"),
+        root_key: dir.join("root-key.pem"),
+        intermediate_cert: or_default(&files.intermediate_cert, "intermediate.pem"),
+        intermediate_key: or_default(&files.intermediate_key, "intermediate-key.pem"),
+        alternate_chains: files.alternate_chains.clone(),
     }
 }
 

@@ -196,14 +196,26 @@ impl Error {
         detail: impl Into<String>,
     ) -> Self {
         let detail = detail.into();
+        Self::about_identifiers(kind, [identifier], &detail)
+    }
+
+    /// A problem about several identifiers: the top-level type with a subproblem naming each.
+    pub fn about_identifiers<'i>(
+        kind: ProblemType,
+        identifiers: impl IntoIterator<Item = &'i Identifier>,
+        detail: &str,
+    ) -> Self {
         Self::Problem {
             kind,
-            detail: detail.clone(),
-            subproblems: vec![Subproblem {
-                kind: kind.urn(),
-                detail,
-                identifier: Some(identifier.clone()),
-            }],
+            detail: detail.to_owned(),
+            subproblems: identifiers
+                .into_iter()
+                .map(|identifier| Subproblem {
+                    kind: kind.urn(),
+                    detail: detail.to_owned(),
+                    identifier: Some(identifier.clone()),
+                })
+                .collect(),
         }
     }
 
@@ -274,7 +286,7 @@ impl From<server_kit::Error> for Error {
         match e {
             server_kit::Error::Storage(m) => Self::Storage(m),
             server_kit::Error::Config(m) => Self::Config(m),
-            server_kit::Error::Server(m) => Self::Internal(m),
+            server_kit::Error::Server(m) | server_kit::Error::Fetch(m) => Self::Internal(m),
         }
     }
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use acme_server::ca::Hierarchy;
 use acme_server::config::Config;
 use clap::{Parser, Subcommand};
 use proto::clock::SystemClock;
@@ -92,7 +93,8 @@ enum EabAction {
 
 #[derive(Debug, Subcommand)]
 enum CaAction {
-    /// Create a root and an intermediate (ECDSA P-256) in the data directory.
+    /// Create a root and an intermediate (ECDSA P-256) in the data directory: the identity CA
+    /// and, when `[standard_orders] enabled`, the name CA (`ca/names/`), each only if missing.
     Init {
         /// Name used in the CA subjects ("{name} Root CA", "{name} Intermediate CA").
         #[arg(long, default_value = "e2ei")]
@@ -106,7 +108,7 @@ enum CaAction {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    server_kit::process::init_logging();
+    server_kit::process::init();
     server_kit::process::exit_code("acme-server", run(Cli::parse()))
 }
 
@@ -149,20 +151,45 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ca {
             action: CaAction::Init { name },
         } => {
-            let paths = config.ca_paths();
-            acme_server::ca::init(&paths, &name)?;
-            println!("root certificate: {}", paths.root_cert.display());
-            println!(
-                "intermediate certificate: {}",
-                paths.intermediate_cert.display()
-            );
-            Ok(())
+            server_kit::files::private_dir(&config.data_dir)?;
+            ca_init(&config, &name)
         }
     }
 }
 
+/// Creates the identity CA and, when standard orders are enabled, the name CA; each only when
+/// missing, and refuses when both exist (nothing is ever overwritten).
+fn ca_init(config: &Config, name: &str) -> anyhow::Result<()> {
+    let mut wanted = vec![(Hierarchy::Identity, config.ca_paths())];
+    if config.standard_orders.enabled {
+        wanted.push((Hierarchy::Names, config.names_ca_paths()));
+    }
+    let mut created = false;
+    for (hierarchy, paths) in wanted {
+        let label = hierarchy.label();
+        if paths.intermediate_cert.exists() {
+            println!(
+                "{label} CA exists, kept: {}",
+                paths.intermediate_cert.display()
+            );
+            continue;
+        }
+        acme_server::ca::init(&paths, name, hierarchy)?;
+        created = true;
+        println!("{label} root certificate: {}", paths.root_cert.display());
+        println!(
+            "{label} intermediate certificate: {}",
+            paths.intermediate_cert.display()
+        );
+    }
+    if !created {
+        anyhow::bail!("the CA exists; refusing to overwrite it");
+    }
+    Ok(())
+}
+
 fn eab_command(config: &Config, action: EabAction) -> anyhow::Result<()> {
-    server_kit::files::create_dir(&config.data_dir)?;
+    server_kit::files::private_dir(&config.data_dir)?;
     let store: Arc<dyn server_kit::store::Store> = Arc::new(server_kit::store::SledStore::open(
         &config.data_dir.join("store"),
     )?);
@@ -199,6 +226,8 @@ fn eab_command(config: &Config, action: EabAction) -> anyhow::Result<()> {
 
 fn serve(config: Config) -> anyhow::Result<()> {
     server_kit::process::block_on(async {
+        // Caught before the ready line, so a stop right after it is graceful.
+        let stop = server_kit::process::ShutdownSignal::install()?;
         let server = acme_server::start(config, Arc::new(SystemClock)).await?;
         // A closed stdout (a supervisor that stopped reading) must not take the server down.
         let mut out = std::io::stdout();
@@ -207,7 +236,10 @@ fn serve(config: Config) -> anyhow::Result<()> {
         if let Some(ca) = &server.dev_tls_ca {
             let _ = writeln!(out, "dev TLS root CA: {}", ca.display());
         }
-        server_kit::process::shutdown_signal().await?;
+        if let Some(root) = &server.names_ca_root {
+            let _ = writeln!(out, "name CA root (standard orders): {}", root.display());
+        }
+        stop.recv().await;
         server.shutdown().await?;
         Ok(())
     })

@@ -1,4 +1,5 @@
-//! Starting and stopping the server: open the store, load the CA (created in dev mode), build
+//! Starting and stopping the server: open the store, load the identity CA and, when standard
+//! orders are enabled, the name CA (each created in dev mode when missing), build
 //! the authorities, bind, serve HTTPS with rustls (ring provider), shut down gracefully.
 
 use std::net::SocketAddr;
@@ -9,7 +10,7 @@ use proto::clock::Clock;
 use server_kit::serve::Serving;
 use server_kit::store::{SledStore, Store};
 
-use crate::ca::CertificateAuthority;
+use crate::ca::{Authorities, CertificateAuthority, Hierarchy};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::nonce::MemoryNonces;
@@ -35,6 +36,9 @@ pub struct RunningServer {
     pub dev_tls_ca: Option<PathBuf>,
     /// The identity CA's root certificate (what relying parties trust).
     pub ca_root: PathBuf,
+    /// The name CA's root certificate, when standard orders are enabled (what TLS clients of
+    /// the named servers trust; never an identity trust anchor).
+    pub names_ca_root: Option<PathBuf>,
     serving: Serving,
     store: Arc<dyn Store>,
     cleanup: Option<server_kit::cleanup::Sweeper>,
@@ -68,14 +72,25 @@ impl RunningServer {
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServer> {
     config.validate()?;
     let limits = config.limits.clone();
-    server_kit::files::create_dir(&config.data_dir)?;
+    server_kit::files::private_dir(&config.data_dir)?;
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.data_dir.join("store"))?);
     let ca_paths = config.ca_paths();
-    let ca = if config.dev {
-        CertificateAuthority::load_or_init(&ca_paths, "e2ei dev")?
-    } else {
-        CertificateAuthority::load(&ca_paths)?
+    let names_ca_paths = config
+        .standard_orders
+        .enabled
+        .then(|| config.names_ca_paths());
+    let load = |paths: &crate::ca::CaPaths, hierarchy| {
+        if config.dev {
+            CertificateAuthority::load_or_init(paths, "e2ei dev", hierarchy)
+        } else {
+            CertificateAuthority::load(paths, hierarchy)
+        }
     };
+    let ca = load(&ca_paths, Hierarchy::Identity)?;
+    let names_ca = names_ca_paths
+        .as_ref()
+        .map(|paths| load(paths, Hierarchy::Names))
+        .transpose()?;
 
     let public_host = url::Url::parse(&config.public_url)
         .ok()
@@ -99,7 +114,10 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     let base_url = config.base_url(addr);
     let urls = Urls::new(&base_url);
 
-    let ca = ca.with_crl_url(urls.crl());
+    let ca = Authorities::new(
+        ca.with_crl_url(urls.crl()),
+        names_ca.map(|ca| ca.with_crl_url(urls.names_crl())),
+    )?;
     let config = Arc::new(config);
     let va = ValidationAuthority::new(&config)?;
     let sa = StorageAuthority::new(store.clone())?;
@@ -136,6 +154,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         directory_url,
         dev_tls_ca,
         ca_root: ca_paths.root_cert,
+        names_ca_root: names_ca_paths.map(|paths| paths.root_cert),
         serving,
         store,
         cleanup,

@@ -54,8 +54,8 @@ async fn accounts_need_a_valid_unused_binding_when_required() {
         .local_addr()
         .unwrap()
         .port();
+    common::loopback_standard_orders(&mut config);
     config.validation.http_port = http_port;
-    config.validation.resolve_to = Some("127.0.0.1".parse().unwrap());
     let server = acme_server::start(config, Arc::new(SystemClock))
         .await
         .unwrap();
@@ -160,4 +160,61 @@ async fn accounts_need_a_valid_unused_binding_when_required() {
     assert_eq!(list.lines().count(), 2);
     assert!(!list.contains("unused"), "{list}");
     assert!(!list.contains(&mac), "the list never shows HMAC keys");
+}
+
+#[tokio::test]
+async fn standard_orders_can_be_kept_to_accounts_with_a_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("acme");
+    let (kid, mac) = eab_add(&data);
+    let mut config = acme_server::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data,
+        dev: true,
+        ..acme_server::Config::default()
+    };
+    config.wire_dpop.backend_jwks_url = Some("https://127.0.0.1:9/jwks".into());
+    config.domains = vec![common::DOMAIN.into()];
+    common::loopback_standard_orders(&mut config);
+    config.standard_orders.require_eab = true;
+    let server = acme_server::start(config, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let client = Acme::connect(server.dev_tls_ca.as_ref().unwrap(), &server.directory_url).await;
+    let new_order = client.directory.new_order.clone();
+    let order = json!({"identifiers": [{"type": "dns", "value": "bound.example.test"}]});
+
+    // An account without a binding may exist (EAB is not required for accounts here) and may
+    // order identity certificates, but not dns/ip ones.
+    let unbound = client.new_account().await;
+    let response = client.post_as(&unbound, &new_order, Some(&order)).await;
+    let problem = assert_problem(response, 403, "unauthorized").await;
+    assert!(problem["detail"].as_str().unwrap().contains("require_eab"));
+    let client_id = proto::wire_id::ClientId::parse(
+        "wireapp://yRbSiljXSnCl77-QkM634g!9ff0457928ebe5f4@wire.com",
+    )
+    .unwrap();
+    let identity = json!({"identifiers": common::identifiers(&client_id)});
+    let response = client.post_as(&unbound, &new_order, Some(&identity)).await;
+    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+
+    let key = SigningKey::generate(Algorithm::Es256).unwrap();
+    let url = client.directory.new_account.clone();
+    let mac = proto::b64::decode(&mac, "mac").unwrap();
+    let binding = proto::eab::sign(&kid, &mac, &url, key.public_jwk());
+    let response = client
+        .post(
+            &url,
+            &key,
+            KeyId::Jwk,
+            Some(&json!({"externalAccountBinding": binding, "termsOfServiceAgreed": true})),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let bound = common::Account {
+        key,
+        kid: common::header(&response, "location"),
+    };
+    let response = client.post_as(&bound, &new_order, Some(&order)).await;
+    assert_eq!(response.status(), 201, "{:?}", response.text().await);
 }

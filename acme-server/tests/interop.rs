@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -45,9 +47,9 @@ impl Server {
         };
         // Wire challenges are not used here; the backend is never contacted.
         config.wire_dpop.backend_jwks_url = Some("https://127.0.0.1:9/jwks".into());
+        common::loopback_standard_orders(&mut config);
         config.validation.http_port = free_port();
         config.validation.tls_port = free_port();
-        config.validation.resolve_to = Some("127.0.0.1".parse().unwrap());
         config.validation.dns_server = dns;
         let (http_port, tls_port) = (config.validation.http_port, config.validation.tls_port);
         let acme = acme_server::start(config, Arc::new(SystemClock))
@@ -105,11 +107,11 @@ impl Server {
         (out.status.success(), text)
     }
 
-    /// The serials in the server's CRL.
+    /// The serials in the name CA's CRL.
     async fn crl_serials(&self) -> Vec<String> {
         let http =
             server_kit::tls::https_client(&[self.tls_ca()], Duration::from_secs(10)).unwrap();
-        let url = self.acme.directory_url.replace("/directory", "/crl");
+        let url = self.acme.directory_url.replace("/directory", "/crl/names");
         let der = http.get(url).send().await.unwrap().bytes().await.unwrap();
         let (_, crl) = CertificateRevocationList::from_der(&der).unwrap();
         crl.iter_revoked_certificates()

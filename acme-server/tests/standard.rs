@@ -7,238 +7,16 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{Account, Acme, assert_problem, header};
+use common::standard::Fixture;
+use common::{Account, assert_problem, header};
 use proto::acme::{Authorization, Challenge, ChallengeStatus, Order, OrderStatus};
 use proto::acme_jws::{KeyId, sign_request};
 use proto::clock::SystemClock;
 use proto::jws::{Algorithm, SigningKey};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// Key authorizations the responder serves, by token.
-type Served = Arc<Mutex<HashMap<String, String>>>;
-
-struct Fixture {
-    _server: acme_server::RunningServer,
-    _dir: tempfile::TempDir,
-    client: Acme,
-    served: Served,
-}
-
-/// Answers `GET /.well-known/acme-challenge/<token>` from `served`, 404 otherwise.
-async fn responder(listener: tokio::net::TcpListener, served: Served) {
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            return;
-        };
-        let served = served.clone();
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            let n = stream.read(&mut buf).await.unwrap_or(0);
-            let head = String::from_utf8_lossy(&buf[..n]).to_string();
-            let token = head
-                .split_whitespace()
-                .nth(1)
-                .and_then(|p| p.strip_prefix("/.well-known/acme-challenge/"))
-                .unwrap_or_default()
-                .to_owned();
-            let body = served.lock().unwrap().get(&token).cloned();
-            let response = match body {
-                Some(b) => format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{b}",
-                    b.len()
-                ),
-                None => "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                    .into(),
-            };
-            let _ = stream.write_all(response.as_bytes()).await;
-        });
-    }
-}
-
-impl Fixture {
-    async fn start() -> Self {
-        Self::start_with(|_| {}).await
-    }
-
-    async fn start_with(edit: impl FnOnce(&mut acme_server::Config)) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let http_port = listener.local_addr().unwrap().port();
-        let served: Served = Arc::default();
-        tokio::spawn(responder(listener, served.clone()));
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = acme_server::Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: dir.path().to_owned(),
-            dev: true,
-            ..acme_server::Config::default()
-        };
-        config.wire_dpop.backend_jwks_url = Some("https://127.0.0.1:9/jwks".into());
-        config.validation.http_port = http_port;
-        config.validation.resolve_to = Some("127.0.0.1".parse().unwrap());
-        config.validation.timeout = 5;
-        edit(&mut config);
-        let server = acme_server::start(config, Arc::new(SystemClock))
-            .await
-            .unwrap();
-        let client =
-            Acme::connect(server.dev_tls_ca.as_ref().unwrap(), &server.directory_url).await;
-        Self {
-            _server: server,
-            _dir: dir,
-            client,
-            served,
-        }
-    }
-
-    fn serve(&self, account: &Account, challenge: &Challenge) {
-        let keyauth = proto::wire_id::key_authorization(
-            &challenge.token,
-            &account.key.public_jwk().thumbprint(),
-        );
-        self.served
-            .lock()
-            .unwrap()
-            .insert(challenge.token.clone(), keyauth);
-    }
-
-    async fn order(&self, account: &Account, ids: &[(&str, &str)]) -> (String, Order) {
-        let ids: Vec<Value> = ids
-            .iter()
-            .map(|(kind, value)| json!({"type": kind, "value": value}))
-            .collect();
-        let response = self
-            .client
-            .post_as(
-                account,
-                &self.client.directory.new_order.clone(),
-                Some(&json!({ "identifiers": ids })),
-            )
-            .await;
-        assert_eq!(response.status(), 201, "{:?}", response.text().await);
-        let url = header(&response, "location");
-        (url, response.json().await.unwrap())
-    }
-
-    /// Validates every authorization of `order` with http-01.
-    async fn validate(&self, account: &Account, order: &Order) {
-        for url in &order.authorizations {
-            let authz: Authorization = self.client.get(account, url).await;
-            let http = authz
-                .challenges
-                .iter()
-                .find(|c| c.kind == "http-01")
-                .unwrap();
-            self.serve(account, http);
-            let response = self.client.answer(account, &http.url, json!({})).await;
-            let challenge: Challenge = response.json().await.unwrap();
-            assert_eq!(challenge.status, ChallengeStatus::Valid, "{challenge:?}");
-        }
-    }
-
-    /// A DER CSR for `names` with a fresh key; (csr, key).
-    fn csr(names: &[&str]) -> (Vec<u8>, rcgen::KeyPair) {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::new(
-            names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
-        )
-        .unwrap();
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        (params.serialize_request(&key).unwrap().der().to_vec(), key)
-    }
-
-    /// Validates `order`, finalizes it with a CSR for `names` and waits for issuance; the valid
-    /// order and the certificate key.
-    async fn finalize(
-        &self,
-        account: &Account,
-        order_url: &str,
-        order: &Order,
-        names: &[&str],
-    ) -> (Order, rcgen::KeyPair) {
-        self.validate(account, order).await;
-        let (csr, key) = Self::csr(names);
-        let response = self
-            .client
-            .post_as(
-                account,
-                &order.finalize,
-                Some(&common::finalize_payload(&csr)),
-            )
-            .await;
-        assert_eq!(response.status(), 200, "{:?}", response.text().await);
-        (self.issued(account, order_url, response).await, key)
-    }
-
-    /// A certificate's PEM chain and its leaf's DER.
-    async fn chain(&self, account: &Account, cert_url: &str) -> (String, Vec<u8>) {
-        let chain = self
-            .client
-            .post_as(account, cert_url, None)
-            .await
-            .text()
-            .await
-            .unwrap();
-        let (_, pem) = x509_parser::pem::parse_x509_pem(chain.as_bytes()).unwrap();
-        (chain, pem.contents)
-    }
-
-    /// Issues a certificate for `names`; (chain PEM, leaf DER, leaf key).
-    async fn issue(&self, account: &Account, names: &[&str]) -> (String, Vec<u8>, rcgen::KeyPair) {
-        let ids: Vec<(&str, &str)> = names.iter().map(|n| ("dns", *n)).collect();
-        let (order_url, order) = self.order(account, &ids).await;
-        let (order, key) = self.finalize(account, &order_url, &order, names).await;
-        let (chain, leaf) = self.chain(account, &order.certificate.unwrap()).await;
-        (chain, leaf, key)
-    }
-
-    /// The order once issuance ended: a finalize answers `processing` with `Retry-After`, and
-    /// the order is polled until it leaves that state (bounded).
-    async fn issued(
-        &self,
-        account: &Account,
-        order_url: &str,
-        finalize: reqwest::Response,
-    ) -> Order {
-        let processing = finalize.headers().get("retry-after").is_some();
-        let mut order: Order = finalize.json().await.unwrap();
-        assert!(
-            processing && order.status == OrderStatus::Processing,
-            "standard orders are issued in the background"
-        );
-        for _ in 0..500 {
-            if order.status != OrderStatus::Processing {
-                break;
-            }
-            order = self.client.get(account, order_url).await;
-        }
-        assert_eq!(order.status, OrderStatus::Valid);
-        order
-    }
-
-    async fn crl_serials(&self) -> Vec<String> {
-        let url = self.client.directory_url.replace("/directory", "/crl");
-        let der = self
-            .client
-            .http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        use x509_parser::prelude::FromDer;
-        let (_, crl) =
-            x509_parser::revocation_list::CertificateRevocationList::from_der(&der).unwrap();
-        crl.iter_revoked_certificates()
-            .map(|r| r.raw_serial_as_string().replace(':', ""))
-            .collect()
-    }
-}
 
 fn serial_of(der: &[u8]) -> String {
     let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
@@ -319,7 +97,7 @@ async fn revocation_by_owner_or_certificate_key_only_and_the_crl_lists_it() {
         .post_as(&owner, &revoke_url, Some(&revoke_payload(&leaf, Some(6))))
         .await;
     assert_problem(response, 400, "badRevocationReason").await;
-    assert!(!f.crl_serials().await.contains(&serial_of(&leaf)));
+    assert!(!f.crl_serials("crl/names").await.contains(&serial_of(&leaf)));
 
     // Signed by the certificate's own key, embedded as jwk.
     let cert_key = SigningKey::from_pkcs8_der(Algorithm::Es256, &leaf_key.serialize_der()).unwrap();
@@ -334,7 +112,9 @@ async fn revocation_by_owner_or_certificate_key_only_and_the_crl_lists_it() {
     .unwrap();
     let response = f.client.send(&revoke_url, body).await;
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
-    assert!(f.crl_serials().await.contains(&serial_of(&leaf)));
+    assert!(f.crl_serials("crl/names").await.contains(&serial_of(&leaf)));
+    // The identity CA did not sign it and does not list it.
+    assert!(!f.crl_serials("crl").await.contains(&serial_of(&leaf)));
 
     let response = f
         .client
@@ -705,7 +485,15 @@ async fn alternate_chains_are_linked_from_the_certificate() {
         .self_signed(&rcgen::KeyPair::generate().unwrap())
         .unwrap();
     std::fs::write(&alt_path, cross.pem()).unwrap();
-    let f = Fixture::start_with(|c| c.ca.alternate_chains = vec![alt_path.clone()]).await;
+    // The identity CA's alternate chain is not offered for a name certificate: each CA has its
+    // own.
+    let identity_alt = alt_dir.path().join("identity-cross-signed.pem");
+    std::fs::write(&identity_alt, cross.pem()).unwrap();
+    let f = Fixture::start_with(|c| {
+        c.standard_orders.ca.alternate_chains = vec![alt_path.clone()];
+        c.ca.alternate_chains = vec![identity_alt.clone(), identity_alt.clone()];
+    })
+    .await;
     let account = f.client.new_account().await;
     let (order_url, order) = f.order(&account, &[("dns", "alt.example.test")]).await;
     let (order, _) = f
@@ -841,6 +629,138 @@ async fn rate_limits_answer_429_rate_limited_with_retry_after() {
     // The other account has budgets of its own.
     let (_, order) = f.order(&second, &[("dns", "ok.example.com")]).await;
     f.validate(&second, &order).await;
+}
+
+/// An http-01 responder for the failed-validation race: every validation it receives is
+/// counted and held, answered (wrongly) only once each of the `total` concurrent answers is
+/// accounted for, as a validation held here (`seen`) or as a `rateLimited` refusal
+/// (`refused`). Every validation the server lets run is thus still running when the last
+/// answer is decided; no sleep is involved.
+struct Gate {
+    total: usize,
+    seen: AtomicUsize,
+    refused: AtomicUsize,
+    open: tokio::sync::Notify,
+}
+
+impl Gate {
+    fn is_open(&self) -> bool {
+        self.seen.load(Ordering::SeqCst) + self.refused.load(Ordering::SeqCst) >= self.total
+    }
+
+    fn counted(&self, counter: &AtomicUsize) {
+        counter.fetch_add(1, Ordering::SeqCst);
+        if self.is_open() {
+            self.open.notify_waiters();
+        }
+    }
+
+    async fn wait(&self) {
+        loop {
+            let opened = self.open.notified();
+            if self.is_open() {
+                return;
+            }
+            opened.await;
+        }
+    }
+
+    async fn serve(self: Arc<Self>, listener: tokio::net::TcpListener) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let gate = self.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                gate.counted(&gate.seen);
+                gate.wait().await;
+                let wrong =
+                    "HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nwrong";
+                let _ = stream.write_all(wrong.as_bytes()).await;
+            });
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_failing_validations_never_run_past_the_limit() {
+    use server_kit::rate_limit::Rate;
+    const TOTAL: usize = 120;
+    const BURST: u32 = 20;
+    for per_account in [true, false] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let gate = Arc::new(Gate {
+            total: TOTAL,
+            seen: AtomicUsize::new(0),
+            refused: AtomicUsize::new(0),
+            open: tokio::sync::Notify::new(),
+        });
+        tokio::spawn(gate.clone().serve(listener));
+        let f = Arc::new(
+            Fixture::start_with(|c| {
+                c.validation.http_port = port;
+                c.validation.timeout = 60;
+                let limit = Rate::new(1, BURST);
+                if per_account {
+                    c.rate_limits.failed_validations_per_account = limit;
+                } else {
+                    c.rate_limits.failed_validations_per_account = Rate::UNLIMITED;
+                    c.rate_limits.failed_validations_per_identifier = limit;
+                }
+            })
+            .await,
+        );
+        let account = Arc::new(f.client.new_account().await);
+        // TOTAL pending http-01 challenges: of as many names (the account's limit binds), or
+        // all of one name (the identifier's limit binds).
+        let mut challenges = Vec::with_capacity(TOTAL);
+        for i in 0..TOTAL {
+            let name = if per_account {
+                format!("race{i}.example.test")
+            } else {
+                "race.example.test".to_owned()
+            };
+            let (_, order) = f.order(&account, &[("dns", &name)]).await;
+            let authz: Authorization = f.client.get(&account, &order.authorizations[0]).await;
+            let http = authz.challenges.into_iter().find(|c| c.kind == "http-01");
+            challenges.push(http.unwrap().url);
+        }
+
+        let answers: Vec<_> = challenges
+            .into_iter()
+            .map(|url| {
+                let (f, account, gate) = (f.clone(), account.clone(), gate.clone());
+                tokio::spawn(async move {
+                    let response = f.client.answer(&account, &url, json!({})).await;
+                    if response.status() == 429 {
+                        gate.counted(&gate.refused);
+                    }
+                    response
+                })
+            })
+            .collect();
+        let mut limited = 0;
+        let mut failed = 0;
+        for answer in answers {
+            let response = answer.await.unwrap();
+            if response.status() == 429 {
+                assert!(header(&response, "retry-after").parse::<u64>().unwrap() >= 1);
+                assert_problem(response, 429, "rateLimited").await;
+                limited += 1;
+            } else {
+                let challenge: Challenge = response.json().await.unwrap();
+                assert_eq!(challenge.status, ChallengeStatus::Invalid);
+                failed += 1;
+            }
+        }
+        let ran = gate.seen.load(Ordering::SeqCst);
+        let which = if per_account { "account" } else { "identifier" };
+        eprintln!("per {which}: {ran} validations ran, {limited} refused with 429");
+        assert!(ran <= BURST as usize, "per {which}: {ran} validations ran");
+        assert_eq!(failed, ran, "per {which}");
+        assert_eq!(limited, TOTAL - ran, "per {which}");
+    }
 }
 
 #[tokio::test]

@@ -37,8 +37,12 @@ pub struct Config {
     pub limits: server_kit::limits::Limits,
     /// Rate limits (`[rate_limits]`).
     pub rate_limits: crate::rate_limits::RateLimits,
+    /// Password-check workers and how many checks may run and wait (`[password_checks]`).
+    pub password_checks: crate::password_pool::PasswordChecks,
     /// Caps on what one user may hold (`[caps]`).
     pub caps: Caps,
+    /// Which tokens the Wire device endpoints accept (`[device_access]`).
+    pub device_access: DeviceAccess,
     /// Background removal of expired records (`[cleanup]`).
     pub cleanup: server_kit::cleanup::CleanupConfig,
 }
@@ -55,6 +59,27 @@ impl Default for Caps {
     fn default() -> Self {
         Self {
             devices_per_user: 8,
+        }
+    }
+}
+
+/// Which access tokens the Wire device endpoints (`/clients…`) accept: they register devices
+/// and hand out the tokens that get device certificates in the user's name, so a token needs
+/// the device scope, and by default must have been issued to a first-party client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceAccess {
+    /// The scope a token needs (advertised in `scopes_supported`, explained on the consent page).
+    pub scope: String,
+    /// Accept only tokens of first-party clients (registered without `--third-party`).
+    pub first_party_only: bool,
+}
+
+impl Default for DeviceAccess {
+    fn default() -> Self {
+        Self {
+            scope: crate::scopes::DEFAULT_DEVICE_SCOPE.into(),
+            first_party_only: true,
         }
     }
 }
@@ -107,7 +132,9 @@ impl Default for Config {
             lifetimes: Lifetimes::default(),
             limits: server_kit::limits::Limits::default(),
             rate_limits: crate::rate_limits::RateLimits::default(),
+            password_checks: crate::password_pool::PasswordChecks::default(),
             caps: Caps::default(),
+            device_access: DeviceAccess::default(),
             cleanup: server_kit::cleanup::CleanupConfig::default(),
         }
     }
@@ -137,6 +164,15 @@ impl Config {
             if url.scheme() != "https" && url.scheme() != "http" {
                 return Err(Error::Config("public_url must be an http(s) URL".into()));
             }
+        }
+        let device_scope = &self.device_access.scope;
+        if !crate::scopes::is_scope_token(device_scope)
+            || crate::scopes::IDENTITY_SCOPES.contains(&device_scope.as_str())
+        {
+            return Err(Error::Config(format!(
+                "device_access.scope {device_scope:?} must be one scope-token (RFC 6749 §3.3) other than {}",
+                crate::scopes::IDENTITY_SCOPES.join(", ")
+            )));
         }
         if !self.dev && (self.tls_cert.is_none() || self.tls_key.is_none()) {
             return Err(Error::Config(
@@ -196,5 +232,25 @@ mod tests {
             ..Config::default()
         };
         assert!(bad_domain.validate().is_err());
+    }
+
+    #[test]
+    fn the_device_scope_is_one_scope_token_of_its_own() {
+        let c: Config =
+            toml::from_str("dev = true\n[device_access]\nscope = \"devices\"\n").unwrap();
+        assert_eq!(c.device_access.scope, "devices");
+        assert!(c.device_access.first_party_only);
+        c.validate().unwrap();
+        for bad in ["", "two words", "openid", "caf\u{e9}"] {
+            let c = Config {
+                dev: true,
+                device_access: DeviceAccess {
+                    scope: bad.into(),
+                    first_party_only: true,
+                },
+                ..Config::default()
+            };
+            assert!(c.validate().is_err(), "{bad:?}");
+        }
     }
 }

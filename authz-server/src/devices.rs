@@ -1,5 +1,6 @@
 //! Devices (Wire "clients") of a user and their backend nonces: the single-use values a device
-//! fetches before it asks for a DPoP access token, bound to that user and device.
+//! fetches before it asks for a DPoP access token, bound to that user and device. A user may
+//! remove a device; its nonces go with it.
 
 use proto::clock::UnixTime;
 use proto::wire_id::ClientId;
@@ -87,6 +88,25 @@ pub fn get(store: &dyn Store, user: &User, device_id: &str) -> Result<Option<Dev
 /// All devices of the user.
 pub fn list(store: &dyn Store, user: &User) -> Result<Vec<Device>> {
     Ok(store.scan_json(trees::DEVICES, &format!("{}/", user.id))?)
+}
+
+/// Removes the user's device and every backend nonce bound to it; false if another request
+/// removed it first (the record is taken, so exactly one removal succeeds). The device goes
+/// first: a nonce left behind by a crash in between is bound to a device that no longer exists,
+/// refused, and swept when it expires. Durable on return.
+pub fn remove(store: &dyn Store, user: &User, device: &Device) -> Result<bool> {
+    if store
+        .take(trees::DEVICES, &key(&user.id, &device.id))?
+        .is_none()
+    {
+        return Ok(false);
+    }
+    server_kit::cleanup::remove_where(store, trees::BACKEND_NONCES, |_, value| {
+        serde_json::from_slice::<NonceBinding>(value)
+            .is_ok_and(|b| b.user_id == user.id && b.device_id == device.id)
+    })?;
+    store.flush()?;
+    Ok(true)
 }
 
 /// The device's client-id URI.

@@ -45,6 +45,19 @@ pub enum Error {
     /// The presented access token is missing, malformed, expired, revoked or misused.
     #[error("invalid token: {description}")]
     InvalidToken { description: String, scheme: Scheme },
+    /// The access token is valid but does not allow this request: it lacks `scope`, or was
+    /// issued to a client the endpoint does not serve (RFC 6750 §3.1 `insufficient_scope`, 403).
+    #[error("insufficient scope: {description}")]
+    InsufficientScope {
+        /// The scope the endpoint requires (named in the challenge).
+        scope: String,
+        /// What is missing.
+        description: String,
+        /// The Wire label of the refusal.
+        label: &'static str,
+        /// The scheme the token was presented with.
+        scheme: Scheme,
+    },
     /// The Wire access-token endpoint refuses the device's proof.
     #[error("client token: {0}")]
     WireProof(proto::Error),
@@ -128,7 +141,7 @@ impl From<server_kit::Error> for Error {
         match e {
             server_kit::Error::Storage(m) => Self::Storage(m),
             server_kit::Error::Config(m) => Self::Config(m),
-            server_kit::Error::Server(m) => Self::Internal(m),
+            server_kit::Error::Server(m) | server_kit::Error::Fetch(m) => Self::Internal(m),
         }
     }
 }
@@ -209,6 +222,41 @@ fn oauth_body(status: StatusCode, code: &str, description: &str) -> Response {
     response
 }
 
+/// A `WWW-Authenticate` challenge of `scheme` with these auth-params (values without quotes).
+fn challenge(scheme: Scheme, params: &[(&str, &str)]) -> Option<HeaderValue> {
+    let mut value = match scheme {
+        Scheme::Bearer => "Bearer".to_owned(),
+        Scheme::Dpop => "DPoP".to_owned(),
+    };
+    for (i, (name, v)) in params.iter().enumerate() {
+        value.push_str(if i == 0 { " " } else { ", " });
+        value.push_str(&format!("{name}=\"{v}\""));
+    }
+    if scheme == Scheme::Dpop {
+        value.push_str(", algs=\"ES256 ES384 EdDSA RS256\"");
+    }
+    HeaderValue::from_str(&value).ok()
+}
+
+/// A refusal at a resource in both body shapes (OAuth and Wire) with its challenge.
+fn resource_refusal(
+    status: StatusCode,
+    error: &str,
+    label: &str,
+    description: &str,
+    challenge: Option<HeaderValue>,
+) -> Response {
+    let body = json!({
+        "error": error, "error_description": description,
+        "code": status.as_u16(), "label": label, "message": description,
+    });
+    let mut r = (status, Json(body)).into_response();
+    if let Some(v) = challenge {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+    r
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         match &self {
@@ -250,23 +298,28 @@ impl IntoResponse for Error {
             Error::InvalidToken {
                 description,
                 scheme,
-            } => {
-                let body = json!({
-                    "error": "invalid_token", "error_description": description,
-                    "code": 401, "label": "invalid-credentials", "message": description,
-                });
-                let challenge = match scheme {
-                    Scheme::Bearer => "Bearer error=\"invalid_token\"".to_owned(),
-                    Scheme::Dpop => {
-                        "DPoP error=\"invalid_token\", algs=\"ES256 ES384 EdDSA RS256\"".to_owned()
-                    }
-                };
-                let mut r = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
-                if let Ok(v) = HeaderValue::from_str(&challenge) {
-                    r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-                }
-                r
-            }
+            } => resource_refusal(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "invalid-credentials",
+                description,
+                challenge(*scheme, &[("error", "invalid_token")]),
+            ),
+            Error::InsufficientScope {
+                scope,
+                description,
+                label,
+                scheme,
+            } => resource_refusal(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                label,
+                description,
+                challenge(
+                    *scheme,
+                    &[("error", "insufficient_scope"), ("scope", scope.as_str())],
+                ),
+            ),
             Error::WireProof(e) => {
                 let (status, label) = wire_proof_label(e);
                 wire_body(status, label, &e.to_string())

@@ -5,8 +5,8 @@
 //! Modules by job: [`config`], [`store`] (the only module that touches sled), [`keys`] (key
 //! files and dev PKI), [`users`] (users and OAuth clients), [`devices`] (devices and backend
 //! nonces), [`grants`] (authorization codes with PKCE), [`tokens`] (user tokens and their
-//! validation), [`http`] (the front end), [`server`] (start/stop), [`error`] (the one error type
-//! and its wire forms).
+//! validation), [`scopes`] (scope values and what each client may be granted), [`http`] (the
+//! front end), [`server`] (start/stop), [`error`] (the one error type and its wire forms).
 
 pub mod cleanup;
 pub mod config;
@@ -20,6 +20,7 @@ pub mod keys;
 pub mod password_pool;
 pub mod rate_limits;
 pub mod refresh;
+pub mod scopes;
 pub mod server;
 pub mod store;
 pub mod tokens;

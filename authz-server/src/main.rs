@@ -100,7 +100,7 @@ enum UserAction {
 
 #[derive(Debug, Subcommand)]
 enum ClientAction {
-    /// Add (or replace) a public client.
+    /// Add (or replace) a client.
     Add {
         #[arg(long)]
         id: String,
@@ -110,11 +110,25 @@ enum ClientAction {
         /// A confidential client: a secret is generated and printed once.
         #[arg(long)]
         confidential: bool,
-        /// A third-party client: users are asked for consent.
+        /// A third-party client: users are asked for consent, and its tokens are refused at the
+        /// device endpoints while `device_access.first_party_only` is set.
         #[arg(long)]
         third_party: bool,
+        /// A scope the client may be granted (repeatable, or several separated by spaces).
+        /// Without any: openid, profile, wire_client_id, and for first-party clients the
+        /// device scope.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
     },
-    /// List clients.
+    /// Replace the scopes a client may be granted (keeps its secret and keys).
+    SetScopes {
+        #[arg(long)]
+        id: String,
+        /// A scope (repeatable, or several separated by spaces); none: back to the default.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
+    /// List clients: id, kind, allowed scopes, redirect URIs.
     List,
     /// Remove a client.
     Remove {
@@ -129,7 +143,7 @@ enum ClientAction {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    server_kit::process::init_logging();
+    server_kit::process::init();
     server_kit::process::exit_code("authz-server", run(Cli::parse()))
 }
 
@@ -178,6 +192,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn serve(config: Config) -> anyhow::Result<()> {
     server_kit::process::block_on(async {
+        // Caught before the ready line, so a stop right after it is graceful.
+        let stop = server_kit::process::ShutdownSignal::install()?;
         let server = authz_server::start(config, Arc::new(SystemClock)).await?;
         // A closed stdout (a supervisor that stopped reading) must not take the server down.
         let mut out = std::io::stdout();
@@ -185,7 +201,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         if let Some(ca) = &server.dev_ca_cert {
             let _ = writeln!(out, "dev root CA: {}", ca.display());
         }
-        server_kit::process::shutdown_signal().await?;
+        stop.recv().await;
         server.shutdown().await?;
         Ok(())
     })
@@ -238,6 +254,13 @@ fn user_command(config: &Config, action: UserAction) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The `--scope` values as a list, each scope once (a value may hold several, space-separated);
+/// none given: `None`, the default.
+fn scope_list(values: &[String]) -> anyhow::Result<Option<Vec<String>>> {
+    let scopes = authz_server::scopes::parse(&values.join(" ")).map_err(anyhow::Error::msg)?;
+    Ok((!scopes.is_empty()).then_some(scopes))
+}
+
 fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
     let store = open_store(config)?;
     match action {
@@ -246,6 +269,7 @@ fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
             redirect_uris,
             confidential,
             third_party,
+            scopes,
         } => {
             let secret = confidential.then(users::new_client_secret);
             users::add_client(
@@ -256,6 +280,7 @@ fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
                     secret_sha256: secret.as_ref().map(|(_, digest)| digest.clone()),
                     consent_required: third_party,
                     jwks: None,
+                    scopes: scope_list(&scopes)?,
                 },
             )?;
             println!("added client {id}");
@@ -263,9 +288,27 @@ fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
                 println!("client secret {}", secret.expose());
             }
         }
+        ClientAction::SetScopes { id, scopes } => {
+            if !users::set_client_scopes(store.as_ref(), &id, scope_list(&scopes)?)? {
+                anyhow::bail!("no client {id}");
+            }
+            println!("set the scopes of client {id}");
+        }
         ClientAction::List => {
+            let device_scope = &config.device_access.scope;
             for c in users::list_clients(store.as_ref())? {
-                println!("{}\t{}", c.id, c.redirect_uris.join(" "));
+                let kind = match (c.is_first_party(), c.is_confidential()) {
+                    (true, false) => "first-party public",
+                    (true, true) => "first-party confidential",
+                    (false, false) => "third-party public",
+                    (false, true) => "third-party confidential",
+                };
+                println!(
+                    "{}\t{kind}\t{}\t{}",
+                    c.id,
+                    c.allowed_scopes(device_scope).join(" "),
+                    c.redirect_uris.join(" ")
+                );
             }
         }
         ClientAction::Remove { id } => {

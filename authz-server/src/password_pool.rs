@@ -1,69 +1,309 @@
-//! Password checks (argon2id, 19 MiB of memory each) on a fixed set of worker threads: a burst
-//! of logins queues instead of spawning blocking threads, and the allocator keeps at most one
-//! argon2 buffer per worker rather than one per thread that ever ran a check.
+//! Password checks (argon2id, 19 MiB of memory each) on a fixed set of worker threads
+//! (`[password_checks]`), so a burst of logins cannot take the server's CPU:
+//!
+//! - a check is admitted only while the checks running or waiting stay within `workers + queue`
+//!   in total and within `per_address` for the client's address; otherwise it is refused at once
+//!   (429 with `Retry-After`), before any hashing — a burst is refused fast, not queued;
+//! - a free worker takes the waiting check whose address has the fewest checks running (the
+//!   oldest among those), so an address flooding the queue holds the workers only while nobody
+//!   else waits: another client's check runs as soon as a worker is free;
+//! - a check whose client has gone away is skipped.
+//!
+//! The allocator keeps at most one argon2 buffer per worker rather than one per thread that
+//! ever ran a check.
 
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Condvar, Mutex};
 
 use proto::secret::SecretString;
+use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::store::Store;
 use crate::users::User;
 
+/// How many password checks may run and wait (`[password_checks]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordChecks {
+    /// Worker threads (0: one per CPU).
+    pub workers: usize,
+    /// Checks that may wait for a worker, all addresses together.
+    pub queue: usize,
+    /// Checks one client address may have running or waiting at once.
+    pub per_address: usize,
+}
+
+impl Default for PasswordChecks {
+    fn default() -> Self {
+        Self {
+            workers: 0,
+            queue: 64,
+            per_address: 16,
+        }
+    }
+}
+
+impl PasswordChecks {
+    fn workers(&self) -> usize {
+        if self.workers == 0 {
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        } else {
+            self.workers
+        }
+    }
+}
+
 type Job = Box<dyn FnOnce() + Send>;
+
+/// A check waiting for a worker.
+struct Waiting {
+    ip: IpAddr,
+    job: Job,
+}
+
+impl std::fmt::Debug for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waiting").field("ip", &self.ip).finish()
+    }
+}
+
+/// The checks admitted and not finished.
+#[derive(Debug, Default)]
+struct Queue {
+    waiting: VecDeque<Waiting>,
+    /// Checks running, per address.
+    running: HashMap<IpAddr, usize>,
+    /// Checks running or waiting, per address.
+    held: HashMap<IpAddr, usize>,
+    /// Checks running or waiting.
+    total: usize,
+    closed: bool,
+}
+
+impl Queue {
+    /// The waiting check to run next: of the address with the fewest checks running, the
+    /// oldest.
+    fn next(&self) -> Option<usize> {
+        let running = |ip: &IpAddr| self.running.get(ip).copied().unwrap_or(0);
+        self.waiting
+            .iter()
+            .enumerate()
+            .min_by_key(|(index, w)| (running(&w.ip), *index))
+            .map(|(index, _)| index)
+    }
+
+    fn finished(&mut self, ip: IpAddr) {
+        for table in [&mut self.running, &mut self.held] {
+            if let Some(n) = table.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    table.remove(&ip);
+                }
+            }
+        }
+        self.total -= 1;
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    total_cap: usize,
+    per_address_cap: usize,
+}
+
+impl Shared {
+    /// Admits `job` for a client at `ip`, or refuses at once.
+    fn admit(&self, ip: IpAddr, job: Job) -> Result<()> {
+        let busy = |whom: &str| Error::RateLimited {
+            description: format!("too many password checks in progress {whom}; retry after 1 s"),
+            retry_after_secs: 1,
+        };
+        let mut queue = self.lock()?;
+        if queue.total >= self.total_cap {
+            return Err(busy("on this server"));
+        }
+        let mine = queue.held.get(&ip).copied().unwrap_or(0);
+        if mine >= self.per_address_cap {
+            return Err(busy("from this address"));
+        }
+        queue.held.insert(ip, mine + 1);
+        queue.total += 1;
+        queue.waiting.push_back(Waiting { ip, job });
+        drop(queue);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Queue>> {
+        self.queue
+            .lock()
+            .map_err(|_| Error::Internal("password queue poisoned".into()))
+    }
+
+    /// A worker: runs the next check until the pool is dropped.
+    fn work(&self) {
+        let Ok(mut queue) = self.queue.lock() else {
+            return;
+        };
+        loop {
+            if let Some(index) = queue.next() {
+                let Some(Waiting { ip, job }) = queue.waiting.remove(index) else {
+                    continue;
+                };
+                *queue.running.entry(ip).or_insert(0) += 1;
+                drop(queue);
+                job();
+                queue = match self.queue.lock() {
+                    Ok(queue) => queue,
+                    Err(_) => return,
+                };
+                queue.finished(ip);
+            } else if queue.closed {
+                return;
+            } else {
+                queue = match self.ready.wait(queue) {
+                    Ok(queue) => queue,
+                    Err(_) => return,
+                };
+            }
+        }
+    }
+}
+
+/// Stops the workers when the last handle of the pool goes.
+#[derive(Debug)]
+struct Workers(Arc<Shared>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        if let Ok(mut queue) = self.0.queue.lock() {
+            queue.closed = true;
+        }
+        self.0.ready.notify_all();
+    }
+}
 
 /// The worker pool.
 #[derive(Debug, Clone)]
 pub struct PasswordPool {
-    jobs: mpsc::Sender<Job>,
+    workers: Arc<Workers>,
 }
 
 impl PasswordPool {
-    /// `workers` threads (at least one).
-    pub fn new(workers: usize) -> Result<Self> {
-        let (jobs, queue) = mpsc::channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
-        for i in 0..workers.max(1) {
-            let queue = queue.clone();
+    /// The workers and bounds of `config`.
+    pub fn new(config: &PasswordChecks) -> Result<Self> {
+        let workers = config.workers().max(1);
+        let shared = Arc::new(Shared {
+            queue: Mutex::default(),
+            ready: Condvar::new(),
+            total_cap: workers + config.queue,
+            per_address_cap: config.per_address.max(1),
+        });
+        for i in 0..workers {
+            let shared = shared.clone();
             std::thread::Builder::new()
                 .name(format!("password-{i}"))
-                .spawn(move || {
-                    loop {
-                        let job = match queue.lock() {
-                            Ok(q) => q.recv(),
-                            Err(_) => return,
-                        };
-                        match job {
-                            Ok(job) => job(),
-                            Err(_) => return,
-                        }
-                    }
-                })
+                .spawn(move || shared.work())
                 .map_err(|e| Error::Internal(format!("password worker: {e}")))?;
         }
-        Ok(Self { jobs })
+        Ok(Self {
+            workers: Arc::new(Workers(shared)),
+        })
     }
 
-    /// Checks `handle`'s password on a worker.
+    /// Checks `handle`'s password on a worker for a client at `ip`, or refuses at once
+    /// (`RateLimited`) when the server or this address has no room for another check.
     pub async fn check(
         &self,
+        ip: IpAddr,
         store: Arc<dyn Store>,
         handle: String,
         password: SecretString,
     ) -> Result<User> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
+            if tx.is_closed() {
+                // The client went away while the check waited.
+                return;
+            }
             let _ = tx.send(crate::users::authenticate(
                 store.as_ref(),
                 &handle,
                 &password,
             ));
         });
-        self.jobs
-            .send(job)
-            .map_err(|_| Error::Internal("password workers stopped".into()))?;
+        self.workers.0.admit(ip, job)?;
         rx.await
             .map_err(|_| Error::Internal("password worker failed".into()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn shared(total_cap: usize, per_address_cap: usize) -> Shared {
+        Shared {
+            queue: Mutex::default(),
+            ready: Condvar::new(),
+            total_cap,
+            per_address_cap,
+        }
+    }
+
+    fn nothing() -> Job {
+        Box::new(|| {})
+    }
+
+    #[test]
+    fn one_address_holds_its_share_and_the_total_is_capped() {
+        let pool = shared(4, 2);
+        let a: IpAddr = [192, 0, 2, 1].into();
+        let b: IpAddr = [192, 0, 2, 2].into();
+        let c: IpAddr = [192, 0, 2, 3].into();
+        pool.admit(a, nothing()).unwrap();
+        pool.admit(a, nothing()).unwrap();
+        let refused = pool.admit(a, nothing()).unwrap_err();
+        assert!(
+            refused.to_string().contains("from this address"),
+            "{refused}"
+        );
+        pool.admit(b, nothing()).unwrap();
+        pool.admit(b, nothing()).unwrap();
+        let refused = pool.admit(c, nothing()).unwrap_err();
+        assert!(refused.to_string().contains("on this server"), "{refused}");
+        // A finished check frees its place for its address and in the total.
+        let mut queue = pool.queue.lock().unwrap();
+        let first = queue.waiting.pop_front().unwrap();
+        *queue.running.entry(first.ip).or_insert(0) += 1;
+        queue.finished(first.ip);
+        drop(queue);
+        pool.admit(a, nothing()).unwrap();
+        assert!(pool.admit(c, nothing()).is_err());
+    }
+
+    #[test]
+    fn the_next_check_is_of_the_address_with_the_fewest_running() {
+        let pool = shared(100, 100);
+        let flood: IpAddr = [192, 0, 2, 1].into();
+        let user: IpAddr = [192, 0, 2, 2].into();
+        for _ in 0..10 {
+            pool.admit(flood, nothing()).unwrap();
+        }
+        pool.admit(user, nothing()).unwrap();
+        let mut queue = pool.queue.lock().unwrap();
+        // Alone, the flood's oldest check goes first.
+        assert_eq!(queue.next(), Some(0));
+        // With one of the flood's checks running, the user's check overtakes the flood.
+        let first = queue.waiting.pop_front().unwrap();
+        *queue.running.entry(first.ip).or_insert(0) += 1;
+        let next = queue.next().unwrap();
+        assert_eq!(queue.waiting[next].ip, user);
     }
 }

@@ -1,14 +1,15 @@
 //! The authz-server's rate limits (`[rate_limits]`): failed logins per user and per client IP
-//! address (brute force: checked before the password is verified, counted when it is wrong, so a
-//! user who types the right password is not slowed by others' failures unless the address or
-//! account is under attack), and token requests per client. Over a limit: 429 with
-//! `Retry-After`.
+//! address (brute force), and token requests per client. A login reserves a failure token of the
+//! user and of the address before its password is verified and gives them back when the password
+//! was right, so a burst of concurrent guesses verifies at most `burst` passwords, and a user who
+//! types the right password is not slowed by others' failures unless the address or account is
+//! under attack. Over a limit: 429 with `Retry-After`.
 
 use std::net::IpAddr;
 use std::time::Instant;
 
 use serde::Deserialize;
-use server_kit::rate_limit::{Limited, Rate, RateLimiter};
+use server_kit::rate_limit::{Limited, Rate, RateLimiter, Reservation};
 
 use crate::{Error, Result};
 
@@ -62,22 +63,16 @@ impl Limiters {
         }
     }
 
-    /// Before a password check.
-    pub fn may_log_in(&self, handle: &str, ip: IpAddr) -> Result<()> {
+    /// Before a password check: takes a failure token of the address and of the user. Keep
+    /// the reservation when the password is wrong, refund it when it is right (or when the
+    /// check did not happen).
+    pub fn reserve_login(&self, handle: &str, ip: IpAddr) -> Result<Reservation<'_>> {
         let now = Instant::now();
         self.logins_per_ip
-            .check(&ip.to_string(), now)
-            .map_err(|l| limited("failed logins from this address", l))?;
-        self.logins_per_user
-            .check(handle, now)
-            .map_err(|l| limited("failed logins for this user", l))
-    }
-
-    /// A password check failed.
-    pub fn login_failed(&self, handle: &str, ip: IpAddr) {
-        let now = Instant::now();
-        let _ = self.logins_per_ip.acquire(&ip.to_string(), now);
-        let _ = self.logins_per_user.acquire(handle, now);
+            .reserve(&ip.to_string(), now)
+            .map_err(|l| limited("failed or unfinished logins from this address", l))?
+            .and(&self.logins_per_user, handle, now)
+            .map_err(|l| limited("failed or unfinished logins for this user", l))
     }
 
     /// A token request of `client_id`.

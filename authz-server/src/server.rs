@@ -69,8 +69,7 @@ impl RunningServer {
 
 /// Opens the store of a data directory.
 pub fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| Error::Config(format!("{}: {e}", config.data_dir.display())))?;
+    server_kit::files::private_dir(&config.data_dir)?;
     Ok(Arc::new(SledStore::open(&config.data_dir.join("store"))?))
 }
 
@@ -108,6 +107,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         .map_err(|e| Error::Config(e.to_string()))?;
     let base_url = config.base_url(addr);
     let limiters = crate::rate_limits::Limiters::new(&config.rate_limits);
+    let passwords = crate::password_pool::PasswordPool::new(&config.password_checks)?;
     let cleanup = {
         let (store, clock) = (store.clone(), clock.clone());
         let (keep, lifetimes) = (config.cleanup.keep_expired_secs, config.lifetimes.clone());
@@ -130,9 +130,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         clock,
         dpop_nonces: proto::dpop_nonce::NonceSource::new(),
         retired_keys,
-        passwords: crate::password_pool::PasswordPool::new(
-            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get),
-        )?,
+        passwords,
     });
     let serving =
         server_kit::serve::serve_tls(listener, tls, router(state), "authz-server", &limits)?;
@@ -148,8 +146,12 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
 }
 
 /// Dev mode: the demo user (password in `data_dir/demo-password`, 0600, created once) and the
-/// public demo client.
+/// demo clients, each allowed the scopes its part of the demo needs: the Wire app the identity
+/// scopes and the device scope, the third-party web app the identity scopes only, the two
+/// services `api` for client credentials.
 fn seed_demo(store: &dyn Store, config: &Config) -> Result<()> {
+    let scopes = |list: &[&str]| Some(list.iter().map(|s| (*s).to_owned()).collect());
+    let device_scope = config.device_access.scope.as_str();
     if crate::users::client(store, DEMO_CLIENT_ID)?.is_none() {
         crate::users::add_client(
             store,
@@ -159,6 +161,7 @@ fn seed_demo(store: &dyn Store, config: &Config) -> Result<()> {
                 secret_sha256: None,
                 consent_required: false,
                 jwks: None,
+                scopes: scopes(&["openid", "profile", "wire_client_id", device_scope]),
             },
         )?;
     }
@@ -171,6 +174,7 @@ fn seed_demo(store: &dyn Store, config: &Config) -> Result<()> {
                 secret_sha256: None,
                 consent_required: true,
                 jwks: None,
+                scopes: scopes(&["openid", "profile"]),
             },
         )?;
     }
@@ -188,6 +192,7 @@ fn seed_demo(store: &dyn Store, config: &Config) -> Result<()> {
                 secret_sha256: Some(digest),
                 consent_required: false,
                 jwks: None,
+                scopes: scopes(&["api"]),
             },
         )?;
     }
@@ -209,6 +214,7 @@ fn seed_demo(store: &dyn Store, config: &Config) -> Result<()> {
                 secret_sha256: None,
                 consent_required: false,
                 jwks: Some(proto::jwk::JwkSet { keys: vec![jwk] }.to_json()),
+                scopes: scopes(&["api"]),
             },
         )?;
     }

@@ -210,6 +210,12 @@ pub struct AuthenticatedUser {
     pub jti: String,
     /// The token's `cnf.jkt`, when DPoP-bound.
     pub jkt: Option<String>,
+    /// The client the token was issued to (`client_id`).
+    pub client_id: String,
+    /// The token's `scope`.
+    pub scope: String,
+    /// The scheme the token was presented with.
+    pub scheme: Scheme,
 }
 
 /// How the `DPoP` header of a request relates to its access token.
@@ -223,15 +229,49 @@ pub enum ProofUse<'a> {
     WireEndpoint,
 }
 
+/// A request's access token, validated; who it names is looked up by [`Self::into_user`],
+/// once the endpoint has checked the token may call it at all.
+#[derive(Debug)]
+pub struct AuthenticatedToken {
+    /// The token's `sub`.
+    pub sub: String,
+    /// The token's `jti`.
+    pub jti: String,
+    /// The token's `cnf.jkt`, when DPoP-bound.
+    pub jkt: Option<String>,
+    /// The client the token was issued to (`client_id`).
+    pub client_id: String,
+    /// The token's `scope`.
+    pub scope: String,
+    /// The scheme the token was presented with.
+    pub scheme: Scheme,
+}
+
+impl AuthenticatedToken {
+    /// The user the token was issued for (401 `invalid_token` when the user is gone).
+    pub fn into_user(self, store: &dyn Store) -> Result<AuthenticatedUser> {
+        let user = crate::users::get(store, &self.sub)?
+            .ok_or_else(|| Error::invalid_token("the user no longer exists", self.scheme))?;
+        Ok(AuthenticatedUser {
+            user,
+            jti: self.jti,
+            jkt: self.jkt,
+            client_id: self.client_id,
+            scope: self.scope,
+            scheme: self.scheme,
+        })
+    }
+}
+
 /// Validates the access token of a request: the offline checks of [`proto::resource`], then
-/// what needs this server's state (server nonce, proof `jti` replay, revocation, the user).
+/// what needs this server's state (server nonce, proof `jti` replay, revocation).
 pub fn authenticate(
     store: &dyn Store,
     issuer: &Issuer<'_>,
     headers: &HeaderMap,
     proof_use: ProofUse<'_>,
     now: UnixTime,
-) -> Result<AuthenticatedUser> {
+) -> Result<AuthenticatedToken> {
     use proto::resource::{AccessError, ProofExpectation, verify_access};
     let authorization = headers
         .get(axum::http::header::AUTHORIZATION)
@@ -291,7 +331,14 @@ pub fn authenticate(
         return Err(invalid("the access token was revoked"));
     }
     let jkt = access.jkt;
-    let user = crate::users::get(store, field("sub")?)?
-        .ok_or_else(|| invalid("the user no longer exists"))?;
-    Ok(AuthenticatedUser { user, jti, jkt })
+    let client_id = field("client_id")?.to_owned();
+    let scope = claims.string("scope").unwrap_or_default().to_owned();
+    Ok(AuthenticatedToken {
+        sub: field("sub")?.to_owned(),
+        jti,
+        jkt,
+        client_id,
+        scope,
+        scheme,
+    })
 }

@@ -184,6 +184,10 @@ pub struct OAuthClient {
     /// Public keys (a JWK Set) for `private_key_jwt` client authentication (RFC 7523).
     #[serde(default)]
     pub jwks: Option<serde_json::Value>,
+    /// The scopes the client may be granted; `None` (records from before the lists existed,
+    /// or `client add` without `--scope`) means [`crate::scopes::default_for`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
 }
 
 /// A fresh client secret and the digest stored for it.
@@ -209,6 +213,19 @@ impl OAuthClient {
         self.secret_sha256.as_ref().is_some_and(|stored| {
             proto::secret::constant_time_eq(stored.as_bytes(), secret_digest(presented).as_bytes())
         })
+    }
+
+    /// A first-party client: registered without `--third-party`, so users are not asked for
+    /// consent.
+    pub fn is_first_party(&self) -> bool {
+        !self.consent_required
+    }
+
+    /// The scopes the client may be granted, with `device_scope` the configured device scope.
+    pub fn allowed_scopes(&self, device_scope: &str) -> Vec<String> {
+        self.scopes
+            .clone()
+            .unwrap_or_else(|| crate::scopes::default_for(self.is_first_party(), device_scope))
     }
 
     /// Whether `uri` is one of the registered redirect URIs.
@@ -238,6 +255,16 @@ pub fn add_client(store: &dyn Store, client: &OAuthClient) -> Result<()> {
             "a client needs an id, and a public client at least one redirect URI",
         ));
     }
+    if let Some(bad) = client
+        .scopes
+        .iter()
+        .flatten()
+        .find(|s| !crate::scopes::is_scope_token(s))
+    {
+        return Err(Error::invalid_request(format!(
+            "{bad:?} is not a scope (RFC 6749 §3.3: printable ASCII without space, \" or \\)"
+        )));
+    }
     for uri in &client.redirect_uris {
         let parsed = url::Url::parse(uri)
             .map_err(|_| Error::invalid_request(format!("bad redirect URI {uri}")))?;
@@ -249,6 +276,17 @@ pub fn add_client(store: &dyn Store, client: &OAuthClient) -> Result<()> {
     }
     store.put_json(trees::CLIENTS, &client.id, client)?;
     Ok(store.flush()?)
+}
+
+/// Replaces the scopes a client may be granted (`None`: the default); false if there is no
+/// such client. Tokens already issued keep their scope until they expire.
+pub fn set_client_scopes(store: &dyn Store, id: &str, scopes: Option<Vec<String>>) -> Result<bool> {
+    let Some(mut client) = client(store, id)? else {
+        return Ok(false);
+    };
+    client.scopes = scopes;
+    add_client(store, &client)?;
+    Ok(true)
 }
 
 /// Looks a client up.
@@ -351,6 +389,7 @@ mod tests {
             secret_sha256: None,
             consent_required: false,
             jwks: None,
+            scopes: None,
         };
         assert!(c.allows_redirect("http://127.0.0.1:53211/cb"));
         assert!(c.allows_redirect("https://app.example/cb"));

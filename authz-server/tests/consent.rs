@@ -9,30 +9,7 @@ use common::*;
 use serde_json::Value;
 
 fn webapp_params(pkce: &Pkce) -> Vec<(&'static str, String)> {
-    authorize_params(pkce)
-        .into_iter()
-        .map(|(k, v)| {
-            if k == "client_id" {
-                (k, "demo-webapp".to_owned())
-            } else {
-                (k, v)
-            }
-        })
-        .collect()
-}
-
-fn ticket_of(page: &str) -> String {
-    let start = page.find(r#"name="ticket" value=""#).unwrap() + r#"name="ticket" value=""#.len();
-    page[start..].split('"').next().unwrap().to_owned()
-}
-
-async fn answer(h: &Harness, ticket: &str, action: &str) -> reqwest::Response {
-    h.client
-        .post(h.url("/authorize/consent"))
-        .form(&[("ticket", ticket), ("action", action)])
-        .send()
-        .await
-        .unwrap()
+    params_for(pkce, "demo-webapp", "openid profile")
 }
 
 #[tokio::test]
@@ -46,7 +23,7 @@ async fn consent_is_asked_remembered_and_revocable() {
     assert_eq!(response.status(), 200);
     let page = response.text().await.unwrap();
     assert!(page.contains("demo-webapp") && page.contains("See your name and handle"));
-    let denied = answer(&h, &ticket_of(&page), "deny").await;
+    let denied = h.answer_consent(&ticket_of(&page), "deny").await;
     assert_eq!(denied.status(), 303);
     let params = location_params(&denied);
     assert_eq!(params["error"], "access_denied");
@@ -59,21 +36,16 @@ async fn consent_is_asked_remembered_and_revocable() {
         .await
         .unwrap();
     let ticket = ticket_of(&page);
-    let allowed = answer(&h, &ticket, "allow").await;
+    let allowed = h.answer_consent(&ticket, "allow").await;
     assert_eq!(allowed.status(), 303);
     let code = location_params(&allowed)["code"].clone();
     assert_eq!(
-        answer(&h, &ticket, "allow").await.status(),
+        h.answer_consent(&ticket, "allow").await.status(),
         400,
         "a ticket answers once"
     );
 
-    let mut form = token_form(&code, &pkce.verifier);
-    for field in form.iter_mut() {
-        if field.0 == "client_id" {
-            field.1 = "demo-webapp".into();
-        }
-    }
+    let form = token_form_for("demo-webapp", &code, &pkce.verifier);
     let tokens: Value = h.token_request(&form, None).await.json().await.unwrap();
     let at = tokens["access_token"].as_str().unwrap().to_owned();
 
@@ -94,6 +66,28 @@ async fn consent_is_asked_remembered_and_revocable() {
         .await
         .unwrap();
     assert_eq!(listed["consents"][0]["client_id"], "demo-webapp");
+    // The app cannot touch what the user granted others (here: any other client id), and the
+    // user's first-party app sees every consent.
+    let other = h
+        .client
+        .delete(h.url("/consents/another-app"))
+        .bearer_auth(&at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+    let first_party = h.bearer_login().await;
+    let all: Value = h
+        .client
+        .get(h.url("/consents"))
+        .bearer_auth(&first_party)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all["consents"][0]["client_id"], "demo-webapp");
     let revoked = h
         .client
         .delete(h.url("/consents/demo-webapp"))

@@ -341,7 +341,7 @@ async fn failed_logins_and_token_requests_are_rate_limited_with_retry_after() {
             .text()
             .await
             .unwrap()
-            .contains("Too many failed logins")
+            .contains("too many failed or unfinished logins for this user")
     );
     // Another user is not affected by alice's failures (per-IP budget is larger).
     let other = h.authorize(&params, "nobody", "wrong").await;

@@ -65,8 +65,9 @@ impl Authz {
         format!("{}{path}", self.base)
     }
 
-    /// Logs in with the configured method and exchanges the code; `claims` is the OIDC
-    /// `claims` request (for `keyauth` / `acme_aud`).
+    /// Logs in with the configured method asking for `config.scope` (the device scope included,
+    /// so the token may register the device and get its Wire access token) and exchanges the
+    /// code; `claims` is the OIDC `claims` request (for `keyauth` / `acme_aud`).
     pub async fn login(
         &self,
         config: &Config,
@@ -79,7 +80,7 @@ impl Authz {
         let mut params: Vec<(&str, String)> = vec![
             ("response_type", "code".into()),
             ("client_id", config.oauth_client_id.clone()),
-            ("scope", "openid profile".into()),
+            ("scope", config.scope.clone()),
             ("state", state.clone()),
             ("nonce", nonce),
             ("code_challenge", pkce.challenge.clone()),

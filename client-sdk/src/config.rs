@@ -80,6 +80,11 @@ impl std::fmt::Debug for Login {
     }
 }
 
+/// The scope a login asks for by default: the user's identity for the ID token, and
+/// `wire_devices`, the authz-server's default device scope, for registering the device and
+/// getting its Wire access token.
+pub const DEFAULT_SCOPE: &str = "openid profile wire_devices";
+
 /// The enrollment configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -95,6 +100,9 @@ pub struct Config {
     pub oauth_client_id: String,
     /// The redirect URI registered for that client (for [`Login::Password`]).
     pub redirect_uri: String,
+    /// The scope the login asks for: the identity scopes and the scope the authz-server's
+    /// device endpoints require (its `device_access.scope`).
+    pub scope: String,
     /// How the user logs in.
     pub login: Login,
     /// Account and credential key algorithm.
@@ -106,8 +114,8 @@ pub struct Config {
 }
 
 impl Config {
-    /// A configuration with defaults: the `wireapp` client, Ed25519, 30 s per step, 3 nonce
-    /// retries.
+    /// A configuration with defaults: the `wireapp` client asking for `openid profile
+    /// wire_devices`, Ed25519, 30 s per step, 3 nonce retries.
     pub fn new(
         acme_directory: impl Into<String>,
         authz_url: impl Into<String>,
@@ -121,6 +129,7 @@ impl Config {
             ca_root: ca_root.into(),
             oauth_client_id: "wireapp".into(),
             redirect_uri: "http://127.0.0.1/callback".into(),
+            scope: DEFAULT_SCOPE.into(),
             login,
             algorithm: KeyAlgorithm::default(),
             step_timeout: Duration::from_secs(30),

@@ -102,21 +102,32 @@ impl Jwk {
                 }
             }
             "OKP" => match member("crv")? {
-                "Ed25519" => JwkParams::Ed25519 {
-                    x: fixed_len("x", 32)?,
-                },
+                "Ed25519" => {
+                    let x = fixed_len("x", 32)?;
+                    if !crate::ed25519::is_acceptable_public_key(&b64::decode(&x, "x")?) {
+                        return Err(Error::InvalidJwk(
+                            "an Ed25519 key must be a canonical point of large order",
+                        ));
+                    }
+                    JwkParams::Ed25519 { x }
+                }
                 _ => return Err(Error::InvalidJwk("unsupported OKP curve")),
             },
             "RSA" => {
+                // RFC 7518 §6.3.1: minimal octets, so one key has one JWK (and one thumbprint).
                 let n = member("n")?;
                 let modulus = b64::decode(n, "n")?;
-                let significant = modulus.iter().skip_while(|b| **b == 0).count();
-                if significant < MIN_RSA_MODULUS_BYTES {
+                if modulus.first() == Some(&0) {
+                    return Err(Error::InvalidJwk("n has a leading zero octet"));
+                }
+                if modulus.len() < MIN_RSA_MODULUS_BYTES {
                     return Err(Error::InvalidJwk("RSA modulus shorter than 2048 bits"));
                 }
                 let e = member("e")?;
-                if b64::decode(e, "e")?.is_empty() {
-                    return Err(Error::InvalidJwk("e"));
+                match b64::decode(e, "e")?.first() {
+                    None => return Err(Error::InvalidJwk("e")),
+                    Some(0) => return Err(Error::InvalidJwk("e has a leading zero octet")),
+                    Some(_) => {}
                 }
                 JwkParams::Rsa {
                     n: n.to_owned(),
@@ -278,6 +289,36 @@ mod tests {
             Jwk::from_json(&json!("x")),
             Err(Error::InvalidJwk(_))
         ));
+    }
+
+    #[test]
+    fn small_order_non_canonical_and_non_minimal_keys_are_refused() {
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut negative_identity = identity;
+        negative_identity[31] = 0x80;
+        let mut y_is_p = [0xffu8; 32];
+        y_is_p[0] = 0xed;
+        y_is_p[31] = 0x7f;
+        for x in [identity, negative_identity, [0; 32], y_is_p] {
+            let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": b64::encode(x)});
+            assert!(
+                matches!(Jwk::from_json(&jwk), Err(Error::InvalidJwk(_))),
+                "{jwk}"
+            );
+        }
+        let padded_n = {
+            let mut n = vec![0u8];
+            n.extend(b64::decode(RFC7638_N, "n").unwrap());
+            b64::encode(n)
+        };
+        for (n, e) in [(padded_n.as_str(), "AQAB"), (RFC7638_N, "AAEAAQ")] {
+            let jwk = json!({"kty": "RSA", "n": n, "e": e});
+            assert!(
+                matches!(Jwk::from_json(&jwk), Err(Error::InvalidJwk(_))),
+                "{jwk}"
+            );
+        }
     }
 
     #[test]

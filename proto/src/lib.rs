@@ -23,6 +23,7 @@ pub mod clock;
 pub mod dpop;
 pub mod dpop_nonce;
 pub mod eab;
+pub mod ed25519;
 mod error;
 pub mod htu;
 pub mod id_token;

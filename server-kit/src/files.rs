@@ -1,5 +1,6 @@
 //! Private files (keys, passwords): written atomically with mode 0600, and refused on reading
-//! when group or others can read them.
+//! when group or others can read them; and the data directory that holds them and the store:
+//! created 0700, refused when group or others can enter it.
 
 use std::fs;
 use std::io::Write;
@@ -47,6 +48,62 @@ pub fn read_public(path: &Path) -> Result<Vec<u8>> {
     fs::read(path).map_err(|e| io_error(path, e))
 }
 
+/// The data directory: created owner-only (0700) when it does not exist, and made so when it
+/// exists but is empty (just made by `mkdir` or a temp-dir helper: nothing can have leaked
+/// yet). A directory with contents that group or others can read, write or enter is refused:
+/// the store inside holds password hashes, tokens and MAC keys, which may already have been read.
+pub fn private_dir(path: &Path) -> Result<()> {
+    let owner_only = || {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(|e| io_error(path, e))
+    };
+    match fs::metadata(path) {
+        Ok(meta) if !meta.is_dir() => Err(Error::Config(format!(
+            "{} is not a directory",
+            path.display()
+        ))),
+        Ok(meta) if meta.permissions().mode() & 0o077 == 0 => Ok(()),
+        Ok(meta) => {
+            let empty = fs::read_dir(path)
+                .map_err(|e| io_error(path, e))?
+                .next()
+                .is_none();
+            if empty {
+                owner_only()
+            } else {
+                Err(Error::Config(format!(
+                    "{} is accessible by group or others (mode {:o}) and holds data; check who \
+                     may have read it, then chmod 700 it",
+                    path.display(),
+                    meta.permissions().mode() & 0o777
+                )))
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir_all(path).map_err(|e| io_error(path, e))?;
+            owner_only()
+        }
+        Err(e) => Err(io_error(path, e)),
+    }
+}
+
+/// Makes everything under `dir` (and `dir` itself) owner-only: directories 0700, files 0600.
+/// For what another library created with the process umask (the sled store's files).
+pub fn restrict_tree(dir: &Path) -> Result<()> {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| io_error(dir, e))?;
+    for entry in fs::read_dir(dir).map_err(|e| io_error(dir, e))? {
+        let entry = entry.map_err(|e| io_error(dir, e))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| io_error(&path, e))?;
+        if kind.is_dir() {
+            restrict_tree(&path)?;
+        } else if kind.is_file() {
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+                .map_err(|e| io_error(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Creates a directory and its parents.
 pub fn create_dir(path: &Path) -> Result<()> {
     fs::create_dir_all(path).map_err(|e| io_error(path, e))
@@ -71,5 +128,42 @@ mod tests {
         assert_eq!(read_private(&path).unwrap(), b"secret");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         assert!(matches!(read_private(&path), Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn the_data_directory_is_made_owner_only_and_an_open_one_with_data_is_refused() {
+        let parent = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let data = parent.path().join("data");
+        private_dir(&data).unwrap();
+        assert_eq!(mode(&data), 0o700);
+        // An empty directory someone made with the default umask is taken and closed.
+        fs::set_permissions(&data, fs::Permissions::from_mode(0o755)).unwrap();
+        private_dir(&data).unwrap();
+        assert_eq!(mode(&data), 0o700);
+        // With data in it, it is refused and left as it is.
+        fs::write(data.join("db"), b"x").unwrap();
+        private_dir(&data).unwrap();
+        for open in [0o755, 0o750, 0o701] {
+            fs::set_permissions(&data, fs::Permissions::from_mode(open)).unwrap();
+            let refused = private_dir(&data).unwrap_err().to_string();
+            assert!(refused.contains("chmod 700"), "{open:o}: {refused}");
+            assert_eq!(mode(&data), open);
+        }
+    }
+
+    #[test]
+    fn restrict_tree_leaves_nothing_readable_by_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("a/b");
+        fs::create_dir_all(&nested).unwrap();
+        fs::write(nested.join("db"), b"x").unwrap();
+        fs::set_permissions(nested.join("db"), fs::Permissions::from_mode(0o644)).unwrap();
+        fs::set_permissions(&nested, fs::Permissions::from_mode(0o755)).unwrap();
+        restrict_tree(dir.path()).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&nested.join("db")), 0o600);
+        assert_eq!(mode(&nested), 0o700);
+        assert_eq!(mode(dir.path()), 0o700);
     }
 }

@@ -3,7 +3,10 @@
 //! ([`Refusal`]) are rendered by the server in its own error format (ACME problem document, OAuth
 //! error JSON).
 //!
-//! - at most `max_connections` open connections; one more is closed before the TLS handshake;
+//! - at most `max_connections` open connections, and at most `max_connections_per_address` from
+//!   one client address, so one client cannot hold every slot; one more is closed before the TLS
+//!   handshake, and the refusals are logged at most once a second with the count of those not
+//!   logged;
 //! - the TLS handshake within `handshake_timeout`;
 //! - each request head (including the wait on an idle keep-alive connection) within
 //!   `header_read_timeout`, and at most `max_header_bytes` of it: a slowloris connection is
@@ -11,9 +14,11 @@
 //! - a request body of at most `max_body_bytes` (413), and the whole request, body included,
 //!   within `request_timeout` (408).
 
+use std::collections::HashMap;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -31,6 +36,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub struct Limits {
     /// Open connections at most.
     pub max_connections: usize,
+    /// Open connections from one client address at most (behind a proxy every client has the
+    /// proxy's address: raise it there).
+    pub max_connections_per_address: usize,
     /// Seconds for the TLS handshake.
     pub handshake_timeout_secs: u64,
     /// Seconds to receive a request head (also the idle keep-alive timeout).
@@ -47,6 +55,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_connections: 4096,
+            max_connections_per_address: 256,
             handshake_timeout_secs: 10,
             header_read_timeout_secs: 10,
             request_timeout_secs: 30,
@@ -60,8 +69,8 @@ impl Limits {
     /// Checks the values make sense.
     pub fn validate(&self) -> crate::Result<()> {
         let bad = |m: &str| Err(crate::Error::Config(format!("limits: {m}")));
-        if self.max_connections == 0 {
-            return bad("max_connections must be at least 1");
+        if self.max_connections == 0 || self.max_connections_per_address == 0 {
+            return bad("max_connections and max_connections_per_address must be at least 1");
         }
         if self.handshake_timeout_secs == 0
             || self.header_read_timeout_secs == 0
@@ -170,23 +179,134 @@ async fn enforce(State(limits): State<RequestLimits>, request: Request, next: Ne
     }
 }
 
-/// Takes a connection slot before the TLS handshake; without one the connection is closed.
+/// What a refused connection is logged with: at most one line a second, carrying how many
+/// refusals were not logged since the last line (a flood of refusals must not become a flood of
+/// log lines).
+#[derive(Debug)]
+pub(crate) struct LogThrottle {
+    started: std::time::Instant,
+    /// Milliseconds since `started` of the last line, plus one (0: never logged).
+    last: std::sync::atomic::AtomicU64,
+    suppressed: std::sync::atomic::AtomicU64,
+}
+
+impl LogThrottle {
+    const INTERVAL_MS: u64 = 1000;
+
+    pub(crate) fn new() -> Self {
+        Self {
+            started: std::time::Instant::now(),
+            last: std::sync::atomic::AtomicU64::new(0),
+            suppressed: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Whether to log an event happening `now`; `Some(n)` with the `n` events not logged
+    /// since the last line.
+    pub(crate) fn allow(&self, now: std::time::Instant) -> Option<u64> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now_ms = now.saturating_duration_since(self.started).as_millis() as u64 + 1;
+        let last = self.last.load(SeqCst);
+        let due = last == 0 || now_ms >= last + Self::INTERVAL_MS;
+        if due
+            && self
+                .last
+                .compare_exchange(last, now_ms, SeqCst, SeqCst)
+                .is_ok()
+        {
+            return Some(self.suppressed.swap(0, SeqCst));
+        }
+        self.suppressed.fetch_add(1, SeqCst);
+        None
+    }
+}
+
+/// A connection's peer address, for the per-address cap.
+pub(crate) trait PeerAddress {
+    /// The client's IP address, if known.
+    fn peer_ip(&self) -> Option<IpAddr>;
+}
+
+impl PeerAddress for tokio::net::TcpStream {
+    fn peer_ip(&self) -> Option<IpAddr> {
+        self.peer_addr().ok().map(|a| a.ip())
+    }
+}
+
+/// Connections held per client address.
+#[derive(Debug)]
+struct PerAddress {
+    max: usize,
+    held: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection's place under the per-address cap, given back when dropped.
+#[derive(Debug)]
+struct AddressSlot {
+    table: Arc<PerAddress>,
+    ip: IpAddr,
+}
+
+impl PerAddress {
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+        let mut held = self.held.lock().ok()?;
+        let mine = held.entry(ip).or_insert(0);
+        if *mine >= self.max {
+            return None;
+        }
+        *mine += 1;
+        Some(AddressSlot {
+            table: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        if let Ok(mut held) = self.table.held.lock()
+            && let Some(mine) = held.get_mut(&self.ip)
+        {
+            *mine -= 1;
+            if *mine == 0 {
+                held.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Takes a connection slot (of the server, and of the client's address) before the TLS
+/// handshake; without one the connection is closed.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectionSlots {
     slots: Arc<Semaphore>,
+    per_address: Arc<PerAddress>,
+    refusals: Arc<LogThrottle>,
 }
 
 impl ConnectionSlots {
-    pub(crate) fn new(max: usize) -> Self {
+    pub(crate) fn new(limits: &Limits) -> Self {
         Self {
-            slots: Arc::new(Semaphore::new(max)),
+            slots: Arc::new(Semaphore::new(limits.max_connections)),
+            per_address: Arc::new(PerAddress {
+                max: limits.max_connections_per_address,
+                held: Mutex::default(),
+            }),
+            refusals: Arc::new(LogThrottle::new()),
         }
+    }
+
+    fn refuse(&self, why: &'static str) -> io::Error {
+        if let Some(not_logged) = self.refusals.allow(std::time::Instant::now()) {
+            tracing::warn!(target: "limits", not_logged, "{why}; closing a new connection");
+        }
+        io::Error::other(why)
     }
 }
 
 impl<I, S> axum_server::accept::Accept<I, S> for ConnectionSlots
 where
-    I: Send + 'static,
+    I: PeerAddress + Send + 'static,
     S: Send + 'static,
 {
     type Stream = Slotted<I>;
@@ -194,27 +314,37 @@ where
     type Future = std::future::Ready<io::Result<(Slotted<I>, S)>>;
 
     fn accept(&self, stream: I, service: S) -> Self::Future {
+        let address = match stream.peer_ip() {
+            Some(ip) => match self.per_address.take(ip) {
+                Some(slot) => Some(slot),
+                None => {
+                    return std::future::ready(Err(
+                        self.refuse("connection limit of this address reached")
+                    ));
+                }
+            },
+            None => None,
+        };
         std::future::ready(match self.slots.clone().try_acquire_owned() {
             Ok(permit) => Ok((
                 Slotted {
                     inner: stream,
                     _permit: permit,
+                    _address: address,
                 },
                 service,
             )),
-            Err(_) => {
-                tracing::warn!(target: "limits", "connection limit reached; closing a new connection");
-                Err(io::Error::other("connection limit reached"))
-            }
+            Err(_) => Err(self.refuse("connection limit reached")),
         })
     }
 }
 
-/// A connection holding its slot until it is dropped.
+/// A connection holding its slots until it is dropped.
 #[derive(Debug)]
 pub(crate) struct Slotted<I> {
     inner: I,
     _permit: OwnedSemaphorePermit,
+    _address: Option<AddressSlot>,
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Slotted<I> {
@@ -284,6 +414,20 @@ mod tests {
         ] {
             assert!(bad.validate().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn refusal_logs_are_throttled_to_one_a_second_with_the_count_left_out() {
+        let throttle = LogThrottle::new();
+        let t0 = throttle.started;
+        assert_eq!(throttle.allow(t0), Some(0));
+        for i in 1..1000u64 {
+            let at = t0 + Duration::from_micros(i * 900);
+            assert_eq!(throttle.allow(at), None, "event {i}");
+        }
+        assert_eq!(throttle.allow(t0 + Duration::from_secs(1)), Some(999));
+        assert_eq!(throttle.allow(t0 + Duration::from_millis(1500)), None);
+        assert_eq!(throttle.allow(t0 + Duration::from_secs(2)), Some(1));
     }
 
     #[test]

@@ -1,7 +1,16 @@
-//! What a server binary does around its server: log to stderr (filter from `RUST_LOG`,
-//! default `info`), and wait for SIGINT or SIGTERM before a graceful shutdown.
+//! What a server binary does around its server: create every file owner-only, log to stderr
+//! (filter from `RUST_LOG`, default `info`), and wait for SIGINT or SIGTERM before a graceful
+//! shutdown.
 
 use crate::{Error, Result};
+
+/// What a server binary does first: files and directories it creates from now on are its
+/// owner's only (umask 077: the store's files 0600, its directories 0700, whatever the umask
+/// of the shell that started it), then the stderr log subscriber.
+pub fn init() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    init_logging();
+}
 
 /// Installs the stderr log subscriber.
 pub fn init_logging() {
@@ -41,14 +50,35 @@ pub fn exit_code<E: std::fmt::Display>(
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() -> Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Error::Server(format!("SIGTERM handler: {e}")))?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+/// SIGINT and SIGTERM, caught from the moment [`ShutdownSignal::install`] returns: install it
+/// before announcing that the server is ready, so a supervisor that stops the server right
+/// after the announcement gets a graceful shutdown (exit 0), never the default action of the
+/// signal.
+#[derive(Debug)]
+pub struct ShutdownSignal {
+    term: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignal {
+    /// Starts catching the signals (inside a tokio runtime).
+    pub fn install() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let catch = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|e| Error::Server(format!("{name} handler: {e}")))
+        };
+        Ok(Self {
+            term: catch(SignalKind::terminate(), "SIGTERM")?,
+            interrupt: catch(SignalKind::interrupt(), "SIGINT")?,
+        })
     }
-    tracing::info!("shutting down");
-    Ok(())
+
+    /// Resolves on the first SIGINT or SIGTERM since [`Self::install`].
+    pub async fn recv(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.term.recv() => {}
+        }
+        tracing::info!("shutting down");
+    }
 }

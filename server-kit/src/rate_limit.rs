@@ -3,6 +3,12 @@
 //! the time until the next token, which the servers send as `Retry-After` with their own `429`
 //! error (`rateLimited` problem, OAuth `slow_down`-style JSON). Time is passed in, so tests step it.
 //!
+//! A limit on *failures* (failed logins, failed validations) is never checked and then counted:
+//! concurrent attempts would all pass the check before the first failure is counted. The attempt
+//! [`RateLimiter::reserve`]s its token before the expensive work and gives it back with
+//! [`Reservation::refund`] when the attempt turns out not to be a failure, so at most `burst`
+//! attempts can be in the work at once, however many arrive together.
+//!
 //! Buckets live in memory, per process: a restart forgets them (an attacker gains one burst per
 //! restart), and several instances each keep their own. Full buckets carry no information and are
 //! dropped when the table grows, so memory is bounded by the keys that are actually limited.
@@ -80,13 +86,30 @@ impl RateLimiter {
         self.take(key, now, true)
     }
 
-    /// Whether `key` has a token, without taking it (for limits on failures: check before the
-    /// attempt, [`Self::acquire`] when it fails).
-    pub fn check(&self, key: &str, now: Instant) -> Result<(), Limited> {
-        self.take(key, now, false)
+    /// Takes a token for `key` for an attempt whose outcome decides whether it counts: keep
+    /// the [`Reservation`] (drop it) when it does, [`Reservation::refund`] it when it does not.
+    pub fn reserve(&self, key: &str, now: Instant) -> Result<Reservation<'_>, Limited> {
+        self.take(key, now, true)?;
+        Ok(Reservation {
+            taken: vec![(self, key.to_owned())],
+        })
+    }
+
+    /// Gives a token back to `key`'s bucket (never beyond `burst`).
+    fn give_back(&self, key: &str) {
+        if self.rate.per_minute == 0 {
+            return;
+        }
+        let burst = f64::from(self.rate.burst.max(1));
+        if let Ok(mut buckets) = self.buckets.lock()
+            && let Some(bucket) = buckets.get_mut(key)
+        {
+            bucket.tokens = (bucket.tokens + 1.0).min(burst);
+        }
     }
 
     fn take(&self, key: &str, now: Instant, consume: bool) -> Result<(), Limited> {
+        // (consume = false is only used by tests, to look at a bucket.)
         if self.rate.per_minute == 0 {
             return Ok(());
         }
@@ -125,9 +148,52 @@ impl RateLimiter {
         }
     }
 
+    /// Whether `key` has a token, without taking it (tests look at buckets with it).
+    #[cfg(test)]
+    fn peek(&self, key: &str, now: Instant) -> Result<(), Limited> {
+        self.take(key, now, false)
+    }
+
     /// Keys currently tracked.
     pub fn tracked(&self) -> usize {
         self.buckets.lock().map_or(0, |b| b.len())
+    }
+}
+
+/// Tokens taken from one or more buckets for one attempt (see [`RateLimiter::reserve`]).
+/// Dropped, the tokens stay taken: the attempt counted.
+#[derive(Debug)]
+#[must_use = "a reservation is kept by dropping it or given back with refund()"]
+pub struct Reservation<'a> {
+    taken: Vec<(&'a RateLimiter, String)>,
+}
+
+impl<'a> Reservation<'a> {
+    /// Also takes a token of `limiter` for `key`; when that bucket is empty, the tokens taken
+    /// so far are given back and the attempt is refused (all or nothing).
+    pub fn and(
+        mut self,
+        limiter: &'a RateLimiter,
+        key: &str,
+        now: Instant,
+    ) -> Result<Self, Limited> {
+        match limiter.take(key, now, true) {
+            Ok(()) => {
+                self.taken.push((limiter, key.to_owned()));
+                Ok(self)
+            }
+            Err(limited) => {
+                self.refund();
+                Err(limited)
+            }
+        }
+    }
+
+    /// The attempt did not count: every token goes back.
+    pub fn refund(self) {
+        for (limiter, key) in &self.taken {
+            limiter.give_back(key);
+        }
     }
 }
 
@@ -165,20 +231,66 @@ mod tests {
     }
 
     #[test]
-    fn check_does_not_consume_and_zero_is_unlimited() {
-        let limiter = RateLimiter::new(Rate::new(1, 1), 100);
+    fn reservations_take_before_the_work_and_refunds_give_back() {
+        let limiter = RateLimiter::new(Rate::new(1, 3), 100);
         let t0 = Instant::now();
-        for _ in 0..5 {
-            limiter.check("user", t0).unwrap();
+        // Three attempts in flight at once take the whole burst; the fourth is refused before
+        // any of them has finished.
+        let held: Vec<_> = (0..3)
+            .map(|_| limiter.reserve("user", t0).unwrap())
+            .collect();
+        assert_eq!(
+            limiter.reserve("user", t0).unwrap_err().retry_after_secs,
+            60
+        );
+        // Two turn out fine and give their tokens back; one failed and keeps its token.
+        let mut held = held.into_iter();
+        held.next().unwrap().refund();
+        held.next().unwrap().refund();
+        drop(held);
+        limiter.reserve("user", t0).unwrap().refund();
+        limiter.peek("user", t0).unwrap();
+        // A refund after the bucket refilled meanwhile never overfills it.
+        let late = limiter.reserve("bob", t0).unwrap();
+        let t1 = t0 + std::time::Duration::from_secs(120);
+        limiter.peek("bob", t1).unwrap();
+        late.refund();
+        for _ in 0..3 {
+            drop(limiter.reserve("bob", t1).unwrap());
         }
-        limiter.acquire("user", t0).unwrap();
-        assert_eq!(limiter.check("user", t0).unwrap_err().retry_after_secs, 60);
+        assert!(limiter.reserve("bob", t1).is_err());
 
         let open = RateLimiter::new(Rate::UNLIMITED, 100);
         for _ in 0..1000 {
-            open.acquire("x", t0).unwrap();
+            drop(open.reserve("x", t0).unwrap());
         }
         assert_eq!(open.tracked(), 0);
+    }
+
+    #[test]
+    fn a_reservation_over_two_limits_is_all_or_nothing() {
+        let per_ip = RateLimiter::new(Rate::new(1, 5), 100);
+        let per_user = RateLimiter::new(Rate::new(1, 1), 100);
+        let t0 = Instant::now();
+        drop(
+            per_ip
+                .reserve("ip", t0)
+                .unwrap()
+                .and(&per_user, "alice", t0)
+                .unwrap(),
+        );
+        // Alice's bucket is empty: the IP's token taken for this attempt goes back.
+        for _ in 0..10 {
+            let refused = per_ip
+                .reserve("ip", t0)
+                .unwrap()
+                .and(&per_user, "alice", t0);
+            assert!(refused.is_err());
+        }
+        for _ in 0..4 {
+            drop(per_ip.reserve("ip", t0).unwrap());
+        }
+        assert!(per_ip.reserve("ip", t0).is_err());
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub fn serve_tls(
     let handle = axum_server::Handle::new();
     let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(Arc::new(tls)))
         .handshake_timeout(Duration::from_secs(limits.handshake_timeout_secs))
-        .acceptor(ConnectionSlots::new(limits.max_connections));
+        .acceptor(ConnectionSlots::new(limits));
     let mut server = axum_server::from_tcp(listener)
         .map_err(|e| Error::Config(e.to_string()))?
         .http1_only()

@@ -190,6 +190,9 @@ impl SledStore {
                 }
             }
         };
+        // sled creates its files with the process umask; they hold password hashes, tokens
+        // and MAC keys.
+        crate::files::restrict_tree(path)?;
         Ok(Self {
             db,
             writes: std::sync::atomic::AtomicU64::new(0),

@@ -63,8 +63,15 @@ impl Server {
 
     /// A raw TLS connection, to send exactly what a test wants.
     async fn tls(&self) -> std::io::Result<TlsStream<TcpStream>> {
+        self.tls_from([127, 0, 0, 1].into()).await
+    }
+
+    /// A raw TLS connection from `local` (an address of 127.0.0.0/8: another client).
+    async fn tls_from(&self, local: std::net::IpAddr) -> std::io::Result<TlsStream<TcpStream>> {
         let config = server_kit::tls::client_config(std::slice::from_ref(&self.ca)).unwrap();
-        let tcp = TcpStream::connect(self.serving.addr).await?;
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind((local, 0).into())?;
+        let tcp = socket.connect(self.serving.addr).await?;
         TlsConnector::from(Arc::new(config))
             .connect("127.0.0.1".try_into().unwrap(), tcp)
             .await
@@ -155,6 +162,54 @@ async fn connections_beyond_the_cap_are_closed_and_slots_come_back() {
         tokio::task::yield_now().await;
     }
     assert!(served, "slots were not released");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_hold_every_slot() {
+    let server = Arc::new(
+        Server::start(Limits {
+            max_connections: 300,
+            max_connections_per_address: 100,
+            ..Limits::default()
+        })
+        .await,
+    );
+    // 150 connections from one address at once: 100 get through the TLS handshake, the rest
+    // are closed before it.
+    let attempts: Vec<_> = (0..150)
+        .map(|_| {
+            let server = server.clone();
+            tokio::spawn(async move { server.tls().await })
+        })
+        .collect();
+    let mut held = Vec::new();
+    let mut closed = 0;
+    for attempt in attempts {
+        match attempt.await.unwrap() {
+            Ok(stream) => held.push(stream),
+            Err(_) => closed += 1,
+        }
+    }
+    assert_eq!(held.len(), 100, "{closed} closed");
+    // Another address is still served while the first holds its whole share.
+    let other = server.tls_from([127, 0, 0, 2].into()).await;
+    assert!(other.is_ok(), "another address was refused: {other:?}");
+    assert!(
+        server.tls().await.is_err(),
+        "a 101st connection was accepted"
+    );
+    // The held connections still work.
+    held[0]
+        .write_all(
+            b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\nconnection: close\r\n\r\nabc",
+        )
+        .await
+        .unwrap();
+    assert!(
+        read_to_close(&mut held[0])
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
 }
 
 #[tokio::test]

@@ -82,6 +82,14 @@ impl ValidatedCsr {
         }
         self
     }
+
+    /// The hierarchy that may sign it: identity CSRs the identity CA, name CSRs the name CA.
+    pub fn hierarchy(&self) -> super::Hierarchy {
+        match self.certified {
+            Certified::Identity { .. } => super::Hierarchy::Identity,
+            Certified::Names { .. } => super::Hierarchy::Names,
+        }
+    }
 }
 
 fn bad(detail: impl Into<String>) -> Error {

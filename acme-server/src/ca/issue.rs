@@ -3,7 +3,8 @@
 //! certificates have them), EKU clientAuth. Name certificates: CN = the first DNS name, SAN DNS
 //! names and IP addresses, EKU serverAuth + clientAuth (keyEncipherment too for RSA keys). Both:
 //! KU digitalSignature (critical), CA:false, SKI and AKI, a 126-bit random serial, and the
-//! validity the caller computed from the profile.
+//! validity the caller computed from the profile. A CA signs only CSRs of its own
+//! [`super::Hierarchy`].
 
 use proto::clock::UnixTime;
 use rcgen::{
@@ -51,6 +52,13 @@ impl CertificateAuthority {
     ) -> Result<IssuedCertificate> {
         if not_after <= not_before {
             return Err(Error::Internal("empty validity period".into()));
+        }
+        if csr.hierarchy() != self.hierarchy() {
+            return Err(Error::Internal(format!(
+                "the {} CA does not sign {} certificates",
+                self.hierarchy().label(),
+                csr.hierarchy().label()
+            )));
         }
         let public_key = SubjectPublicKeyInfo::from_der(&csr.spki_der).map_err(internal)?;
         let mut params = CertificateParams::default();

@@ -1,6 +1,15 @@
-//! The certificate authority: a root and an intermediate (ECDSA P-256) created by
-//! `acme-server ca init` or supplied by the operator, and issuance of identity certificates from
-//! CSRs that passed [`csr::validate`] (the only way to obtain a [`csr::ValidatedCsr`]).
+//! The certificate authorities: two hierarchies, each a root and an intermediate (ECDSA P-256)
+//! created by `acme-server ca init` (or dev mode) or supplied by the operator, and issuance from
+//! CSRs that passed [`csr::validate`] or [`csr::validate_names`] (the only ways to obtain a
+//! [`csr::ValidatedCsr`]).
+//!
+//! The identity hierarchy signs Wire identity certificates only; the name hierarchy (present only
+//! when standard orders are enabled) signs certificates for DNS names and IP addresses only. They
+//! share no key and no root, so a relying party that trusts the identity root for mutual TLS can
+//! never be shown a name certificate that chains to it; each intermediate refuses to sign a CSR
+//! of the other kind ([`Hierarchy`]). Intermediates `ca init` creates also say so themselves: the
+//! identity intermediate carries EKU clientAuth only and name constraints excluding every IP
+//! address; the name intermediate EKU serverAuth and clientAuth.
 //!
 //! Parameters in, signed certificate out: the CA knows nothing about ACME or storage.
 
@@ -10,7 +19,10 @@ pub mod issue;
 
 use std::path::{Path, PathBuf};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, CidrSubnet, DnType, ExtendedKeyUsagePurpose,
+    GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose, NameConstraints,
+};
 use server_kit::files::{create_dir, read_private, read_public, write_private, write_public};
 
 use crate::error::{Error, Result};
@@ -30,8 +42,28 @@ pub struct CaPaths {
     pub alternate_chains: Vec<PathBuf>,
 }
 
-/// The loaded issuing CA.
+/// Which hierarchy a CA is, and so what it may sign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hierarchy {
+    /// Wire identity certificates (clientAuth, URI SANs).
+    Identity,
+    /// Standard certificates for DNS names and IP addresses.
+    Names,
+}
+
+impl Hierarchy {
+    /// How its CAs are named in subjects and messages.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Identity => "identity",
+            Self::Names => "name",
+        }
+    }
+}
+
+/// The loaded issuing CA of one hierarchy.
 pub struct CertificateAuthority {
+    hierarchy: Hierarchy,
     issuer: Issuer<'static, KeyPair>,
     intermediate_pem: String,
     root_pem: String,
@@ -51,8 +83,10 @@ fn ca_error(e: rcgen::Error) -> Error {
     Error::Config(format!("CA: {e}"))
 }
 
-/// Creates a root and an intermediate under `paths` (keys 0600). Refuses to overwrite.
-pub fn init(paths: &CaPaths, name: &str) -> Result<()> {
+/// Creates a root and an intermediate of `hierarchy` under `paths` (keys 0600), their subjects
+/// "{name} Root CA" and "{name} Intermediate CA" (identity) or "{name} Names Root CA" and
+/// "{name} Names Intermediate CA". Refuses to overwrite.
+pub fn init(paths: &CaPaths, name: &str, hierarchy: Hierarchy) -> Result<()> {
     for path in [
         &paths.root_cert,
         &paths.intermediate_cert,
@@ -75,6 +109,10 @@ pub fn init(paths: &CaPaths, name: &str) -> Result<()> {
             create_dir(dir)?;
         }
     }
+    let name = match hierarchy {
+        Hierarchy::Identity => name.to_owned(),
+        Hierarchy::Names => format!("{name} Names"),
+    };
     let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(ca_error)?;
     let mut root = ca_params(&format!("{name} Root CA"), None)?;
     root.not_after = rcgen::date_time_ymd(2045, 1, 1);
@@ -85,6 +123,27 @@ pub fn init(paths: &CaPaths, name: &str) -> Result<()> {
     let mut intermediate = ca_params(&format!("{name} Intermediate CA"), Some(0))?;
     intermediate.not_after = rcgen::date_time_ymd(2040, 1, 1);
     intermediate.use_authority_key_identifier_extension = true;
+    match hierarchy {
+        Hierarchy::Identity => {
+            intermediate.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            // No IP address below it. (DNS names cannot be excluded the same way: verifiers
+            // such as OpenSSL check a name constraint on dNSName against a subject CN that
+            // looks like a host name, and a display name like "jane.doe" does.)
+            intermediate.name_constraints = Some(NameConstraints {
+                permitted_subtrees: Vec::new(),
+                excluded_subtrees: vec![
+                    GeneralSubtree::IpAddress(CidrSubnet::from_v4_prefix([0; 4], 0)),
+                    GeneralSubtree::IpAddress(CidrSubnet::from_v6_prefix([0; 16], 0)),
+                ],
+            });
+        }
+        Hierarchy::Names => {
+            intermediate.extended_key_usages = vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ];
+        }
+    }
     let intermediate_cert = intermediate
         .signed_by(&key, &root_issuer)
         .map_err(ca_error)?;
@@ -119,8 +178,8 @@ fn ca_params(common_name: &str, path_len: Option<u8>) -> Result<CertificateParam
 }
 
 impl CertificateAuthority {
-    /// Loads the intermediate (certificate and key) and the root certificate.
-    pub fn load(paths: &CaPaths) -> Result<Self> {
+    /// Loads the intermediate (certificate and key) and the root certificate of `hierarchy`.
+    pub fn load(paths: &CaPaths, hierarchy: Hierarchy) -> Result<Self> {
         let text = |path: &Path, bytes: Vec<u8>| {
             String::from_utf8(bytes)
                 .map_err(|_| Error::Config(format!("{} is not PEM text", path.display())))
@@ -152,6 +211,7 @@ impl CertificateAuthority {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
+            hierarchy,
             issuer,
             intermediate_pem,
             root_pem,
@@ -162,11 +222,16 @@ impl CertificateAuthority {
     }
 
     /// Loads the CA, creating it first when none exists (dev mode).
-    pub fn load_or_init(paths: &CaPaths, name: &str) -> Result<Self> {
+    pub fn load_or_init(paths: &CaPaths, name: &str, hierarchy: Hierarchy) -> Result<Self> {
         if !paths.intermediate_cert.exists() {
-            init(paths, name)?;
+            init(paths, name, hierarchy)?;
         }
-        Self::load(paths)
+        Self::load(paths, hierarchy)
+    }
+
+    /// Its hierarchy.
+    pub fn hierarchy(&self) -> Hierarchy {
+        self.hierarchy
     }
 
     /// Names `url` as the CRL distribution point of every certificate issued from now on.
@@ -205,6 +270,38 @@ impl CertificateAuthority {
     }
 }
 
+/// The identity CA and, when standard orders are enabled, the name CA.
+#[derive(Debug)]
+pub struct Authorities {
+    identity: CertificateAuthority,
+    names: Option<CertificateAuthority>,
+}
+
+impl Authorities {
+    /// Both hierarchies; `names` is `None` while standard orders are disabled.
+    pub fn new(
+        identity: CertificateAuthority,
+        names: Option<CertificateAuthority>,
+    ) -> Result<Self> {
+        if identity.hierarchy != Hierarchy::Identity
+            || names
+                .as_ref()
+                .is_some_and(|n| n.hierarchy != Hierarchy::Names)
+        {
+            return Err(Error::Config("CA loaded as the wrong hierarchy".into()));
+        }
+        Ok(Self { identity, names })
+    }
+
+    /// The CA of `hierarchy` (`None`: the name CA while standard orders are disabled).
+    pub fn get(&self, hierarchy: Hierarchy) -> Option<&CertificateAuthority> {
+        match hierarchy {
+            Hierarchy::Identity => Some(&self.identity),
+            Hierarchy::Names => self.names.as_ref(),
+        }
+    }
+}
+
 fn subject_key_id(pem: &str) -> Result<Vec<u8>> {
     use x509_parser::extensions::ParsedExtension;
     let bad = || Error::Config("the intermediate certificate has no subjectKeyIdentifier".into());
@@ -239,19 +336,50 @@ mod tests {
     fn init_writes_owner_only_keys_loads_and_refuses_to_overwrite() {
         let dir = tempfile::tempdir().unwrap();
         let p = paths(dir.path());
-        init(&p, "Test").unwrap();
+        init(&p, "Test", Hierarchy::Identity).unwrap();
         for key in [&p.root_key, &p.intermediate_key] {
             let mode = std::fs::metadata(key).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{}", key.display());
         }
-        let ca = CertificateAuthority::load(&p).unwrap();
+        let ca = CertificateAuthority::load(&p, Hierarchy::Identity).unwrap();
         assert!(ca.root_pem().starts_with("-----BEGIN CERTIFICATE-----"));
-        assert!(matches!(init(&p, "Test"), Err(Error::Config(_))));
+        assert!(matches!(
+            init(&p, "Test", Hierarchy::Identity),
+            Err(Error::Config(_))
+        ));
 
         let (_, pem) = x509_parser::pem::parse_x509_pem(ca.intermediate_pem.as_bytes()).unwrap();
         let cert = pem.parse_x509().unwrap();
         assert!(cert.is_ca());
         assert_eq!(cert.subject().to_string(), "CN=Test Intermediate CA");
         assert_eq!(cert.issuer().to_string(), "CN=Test Root CA");
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.client_auth && !eku.server_auth);
+        let constraints = cert.name_constraints().unwrap().unwrap().value;
+        assert!(constraints.permitted_subtrees.is_none());
+        assert_eq!(constraints.excluded_subtrees.as_ref().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn the_name_hierarchy_is_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = paths(dir.path());
+        let names = paths(&dir.path().join("names"));
+        init(&identity, "Test", Hierarchy::Identity).unwrap();
+        init(&names, "Test", Hierarchy::Names).unwrap();
+        let ca = CertificateAuthority::load(&names, Hierarchy::Names).unwrap();
+        let (_, pem) = x509_parser::pem::parse_x509_pem(ca.intermediate_pem.as_bytes()).unwrap();
+        let cert = pem.parse_x509().unwrap();
+        assert_eq!(cert.issuer().to_string(), "CN=Test Names Root CA");
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.client_auth && eku.server_auth);
+        let identity_ca = CertificateAuthority::load(&identity, Hierarchy::Identity).unwrap();
+        assert_ne!(ca.key_id(), identity_ca.key_id());
+        assert!(Authorities::new(identity_ca, Some(ca)).is_ok());
+        let swapped = Authorities::new(
+            CertificateAuthority::load(&names, Hierarchy::Names).unwrap(),
+            None,
+        );
+        assert!(swapped.is_err());
     }
 }

@@ -71,16 +71,18 @@ impl RegistrationAuthority {
         check_contacts(&contact)?;
         self.rate_limits.new_account(client_ip)?;
         let id = proto::random::token(128);
-        match &request.external_account_binding {
-            Some(binding) => self.bind_external_account(binding, jwk, new_account_url, &id)?,
+        let external_account_binding = match &request.external_account_binding {
+            Some(binding) => {
+                Some(self.bind_external_account(binding, jwk, new_account_url, &id)?)
+            }
             None if self.config.external_account_required => {
                 return Err(Error::problem(
                     ProblemType::ExternalAccountRequired,
                     "this server requires an External Account Binding",
                 ));
             }
-            None => {}
-        }
+            None => None,
+        };
         let mut public = jwk.clone();
         public.kid = None;
         let record = AccountRecord {
@@ -91,6 +93,7 @@ impl RegistrationAuthority {
             contact,
             terms_of_service_agreed: request.terms_of_service_agreed,
             created_at: self.now(),
+            external_account_binding,
         };
         Ok(match self.sa.create_account(record)? {
             Created::New(r) => {
@@ -105,14 +108,15 @@ impl RegistrationAuthority {
         })
     }
 
-    /// Checks an External Account Binding (RFC 8555 §7.3.4) and binds its key to `account_id`.
+    /// Checks an External Account Binding (RFC 8555 §7.3.4) and binds its key to `account_id`;
+    /// the key id.
     fn bind_external_account(
         &self,
         binding: &serde_json::Value,
         jwk: &Jwk,
         url: &str,
         account_id: &str,
-    ) -> Result<()> {
+    ) -> Result<String> {
         let refuse =
             |detail: String| Error::unauthorized(format!("externalAccountBinding: {detail}"));
         let parsed = proto::eab::Binding::parse(binding)
@@ -134,7 +138,7 @@ impl RegistrationAuthority {
         self.sa
             .bind_eab_key(parsed.kid(), account_id)?
             .ok_or_else(|| refuse("the key is already bound to an account".into()))?;
-        Ok(())
+        Ok(parsed.kid().to_owned())
     }
 
     /// Account update (§7.3.2) or deactivation (§7.3.6); an empty update returns the account.

@@ -68,7 +68,11 @@ impl RegistrationAuthority {
             "{}:{}",
             authz.value.identifier.kind, authz.value.identifier.value
         );
-        self.rate_limits.may_validate(account.id(), &identifier)?;
+        // Reserved before validating, so concurrent answers cannot all run before the first
+        // failure is counted; given back unless the validation fails.
+        let reservation = self
+            .rate_limits
+            .reserve_validation(account.id(), &identifier)?;
         let now = self.now();
         let outcome = match Self::identity_of(&order.value)? {
             Some(identity) => {
@@ -82,9 +86,7 @@ impl RegistrationAuthority {
                     handle: &identity.handle,
                     name: &identity.name,
                 };
-                self.va
-                    .validate(&challenge.kind, payload, &ctx, now)
-                    .await?
+                self.va.validate(&challenge.kind, payload, &ctx, now).await
             }
             None => {
                 let ctx = StandardContext {
@@ -95,14 +97,25 @@ impl RegistrationAuthority {
                 };
                 self.va
                     .validate_standard(&challenge.kind, payload, &ctx)
-                    .await?
+                    .await
+            }
+        };
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(fault) => {
+                // Not the client's failure (a malformed answer, our own fault).
+                reservation.refund();
+                return Err(fault);
             }
         };
         match outcome {
-            Outcome::Valid(proof) => self.record_valid(account, authz, index, &proof, url),
+            Outcome::Valid(proof) => {
+                reservation.refund();
+                self.record_valid(account, authz, index, &proof, url)
+            }
             Outcome::Refused(problem) => {
-                self.rate_limits
-                    .validation_failed(account.id(), &identifier);
+                // The failure keeps its tokens.
+                drop(reservation);
                 self.record_invalid(authz, index, &problem)?;
                 if challenge.kind.starts_with("wire-") {
                     // Wire clients expect the refusal as the response (step-ca's behaviour).

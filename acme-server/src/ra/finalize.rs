@@ -10,6 +10,7 @@ use proto::acme::OrderStatus;
 
 use super::names;
 use super::{AuthenticatedAccount, RegistrationAuthority};
+use crate::ca::Hierarchy;
 use crate::ca::csr::{self, ExpectedIdentity};
 use crate::error::{Error, ProblemType, Result};
 use crate::sa::{CertificateRecord, OrderRecord};
@@ -125,7 +126,13 @@ impl RegistrationAuthority {
         };
         let not_before = (now - backdate).max(order.value.not_before.unwrap_or(i64::MIN));
         let not_after = (now + validity).min(order.value.not_after.unwrap_or(i64::MAX));
-        let issued = match self.ca.issue(&validated, not_before, not_after) {
+        let hierarchy = validated.hierarchy();
+        let signed = self
+            .ca
+            .get(hierarchy)
+            .ok_or_else(|| Error::Config(format!("no {} CA is loaded", hierarchy.label())))
+            .and_then(|ca| ca.issue(&validated, not_before, not_after));
+        let issued = match signed {
             Ok(issued) => issued,
             Err(e) => {
                 let mut failed = processing.clone();
@@ -145,6 +152,7 @@ impl RegistrationAuthority {
             not_after: issued.not_after,
             revoked: None,
             replaced_by: None,
+            names_ca: hierarchy == Hierarchy::Names,
         };
         self.sa.put_certificate(&certificate)?;
         let mut valid = processing;

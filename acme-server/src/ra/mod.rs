@@ -22,7 +22,7 @@ use std::sync::Arc;
 use proto::clock::Clock;
 use proto::jwk::Jwk;
 
-use crate::ca::CertificateAuthority;
+use crate::ca::Authorities;
 use crate::config::Config;
 use crate::sa::{AccountRecord, StorageAuthority};
 use crate::va::ValidationAuthority;
@@ -64,7 +64,7 @@ impl AuthenticatedAccount {
 pub struct RegistrationAuthority {
     sa: StorageAuthority,
     va: ValidationAuthority,
-    ca: CertificateAuthority,
+    ca: Authorities,
     config: Arc<Config>,
     clock: Arc<dyn Clock>,
     rate_limits: rate_limits::RaRateLimits,
@@ -76,7 +76,7 @@ impl RegistrationAuthority {
     pub fn new(
         sa: StorageAuthority,
         va: ValidationAuthority,
-        ca: CertificateAuthority,
+        ca: Authorities,
         config: Arc<Config>,
         clock: Arc<dyn Clock>,
         audit: server_kit::audit::AuditLog,

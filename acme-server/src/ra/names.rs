@@ -1,11 +1,14 @@
-//! The policy for standard orders (RFC 8555 §7.1.3, RFC 8738): `dns` identifiers (lower-case
-//! LDH labels, at least two, a wildcard only as the whole leftmost label) and `ip` identifiers in
-//! canonical form. Refusals name the identifier at fault in a subproblem.
+//! The policy for standard orders (RFC 8555 §7.1.3, RFC 8738): whether they are accepted at all
+//! (`[standard_orders]`: off by default, optionally only for accounts with an External Account
+//! Binding), `dns` identifiers (lower-case LDH labels, at least two, a wildcard only as the whole
+//! leftmost label) and `ip` identifiers in canonical form, at an address validation may connect
+//! to. Refusals name the identifiers at fault in subproblems.
 
 use std::net::IpAddr;
 
 use proto::acme::Identifier;
 
+use crate::config::StandardOrders;
 use crate::error::{Error, ProblemType, Result};
 
 /// Identifier type `dns`.
@@ -111,6 +114,47 @@ pub fn check_all(ids: &[Identifier]) -> Result<Vec<Name>> {
     ids.iter().map(check).collect()
 }
 
+/// Checks a standard order against the operator's policy: standard orders must be enabled, the
+/// account bound by an External Account Binding when that is required (`bound`), the identifiers
+/// well-formed ([`check_all`]) and every `ip` identifier admitted by `permits` (the address
+/// policy of validation), so an order for an address validation would refuse is refused now.
+pub fn check_order(
+    ids: &[Identifier],
+    policy: &StandardOrders,
+    bound: bool,
+    permits: impl Fn(IpAddr) -> bool,
+) -> Result<Vec<Name>> {
+    if !policy.enabled {
+        return Err(Error::about_identifiers(
+            ProblemType::RejectedIdentifier,
+            ids,
+            "this CA issues Wire identity certificates only: dns and ip orders are disabled \
+             (the operator enables them with [standard_orders] enabled = true)",
+        ));
+    }
+    if policy.require_eab && !bound {
+        return Err(Error::unauthorized(
+            "dns and ip orders need an account created with an External Account Binding \
+             ([standard_orders] require_eab)",
+        ));
+    }
+    let names = check_all(ids)?;
+    let refused: Vec<&Identifier> = ids
+        .iter()
+        .zip(&names)
+        .filter(|(_, name)| matches!(name, Name::Ip(ip) if !permits(*ip)))
+        .map(|(id, _)| id)
+        .collect();
+    if !refused.is_empty() {
+        return Err(Error::about_identifiers(
+            ProblemType::RejectedIdentifier,
+            refused,
+            crate::va::addresses::REFUSED,
+        ));
+    }
+    Ok(names)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +192,34 @@ mod tests {
         assert!(check(&id(IP, "0:0::1")).is_err(), "not canonical");
         assert!(check(&id("email", "a@b.test")).is_err());
         assert!(check_all(&[id(DNS, "a.test"), id(DNS, "a.test")]).is_err());
+    }
+
+    #[test]
+    fn orders_follow_the_operator_policy() {
+        let ids = [id(DNS, "a.test"), id(IP, "10.0.0.1"), id(IP, "8.8.8.8")];
+        let public = |ip: IpAddr| !ip.to_string().starts_with("10.");
+        let kind = |e: Error| match e {
+            Error::Problem {
+                kind, subproblems, ..
+            } => (kind, subproblems.len()),
+            other => panic!("{other}"),
+        };
+        let off = StandardOrders::default();
+        let refused = check_order(&ids, &off, true, public).unwrap_err();
+        assert_eq!(kind(refused), (ProblemType::RejectedIdentifier, 3));
+        let on = StandardOrders {
+            enabled: true,
+            ..StandardOrders::default()
+        };
+        let refused = check_order(&ids, &on, false, public).unwrap_err();
+        assert_eq!(kind(refused), (ProblemType::RejectedIdentifier, 1));
+        assert_eq!(check_order(&ids[..1], &on, false, public).unwrap().len(), 1);
+        let bound_only = StandardOrders {
+            require_eab: true,
+            ..on
+        };
+        let refused = check_order(&ids[..1], &bound_only, false, public).unwrap_err();
+        assert_eq!(kind(refused), (ProblemType::Unauthorized, 0));
+        check_order(&ids[..1], &bound_only, true, public).unwrap();
     }
 }

@@ -10,6 +10,7 @@ use server_kit::store::Versioned;
 use super::identity::{OrderIdentity, check_identifiers};
 use super::names::{self, Name};
 use super::{AuthenticatedAccount, RegistrationAuthority};
+use crate::ca::{CertificateAuthority, Hierarchy};
 use crate::config::{DEVICE_ID_PLACEHOLDER, IDENTITY_PROFILE};
 use crate::error::{Error, ProblemType, Result};
 use crate::sa::{AuthzRecord, CertificateRecord, ChallengeRecord, OrderRecord};
@@ -99,7 +100,12 @@ impl RegistrationAuthority {
                 .collect();
             (authzs, Some(identity.to_record()))
         } else {
-            let names = names::check_all(&request.identifiers)?;
+            let names = names::check_order(
+                &request.identifiers,
+                &self.config.standard_orders,
+                account.record().external_account_binding.is_some(),
+                |ip| self.va.permits(ip),
+            )?;
             let authzs = request
                 .identifiers
                 .iter()
@@ -334,26 +340,36 @@ impl RegistrationAuthority {
         Ok(next)
     }
 
-    /// The PEM chain of a certificate of `account`: the default one, or alternate `n`.
+    /// The PEM chain of a certificate of `account` (the default one, or alternate `n`) and how
+    /// many alternate chains its CA offers.
     pub fn certificate_chain(
         &self,
         account: &AuthenticatedAccount,
         id: &str,
         alternate: Option<usize>,
-    ) -> Result<String> {
+    ) -> Result<(String, usize)> {
         let cert = self.certificate(account, id)?;
-        match alternate {
-            None => Ok(cert.chain_pem),
-            Some(n) => self
-                .ca
+        let ca = self.issuer_of(&cert)?;
+        let chain = match alternate {
+            None => cert.chain_pem,
+            Some(n) => ca
                 .alternate_chain(&cert.chain_pem, n)
-                .ok_or_else(|| Error::NotFound("alternate chain".into())),
-        }
+                .ok_or_else(|| Error::NotFound("alternate chain".into()))?,
+        };
+        Ok((chain, ca.alternate_count()))
     }
 
-    /// How many alternate chains certificates have.
-    pub fn alternate_chains(&self) -> usize {
-        self.ca.alternate_count()
+    /// The CA that signed `cert` (not found when it is the name CA and standard orders have
+    /// been disabled since).
+    pub(super) fn issuer_of(&self, cert: &CertificateRecord) -> Result<&CertificateAuthority> {
+        let hierarchy = if cert.names_ca {
+            Hierarchy::Names
+        } else {
+            Hierarchy::Identity
+        };
+        self.ca
+            .get(hierarchy)
+            .ok_or_else(|| Error::NotFound("certificate of a disabled CA".into()))
     }
 
     /// The order ids of `account`.

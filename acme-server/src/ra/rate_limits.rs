@@ -1,12 +1,14 @@
 //! The registration authority's rate limits (`[rate_limits]`): accounts created per IP address,
 //! orders per account, failed validations per account and per identifier. Over a limit the
-//! request gets `rateLimited` (429) with `Retry-After`; failed validations are checked before a
-//! validation runs and counted when it fails, so a client that answers correctly is never slowed.
+//! request gets `rateLimited` (429) with `Retry-After`. A validation reserves its failure tokens
+//! (account and identifier) before it runs and gives them back when it succeeds, so concurrent
+//! answers cannot all run before the first failure is counted, and a client that answers
+//! correctly is never slowed.
 
 use std::net::IpAddr;
 use std::time::Instant;
 
-use server_kit::rate_limit::{Limited, RateLimiter};
+use server_kit::rate_limit::{Limited, RateLimiter, Reservation};
 
 use crate::config::RateLimits;
 use crate::error::{Error, Result};
@@ -58,21 +60,19 @@ impl RaRateLimits {
             .map_err(|l| limited("new orders for this account", l))
     }
 
-    /// Before validating: refuses if the account or the identifier has failed too often.
-    pub fn may_validate(&self, account_id: &str, identifier: &str) -> Result<()> {
+    /// Before validating: takes a failure token of the account and of the identifier (refused
+    /// when either has failed too often). Keep the reservation when the validation fails,
+    /// refund it when it succeeds.
+    pub fn reserve_validation(
+        &self,
+        account_id: &str,
+        identifier: &str,
+    ) -> Result<Reservation<'_>> {
         let now = Instant::now();
         self.failures_per_account
-            .check(account_id, now)
-            .map_err(|l| limited("failed validations for this account", l))?;
-        self.failures_per_identifier
-            .check(identifier, now)
+            .reserve(account_id, now)
+            .map_err(|l| limited("failed validations for this account", l))?
+            .and(&self.failures_per_identifier, identifier, now)
             .map_err(|l| limited("failed validations for this identifier", l))
-    }
-
-    /// A validation failed: counts it against the account and the identifier.
-    pub fn validation_failed(&self, account_id: &str, identifier: &str) {
-        let now = Instant::now();
-        let _ = self.failures_per_account.acquire(account_id, now);
-        let _ = self.failures_per_identifier.acquire(identifier, now);
     }
 }

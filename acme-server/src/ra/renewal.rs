@@ -18,13 +18,15 @@ impl RegistrationAuthority {
         let (aki, serial) = cert_id.split_once('.').ok_or_else(malformed)?;
         let aki = proto::b64::decode(aki, "certID").map_err(|_| malformed())?;
         let serial = proto::b64::decode(serial, "certID").map_err(|_| malformed())?;
-        if aki != self.ca.key_id() {
+        let hex: String = serial.iter().map(|b| format!("{b:02x}")).collect();
+        let cert = self
+            .sa
+            .certificate_by_serial(&hex)?
+            .ok_or_else(|| Error::NotFound("certificate".into()))?;
+        if aki != self.issuer_of(&cert.value)?.key_id() {
             return Err(Error::NotFound("certificate of another issuer".into()));
         }
-        let hex: String = serial.iter().map(|b| format!("{b:02x}")).collect();
-        self.sa
-            .certificate_by_serial(&hex)?
-            .ok_or_else(|| Error::NotFound("certificate".into()))
+        Ok(cert)
     }
 
     /// The suggested window (start, end) of the certificate `cert_id`: the last third of its

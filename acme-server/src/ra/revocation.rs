@@ -1,11 +1,13 @@
 //! revokeCert (RFC 8555 §7.6): by the account that owns the certificate, or by the
 //! certificate's own key; reason codes of RFC 5280 §5.3.1 that a subscriber may give (0, 1, 3,
-//! 4, 5, 9); a certificate is revoked once (compare-and-swap); and the CRL that lists them.
+//! 4, 5, 9); a certificate is revoked once (compare-and-swap); and the CRLs that list them, one
+//! per CA.
 
 use proto::jwk::Jwk;
 use x509_parser::prelude::*;
 
 use super::{AuthenticatedAccount, RegistrationAuthority};
+use crate::ca::Hierarchy;
 use crate::ca::crl::RevokedEntry;
 use crate::error::{Error, ProblemType, Result};
 use crate::sa::Revocation;
@@ -101,12 +103,18 @@ impl RegistrationAuthority {
         Ok(())
     }
 
-    /// The current CRL (DER).
-    pub fn crl(&self) -> Result<Vec<u8>> {
+    /// The current CRL (DER) of `hierarchy`'s CA: the certificates it signed that are revoked.
+    pub fn crl(&self, hierarchy: Hierarchy) -> Result<Vec<u8>> {
+        let ca = self
+            .ca
+            .get(hierarchy)
+            .ok_or_else(|| Error::NotFound("CRL of a disabled CA".into()))?;
+        let names = hierarchy == Hierarchy::Names;
         let entries: Vec<RevokedEntry> = self
             .sa
             .revoked_certificates()?
             .into_iter()
+            .filter(|c| c.names_ca == names)
             .filter_map(|c| {
                 c.revoked.map(|r| RevokedEntry {
                     serial: c.serial,
@@ -115,6 +123,6 @@ impl RegistrationAuthority {
                 })
             })
             .collect();
-        self.ca.crl(&entries, self.now())
+        ca.crl(&entries, self.now())
     }
 }

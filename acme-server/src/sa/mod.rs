@@ -67,6 +67,9 @@ pub struct AccountRecord {
     pub terms_of_service_agreed: Option<bool>,
     /// Creation time.
     pub created_at: UnixTime,
+    /// The key id of the External Account Binding it was created with, if any.
+    #[serde(default)]
+    pub external_account_binding: Option<String>,
 }
 
 impl AccountRecord {
@@ -186,6 +189,10 @@ pub struct CertificateRecord {
     /// The order that replaces it (RFC 9773 §5), once one does.
     #[serde(default)]
     pub replaced_by: Option<String>,
+    /// Signed by the name CA (standard orders); otherwise by the identity CA, as was every
+    /// certificate stored before the two were separated.
+    #[serde(default)]
+    pub names_ca: bool,
 }
 
 /// An External Account Binding key issued by the operator.

@@ -1,13 +1,19 @@
-//! A minimal DNS client for dns-01 (RFC 1035 over UDP): one TXT query to one server, answers
-//! read with name compression, a random query id checked on the reply. Enough to ask a
-//! recursive resolver (or a test DNS server) for `_acme-challenge.<name>` without a resolver
-//! library.
+//! A minimal DNS client for validation (RFC 1035 over UDP): one query to one server, answers
+//! read with name compression, a random query id checked on the reply. It looks up the TXT
+//! records of dns-01 (`_acme-challenge.<name>`) and the A and AAAA records http-01 and
+//! tls-alpn-01 connect to, so every address validation uses is resolved here, by the configured
+//! resolver, and judged by the address policy ([`super::addresses`]) before any connection,
+//! never resolved again behind its back. The reply is read into a fixed 4 KiB buffer.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
+/// Record type A.
+const A: u16 = 1;
 /// Record type TXT.
 const TXT: u16 = 16;
+/// Record type AAAA.
+const AAAA: u16 = 28;
 
 /// Why a lookup failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,8 +78,8 @@ fn u16_at(msg: &[u8], pos: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*msg.get(pos)?, *msg.get(pos + 1)?]))
 }
 
-/// The TXT strings of a reply (each record's character-strings concatenated).
-fn parse_txt(msg: &[u8], id: u16) -> Result<Vec<String>, DnsError> {
+/// The data of the answers of type `qtype` in a reply (NXDOMAIN: none).
+fn parse_answers(msg: &[u8], id: u16, qtype: u16) -> Result<Vec<&[u8]>, DnsError> {
     let bad = DnsError::Malformed;
     if u16_at(msg, 0) != Some(id) {
         return Err(bad);
@@ -102,29 +108,57 @@ fn parse_txt(msg: &[u8], id: u16) -> Result<Vec<String>, DnsError> {
         let start = pos + 10;
         let rdata = msg.get(start..start + rdlen).ok_or(bad.clone())?;
         pos = start + rdlen;
-        if rtype != TXT {
-            continue;
+        if rtype == qtype {
+            out.push(rdata);
         }
-        let mut text = Vec::new();
-        let mut i = 0;
-        while i < rdata.len() {
-            let len = usize::from(rdata[i]);
-            text.extend_from_slice(rdata.get(i + 1..i + 1 + len).ok_or(bad.clone())?);
-            i += 1 + len;
-        }
-        out.push(String::from_utf8_lossy(&text).into_owned());
     }
     Ok(out)
 }
 
-/// The TXT records of `name` according to `server`.
-pub async fn txt(
+/// The TXT strings of a reply (each record's character-strings concatenated).
+fn parse_txt(msg: &[u8], id: u16) -> Result<Vec<String>, DnsError> {
+    parse_answers(msg, id, TXT)?
+        .into_iter()
+        .map(|rdata| {
+            let mut text = Vec::new();
+            let mut i = 0;
+            while i < rdata.len() {
+                let len = usize::from(rdata[i]);
+                text.extend_from_slice(rdata.get(i + 1..i + 1 + len).ok_or(DnsError::Malformed)?);
+                i += 1 + len;
+            }
+            Ok(String::from_utf8_lossy(&text).into_owned())
+        })
+        .collect()
+}
+
+/// The addresses of an A or AAAA reply.
+fn parse_addresses(msg: &[u8], id: u16, qtype: u16) -> Result<Vec<IpAddr>, DnsError> {
+    parse_answers(msg, id, qtype)?
+        .into_iter()
+        .map(|rdata| match (qtype, rdata.len()) {
+            (A, 4) => Ok(IpAddr::V4(Ipv4Addr::new(
+                rdata[0], rdata[1], rdata[2], rdata[3],
+            ))),
+            (AAAA, 16) => {
+                let mut octets = [0u8; 16];
+                octets.copy_from_slice(rdata);
+                Ok(IpAddr::V6(Ipv6Addr::from(octets)))
+            }
+            _ => Err(DnsError::Malformed),
+        })
+        .collect()
+}
+
+/// Sends one query for `name` of type `qtype` to `server`; the reply and the query id.
+async fn query(
     server: SocketAddr,
     name: &str,
+    qtype: u16,
     timeout: Duration,
-) -> Result<Vec<String>, DnsError> {
+) -> Result<(Vec<u8>, u16), DnsError> {
     let id = u16::from_be_bytes([proto::random::bytes(1)[0], proto::random::bytes(1)[0]]);
-    let query = query_message(id, name, TXT).ok_or(DnsError::Malformed)?;
+    let query = query_message(id, name, qtype).ok_or(DnsError::Malformed)?;
     let bind: SocketAddr = if server.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {
@@ -141,7 +175,39 @@ pub async fn txt(
         .await
         .map_err(|_| DnsError::Unreachable("timed out".into()))?
         .map_err(unreachable)?;
-    parse_txt(&buf[..n], id)
+    buf.truncate(n);
+    Ok((buf, id))
+}
+
+/// The TXT records of `name` according to `server`.
+pub async fn txt(
+    server: SocketAddr,
+    name: &str,
+    timeout: Duration,
+) -> Result<Vec<String>, DnsError> {
+    let (reply, id) = query(server, name, TXT, timeout).await?;
+    parse_txt(&reply, id)
+}
+
+/// The IPv4 then the IPv6 addresses of `name` according to `server` (both queries at once); an
+/// error only when both lookups fail.
+pub async fn addresses(
+    server: SocketAddr,
+    name: &str,
+    timeout: Duration,
+) -> Result<Vec<IpAddr>, DnsError> {
+    let lookup = |qtype| async move {
+        let (reply, id) = query(server, name, qtype, timeout).await?;
+        parse_addresses(&reply, id, qtype)
+    };
+    match tokio::join!(lookup(A), lookup(AAAA)) {
+        (Err(e), Err(_)) => Err(e),
+        (v4, v6) => Ok(v4
+            .unwrap_or_default()
+            .into_iter()
+            .chain(v6.unwrap_or_default())
+            .collect()),
+    }
 }
 
 #[cfg(test)]
@@ -184,5 +250,41 @@ mod tests {
         servfail[3] = 0x82;
         assert_eq!(parse_txt(&servfail, 7), Err(DnsError::Rcode(2)));
         assert_eq!(parse_txt(&reply(7)[..20], 7), Err(DnsError::Malformed));
+    }
+
+    /// A reply to a `qtype` query for `a.test`: a CNAME (skipped), then `records`.
+    fn address_reply(id: u16, qtype: u16, records: &[&[u8]]) -> Vec<u8> {
+        let mut m = query_message(id, "a.test", qtype).unwrap();
+        m[2] = 0x81;
+        m[3] = 0x80;
+        m[7] = records.len() as u8 + 1;
+        m.extend_from_slice(&[0xC0, 12, 0, 5, 0, 1, 0, 0, 0, 60, 0, 2, 0xC0, 12]);
+        for rdata in records {
+            m.extend_from_slice(&[0xC0, 12]);
+            m.extend_from_slice(&qtype.to_be_bytes());
+            m.extend_from_slice(&[0, 1, 0, 0, 0, 60]);
+            m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            m.extend_from_slice(rdata);
+        }
+        m
+    }
+
+    #[test]
+    fn address_replies_are_read() {
+        let v4 = address_reply(9, A, &[&[127, 0, 0, 1], &[10, 0, 0, 1]]);
+        assert_eq!(
+            parse_addresses(&v4, 9, A).unwrap(),
+            vec![
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))
+            ]
+        );
+        let v6 = address_reply(9, AAAA, &[&Ipv6Addr::LOCALHOST.octets()]);
+        assert_eq!(
+            parse_addresses(&v6, 9, AAAA).unwrap(),
+            vec![IpAddr::V6(Ipv6Addr::LOCALHOST)]
+        );
+        let short = address_reply(9, A, &[&[1, 2, 3]]);
+        assert_eq!(parse_addresses(&short, 9, A), Err(DnsError::Malformed));
     }
 }

@@ -1,6 +1,7 @@
 //! Where the validators' trusted keys come from: keys fixed in the configuration, and/or a JWKS
 //! fetched over HTTPS (directly, or through OpenID discovery) and cached. A token naming a key
-//! the cache does not know triggers one refetch, at most every [`MIN_REFRESH_SECONDS`].
+//! the cache does not know triggers one refetch, at most every [`MIN_REFRESH_SECONDS`]. A
+//! document is read through [`server_kit::fetch`], so at most [`MAX_DOCUMENT_BYTES`] of it.
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ pub const CACHE_SECONDS: i64 = 300;
 /// The shortest interval between two fetches caused by an unknown key.
 pub const MIN_REFRESH_SECONDS: i64 = 10;
 /// Largest JWKS or discovery document accepted.
-const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 
 /// Where remote keys are published.
 #[derive(Debug, Clone)]
@@ -115,15 +116,6 @@ impl KeySource {
     }
 
     async fn get_json(&self, url: &str) -> Result<Value> {
-        let fail = |e: &dyn std::fmt::Display| Error::Internal(format!("GET {url}: {e}"));
-        let response = self.http.get(url).send().await.map_err(|e| fail(&e))?;
-        if !response.status().is_success() {
-            return Err(fail(&response.status()));
-        }
-        let bytes = response.bytes().await.map_err(|e| fail(&e))?;
-        if bytes.len() > MAX_DOCUMENT_BYTES {
-            return Err(fail(&"document too large"));
-        }
-        serde_json::from_slice(&bytes).map_err(|e| fail(&e))
+        Ok(server_kit::fetch::get_json(&self.http, url, MAX_DOCUMENT_BYTES).await?)
     }
 }

@@ -5,7 +5,14 @@
 //! the trusted keys ([`keys`]) and maps failures to problem documents. A failing token is the
 //! client's fault and invalidates the challenge ([`Outcome::Refused`]); failing to fetch keys is
 //! ours and leaves the challenge pending (an `Err`).
+//!
+//! The standard validators connect only where the address policy ([`addresses`]) allows:
+//! `ValidationAuthority::address_of` resolves a name itself (A and AAAA through the validation
+//! resolver, [`dns`]), drops every refused address and hands the validator one admitted
+//! address, or refuses before any connection with one detail that says nothing about what is
+//! at the address.
 
+pub mod addresses;
 pub mod dns;
 pub mod dns01;
 pub mod http01;
@@ -90,6 +97,7 @@ pub struct ValidationAuthority {
     dpop: crate::config::DpopConfig,
     oidc: crate::config::OidcConfig,
     validation: crate::config::ValidationConfig,
+    addresses: addresses::AddressPolicy,
     dns_server: Option<std::net::SocketAddr>,
     plain_http: reqwest::Client,
 }
@@ -127,10 +135,15 @@ impl ValidationAuthority {
             dpop: config.wire_dpop.clone(),
             oidc: config.wire_oidc.clone(),
             validation: config.validation.clone(),
+            addresses: addresses::AddressPolicy::new(&config.validation.allowed_networks),
             dns_server: config.validation.dns_server.or_else(dns::system_resolver),
-            // http-01 is plain HTTP; the client trusts no roots because it never uses TLS.
-            plain_http: server_kit::tls::https_client(&[], timeout)?,
+            plain_http: http01::client(timeout)?,
         })
+    }
+
+    /// Whether standard validation may connect to `ip` (the address policy, [`addresses`]).
+    pub fn permits(&self, ip: std::net::IpAddr) -> bool {
+        self.addresses.permits(ip)
     }
 
     /// Checks `payload` as the answer to a challenge of type `kind`.
@@ -202,9 +215,7 @@ impl ValidationAuthority {
         let checked = tokio::time::timeout(timeout, async {
             match kind {
                 HTTP_01 => {
-                    let ip = self
-                        .address_of(ctx.identifier, self.validation.http_port)
-                        .await?;
+                    let ip = self.address_of(kind, ctx.identifier).await?;
                     http01::check(
                         &self.plain_http,
                         ip,
@@ -217,9 +228,7 @@ impl ValidationAuthority {
                 }
                 DNS_01 => dns01::check(self.dns_server, value, &keyauth, timeout).await,
                 TLS_ALPN_01 => {
-                    let ip = self
-                        .address_of(ctx.identifier, self.validation.tls_port)
-                        .await?;
+                    let ip = self.address_of(kind, ctx.identifier).await?;
                     let expected = match value.parse::<std::net::IpAddr>() {
                         Ok(ip) if ctx.identifier.kind == crate::ra::names::IP => {
                             tls_alpn01::Expected::Ip(ip)
@@ -259,26 +268,53 @@ impl ValidationAuthority {
         }
     }
 
-    /// Where to connect for an identifier: the IP itself, the configured test address, or the
-    /// system resolver's first answer.
-    async fn address_of(&self, identifier: &Identifier, port: u16) -> Result<std::net::IpAddr> {
-        if let Ok(ip) = identifier.value.parse() {
-            return Ok(ip);
-        }
-        if let Some(ip) = self.validation.resolve_to {
-            return Ok(ip);
-        }
-        tokio::net::lookup_host((identifier.value.as_str(), port))
-            .await
-            .ok()
-            .and_then(|mut addrs| addrs.next())
-            .map(|a| a.ip())
+    /// Where `kind` validation connects for an identifier: the `ip` identifier itself, or an
+    /// address of the `dns` name (the `resolve_to` test address, else its A then AAAA records
+    /// from the validation resolver); the first one the address policy admits. When it admits
+    /// none: `rejectedIdentifier` with the one [`addresses::REFUSED`] detail, before anything
+    /// connects.
+    async fn address_of(&self, kind: &str, identifier: &Identifier) -> Result<std::net::IpAddr> {
+        let candidates = if identifier.kind == crate::ra::names::IP {
+            let ip = identifier
+                .value
+                .parse()
+                .map_err(|_| Error::malformed("the ip identifier is not an address"))?;
+            vec![ip]
+        } else if let Some(ip) = self.validation.resolve_to {
+            vec![ip]
+        } else {
+            self.resolve(&identifier.value).await?
+        };
+        candidates
+            .into_iter()
+            .find(|ip| self.addresses.permits(*ip))
             .ok_or_else(|| {
                 Error::problem(
-                    ProblemType::Dns,
-                    format!("{} does not resolve", identifier.value),
+                    ProblemType::RejectedIdentifier,
+                    format!("{kind}: {}", addresses::REFUSED),
                 )
             })
+    }
+
+    /// The addresses of `name` according to the validation resolver.
+    async fn resolve(&self, name: &str) -> Result<Vec<std::net::IpAddr>> {
+        let timeout = std::time::Duration::from_secs(self.validation.timeout.max(1));
+        let server = self.dns_server.ok_or_else(|| {
+            Error::problem(
+                ProblemType::Dns,
+                "no DNS server is configured for validation",
+            )
+        })?;
+        let found = dns::addresses(server, name, timeout)
+            .await
+            .map_err(|e| Error::problem(ProblemType::Dns, format!("A/AAAA {name}: {e}")))?;
+        if found.is_empty() {
+            return Err(Error::problem(
+                ProblemType::Dns,
+                format!("{name} has no A or AAAA record"),
+            ));
+        }
+        Ok(found)
     }
 }
 

@@ -2,7 +2,8 @@
 //! `acme-tls/1` must present a certificate naming exactly the identifier, with a critical
 //! acmeIdentifier extension (1.3.6.1.5.5.7.1.31) holding SHA-256(key authorization). The
 //! certificate is self-signed by design, so only the handshake signature is verified (TLS 1.3,
-//! against the certificate's public key), not a chain.
+//! against the certificate's public key), not a chain. The connection goes to the one address the
+//! validation authority admitted under its address policy.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -85,6 +85,7 @@ pub fn router(state: SharedState) -> Router {
         .route(&p("/revoke-cert"), post_only(handlers::revoke_cert))
         .route(&p("/key-change"), post_only(handlers::key_change))
         .route(&p("/crl"), get(handlers::crl))
+        .route(&p("/crl/names"), get(handlers::names_crl))
         .route(&p("/renewal-info/{id}"), get(handlers::renewal_info))
         .fallback(|| async { Error::NotFound("resource".into()) });
     server_kit::limits::layer(routes, &state.config.limits, crate::error::render_refusal)

@@ -52,9 +52,13 @@ impl Urls {
     pub fn renewal_info(&self) -> String {
         format!("{}/renewal-info", self.root)
     }
-    /// The CRL.
+    /// The CRL of the identity CA.
     pub fn crl(&self) -> String {
         format!("{}/crl", self.root)
+    }
+    /// The CRL of the name CA (standard orders).
+    pub fn names_crl(&self) -> String {
+        format!("{}/crl/names", self.root)
     }
     /// An account.
     pub fn account(&self, id: &str) -> String {

@@ -7,6 +7,7 @@
 
 #[path = "../../../authz-server/tests/common/mod.rs"]
 pub mod authz;
+pub mod standard;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -40,6 +41,15 @@ pub fn acme_config(authz: &Harness, dir: &Path) -> Config {
     c.wire_dpop.backend_jwks_url = Some(format!("{}/jwks", authz.base));
     c.wire_oidc.issuer = authz.base.clone();
     c
+}
+
+/// Standard (dns/ip) orders on and validated on this machine: the address policy admits
+/// loopback (the test responders listen on 127.0.0.1) and `resolve_to` sends every name there.
+pub fn loopback_standard_orders(config: &mut Config) {
+    config.standard_orders.enabled = true;
+    config.validation.allowed_networks =
+        vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+    config.validation.resolve_to = Some("127.0.0.1".parse().unwrap());
 }
 
 /// Both servers.

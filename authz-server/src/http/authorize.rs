@@ -1,6 +1,8 @@
 //! `/authorize`: the authorization request (RFC 6749 §4.1.1 with PKCE S256, OIDC `nonce` and
 //! `claims`, RFC 9449 `dpop_jkt`), the HTML login form, and its submission. Requests whose
-//! client or redirect URI cannot be trusted get an error page, never a redirect.
+//! client or redirect URI cannot be trusted get an error page, never a redirect. A client may
+//! ask only for supported scopes on its registered list (`invalid_scope` otherwise); a
+//! third-party client gets a code only for scopes the user consented to on the consent page.
 
 use std::collections::HashMap;
 
@@ -19,14 +21,14 @@ use crate::error::{Error, Result};
 use crate::grants::CodeGrant;
 use crate::users::OAuthClient;
 
-const SCOPES: [&str; 3] = ["openid", "profile", "wire_client_id"];
-
 /// A validated authorization request.
 #[derive(Debug)]
 struct AuthRequest {
     client: OAuthClient,
     redirect_uri: String,
     state: Option<String>,
+    /// The requested scope (`openid` when absent), normalised: single spaces, each once.
+    scope: String,
     params: HashMap<String, String>,
 }
 
@@ -138,13 +140,19 @@ fn validate(
             "code_challenge must be a base64url SHA-256 hash",
         ));
     }
-    if let Some(scope) = params.get("scope")
-        && scope
-            .split(' ')
-            .any(|s| !s.is_empty() && !SCOPES.contains(&s))
+    let device_scope = state.config.device_access.scope.as_str();
+    let requested = params.get("scope").map_or("openid", String::as_str);
+    if let Some(unsupported) = crate::scopes::split(requested)
+        .find(|s| *s != device_scope && !crate::scopes::IDENTITY_SCOPES.contains(s))
     {
-        return Err(refuse("invalid_scope", "unsupported scope"));
+        return Err(refuse(
+            "invalid_scope",
+            &format!("unsupported scope {unsupported:?}"),
+        ));
     }
+    let scope =
+        crate::scopes::grantable(requested, &client.allowed_scopes(device_scope), &client.id)
+            .map_err(|d| refuse("invalid_scope", &d))?;
     if let Some(jkt) = params.get("dpop_jkt")
         && (jkt.len() != 43 || proto::b64::decode(jkt, "dpop_jkt").is_err())
     {
@@ -159,6 +167,7 @@ fn validate(
         client,
         redirect_uri,
         state: st,
+        scope,
         params,
     })
 }
@@ -198,12 +207,13 @@ pub async fn submit(
             );
         }
         Err(Error::RateLimited {
-            retry_after_secs, ..
+            retry_after_secs,
+            description,
         }) => {
-            tracing::warn!(client_id = %req.client.id, "login rate limited");
+            tracing::warn!(client_id = %req.client.id, %description, "login refused");
             let mut page = login_form(
                 &req,
-                Some("Too many failed logins; try again later."),
+                Some(&format!("Not now: {description}.")),
                 StatusCode::TOO_MANY_REQUESTS,
             );
             page.headers_mut().insert(
@@ -214,15 +224,10 @@ pub async fn submit(
         }
         Err(e) => return e.into_response(),
     };
-    let scope = req
-        .params
-        .get("scope")
-        .cloned()
-        .unwrap_or_else(|| "openid".into());
     if req.client.consent_required {
-        match crate::consents::covers(state.store(), &user.id, &req.client.id, &scope) {
+        match crate::consents::covers(state.store(), &user.id, &req.client.id, &req.scope) {
             Ok(true) => {}
-            Ok(false) => return consent_page(&state, req, &user, &scope),
+            Ok(false) => return consent_page(&state, req, &user),
             Err(e) => return e.into_response(),
         }
     }
@@ -244,23 +249,27 @@ fn finish(state: &SharedState, req: &AuthRequest, user: &crate::users::User) -> 
     }
 }
 
-/// What each scope means, for the consent page.
-fn scope_description(scope: &str) -> &str {
+/// What each scope means, for the consent and device pages; `device_scope` is the configured
+/// device scope.
+pub(super) fn scope_description<'a>(scope: &'a str, device_scope: &str) -> &'a str {
     match scope {
         "openid" => "Know who you are",
         "profile" => "See your name and handle",
         "offline_access" => "Stay signed in",
         "wire_client_id" => "Identify your devices",
+        s if s == device_scope => "Register devices and get device certificates in your name",
         other => other,
     }
 }
 
-fn consent_page(
-    state: &SharedState,
-    req: AuthRequest,
-    user: &crate::users::User,
-    scope: &str,
-) -> Response {
+/// The list of what `scope` allows, one `<li>` each, for a page.
+pub(super) fn scope_items(scope: &str, device_scope: &str) -> String {
+    crate::scopes::split(scope)
+        .map(|s| format!("<li>{}</li>", escape(scope_description(s, device_scope))))
+        .collect()
+}
+
+fn consent_page(state: &SharedState, req: AuthRequest, user: &crate::users::User) -> Response {
     let ticket = crate::consents::Ticket {
         user_id: user.id.clone(),
         params: req.params.clone(),
@@ -270,11 +279,7 @@ fn consent_page(
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
-    let items: String = scope
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(|s| format!("<li>{}</li>", escape(scope_description(s))))
-        .collect();
+    let items = scope_items(&req.scope, &state.config.device_access.scope);
     let body = format!(
         r#"<p><strong>{client}</strong> asks to:</p><ul>{items}</ul>
 <form method="post" action="/authorize/consent"><input type="hidden" name="ticket" value="{id}">
@@ -322,12 +327,8 @@ pub async fn consent(
         }
         return redirect_with(&req.redirect_uri, &pairs);
     }
-    let scope = req
-        .params
-        .get("scope")
-        .cloned()
-        .unwrap_or_else(|| "openid".into());
-    if let Err(e) = crate::consents::grant(state.store(), &user.id, &req.client.id, &scope, now) {
+    if let Err(e) = crate::consents::grant(state.store(), &user.id, &req.client.id, &req.scope, now)
+    {
         return e.into_response();
     }
     finish(&state, &req, &user)
@@ -341,7 +342,7 @@ fn issue_code(state: &SharedState, req: &AuthRequest, user: &crate::users::User)
         redirect_uri: req.redirect_uri.clone(),
         user_id: user.id.clone(),
         code_challenge: p("code_challenge").unwrap_or_default(),
-        scope: p("scope").unwrap_or_else(|| "openid".into()),
+        scope: req.scope.clone(),
         nonce: p("nonce"),
         claims: crate::grants::echoed_claims(req.params.get("claims").map(String::as_str))
             .map_err(Error::invalid_request)?,
@@ -349,6 +350,7 @@ fn issue_code(state: &SharedState, req: &AuthRequest, user: &crate::users::User)
         auth_time: now,
         expires_at: now + state.config.lifetimes.authorization_code,
         redeemed: None,
+        refresh_family: None,
     };
     crate::grants::create(state.store(), &grant)
 }

@@ -1,5 +1,10 @@
-//! The Wire device endpoints: register and list a user's devices, hand out backend nonces, and
-//! exchange a device's DPoP proof for a DPoP access token (DESIGN §4 steps 3–5).
+//! The Wire device endpoints: register, list and delete a user's devices, hand out backend
+//! nonces, and exchange a device's DPoP proof for a DPoP access token (DESIGN §4 steps 3–5).
+//!
+//! Each of them first checks who calls (`[device_access]`): a valid access token of the user
+//! with the device scope, issued to a client that is still allowed that scope and — unless
+//! configured otherwise — first-party; anything else is 403 `insufficient_scope`. Then the
+//! device must be the caller's own (404 otherwise).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -15,8 +20,10 @@ use serde_json::json;
 use super::SharedState;
 use crate::devices::{self, Device};
 use crate::error::{Error, Result};
-use crate::tokens::{AuthenticatedUser, ProofUse, authenticate};
+use crate::tokens::{AuthenticatedUser, ProofUse};
 
+/// Authenticates a request to a device endpoint at `path` and checks the caller may use the
+/// device endpoints at all.
 fn auth(
     state: &SharedState,
     headers: &HeaderMap,
@@ -28,12 +35,27 @@ fn auth(
         htm: method.as_str(),
         htu: &htu,
     };
-    authenticate(
-        state.store(),
-        &state.issuer(),
+    authorized(state, headers, proof_use)
+}
+
+/// The user of a request whose access token may use the device endpoints: it carries the device
+/// scope, its client is still registered and allowed that scope, and is first-party when
+/// `device_access.first_party_only` is set.
+fn authorized(
+    state: &SharedState,
+    headers: &HeaderMap,
+    proof_use: ProofUse<'_>,
+) -> Result<AuthenticatedUser> {
+    let access = &state.config.device_access;
+    super::access::authorized(
+        state,
         headers,
         proof_use,
-        state.clock.now(),
+        super::access::Requirement {
+            scope: &access.scope,
+            first_party: access.first_party_only,
+            what: "the device endpoints",
+        },
     )
 }
 
@@ -95,6 +117,32 @@ pub async fn list(
     Ok(Json(items?).into_response())
 }
 
+/// `DELETE /clients/{device}`: removes the user's device with its backend nonces; its place
+/// under `caps.devices_per_user` is free again. 204, or 404 when the user has no such device
+/// (another user's included).
+pub async fn remove(
+    State(state): State<SharedState>,
+    Path(device_id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let auth = auth(&state, &headers, &method, &format!("/clients/{device_id}"))?;
+    let device = device_of(&state, &auth, &device_id)?;
+    if !devices::remove(state.store(), &auth.user, &device)? {
+        return Err(Error::not_found(
+            "client-not-found",
+            "no such device for this user",
+        ));
+    }
+    tracing::info!(user = %auth.user.id, device = %device.id, "device deleted");
+    state.audit.record(
+        state.clock.now(),
+        "device.deleted",
+        json!({"user": auth.user.id, "device": device.id, "client": auth.client_id}),
+    );
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 /// `HEAD`/`GET /clients/{device}/nonce`: a fresh single-use backend nonce in `Replay-Nonce`.
 pub async fn nonce(
     State(state): State<SharedState>,
@@ -135,13 +183,7 @@ pub async fn access_token(
 ) -> Result<Response> {
     let now = state.clock.now();
     let path = format!("/clients/{device_id}/access-token");
-    let auth = authenticate(
-        state.store(),
-        &state.issuer(),
-        &headers,
-        ProofUse::WireEndpoint,
-        now,
-    )?;
+    let auth = authorized(&state, &headers, ProofUse::WireEndpoint)?;
     let device = device_of(&state, &auth, &device_id)?;
     let client_id = devices::client_id(&auth.user, &device)?;
     let handle = auth.user.handle_uri()?;
@@ -187,6 +229,9 @@ pub async fn access_token(
     if !fresh_jti {
         return Err(Error::WireProof(proto::Error::InvalidClaim("jti")));
     }
+    // A deletion that raced this request removed the device after it was looked up: nothing is
+    // issued for a device that no longer exists.
+    device_of(&state, &auth, &device_id)?;
     let params = AccessTokenParams {
         issuer: &htu,
         lifetime: state.config.lifetimes.client_access_token,

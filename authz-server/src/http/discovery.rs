@@ -27,7 +27,7 @@ pub async fn metadata(State(state): State<SharedState>) -> Json<Value> {
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": ["ES256", "ES384", "EdDSA", "RS256"],
-        "scopes_supported": ["openid", "profile", "offline_access", "wire_client_id"],
+        "scopes_supported": ["openid", "profile", "offline_access", "wire_client_id", state.config.device_access.scope],
         "claims_supported": ["sub", "iss", "aud", "name", "preferred_username", "handle", "team", "keyauth", "acme_aud"],
         "claims_parameter_supported": true,
         "authorization_response_iss_parameter_supported": true,

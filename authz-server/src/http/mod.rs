@@ -2,6 +2,7 @@
 //! Handlers parse and authenticate, call the domain modules, and return [`crate::Error`]s that
 //! render themselves; none of them builds an error body by hand.
 
+mod access;
 mod authorize;
 mod client_auth;
 mod consents;
@@ -51,34 +52,39 @@ pub struct AppState {
 
 impl AppState {
     /// Checks a password on the password workers, within the failed-login limits of the
-    /// user and of the client's address `ip`.
+    /// user and of the client's address `ip`: their tokens are taken before the check and
+    /// given back unless the password was wrong.
     pub async fn check_password(
         &self,
         ip: std::net::IpAddr,
         handle: String,
         password: proto::secret::SecretString,
     ) -> crate::Result<crate::users::User> {
-        self.limiters.may_log_in(&handle, ip)?;
+        let reservation = self.limiters.reserve_login(&handle, ip)?;
         let outcome = self
             .passwords
-            .check(self.store.clone(), handle.clone(), password)
+            .check(ip, self.store.clone(), handle.clone(), password)
             .await;
         let now = self.clock.now();
         match &outcome {
-            Ok(user) => self.audit.record(
-                now,
-                "login.succeeded",
-                serde_json::json!({"user": user.id, "handle": handle, "ip": ip.to_string()}),
-            ),
+            Ok(user) => {
+                reservation.refund();
+                self.audit.record(
+                    now,
+                    "login.succeeded",
+                    serde_json::json!({"user": user.id, "handle": handle, "ip": ip.to_string()}),
+                );
+            }
             Err(crate::Error::BadCredentials) => {
-                self.limiters.login_failed(&handle, ip);
+                drop(reservation);
                 self.audit.record(
                     now,
                     "login.failed",
                     serde_json::json!({"handle": handle, "ip": ip.to_string()}),
                 );
             }
-            Err(_) => {}
+            // Not checked (no room on the workers) or not the client's failure.
+            Err(_) => reservation.refund(),
         }
         outcome
     }
@@ -152,6 +158,7 @@ pub fn router(state: SharedState) -> Router {
             get(userinfo::userinfo).post(userinfo::userinfo),
         )
         .route("/clients", get(devices::list).post(devices::register))
+        .route("/clients/{device}", axum::routing::delete(devices::remove))
         .route("/clients/{device}/nonce", get(devices::nonce))
         .route(
             "/clients/{device}/access-token",

@@ -104,9 +104,8 @@ fn code_grant(
     let tokens =
         crate::tokens::issue_for_grant(&state.issuer(), &redeemed.grant, &user, proof, now)?;
     let scope = redeemed.grant.scope.clone();
-    let refresh = crate::refresh::issue(
+    let refresh = crate::refresh::start_family(
         state.store(),
-        None,
         &RefreshRecord {
             family: String::new(),
             client_id: client_id.to_owned(),
@@ -118,7 +117,12 @@ fn code_grant(
         },
         &tokens.access_jti,
     )?;
-    redeemed.commit(state.store(), vec![tokens.access_jti.clone()])?;
+    redeemed.commit(
+        state.store(),
+        vec![tokens.access_jti.clone()],
+        &refresh.family,
+        now,
+    )?;
     tracing::info!(client_id, user = %user.id, dpop = tokens.dpop_bound, "tokens issued");
     state.audit.record(
         now,
@@ -132,7 +136,7 @@ fn code_grant(
         tokens.expires_in,
         &scope,
     );
-    body["refresh_token"] = refresh.into();
+    body["refresh_token"] = refresh.token.into();
     if let Some(id_token) = tokens.id_token {
         body["id_token"] = id_token.into();
     }
@@ -189,7 +193,10 @@ fn user_tokens(
         },
         now,
     )?;
-    let refresh = crate::refresh::issue(state.store(), family, &template, &jti)?;
+    let refresh = match family {
+        Some(family) => crate::refresh::continue_family(state.store(), family, &template, &jti)?,
+        None => crate::refresh::start_family(state.store(), &template, &jti)?.token,
+    };
     state.store().flush()?;
     state.audit.record(
         now,
@@ -250,13 +257,14 @@ fn client_credentials(
             description: "client_credentials is for confidential clients".into(),
         });
     }
+    let scope = crate::scopes::grant(scope, &client.client, &state.config.device_access.scope)?;
     let jkt = proof.map(|p| p.thumbprint().to_owned());
     let (access_token, _) = crate::tokens::issue_access(
         &state.issuer(),
         &AccessGrant {
             subject: &client.client.id,
             client_id: &client.client.id,
-            scope,
+            scope: &scope,
             jkt: jkt.as_deref(),
         },
         now,
@@ -272,7 +280,7 @@ fn client_credentials(
         &access_token,
         jkt.is_some(),
         state.config.lifetimes.access_token,
-        scope,
+        &scope,
     ))
 }
 

@@ -1,4 +1,6 @@
-//! `/userinfo` (OIDC Core §5.3), protected by our access tokens, DPoP-bound or bearer.
+//! `/userinfo` (OIDC Core §5.3), protected by our access tokens, DPoP-bound or bearer, issued
+//! with the `openid` scope (a client-credentials token, or one granted only other scopes, gets
+//! 403 `insufficient_scope`).
 
 use axum::Json;
 use axum::extract::State;
@@ -7,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::SharedState;
 use crate::error::Result;
-use crate::tokens::{ProofUse, authenticate};
+use crate::tokens::ProofUse;
 
 /// `GET`/`POST /userinfo`.
 pub async fn userinfo(
@@ -20,12 +22,15 @@ pub async fn userinfo(
         htm: method.as_str(),
         htu: &htu,
     };
-    let auth = authenticate(
-        state.store(),
-        &state.issuer(),
+    let auth = super::access::authorized(
+        &state,
         &headers,
         proof_use,
-        state.clock.now(),
+        super::access::Requirement {
+            scope: "openid",
+            first_party: false,
+            what: "the userinfo endpoint",
+        },
     )?;
     let user = auth.user;
     Ok(Json(json!({

@@ -17,6 +17,12 @@ pub const DOMAIN: &str = "wire.com";
 pub const CHALLENGE_URL: &str = "https://acme.test/acme/wire/challenge/abc/def";
 
 pub fn http_client(ca_pem: &Path) -> reqwest::Client {
+    http_client_from(ca_pem, None)
+}
+
+/// A client trusting `ca_pem` whose connections come from `local` (e.g. another address of
+/// 127.0.0.0/8, to act as a second client address).
+pub fn http_client_from(ca_pem: &Path, local: Option<std::net::IpAddr>) -> reqwest::Client {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
@@ -32,6 +38,7 @@ pub fn http_client(ca_pem: &Path) -> reqwest::Client {
     .with_no_client_auth();
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)
+        .local_address(local)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
@@ -52,6 +59,15 @@ impl Harness {
     }
 
     pub async fn start_with(edit: impl FnOnce(&mut Config)) -> Self {
+        Self::start_seeded(edit, |_| {}).await
+    }
+
+    /// Starts a server whose store first receives `seed` (users, clients), the way operator
+    /// commands fill a stopped server's store before it starts.
+    pub async fn start_seeded(
+        edit: impl FnOnce(&mut Config),
+        seed: impl FnOnce(&dyn authz_server::store::Store),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -61,6 +77,11 @@ impl Harness {
             ..Config::default()
         };
         edit(&mut config);
+        {
+            let store = authz_server::server::open_store(&config).unwrap();
+            seed(store.as_ref());
+            store.flush().unwrap();
+        }
         let clock = Arc::new(FixedClock::new(SystemClock.now()));
         let server = authz_server::start(config.clone(), clock.clone())
             .await
@@ -114,13 +135,23 @@ impl Harness {
 
 pub use proto::pkce::Pkce;
 
-/// The authorization request parameters of the demo client.
+/// The scope the device endpoints require (the default of `device_access.scope`).
+pub const DEVICE_SCOPE: &str = "wire_devices";
+/// The redirect URI the tests use (the demo clients' loopback URI on a fixed port).
+pub const REDIRECT_URI: &str = "http://127.0.0.1:4711/callback";
+
+/// The authorization request parameters of the demo client, asking for the device scope.
 pub fn authorize_params(pkce: &Pkce) -> Vec<(&'static str, String)> {
+    params_for(pkce, "wireapp", &format!("openid profile {DEVICE_SCOPE}"))
+}
+
+/// Authorization request parameters for `client_id` asking for `scope`.
+pub fn params_for(pkce: &Pkce, client_id: &str, scope: &str) -> Vec<(&'static str, String)> {
     vec![
         ("response_type", "code".into()),
-        ("client_id", "wireapp".into()),
-        ("redirect_uri", "http://127.0.0.1:4711/callback".into()),
-        ("scope", "openid profile".into()),
+        ("client_id", client_id.into()),
+        ("redirect_uri", REDIRECT_URI.into()),
+        ("scope", scope.into()),
         ("state", "st-1".into()),
         ("nonce", "n-1".into()),
         ("code_challenge", pkce.challenge.clone()),
@@ -189,6 +220,42 @@ impl Harness {
                 .unwrap()
         });
         let response = self.token_request(&form, proof).await;
+        assert_eq!(response.status(), 200, "{:?}", response.text().await);
+        response.json().await.unwrap()
+    }
+
+    /// Answers a consent page (`allow` or `deny`).
+    pub async fn answer_consent(&self, ticket: &str, action: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/authorize/consent"))
+            .form(&[("ticket", ticket), ("action", action)])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Logs `user` in to `client_id` asking for `scope`, allowing the consent page if there is
+    /// one, and redeems the code; returns the token response.
+    pub async fn login_as(
+        &self,
+        client_id: &str,
+        scope: &str,
+        user: &str,
+        password: &str,
+    ) -> Value {
+        let pkce = Pkce::new();
+        let mut response = self
+            .authorize(&params_for(&pkce, client_id, scope), user, password)
+            .await;
+        if response.status() == 200 {
+            let page = response.text().await.unwrap();
+            response = self.answer_consent(&ticket_of(&page), "allow").await;
+        }
+        assert_eq!(response.status(), 303);
+        let code = location_params(&response)["code"].clone();
+        let response = self
+            .token_request(&token_form_for(client_id, &code, &pkce.verifier), None)
+            .await;
         assert_eq!(response.status(), 200, "{:?}", response.text().await);
         response.json().await.unwrap()
     }
@@ -267,13 +334,39 @@ impl Harness {
 }
 
 pub fn token_form(code: &str, verifier: &str) -> Vec<(&'static str, String)> {
+    token_form_for("wireapp", code, verifier)
+}
+
+/// The token request redeeming `code` for the public client `client_id`.
+pub fn token_form_for(client_id: &str, code: &str, verifier: &str) -> Vec<(&'static str, String)> {
     vec![
         ("grant_type", "authorization_code".into()),
         ("code", code.into()),
-        ("redirect_uri", "http://127.0.0.1:4711/callback".into()),
-        ("client_id", "wireapp".into()),
+        ("redirect_uri", REDIRECT_URI.into()),
+        ("client_id", client_id.into()),
         ("code_verifier", verifier.into()),
     ]
+}
+
+/// The consent ticket of a consent page.
+pub fn ticket_of(page: &str) -> String {
+    let start = page.find(r#"name="ticket" value=""#).unwrap() + r#"name="ticket" value=""#.len();
+    page[start..].split('"').next().unwrap().to_owned()
+}
+
+/// Adds a user (password `password`) to a stopped server's store, as `user add` does.
+pub fn add_user(store: &dyn authz_server::store::Store, handle: &str, password: &str) {
+    authz_server::users::add(
+        store,
+        &authz_server::users::NewUser {
+            handle,
+            name: handle,
+            team: None,
+            domain: DOMAIN,
+            password: &proto::secret::SecretString::new(password),
+        },
+    )
+    .unwrap();
 }
 
 pub fn account_key() -> SigningKey {

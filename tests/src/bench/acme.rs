@@ -203,7 +203,7 @@ pub async fn run(orders: usize, concurrency: usize) -> Result<Vec<AcmeReport>> {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\ndev = true\n[wire_dpop]\nbackend_jwks_url = \"https://127.0.0.1:9/jwks\"\n[validation]\nhttp_port = {http_port}\nresolve_to = \"127.0.0.1\"\n{UNLIMITED}",
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\ndev = true\n[wire_dpop]\nbackend_jwks_url = \"https://127.0.0.1:9/jwks\"\n[standard_orders]\nenabled = true\n[validation]\nhttp_port = {http_port}\nresolve_to = \"127.0.0.1\"\nallowed_networks = [\"127.0.0.0/8\"]\n{UNLIMITED}",
             data.display()
         ),
     )?;

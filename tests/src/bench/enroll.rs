@@ -58,6 +58,14 @@ impl Observer for Steps {
     }
 }
 
+/// Every bench client connects from 127.0.0.1: the per-address bounds that keep one real
+/// client from taking a server (connections, password checks in flight, logins not yet
+/// succeeded) would measure the bench's own address instead of the servers, so they are lifted.
+const ONE_ADDRESS_CONNECTIONS: &str = "[limits]\nmax_connections_per_address = 100000\n";
+const ONE_ADDRESS: &str = "[limits]\nmax_connections_per_address = 100000\n\
+    [password_checks]\nper_address = 100000\nqueue = 100000\n\
+    [rate_limits]\nfailed_logins_per_ip = { per_minute = 0, burst = 0 }\n";
+
 /// Runs `devices` enrollments with `concurrency`.
 pub async fn run(devices: usize, concurrency: usize) -> Result<EnrollReport> {
     let dir = tempfile::tempdir()?;
@@ -69,9 +77,13 @@ pub async fn run(devices: usize, concurrency: usize) -> Result<EnrollReport> {
     let acme_data = dir.path().join("acme");
     procs::add_users(&authz_bin, &authz_data, devices).await?;
     let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    let authz_config = dir.path().join("authz.toml");
+    std::fs::write(&authz_config, ONE_ADDRESS)?;
     let authz = Server::start(
         &authz_bin,
         &s(&[
+            "--config",
+            &authz_config.display().to_string(),
             "--data-dir",
             &authz_data.display().to_string(),
             "serve",
@@ -92,7 +104,10 @@ pub async fn run(devices: usize, concurrency: usize) -> Result<EnrollReport> {
         .trim_start_matches("dev root CA: ")
         .to_owned();
     let acme_config = dir.path().join("acme.toml");
-    std::fs::write(&acme_config, super::acme::UNLIMITED)?;
+    std::fs::write(
+        &acme_config,
+        format!("{}{ONE_ADDRESS_CONNECTIONS}", super::acme::UNLIMITED),
+    )?;
     let acme = Server::start(
         &acme_bin,
         &s(&[

@@ -47,6 +47,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .data_dir
         .clone()
         .unwrap_or_else(|| temp.path().to_owned());
+    // With --serve, caught before the servers are announced, so a stop right after is graceful.
+    let stop = if cli.serve {
+        Some(server_kit::process::ShutdownSignal::install()?)
+    } else {
+        None
+    };
     let stack = Stack::start(&dir).await?;
     let mut out = std::io::stdout();
     writeln!(out, "authz-server  {}", stack.authz.base_url)?;
@@ -103,7 +109,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             password_file.display(),
         )?;
         out.flush()?;
-        server_kit::process::shutdown_signal().await?;
+        if let Some(stop) = stop {
+            stop.recv().await;
+        }
     }
     stack.shutdown().await?;
     drop(temp);

@@ -12,7 +12,7 @@ pub use directory::{directory, new_nonce_get, new_nonce_head, renewal_info};
 pub use orders::{
     authz, certificate, certificate_alternate, challenge, finalize, new_order, order,
 };
-pub use revocation::{crl, key_change, revoke_cert};
+pub use revocation::{crl, key_change, names_crl, revoke_cert};
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};

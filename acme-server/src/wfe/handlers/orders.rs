@@ -156,9 +156,9 @@ fn chain_response(
     alternate: Option<usize>,
 ) -> Result<Response> {
     post_as_get(req.request.payload())?;
-    let chain = state.ra.certificate_chain(&req.account, id, alternate)?;
+    let (chain, alternates) = state.ra.certificate_chain(&req.account, id, alternate)?;
     let url = state.urls.certificate(id);
-    let mut others: Vec<String> = (0..state.ra.alternate_chains())
+    let mut others: Vec<String> = (0..alternates)
         .filter(|n| Some(*n) != alternate)
         .map(|n| format!("{url}/{n}"))
         .collect();

@@ -1,4 +1,4 @@
-//! revokeCert (RFC 8555 §7.6), keyChange (§7.3.5) and the CRL.
+//! revokeCert (RFC 8555 §7.6), keyChange (§7.3.5) and the CRLs (one per CA).
 
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{json_response, payload};
+use crate::ca::Hierarchy;
 use crate::error::{Error, Result};
 use crate::ra::revocation::Revoker;
 use crate::wfe::intake::{AccountRequest, SignedRequest};
@@ -47,9 +48,18 @@ pub async fn key_change(State(state): State<SharedState>, req: AccountRequest) -
     ))
 }
 
-/// `GET crl`: the DER CRL.
+/// `GET crl`: the DER CRL of the identity CA.
 pub async fn crl(State(state): State<SharedState>) -> Result<Response> {
-    let der = state.ra.crl()?;
+    crl_response(&state, Hierarchy::Identity)
+}
+
+/// `GET crl/names`: the DER CRL of the name CA (404 while standard orders are disabled).
+pub async fn names_crl(State(state): State<SharedState>) -> Result<Response> {
+    crl_response(&state, Hierarchy::Names)
+}
+
+fn crl_response(state: &SharedState, hierarchy: Hierarchy) -> Result<Response> {
+    let der = state.ra.crl(hierarchy)?;
     let mut response = (StatusCode::OK, der).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1,0 +1,173 @@
+//! The operator's client commands with scope lists, on the real `authz-server` binary: `client
+//! add --scope`, `client list`, `client set-scopes` (which keeps the secret), a refused scope
+//! that stores nothing — and the running server granting exactly the listed scopes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+/// Runs an operator command on `data`; returns (success, stdout, stderr).
+async fn operator(data: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_authz-server"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// Serves `data` in dev mode; returns the process and a client for it.
+async fn serve(data: &Path) -> (tokio::process::Child, String, reqwest::Client) {
+    let (child, url) = spawn_server(
+        env!("CARGO_BIN_EXE_authz-server"),
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "serve",
+            "--dev",
+            "--listen",
+            "127.0.0.1:0",
+            "--domain",
+            DOMAIN,
+        ],
+        "authz-server listening on ",
+    )
+    .await;
+    (child, url, http_client(&data.join("tls/ca.pem")))
+}
+
+/// A client-credentials request of `svc` for `scope`: (status, body).
+async fn client_credentials(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    scope: &str,
+) -> (u16, Value) {
+    let response = client
+        .post(format!("{url}/token"))
+        .basic_auth("svc", Some(secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", scope)])
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn operators_list_and_change_the_scopes_a_client_may_be_granted() {
+    let data = tempfile::tempdir().unwrap();
+    let (ok, out, _) = operator(
+        data.path(),
+        &[
+            "client",
+            "add",
+            "--id",
+            "svc",
+            "--confidential",
+            "--scope",
+            "api read",
+        ],
+    )
+    .await;
+    assert!(ok);
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("client secret "))
+        .unwrap()
+        .to_owned();
+    let (ok, _, _) = operator(
+        data.path(),
+        &[
+            "client",
+            "add",
+            "--id",
+            "partner",
+            "--third-party",
+            "--redirect-uri",
+            "https://partner.example/cb",
+        ],
+    )
+    .await;
+    assert!(ok);
+    // A value that is no scope-token: refused, nothing stored.
+    let (ok, _, stderr) = operator(
+        data.path(),
+        &[
+            "client",
+            "add",
+            "--id",
+            "bad",
+            "--confidential",
+            "--scope",
+            "api \"admin\"",
+        ],
+    )
+    .await;
+    assert!(!ok);
+    assert!(stderr.contains("RFC 6749"), "{stderr}");
+
+    let (ok, listed, _) = operator(data.path(), &["client", "list"]).await;
+    assert!(ok);
+    assert!(
+        listed.contains("svc\tfirst-party confidential\tapi read\t"),
+        "{listed}"
+    );
+    // No list given: the default, which for a third-party client lacks the device scope.
+    assert!(
+        listed.contains(
+            "partner\tthird-party public\topenid profile wire_client_id\thttps://partner.example/cb"
+        ),
+        "{listed}"
+    );
+    assert!(!listed.contains("bad\t"), "{listed}");
+
+    let (child, url, client) = serve(data.path()).await;
+    assert_eq!(
+        client_credentials(&client, &url, &secret, "read api")
+            .await
+            .0,
+        200
+    );
+    let (status, body) = client_credentials(&client, &url, &secret, "admin").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_scope"))
+    );
+    stop(child).await;
+
+    // New scopes for the client, same secret.
+    let (ok, _, _) = operator(
+        data.path(),
+        &["client", "set-scopes", "--id", "svc", "--scope", "admin"],
+    )
+    .await;
+    assert!(ok);
+    let (ok, _, stderr) = operator(
+        data.path(),
+        &["client", "set-scopes", "--id", "nobody", "--scope", "x"],
+    )
+    .await;
+    assert!(!ok);
+    assert!(stderr.contains("no client nobody"), "{stderr}");
+
+    let (child, url, client) = serve(data.path()).await;
+    let (status, body) = client_credentials(&client, &url, &secret, "admin").await;
+    assert_eq!((status, body["scope"].as_str()), (200, Some("admin")));
+    let (status, body) = client_credentials(&client, &url, &secret, "api").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_scope"))
+    );
+    stop(child).await;
+}
