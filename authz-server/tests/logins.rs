@@ -3,6 +3,7 @@
 //! taken before argon2 runs, not counted after it), and a burst from one address is mostly
 //! refused at once (a bounded number of its checks may run or wait) while another address logs
 //! in meanwhile, its check taken before the flood's; the workers' total queue is bounded too.
+//! And one address cannot hold every connection of the server.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -205,4 +206,38 @@ async fn checks_from_many_addresses_wait_in_a_bounded_queue() {
     }
     assert!(full > 0, "200 simultaneous checks all fitted a queue of 4");
     assert_eq!(verified(&h), 200 - full);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_hold_every_connection_of_the_server() {
+    let h = Arc::new(
+        Harness::start_with(|c| {
+            c.limits.max_connections = 300;
+            c.limits.max_connections_per_address = 100;
+        })
+        .await,
+    );
+    // 150 clients from one address, each holding its connection open (a held request body).
+    let flood: Vec<_> = (0..150)
+        .map(|_| {
+            let h = h.clone();
+            tokio::spawn(async move {
+                let client = client_from(&h, [127, 0, 0, 1].into());
+                client.get(h.url("/jwks")).send().await.map(|r| (client, r))
+            })
+        })
+        .collect();
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for attempt in flood {
+        match attempt.await.unwrap() {
+            Ok(kept) => held.push(kept),
+            Err(_) => refused += 1,
+        }
+    }
+    assert_eq!(held.len(), 100, "{refused} refused");
+    // The connections stay open in the kept clients' pools; another address is served.
+    let other = client_from(&h, [127, 0, 0, 3].into());
+    let response = other.get(h.url("/jwks")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
 }
