@@ -271,7 +271,7 @@ pub struct DpopConfig {
     pub backend_jwks_url: Option<String>,
     /// The backend's public keys as PEM files (used instead of, or besides, the JWKS).
     pub backend_keys: Vec<PathBuf>,
-    /// Clock skew tolerated, in seconds.
+    /// Clock skew tolerated, in seconds, for the access token and the device's proof in it.
     pub leeway: i64,
     /// Furthest acceptable token `exp` after now, in seconds.
     pub max_token_lifetime: i64,
@@ -283,7 +283,7 @@ impl Default for DpopConfig {
             target: format!("https://127.0.0.1:8443/clients/{DEVICE_ID_PLACEHOLDER}/access-token"),
             backend_jwks_url: None,
             backend_keys: Vec::new(),
-            leeway: 60,
+            leeway: proto::dpop::DEFAULT_WIRE_SKEW,
             max_token_lifetime: 3600,
         }
     }
@@ -315,7 +315,7 @@ impl Default for OidcConfig {
             jwks_url: None,
             handle_claim: "preferred_username".into(),
             name_claim: "name".into(),
-            leeway: 60,
+            leeway: proto::dpop::DEFAULT_WIRE_SKEW,
         }
     }
 }

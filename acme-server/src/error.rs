@@ -1,6 +1,8 @@
 //! The one error type of the ACME server and the one place that turns errors into problem
 //! documents (RFC 8555 §6.7): the problem type, its HTTP status, subproblems naming the
-//! identifier at fault. Protocol failures reported by `proto` are classified once, in the
+//! identifier at fault, the `algorithms` a `badSignatureAlgorithm` must list (§6.2), and the
+//! headers some problems carry (`Location`, `Retry-After`, the terms-of-service `Link`); and
+//! [`status_name`], how a status is named in a detail. Protocol failures reported by `proto` are classified once, in the
 //! exhaustive [`fault`], and mapped to problem types by [`jws_problem`] and
 //! [`challenge_problem`].
 
@@ -61,6 +63,8 @@ pub enum ProblemType {
     UnsupportedIdentifier,
     /// Over a rate limit (429 with `Retry-After`).
     RateLimited,
+    /// The client must do something first, here: agree to the terms of service (RFC 8555 §7.3).
+    UserActionRequired,
 }
 
 impl ProblemType {
@@ -90,6 +94,7 @@ impl ProblemType {
             Self::UnsupportedContact => "unsupportedContact",
             Self::UnsupportedIdentifier => "unsupportedIdentifier",
             Self::RateLimited => "rateLimited",
+            Self::UserActionRequired => "userActionRequired",
         }
     }
 
@@ -102,6 +107,7 @@ impl ProblemType {
     pub fn status(self) -> StatusCode {
         match self {
             Self::AccountDoesNotExist | Self::Unauthorized => StatusCode::FORBIDDEN,
+            Self::UserActionRequired => StatusCode::FORBIDDEN,
             Self::OrderNotReady => StatusCode::FORBIDDEN,
             Self::AlreadyReplaced => StatusCode::CONFLICT,
             Self::ServerInternal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -162,6 +168,13 @@ pub enum Error {
     /// A request refused by a server limit (413 body too large, 408 too slow), as `malformed`.
     #[error("{0}")]
     Refused(server_kit::limits::Refusal),
+    /// newAccount without agreement to the advertised terms of service: `userActionRequired`
+    /// (403) with `Link: <terms>;rel="terms-of-service"` (RFC 8555 §7.3, §7.3.3).
+    #[error("the terms of service {terms} were not agreed to")]
+    TermsOfServiceNotAgreed {
+        /// The terms' URL (the directory's `meta.termsOfService`).
+        terms: String,
+    },
 }
 
 /// Answers a limit's refusal as a `malformed` problem document with the limit's status.
@@ -263,6 +276,15 @@ impl Error {
                 refusal.to_string(),
                 Vec::new(),
             ),
+            Self::TermsOfServiceNotAgreed { terms } => (
+                ProblemType::UserActionRequired.status(),
+                ProblemType::UserActionRequired,
+                format!(
+                    "creating an account requires agreeing to the terms of service at {terms}: \
+                     send \"termsOfServiceAgreed\": true"
+                ),
+                Vec::new(),
+            ),
             // Internal details stay in the log.
             Self::Storage(_) | Self::Config(_) | Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -297,30 +319,55 @@ impl IntoResponse for Error {
             tracing::error!(error = %self, "request failed");
         }
         let (status, problem) = self.to_problem();
-        let location = match &self {
-            Self::Conflict { location, .. } => HeaderValue::from_str(location).ok(),
-            _ => None,
-        };
-        let retry_after = match &self {
-            Self::RateLimited {
-                retry_after_secs, ..
-            } => Some(HeaderValue::from(*retry_after_secs)),
-            _ => None,
-        };
-        let mut response = (status, Json(problem)).into_response();
-        if let Some(location) = location {
-            response.headers_mut().insert(header::LOCATION, location);
+        let mut body = serde_json::to_value(&problem).unwrap_or_default();
+        if matches!(
+            self,
+            Self::Problem {
+                kind: ProblemType::BadSignatureAlgorithm,
+                ..
+            }
+        ) {
+            // RFC 8555 §6.2: the problem names the algorithms the server accepts.
+            body["algorithms"] = proto::jws::Algorithm::ALL
+                .iter()
+                .map(|alg| alg.name())
+                .collect();
         }
-        if let Some(retry_after) = retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, retry_after);
-        }
-        response.headers_mut().insert(
+        let mut response = (status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        match &self {
+            Self::Conflict { location, .. } => {
+                if let Ok(value) = HeaderValue::from_str(location) {
+                    headers.insert(header::LOCATION, value);
+                }
+            }
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            Self::TermsOfServiceNotAgreed { terms } => {
+                let link = format!("<{terms}>;rel=\"terms-of-service\"");
+                if let Ok(value) = HeaderValue::from_str(&link) {
+                    headers.append(header::LINK, value);
+                }
+            }
+            _ => {}
+        }
         response
+    }
+}
+
+/// The name RFC 8555 §7.1.6 gives a status (`"deactivated"`), for problem details; `Debug`
+/// would capitalise it.
+pub fn status_name(status: impl serde::Serialize) -> String {
+    match serde_json::to_value(status) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => "unknown".into(),
     }
 }
 

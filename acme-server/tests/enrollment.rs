@@ -167,3 +167,77 @@ async fn every_response_carries_a_nonce_and_the_index_link() {
         .unwrap();
     assert_problem(response, 405, "malformed").await;
 }
+
+/// `id` with its JSON value's members in another order and spacing (the same identity).
+fn respelled(id: &proto::acme::Identifier) -> proto::acme::Identifier {
+    let members: serde_json::Map<String, Value> = serde_json::from_str(&id.value).unwrap();
+    let reversed: Vec<String> = members
+        .iter()
+        .rev()
+        .map(|(name, value)| format!("{}: {value}", Value::from(name.as_str())))
+        .collect();
+    let value = format!("{{ {} }}", reversed.join(", "));
+    assert_ne!(value, id.value);
+    proto::acme::Identifier {
+        kind: id.kind.clone(),
+        value,
+    }
+}
+
+#[tokio::test]
+async fn a_device_renews_after_a_failed_renewal_of_the_same_certificate() {
+    let env = Env::start().await;
+    let e = env.ready().await;
+    let response = env
+        .finalize(
+            &e,
+            &CsrSpec::for_device(&e.client_id).sign(&credential_key()),
+        )
+        .await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    let order: Order = response.json().await.unwrap();
+    let chain = env
+        .client
+        .post_as(&e.account, &order.certificate.unwrap(), None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let (_, leaf) = parse_x509_pem(chain.as_bytes()).unwrap();
+    let replaces = cert_id(&leaf.contents);
+    // The renewal names the same identity, its identifier values spelled differently.
+    let renewal = serde_json::json!({
+        "identifiers": identifiers(&e.client_id).iter().map(respelled).collect::<Vec<_>>(),
+        "replaces": replaces,
+    });
+    let new_order = env.client.directory.new_order.clone();
+
+    let response = env
+        .client
+        .post_as(&e.account, &new_order, Some(&renewal))
+        .await;
+    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+    let failed_url = header(&response, "location");
+    let failed: Order = response.json().await.unwrap();
+    let (device_authz, _) = env.client.authzs(&e.account, &failed).await;
+    let response = env
+        .client
+        .answer(
+            &e.account,
+            &device_authz.challenges[0].url,
+            serde_json::json!({"access_token": "junk"}),
+        )
+        .await;
+    assert_problem(response, 400, "incorrectResponse").await;
+    let failed: Order = env.client.get(&e.account, &failed_url).await;
+    assert_eq!(failed.status, OrderStatus::Invalid);
+
+    let response = env
+        .client
+        .post_as(&e.account, &new_order, Some(&renewal))
+        .await;
+    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+    let renewed: Order = response.json().await.unwrap();
+    assert_eq!(renewed.replaces.as_deref(), Some(replaces.as_str()));
+    assert_eq!(renewed.status, OrderStatus::Pending);
+}

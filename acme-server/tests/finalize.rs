@@ -98,31 +98,12 @@ async fn concurrent_finalizes_issue_exactly_once() {
             .unwrap(),
         );
     }
-    let responses = post_all(&env, &e.order.finalize, bodies).await;
+    let responses: Vec<u16> = post_all(&env.client, &e.order.finalize, bodies)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
     let ok = responses.iter().filter(|s| **s == 200).count();
     let not_ready = responses.iter().filter(|s| **s == 403).count();
     assert_eq!((ok, not_ready), (1, 3), "{responses:?}");
-}
-
-async fn post_all(env: &Env, url: &str, bodies: Vec<String>) -> Vec<u16> {
-    let mut tasks = tokio::task::JoinSet::new();
-    for body in bodies {
-        let http = env.client.http.clone();
-        let url = url.to_owned();
-        tasks.spawn(async move {
-            http.post(url)
-                .header("content-type", "application/jose+json")
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        });
-    }
-    let mut statuses = Vec::new();
-    while let Some(status) = tasks.join_next().await {
-        statuses.push(status.unwrap());
-    }
-    statuses
 }

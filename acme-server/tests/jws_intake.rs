@@ -229,3 +229,24 @@ async fn new_account_is_idempotent_per_key_and_only_return_existing_finds_nothin
     let response = env.client.post_as(&account, &account.kid, None).await;
     assert_problem(response, 403, "unauthorized").await;
 }
+
+#[tokio::test]
+async fn bad_signature_algorithm_problems_list_the_accepted_algorithms() {
+    let env = Env::start().await;
+    let url = env.client.directory.new_account.clone();
+    let key = SigningKey::generate(Algorithm::Es256).unwrap();
+    let jwk = key.public_jwk().to_json();
+    let accepted: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
+    assert!(accepted.contains(&"ES256") && accepted.contains(&"EdDSA"));
+    // Outside the allow-list, and an allow-listed algorithm that does not fit the key.
+    for alg in ["HS256", "none", "ES384"] {
+        let nonce = env.client.fresh_nonce().await;
+        let protected =
+            b64::encode(json!({"alg": alg, "jwk": jwk, "nonce": nonce, "url": url}).to_string());
+        let payload = b64::encode(json!({"termsOfServiceAgreed": true}).to_string());
+        let body = json!({"protected": protected, "payload": payload, "signature": "c2ln"});
+        let response = env.client.send(&url, body.to_string()).await;
+        let problem = assert_problem(response, 400, "badSignatureAlgorithm").await;
+        assert_eq!(problem["algorithms"], json!(accepted), "{alg}: {problem}");
+    }
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::standard::Fixture;
-use common::{Account, assert_problem, header};
+use common::{Account, assert_problem, cert_id, header, post_all};
 use proto::acme::{Authorization, Challenge, ChallengeStatus, Order, OrderStatus};
 use proto::acme_jws::{KeyId, sign_request};
 use proto::clock::SystemClock;
@@ -324,31 +324,120 @@ async fn the_orders_list_is_paginated() {
     assert_eq!(second["orders"].as_array().unwrap().len(), 1);
 }
 
-/// The ARI certID of a DER certificate (RFC 9773 §4.1).
-fn cert_id(der: &[u8]) -> String {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
-    let aki = cert
-        .extensions()
-        .iter()
-        .find_map(|e| match e.parsed_extension() {
-            x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(a) => {
-                a.key_identifier.as_ref().map(|k| k.0.to_vec())
-            }
-            _ => None,
-        })
-        .unwrap();
-    format!(
-        "{}.{}",
-        proto::b64::encode(aki),
-        proto::b64::encode(cert.raw_serial())
-    )
+async fn replace(f: &Fixture, account: &Account, id: &str) -> reqwest::Response {
+    replace_with(f, account, id, &["ari.example.test"]).await
 }
 
-async fn replace(f: &Fixture, account: &Account, id: &str) -> reqwest::Response {
-    let body =
-        json!({"identifiers": [{"type": "dns", "value": "ari.example.test"}], "replaces": id});
+/// newOrder for `names` replacing the certificate `id`.
+async fn replace_with(
+    f: &Fixture,
+    account: &Account,
+    id: &str,
+    names: &[&str],
+) -> reqwest::Response {
+    let identifiers: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"type": "dns", "value": n}))
+        .collect();
+    let body = json!({"identifiers": identifiers, "replaces": id});
     let url = f.client.directory.new_order.clone();
     f.client.post_as(account, &url, Some(&body)).await
+}
+
+/// Makes a replacing order fail: deactivates its authorization of `name` (a fresh one, since
+/// the name was never validated), which invalidates the order (RFC 8555 §7.5.2).
+async fn fail(f: &Fixture, account: &Account, order_url: &str, name: &str) {
+    let order: Order = f.client.get(account, order_url).await;
+    for url in &order.authorizations {
+        let authz: Authorization = f.client.get(account, url).await;
+        if authz.identifier.value == name {
+            let deactivate = json!({"status": "deactivated"});
+            let response = f.client.post_as(account, url, Some(&deactivate)).await;
+            assert_eq!(response.status(), 200);
+        }
+    }
+    let order: Order = f.client.get(account, order_url).await;
+    assert_eq!(order.status, OrderStatus::Invalid);
+}
+
+#[tokio::test]
+async fn a_failed_replacement_releases_the_certificate_for_the_next_one() {
+    let f = Fixture::start().await;
+    let owner = f.client.new_account().await;
+    let (_, leaf, _) = f.issue(&owner, &["ari.example.test"]).await;
+    let id = cert_id(&leaf);
+    let renewal = ["ari.example.test", "new.example.test"];
+
+    let response = replace_with(&f, &owner, &id, &renewal).await;
+    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+    let first = header(&response, "location");
+    assert_problem(
+        replace_with(&f, &owner, &id, &renewal).await,
+        409,
+        "alreadyReplaced",
+    )
+    .await;
+
+    // The first replacement goes invalid: it no longer holds the certificate (RFC 9773 §5).
+    fail(&f, &owner, &first, "new.example.test").await;
+    let response = replace_with(&f, &owner, &id, &renewal).await;
+    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+    let second: Order = response.json().await.unwrap();
+    assert_eq!(second.replaces.as_deref(), Some(id.as_str()));
+    assert_eq!(second.status, OrderStatus::Pending);
+    assert_problem(replace(&f, &owner, &id).await, 409, "alreadyReplaced").await;
+
+    // An order sharing no identifier with the certificate replaces nothing.
+    let body = assert_problem(
+        replace_with(&f, &owner, &id, &["other.example.test"]).await,
+        400,
+        "malformed",
+    )
+    .await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("identifier"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_replacements_leave_exactly_one_holder_at_a_time() {
+    let f = Fixture::start_with(|c| c.rate_limits.new_orders_per_account.per_minute = 0).await;
+    let owner = f.client.new_account().await;
+    let (_, leaf, _) = f.issue(&owner, &["ari.example.test"]).await;
+    let id = cert_id(&leaf);
+    let renewal = ["ari.example.test", "new.example.test"];
+    let url = f.client.directory.new_order.clone();
+    let payload = json!({
+        "identifiers": renewal.map(|n| json!({"type": "dns", "value": n})),
+        "replaces": id,
+    });
+    for round in 0..2 {
+        let mut bodies = Vec::new();
+        for _ in 0..100 {
+            let nonce = f.client.fresh_nonce().await;
+            let key_id = KeyId::Kid(&owner.kid);
+            bodies.push(sign_request(&owner.key, key_id, &nonce, &url, Some(&payload)).unwrap());
+        }
+        let mut holders = Vec::new();
+        let mut refused = 0;
+        for response in post_all(&f.client, &url, bodies).await {
+            match response.status().as_u16() {
+                201 => holders.push(header(&response, "location")),
+                409 => refused += 1,
+                other => panic!("round {round}: {other} {:?}", response.text().await),
+            }
+        }
+        assert_eq!((holders.len(), refused), (1, 99), "round {round}");
+        // Only the holder's failure frees the certificate for the next round.
+        assert_problem(
+            replace_with(&f, &owner, &id, &renewal).await,
+            409,
+            "alreadyReplaced",
+        )
+        .await;
+        fail(&f, &owner, &holders[0], "new.example.test").await;
+    }
 }
 
 #[tokio::test]
@@ -556,6 +645,17 @@ async fn an_ip_address_certificate_is_validated_over_http_01() {
             127, 0, 0, 1
         ])]
     ));
+}
+
+#[tokio::test]
+async fn an_ipv6_address_is_validated_with_its_host_in_brackets() {
+    let f = Fixture::start().await;
+    f.also_on_ipv6().await;
+    let account = f.client.new_account().await;
+    let (order_url, order) = f.order(&account, &[("ip", "::1")]).await;
+    let (order, _) = f.finalize(&account, &order_url, &order, &["::1"]).await;
+    assert!(order.certificate.is_some());
+    assert_eq!(f.hosts.lock().unwrap().as_slice(), ["[::1]"]);
 }
 
 #[tokio::test]

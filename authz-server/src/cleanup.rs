@@ -6,7 +6,8 @@
 //!   refresh families, DPoP and client-assertion `jti`s: by their `expires_at`;
 //! - authorization codes are kept one access-token lifetime longer, so a replayed code still
 //!   revokes the tokens it produced while those could be in use (RFC 6749 §4.1.2);
-//! - token revocations once the revoked token has expired by itself;
+//! - token revocations once the revoked token has expired by itself, and consent withdrawals
+//!   once everything granted before them has;
 //! - the user code of each device authorization removed.
 //!
 //! Users, clients, devices and consents are never removed.
@@ -41,6 +42,12 @@ pub fn sweep(store: &dyn Store, now: UnixTime, keep: i64, lifetimes: &Lifetimes)
         "revoked_at",
         cutoff - longest_access,
     )?;
+    // A withdrawal matters while something granted before it could still be used.
+    let longest_grant = lifetimes.refresh_token.max(longest_access);
+    removed += remove_where(store, trees::WITHDRAWALS, |_, value| {
+        serde_json::from_slice::<UnixTime>(value).is_ok_and(|at| at < cutoff - longest_grant)
+    })?
+    .len();
     let grants = remove_where(store, trees::DEVICE_CODES, |_, value| {
         json_time(value, "expires_at").is_some_and(|t| t < cutoff)
     })?;

@@ -31,6 +31,9 @@ pub struct Config {
     /// Require a server-issued nonce in DPoP proofs at `/token` and resource endpoints
     /// (`use_dpop_nonce` otherwise, RFC 9449 §8, §9).
     pub require_dpop_nonce: bool,
+    /// Seconds of clock difference tolerated between a device and this server in the Wire
+    /// proof's times (`iat`/`nbf` ahead, `exp` behind, and on top of the `exp` cap).
+    pub clock_skew: i64,
     /// Lifetimes in seconds.
     pub lifetimes: Lifetimes,
     /// Connections, timeouts and sizes (`[limits]`).
@@ -100,6 +103,10 @@ pub struct Lifetimes {
     pub client_access_token: i64,
     /// Furthest `exp` accepted in a client's DPoP proof, from now.
     pub max_proof_exp: i64,
+    /// Furthest `exp` accepted in a `private_key_jwt` client assertion, from now (plus 60 s of
+    /// clock skew); RFC 7523 sets no cap, Authlib signs for 3600 s. Each assertion's `jti` is
+    /// remembered until its `exp`, so one is never accepted twice.
+    pub max_client_assertion_exp: i64,
     /// Refresh tokens.
     pub refresh_token: i64,
 }
@@ -113,6 +120,7 @@ impl Default for Lifetimes {
             backend_nonce: 300,
             client_access_token: 360,
             max_proof_exp: 3600,
+            max_client_assertion_exp: 3600,
             refresh_token: 30 * 86_400,
         }
     }
@@ -131,6 +139,7 @@ impl Default for Config {
             require_dpop_nonce: false,
             lifetimes: Lifetimes::default(),
             limits: server_kit::limits::Limits::default(),
+            clock_skew: proto::dpop::DEFAULT_WIRE_SKEW,
             rate_limits: crate::rate_limits::RateLimits::default(),
             password_checks: crate::password_pool::PasswordChecks::default(),
             caps: Caps::default(),
@@ -179,6 +188,11 @@ impl Config {
                 "tls_cert and tls_key are required outside dev mode".into(),
             ));
         }
+        if !(0..=3600).contains(&self.clock_skew) {
+            return Err(Error::Config(
+                "clock_skew must be between 0 and 3600 seconds".into(),
+            ));
+        }
         let l = &self.lifetimes;
         for (name, v) in [
             ("access_token", l.access_token),
@@ -187,6 +201,7 @@ impl Config {
             ("backend_nonce", l.backend_nonce),
             ("client_access_token", l.client_access_token),
             ("max_proof_exp", l.max_proof_exp),
+            ("max_client_assertion_exp", l.max_client_assertion_exp),
             ("refresh_token", l.refresh_token),
         ] {
             if v <= 0 {

@@ -87,13 +87,31 @@ pub fn list(store: &dyn Store, user_id: &str) -> Result<Vec<Consent>> {
     Ok(store.scan_json(trees::CONSENTS, &format!("{user_id}/"))?)
 }
 
-/// Revokes a grant; false if there was none.
-pub fn revoke(store: &dyn Store, user_id: &str, client_id: &str) -> Result<bool> {
-    let existed = store
-        .take(trees::CONSENTS, &key(user_id, client_id))?
-        .is_some();
+/// Withdraws the user's consent for a client: the consent goes (the next authorization asks
+/// again), and so does everything already granted to the client for the user — its access
+/// tokens and refresh families issued until `now` stop working (see [`withdrawn`]). False if
+/// there was no consent.
+pub fn revoke(store: &dyn Store, user_id: &str, client_id: &str, now: UnixTime) -> Result<bool> {
+    let key = key(user_id, client_id);
+    let existed = store.take(trees::CONSENTS, &key)?.is_some();
+    if existed {
+        store.put_json(trees::WITHDRAWALS, &key, &now)?;
+    }
     store.flush()?;
     Ok(existed)
+}
+
+/// Whether what was granted to `client_id` for `user_id` at `granted_at` has been withdrawn
+/// since.
+pub fn withdrawn(
+    store: &dyn Store,
+    user_id: &str,
+    client_id: &str,
+    granted_at: UnixTime,
+) -> Result<bool> {
+    Ok(store
+        .get_json::<UnixTime>(trees::WITHDRAWALS, &key(user_id, client_id))?
+        .is_some_and(|at| granted_at <= at))
 }
 
 /// Parks an authorization until the user answers; returns the ticket.

@@ -25,6 +25,10 @@ pub enum Decision {
     Approved {
         /// The user's id.
         user_id: String,
+        /// When the user signed in on the verification page to approve (the ID token's
+        /// `auth_time`); absent in records stored before it was kept.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        auth_time: Option<UnixTime>,
     },
     /// Denied.
     Denied,

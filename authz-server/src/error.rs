@@ -233,7 +233,13 @@ fn challenge(scheme: Scheme, params: &[(&str, &str)]) -> Option<HeaderValue> {
         value.push_str(&format!("{name}=\"{v}\""));
     }
     if scheme == Scheme::Dpop {
-        value.push_str(", algs=\"ES256 ES384 EdDSA RS256\"");
+        // RFC 9449 §7.1: the algorithms a proof may use here.
+        let algs: Vec<&str> = proto::dpop::DpopPolicy::rfc9449()
+            .algorithms
+            .iter()
+            .map(|a| a.name())
+            .collect();
+        value.push_str(&format!(", algs=\"{}\"", algs.join(" ")));
     }
     HeaderValue::from_str(&value).ok()
 }

@@ -177,8 +177,8 @@ fn replayed(store: &dyn Store, grant: &CodeGrant, client_id: &str, now: UnixTime
 }
 
 impl RedeemedGrant {
-    /// Marks the code used, recording the access tokens and the refresh token family issued
-    /// from it. If another request redeemed it meanwhile (the compare-and-swap on the stored
+    /// Marks the code used, recording the access tokens and the refresh token family (if one
+    /// was started) issued from it. If another request redeemed it meanwhile (the compare-and-swap on the stored
     /// record fails), this is a replay: what this request issued is revoked (it is never handed
     /// out), so is the other request's grant, and the answer is `invalid_grant`. Durable on
     /// return.
@@ -186,12 +186,12 @@ impl RedeemedGrant {
         self,
         store: &dyn Store,
         issued_jtis: Vec<String>,
-        refresh_family: &str,
+        refresh_family: Option<&str>,
         now: UnixTime,
     ) -> Result<()> {
         let mut grant = self.grant;
         grant.redeemed = Some(issued_jtis);
-        grant.refresh_family = Some(refresh_family.to_owned());
+        grant.refresh_family = refresh_family.map(str::to_owned);
         let new = crate::store::encode(&grant)?;
         if store.compare_and_swap(trees::CODES, &self.key, Some(&self.stored), Some(&new))? {
             return Ok(store.flush()?);
@@ -262,14 +262,15 @@ mod tests {
             jkt: None,
             expires_at: now + 3600,
             used: false,
+            granted_at: now,
         };
         let first = refresh::start_family(store, &template, "jti-first").unwrap();
         let second = refresh::start_family(store, &template, "jti-second").unwrap();
         winner
-            .commit(store, vec!["jti-first".into()], &first.family, now)
+            .commit(store, vec!["jti-first".into()], Some(&first.family), now)
             .unwrap();
         let refused = loser
-            .commit(store, vec!["jti-second".into()], &second.family, now)
+            .commit(store, vec!["jti-second".into()], Some(&second.family), now)
             .unwrap_err();
         assert!(
             matches!(

@@ -5,9 +5,11 @@
 //! Modules by job: [`config`], [`store`] (the only module that touches sled), [`keys`] (key
 //! files and dev PKI), [`users`] (users and OAuth clients), [`devices`] (devices and backend
 //! nonces), [`grants`] (authorization codes with PKCE), [`tokens`] (user tokens and their
-//! validation), [`scopes`] (scope values and what each client may be granted), [`http`] (the
-//! front end), [`server`] (start/stop), [`error`] (the one error type and its wire forms).
+//! validation), [`claims`] (the user claims each scope releases), [`scopes`] (scope values and
+//! what each client may be granted), [`http`] (the front end), [`server`] (start/stop),
+//! [`error`] (the one error type and its wire forms).
 
+pub mod claims;
 pub mod cleanup;
 pub mod config;
 pub mod consents;

@@ -88,8 +88,24 @@ enum UserAction {
         /// Defaults to the configured domain.
         #[arg(long)]
         domain: Option<String>,
+        /// The user's email address (the `email` claim); none by default.
+        #[arg(long)]
+        email: Option<String>,
+        /// The email address is known to be the user's (`email_verified` true).
+        #[arg(long, requires = "email")]
+        email_verified: bool,
     },
-    /// List users.
+    /// Set or (without `--email`) remove a user's email address.
+    SetEmail {
+        #[arg(long)]
+        handle: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// The email address is known to be the user's (`email_verified` true).
+        #[arg(long, requires = "email")]
+        email_verified: bool,
+    },
+    /// List users: id, handle, name, team, domain, email.
     List,
     /// Remove a user and their devices.
     Remove {
@@ -115,8 +131,8 @@ enum ClientAction {
         #[arg(long)]
         third_party: bool,
         /// A scope the client may be granted (repeatable, or several separated by spaces).
-        /// Without any: openid, profile, wire_client_id, and for first-party clients the
-        /// device scope.
+        /// Without any: openid, profile, email, offline_access, wire_client_id, and for
+        /// first-party clients the device scope.
         #[arg(long = "scope")]
         scopes: Vec<String>,
     },
@@ -215,12 +231,18 @@ fn user_command(config: &Config, action: UserAction) -> anyhow::Result<()> {
             name,
             team,
             domain,
+            email,
+            email_verified,
         } => {
+            // Checked before the password is read, so a typo costs nothing.
+            let email = email
+                .map(|e| users::Email::new(&e, email_verified))
+                .transpose()?;
             let mut password = String::new();
             std::io::stdin().read_to_string(&mut password)?;
             let password = SecretString::new(password.trim_end_matches(['\r', '\n']));
             let domain = domain.unwrap_or_else(|| config.domain.clone());
-            let user = users::add(
+            let user = users::add_with_email(
                 store.as_ref(),
                 &NewUser {
                     handle: &handle,
@@ -229,13 +251,34 @@ fn user_command(config: &Config, action: UserAction) -> anyhow::Result<()> {
                     domain: &domain,
                     password: &password,
                 },
+                email,
             )?;
             println!("added user {} ({})", user.handle, user.id);
         }
+        UserAction::SetEmail {
+            handle,
+            email,
+            email_verified,
+        } => {
+            let email = email
+                .map(|e| users::Email::new(&e, email_verified))
+                .transpose()?;
+            if !users::set_email(store.as_ref(), &handle, email)? {
+                anyhow::bail!("no user with handle {handle}");
+            }
+            println!("set the email address of {handle}");
+        }
         UserAction::List => {
             for u in users::list(store.as_ref())? {
+                let email = u.email.as_ref().map_or_else(
+                    || "-".to_owned(),
+                    |e| {
+                        let verified = if e.verified { "" } else { " (unverified)" };
+                        format!("{}{verified}", e.address)
+                    },
+                );
                 println!(
-                    "{}\t{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\t{email}",
                     u.id,
                     u.handle,
                     u.name,

@@ -2,8 +2,10 @@
 //! (`[password_checks]`), so a burst of logins cannot take the server's CPU:
 //!
 //! - a check is admitted only while the checks running or waiting stay within `workers + queue`
-//!   in total and within `per_address` for the client's address; otherwise it is refused at once
-//!   (429 with `Retry-After`), before any hashing — a burst is refused fast, not queued;
+//!   in total, within `per_address` for the client's address and within `per_user` for the
+//!   handle; otherwise it is refused at once (429 with `Retry-After`), before any hashing — a
+//!   burst is refused fast, not queued, and a few accounts (whose right passwords give their
+//!   failed-login tokens back) cannot fill the queue;
 //! - a free worker takes the waiting check whose address has the fewest checks running (the
 //!   oldest among those), so an address flooding the queue holds the workers only while nobody
 //!   else waits: another client's check runs as soon as a worker is free;
@@ -33,6 +35,8 @@ pub struct PasswordChecks {
     pub queue: usize,
     /// Checks one client address may have running or waiting at once.
     pub per_address: usize,
+    /// Checks for one handle that may be running or waiting at once.
+    pub per_user: usize,
 }
 
 impl Default for PasswordChecks {
@@ -41,6 +45,7 @@ impl Default for PasswordChecks {
             workers: 0,
             queue: 64,
             per_address: 16,
+            per_user: 2,
         }
     }
 }
@@ -60,6 +65,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// A check waiting for a worker.
 struct Waiting {
     ip: IpAddr,
+    handle: String,
     job: Job,
 }
 
@@ -77,6 +83,8 @@ struct Queue {
     running: HashMap<IpAddr, usize>,
     /// Checks running or waiting, per address.
     held: HashMap<IpAddr, usize>,
+    /// Checks running or waiting, per handle.
+    held_by_user: HashMap<String, usize>,
     /// Checks running or waiting.
     total: usize,
     closed: bool,
@@ -94,16 +102,26 @@ impl Queue {
             .map(|(index, _)| index)
     }
 
-    fn finished(&mut self, ip: IpAddr) {
+    fn finished(&mut self, ip: IpAddr, handle: &str) {
         for table in [&mut self.running, &mut self.held] {
-            if let Some(n) = table.get_mut(&ip) {
-                *n -= 1;
-                if *n == 0 {
-                    table.remove(&ip);
-                }
-            }
+            release(table, &ip);
         }
+        release(&mut self.held_by_user, handle);
         self.total -= 1;
+    }
+}
+
+/// One place fewer for `key` in `table` (the entry goes when it reaches zero).
+fn release<K, Q>(table: &mut HashMap<K, usize>, key: &Q)
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: std::hash::Hash + Eq + ?Sized,
+{
+    if let Some(n) = table.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            table.remove(key);
+        }
     }
 }
 
@@ -113,11 +131,12 @@ struct Shared {
     ready: Condvar,
     total_cap: usize,
     per_address_cap: usize,
+    per_user_cap: usize,
 }
 
 impl Shared {
-    /// Admits `job` for a client at `ip`, or refuses at once.
-    fn admit(&self, ip: IpAddr, job: Job) -> Result<()> {
+    /// Admits `job`, a check of `handle` for a client at `ip`, or refuses at once.
+    fn admit(&self, ip: IpAddr, handle: &str, job: Job) -> Result<()> {
         let busy = |whom: &str| Error::RateLimited {
             description: format!("too many password checks in progress {whom}; retry after 1 s"),
             retry_after_secs: 1,
@@ -130,9 +149,18 @@ impl Shared {
         if mine >= self.per_address_cap {
             return Err(busy("from this address"));
         }
+        let users = queue.held_by_user.get(handle).copied().unwrap_or(0);
+        if users >= self.per_user_cap {
+            return Err(busy("for this user"));
+        }
         queue.held.insert(ip, mine + 1);
+        queue.held_by_user.insert(handle.to_owned(), users + 1);
         queue.total += 1;
-        queue.waiting.push_back(Waiting { ip, job });
+        queue.waiting.push_back(Waiting {
+            ip,
+            handle: handle.to_owned(),
+            job,
+        });
         drop(queue);
         self.ready.notify_one();
         Ok(())
@@ -151,7 +179,7 @@ impl Shared {
         };
         loop {
             if let Some(index) = queue.next() {
-                let Some(Waiting { ip, job }) = queue.waiting.remove(index) else {
+                let Some(Waiting { ip, handle, job }) = queue.waiting.remove(index) else {
                     continue;
                 };
                 *queue.running.entry(ip).or_insert(0) += 1;
@@ -161,7 +189,7 @@ impl Shared {
                     Ok(queue) => queue,
                     Err(_) => return,
                 };
-                queue.finished(ip);
+                queue.finished(ip, &handle);
             } else if queue.closed {
                 return;
             } else {
@@ -202,6 +230,7 @@ impl PasswordPool {
             ready: Condvar::new(),
             total_cap: workers + config.queue,
             per_address_cap: config.per_address.max(1),
+            per_user_cap: config.per_user.max(1),
         });
         for i in 0..workers {
             let shared = shared.clone();
@@ -225,6 +254,7 @@ impl PasswordPool {
         password: SecretString,
     ) -> Result<User> {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let admitted_as = handle.clone();
         let job: Job = Box::new(move || {
             if tx.is_closed() {
                 // The client went away while the check waited.
@@ -236,7 +266,7 @@ impl PasswordPool {
                 &password,
             ));
         });
-        self.workers.0.admit(ip, job)?;
+        self.workers.0.admit(ip, &admitted_as, job)?;
         rx.await
             .map_err(|_| Error::Internal("password worker failed".into()))?
     }
@@ -254,6 +284,7 @@ mod tests {
             ready: Condvar::new(),
             total_cap,
             per_address_cap,
+            per_user_cap: 100,
         }
     }
 
@@ -267,25 +298,42 @@ mod tests {
         let a: IpAddr = [192, 0, 2, 1].into();
         let b: IpAddr = [192, 0, 2, 2].into();
         let c: IpAddr = [192, 0, 2, 3].into();
-        pool.admit(a, nothing()).unwrap();
-        pool.admit(a, nothing()).unwrap();
-        let refused = pool.admit(a, nothing()).unwrap_err();
+        pool.admit(a, "u", nothing()).unwrap();
+        pool.admit(a, "u", nothing()).unwrap();
+        let refused = pool.admit(a, "u", nothing()).unwrap_err();
         assert!(
             refused.to_string().contains("from this address"),
             "{refused}"
         );
-        pool.admit(b, nothing()).unwrap();
-        pool.admit(b, nothing()).unwrap();
-        let refused = pool.admit(c, nothing()).unwrap_err();
+        pool.admit(b, "u", nothing()).unwrap();
+        pool.admit(b, "u", nothing()).unwrap();
+        let refused = pool.admit(c, "u", nothing()).unwrap_err();
         assert!(refused.to_string().contains("on this server"), "{refused}");
         // A finished check frees its place for its address and in the total.
         let mut queue = pool.queue.lock().unwrap();
         let first = queue.waiting.pop_front().unwrap();
         *queue.running.entry(first.ip).or_insert(0) += 1;
-        queue.finished(first.ip);
+        queue.finished(first.ip, &first.handle);
         drop(queue);
-        pool.admit(a, nothing()).unwrap();
-        assert!(pool.admit(c, nothing()).is_err());
+        pool.admit(a, "u", nothing()).unwrap();
+        assert!(pool.admit(c, "u", nothing()).is_err());
+    }
+
+    #[test]
+    fn one_user_has_at_most_its_checks_in_flight_from_anywhere() {
+        let pool = Shared {
+            per_user_cap: 2,
+            ..shared(100, 100)
+        };
+        for i in 1..=2 {
+            pool.admit([192, 0, 2, i].into(), "alice", nothing())
+                .unwrap();
+        }
+        let refused = pool
+            .admit([192, 0, 2, 3].into(), "alice", nothing())
+            .unwrap_err();
+        assert!(refused.to_string().contains("for this user"), "{refused}");
+        pool.admit([192, 0, 2, 3].into(), "bob", nothing()).unwrap();
     }
 
     #[test]
@@ -294,9 +342,9 @@ mod tests {
         let flood: IpAddr = [192, 0, 2, 1].into();
         let user: IpAddr = [192, 0, 2, 2].into();
         for _ in 0..10 {
-            pool.admit(flood, nothing()).unwrap();
+            pool.admit(flood, "u", nothing()).unwrap();
         }
-        pool.admit(user, nothing()).unwrap();
+        pool.admit(user, "v", nothing()).unwrap();
         let mut queue = pool.queue.lock().unwrap();
         // Alone, the flood's oldest check goes first.
         assert_eq!(queue.next(), Some(0));

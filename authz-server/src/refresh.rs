@@ -33,6 +33,10 @@ pub struct RefreshRecord {
     pub expires_at: UnixTime,
     /// Whether it was exchanged already.
     pub used: bool,
+    /// When the user granted what this family carries (kept across rotations): a consent
+    /// withdrawn at or after it voids the family.
+    #[serde(default)]
+    pub granted_at: UnixTime,
 }
 
 /// A family of refresh tokens.
@@ -179,6 +183,10 @@ pub fn redeem(
     if family.revoked {
         return Err(invalid("the refresh token was revoked"));
     }
+    if crate::consents::withdrawn(store, &record.user_id, &record.client_id, record.granted_at)? {
+        revoke_family(store, &record.family, now)?;
+        return Err(invalid("the user withdrew this client's access"));
+    }
     if record.expires_at < now {
         return Err(invalid("the refresh token expired"));
     }
@@ -223,6 +231,7 @@ mod tests {
             jkt: None,
             expires_at: 2_000,
             used: false,
+            granted_at: 1_000,
         };
         let first = start_family(store, &template, "at-1").unwrap();
         let rotated = continue_family(store, &first.family, &template, "at-2").unwrap();

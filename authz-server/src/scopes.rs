@@ -1,6 +1,10 @@
-//! Scopes: what a `scope` value may hold (RFC 6749 §3.3), which scopes a client may be granted
-//! (its registered list, or the documented default for clients registered without one), and the
-//! `invalid_scope` refusal every grant uses for a scope outside that list (RFC 6749 §5.2).
+//! Scopes: what a `scope` value may hold (RFC 6749 §3.3), which scopes this server supports
+//! (the OpenID Connect ones, `wire_client_id` and the device scope: `scopes_supported`), which
+//! scopes a client may be granted (its registered list, or the documented default for clients
+//! registered without one), and the `invalid_scope` refusal every grant uses for a scope outside
+//! that list (RFC 6749 §5.2). At `/authorize` a scope the server does not support at all is
+//! ignored (OIDC Core §3.1.2.1) before that check; the token-endpoint grants and
+//! `/device_authorization` refuse it.
 //!
 //! The device scope (`device_access.scope`, default [`DEFAULT_DEVICE_SCOPE`]) is the one that
 //! lets a token register devices and obtain Wire access tokens; see
@@ -11,8 +15,28 @@ use crate::error::{Error, Result};
 /// The scope the Wire device endpoints require unless configured otherwise.
 pub const DEFAULT_DEVICE_SCOPE: &str = "wire_devices";
 
-/// Identity scopes `/authorize` supports besides the device scope.
-pub const IDENTITY_SCOPES: [&str; 3] = ["openid", "profile", "wire_client_id"];
+/// `offline_access` (OIDC Core §11): a refresh token for a third-party client (first-party
+/// clients get one with every code and device grant; see [`refresh_token_allowed`]).
+pub const OFFLINE_ACCESS: &str = "offline_access";
+
+/// Identity scopes `/authorize` supports besides the device scope: OpenID Connect's `openid`,
+/// `profile` and `email` (OIDC Core §5.4), `offline_access`, and Wire's `wire_client_id`.
+pub const IDENTITY_SCOPES: [&str; 5] = [
+    "openid",
+    "profile",
+    "email",
+    OFFLINE_ACCESS,
+    "wire_client_id",
+];
+
+/// Every scope this server supports (`scopes_supported`): the identity scopes and the device
+/// scope.
+pub fn supported(device_scope: &str) -> Vec<&str> {
+    IDENTITY_SCOPES
+        .into_iter()
+        .chain(std::iter::once(device_scope))
+        .collect()
+}
 
 /// The scope tokens of a `scope` value (empty tokens from repeated spaces are skipped).
 pub fn split(scope: &str) -> impl Iterator<Item = &str> {
@@ -55,9 +79,10 @@ pub fn parse(scope: &str) -> std::result::Result<Vec<String>, String> {
     Ok(tokens)
 }
 
-/// The scopes of a client registered without a list: the identity scopes, and for a
-/// first-party client also the device scope (what such clients could use before lists existed;
-/// third-party clients never get the device scope by default).
+/// The scopes of a client registered without a list: the identity scopes (so the default
+/// `openid email profile` of OIDC libraries, and `offline_access`, work), and for a first-party
+/// client also the device scope (what such clients could use before lists existed; third-party
+/// clients never get the device scope by default).
 pub fn default_for(first_party: bool, device_scope: &str) -> Vec<String> {
     let mut scopes: Vec<String> = IDENTITY_SCOPES.iter().map(|s| (*s).to_owned()).collect();
     if first_party {
@@ -81,6 +106,36 @@ pub fn grantable(
         ));
     }
     Ok(tokens.join(" "))
+}
+
+/// The scope an authorization request (`/authorize`) is granted: tokens that are not
+/// scope-tokens are refused, scopes this server does not support at all are dropped (OIDC Core
+/// §3.1.2.1: "Scope values used that are not understood by an implementation SHOULD be
+/// ignored"), and every remaining one must be on the client's list ([`grantable`]); returns the
+/// granted scope or the `invalid_scope` description.
+pub fn authorization_scope(
+    requested: &str,
+    client: &crate::users::OAuthClient,
+    device_scope: &str,
+) -> std::result::Result<String, String> {
+    let supported = supported(device_scope);
+    let understood: Vec<String> = parse(requested)?
+        .into_iter()
+        .filter(|s| supported.contains(&s.as_str()))
+        .collect();
+    grantable(
+        &understood.join(" "),
+        &client.allowed_scopes(device_scope),
+        &client.id,
+    )
+}
+
+/// Whether a code or device grant of `scope` to `client` comes with a refresh token: always for
+/// a first-party client (the Wire app; this server has no login sessions, so every refresh token
+/// is an "offline" one), for a third-party client only when `offline_access` was granted, that
+/// is when the user allowed "Stay signed in" on the consent page.
+pub fn refresh_token_allowed(client: &crate::users::OAuthClient, scope: &str) -> bool {
+    client.is_first_party() || has(scope, OFFLINE_ACCESS)
 }
 
 /// [`grantable`] for a token-endpoint-style grant: the refusal is the `invalid_scope` error.
@@ -122,5 +177,33 @@ mod tests {
         assert!(refused.contains("admin"), "{refused}");
         assert!(!default_for(false, "wire_devices").contains(&"wire_devices".to_owned()));
         assert!(default_for(true, "wire_devices").contains(&"wire_devices".to_owned()));
+    }
+
+    #[test]
+    fn authorization_requests_ignore_unsupported_scopes_but_not_unregistered_ones() {
+        let client = crate::users::OAuthClient {
+            id: "app".into(),
+            redirect_uris: vec!["https://app.example/cb".into()],
+            secret_sha256: None,
+            consent_required: true,
+            jwks: None,
+            scopes: Some(vec!["openid".into(), "email".into()]),
+        };
+        assert_eq!(
+            authorization_scope("openid calendar email urn:x:y", &client, "wire_devices").unwrap(),
+            "openid email"
+        );
+        assert_eq!(
+            authorization_scope("calendar", &client, "wire_devices").unwrap(),
+            ""
+        );
+        for refused in ["openid profile", "openid wire_devices", "openid a\\b"] {
+            assert!(
+                authorization_scope(refused, &client, "wire_devices").is_err(),
+                "{refused}"
+            );
+        }
+        assert!(!refresh_token_allowed(&client, "openid email"));
+        assert!(refresh_token_allowed(&client, "openid offline_access"));
     }
 }

@@ -145,10 +145,11 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     })
 }
 
-/// Dev mode: the demo user (password in `data_dir/demo-password`, 0600, created once) and the
-/// demo clients, each allowed the scopes its part of the demo needs: the Wire app the identity
-/// scopes and the device scope, the third-party web app the identity scopes only, the two
-/// services `api` for client credentials.
+/// Dev mode: the demo user (password in `data_dir/demo-password`, 0600, created once; no email
+/// address) and the demo clients, each allowed the scopes its part of the demo needs: the Wire
+/// app the identity scopes (among them the `openid email profile` OIDC libraries ask for by
+/// default, and `offline_access`) and the device scope, the third-party web app the OpenID
+/// Connect scopes only, the two services `api` for client credentials.
 fn seed_demo(store: &dyn Store, config: &Config) -> Result<()> {
     let scopes = |list: &[&str]| Some(list.iter().map(|s| (*s).to_owned()).collect());
     let device_scope = config.device_access.scope.as_str();
@@ -161,7 +162,14 @@ fn seed_demo(store: &dyn Store, config: &Config) -> Result<()> {
                 secret_sha256: None,
                 consent_required: false,
                 jwks: None,
-                scopes: scopes(&["openid", "profile", "wire_client_id", device_scope]),
+                scopes: scopes(&[
+                    "openid",
+                    "profile",
+                    "email",
+                    "offline_access",
+                    "wire_client_id",
+                    device_scope,
+                ]),
             },
         )?;
     }
@@ -174,7 +182,7 @@ fn seed_demo(store: &dyn Store, config: &Config) -> Result<()> {
                 secret_sha256: None,
                 consent_required: true,
                 jwks: None,
-                scopes: scopes(&["openid", "profile"]),
+                scopes: scopes(&["openid", "profile", "email", "offline_access"]),
             },
         )?;
     }

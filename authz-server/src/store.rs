@@ -31,6 +31,9 @@ pub mod trees {
     pub const USER_CODES: Tree = Tree::new("user_codes");
     /// `{user id}/{client id}` → the scopes the user granted the client.
     pub const CONSENTS: Tree = Tree::new("consents");
+    /// `{user id}/{client id}` → when the user last withdrew the client's consent: what was
+    /// granted to the client for the user at or before then is void.
+    pub const WITHDRAWALS: Tree = Tree::new("withdrawals");
     /// Consent ticket → an authorization waiting for the user's answer.
     pub const CONSENT_TICKETS: Tree = Tree::new("consent_tickets");
     /// `{client id}:{jti}` of `private_key_jwt` assertions → expiry: used once.

@@ -1,5 +1,6 @@
 //! The user's tokens: RFC 9068 JWT access tokens (DPoP-bound with `cnf.jkt` when the token
-//! request carried a proof) and OIDC ID tokens, plus their validation at this server's own
+//! request carried a proof) and OIDC ID tokens (for code and device grants that include
+//! `openid`; user claims from [`crate::claims`]), plus their validation at this server's own
 //! resource endpoints and revocation by `jti`.
 
 use axum::http::HeaderMap;
@@ -10,7 +11,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result, Scheme};
-use crate::grants::CodeGrant;
+use crate::grants::{CodeGrant, EchoedClaims};
 use crate::store::{Store, trees};
 use crate::users::User;
 
@@ -108,6 +109,55 @@ pub fn issue_access(
     Ok((issuer.key.sign_jwt("at+jwt", false, &at.0)?, jti))
 }
 
+/// What an ID token is issued for, besides the user.
+#[derive(Debug, Clone, Copy)]
+pub struct IdTokenGrant<'a> {
+    /// `aud` and `azp`.
+    pub client_id: &'a str,
+    /// The granted scope: which user claims the token carries ([`crate::claims`]).
+    pub scope: &'a str,
+    /// The authorization request's `nonce` (none in the device flow, which has no
+    /// authorization request).
+    pub nonce: Option<&'a str>,
+    /// When the user authenticated (`auth_time`), when known.
+    pub auth_time: Option<UnixTime>,
+    /// Values a `claims` request asked to see echoed (`keyauth`, `acme_aud`).
+    pub echoed: &'a EchoedClaims,
+}
+
+/// Signs an OpenID Connect ID token (OIDC Core §2) for `user`, issued with `access_token`
+/// (`at_hash`, §3.1.3.6).
+pub fn issue_id_token(
+    issuer: &Issuer<'_>,
+    grant: &IdTokenGrant<'_>,
+    user: &User,
+    access_token: &str,
+    now: UnixTime,
+) -> Result<String> {
+    let mut id = Claims(crate::claims::user_claims(user, grant.scope)?);
+    id.set("iss", issuer.url);
+    id.set("aud", grant.client_id);
+    id.set("azp", grant.client_id);
+    id.set("iat", now);
+    id.set("exp", now + issuer.id_lifetime);
+    if let Some(auth_time) = grant.auth_time {
+        id.set("auth_time", auth_time);
+    }
+    id.set("jti", proto::random::uuid_v4());
+    if let Some(nonce) = grant.nonce {
+        id.set("nonce", nonce);
+    }
+    let digest = Sha256::digest(access_token.as_bytes());
+    id.set("at_hash", proto::b64::encode(&digest[..16]));
+    if let Some(keyauth) = &grant.echoed.keyauth {
+        id.set("keyauth", keyauth.clone());
+    }
+    if let Some(acme_aud) = &grant.echoed.acme_aud {
+        id.set("acme_aud", acme_aud.clone());
+    }
+    Ok(issuer.key.sign_jwt("JWT", false, &id.0)?)
+}
+
 /// Issues the tokens for a redeemed code.
 pub fn issue_for_grant(
     issuer: &Issuer<'_>,
@@ -128,37 +178,15 @@ pub fn issue_for_grant(
         now,
     )?;
 
-    let id_token = if grant.scope.split(' ').any(|s| s == "openid") {
-        let mut id = Claims::default();
-        id.set("iss", issuer.url);
-        id.set("sub", user.id.clone());
-        id.set("aud", grant.client_id.clone());
-        id.set("azp", grant.client_id.clone());
-        id.set("iat", now);
-        id.set("exp", now + issuer.id_lifetime);
-        id.set("auth_time", grant.auth_time);
-        id.set("jti", proto::random::uuid_v4());
-        if let Some(nonce) = &grant.nonce {
-            id.set("nonce", nonce.clone());
-        }
-        let digest = Sha256::digest(access_token.as_bytes());
-        id.set("at_hash", proto::b64::encode(&digest[..16]));
-        id.set("name", user.name.clone());
-        id.set(
-            "preferred_username",
-            format!("{}@{}", user.handle, user.domain),
-        );
-        id.set("handle", user.handle_uri()?.to_uri());
-        if let Some(team) = &user.team {
-            id.set("team", team.clone());
-        }
-        if let Some(keyauth) = &grant.claims.keyauth {
-            id.set("keyauth", keyauth.clone());
-        }
-        if let Some(acme_aud) = &grant.claims.acme_aud {
-            id.set("acme_aud", acme_aud.clone());
-        }
-        Some(issuer.key.sign_jwt("JWT", false, &id.0)?)
+    let id_token = if crate::scopes::has(&grant.scope, "openid") {
+        let id_grant = IdTokenGrant {
+            client_id: &grant.client_id,
+            scope: &grant.scope,
+            nonce: grant.nonce.as_deref(),
+            auth_time: Some(grant.auth_time),
+            echoed: &grant.claims,
+        };
+        Some(issue_id_token(issuer, &id_grant, user, &access_token, now)?)
     } else {
         None
     };
@@ -332,9 +360,16 @@ pub fn authenticate(
     }
     let jkt = access.jkt;
     let client_id = field("client_id")?.to_owned();
+    let sub = field("sub")?.to_owned();
+    let issued_at = claims
+        .int("iat")
+        .map_err(|_| invalid("malformed access token"))?;
+    if crate::consents::withdrawn(store, &sub, &client_id, issued_at)? {
+        return Err(invalid("the user withdrew this client's access"));
+    }
     let scope = claims.string("scope").unwrap_or_default().to_owned();
     Ok(AuthenticatedToken {
-        sub: field("sub")?.to_owned(),
+        sub,
         jti,
         jkt,
         client_id,

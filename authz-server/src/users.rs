@@ -1,6 +1,7 @@
-//! Users of the backend (handle, display name, team, domain) with argon2id password hashes,
-//! and the public OAuth clients devices log in with. Operator commands and the login page use
-//! this module; nothing else touches these records.
+//! Users of the backend (handle, display name, team, domain, and an email address only when an
+//! operator recorded one) with argon2id password hashes, and the public OAuth clients devices
+//! log in with. Operator commands and the login page use this module; nothing else touches these
+//! records.
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -24,8 +25,41 @@ pub struct User {
     pub team: Option<String>,
     /// Wire domain.
     pub domain: String,
+    /// The email address an operator recorded (`user add --email`, `user set-email`); none by
+    /// default: a Wire handle is not an email address, and none is made up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<Email>,
     /// argon2id PHC string.
     password_hash: String,
+}
+
+/// A user's email address and whether the operator verified that the user receives mail there
+/// (`email_verified`, OIDC Core §5.1); unverified unless the operator says so.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Email {
+    /// The address (`local@domain`).
+    pub address: String,
+    /// Whether the operator verified it.
+    pub verified: bool,
+}
+
+impl Email {
+    /// An address as an operator typed it: one `@` between a non-empty local part and domain,
+    /// no spaces or control characters, at most 254 bytes (RFC 5321 §4.5.3.1.3).
+    pub fn new(address: &str, verified: bool) -> Result<Self> {
+        let refuse = || Error::invalid_request(format!("{address:?} is not an email address"));
+        let (local, domain) = address.split_once('@').ok_or_else(refuse)?;
+        let plain = |part: &str| {
+            !part.is_empty() && !part.chars().any(|c| c.is_whitespace() || c.is_control())
+        };
+        if address.len() > 254 || !plain(local) || !plain(domain) || domain.contains('@') {
+            return Err(refuse());
+        }
+        Ok(Self {
+            address: address.to_owned(),
+            verified,
+        })
+    }
 }
 
 impl User {
@@ -56,9 +90,14 @@ pub struct NewUser<'a> {
     pub password: &'a SecretString,
 }
 
-/// Creates a user. The handle must be free; an index entry left by an interrupted earlier
-/// attempt (no user record behind it) is taken over.
+/// Creates a user without an email address. The handle must be free; an index entry left by an
+/// interrupted earlier attempt (no user record behind it) is taken over.
 pub fn add(store: &dyn Store, new: &NewUser<'_>) -> Result<User> {
+    add_with_email(store, new, None)
+}
+
+/// [`add`] with the email address an operator recorded for the user.
+pub fn add_with_email(store: &dyn Store, new: &NewUser<'_>, email: Option<Email>) -> Result<User> {
     HandleUri::new(new.handle, new.domain).map_err(|e| Error::invalid_request(e.to_string()))?;
     if new.name.trim().is_empty() {
         return Err(Error::invalid_request("the display name is empty"));
@@ -74,6 +113,7 @@ pub fn add(store: &dyn Store, new: &NewUser<'_>) -> Result<User> {
         name: new.name.to_owned(),
         team: new.team.map(str::to_owned),
         domain: new.domain.to_owned(),
+        email,
         password_hash: hash_password(new.password)?,
     };
     let id_json = crate::store::encode(&user.id)?;
@@ -101,6 +141,26 @@ pub fn add(store: &dyn Store, new: &NewUser<'_>) -> Result<User> {
     store.put_json(trees::USERS, &user.id, &user)?;
     store.flush()?;
     Ok(user)
+}
+
+/// Records (or with `None` removes) a user's email address; false if there is no such user.
+/// Tokens already issued keep the claims they carry until they expire.
+pub fn set_email(store: &dyn Store, handle: &str, email: Option<Email>) -> Result<bool> {
+    let Some(id) = store.get_json::<String>(trees::HANDLES, handle)? else {
+        return Ok(false);
+    };
+    let Some(stored) = store.get_versioned::<User>(trees::USERS, &id)? else {
+        return Ok(false);
+    };
+    let mut user = stored.value.clone();
+    user.email = email;
+    if !store.replace_json(trees::USERS, &id, &stored, &user)? {
+        return Err(Error::Storage(
+            "the user changed while its email was set; try again".into(),
+        ));
+    }
+    store.flush()?;
+    Ok(true)
 }
 
 /// Looks a user up by id.
@@ -355,6 +415,35 @@ mod tests {
         assert!(!format!("{user:?}").contains("correct horse"));
         assert!(remove(store.as_ref(), "alice_wire").unwrap());
         assert!(by_handle(store.as_ref(), "alice_wire").unwrap().is_none());
+    }
+
+    #[test]
+    fn email_addresses_are_recorded_only_when_given_and_well_formed() {
+        let (_d, store) = store();
+        let pw = SecretString::new("password1");
+        let new = NewUser {
+            handle: "carol",
+            name: "Carol",
+            team: None,
+            domain: "wire.com",
+            password: &pw,
+        };
+        assert_eq!(add(store.as_ref(), &new).unwrap().email, None);
+        let email = Email::new("carol@example.com", true).unwrap();
+        assert!(set_email(store.as_ref(), "carol", Some(email.clone())).unwrap());
+        let user = by_handle(store.as_ref(), "carol").unwrap().unwrap();
+        assert_eq!(user.email, Some(email));
+        assert!(!set_email(store.as_ref(), "nobody", None).unwrap());
+        for bad in [
+            "",
+            "carol",
+            "@example.com",
+            "carol@",
+            "a b@example.com",
+            "a@b@c",
+        ] {
+            assert!(Email::new(bad, false).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -11,39 +11,15 @@ use std::path::Path;
 use common::*;
 use serde_json::Value;
 
-/// Runs an operator command on `data`; returns (success, stdout, stderr).
+/// Runs an operator command on `data` without input; returns (success, stdout, stderr).
 async fn operator(data: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_authz-server"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    operator_command(env!("CARGO_BIN_EXE_authz-server"), data, args, None).await
 }
 
 /// Serves `data` in dev mode; returns the process and a client for it.
 async fn serve(data: &Path) -> (tokio::process::Child, String, reqwest::Client) {
-    let (child, url) = spawn_server(
-        env!("CARGO_BIN_EXE_authz-server"),
-        &[
-            "--data-dir",
-            data.to_str().unwrap(),
-            "serve",
-            "--dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--domain",
-            DOMAIN,
-        ],
-        "authz-server listening on ",
-    )
-    .await;
+    let (child, url) =
+        spawn_dev_server(env!("CARGO_BIN_EXE_authz-server"), data, "127.0.0.1:0").await;
     (child, url, http_client(&data.join("tls/ca.pem")))
 }
 
@@ -126,7 +102,7 @@ async fn operators_list_and_change_the_scopes_a_client_may_be_granted() {
     // No list given: the default, which for a third-party client lacks the device scope.
     assert!(
         listed.contains(
-            "partner\tthird-party public\topenid profile wire_client_id\thttps://partner.example/cb"
+            "partner\tthird-party public\topenid profile email offline_access wire_client_id\thttps://partner.example/cb"
         ),
         "{listed}"
     );

@@ -22,7 +22,7 @@ async fn consent_is_asked_remembered_and_revocable() {
         .await;
     assert_eq!(response.status(), 200);
     let page = response.text().await.unwrap();
-    assert!(page.contains("demo-webapp") && page.contains("See your name and handle"));
+    assert!(page.contains("demo-webapp") && page.contains("See your name, handle and team"));
     let denied = h.answer_consent(&ticket_of(&page), "deny").await;
     assert_eq!(denied.status(), 303);
     let params = location_params(&denied);
@@ -106,4 +106,71 @@ async fn consent_is_asked_remembered_and_revocable() {
         .authorize(&authorize_params(&Pkce::new()), "alice_wire", &h.password)
         .await;
     assert_eq!(direct.status(), 303);
+}
+
+#[tokio::test]
+async fn withdrawing_consent_ends_what_the_app_was_granted() {
+    let h = Harness::start().await;
+    let pkce = Pkce::new();
+    let params = params_for(&pkce, "demo-webapp", "openid profile offline_access");
+    let page = h
+        .authorize(&params, "alice_wire", &h.password)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let allowed = h.answer_consent(&ticket_of(&page), "allow").await;
+    let code = location_params(&allowed)["code"].clone();
+    let form = token_form_for("demo-webapp", &code, &pkce.verifier);
+    let tokens: Value = h.token_request(&form, None).await.json().await.unwrap();
+    let at = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let userinfo = |token: String| h.client.get(h.url("/userinfo")).bearer_auth(token).send();
+    assert_eq!(userinfo(at.clone()).await.unwrap().status(), 200);
+
+    // The user withdraws the app's consent (from the first-party app).
+    let first_party = h.bearer_login().await;
+    let withdrawn = h
+        .client
+        .delete(h.url("/consents/demo-webapp"))
+        .bearer_auth(&first_party)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(withdrawn.status(), 204);
+
+    // Neither the access token nor the refresh token works any more.
+    assert_eq!(userinfo(at).await.unwrap().status(), 401);
+    let refreshed = h
+        .token_request(
+            &[
+                ("grant_type", "refresh_token".into()),
+                ("refresh_token", refresh),
+                ("client_id", "demo-webapp".into()),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(refreshed.status(), 400);
+    let body: Value = refreshed.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    // The user's own first-party token is untouched.
+    assert_eq!(userinfo(first_party).await.unwrap().status(), 200);
+
+    // Consenting again gives the app a new, working grant (a moment later).
+    h.clock.advance(1);
+    let pkce = Pkce::new();
+    let params = params_for(&pkce, "demo-webapp", "openid profile");
+    let page = h
+        .authorize(&params, "alice_wire", &h.password)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let allowed = h.answer_consent(&ticket_of(&page), "allow").await;
+    let code = location_params(&allowed)["code"].clone();
+    let form = token_form_for("demo-webapp", &code, &pkce.verifier);
+    let tokens: Value = h.token_request(&form, None).await.json().await.unwrap();
+    let again = tokens["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(userinfo(again).await.unwrap().status(), 200);
 }

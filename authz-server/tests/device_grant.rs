@@ -1,5 +1,6 @@
 //! The device authorization grant (RFC 8628) over HTTPS: pending, slow_down, approval on the
-//! verification page, tokens once; denial; expiry; a wrong password on the page.
+//! verification page, tokens once (with an ID token when `openid` was asked); denial; expiry; a
+//! wrong password on the page.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -11,10 +12,14 @@ use serde_json::Value;
 const GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 async fn start(h: &Harness) -> Value {
+    start_with_scope(h, "openid profile").await
+}
+
+async fn start_with_scope(h: &Harness, scope: &str) -> Value {
     let response = h
         .client
         .post(h.url("/device_authorization"))
-        .form(&[("client_id", "wireapp"), ("scope", "openid profile")])
+        .form(&[("client_id", "wireapp"), ("scope", scope)])
         .send()
         .await
         .unwrap();
@@ -143,4 +148,57 @@ async fn denial_and_expiry_end_the_polling() {
     )
     .await;
     assert_eq!(status, 400, "an expired code cannot be approved");
+}
+
+#[tokio::test]
+async fn an_openid_device_grant_comes_with_an_id_token_without_a_nonce() {
+    let h = Harness::start().await;
+    let approved = |scope: &'static str| {
+        let h = &h;
+        async move {
+            let codes = start_with_scope(h, scope).await;
+            let approved_at = h.now();
+            let (status, _) = decide(
+                h,
+                codes["user_code"].as_str().unwrap(),
+                &h.password,
+                "approve",
+            )
+            .await;
+            assert_eq!(status, 200);
+            let (status, tokens) = poll(h, codes["device_code"].as_str().unwrap()).await;
+            assert_eq!(status, 200, "{tokens}");
+            (approved_at, tokens)
+        }
+    };
+    let (approved_at, tokens) = approved("openid profile").await;
+    let id = h.verified_id_token(&tokens).await;
+    assert_eq!(id["iss"], h.base.as_str());
+    assert_eq!(id["aud"], "wireapp");
+    assert_eq!(id["azp"], "wireapp");
+    assert_eq!(id["preferred_username"], "alice_wire@wire.com");
+    assert_eq!(id["auth_time"], approved_at, "when the user approved");
+    // The device flow has no authorization request, so no nonce to return.
+    assert!(!id.contains_key("nonce"), "{id:?}");
+    let at = tokens["access_token"].as_str().unwrap();
+    let at_hash = {
+        use sha2::{Digest, Sha256};
+        proto::b64::encode(&Sha256::digest(at.as_bytes())[..16])
+    };
+    assert_eq!(id["at_hash"], at_hash.as_str());
+    let me: Value = h
+        .client
+        .get(h.url("/userinfo"))
+        .bearer_auth(at)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(id["sub"], me["sub"]);
+
+    // Without openid, no ID token.
+    let (_, tokens) = approved("wire_client_id").await;
+    assert!(tokens.get("id_token").is_none(), "{tokens}");
 }

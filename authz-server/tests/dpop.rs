@@ -1,6 +1,6 @@
 //! RFC 9449 at this server, as the OpenID FAPI 2.0 conformance suite probes it: server nonces
-//! with `use_dpop_nonce` at the token endpoint and at a resource, and the accept/reject matrix of
-//! proofs at `/userinfo` for a DPoP-bound token.
+//! with `use_dpop_nonce` at the token endpoint and at a resource, the accept/reject matrix of
+//! proofs at `/userinfo` for a DPoP-bound token, and Ed25519 proofs under both algorithm names.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -273,4 +273,81 @@ async fn the_fapi_dpop_matrix_at_a_resource() {
     let once = good(b.claims());
     assert_eq!(b.call("DPoP", std::slice::from_ref(&once), "").await, 200);
     assert_eq!(b.call("DPoP", &[once], "").await, 401, "replayed jti");
+}
+
+/// A DPoP proof with `claims`, signed by `key` with `alg` in the header whatever the key is.
+fn proof_named(key: &SigningKey, alg: &str, claims: &DpopClaims) -> String {
+    let header = json!({"typ": "dpop+jwt", "alg": alg, "jwk": key.public_jwk().public_members()});
+    let input = format!(
+        "{}.{}",
+        proto::b64::encode(header.to_string()),
+        proto::b64::encode(Value::Object(claims.to_claims().0).to_string())
+    );
+    let signature = key.sign_bytes(input.as_bytes()).unwrap();
+    format!("{input}.{}", proto::b64::encode(signature))
+}
+
+#[tokio::test]
+async fn an_ed25519_proof_under_its_rfc_9864_name_binds_the_tokens() {
+    let h = Harness::start().await;
+    // RFC 9864's fully-specified `Ed25519` (oauth4webapi's and openid-client's name for
+    // Ed25519 keys) is advertised beside RFC 8037's `EdDSA`.
+    let meta = h.get_json("/.well-known/openid-configuration").await;
+    for list in [
+        "dpop_signing_alg_values_supported",
+        "token_endpoint_auth_signing_alg_values_supported",
+    ] {
+        let algs = meta[list].as_array().unwrap();
+        for alg in ["EdDSA", "Ed25519"] {
+            assert!(algs.iter().any(|a| a == alg), "{list}: {algs:?}");
+        }
+    }
+    let key = SigningKey::generate(Algorithm::EdDsa).unwrap();
+    let pkce = Pkce::new();
+    let response = h
+        .authorize(&authorize_params(&pkce), "alice_wire", &h.password)
+        .await;
+    let code = location_params(&response)["code"].clone();
+    let form = token_form(&code, &pkce.verifier);
+
+    // The name still binds the key type: a P-256 key's proof naming Ed25519 gets nothing.
+    let p256 = SigningKey::generate(Algorithm::Es256).unwrap();
+    let token_claims = || DpopClaims::new("POST", &h.url("/token"), h.now());
+    let refused = h
+        .token_request(&form, Some(proof_named(&p256, "Ed25519", &token_claims())))
+        .await;
+    assert_eq!(refused.status(), 400);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
+
+    let response = h
+        .token_request(&form, Some(proof_named(&key, "Ed25519", &token_claims())))
+        .await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    let tokens: Value = response.json().await.unwrap();
+    assert_eq!(tokens["token_type"], "DPoP");
+    let at = tokens["access_token"].as_str().unwrap();
+    let resource_claims =
+        || DpopClaims::new("GET", &h.url("/userinfo"), h.now()).with_access_token(at);
+    let userinfo = |proof: String| {
+        h.client
+            .get(h.url("/userinfo"))
+            .header("Authorization", format!("DPoP {at}"))
+            .header("DPoP", proof)
+            .send()
+    };
+    // Either name of the same key proves possession.
+    for alg in ["Ed25519", "EdDSA"] {
+        let response = userinfo(proof_named(&key, alg, &resource_claims()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{alg}");
+    }
+    let stranger = SigningKey::generate(Algorithm::EdDsa).unwrap();
+    let response = userinfo(proof_named(&stranger, "Ed25519", &resource_claims()))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let challenge = header_of(&response, "www-authenticate").unwrap();
+    assert!(challenge.contains("Ed25519"), "{challenge}");
 }

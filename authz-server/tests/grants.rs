@@ -1,5 +1,6 @@
 //! Refresh tokens (rotation, reuse revokes the family, DPoP binding), client credentials for
-//! confidential clients, introspection and revocation — over HTTPS against the real server.
+//! confidential clients, `private_key_jwt` assertions (lifetime, single use), introspection and
+//! revocation, unsupported grant types — over HTTPS against the real server.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -221,6 +222,12 @@ async fn introspection_and_revocation() {
     assert_eq!(info["client_id"], "wireapp");
     let info = introspect(rt.clone()).await;
     assert_eq!(info["token_type"], "refresh_token");
+    // RFC 7662 §2.2 names the RFC 6749 §5.1 token type: an unbound token is a Bearer token.
+    let bearer = h.bearer_login().await;
+    let info = introspect(bearer).await;
+    assert_eq!(info["active"], true);
+    assert_eq!(info["token_type"], "Bearer", "{info}");
+    assert!(info.get("cnf").is_none());
     assert_eq!(introspect("garbage".into()).await["active"], false);
 
     // Public clients may not introspect.
@@ -249,34 +256,47 @@ async fn introspection_and_revocation() {
     assert_eq!(h.userinfo_with_proof(&at, &key).await.status(), 401);
 }
 
-#[tokio::test]
-async fn private_key_jwt_client_assertions_are_checked_and_used_once() {
-    let h = Harness::start().await;
+/// The `private_key_jwt` key of the seeded `demo-jwt-service`, named by its thumbprint.
+fn jwt_service_key(h: &Harness) -> proto::jws::SigningKey {
     let der = std::fs::read(h.dir.path().join("demo-jwt-service-key.der")).unwrap();
     let key = proto::jws::SigningKey::from_pkcs8_der(proto::jws::Algorithm::Es256, &der).unwrap();
     let kid = key.public_jwk().thumbprint();
-    let key = key.with_kid(kid);
+    key.with_kid(kid)
+}
+
+/// A client assertion of `demo-jwt-service` (RFC 7523 §3) for `aud`, expiring at `exp`.
+fn client_assertion(h: &Harness, signer: &proto::jws::SigningKey, aud: &str, exp: i64) -> String {
+    let claims = serde_json::json!({
+        "iss": "demo-jwt-service", "sub": "demo-jwt-service", "aud": aud,
+        "exp": exp, "iat": h.now(), "jti": proto::random::uuid_v4(),
+    });
+    signer
+        .sign_jwt("JWT", false, claims.as_object().unwrap())
+        .unwrap()
+}
+
+/// A client credentials request authenticated by `assertion`.
+async fn assertion_request(h: &Harness, assertion: String) -> reqwest::Response {
+    let form = vec![
+        ("grant_type", "client_credentials".to_owned()),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+        ),
+        ("client_assertion", assertion),
+    ];
+    h.token_request(&form, None).await
+}
+
+#[tokio::test]
+async fn private_key_jwt_client_assertions_are_checked_and_used_once() {
+    let h = Harness::start().await;
+    let key = jwt_service_key(&h);
     let assertion = |signer: &proto::jws::SigningKey, aud: &str, exp: i64| {
-        let claims = serde_json::json!({
-            "iss": "demo-jwt-service", "sub": "demo-jwt-service", "aud": aud,
-            "exp": exp, "iat": h.now(), "jti": proto::random::uuid_v4(),
-        });
-        signer
-            .sign_jwt("JWT", false, claims.as_object().unwrap())
-            .unwrap()
+        client_assertion(&h, signer, aud, exp)
     };
     let h = &h;
-    let request = |assertion: String| {
-        let form = vec![
-            ("grant_type", "client_credentials".to_owned()),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
-            ),
-            ("client_assertion", assertion),
-        ];
-        async move { h.token_request(&form, None).await }
-    };
+    let request = |assertion: String| assertion_request(h, assertion);
     let token_url = h.url("/token");
     let good = assertion(&key, &token_url, h.now() + 60);
     assert_eq!(request(good.clone()).await.status(), 200);
@@ -293,8 +313,9 @@ async fn private_key_jwt_client_assertions_are_checked_and_used_once() {
         "invalid_client",
     )
     .await;
+    // Further ahead than `lifetimes.max_client_assertion_exp` (3600 s) and 60 s of skew.
     oauth_error(
-        request(assertion(&key, &token_url, h.now() + 3600)).await,
+        request(assertion(&key, &token_url, h.now() + 3661)).await,
         401,
         "invalid_client",
     )
@@ -377,4 +398,70 @@ async fn failed_logins_from_one_address_are_limited_across_users() {
     let limited = h.authorize(&params, "u3", "x").await;
     assert_eq!(limited.status(), 429);
     assert!(limited.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn an_hour_long_client_assertion_is_accepted_once_and_remembered_until_it_expires() {
+    let h = Harness::start_with(|c| {
+        c.cleanup.interval_secs = 1;
+        c.cleanup.keep_expired_secs = 0;
+    })
+    .await;
+    let key = jwt_service_key(&h);
+    // Authlib signs its assertions for 3600 s; RFC 7523 sets no cap.
+    let hour_long = client_assertion(&h, &key, &h.url("/token"), h.now() + 3600);
+    let response = assertion_request(&h, hour_long.clone()).await;
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+
+    // Fifty-nine minutes later, after sweeps that remove what expired, the assertion is still
+    // unexpired, and its jti is still remembered: no second token.
+    h.clock.advance(59 * 60);
+    let mut passes = h.server.as_ref().unwrap().cleanup_passes().unwrap();
+    let seen = *passes.borrow_and_update();
+    passes.wait_for(|n| *n >= seen + 2).await.unwrap();
+    oauth_error(
+        assertion_request(&h, hour_long.clone()).await,
+        401,
+        "invalid_client",
+    )
+    .await;
+    // Once it has expired it is refused as expired.
+    h.clock.advance(61);
+    let response = assertion_request(&h, hour_long).await;
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn an_unsupported_grant_type_names_every_supported_one() {
+    let h = Harness::start().await;
+    let response = h
+        .token_request(
+            &[
+                ("grant_type", "password".to_owned()),
+                ("client_id", "wireapp".into()),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "unsupported_grant_type");
+    let description = body["error_description"].as_str().unwrap();
+    let metadata = h.get_json("/.well-known/openid-configuration").await;
+    for grant in metadata["grant_types_supported"].as_array().unwrap() {
+        let grant = grant.as_str().unwrap();
+        assert!(
+            description.contains(grant),
+            "{grant} not in {description:?}"
+        );
+    }
+    assert!(description.contains("urn:ietf:params:oauth:grant-type:device_code"));
 }

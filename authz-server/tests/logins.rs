@@ -58,6 +58,7 @@ async fn three_hundred_simultaneous_guesses_for_one_user_verify_at_most_the_burs
             // Room for every request on the workers and for every connection: only the failure
             // limit decides.
             c.password_checks.per_address = 1000;
+            c.password_checks.per_user = 1000;
             c.password_checks.queue = 1000;
             c.limits.max_connections_per_address = 1000;
         })
@@ -240,4 +241,63 @@ async fn one_address_cannot_hold_every_connection_of_the_server() {
     let other = client_from(&h, [127, 0, 0, 3].into());
     let response = other.get(h.url("/jwks")).send().await.unwrap();
     assert_eq!(response.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn right_passwords_cannot_keep_one_accounts_checks_in_the_queue() {
+    // The right password gives its failed-login tokens back, so only the per-user bound keeps
+    // a few accounts from filling the workers' queue.
+    let h = Arc::new(
+        Harness::start_with(|c| {
+            c.rate_limits.failed_logins_per_ip = Rate::UNLIMITED;
+            c.password_checks.workers = 1;
+        })
+        .await,
+    );
+    let attempts: Vec<_> = (0..100u8)
+        .map(|i| {
+            let h = h.clone();
+            let client = client_from(&h, [127, 0, 2, i].into());
+            tokio::spawn(async move { login(&client, &h, "alice_wire", &h.password).await })
+        })
+        .collect();
+    let mut busy = 0;
+    for attempt in attempts {
+        let (status, page) = attempt.await.unwrap();
+        if status == 429 {
+            assert!(
+                page.contains("password checks in progress for this user"),
+                "{page}"
+            );
+            busy += 1;
+        } else {
+            assert_eq!(status, 303, "{page}");
+        }
+    }
+    assert!(busy > 0, "100 simultaneous logins of one user all ran");
+    assert_eq!(verified(&h), 100 - busy);
+}
+
+#[tokio::test]
+async fn what_cannot_be_a_handle_is_neither_hashed_nor_kept_nor_logged() {
+    let h = Harness::start().await;
+    let typed = format!("MyPassword!{}", "x".repeat(60_000));
+    for _ in 0..3 {
+        let (status, _) = login(&h.client, &h, &typed, "guess").await;
+        assert_eq!(status, 401);
+    }
+    let audit = std::fs::read_to_string(h.dir.path().join("audit.jsonl")).unwrap();
+    assert!(
+        !audit.contains("MyPassword"),
+        "the typed handle reached the audit log"
+    );
+    assert_eq!(
+        audit.lines().filter(|l| l.contains("login.failed")).count(),
+        3
+    );
+    assert!(
+        audit.len() < 1000,
+        "{} bytes of audit for three failures",
+        audit.len()
+    );
 }

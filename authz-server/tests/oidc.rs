@@ -1,5 +1,6 @@
 //! The OpenID Provider over HTTPS: discovery, PKCE login, the `claims` echo in the ID token,
-//! DPoP-bound tokens at `/userinfo`, and every refused authorization or token request.
+//! user claims without a value left out, DPoP-bound tokens at `/userinfo`, `iss` in every
+//! authorization response, and every refused authorization or token request.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -175,7 +176,7 @@ async fn refused_authorization_requests() {
             with("response_type", Some("token")),
             "unsupported_response_type",
         ),
-        (with("scope", Some("openid admin")), "invalid_scope"),
+        (with("scope", Some("openid a\\b")), "invalid_scope"),
         (with("claims", Some("{not json")), "invalid_request"),
     ] {
         let r = h.authorize(&params, "alice_wire", &h.password).await;
@@ -183,8 +184,125 @@ async fn refused_authorization_requests() {
         let q = location_params(&r);
         assert_eq!(q["error"], error);
         assert_eq!(q["state"], "st-1");
+        assert_eq!(q["iss"], h.base.as_str());
         assert!(!q.contains_key("code"));
     }
+}
+
+#[tokio::test]
+async fn claims_without_a_value_are_left_out_not_null() {
+    // OIDC Core §5.3.2: a claim without a value is omitted. `bob` has no team.
+    let h = Harness::start_seeded(|_| {}, |store| add_user(store, "bob", "bob password")).await;
+    let (id, info) = h
+        .claims_of_login("wireapp", "openid profile", "bob", "bob password")
+        .await;
+    for (what, claims) in [("ID token", &id), ("userinfo", &info)] {
+        assert!(
+            claims.values().all(|v| !v.is_null()),
+            "{what} has a null claim: {claims:?}"
+        );
+        assert!(!claims.contains_key("team"), "{what}: {claims:?}");
+        assert_eq!(claims["preferred_username"], "bob@wire.com", "{what}");
+    }
+    // Alice has a team: it is there.
+    let (id, info) = h
+        .claims_of_login("wireapp", "openid profile", "alice_wire", &h.password)
+        .await;
+    assert_eq!(id["team"], "wire");
+    assert_eq!(info["team"], "wire");
+}
+
+#[tokio::test]
+async fn every_authorization_response_carries_iss_errors_too() {
+    let h = Harness::start().await;
+    let pkce = Pkce::new();
+    // RFC 9207 §2: `iss` in error responses as in successful ones; clients that check it
+    // (openid-client, oauth4webapi) otherwise report a missing `iss` instead of the error.
+    let mut unregistered = params_for(&pkce, "demo-webapp", &format!("openid {DEVICE_SCOPE}"));
+    unregistered.retain(|(k, _)| *k != "nonce");
+    let mut no_pkce = authorize_params(&pkce);
+    no_pkce.retain(|(k, _)| *k != "code_challenge");
+    for (params, error) in [
+        (unregistered, "invalid_scope"),
+        (no_pkce, "invalid_request"),
+    ] {
+        // Both the form page (GET) and the credentials post answer with the redirect.
+        let shown = h
+            .client
+            .get(h.url("/authorize"))
+            .query(&params)
+            .send()
+            .await
+            .unwrap();
+        let posted = h.authorize(&params, "alice_wire", &h.password).await;
+        for response in [shown, posted] {
+            assert_eq!(response.status(), 303);
+            let q = location_params(&response);
+            assert_eq!(q["error"], error);
+            assert_eq!(q["iss"], h.base.as_str(), "{q:?}");
+            assert_eq!(q["state"], "st-1");
+        }
+    }
+    // A denied consent, and a code.
+    let response = h
+        .authorize(
+            &params_for(&pkce, "demo-webapp", "openid"),
+            "alice_wire",
+            &h.password,
+        )
+        .await;
+    let page = response.text().await.unwrap();
+    let denied = location_params(&h.answer_consent(&ticket_of(&page), "deny").await);
+    assert_eq!(denied["error"], "access_denied");
+    assert_eq!(denied["iss"], h.base.as_str());
+    let code = h
+        .authorize(&authorize_params(&pkce), "alice_wire", &h.password)
+        .await;
+    assert_eq!(location_params(&code)["iss"], h.base.as_str());
+}
+
+#[tokio::test]
+async fn request_objects_and_other_response_modes_are_refused_not_ignored() {
+    let h = Harness::start().await;
+    let meta = h.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(meta["request_parameter_supported"], false);
+    assert_eq!(meta["request_uri_parameter_supported"], false);
+    assert_eq!(
+        meta["response_modes_supported"],
+        serde_json::json!(["query"])
+    );
+    let pkce = Pkce::new();
+    let with = |k: &'static str, v: &str| {
+        let mut p = authorize_params(&pkce);
+        p.push((k, v.into()));
+        p
+    };
+    // OIDC Core §6.1/§6.2 and RFC 9101 §6.3 name the errors; a response mode we do not have is
+    // an invalid request. Honoured silently, each would change what the client asked for.
+    for (params, error) in [
+        (
+            with("request", "eyJhbGciOiJub25lIn0.e30."),
+            "request_not_supported",
+        ),
+        (
+            with("request_uri", "urn:ietf:params:oauth:request_uri:abc"),
+            "request_uri_not_supported",
+        ),
+        (with("response_mode", "form_post"), "invalid_request"),
+        (with("response_mode", "fragment"), "invalid_request"),
+    ] {
+        let r = h.authorize(&params, "alice_wire", &h.password).await;
+        assert_eq!(r.status(), 303);
+        let q = location_params(&r);
+        assert_eq!(q["error"], error, "{q:?}");
+        assert!(!q.contains_key("code"), "{q:?}");
+        assert_eq!(q["state"], "st-1");
+    }
+    // The one response mode, named explicitly, is fine.
+    let r = h
+        .authorize(&with("response_mode", "query"), "alice_wire", &h.password)
+        .await;
+    assert!(location_params(&r).contains_key("code"));
 }
 
 #[tokio::test]

@@ -13,41 +13,7 @@ use serde_json::Value;
 use tokio::process::{Child, Command};
 
 async fn spawn(data_dir: &std::path::Path) -> (Child, String) {
-    spawn_at(data_dir, "127.0.0.1:0").await
-}
-
-async fn spawn_at(data_dir: &std::path::Path, listen: &str) -> (Child, String) {
-    let args = [
-        "--data-dir",
-        data_dir.to_str().unwrap(),
-        "serve",
-        "--dev",
-        "--listen",
-        listen,
-        "--domain",
-        DOMAIN,
-    ];
-    spawn_server(
-        env!("CARGO_BIN_EXE_authz-server"),
-        &args,
-        "authz-server listening on ",
-    )
-    .await
-}
-
-/// A harness view over a server that runs as a subprocess.
-fn harness_for(url: String, dir: &std::path::Path, password: String) -> Harness {
-    let clock = std::sync::Arc::new(proto::clock::FixedClock::new(proto::clock::Clock::now(
-        &proto::clock::SystemClock,
-    )));
-    Harness {
-        server: None,
-        client: http_client(&dir.join("tls/ca.pem")),
-        base: url,
-        password,
-        clock,
-        dir: tempfile::tempdir().unwrap(),
-    }
+    spawn_dev_server(env!("CARGO_BIN_EXE_authz-server"), data_dir, "127.0.0.1:0").await
 }
 
 #[tokio::test]
@@ -78,8 +44,7 @@ async fn state_survives_a_restart_and_nonces_stay_spent() {
     assert!(add.wait().await.unwrap().success());
 
     let (child, url) = spawn(data.path()).await;
-    let password = std::fs::read_to_string(data.path().join("demo-password")).unwrap();
-    let h = harness_for(url, data.path(), password.trim().to_owned());
+    let h = Harness::attach(url, data.path());
     let jwks_before = h.get_json("/jwks").await;
     let token = h.bearer_login().await;
     let (device, client_id) = h.register_device(&token).await;
@@ -99,7 +64,7 @@ async fn state_survives_a_restart_and_nonces_stay_spent() {
     stop(child).await;
 
     let (child, url) = spawn(data.path()).await;
-    let h = harness_for(url, data.path(), password.trim().to_owned());
+    let h = Harness::attach(url, data.path());
     let jwks_after = h.get_json("/jwks").await;
     assert_eq!(jwks_before, jwks_after, "same signing key");
     let token = h.bearer_login().await;
@@ -146,9 +111,9 @@ async fn a_rotated_signing_key_keeps_its_tokens_valid() {
         .local_addr()
         .unwrap()
         .to_string();
-    let (child, url) = spawn_at(data.path(), &listen).await;
-    let password = std::fs::read_to_string(data.path().join("demo-password")).unwrap();
-    let h = harness_for(url, data.path(), password.trim().to_owned());
+    let (child, url) =
+        spawn_dev_server(env!("CARGO_BIN_EXE_authz-server"), data.path(), &listen).await;
+    let h = Harness::attach(url, data.path());
     let old_token = h.bearer_login().await;
     let old_jwks = h.get_json("/jwks").await;
     drop(h);
@@ -172,8 +137,9 @@ async fn a_rotated_signing_key_keeps_its_tokens_valid() {
         .unwrap()
         .to_owned();
 
-    let (child, url) = spawn_at(data.path(), &listen).await;
-    let h = harness_for(url, data.path(), password.trim().to_owned());
+    let (child, url) =
+        spawn_dev_server(env!("CARGO_BIN_EXE_authz-server"), data.path(), &listen).await;
+    let h = Harness::attach(url, data.path());
     let jwks = h.get_json("/jwks").await;
     let kids: Vec<&str> = jwks["keys"]
         .as_array()

@@ -2,7 +2,11 @@
 //! against the real server: the device endpoints need the device scope and (by default) a
 //! first-party client, refused with 403 `insufficient_scope` (RFC 6750 §3.1); a third-party
 //! client gets the device scope only when the user consents to it; no grant gives a client a
-//! scope outside its registered list (`invalid_scope`, RFC 6749 §5.2).
+//! scope outside its registered list (`invalid_scope`, RFC 6749 §5.2), while `/authorize`
+//! ignores scope values it does not support at all (OIDC Core §3.1.2.1). The OpenID Connect
+//! scopes mainstream libraries ask for by default (`openid email profile`) work, `email`
+//! releases only an address an operator recorded, and `offline_access` decides whether a
+//! third-party client gets a refresh token.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -414,6 +418,18 @@ async fn client_records_stored_without_a_scope_list_get_the_documented_default()
         }
     };
     let h = Harness::start_seeded(|_| {}, legacy).await;
+    // Both take the scopes OpenID Connect libraries ask for by default, and offline_access.
+    for client in ["legacy-app", "legacy-partner"] {
+        let tokens = h
+            .login_as(
+                client,
+                "openid email profile offline_access",
+                "alice_wire",
+                &h.password,
+            )
+            .await;
+        assert_eq!(tokens["scope"], "openid email profile offline_access");
+    }
     // The first-party one keeps working for the whole enrollment flow.
     let scope = format!("openid profile {DEVICE_SCOPE}");
     let tokens = h
@@ -436,4 +452,188 @@ async fn client_records_stored_without_a_scope_list_get_the_documented_default()
         )
         .await;
     assert_eq!(location_params(&response)["error"], "invalid_scope");
+}
+
+/// A third-party client registered for `openid` only.
+const NARROW: &str = "narrow-app";
+
+fn seed_narrow(store: &dyn authz_server::store::Store) {
+    authz_server::users::add_client(
+        store,
+        &OAuthClient {
+            id: NARROW.into(),
+            redirect_uris: vec!["http://127.0.0.1/callback".into()],
+            secret_sha256: None,
+            consent_required: true,
+            jwks: None,
+            scopes: Some(vec!["openid".into()]),
+        },
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn authorize_ignores_unsupported_scopes_and_still_refuses_unregistered_ones() {
+    let h = Harness::start_seeded(|_| {}, seed_narrow).await;
+    // Values the server does not support at all are dropped; the rest is granted, and the
+    // token response says what was (RFC 6749 §5.1).
+    let tokens = h
+        .login_as(
+            "wireapp",
+            "openid email profile calendar urn:example:read",
+            "alice_wire",
+            &h.password,
+        )
+        .await;
+    assert_eq!(tokens["scope"], "openid email profile");
+    let tokens = h
+        .login_as(NARROW, "openid calendar", "alice_wire", &h.password)
+        .await;
+    assert_eq!(tokens["scope"], "openid");
+
+    // A scope the server supports but did not register for the client stays refused, however
+    // many unknown values come with it (issue 15's control).
+    for scope in [
+        "openid email",
+        "openid offline_access calendar",
+        &format!("openid {DEVICE_SCOPE}"),
+    ] {
+        let response = h
+            .authorize(
+                &params_for(&Pkce::new(), NARROW, scope),
+                "alice_wire",
+                &h.password,
+            )
+            .await;
+        assert_eq!(response.status(), 303, "{scope}");
+        let q = location_params(&response);
+        assert_eq!(q["error"], "invalid_scope", "{scope}: {q:?}");
+        assert!(!q.contains_key("code"));
+    }
+
+    let metadata = h.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(
+        metadata["scopes_supported"],
+        serde_json::json!([
+            "openid",
+            "profile",
+            "email",
+            "offline_access",
+            "wire_client_id",
+            DEVICE_SCOPE
+        ])
+    );
+}
+
+#[tokio::test]
+async fn the_email_scope_releases_only_an_address_an_operator_recorded() {
+    let seed = |store: &dyn authz_server::store::Store| {
+        let password = proto::secret::SecretString::new("carol password");
+        authz_server::users::add_with_email(
+            store,
+            &authz_server::users::NewUser {
+                handle: "carol",
+                name: "Carol",
+                team: None,
+                domain: DOMAIN,
+                password: &password,
+            },
+            Some(authz_server::users::Email::new("carol@example.com", true).unwrap()),
+        )
+        .unwrap();
+        add_user(store, "dave", "dave password");
+    };
+    let h = Harness::start_seeded(|_| {}, seed).await;
+    let (id, info) = h
+        .claims_of_login("wireapp", "openid email", "carol", "carol password")
+        .await;
+    for claims in [&id, &info] {
+        assert_eq!(claims["email"], "carol@example.com", "{claims:?}");
+        assert_eq!(claims["email_verified"], true, "{claims:?}");
+        // `email` alone releases no profile claims.
+        assert!(!claims.contains_key("name"), "{claims:?}");
+    }
+    // Without the scope, no address; a user without one gets no email claims at all.
+    let (id, info) = h
+        .claims_of_login("wireapp", "openid profile", "carol", "carol password")
+        .await;
+    assert!(!id.contains_key("email") && !info.contains_key("email"));
+    let (id, info) = h
+        .claims_of_login("wireapp", "openid email profile", "dave", "dave password")
+        .await;
+    for claims in [&id, &info] {
+        assert!(
+            !claims.contains_key("email") && !claims.contains_key("email_verified"),
+            "{claims:?}"
+        );
+        assert_eq!(claims["name"], "dave");
+    }
+
+    // The demo third-party client takes the library defaults; its users see what `email` means.
+    let response = h
+        .authorize(
+            &params_for(&Pkce::new(), "demo-webapp", "openid email profile"),
+            "alice_wire",
+            &h.password,
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("See your email address"), "{page}");
+}
+
+#[tokio::test]
+async fn offline_access_decides_whether_a_third_party_client_gets_a_refresh_token() {
+    let h = Harness::start().await;
+    // The library defaults, allowed on the consent page: tokens, but no refresh token.
+    let tokens = h
+        .login_as(
+            "demo-webapp",
+            "openid email profile",
+            "alice_wire",
+            &h.password,
+        )
+        .await;
+    assert!(tokens["access_token"].is_string() && tokens["id_token"].is_string());
+    assert!(tokens.get("refresh_token").is_none(), "{tokens}");
+
+    // With offline_access the consent page asks to "Stay signed in", and a refresh token comes.
+    let pkce = Pkce::new();
+    let response = h
+        .authorize(
+            &params_for(&pkce, "demo-webapp", "openid offline_access"),
+            "alice_wire",
+            &h.password,
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.unwrap();
+    assert!(page.contains("Stay signed in"), "{page}");
+    let response = h.answer_consent(&ticket_of(&page), "allow").await;
+    let code = location_params(&response)["code"].clone();
+    let tokens: Value = h
+        .token_request(&token_form_for("demo-webapp", &code, &pkce.verifier), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tokens["scope"], "openid offline_access");
+    let refresh_token = tokens["refresh_token"].as_str().expect("a refresh token");
+    let refreshed = h
+        .token_request(
+            &[
+                ("grant_type", "refresh_token".into()),
+                ("refresh_token", refresh_token.into()),
+                ("client_id", "demo-webapp".into()),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(refreshed.status(), 200);
+
+    // A first-party client gets one without asking (docs/rfc-divergences.md, item 8).
+    let tokens = h
+        .login_as("wireapp", "openid", "alice_wire", &h.password)
+        .await;
+    assert!(tokens["refresh_token"].is_string(), "{tokens}");
 }

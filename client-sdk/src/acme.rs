@@ -170,12 +170,17 @@ impl AcmeClient {
 
     /// Creates the account (or finds the existing one for this key); returns its URL.
     pub async fn account(&mut self) -> Result<String> {
+        self.account_with(&json!({"termsOfServiceAgreed": true}))
+            .await
+    }
+
+    /// [`Self::account`] with the newAccount payload given (contacts, EAB, what another
+    /// client sends); returns the account URL, which later requests name as `kid`.
+    pub async fn account_with(&mut self, payload: &Value) -> Result<String> {
         let step = Step::Account;
         let url = self.directory.new_account.clone();
         self.kid = None;
-        let reply = self
-            .post(step, &url, Some(&json!({"termsOfServiceAgreed": true})))
-            .await?;
+        let reply = self.post(step, &url, Some(payload)).await?;
         let kid = reply
             .location
             .ok_or_else(|| Error::protocol(step, "no Location for the account"))?;

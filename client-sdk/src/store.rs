@@ -1,12 +1,13 @@
-//! An enrollment kept in a directory: `account-key.der` and `credential-key.der` (PKCS#8,
-//! 0600), `chain.pem`, and `enrollment.json` (account URL, algorithm, device, identity — no
-//! secrets). Read back for `show` and for renewal.
+//! An enrollment kept in a directory of the user's own (0700; one that another user owns, or
+//! that others can enter and already holds files, is refused): `account-key.der` and
+//! `credential-key.der` (PKCS#8, 0600), `chain.pem`, and `enrollment.json` (account URL,
+//! algorithm, device, identity — no secrets). Read back for `show` and for renewal.
 
 use std::path::Path;
 
 use proto::secret::SecretBytes;
 use serde::{Deserialize, Serialize};
-use server_kit::files::{create_dir, read_private, read_public, write_private, write_public};
+use server_kit::files::{private_dir, read_private, read_public, write_private, write_public};
 
 use crate::authz::Device;
 use crate::config::KeyAlgorithm;
@@ -42,7 +43,7 @@ fn algorithm_name(a: KeyAlgorithm) -> &'static str {
 
 /// Writes an enrollment to `dir` (created if needed); keys owner-only.
 pub fn save(dir: &Path, enrolled: &Enrolled) -> Result<(), String> {
-    create_dir(dir).map_err(|e| e.to_string())?;
+    private_dir(dir).map_err(|e| e.to_string())?;
     let metadata = Metadata {
         account_url: enrolled.account_url.clone(),
         algorithm: algorithm_name(enrolled.algorithm).into(),

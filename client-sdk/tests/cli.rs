@@ -12,7 +12,13 @@ use tests::stack::Stack;
 use tokio::io::AsyncWriteExt;
 
 async fn cli(args: &[String], stdin: &str) -> std::process::Output {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_e2ei-enroll"))
+    // Under the umask most shells have (022), through sh as a user's shell would run it.
+    let mut child = tokio::process::Command::new("/bin/sh")
+        .args([
+            "-c",
+            "umask 022; exec \"$0\" \"$@\"",
+            env!("CARGO_BIN_EXE_e2ei-enroll"),
+        ])
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -83,6 +89,14 @@ async fn enroll_show_and_renew_from_the_command_line() {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{key}");
+    }
+    // The device directory and everything in it are the user's only, whatever the umask of
+    // the shell that ran the CLI.
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&device_dir), 0o700);
+    for entry in std::fs::read_dir(&device_dir).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path) & 0o077, 0, "{}", path.display());
     }
 
     let show = cli(

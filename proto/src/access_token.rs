@@ -106,9 +106,9 @@ pub struct AccessTokenCheck<'a> {
 /// Lifetimes and versions the verifier accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessTokenPolicy {
-    /// Clock skew tolerated on `iat`/`nbf`/`exp`.
+    /// Clock skew tolerated on `iat`/`nbf`/`exp` (and on top of `max_lifetime`).
     pub leeway: i64,
-    /// Furthest acceptable `exp`, in seconds after now.
+    /// Furthest acceptable `exp`, in seconds after now (plus `leeway`).
     pub max_lifetime: i64,
     /// Accepted `api_version` values.
     pub api_versions: Vec<i64>,
@@ -119,7 +119,7 @@ pub struct AccessTokenPolicy {
 impl Default for AccessTokenPolicy {
     fn default() -> Self {
         Self {
-            leeway: 60,
+            leeway: crate::dpop::DEFAULT_WIRE_SKEW,
             max_lifetime: 3600,
             api_versions: vec![WIRE_API_VERSION],
             proof: DpopPolicy::wire(),
@@ -190,7 +190,7 @@ pub fn verify_access_token(
     if exp + policy.leeway < now {
         return Err(Error::Expired);
     }
-    if exp > now + policy.max_lifetime {
+    if exp > now + policy.max_lifetime + policy.leeway {
         return Err(Error::ExpTooFar);
     }
     let iss = claims.string("iss")?;

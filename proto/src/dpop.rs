@@ -125,7 +125,12 @@ impl DpopClaims {
                 sub: c.string("sub")?.to_owned(),
                 aud: c.string("aud")?.to_owned(),
                 handle: c.string("handle")?.to_owned(),
-                team: c.opt_string("team")?.map(str::to_owned),
+                // Wire's client writes `"team": null` for a user without a team.
+                team: match c.get("team") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(team)) => Some(team.clone()),
+                    Some(_) => return Err(Error::InvalidClaim("team")),
+                },
                 name: c.string("name")?.to_owned(),
             })
         } else {
@@ -228,7 +233,7 @@ pub struct DpopPolicy {
     pub max_age: i64,
     /// Clock skew tolerated for `iat`/`nbf` in the future and `exp` in the past.
     pub max_skew: i64,
-    /// Furthest acceptable `exp`, in seconds after now.
+    /// Furthest acceptable `exp`, in seconds after now, before the skew allowance is added.
     pub max_exp_ahead: Option<i64>,
     /// Whether `exp` must be present.
     pub require_exp: bool,
@@ -248,17 +253,36 @@ impl DpopPolicy {
 
     /// The Wire access-token endpoint: freshness comes from the single-use backend nonce, and
     /// Wire clients backdate `iat`/`nbf` by an hour, so `iat` may be an hour and five minutes
-    /// old; `exp` is required and capped at one hour ahead (plus skew). ES256, ES384, EdDSA.
+    /// old; `exp` is required and capped at one hour ahead (plus the skew allowance, 5 minutes
+    /// by default: Wire sends `exp = iat + 1 h`, so a device clock a few minutes fast must
+    /// pass). ES256, ES384, EdDSA (also by its RFC 9864 name Ed25519).
     pub fn wire() -> Self {
         Self {
-            algorithms: vec![Algorithm::Es256, Algorithm::Es384, Algorithm::EdDsa],
+            algorithms: vec![
+                Algorithm::Es256,
+                Algorithm::Es384,
+                Algorithm::EdDsa,
+                Algorithm::Ed25519,
+            ],
             max_age: 3600 + 300,
-            max_skew: 60,
-            max_exp_ahead: Some(3600 + 60),
+            max_skew: DEFAULT_WIRE_SKEW,
+            max_exp_ahead: Some(3600),
             require_exp: true,
         }
     }
+
+    /// The same policy tolerating `skew` seconds of clock difference (for `iat`/`nbf` ahead,
+    /// `exp` behind, and on top of the `exp` cap).
+    pub fn with_skew(mut self, skew: i64) -> Self {
+        self.max_skew = skew;
+        self
+    }
 }
+
+/// The clock difference tolerated between a Wire device and the servers unless configured
+/// otherwise: five minutes (device clocks drift by minutes; the single-use backend nonce, not
+/// the clock, makes a proof fresh).
+pub const DEFAULT_WIRE_SKEW: i64 = 300;
 
 /// A proof that passed every check; only [`verify_dpop_proof`] makes one.
 #[derive(Debug, Clone)]
@@ -387,7 +411,7 @@ fn check_times(claims: &DpopClaims, policy: &DpopPolicy, now: UnixTime) -> Resul
             }
             if policy
                 .max_exp_ahead
-                .is_some_and(|cap| exp > now.saturating_add(cap))
+                .is_some_and(|cap| exp > now.saturating_add(cap).saturating_add(policy.max_skew))
             {
                 return Err(Error::ExpTooFar);
             }

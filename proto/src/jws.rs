@@ -22,15 +22,25 @@ pub enum Algorithm {
     Es256,
     /// ECDSA P-384 SHA-384.
     Es384,
-    /// Ed25519.
+    /// Ed25519 under its RFC 8037 name `EdDSA`.
     EdDsa,
+    /// Ed25519 under its RFC 9864 fully-specified name `Ed25519` (what oauth4webapi and
+    /// openid-client write for Ed25519 keys); the same signature as [`Self::EdDsa`], bound to the
+    /// same key type (OKP, `crv` Ed25519).
+    Ed25519,
     /// RSASSA-PKCS1-v1_5 SHA-256 (2048 bits or more).
     Rs256,
 }
 
 impl Algorithm {
     /// Every supported algorithm.
-    pub const ALL: [Algorithm; 4] = [Self::Es256, Self::Es384, Self::EdDsa, Self::Rs256];
+    pub const ALL: [Algorithm; 5] = [
+        Self::Es256,
+        Self::Es384,
+        Self::EdDsa,
+        Self::Ed25519,
+        Self::Rs256,
+    ];
 
     /// The JOSE `alg` name.
     pub fn name(self) -> &'static str {
@@ -38,8 +48,14 @@ impl Algorithm {
             Self::Es256 => "ES256",
             Self::Es384 => "ES384",
             Self::EdDsa => "EdDSA",
+            Self::Ed25519 => "Ed25519",
             Self::Rs256 => "RS256",
         }
+    }
+
+    /// Whether this algorithm signs with an Ed25519 key (under either name).
+    fn is_ed25519(self) -> bool {
+        matches!(self, Self::EdDsa | Self::Ed25519)
     }
 
     /// Looks an `alg` name up in the allow-list.
@@ -66,7 +82,7 @@ impl Algorithm {
                     crv: EcCurve::P384,
                     ..
                 }
-            ) | (Self::EdDsa, JwkParams::Ed25519 { .. })
+            ) | (Self::EdDsa | Self::Ed25519, JwkParams::Ed25519 { .. })
                 | (Self::Rs256, JwkParams::Rsa { .. })
         )
     }
@@ -108,7 +124,7 @@ impl Signer {
             Algorithm::Es384 => Self::Ecdsa(Arc::new(
                 EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, der, &rng).ok()?,
             )),
-            Algorithm::EdDsa => Self::Ed25519(Arc::new(
+            Algorithm::EdDsa | Algorithm::Ed25519 => Self::Ed25519(Arc::new(
                 Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).ok()?,
             )),
             Algorithm::Rs256 => Self::Rsa(Arc::new(RsaKeyPair::from_pkcs8(der).ok()?)),
@@ -153,7 +169,7 @@ impl SigningKey {
                 .generate_key_pair()
                 .map_err(|_| GEN)?
                 .to_der_private_key(),
-            Algorithm::EdDsa => EdDSA
+            Algorithm::EdDsa | Algorithm::Ed25519 => EdDSA
                 .generate_key_pair(josekit::jwk::alg::ed::EdCurve::Ed25519)
                 .map_err(|_| GEN)?
                 .to_der_private_key(),
@@ -179,7 +195,7 @@ impl SigningKey {
                 let pair = a.key_pair_from_der(der).map_err(|_| READ)?;
                 (pair.to_jwk_public_key(), pair.to_der_public_key())
             }
-            Algorithm::EdDsa => {
+            Algorithm::EdDsa | Algorithm::Ed25519 => {
                 let pair = EdDSA.key_pair_from_der(der).map_err(|_| READ)?;
                 if pair.curve() != josekit::jwk::alg::ed::EdCurve::Ed25519 {
                     return Err(READ);
@@ -442,7 +458,7 @@ fn verify_signature(alg: Algorithm, key: &Jwk, message: &[u8], signature: &[u8])
                 .verify(message, signature)
                 .is_ok()
         }
-        (Algorithm::EdDsa, JwkParams::Ed25519 { x }) => {
+        (alg, JwkParams::Ed25519 { x }) if alg.is_ed25519() => {
             UnparsedPublicKey::new(&sig::ED25519, decode(x)?)
                 .verify(message, signature)
                 .is_ok()
@@ -565,6 +581,48 @@ mod tests {
             .verify(key.public_jwk())
             .unwrap_err();
         assert_eq!(err, Error::AlgorithmKeyMismatch);
+    }
+
+    /// `header.payload.signature` with this header, signed by `key` whatever the header says.
+    fn signed_with_header(key: &SigningKey, header: &str) -> String {
+        let input = format!("{}.{}", b64::encode(header), b64::encode("{}"));
+        let signature = key.sign_bytes(input.as_bytes()).unwrap();
+        format!("{input}.{}", b64::encode(signature))
+    }
+
+    #[test]
+    fn ed25519_is_accepted_by_both_names_and_only_with_an_ed25519_key() {
+        let ed = SigningKey::generate(Algorithm::EdDsa).unwrap();
+        for name in ["EdDSA", "Ed25519"] {
+            let token = signed_with_header(&ed, &format!(r#"{{"alg":"{name}"}}"#));
+            let jws = UnverifiedJws::from_compact(&token).unwrap();
+            assert_eq!(jws.header().algorithm().unwrap().name(), name);
+            assert!(jws.verify(ed.public_jwk()).is_ok(), "{name}");
+        }
+        // The name binds the key type: an EC or RSA key never verifies an `Ed25519` JWS, even
+        // one that key signed.
+        for alg in [Algorithm::Es256, Algorithm::Rs256] {
+            let other = SigningKey::generate(alg).unwrap();
+            let token = signed_with_header(&other, r#"{"alg":"Ed25519"}"#);
+            let err = UnverifiedJws::from_compact(&token)
+                .unwrap()
+                .verify(other.public_jwk())
+                .unwrap_err();
+            assert_eq!(err, Error::AlgorithmKeyMismatch, "{alg}");
+        }
+        let stranger = SigningKey::generate(Algorithm::EdDsa).unwrap();
+        let token = signed_with_header(&ed, r#"{"alg":"Ed25519"}"#);
+        let err = UnverifiedJws::from_compact(&token)
+            .unwrap()
+            .verify(stranger.public_jwk())
+            .unwrap_err();
+        assert_eq!(err, Error::BadSignature);
+        // Other fully-specified names stay outside the allow-list; names are case-sensitive.
+        for name in ["Ed448", "ed25519", "ED25519"] {
+            let header = b64::encode(format!(r#"{{"alg":"{name}"}}"#));
+            let err = UnverifiedJws::from_compact(&format!("{header}.e30.AA")).unwrap_err();
+            assert_eq!(err, Error::UnsupportedAlgorithm(name.into()));
+        }
     }
 
     #[test]

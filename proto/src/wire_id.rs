@@ -313,7 +313,8 @@ fn validate_device_id(device: &str) -> Result<()> {
     ))
 }
 
-fn validate_handle(handle: &str) -> Result<()> {
+/// Whether `handle` is a Wire handle: 2–256 characters of `[a-z0-9_.-]`.
+pub fn validate_handle(handle: &str) -> Result<()> {
     let ok = (2..=256).contains(&handle.len())
         && handle.bytes().all(|b| {
             b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')

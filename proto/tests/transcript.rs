@@ -189,10 +189,13 @@ fn transcript_access_token_verifies_and_binds_everything() {
             .unwrap_err(),
         Error::UnknownSigningKey
     );
-    // Too late.
+    // Too late: past the token's `exp` and the skew allowance.
+    let expired_at = t.0["access_token_claims"]["exp"].as_i64().unwrap()
+        + proto::access_token::AccessTokenPolicy::default().leeway
+        + 1;
     assert_eq!(
         order
-            .verify_token(&token, &backend, &account, t.now() + 600)
+            .verify_token(&token, &backend, &account, expired_at)
             .unwrap_err(),
         Error::Expired
     );

@@ -9,14 +9,21 @@ use std::path::Path;
 
 use crate::{Error, Result};
 
-/// Writes a file readable by its owner only, atomically (temp file + fsync + rename).
+/// Writes a file readable by its owner only, atomically (temp file + fsync + rename). The
+/// temp file is always a new file of ours (a stale one is removed first, and a link or a file
+/// planted in its place is never written through).
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error(&tmp, e)),
+    }
     let mut f = fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(&tmp)
         .map_err(|e| io_error(&tmp, e))?;
     f.write_all(bytes).map_err(|e| io_error(&tmp, e))?;
@@ -51,15 +58,33 @@ pub fn read_public(path: &Path) -> Result<Vec<u8>> {
 /// The data directory: created owner-only (0700) when it does not exist, and made so when it
 /// exists but is empty (just made by `mkdir` or a temp-dir helper: nothing can have leaked
 /// yet). A directory with contents that group or others can read, write or enter is refused:
-/// the store inside holds password hashes, tokens and MAC keys, which may already have been read.
+/// the store inside holds password hashes, tokens and MAC keys, which may already have been
+/// read. A directory (or a link to one) owned by another user is refused whatever its mode: its
+/// owner could read, replace or plant keys in it at will.
 pub fn private_dir(path: &Path) -> Result<()> {
+    private_dir_of(path, rustix::process::geteuid().as_raw())
+}
+
+/// [`private_dir`] for the user `ours`.
+fn private_dir_of(path: &Path, ours: u32) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
     let owner_only = || {
         fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(|e| io_error(path, e))
     };
-    match fs::metadata(path) {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(Error::Config(format!(
+            "{} is a symbolic link; give the data directory's real path",
+            path.display()
+        ))),
         Ok(meta) if !meta.is_dir() => Err(Error::Config(format!(
             "{} is not a directory",
             path.display()
+        ))),
+        Ok(meta) if meta.uid() != ours => Err(Error::Config(format!(
+            "{} belongs to user {}, not to this server's user {ours}; use a directory of this \
+             user's own",
+            path.display(),
+            meta.uid()
         ))),
         Ok(meta) if meta.permissions().mode() & 0o077 == 0 => Ok(()),
         Ok(meta) => {
@@ -150,6 +175,44 @@ mod tests {
             assert!(refused.contains("chmod 700"), "{open:o}: {refused}");
             assert_eq!(mode(&data), open);
         }
+    }
+
+    #[test]
+    fn a_data_directory_of_another_user_or_a_link_is_refused_whatever_its_mode() {
+        use std::os::unix::fs::MetadataExt;
+        let parent = tempfile::tempdir().unwrap();
+        let data = parent.path().join("data");
+        private_dir(&data).unwrap();
+        let owner = fs::metadata(&data).unwrap().uid();
+        // The same directory, 0700 and empty, seen by a server running as another user.
+        let refused = private_dir_of(&data, owner + 1).unwrap_err().to_string();
+        assert!(refused.contains("belongs to user"), "{refused}");
+        let link = parent.path().join("link");
+        std::os::unix::fs::symlink(&data, &link).unwrap();
+        let refused = private_dir(&link).unwrap_err().to_string();
+        assert!(refused.contains("symbolic link"), "{refused}");
+    }
+
+    #[test]
+    fn a_planted_temp_file_or_link_is_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.der");
+        // Someone left a world-writable temp file, and a link pointing elsewhere.
+        let elsewhere = dir.path().join("elsewhere");
+        fs::write(&elsewhere, b"untouched").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join("key.tmp")).unwrap();
+        write_private(&key, b"secret").unwrap();
+        assert_eq!(fs::read(&elsewhere).unwrap(), b"untouched");
+        fs::write(dir.path().join("key.tmp"), b"planted").unwrap();
+        fs::set_permissions(
+            dir.path().join("key.tmp"),
+            fs::Permissions::from_mode(0o666),
+        )
+        .unwrap();
+        write_private(&key, b"secret 2").unwrap();
+        let mode = fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(fs::read(&key).unwrap(), b"secret 2");
     }
 
     #[test]

@@ -8,9 +8,10 @@
 //!   handshake, and the refusals are logged at most once a second with the count of those not
 //!   logged;
 //! - the TLS handshake within `handshake_timeout`;
-//! - each request head (including the wait on an idle keep-alive connection) within
-//!   `header_read_timeout`, and at most `max_header_bytes` of it: a slowloris connection is
-//!   closed, it never holds a worker (connections are tasks, not threads);
+//! - each request head (including the wait on an idle keep-alive connection, and the wait for
+//!   the first request after the handshake) within `header_read_timeout`, and at most
+//!   `max_header_bytes` of it: a slowloris or silent connection is closed, it never holds a
+//!   worker (connections are tasks, not threads);
 //! - a request body of at most `max_body_bytes` (413), and the whole request, body included,
 //!   within `request_timeout` (408).
 
@@ -336,6 +337,106 @@ where
             )),
             Err(_) => Err(self.refuse("connection limit reached")),
         })
+    }
+}
+
+/// Closes a connection whose first request does not begin within `timeout` after the TLS
+/// handshake: hyper times a request head only from its first byte, so without this a client
+/// could complete handshakes and then hold each connection (and its slot) silently forever.
+#[derive(Debug, Clone)]
+pub(crate) struct FirstRequestDeadline<A> {
+    inner: A,
+    timeout: Duration,
+}
+
+impl<A> FirstRequestDeadline<A> {
+    pub(crate) fn new(inner: A, timeout: Duration) -> Self {
+        Self { inner, timeout }
+    }
+}
+
+impl<A, I, S> axum_server::accept::Accept<I, S> for FirstRequestDeadline<A>
+where
+    A: axum_server::accept::Accept<I, S>,
+    A::Future: Send + 'static,
+    A::Stream: Send + 'static,
+    A::Service: Send + 'static,
+{
+    type Stream = Deadlined<A::Stream>;
+    type Service = A::Service;
+    type Future = Pin<
+        Box<dyn std::future::Future<Output = io::Result<(Self::Stream, Self::Service)>> + Send>,
+    >;
+
+    fn accept(&self, stream: I, service: S) -> Self::Future {
+        let accepted = self.inner.accept(stream, service);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            let (inner, service) = accepted.await?;
+            let deadline = Some(Box::pin(tokio::time::sleep(timeout)));
+            Ok((Deadlined { inner, deadline }, service))
+        })
+    }
+}
+
+/// A stream that fails its reads once its deadline passes before the first byte arrived.
+#[derive(Debug)]
+pub(crate) struct Deadlined<T> {
+    inner: T,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Deadlined<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        let read = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.deadline = None;
+        } else if read.is_pending()
+            && let Some(deadline) = this.deadline.as_mut()
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no request after the TLS handshake",
+            )));
+        }
+        read
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Deadlined<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

@@ -8,8 +8,13 @@ use crate::{Error, Result};
 /// owner's only (umask 077: the store's files 0600, its directories 0700, whatever the umask
 /// of the shell that started it), then the stderr log subscriber.
 pub fn init() {
-    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    owner_only_files();
     init_logging();
+}
+
+/// From now on, files and directories this process creates are its owner's only (umask 077).
+pub fn owner_only_files() {
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }
 
 /// Installs the stderr log subscriber.

@@ -12,7 +12,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 
-use crate::limits::{ConnectionSlots, Limits};
+use crate::limits::{ConnectionSlots, FirstRequestDeadline, Limits};
 
 use crate::{Error, Result};
 
@@ -69,9 +69,12 @@ pub fn serve_tls(
         .map_err(|e| Error::Config(e.to_string()))?;
     let app = app.layer(axum::middleware::from_fn_with_state(service, log_request));
     let handle = axum_server::Handle::new();
-    let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(Arc::new(tls)))
-        .handshake_timeout(Duration::from_secs(limits.handshake_timeout_secs))
-        .acceptor(ConnectionSlots::new(limits));
+    let acceptor = FirstRequestDeadline::new(
+        RustlsAcceptor::new(RustlsConfig::from_config(Arc::new(tls)))
+            .handshake_timeout(Duration::from_secs(limits.handshake_timeout_secs))
+            .acceptor(ConnectionSlots::new(limits)),
+        Duration::from_secs(limits.header_read_timeout_secs),
+    );
     let mut server = axum_server::from_tcp(listener)
         .map_err(|e| Error::Config(e.to_string()))?
         .http1_only()

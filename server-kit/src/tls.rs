@@ -48,8 +48,15 @@ fn generate_dev_tls(
     };
     let ca_key = KeyPair::generate()?;
     let mut ca = CertificateParams::default();
+    // Every dev PKI's root has a name of its own (from its key), so a bundle holding several
+    // (both servers' dev roots, say) lets a verifier find the right one by name; the server
+    // certificate also names its root's key (AKI).
+    let tag: String = ca_key.public_key_raw()[1..5]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     ca.distinguished_name
-        .push(DnType::CommonName, "e2ei dev root CA");
+        .push(DnType::CommonName, format!("e2ei dev root CA {tag}"));
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca.self_signed(&ca_key)?;
@@ -69,6 +76,7 @@ fn generate_dev_tls(
         .distinguished_name
         .push(DnType::CommonName, "e2ei dev server");
     server.is_ca = IsCa::ExplicitNoCa;
+    server.use_authority_key_identifier_extension = true;
     let server_cert = server.signed_by(&server_key, &issuer)?;
     Ok((ca_cert.pem(), server_cert.pem(), server_key.serialize_pem()))
 }

@@ -164,6 +164,27 @@ async fn connections_beyond_the_cap_are_closed_and_slots_come_back() {
     assert!(served, "slots were not released");
 }
 
+#[tokio::test]
+async fn a_connection_that_sends_nothing_after_the_handshake_is_closed_at_the_header_timeout() {
+    let server = Server::start(Limits {
+        header_read_timeout_secs: 1,
+        ..Limits::default()
+    })
+    .await;
+    // The TLS handshake completes, then not one byte of a request.
+    let mut idle = server.tls().await.unwrap();
+    let started = Instant::now();
+    let answer = read_to_close(&mut idle).await;
+    let waited = started.elapsed();
+    assert!(!answer.contains("200 OK"), "{answer}");
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(10),
+        "closed after {waited:?}"
+    );
+    // Meanwhile nothing else was held up.
+    assert!(server.echo_ok().await);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_cannot_hold_every_slot() {
     let server = Arc::new(

@@ -1,5 +1,6 @@
-//! Accounts (RFC 8555 §7.3): creation (one account per key; `onlyReturnExisting`), lookup,
-//! contact update and deactivation.
+//! Accounts (RFC 8555 §7.3): creation (one account per key; `onlyReturnExisting`; agreement to
+//! the terms of service when the directory advertises them), contacts (e-mail only, `mailto:`
+//! or Wire's bare address), lookup, contact update and deactivation.
 
 use proto::acme::{AccountStatus, AccountUpdate, NewAccount};
 use proto::jwk::Jwk;
@@ -19,6 +20,17 @@ pub enum AccountOutcome {
 
 const MAX_CONTACTS: usize = 10;
 
+/// Whether `s` is a URI scheme (RFC 3986 §3.1).
+fn is_scheme(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
+/// Checks contacts (RFC 8555 §7.3): `mailto:` URIs of one e-mail address each, or a bare e-mail
+/// address, which Wire's client sends (`anonymous@anonymous.invalid`) and step-ca accepts; a
+/// bare address is an e-mail contact, kept as given (this server sends no mail). Another
+/// scheme is `unsupportedContact`; anything that is not one plain address, `invalidContact`.
 fn check_contacts(contacts: &[String]) -> Result<()> {
     if contacts.len() > MAX_CONTACTS {
         return Err(Error::problem(
@@ -27,14 +39,19 @@ fn check_contacts(contacts: &[String]) -> Result<()> {
         ));
     }
     for contact in contacts {
-        let Some(address) = contact.strip_prefix("mailto:") else {
-            return Err(Error::problem(
-                ProblemType::UnsupportedContact,
-                format!("only mailto: contacts are supported, not {contact:?}"),
-            ));
+        let address = match contact.split_once(':') {
+            None => contact.as_str(),
+            Some((scheme, address)) if scheme.eq_ignore_ascii_case("mailto") => address,
+            Some((scheme, _)) if is_scheme(scheme) => {
+                return Err(Error::problem(
+                    ProblemType::UnsupportedContact,
+                    format!("only e-mail contacts (mailto:) are supported, not {contact:?}"),
+                ));
+            }
+            Some(_) => "",
         };
         let valid = address.len() <= 254
-            && !address.contains([',', '?', ' '])
+            && !address.contains(|c: char| matches!(c, ',' | '?' | ':') || c.is_whitespace())
             && address.split_once('@').is_some_and(|(local, domain)| {
                 !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
             });
@@ -69,6 +86,13 @@ impl RegistrationAuthority {
         }
         let contact = request.contact.clone().unwrap_or_default();
         check_contacts(&contact)?;
+        if let Some(terms) = &self.config.terms_of_service
+            && request.terms_of_service_agreed != Some(true)
+        {
+            return Err(Error::TermsOfServiceNotAgreed {
+                terms: terms.clone(),
+            });
+        }
         self.rate_limits.new_account(client_ip)?;
         let id = proto::random::token(128);
         let external_account_binding = match &request.external_account_binding {
@@ -141,7 +165,8 @@ impl RegistrationAuthority {
         Ok(parsed.kid().to_owned())
     }
 
-    /// Account update (§7.3.2) or deactivation (§7.3.6); an empty update returns the account.
+    /// Account update (§7.3.2: contacts; `termsOfServiceAgreed` is ignored, so an agreement
+    /// cannot be rewritten) or deactivation (§7.3.6); an empty update returns the account.
     pub fn update_account(
         &self,
         account: &AuthenticatedAccount,
@@ -165,9 +190,6 @@ impl RegistrationAuthority {
             check_contacts(&contact)?;
             next.contact = contact;
         }
-        if let Some(agreed) = update.terms_of_service_agreed {
-            next.terms_of_service_agreed = Some(agreed);
-        }
         if !self.sa.replace_account(&current, &next)? {
             return Err(Error::malformed("the account changed concurrently; retry"));
         }
@@ -185,16 +207,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn contacts_are_single_mailto_addresses() {
-        check_contacts(&["mailto:ops@example.com".into()]).unwrap();
+    fn contacts_are_single_e_mail_addresses_with_or_without_mailto() {
+        for good in [
+            "mailto:ops@example.com",
+            "MAILTO:ops@example.com",
+            "anonymous@anonymous.invalid",
+        ] {
+            check_contacts(&[good.into()]).unwrap();
+        }
+        let kind = |contact: &str| match check_contacts(&[contact.into()]) {
+            Err(Error::Problem { kind, .. }) => kind,
+            other => panic!("{contact}: {other:?}"),
+        };
+        for unsupported in ["tel:+1", "https://example.com", "xmpp:a@example.com"] {
+            assert_eq!(kind(unsupported), ProblemType::UnsupportedContact);
+        }
         for bad in [
-            "tel:+1",
             "mailto:",
             "mailto:a@b",
             "mailto:a@example.com,b@example.com",
             "mailto:a@example.com?subject=x",
+            "",
+            "anonymous",
+            "a b@example.com",
+            "a@b",
+            "@example.com",
+            "1tel:a@example.com",
         ] {
-            assert!(check_contacts(&[bad.into()]).is_err(), "{bad}");
+            assert_eq!(kind(bad), ProblemType::InvalidContact, "{bad}");
         }
     }
 }

@@ -8,7 +8,7 @@ use proto::acme::{AuthorizationStatus, ChallengeStatus, OrderStatus};
 use server_kit::store::Versioned;
 
 use super::{AuthenticatedAccount, RegistrationAuthority};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, status_name};
 use crate::sa::{AuthzRecord, ChallengeRecord};
 use crate::va::{ChallengeContext, Outcome, StandardContext, ValidatedAnswer};
 
@@ -56,18 +56,15 @@ impl RegistrationAuthority {
         }
         if authz.value.status != AuthorizationStatus::Pending {
             return Err(Error::malformed(format!(
-                "the authorization is {:?}; its challenges can no longer be answered",
-                authz.value.status
+                "the authorization is {}; its challenges can no longer be answered",
+                status_name(authz.value.status)
             )));
         }
         let order = self.owned_order(account, &authz.value.order_id)?;
         if order.value.status != OrderStatus::Pending {
             return Err(Error::malformed("the order is no longer pending"));
         }
-        let identifier = format!(
-            "{}:{}",
-            authz.value.identifier.kind, authz.value.identifier.value
-        );
+        let identifier = limit_key(&authz.value.identifier);
         // Reserved before validating, so concurrent answers cannot all run before the first
         // failure is counted; given back unless the validation fails.
         let reservation = self
@@ -204,5 +201,63 @@ impl RegistrationAuthority {
             }
         }
         Ok(())
+    }
+}
+
+/// The key an identifier's failed validations are counted under: its canonical form, so the
+/// same identity or name written another way (spacing or key order of a Wire identifier's JSON,
+/// letter case of a DNS name, another spelling of an address) shares one bucket.
+fn limit_key(identifier: &proto::acme::Identifier) -> String {
+    use proto::wire_id::{DeviceIdentifier, UserIdentifier};
+    let value = &identifier.value;
+    let canonical = match identifier.kind.as_str() {
+        "wireapp-device" => DeviceIdentifier::parse(value)
+            .map(|d| d.client_id.to_uri())
+            .ok(),
+        "wireapp-user" => UserIdentifier::parse(value).map(|u| u.handle.to_uri()).ok(),
+        "dns" => Some(value.to_ascii_lowercase()),
+        "ip" => value
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.to_string())
+            .ok(),
+        _ => None,
+    };
+    format!(
+        "{}:{}",
+        identifier.kind,
+        canonical.unwrap_or_else(|| value.clone())
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::acme::Identifier;
+
+    use super::limit_key;
+
+    fn id(kind: &str, value: &str) -> Identifier {
+        Identifier {
+            kind: kind.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn one_identity_written_two_ways_shares_its_failure_bucket() {
+        let compact = r#"{"client-id":"wireapp://yRbSiljXSnCl77-QkM634g!9ff0457928ebe5f4@wire.com","handle":"wireapp://%40alice_wire@wire.com","name":"Alice Smith","domain":"wire.com"}"#;
+        let spaced = r#"{"domain": "wire.com", "name": "Alice Smith", "handle": "wireapp://%40alice_wire@wire.com", "client-id": "wireapp://yRbSiljXSnCl77-QkM634g!9ff0457928ebe5f4@wire.com"}"#;
+        assert_eq!(
+            limit_key(&id("wireapp-device", compact)),
+            limit_key(&id("wireapp-device", spaced))
+        );
+        assert_eq!(
+            limit_key(&id("dns", "Example.TEST")),
+            limit_key(&id("dns", "example.test"))
+        );
+        assert_eq!(limit_key(&id("ip", "::0001")), limit_key(&id("ip", "::1")));
+        assert_ne!(
+            limit_key(&id("dns", "a.test")),
+            limit_key(&id("dns", "b.test"))
+        );
     }
 }

@@ -12,7 +12,7 @@ use super::names;
 use super::{AuthenticatedAccount, RegistrationAuthority};
 use crate::ca::Hierarchy;
 use crate::ca::csr::{self, ExpectedIdentity};
-use crate::error::{Error, ProblemType, Result};
+use crate::error::{Error, ProblemType, Result, status_name};
 use crate::sa::{CertificateRecord, OrderRecord};
 
 /// An order in `processing` with the CSR it will be issued for.
@@ -62,7 +62,10 @@ impl RegistrationAuthority {
         if order.value.status != OrderStatus::Ready {
             return Err(Error::problem(
                 ProblemType::OrderNotReady,
-                format!("the order is {:?}, not ready", order.value.status),
+                format!(
+                    "the order is {}, not ready",
+                    status_name(order.value.status)
+                ),
             ));
         }
         let is_account_key = |thumbprint: &str| self.is_account_key(thumbprint);
@@ -152,6 +155,7 @@ impl RegistrationAuthority {
             not_after: issued.not_after,
             revoked: None,
             replaced_by: None,
+            replacement_expires: None,
             names_ca: hierarchy == Hierarchy::Names,
         };
         self.sa.put_certificate(&certificate)?;

@@ -12,7 +12,7 @@ use super::names::{self, Name};
 use super::{AuthenticatedAccount, RegistrationAuthority};
 use crate::ca::{CertificateAuthority, Hierarchy};
 use crate::config::{DEVICE_ID_PLACEHOLDER, IDENTITY_PROFILE};
-use crate::error::{Error, ProblemType, Result};
+use crate::error::{Error, ProblemType, Result, status_name};
 use crate::sa::{AuthzRecord, CertificateRecord, ChallengeRecord, OrderRecord};
 
 /// A reused authorization must stay valid at least this long, in seconds.
@@ -175,9 +175,6 @@ impl RegistrationAuthority {
             OrderStatus::Pending
         };
         let profile = self.profile_for(is_wire, request.profile.as_deref())?;
-        if let Some(cert_id) = &request.replaces {
-            self.claim_replacement(account, cert_id, &order_id)?;
-        }
         let order = OrderRecord {
             id: order_id,
             account_id: account.id().to_owned(),
@@ -193,6 +190,9 @@ impl RegistrationAuthority {
             replaces: request.replaces.clone(),
             profile,
         };
+        if let Some(cert_id) = &order.replaces {
+            self.claim_replacement(account, &order, cert_id)?;
+        }
         self.sa.create_order(&order, &fresh)?;
         Ok(order)
     }
@@ -312,8 +312,8 @@ impl RegistrationAuthority {
             AuthorizationStatus::Pending | AuthorizationStatus::Valid
         ) {
             return Err(Error::malformed(format!(
-                "a {:?} authorization cannot be deactivated",
-                authz.value.status
+                "a {} authorization cannot be deactivated",
+                status_name(authz.value.status)
             )));
         }
         let mut next = authz.value.clone();
@@ -372,9 +372,19 @@ impl RegistrationAuthority {
             .ok_or_else(|| Error::NotFound("certificate of a disabled CA".into()))
     }
 
-    /// The order ids of `account`.
+    /// The ids of `account`'s orders that are not `invalid` (expiry applied): RFC 8555
+    /// §7.1.2.1 says the list SHOULD NOT include invalid orders.
     pub fn orders_of(&self, account: &AuthenticatedAccount) -> Result<Vec<String>> {
-        self.sa.order_ids_of(account.id())
+        let mut listed = Vec::new();
+        for id in self.sa.order_ids_of(account.id())? {
+            match self.owned_order(account, &id) {
+                Ok(order) if order.value.status != OrderStatus::Invalid => listed.push(id),
+                // Invalid, or removed by the sweep since the ids were read.
+                Ok(_) | Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(listed)
     }
 
     /// A certificate of `account`.

@@ -1,13 +1,15 @@
 //! Renewal information (RFC 9773): the suggested renewal window of a certificate named by its
 //! certID (`base64url(authorityKeyIdentifier) "." base64url(serial)`), and the `replaces` field
-//! of newOrder, which marks a certificate as replaced exactly once.
+//! of newOrder: a claim on the certificate that one order at a time holds, for as long as that
+//! order is not `invalid`.
 
+use proto::acme::{OrderStatus, WIREAPP_DEVICE, WIREAPP_USER};
 use proto::clock::UnixTime;
 use server_kit::store::Versioned;
 
 use super::{AuthenticatedAccount, RegistrationAuthority};
 use crate::error::{Error, ProblemType, Result};
-use crate::sa::CertificateRecord;
+use crate::sa::{CertificateRecord, OrderRecord};
 
 /// How long clients wait before asking again, in seconds (the `Retry-After` of renewalInfo).
 pub const RETRY_AFTER: u64 = 6 * 3600;
@@ -41,33 +43,94 @@ impl RegistrationAuthority {
         Ok((cert.not_after - lifetime / 3, cert.not_after - lifetime / 6))
     }
 
-    /// Marks `cert_id` as replaced by `order_id`; only its account may, and only once.
+    /// Claims the certificate `cert_id` for `order` (about to be stored) under RFC 9773 §5: the
+    /// certificate must be the account's (`unauthorized`) and share an identifier with the order
+    /// (`malformed`, as Boulder answers), and no other order that is not `invalid` may hold it
+    /// (`alreadyReplaced`, 409). The claim is taken by compare-and-swap on the certificate
+    /// record, so of concurrent orders exactly one holds it; an order that goes invalid (a
+    /// failed challenge, deactivation, expiry) holds it no longer, and the next order takes it
+    /// over.
     pub(super) fn claim_replacement(
         &self,
         account: &AuthenticatedAccount,
+        order: &OrderRecord,
         cert_id: &str,
-        order_id: &str,
     ) -> Result<()> {
-        let stored = self.certificate_by_cert_id(cert_id)?;
-        if stored.value.account_id != account.id() {
-            return Err(Error::unauthorized(
-                "replaces names a certificate of another account",
-            ));
+        loop {
+            let stored = self.certificate_by_cert_id(cert_id)?;
+            if stored.value.account_id != account.id() {
+                return Err(Error::unauthorized(
+                    "replaces names a certificate of another account",
+                ));
+            }
+            self.check_shares_identifier(&stored.value, order)?;
+            if let Some(holder) = &stored.value.replaced_by
+                && self.holds_replacement(account, holder, stored.value.replacement_expires)?
+            {
+                return Err(Error::problem(
+                    ProblemType::AlreadyReplaced,
+                    "the certificate is already being replaced by another order that is not \
+                     invalid",
+                ));
+            }
+            let mut marked = stored.value.clone();
+            marked.replaced_by = Some(order.id.clone());
+            marked.replacement_expires = Some(order.expires);
+            if self.sa.replace_certificate(&stored, &marked)? {
+                return Ok(());
+            }
         }
-        let already = || {
-            Error::problem(
-                ProblemType::AlreadyReplaced,
-                "the certificate was already replaced by another order",
-            )
-        };
-        if stored.value.replaced_by.is_some() {
-            return Err(already());
+    }
+
+    /// Refuses a replacement sharing no identifier with the order the certificate was issued
+    /// for.
+    fn check_shares_identifier(&self, cert: &CertificateRecord, order: &OrderRecord) -> Result<()> {
+        let issued_for = self
+            .sa
+            .order(&cert.order_id)?
+            .ok_or_else(|| Error::NotFound("the order of the replaced certificate".into()))?
+            .value;
+        let had = identifier_keys(&issued_for);
+        if identifier_keys(order).iter().any(|key| had.contains(key)) {
+            Ok(())
+        } else {
+            Err(Error::malformed(
+                "replaces names a certificate that shares no identifier with this order",
+            ))
         }
-        let mut marked = stored.value.clone();
-        marked.replaced_by = Some(order_id.to_owned());
-        if !self.sa.replace_certificate(&stored, &marked)? {
-            return Err(already());
+    }
+
+    /// Whether the order `holder` still holds its claim on a certificate: while it is not
+    /// `invalid` (expiry applied). An order that is not stored holds it until `until`, the
+    /// expiry it was created with: it may be being stored right now, or may never have been
+    /// (its creation failed), or was removed by the sweep long after it expired.
+    fn holds_replacement(
+        &self,
+        account: &AuthenticatedAccount,
+        holder: &str,
+        until: Option<UnixTime>,
+    ) -> Result<bool> {
+        match self.owned_order(account, holder) {
+            Ok(order) => Ok(order.value.status != OrderStatus::Invalid),
+            Err(Error::NotFound(_)) => Ok(until.is_some_and(|until| self.now() <= until)),
+            Err(e) => Err(e),
         }
-        Ok(())
+    }
+}
+
+/// What "share at least one identifier" (RFC 9773 §5) compares: an identity order's client id
+/// and handle (the identifier values are JSON, whose member order and spacing may differ from
+/// one order to the next), a standard order's identifiers as they are (they are canonical).
+fn identifier_keys(order: &OrderRecord) -> Vec<(&str, &str)> {
+    match &order.wire {
+        Some(identity) => vec![
+            (WIREAPP_DEVICE, identity.client_id.as_str()),
+            (WIREAPP_USER, identity.handle.as_str()),
+        ],
+        None => order
+            .identifiers
+            .iter()
+            .map(|id| (id.kind.as_str(), id.value.as_str()))
+            .collect(),
     }
 }

@@ -186,9 +186,13 @@ pub struct CertificateRecord {
     /// Set once revoked.
     #[serde(default)]
     pub revoked: Option<Revocation>,
-    /// The order that replaces it (RFC 9773 §5), once one does.
+    /// The order that claimed to replace it (RFC 9773 §5); it holds the claim while it is not
+    /// `invalid`.
     #[serde(default)]
     pub replaced_by: Option<String>,
+    /// When that order expires: an order not (or no longer) stored holds the claim until then.
+    #[serde(default)]
+    pub replacement_expires: Option<UnixTime>,
     /// Signed by the name CA (standard orders); otherwise by the identity CA, as was every
     /// certificate stored before the two were separated.
     #[serde(default)]

@@ -52,12 +52,17 @@ pub async fn check(
         IpAddr::V4(v4) => format!("{v4}:{port}"),
         IpAddr::V6(v6) => format!("[{v6}]:{port}"),
     };
+    // An IPv6 identifier is written in brackets in a Host header (RFC 3986 §3.2.2).
+    let host = match host.parse::<std::net::Ipv6Addr>() {
+        Ok(v6) => format!("[{v6}]"),
+        Err(_) => host.to_owned(),
+    };
     let path = format!("/.well-known/acme-challenge/{token}");
     let url = format!("http://{authority}{path}");
     let shown = format!("http://{host}{path}");
     let response = http
         .get(&url)
-        .header(reqwest::header::HOST, host)
+        .header(reqwest::header::HOST, &host)
         .send()
         .await
         .map_err(|e| {

@@ -13,6 +13,8 @@ pub fn policy(config: &DpopConfig) -> AccessTokenPolicy {
     AccessTokenPolicy {
         leeway: config.leeway,
         max_lifetime: config.max_token_lifetime,
+        // The device's embedded proof: the same allowance for the device's clock.
+        proof: proto::dpop::DpopPolicy::wire().with_skew(config.leeway),
         ..AccessTokenPolicy::default()
     }
 }

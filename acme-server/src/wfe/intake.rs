@@ -22,7 +22,7 @@ use proto::acme_jws::{AcmeRequest, RequestKey, VerifiedAcmeRequest};
 use proto::jwk::Jwk;
 
 use super::{AppState, SharedState};
-use crate::error::{Error, ProblemType, Result, jws_problem};
+use crate::error::{Error, ProblemType, Result, jws_problem, status_name};
 use crate::ra::AuthenticatedAccount;
 
 /// A request signed by the key it embeds (newAccount).
@@ -44,16 +44,15 @@ pub struct AccountRequest {
 }
 
 /// The request body, at most `[limits] max_body_bytes` of it (a CSR or a token answer is a few
-/// KiB; a declared larger body was refused with 413 before the handler ran).
+/// KiB; a declared larger body was refused with 413 before the handler ran, a larger chunked
+/// one is refused with 413 here).
 async fn read_body(
     request: Request,
     state: &SharedState,
 ) -> Result<(axum::http::request::Parts, Vec<u8>)> {
     let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, state.config.limits.max_body_bytes)
-        .await
-        .map_err(|_| Error::malformed("the request body is unreadable or too large"))?;
-    Ok((parts, bytes.to_vec()))
+    let bytes = super::body::read_limited(body, state.config.limits.max_body_bytes).await?;
+    Ok((parts, bytes))
 }
 
 impl FromRequest<SharedState> for KeyRequest {
@@ -162,8 +161,8 @@ impl AppState {
                 let request = request.verify(&key).map_err(|e| jws_error(&e))?;
                 if record.status != AccountStatus::Valid {
                     return Err(Error::unauthorized(format!(
-                        "the account is {:?}",
-                        record.status
+                        "the account is {}",
+                        status_name(record.status)
                     )));
                 }
                 Ok(SignedRequest::Account(AccountRequest {

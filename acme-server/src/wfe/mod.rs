@@ -1,9 +1,11 @@
-//! The web front end: routes, JWS intake ([`intake`]), rendering of ACME objects ([`render`]),
+//! The web front end: routes, JWS intake ([`intake`]), request bodies within the size limit and
+//! oversized ones discarded before their 413 ([`body`]), rendering of ACME objects ([`render`]),
 //! durability before any POST is answered (the storage authority's group commit), and the
 //! headers every response carries (a fresh `Replay-Nonce`, `Link: <directory>;
 //! rel="index"`, `Cache-Control: no-store`). Handlers authenticate, call the registration
 //! authority, and render; errors render themselves as problem documents.
 
+pub mod body;
 mod handlers;
 pub mod intake;
 pub mod render;
@@ -89,6 +91,10 @@ pub fn router(state: SharedState) -> Router {
         .route(&p("/renewal-info/{id}"), get(handlers::renewal_info))
         .fallback(|| async { Error::NotFound("resource".into()) });
     server_kit::limits::layer(routes, &state.config.limits, crate::error::render_refusal)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            body::discard_declared_oversize,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             acme_headers,

@@ -317,6 +317,29 @@ impl Acme {
     }
 }
 
+/// Sends signed `bodies` to `url` all at once, each on a task of its own; the responses in the
+/// order they arrived.
+pub async fn post_all(client: &Acme, url: &str, bodies: Vec<String>) -> Vec<reqwest::Response> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for body in bodies {
+        let http = client.http.clone();
+        let url = url.to_owned();
+        tasks.spawn(async move {
+            http.post(url)
+                .header("content-type", "application/jose+json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        });
+    }
+    let mut responses = Vec::new();
+    while let Some(response) = tasks.join_next().await {
+        responses.push(response.unwrap());
+    }
+    responses
+}
+
 pub fn header(response: &reqwest::Response, name: &str) -> String {
     response
         .headers()
@@ -482,4 +505,24 @@ impl Env {
             .post_as(&e.account, &e.order.finalize, Some(&finalize_payload(der)))
             .await
     }
+}
+
+/// The ARI certID of a DER certificate (RFC 9773 §4.1).
+pub fn cert_id(der: &[u8]) -> String {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).unwrap();
+    let aki = cert
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(a) => {
+                a.key_identifier.as_ref().map(|k| k.0.to_vec())
+            }
+            _ => None,
+        })
+        .unwrap();
+    format!(
+        "{}.{}",
+        proto::b64::encode(aki),
+        proto::b64::encode(cert.raw_serial())
+    )
 }

@@ -25,20 +25,36 @@ pub struct Fixture {
     pub served: Served,
     /// How many requests the responder received.
     pub requests: Arc<AtomicUsize>,
+    /// The Host headers the responder received.
+    pub hosts: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The responder's port (the server's `validation.http_port`).
+    pub http_port: u16,
 }
 
-/// Answers `GET /.well-known/acme-challenge/<token>` from `served`, 404 otherwise.
-async fn responder(listener: tokio::net::TcpListener, served: Served, requests: Arc<AtomicUsize>) {
+/// Answers `GET /.well-known/acme-challenge/<token>` from `served`, 404 otherwise; counts the
+/// requests and records their Host headers.
+async fn responder(
+    listener: tokio::net::TcpListener,
+    served: Served,
+    requests: Arc<AtomicUsize>,
+    hosts: Arc<std::sync::Mutex<Vec<String>>>,
+) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
             return;
         };
         requests.fetch_add(1, Ordering::SeqCst);
-        let served = served.clone();
+        let (served, hosts) = (served.clone(), hosts.clone());
         tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             let n = stream.read(&mut buf).await.unwrap_or(0);
             let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            if let Some(host) = head.lines().find_map(|l| {
+                l.strip_prefix("host: ")
+                    .or_else(|| l.strip_prefix("Host: "))
+            }) {
+                hosts.lock().unwrap().push(host.trim().to_owned());
+            }
             let token = head
                 .split_whitespace()
                 .nth(1)
@@ -71,7 +87,13 @@ impl Fixture {
         let http_port = listener.local_addr().unwrap().port();
         let served: Served = Arc::default();
         let requests = Arc::new(AtomicUsize::new(0));
-        tokio::spawn(responder(listener, served.clone(), requests.clone()));
+        let hosts = Arc::default();
+        tokio::spawn(responder(
+            listener,
+            served.clone(),
+            requests.clone(),
+            Arc::clone(&hosts),
+        ));
         let dir = tempfile::tempdir().unwrap();
         let mut config = acme_server::Config {
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -95,7 +117,22 @@ impl Fixture {
             client,
             served,
             requests,
+            hosts,
+            http_port,
         }
+    }
+
+    /// The same responder on `[::1]` (same port), for IPv6 identifiers.
+    pub async fn also_on_ipv6(&self) {
+        let listener = tokio::net::TcpListener::bind(("::1", self.http_port))
+            .await
+            .expect("IPv6 loopback (::1) must be available");
+        tokio::spawn(responder(
+            listener,
+            self.served.clone(),
+            self.requests.clone(),
+            self.hosts.clone(),
+        ));
     }
 
     pub fn serve(&self, account: &Account, challenge: &Challenge) {

@@ -1,8 +1,12 @@
 //! `/authorize`: the authorization request (RFC 6749 §4.1.1 with PKCE S256, OIDC `nonce` and
 //! `claims`, RFC 9449 `dpop_jkt`), the HTML login form, and its submission. Requests whose
-//! client or redirect URI cannot be trusted get an error page, never a redirect. A client may
-//! ask only for supported scopes on its registered list (`invalid_scope` otherwise); a
-//! third-party client gets a code only for scopes the user consented to on the consent page.
+//! client or redirect URI cannot be trusted get an error page, never a redirect. Every
+//! redirect back to the client, a code or an error, carries `iss` (RFC 9207) and the request's
+//! `state`, in the query (the one response mode). Scopes the server does not support are
+//! ignored (OIDC Core §3.1.2.1); a supported scope outside the client's registered list is
+//! `invalid_scope`; a third-party client gets a code only for scopes the user consented to on
+//! the consent page. Request objects (`request`, `request_uri`, RFC 9101) and response modes
+//! other than `query` are refused, not ignored.
 
 use std::collections::HashMap;
 
@@ -39,6 +43,8 @@ enum Refusal {
     /// Sent back to the client's redirect URI (RFC 6749 §4.1.2.1).
     Redirect {
         uri: String,
+        /// The issuer, for `iss` (RFC 9207 §2).
+        iss: String,
         state: Option<String>,
         error: &'static str,
         description: String,
@@ -55,30 +61,39 @@ impl IntoResponse for Refusal {
             ),
             Refusal::Redirect {
                 uri,
+                iss,
                 state,
                 error,
                 description,
-            } => {
-                let mut pairs = vec![
-                    ("error", error.to_owned()),
-                    ("error_description", description),
-                ];
-                if let Some(s) = state {
-                    pairs.push(("state", s));
-                }
-                redirect_with(&uri, &pairs)
-            }
+            } => authorization_response(
+                &uri,
+                &iss,
+                state.as_deref(),
+                &[("error", error), ("error_description", &description)],
+            ),
         }
     }
 }
 
-fn redirect_with(uri: &str, pairs: &[(&str, String)]) -> Response {
-    match url::Url::parse(uri) {
+/// The authorization response (RFC 6749 §4.1.2, §4.1.2.1): a redirect to the client's
+/// `redirect_uri` with `pairs`, then `iss` (RFC 9207 §2: in every response, success or
+/// error) and the request's `state`, in the query.
+fn authorization_response(
+    redirect_uri: &str,
+    iss: &str,
+    state: Option<&str>,
+    pairs: &[(&str, &str)],
+) -> Response {
+    match url::Url::parse(redirect_uri) {
         Ok(mut url) => {
             {
                 let mut q = url.query_pairs_mut();
                 for (k, v) in pairs {
                     q.append_pair(k, v);
+                }
+                q.append_pair("iss", iss);
+                if let Some(s) = state {
+                    q.append_pair("state", s);
                 }
             }
             Redirect::to(url.as_str()).into_response()
@@ -108,10 +123,33 @@ fn validate(
     let st = params.get("state").cloned();
     let refuse = |error: &'static str, description: &str| Refusal::Redirect {
         uri: redirect_uri.clone(),
+        iss: state.base_url.clone(),
         state: st.clone(),
         error,
         description: description.to_owned(),
     };
+    // Parameters that would change the request or the response if they were honoured: refused
+    // rather than ignored (OIDC Core §6, RFC 9101 §6.3, OAuth 2.0 Multiple Response Types §2).
+    if params.contains_key("request") {
+        return Err(refuse(
+            "request_not_supported",
+            "request objects (the request parameter) are not supported",
+        ));
+    }
+    if params.contains_key("request_uri") {
+        return Err(refuse(
+            "request_uri_not_supported",
+            "the request_uri parameter is not supported",
+        ));
+    }
+    if let Some(mode) = params.get("response_mode")
+        && mode != "query"
+    {
+        return Err(refuse(
+            "invalid_request",
+            &format!("response_mode {mode:?} is not supported; the one response mode is query"),
+        ));
+    }
     if params.get("response_type").map(String::as_str) != Some("code") {
         return Err(refuse(
             "unsupported_response_type",
@@ -140,18 +178,9 @@ fn validate(
             "code_challenge must be a base64url SHA-256 hash",
         ));
     }
-    let device_scope = state.config.device_access.scope.as_str();
     let requested = params.get("scope").map_or("openid", String::as_str);
-    if let Some(unsupported) = crate::scopes::split(requested)
-        .find(|s| *s != device_scope && !crate::scopes::IDENTITY_SCOPES.contains(s))
-    {
-        return Err(refuse(
-            "invalid_scope",
-            &format!("unsupported scope {unsupported:?}"),
-        ));
-    }
     let scope =
-        crate::scopes::grantable(requested, &client.allowed_scopes(device_scope), &client.id)
+        crate::scopes::authorization_scope(requested, &client, &state.config.device_access.scope)
             .map_err(|d| refuse("invalid_scope", &d))?;
     if let Some(jkt) = params.get("dpop_jkt")
         && (jkt.len() != 43 || proto::b64::decode(jkt, "dpop_jkt").is_err())
@@ -239,11 +268,12 @@ fn finish(state: &SharedState, req: &AuthRequest, user: &crate::users::User) -> 
     match issue_code(state, req, user) {
         Ok(code) => {
             tracing::info!(client_id = %req.client.id, user = %user.id, "login succeeded; code issued");
-            let mut pairs = vec![("code", code), ("iss", state.base_url.clone())];
-            if let Some(s) = &req.state {
-                pairs.push(("state", s.clone()));
-            }
-            redirect_with(&req.redirect_uri, &pairs)
+            authorization_response(
+                &req.redirect_uri,
+                &state.base_url,
+                req.state.as_deref(),
+                &[("code", &code)],
+            )
         }
         Err(e) => e.into_response(),
     }
@@ -254,7 +284,8 @@ fn finish(state: &SharedState, req: &AuthRequest, user: &crate::users::User) -> 
 pub(super) fn scope_description<'a>(scope: &'a str, device_scope: &str) -> &'a str {
     match scope {
         "openid" => "Know who you are",
-        "profile" => "See your name and handle",
+        "profile" => "See your name, handle and team",
+        "email" => "See your email address",
         "offline_access" => "Stay signed in",
         "wire_client_id" => "Identify your devices",
         s if s == device_scope => "Register devices and get device certificates in your name",
@@ -318,14 +349,14 @@ pub async fn consent(
         Err(e) => return e.into_response(),
     };
     if form.get("action").map(String::as_str) != Some("allow") {
-        let mut pairs = vec![
-            ("error", "access_denied".to_owned()),
-            ("iss", state.base_url.clone()),
-        ];
-        if let Some(s) = &req.state {
-            pairs.push(("state", s.clone()));
+        return Refusal::Redirect {
+            uri: req.redirect_uri,
+            iss: state.base_url.clone(),
+            state: req.state,
+            error: "access_denied",
+            description: "the user denied the request".into(),
         }
-        return redirect_with(&req.redirect_uri, &pairs);
+        .into_response();
     }
     if let Err(e) = crate::consents::grant(state.store(), &user.id, &req.client.id, &req.scope, now)
     {

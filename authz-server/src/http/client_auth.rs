@@ -30,12 +30,15 @@ fn form_decode(text: &str) -> String {
 
 /// The `client_assertion_type` of RFC 7523 §2.2.
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-/// Furthest ahead a client assertion may expire, in seconds.
-const MAX_ASSERTION_LIFETIME: i64 = 300;
+/// Clock difference tolerated on top of `lifetimes.max_client_assertion_exp`, in seconds (a
+/// client whose clock runs ahead signs an `exp` that is further ahead by as much).
+const ASSERTION_SKEW: i64 = 60;
 
 /// `private_key_jwt` (RFC 7523 §3): the assertion is signed by one of the client's keys,
 /// `iss` = `sub` = the client id, `aud` names this server or its token endpoint, not expired
-/// nor too long-lived, and its `jti` is used once.
+/// nor expiring further ahead than `lifetimes.max_client_assertion_exp` (plus skew), and its
+/// `jti` is used once: it stays in the replay cache until the assertion's `exp`, after which
+/// the assertion is refused as expired anyway.
 fn assertion_client(
     state: &SharedState,
     assertion: &str,
@@ -96,8 +99,14 @@ fn assertion_client(
         return Err(refuse("aud does not name this server"));
     }
     let exp = claims.int("exp").map_err(|_| refuse("no exp"))?;
-    if exp < now || exp > now + MAX_ASSERTION_LIFETIME {
-        return Err(refuse("expired or too long-lived"));
+    if exp < now {
+        return Err(refuse("expired"));
+    }
+    let max_lifetime = state.config.lifetimes.max_client_assertion_exp;
+    if exp > now.saturating_add(max_lifetime.saturating_add(ASSERTION_SKEW)) {
+        return Err(refuse(&format!(
+            "exp is more than {max_lifetime} s ahead (lifetimes.max_client_assertion_exp)"
+        )));
     }
     let jti = text("jti")?;
     let fresh = state.store().insert_new_json(

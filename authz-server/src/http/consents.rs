@@ -68,7 +68,7 @@ pub async fn revoke(
             "no consent for this client",
         ));
     }
-    if crate::consents::revoke(state.store(), &user.id, &client_id)? {
+    if crate::consents::revoke(state.store(), &user.id, &client_id, state.clock.now())? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(Error::not_found(

@@ -199,6 +199,7 @@ pub async fn decide(
     let decision = if approve {
         Decision::Approved {
             user_id: user.id.clone(),
+            auth_time: Some(now),
         }
     } else {
         Decision::Denied

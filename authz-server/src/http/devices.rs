@@ -205,8 +205,8 @@ pub async fn access_token(
             audience: None,
         }),
     };
-    let mut policy = DpopPolicy::wire();
-    policy.max_exp_ahead = Some(state.config.lifetimes.max_proof_exp + policy.max_skew);
+    let mut policy = DpopPolicy::wire().with_skew(state.config.clock_skew);
+    policy.max_exp_ahead = Some(state.config.lifetimes.max_proof_exp);
     let proof = verify_dpop_proof(raw, &check, &policy, now).map_err(Error::WireProof)?;
     if let Some(jkt) = &auth.jkt
         && jkt != proof.thumbprint()

@@ -4,10 +4,33 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
+use proto::dpop::DpopPolicy;
+use proto::jws::Algorithm;
+
 use super::SharedState;
 
-/// The metadata document, served at both well-known paths.
+/// The metadata document, served at both well-known paths. Every list is taken from what the
+/// code does: the grants of [`super::token::GRANT_TYPES`], the scopes of
+/// [`crate::scopes::supported`], the claims of [`crate::claims::RELEASED`] and the algorithms of
+/// [`proto::jws::Algorithm::ALL`] (RFC 9864's `Ed25519` beside `EdDSA`).
 pub async fn metadata(State(state): State<SharedState>) -> Json<Value> {
+    let algorithms: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
+    let dpop_algorithms: Vec<&str> = DpopPolicy::rfc9449()
+        .algorithms
+        .iter()
+        .map(|a| a.name())
+        .collect();
+    let mut claims: Vec<&str> = crate::claims::RELEASED.to_vec();
+    claims.extend([
+        "iss",
+        "aud",
+        "azp",
+        "auth_time",
+        "nonce",
+        "at_hash",
+        "keyauth",
+        "acme_aud",
+    ]);
     Json(json!({
         "issuer": state.base_url,
         "authorization_endpoint": state.url("/authorize"),
@@ -16,7 +39,7 @@ pub async fn metadata(State(state): State<SharedState>) -> Json<Value> {
         "jwks_uri": state.url("/jwks"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"],
+        "grant_types_supported": super::token::GRANT_TYPES,
         "device_authorization_endpoint": state.url("/device_authorization"),
         "introspection_endpoint": state.url("/introspect"),
         "revocation_endpoint": state.url("/revoke"),
@@ -26,12 +49,14 @@ pub async fn metadata(State(state): State<SharedState>) -> Json<Value> {
         "id_token_signing_alg_values_supported": [state.key.algorithm().name()],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
-        "token_endpoint_auth_signing_alg_values_supported": ["ES256", "ES384", "EdDSA", "RS256"],
-        "scopes_supported": ["openid", "profile", "offline_access", "wire_client_id", state.config.device_access.scope],
-        "claims_supported": ["sub", "iss", "aud", "name", "preferred_username", "handle", "team", "keyauth", "acme_aud"],
+        "token_endpoint_auth_signing_alg_values_supported": algorithms,
+        "scopes_supported": crate::scopes::supported(&state.config.device_access.scope),
+        "claims_supported": claims,
         "claims_parameter_supported": true,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
-        "dpop_signing_alg_values_supported": ["ES256", "ES384", "EdDSA", "RS256"],
+        "dpop_signing_alg_values_supported": dpop_algorithms,
     }))
 }
 

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
 use proto::jws::UnverifiedJws;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::SharedState;
 use super::client_auth::authenticate_client;
@@ -59,7 +59,14 @@ pub async fn introspect(
     let token = form.get("token").map(String::as_str).unwrap_or_default();
     let now = state.clock.now();
     let body = if let Some(claims) = active_access_token(&state, token, now)? {
-        let mut body = json!({"active": true, "token_type": "access_token"});
+        // RFC 7662 §2.2: the token type of RFC 6749 §5.1 (`Bearer`, or `DPoP` for a
+        // DPoP-bound token, RFC 9449 §5).
+        let token_type = if claims.get("cnf").is_some() {
+            "DPoP"
+        } else {
+            "Bearer"
+        };
+        let mut body = json!({"active": true, "token_type": token_type});
         for name in [
             "iss",
             "sub",
@@ -74,9 +81,6 @@ pub async fn introspect(
             if let Some(v) = claims.get(name) {
                 body[name] = v.clone();
             }
-        }
-        if claims.get("cnf").is_some() {
-            body["token_type"] = Value::String("DPoP".into());
         }
         body
     } else if let Some(record) = crate::refresh::peek(state.store(), token, now)? {

@@ -60,6 +60,21 @@ impl AppState {
         handle: String,
         password: proto::secret::SecretString,
     ) -> crate::Result<crate::users::User> {
+        // A handle no user can have (or an absurdly long password) is refused like a wrong
+        // password, without hashing, and counted under one shared name: what was typed is
+        // neither kept as a limiter key nor logged (it may be a password typed in the wrong
+        // field), so it cannot grow memory or the audit log.
+        let plausible = proto::wire_id::validate_handle(&handle).is_ok()
+            && password.expose().len() <= MAX_PASSWORD_BYTES;
+        if !plausible {
+            drop(self.limiters.reserve_login(IMPLAUSIBLE_HANDLE, ip)?);
+            self.audit.record(
+                self.clock.now(),
+                "login.failed",
+                serde_json::json!({"handle": null, "ip": ip.to_string()}),
+            );
+            return Err(crate::Error::BadCredentials);
+        }
         let reservation = self.limiters.reserve_login(&handle, ip)?;
         let outcome = self
             .passwords
@@ -124,6 +139,12 @@ impl AppState {
         self.store.as_ref()
     }
 }
+
+/// The longest password a login form may carry.
+const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// The failed-login bucket of every handle no user can have.
+const IMPLAUSIBLE_HANDLE: &str = "(not a handle)";
 
 /// Shared state handle.
 pub type SharedState = Arc<AppState>;

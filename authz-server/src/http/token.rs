@@ -1,6 +1,8 @@
-//! `/token`: authorization code with PKCE, refresh tokens with rotation, and client credentials;
-//! tokens are DPoP-bound when the request carries a valid proof (RFC 9449 §5), with a `jti`
-//! replay cache for those proofs.
+//! `/token`: authorization code with PKCE, refresh tokens with rotation, client credentials and
+//! the device code; tokens are DPoP-bound when the request carries a valid proof (RFC 9449 §5),
+//! with a `jti` replay cache for those proofs. Code and device grants that include `openid`
+//! come with an ID token; they come with a refresh token when
+//! [`crate::scopes::refresh_token_allowed`] says so.
 
 use std::collections::HashMap;
 
@@ -20,8 +22,20 @@ use crate::error::{Error, Result};
 use crate::refresh::RefreshRecord;
 use crate::tokens::AccessGrant;
 
+/// The grant types `/token` accepts (`grant_types_supported`).
+pub const GRANT_TYPES: [&str; 4] = [
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    DEVICE_CODE,
+];
+
+/// The device code grant type of RFC 8628 §3.4.
+const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
 /// `POST /token`: `authorization_code` (PKCE), `refresh_token` (rotation, reuse revokes the
-/// family, DPoP-bound families need the same key), `client_credentials` (confidential clients).
+/// family, DPoP-bound families need the same key), `client_credentials` (confidential clients),
+/// and the device code (RFC 8628).
 pub async fn token(
     State(state): State<SharedState>,
     headers: HeaderMap,
@@ -41,7 +55,7 @@ pub async fn token(
         "refresh_token" => {
             refresh_grant(&state, &client, field("refresh_token"), proof.as_ref(), now)?
         }
-        "urn:ietf:params:oauth:grant-type:device_code" => {
+        DEVICE_CODE => {
             device_code_grant(&state, &client, field("device_code"), proof.as_ref(), now)?
         }
         "client_credentials" => {
@@ -50,8 +64,7 @@ pub async fn token(
         _ => {
             return Err(Error::OAuth {
                 code: "unsupported_grant_type",
-                description: "supported: authorization_code, refresh_token, client_credentials"
-                    .into(),
+                description: format!("supported: {}", GRANT_TYPES.join(", ")),
             });
         }
     };
@@ -104,23 +117,28 @@ fn code_grant(
     let tokens =
         crate::tokens::issue_for_grant(&state.issuer(), &redeemed.grant, &user, proof, now)?;
     let scope = redeemed.grant.scope.clone();
-    let refresh = crate::refresh::start_family(
-        state.store(),
-        &RefreshRecord {
-            family: String::new(),
-            client_id: client_id.to_owned(),
-            user_id: user.id.clone(),
-            scope: scope.clone(),
-            jkt: proof.map(|p| p.thumbprint().to_owned()),
-            expires_at: now + state.config.lifetimes.refresh_token,
-            used: false,
-        },
-        &tokens.access_jti,
-    )?;
+    let refresh = if crate::scopes::refresh_token_allowed(&client.client, &scope) {
+        Some(crate::refresh::start_family(
+            state.store(),
+            &RefreshRecord {
+                family: String::new(),
+                client_id: client_id.to_owned(),
+                user_id: user.id.clone(),
+                scope: scope.clone(),
+                jkt: proof.map(|p| p.thumbprint().to_owned()),
+                expires_at: now + state.config.lifetimes.refresh_token,
+                used: false,
+                granted_at: now,
+            },
+            &tokens.access_jti,
+        )?)
+    } else {
+        None
+    };
     redeemed.commit(
         state.store(),
         vec![tokens.access_jti.clone()],
-        &refresh.family,
+        refresh.as_ref().map(|r| r.family.as_str()),
         now,
     )?;
     tracing::info!(client_id, user = %user.id, dpop = tokens.dpop_bound, "tokens issued");
@@ -136,7 +154,9 @@ fn code_grant(
         tokens.expires_in,
         &scope,
     );
-    body["refresh_token"] = refresh.token.into();
+    if let Some(refresh) = refresh {
+        body["refresh_token"] = refresh.token.into();
+    }
     if let Some(id_token) = tokens.id_token {
         body["id_token"] = id_token.into();
     }
@@ -172,15 +192,33 @@ fn refresh_grant(
         .clone()
         .or_else(|| proof.map(|p| p.thumbprint().to_owned()));
     let family = record.family.clone();
-    user_tokens(state, Some(&family), RefreshRecord { jkt, ..record }, now)
+    user_tokens(
+        state,
+        RefreshIssue::Rotate(&family),
+        RefreshRecord { jkt, ..record },
+        None,
+        now,
+    )
 }
 
-/// An access token and a refresh token (in `family`, or a new one) for the user, client, scope
-/// and key binding of `template`.
+/// Which refresh token [`user_tokens`] hands out.
+#[derive(Debug, Clone, Copy)]
+enum RefreshIssue<'a> {
+    /// The next token of this family (the refresh grant).
+    Rotate(&'a str),
+    /// The first token of a new family.
+    Start,
+    /// None (a third-party client without `offline_access`).
+    Withheld,
+}
+
+/// An access token, the refresh token `refresh` says, and with `id_token` an ID token, for the
+/// user, client, scope and key binding of `template`.
 fn user_tokens(
     state: &SharedState,
-    family: Option<&str>,
+    refresh: RefreshIssue<'_>,
     template: RefreshRecord,
+    id_token: Option<(&crate::tokens::IdTokenGrant<'_>, &crate::users::User)>,
     now: i64,
 ) -> Result<Value> {
     let (access_token, jti) = crate::tokens::issue_access(
@@ -193,17 +231,34 @@ fn user_tokens(
         },
         now,
     )?;
-    let refresh = match family {
-        Some(family) => crate::refresh::continue_family(state.store(), family, &template, &jti)?,
-        None => crate::refresh::start_family(state.store(), &template, &jti)?.token,
+    // Signed before any refresh token is stored, so a failure leaves no family behind.
+    let id_token = id_token
+        .map(|(grant, user)| {
+            crate::tokens::issue_id_token(&state.issuer(), grant, user, &access_token, now)
+        })
+        .transpose()?;
+    let refresh_token = match refresh {
+        RefreshIssue::Rotate(family) => Some(crate::refresh::continue_family(
+            state.store(),
+            family,
+            &template,
+            &jti,
+        )?),
+        RefreshIssue::Start => {
+            Some(crate::refresh::start_family(state.store(), &template, &jti)?.token)
+        }
+        RefreshIssue::Withheld => None,
     };
     state.store().flush()?;
+    let grant = match refresh {
+        RefreshIssue::Rotate(_) => "refresh_token",
+        RefreshIssue::Start | RefreshIssue::Withheld => "device_code",
+    };
     state.audit.record(
         now,
         "token.issued",
-        json!({"grant": if family.is_some() { "refresh_token" } else { "device_code" },
-               "client": template.client_id, "user": template.user_id, "jti": jti,
-               "dpop": template.jkt.is_some()}),
+        json!({"grant": grant, "client": template.client_id, "user": template.user_id,
+               "jti": jti, "dpop": template.jkt.is_some()}),
     );
     let mut body = token_body(
         &access_token,
@@ -211,7 +266,12 @@ fn user_tokens(
         state.config.lifetimes.access_token,
         &template.scope,
     );
-    body["refresh_token"] = refresh.into();
+    if let Some(refresh_token) = refresh_token {
+        body["refresh_token"] = refresh_token.into();
+    }
+    if let Some(id_token) = id_token {
+        body["id_token"] = id_token.into();
+    }
     Ok(body)
 }
 
@@ -223,23 +283,41 @@ fn device_code_grant(
     now: i64,
 ) -> Result<Value> {
     let grant = crate::device_grant::poll(state.store(), device_code, &client.client.id, now)?;
-    let crate::device_grant::Decision::Approved { user_id } = &grant.decision else {
+    let crate::device_grant::Decision::Approved { user_id, auth_time } = &grant.decision else {
         return Err(Error::Internal(
             "a polled grant that is not approved".into(),
         ));
     };
+    let user = crate::users::get(state.store(), user_id)?
+        .ok_or_else(|| Error::invalid_grant("the user no longer exists"))?;
+    // The device flow has no authorization request, so no `nonce` and nothing to echo.
+    let no_echo = crate::grants::EchoedClaims::default();
+    let id_grant = crate::tokens::IdTokenGrant {
+        client_id: &grant.client_id,
+        scope: &grant.scope,
+        nonce: None,
+        auth_time: *auth_time,
+        echoed: &no_echo,
+    };
+    let refresh = if crate::scopes::refresh_token_allowed(&client.client, &grant.scope) {
+        RefreshIssue::Start
+    } else {
+        RefreshIssue::Withheld
+    };
     user_tokens(
         state,
-        None,
+        refresh,
         RefreshRecord {
             family: String::new(),
             client_id: grant.client_id.clone(),
-            user_id: user_id.clone(),
+            user_id: user.id.clone(),
             scope: grant.scope.clone(),
             jkt: proof.map(|p| p.thumbprint().to_owned()),
             expires_at: now + state.config.lifetimes.refresh_token,
             used: false,
+            granted_at: now,
         },
+        crate::scopes::has(&grant.scope, "openid").then_some((&id_grant, &user)),
         now,
     )
 }

@@ -1,11 +1,12 @@
 //! `/userinfo` (OIDC Core §5.3), protected by our access tokens, DPoP-bound or bearer, issued
 //! with the `openid` scope (a client-credentials token, or one granted only other scopes, gets
-//! 403 `insufficient_scope`).
+//! 403 `insufficient_scope`). It answers the claims the token's scope releases
+//! ([`crate::claims`]), leaving out those without a value.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::SharedState;
 use crate::error::Result;
@@ -32,13 +33,8 @@ pub async fn userinfo(
             what: "the userinfo endpoint",
         },
     )?;
-    let user = auth.user;
-    Ok(Json(json!({
-        "sub": user.id,
-        "name": user.name,
-        "preferred_username": format!("{}@{}", user.handle, user.domain),
-        "handle": user.handle_uri()?.to_uri(),
-        "team": user.team,
-        "domain": user.domain,
-    })))
+    Ok(Json(Value::Object(crate::claims::user_claims(
+        &auth.user,
+        &auth.scope,
+    )?)))
 }

@@ -11,7 +11,7 @@ use authz_server::{Config, RunningServer};
 use proto::clock::{Clock, FixedClock, SystemClock};
 use proto::dpop::{DpopClaims, WireClaims};
 use proto::jws::{Algorithm, SigningKey};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 pub const DOMAIN: &str = "wire.com";
 pub const CHALLENGE_URL: &str = "https://acme.test/acme/wire/challenge/abc/def";
@@ -99,6 +99,20 @@ impl Harness {
             password,
             clock,
             dir,
+        }
+    }
+
+    /// A harness view over a dev-mode server that runs as a subprocess on `data` at `url`
+    /// (its demo password read from `data`, the clock this process's).
+    pub fn attach(url: String, data: &Path) -> Self {
+        let password = std::fs::read_to_string(data.join("demo-password")).unwrap();
+        Self {
+            server: None,
+            client: http_client(&data.join("tls/ca.pem")),
+            base: url,
+            password: password.trim().to_owned(),
+            clock: Arc::new(FixedClock::new(SystemClock.now())),
+            dir: tempfile::tempdir().unwrap(),
         }
     }
 
@@ -260,6 +274,44 @@ impl Harness {
         response.json().await.unwrap()
     }
 
+    /// The ID token's claims (signature checked against `/jwks`) and the `/userinfo` answer of
+    /// a fresh login of `user` to `client_id` asking for `scope`.
+    pub async fn claims_of_login(
+        &self,
+        client_id: &str,
+        scope: &str,
+        user: &str,
+        password: &str,
+    ) -> (Map<String, Value>, Map<String, Value>) {
+        let tokens = self.login_as(client_id, scope, user, password).await;
+        let id = self.verified_id_token(&tokens).await;
+        let response = self
+            .client
+            .get(self.url("/userinfo"))
+            .bearer_auth(tokens["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let info: Value = response.json().await.unwrap();
+        (id, info.as_object().unwrap().clone())
+    }
+
+    /// The claims of the `id_token` of a token response, its signature checked with the key
+    /// `/jwks` publishes.
+    pub async fn verified_id_token(&self, tokens: &Value) -> Map<String, Value> {
+        let jwks = self.get_json("/jwks").await;
+        let key = &proto::jwk::JwkSet::from_json(&jwks).unwrap().keys[0];
+        let id_token = tokens["id_token"].as_str().expect("an id_token");
+        proto::jws::UnverifiedJws::from_compact(id_token)
+            .unwrap()
+            .verify(key)
+            .unwrap()
+            .claims()
+            .unwrap()
+            .0
+    }
+
     pub async fn bearer_login(&self) -> String {
         self.login(None).await["access_token"]
             .as_str()
@@ -408,6 +460,26 @@ pub async fn spawn_server(
     panic!("{program} exited before printing {ready_prefix:?}");
 }
 
+/// Starts the `authz-server` binary `program` in dev mode on the data directory `data`,
+/// listening on `listen`; returns the process and its public URL.
+pub async fn spawn_dev_server(
+    program: &str,
+    data: &Path,
+    listen: &str,
+) -> (tokio::process::Child, String) {
+    let args = [
+        "--data-dir",
+        data.to_str().unwrap(),
+        "serve",
+        "--dev",
+        "--listen",
+        listen,
+        "--domain",
+        DOMAIN,
+    ];
+    spawn_server(program, &args, "authz-server listening on ").await
+}
+
 /// Stops a server with SIGTERM and asserts a graceful exit (status 0).
 pub async fn stop(mut child: tokio::process::Child) {
     let pid = child.id().unwrap().to_string();
@@ -420,6 +492,39 @@ pub async fn stop(mut child: tokio::process::Child) {
         child.wait().await.unwrap().success(),
         "graceful shutdown exits 0"
     );
+}
+
+/// Runs an operator command of the server binary `program` on the data directory `data`, with
+/// `stdin` as its standard input (closed at once when `None`); returns (success, stdout,
+/// stderr).
+pub async fn operator_command(
+    program: &str,
+    data: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(program)
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).await.unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().await.unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 /// Runs an interop client (`program script` in `tests/interop`) with `envs` to completion

@@ -1,7 +1,8 @@
 // oauth4webapi (an independent OAuth 2 / OIDC client) against the authz-server: discovery,
 // authorization code + PKCE + DPoP with the use_dpop_nonce retry, a DPoP-protected /userinfo
-// call, refresh, and client credentials with DPoP. The login form is submitted as a browser
-// would. Prints one line per step; exits non-zero on the first failure.
+// call, refresh, client credentials with DPoP, and the device grant (whose ID token the library
+// validates). The login form is submitted as a browser would. Prints one line per step; exits
+// non-zero on the first failure.
 //
 // Environment: ISSUER, PASSWORD (alice_wire), SERVICE_SECRET (demo-service), and
 // NODE_EXTRA_CA_CERTS for the dev TLS root.
@@ -100,4 +101,8 @@ for (let attempt = 0; attempt < 10 && !deviceTokens; attempt++) {
   }
 }
 if (!deviceTokens || deviceTokens.token_type.toLowerCase() !== 'dpop') throw new Error('device grant')
-console.log('device grant ok', deviceTokens.token_type)
+// `openid` was asked: an ID token, checked by the library (iss, aud, exp, iat, azp), with no
+// nonce since the device flow sends none.
+const deviceClaims = oauth.getValidatedIdTokenClaims(deviceTokens)
+if (!deviceClaims || 'nonce' in deviceClaims) throw new Error(`device ID token ${JSON.stringify(deviceClaims)}`)
+console.log('device grant ok', deviceTokens.token_type, 'id_token', Boolean(deviceTokens.id_token))

@@ -1,0 +1,131 @@
+//! The operator's user commands with email addresses, on the real `authz-server` binary: `user
+//! add --email [--email-verified]`, `user set-email`, `user list`, a malformed address refused
+//! before anything is stored — and the running server releasing the address with the `email`
+//! scope only.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+async fn operator(data: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    operator_command(env!("CARGO_BIN_EXE_authz-server"), data, args, stdin).await
+}
+
+fn add_args<'a>(handle: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "user", "add", "--handle", handle, "--name", handle, "--domain", DOMAIN,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+#[tokio::test]
+async fn operators_record_and_change_a_users_email_address() {
+    let data = tempfile::tempdir().unwrap();
+    let password = Some("a long password\n");
+    let (ok, _, stderr) = operator(
+        data.path(),
+        &add_args("erin", &["--email", "erin@example.com", "--email-verified"]),
+        password,
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = operator(data.path(), &add_args("frank", &[]), password).await;
+    assert!(ok, "{stderr}");
+    // A malformed address is refused, and the user is not created.
+    let (ok, _, stderr) = operator(
+        data.path(),
+        &add_args("grace", &["--email", "grace at example.com"]),
+        password,
+    )
+    .await;
+    assert!(!ok);
+    assert!(stderr.contains("is not an email address"), "{stderr}");
+    // `--email-verified` says something about an address, so it needs one.
+    let (ok, _, _) = operator(
+        data.path(),
+        &add_args("heidi", &["--email-verified"]),
+        password,
+    )
+    .await;
+    assert!(!ok);
+
+    let (ok, _, _) = operator(
+        data.path(),
+        &[
+            "user",
+            "set-email",
+            "--handle",
+            "frank",
+            "--email",
+            "frank@example.org",
+        ],
+        None,
+    )
+    .await;
+    assert!(ok);
+    let (ok, listed, _) = operator(data.path(), &["user", "list"], None).await;
+    assert!(ok);
+    let line = |handle: &str| {
+        listed
+            .lines()
+            .find(|l| l.split('\t').nth(1) == Some(handle))
+            .map(str::to_owned)
+    };
+    assert!(
+        line("erin").unwrap().ends_with("\terin@example.com"),
+        "{listed}"
+    );
+    assert!(
+        line("frank")
+            .unwrap()
+            .ends_with("\tfrank@example.org (unverified)"),
+        "{listed}"
+    );
+    assert!(
+        line("grace").is_none() && line("heidi").is_none(),
+        "{listed}"
+    );
+    let (ok, _, stderr) = operator(
+        data.path(),
+        &[
+            "user",
+            "set-email",
+            "--handle",
+            "nobody",
+            "--email",
+            "n@example.org",
+        ],
+        None,
+    )
+    .await;
+    assert!(!ok);
+    assert!(stderr.contains("no user with handle nobody"), "{stderr}");
+
+    // The running server: the address and whether it was verified, with `email` only.
+    let (child, url) = spawn_dev_server(
+        env!("CARGO_BIN_EXE_authz-server"),
+        data.path(),
+        "127.0.0.1:0",
+    )
+    .await;
+    let h = Harness::attach(url, data.path());
+    for (handle, email, verified) in [
+        ("erin", "erin@example.com", true),
+        ("frank", "frank@example.org", false),
+    ] {
+        let (id, info) = h
+            .claims_of_login("wireapp", "openid email", handle, "a long password")
+            .await;
+        for claims in [&id, &info] {
+            assert_eq!(claims["email"], email, "{claims:?}");
+            assert_eq!(claims["email_verified"], verified, "{claims:?}");
+        }
+    }
+    drop(h);
+    stop(child).await;
+}
