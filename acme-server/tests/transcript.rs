@@ -16,7 +16,7 @@ use proto::acme::{Identifier, Order, OrderStatus};
 use proto::dpop::{DpopCheck, DpopClaims, DpopPolicy, NonceCheck, WireClaims, WireExpectations};
 use proto::jwk::Jwk;
 use proto::jws::{Algorithm, SigningKey};
-use proto::wire_id::{ClientId, DeviceIdentifier, HandleUri};
+use proto::wire_id::{ClientId, DeviceIdentifier, HandleUri, WireIdentity};
 use serde_json::json;
 
 #[path = "../../proto/tests/support/transcript.rs"]
@@ -60,15 +60,23 @@ impl Context {
             name: device.name,
         }
     }
-    fn view(&self) -> ChallengeContext<'_> {
+    fn identity(&self) -> WireIdentity {
+        WireIdentity::new(
+            self.client_id.clone(),
+            self.handle.clone(),
+            &self.name,
+            None,
+        )
+        .unwrap()
+    }
+
+    fn view<'a>(&'a self, identity: &'a WireIdentity) -> ChallengeContext<'a> {
         ChallengeContext {
             account_key: &self.account_key,
             url: &self.url,
             token: &self.token,
             target: &self.target,
-            client_id: &self.client_id,
-            handle: &self.handle,
-            name: &self.name,
+            identity,
         }
     }
 }
@@ -117,7 +125,14 @@ fn transcript_access_token_passes_wire_dpop_01_and_each_twist_is_refused() {
     let policy = wire_dpop::policy(&DpopConfig::default());
     let token = t.s("/access_token");
     let good = Context::of(&t, "dpop_challenge");
-    wire_dpop::check(&token, &good.view(), &keys, &policy, t.now()).unwrap();
+    wire_dpop::check(
+        &token,
+        &good.view(&good.identity()),
+        &keys,
+        &policy,
+        t.now(),
+    )
+    .unwrap();
 
     let mut twists = common_twists();
     // The key binding is checked before the challenge: a token for another key is refused
@@ -139,16 +154,31 @@ fn transcript_access_token_passes_wire_dpop_01_and_each_twist_is_refused() {
     for (what, twist, expected) in twists {
         let mut ctx = good.clone();
         twist(&mut ctx);
-        let e = wire_dpop::check(&token, &ctx.view(), &keys, &policy, t.now()).unwrap_err();
+        let e = wire_dpop::check(&token, &ctx.view(&ctx.identity()), &keys, &policy, t.now())
+            .unwrap_err();
         assert_eq!(challenge_problem(&e), expected, "{what}: {e}");
     }
     let stranger = [SigningKey::generate(Algorithm::EdDsa)
         .unwrap()
         .public_jwk()
         .clone()];
-    let e = wire_dpop::check(&token, &good.view(), &stranger, &policy, t.now()).unwrap_err();
+    let e = wire_dpop::check(
+        &token,
+        &good.view(&good.identity()),
+        &stranger,
+        &policy,
+        t.now(),
+    )
+    .unwrap_err();
     assert_eq!(e, proto::Error::UnknownSigningKey);
-    let e = wire_dpop::check(&token, &good.view(), &keys, &policy, t.now() + 3600).unwrap_err();
+    let e = wire_dpop::check(
+        &token,
+        &good.view(&good.identity()),
+        &keys,
+        &policy,
+        t.now() + 3600,
+    )
+    .unwrap_err();
     assert_eq!(e, proto::Error::Expired);
 }
 
@@ -165,26 +195,55 @@ fn transcript_id_token_passes_wire_oidc_01_and_each_twist_is_refused() {
     };
     let token = t.s("/id_token");
     let good = Context::of(&t, "oidc_challenge");
-    wire_oidc::check(&token, &good.view(), &keys, &config, t.now()).unwrap();
+    wire_oidc::check(
+        &token,
+        &good.view(&good.identity()),
+        &keys,
+        &config,
+        t.now(),
+    )
+    .unwrap();
     for (what, twist, expected) in common_twists() {
         let mut ctx = good.clone();
         twist(&mut ctx);
-        let e = wire_oidc::check(&token, &ctx.view(), &keys, &config, t.now()).unwrap_err();
+        let e = wire_oidc::check(&token, &ctx.view(&ctx.identity()), &keys, &config, t.now())
+            .unwrap_err();
         assert_eq!(challenge_problem(&e), expected, "{what}: {e}");
     }
     let other_issuer = OidcConfig {
         issuer: "http://keycloak:42577/realms/other".into(),
         ..config.clone()
     };
-    let e = wire_oidc::check(&token, &good.view(), &keys, &other_issuer, t.now()).unwrap_err();
+    let e = wire_oidc::check(
+        &token,
+        &good.view(&good.identity()),
+        &keys,
+        &other_issuer,
+        t.now(),
+    )
+    .unwrap_err();
     assert_eq!(e, proto::Error::IssMismatch);
     let other_client = OidcConfig {
         client_id: "other".into(),
         ..config.clone()
     };
-    let e = wire_oidc::check(&token, &good.view(), &keys, &other_client, t.now()).unwrap_err();
+    let e = wire_oidc::check(
+        &token,
+        &good.view(&good.identity()),
+        &keys,
+        &other_client,
+        t.now(),
+    )
+    .unwrap_err();
     assert_eq!(e, proto::Error::AudMismatch);
-    let e = wire_oidc::check(&token, &good.view(), &keys, &config, t.now() + 3600).unwrap_err();
+    let e = wire_oidc::check(
+        &token,
+        &good.view(&good.identity()),
+        &keys,
+        &config,
+        t.now() + 3600,
+    )
+    .unwrap_err();
     assert_eq!(e, proto::Error::Expired);
 }
 
@@ -219,10 +278,13 @@ fn backend_token(
             nonce: NonceCheck::Equals(&nonce),
             access_token: None,
             wire: Some(WireExpectations {
-                client_id: &device.client_id,
-                handle: &device.handle,
-                name: &device.name,
-                team: None,
+                identity: &WireIdentity::new(
+                    device.client_id.clone(),
+                    device.handle.clone(),
+                    &device.name,
+                    None,
+                )
+                .unwrap(),
                 challenge: None,
                 audience: None,
             }),

@@ -49,16 +49,20 @@ async fn device_obtains_an_access_token_the_acme_server_accepts() {
     let client_id = ClientId::parse(&client_id).unwrap();
     let handle = HandleUri::new("alice_wire", DOMAIN).unwrap();
     let issuer = h.url(&format!("/clients/{device}/access-token"));
+    let identity = proto::wire_id::WireIdentity::new(
+        client_id.clone(),
+        handle,
+        "Alice Smith",
+        Some("wire".into()),
+    )
+    .unwrap();
     let check = AccessTokenCheck {
         backend_keys: &keys,
         issuer: &issuer,
         audience: CHALLENGE_URL,
         account_key: account.public_jwk(),
         challenge_token: "OysCZNnV2iJTYfjmTUJZ6vavXXkzPFLf",
-        client_id: &client_id,
-        handle: &handle,
-        name: "Alice Smith",
-        team: Some("wire"),
+        identity: &identity,
     };
     let verified = verify_access_token(
         body["token"].as_str().unwrap(),

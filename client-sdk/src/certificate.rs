@@ -7,25 +7,9 @@ use proto::clock::UnixTime;
 use proto::wire_id::{ClientId, HandleUri};
 use x509_parser::prelude::*;
 
-/// What the certificate must say.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    /// The device.
-    pub client_id: ClientId,
-    /// The user's handle.
-    pub handle: HandleUri,
-    /// The display name.
-    pub name: String,
-    /// The user's team, when the backend has one (the DPoP proof's `team`).
-    pub team: Option<String>,
-}
-
-impl Identity {
-    /// The domain.
-    pub fn domain(&self) -> &str {
-        self.client_id.domain()
-    }
-}
+/// What the certificate must say: the Wire identity (with the user's team when the backend
+/// has one, for the DPoP proof's `team`).
+pub use proto::wire_id::WireIdentity as Identity;
 
 /// The DER CSR for `identity`, signed by the credential key.
 pub fn csr(identity: &Identity, key: &rcgen::KeyPair) -> Result<Vec<u8>, String> {
@@ -37,9 +21,9 @@ pub fn csr(identity: &Identity, key: &rcgen::KeyPair) -> Result<Vec<u8>, String>
         .push(DnType::OrganizationName, identity.domain());
     params.distinguished_name.push(
         DnType::CustomDnType(vec![2, 16, 840, 1, 113_730, 3, 1, 241]),
-        DnValue::Utf8String(identity.name.clone()),
+        DnValue::Utf8String(identity.name().to_owned()),
     );
-    for uri in [identity.client_id.to_uri(), identity.handle.to_uri()] {
+    for uri in [identity.client_id().to_uri(), identity.handle().to_uri()] {
         params
             .subject_alt_names
             .push(SanType::URI(uri.try_into().map_err(|e| format!("{e}"))?));
@@ -193,7 +177,7 @@ pub fn verify(
         return Err("the leaf does not certify the credential key".into());
     }
     let info = info(chain_pem)?;
-    let expected_subject = format!("O={}, CN={}", identity.domain(), identity.name);
+    let expected_subject = format!("O={}, CN={}", identity.domain(), identity.name());
     if info.subject != expected_subject {
         return Err(format!(
             "subject {:?}, expected {expected_subject:?}",
@@ -203,9 +187,9 @@ pub fn verify(
     let mut client_ids = 0;
     let mut handles = 0;
     for uri in &info.uris {
-        if ClientId::parse(uri).is_ok_and(|c| c == identity.client_id) {
+        if ClientId::parse(uri).is_ok_and(|c| &c == identity.client_id()) {
             client_ids += 1;
-        } else if HandleUri::parse(uri).is_ok_and(|h| h == identity.handle) {
+        } else if HandleUri::parse(uri).is_ok_and(|h| &h == identity.handle()) {
             handles += 1;
         } else {
             return Err(format!("unexpected SAN URI {uri}"));

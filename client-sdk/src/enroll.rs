@@ -6,14 +6,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use proto::acme::{
-    Authorization, Challenge, ChallengeStatus, Identifier, WIRE_DPOP_01, WIRE_OIDC_01,
-};
+use proto::acme::{Authorization, Challenge, ChallengeStatus, WIRE_DPOP_01, WIRE_OIDC_01};
 use proto::clock::{Clock, SystemClock};
 use proto::dpop::{DpopClaims, WireClaims};
 use proto::jws::SigningKey;
 use proto::secret::SecretBytes;
-use proto::wire_id::{ClientId, DeviceIdentifier, HandleUri, UserIdentifier, key_authorization};
+use proto::wire_id::{ClientId, HandleUri, key_authorization};
 use serde_json::{Value, json};
 
 use crate::acme::AcmeClient;
@@ -177,7 +175,7 @@ impl Enrollment {
         let (order_url, order) = self
             .step(
                 Step::Order,
-                acme.new_order(&identifiers(&identity)?),
+                acme.new_order(&identity.acme_identifiers()),
                 |(url, _)| url.clone(),
             )
             .await?;
@@ -346,11 +344,11 @@ pub fn wire_dpop_claims(
     claims.nonce = Some(nonce.to_owned());
     claims.wire = Some(WireClaims {
         chal: dpop.token.clone(),
-        sub: identity.client_id.to_uri(),
+        sub: identity.client_id().to_uri(),
         aud: dpop.url.clone(),
-        handle: identity.handle.to_uri(),
-        team: identity.team.clone(),
-        name: identity.name.clone(),
+        handle: identity.handle().to_uri(),
+        team: identity.team().map(str::to_owned),
+        name: identity.name().to_owned(),
     });
     Ok(claims)
 }
@@ -408,33 +406,13 @@ pub fn identity_of(id_token: &Option<String>, device: &Device) -> Result<Identit
         .as_str()
         .ok_or_else(|| Error::protocol(step, "the ID token has no name"))?
         .to_owned();
-    Ok(Identity {
-        handle: HandleUri::new(handle, client_id.domain()).map_err(|e| Error::protocol(step, e))?,
+    let handle =
+        HandleUri::new(handle, client_id.domain()).map_err(|e| Error::protocol(step, e))?;
+    Identity::new(
         client_id,
-        name,
-        team: claims["team"].as_str().map(str::to_owned),
-    })
-}
-
-/// The two identifiers of the identity order.
-pub fn identifiers(identity: &Identity) -> Result<Vec<Identifier>> {
-    let step = Step::Order;
-    let device = DeviceIdentifier::new(
-        identity.client_id.clone(),
-        identity.handle.clone(),
-        &identity.name,
+        handle,
+        &name,
+        claims["team"].as_str().map(str::to_owned),
     )
-    .map_err(|e| Error::local(step, e))?;
-    let user = UserIdentifier::new(identity.handle.clone(), &identity.name)
-        .map_err(|e| Error::local(step, e))?;
-    Ok(vec![
-        Identifier {
-            kind: proto::acme::WIREAPP_DEVICE.into(),
-            value: device.to_value(),
-        },
-        Identifier {
-            kind: proto::acme::WIREAPP_USER.into(),
-            value: user.to_value(),
-        },
-    ])
+    .map_err(|e| Error::protocol(step, e))
 }

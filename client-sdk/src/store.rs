@@ -48,8 +48,8 @@ pub fn save(dir: &Path, enrolled: &Enrolled) -> Result<(), String> {
         account_url: enrolled.account_url.clone(),
         algorithm: algorithm_name(enrolled.algorithm).into(),
         device: enrolled.device.clone(),
-        handle: enrolled.identity.handle.to_uri(),
-        name: enrolled.identity.name.clone(),
+        handle: enrolled.identity.handle().to_uri(),
+        name: enrolled.identity.name().to_owned(),
     };
     let json = serde_json::to_vec_pretty(&metadata).map_err(|e| e.to_string())?;
     write_private(&dir.join(ACCOUNT_KEY), enrolled.account_key.expose())

@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use proto::access_token::{AccessTokenCheck, AccessTokenPolicy, verify_access_token};
 use proto::jwk::Jwk;
-use proto::wire_id::{ClientId, HandleUri};
+use proto::wire_id::{ClientId, HandleUri, WireIdentity};
 
 const NOW: i64 = 1_763_129_560;
 
@@ -30,6 +30,9 @@ fuzz_target!(|data: &[u8]| {
     ) else {
         return;
     };
+    let Ok(identity) = WireIdentity::new(client_id, handle, "Alice Smith", Some("wire".into())) else {
+        return;
+    };
     let keys = [backend];
     let check = AccessTokenCheck {
         backend_keys: &keys,
@@ -37,10 +40,7 @@ fuzz_target!(|data: &[u8]| {
         audience: "https://stepca:32791/acme/wire/challenge/xHRAajFP4HlKRNPe0IstIzHWrrDS6ev0/pN19guj2sKZCQ3Q27w6YBAZlrbl3RogU",
         account_key: &account,
         challenge_token: "OysCZNnV2iJTYfjmTUJZ6vavXXkzPFLf",
-        client_id: &client_id,
-        handle: &handle,
-        name: "Alice Smith",
-        team: Some("wire"),
+        identity: &identity,
     };
     let _ = verify_access_token(raw, &check, &AccessTokenPolicy::default(), NOW);
 });

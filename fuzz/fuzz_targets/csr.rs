@@ -2,9 +2,9 @@
 //! the checks of standard orders' names.
 #![no_main]
 
-use acme_server::ca::csr::{ExpectedIdentity, validate};
+use acme_server::ca::csr::validate;
 use libfuzzer_sys::fuzz_target;
-use proto::wire_id::{ClientId, HandleUri};
+use proto::wire_id::{ClientId, HandleUri, WireIdentity};
 
 fuzz_target!(|data: &[u8]| {
     let (Ok(client_id), Ok(handle)) = (
@@ -13,11 +13,8 @@ fuzz_target!(|data: &[u8]| {
     ) else {
         return;
     };
-    let expected = ExpectedIdentity {
-        client_id: &client_id,
-        handle: &handle,
-        name: "Alice Smith",
-        domain: "wire.com",
+    let Ok(expected) = WireIdentity::new(client_id, handle, "Alice Smith", None) else {
+        return;
     };
     let _ = validate(data, &expected, |_| Ok(false));
 });

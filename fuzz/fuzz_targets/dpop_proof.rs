@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use proto::dpop::{DpopCheck, DpopPolicy, NonceCheck, WireExpectations, verify_dpop_proof};
-use proto::wire_id::{ClientId, HandleUri};
+use proto::wire_id::{ClientId, HandleUri, WireIdentity};
 
 /// The recorded enrollment's time (`verify_at_unix` of the transcript).
 const NOW: i64 = 1_763_129_560;
@@ -19,16 +19,16 @@ fuzz_target!(|data: &[u8]| {
     ) else {
         return;
     };
+    let Ok(identity) = WireIdentity::new(client_id, handle, "Alice Smith", Some("wire".into())) else {
+        return;
+    };
     let check = DpopCheck {
         htm: "POST",
         htu: "http://wire.com:46335/clients/9ff0457928ebe5f4/access-token",
         nonce: NonceCheck::Present,
         access_token: None,
         wire: Some(WireExpectations {
-            client_id: &client_id,
-            handle: &handle,
-            name: "Alice Smith",
-            team: Some("wire"),
+            identity: &identity,
             challenge: None,
             audience: None,
         }),

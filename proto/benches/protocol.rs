@@ -58,16 +58,23 @@ fn wire(c: &mut Criterion) {
         name: "Alice Smith".into(),
     });
     let proof = claims.sign(&account).unwrap();
+    let with_team = proto::wire_id::WireIdentity::new(
+        client_id.clone(),
+        handle.clone(),
+        "Alice Smith",
+        Some("wire".into()),
+    )
+    .unwrap();
+    let without_team =
+        proto::wire_id::WireIdentity::new(client_id.clone(), handle.clone(), "Alice Smith", None)
+            .unwrap();
     let check = DpopCheck {
         htm: "POST",
         htu: TARGET,
         nonce: NonceCheck::Equals("nonce-1"),
         access_token: None,
         wire: Some(WireExpectations {
-            client_id: &client_id,
-            handle: &handle,
-            name: "Alice Smith",
-            team: Some("wire"),
+            identity: &with_team,
             challenge: None,
             audience: None,
         }),
@@ -94,10 +101,7 @@ fn wire(c: &mut Criterion) {
         audience: CHALLENGE,
         account_key: account.public_jwk(),
         challenge_token: "chal-1",
-        client_id: &client_id,
-        handle: &handle,
-        name: "Alice Smith",
-        team: None,
+        identity: &without_team,
     };
     c.bench_function(
         "wire access token verify (ES256 + embedded EdDSA proof)",

@@ -13,7 +13,7 @@ use crate::dpop::{
 };
 use crate::jwk::Jwk;
 use crate::jws::{Algorithm, Claims, SigningKey, UnverifiedJws};
-use crate::wire_id::{ClientId, HandleUri};
+use crate::wire_id::{ClientId, WireIdentity};
 use crate::{Error, Result, htu};
 
 /// The `typ` of the access token (RFC 9068).
@@ -93,14 +93,9 @@ pub struct AccessTokenCheck<'a> {
     pub account_key: &'a Jwk,
     /// This challenge's token (`chal`).
     pub challenge_token: &'a str,
-    /// The order's device (`client_id`, `sub`).
-    pub client_id: &'a ClientId,
-    /// The order's handle.
-    pub handle: &'a HandleUri,
-    /// The order's display name.
-    pub name: &'a str,
-    /// The team, when the server checks it.
-    pub team: Option<&'a str>,
+    /// The order's identity (`client_id` and `sub`; the proof's `handle`, `name`, and `team`
+    /// when the identity has one).
+    pub identity: &'a WireIdentity,
 }
 
 /// Lifetimes and versions the verifier accepts.
@@ -209,10 +204,10 @@ pub fn verify_access_token(
     check_cnf(claims.get("cnf"), &check.account_key.thumbprint())?;
     let client_id =
         ClientId::parse(claims.string("client_id")?).map_err(|_| Error::ClientIdMismatch)?;
-    if &client_id != check.client_id {
+    if &client_id != check.identity.client_id() {
         return Err(Error::ClientIdMismatch);
     }
-    if ClientId::parse(claims.string("sub")?).ok().as_ref() != Some(check.client_id) {
+    if ClientId::parse(claims.string("sub")?).ok().as_ref() != Some(check.identity.client_id()) {
         return Err(Error::SubMismatch);
     }
     if claims.string("chal")? != check.challenge_token {
@@ -234,10 +229,7 @@ pub fn verify_access_token(
             nonce: NonceCheck::Equals(claims.string("nonce")?),
             access_token: None,
             wire: Some(WireExpectations {
-                client_id: check.client_id,
-                handle: check.handle,
-                name: check.name,
-                team: check.team,
+                identity: check.identity,
                 challenge: Some(check.challenge_token),
                 audience: Some(check.audience),
             }),

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::clock::UnixTime;
 use crate::jwk::Jwk;
 use crate::jws::{Algorithm, Claims, SigningKey, UnverifiedJws};
-use crate::wire_id::{ClientId, HandleUri};
+use crate::wire_id::{ClientId, HandleUri, WireIdentity};
 use crate::{Error, Result, b64, htu};
 
 /// The `typ` of a DPoP proof (RFC 9449 §4.2).
@@ -195,14 +195,9 @@ pub enum NonceCheck<'a> {
 /// What the Wire claims must say.
 #[derive(Debug, Clone, Copy)]
 pub struct WireExpectations<'a> {
-    /// The device the proof must be about (`sub`).
-    pub client_id: &'a ClientId,
-    /// The user's handle (`handle`).
-    pub handle: &'a HandleUri,
-    /// The user's display name (`name`).
-    pub name: &'a str,
-    /// The user's team, when `team` must be checked.
-    pub team: Option<&'a str>,
+    /// The device and user the proof must be about (`sub`, `handle`, `name`, and `team` when
+    /// the identity has one).
+    pub identity: &'a WireIdentity,
     /// The challenge token, when known to the verifier (`chal`).
     pub challenge: Option<&'a str>,
     /// The challenge URL, when known to the verifier (`aud`).
@@ -424,19 +419,21 @@ fn check_wire_claims(wire: &WireClaims, expect: &WireExpectations<'_>) -> Result
     if expect.challenge.is_some_and(|c| c != wire.chal) || wire.chal.is_empty() {
         return Err(Error::ChalMismatch);
     }
-    if &ClientId::parse(&wire.sub)? != expect.client_id {
+    if &ClientId::parse(&wire.sub)? != expect.identity.client_id() {
         return Err(Error::SubMismatch);
     }
     if expect.audience.is_some_and(|a| a != wire.aud) {
         return Err(Error::AudMismatch);
     }
-    if HandleUri::parse(&wire.handle).map_err(|_| Error::HandleMismatch)? != *expect.handle {
+    if HandleUri::parse(&wire.handle).map_err(|_| Error::HandleMismatch)?
+        != *expect.identity.handle()
+    {
         return Err(Error::HandleMismatch);
     }
-    if wire.name != expect.name {
+    if wire.name != expect.identity.name() {
         return Err(Error::NameMismatch);
     }
-    if let Some(team) = expect.team {
+    if let Some(team) = expect.identity.team() {
         match &wire.team {
             None => return Err(Error::MissingClaim("team")),
             Some(t) if t != team => return Err(Error::TeamMismatch),

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::clock::UnixTime;
 use crate::jwk::Jwk;
 use crate::jws::{Algorithm, Claims, UnverifiedJws};
-use crate::wire_id::HandleUri;
+use crate::wire_id::{HandleUri, WireIdentity};
 use crate::{Error, Result};
 
 /// Which ID token claims carry the user's handle and display name.
@@ -44,10 +44,8 @@ pub struct IdTokenCheck<'a> {
     pub keyauth: &'a str,
     /// This challenge's URL.
     pub acme_aud: &'a str,
-    /// The order's handle.
-    pub handle: &'a HandleUri,
-    /// The order's display name.
-    pub name: &'a str,
+    /// The order's identity (its handle and display name are mapped from the token).
+    pub identity: &'a WireIdentity,
     /// Where the handle and name are in the token.
     pub mapping: &'a ClaimMapping,
 }
@@ -105,11 +103,11 @@ pub fn verify_id_token(
         return Err(Error::AcmeAudMismatch);
     }
     let name = claim_str(&claims, &check.mapping.name)?;
-    if name != check.name {
+    if name != check.identity.name() {
         return Err(Error::NameMismatch);
     }
     let handle = claim_str(&claims, &check.mapping.handle)?;
-    if !handle_matches(handle, check.handle) {
+    if !handle_matches(handle, check.identity.handle()) {
         return Err(Error::HandleMismatch);
     }
     Ok(VerifiedIdToken { claims })
@@ -210,6 +208,15 @@ mod tests {
             .clone()
         }
 
+        fn identity(&self) -> crate::wire_id::WireIdentity {
+            let client_id = crate::wire_id::ClientId::parse(
+                "wireapp://yRbSiljXSnCl77-QkM634g!9ff0457928ebe5f4@wire.com",
+            )
+            .unwrap();
+            crate::wire_id::WireIdentity::new(client_id, self.handle.clone(), "Alice Smith", None)
+                .unwrap()
+        }
+
         fn verify(&self, token: &str) -> Result<VerifiedIdToken> {
             let keys = [self.key.public_jwk().clone()];
             let check = IdTokenCheck {
@@ -218,8 +225,7 @@ mod tests {
                 client_id: "wireapp",
                 keyauth: "tok.thumb",
                 acme_aud: "https://acme.test/chall/1",
-                handle: &self.handle,
-                name: "Alice Smith",
+                identity: &self.identity(),
                 mapping: &self.mapping,
             };
             verify_id_token(token, &check, 60, NOW)

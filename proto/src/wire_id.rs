@@ -251,6 +251,147 @@ impl UserIdentifier {
     }
 }
 
+/// A Wire identity: which device of which user. The one type the ACME order, the DPoP proof's
+/// Wire claims, the backend's access token, the ID token mapping, the CSR and the certificate
+/// are checked against. Stored as its URIs (`client_id`, `handle`), `name` and, when known,
+/// `team`; the domain is the URIs' (they must agree).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "StoredIdentity", into = "StoredIdentity")]
+pub struct WireIdentity {
+    client_id: ClientId,
+    handle: HandleUri,
+    name: String,
+    team: Option<String>,
+}
+
+impl WireIdentity {
+    /// An identity; client-id and handle must share the domain, the name must be a display
+    /// name. `team` is the user's team where the verifier knows it (the backend), `None` where
+    /// it does not (the ACME server: no identifier carries it) — a proof's `team` is checked
+    /// only against `Some`.
+    pub fn new(
+        client_id: ClientId,
+        handle: HandleUri,
+        name: &str,
+        team: Option<String>,
+    ) -> Result<Self> {
+        let device = DeviceIdentifier::new(client_id, handle, name)?;
+        Ok(Self {
+            client_id: device.client_id,
+            handle: device.handle,
+            name: device.name,
+            team,
+        })
+    }
+
+    /// The identity an order's two identifiers name: they must agree on handle, name and
+    /// domain.
+    pub fn from_identifiers(device: &DeviceIdentifier, user: &UserIdentifier) -> Result<Self> {
+        if device.handle != user.handle || device.name != user.name {
+            return Err(Error::InvalidIdentifier(
+                "the device and user identifiers name different users",
+            ));
+        }
+        Self::new(
+            device.client_id.clone(),
+            device.handle.clone(),
+            &device.name,
+            None,
+        )
+    }
+
+    /// The device.
+    pub fn client_id(&self) -> &ClientId {
+        &self.client_id
+    }
+
+    /// The user's handle.
+    pub fn handle(&self) -> &HandleUri {
+        &self.handle
+    }
+
+    /// The display name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The team, where known.
+    pub fn team(&self) -> Option<&str> {
+        self.team.as_deref()
+    }
+
+    /// The domain of both URIs.
+    pub fn domain(&self) -> &str {
+        self.client_id.domain()
+    }
+
+    /// The `wireapp-device` identifier.
+    pub fn device_identifier(&self) -> DeviceIdentifier {
+        DeviceIdentifier {
+            client_id: self.client_id.clone(),
+            handle: self.handle.clone(),
+            name: self.name.clone(),
+        }
+    }
+
+    /// The `wireapp-user` identifier.
+    pub fn user_identifier(&self) -> UserIdentifier {
+        UserIdentifier {
+            handle: self.handle.clone(),
+            name: self.name.clone(),
+        }
+    }
+
+    /// The two ACME identifiers of an order for this identity, as Wire serialises them.
+    pub fn acme_identifiers(&self) -> Vec<crate::acme::Identifier> {
+        vec![
+            crate::acme::Identifier {
+                kind: DEVICE_IDENTIFIER_TYPE.into(),
+                value: self.device_identifier().to_value(),
+            },
+            crate::acme::Identifier {
+                kind: USER_IDENTIFIER_TYPE.into(),
+                value: self.user_identifier().to_value(),
+            },
+        ]
+    }
+}
+
+/// [`WireIdentity`] as stored: its URIs and names as strings (an older record's `domain`
+/// member is ignored; it is the URIs').
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredIdentity {
+    client_id: String,
+    handle: String,
+    name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    team: Option<String>,
+}
+
+impl TryFrom<StoredIdentity> for WireIdentity {
+    type Error = Error;
+
+    fn try_from(stored: StoredIdentity) -> Result<Self> {
+        Self::new(
+            ClientId::parse(&stored.client_id)?,
+            HandleUri::parse(&stored.handle)?,
+            &stored.name,
+            stored.team,
+        )
+    }
+}
+
+impl From<WireIdentity> for StoredIdentity {
+    fn from(identity: WireIdentity) -> Self {
+        Self {
+            client_id: identity.client_id.to_uri(),
+            handle: identity.handle.to_uri(),
+            name: identity.name,
+            team: identity.team,
+        }
+    }
+}
+
 /// RFC 8555 §8.1 key authorization: `token || '.' || base64url(JWK thumbprint)`.
 pub fn key_authorization(token: &str, thumbprint: &str) -> String {
     format!("{token}.{thumbprint}")

@@ -10,7 +10,7 @@ use proto::dpop::{
 };
 use proto::jwk::Jwk;
 use proto::jws::{Algorithm, Claims, SigningKey};
-use proto::wire_id::{ClientId, DeviceIdentifier, HandleUri, UserIdentifier};
+use proto::wire_id::{ClientId, DeviceIdentifier, HandleUri, UserIdentifier, WireIdentity};
 use proto::{Error, b64};
 use serde_json::{Value, json};
 
@@ -49,12 +49,19 @@ impl Order {
         }
     }
 
-    fn wire(&self) -> WireExpectations<'_> {
+    fn identity(&self) -> WireIdentity {
+        WireIdentity::new(
+            self.client_id.clone(),
+            self.handle.clone(),
+            &self.name,
+            Some(self.team.clone()),
+        )
+        .unwrap()
+    }
+
+    fn wire<'a>(&'a self, identity: &'a WireIdentity) -> WireExpectations<'a> {
         WireExpectations {
-            client_id: &self.client_id,
-            handle: &self.handle,
-            name: &self.name,
-            team: Some(&self.team),
+            identity,
             challenge: Some(&self.chal),
             audience: Some(&self.chal_url),
         }
@@ -62,12 +69,13 @@ impl Order {
 
     /// The backend's check of the proof at its access-token endpoint.
     fn verify_proof(&self, proof: &str, now: i64) -> Result<proto::dpop::VerifiedDpopProof, Error> {
+        let identity = self.identity();
         let check = DpopCheck {
             htm: "POST",
             htu: &self.target,
             nonce: NonceCheck::Equals(&self.nonce),
             access_token: None,
-            wire: Some(self.wire()),
+            wire: Some(self.wire(&identity)),
         };
         verify_dpop_proof(proof, &check, &DpopPolicy::wire(), now)
     }
@@ -80,16 +88,14 @@ impl Order {
         account: &Jwk,
         now: i64,
     ) -> Result<(), Error> {
+        let identity = self.identity();
         let check = AccessTokenCheck {
             backend_keys: std::slice::from_ref(backend),
             issuer: &self.target,
             audience: &self.chal_url,
             account_key: account,
             challenge_token: &self.chal,
-            client_id: &self.client_id,
-            handle: &self.handle,
-            name: &self.name,
-            team: Some(&self.team),
+            identity: &identity,
         };
         verify_access_token(token, &check, &AccessTokenPolicy::default(), now).map(|_| ())
     }
@@ -620,10 +626,7 @@ fn every_access_token_claim_mutation_is_refused_by_its_check() {
         audience: &order.chal_url,
         account_key: account.public_jwk(),
         challenge_token: &order.chal,
-        client_id: &order.client_id,
-        handle: &order.handle,
-        name: &order.name,
-        team: None,
+        identity: &order.identity(),
     };
     assert_eq!(
         verify_access_token(&token, &check, &AccessTokenPolicy::default(), now).unwrap_err(),
@@ -638,14 +641,14 @@ struct OidcExpectations {
     client_id: String,
     keyauth: String,
     acme_aud: String,
-    handle: HandleUri,
-    name: String,
+    identity: WireIdentity,
 }
 
 impl OidcExpectations {
     fn from(t: &Transcript) -> Self {
         let mut key = proto::spki::jwk_from_spki_pem(&t.s("/idp_public_key_pem")).unwrap();
         key.kid = Some(t.s("/id_token_header/kid"));
+        let device = DeviceIdentifier::parse(&t.s("/device_identifier/value")).unwrap();
         let user = UserIdentifier::parse(&t.s("/user_identifier/value")).unwrap();
         Self {
             keys: vec![key],
@@ -656,8 +659,7 @@ impl OidcExpectations {
                 &t.s("/acme_account_thumbprint_sha256"),
             ),
             acme_aud: t.s("/oidc_challenge/url"),
-            handle: user.handle,
-            name: user.name,
+            identity: WireIdentity::from_identifiers(&device, &user).unwrap(),
         }
     }
 
@@ -669,8 +671,7 @@ impl OidcExpectations {
             client_id: &self.client_id,
             keyauth: &self.keyauth,
             acme_aud: &self.acme_aud,
-            handle: &self.handle,
-            name: &self.name,
+            identity: &self.identity,
             mapping: &mapping,
         };
         proto::id_token::verify_id_token(token, &check, 60, now).map(|_| ())
@@ -708,12 +709,28 @@ fn transcript_id_token_verifies_and_each_expectation_mismatch_is_refused() {
         ),
         (
             "name",
-            Box::new(|e| e.name = "Bob".into()),
+            Box::new(|e| {
+                e.identity = WireIdentity::new(
+                    e.identity.client_id().clone(),
+                    e.identity.handle().clone(),
+                    "Bob",
+                    None,
+                )
+                .unwrap()
+            }),
             Error::NameMismatch,
         ),
         (
             "handle",
-            Box::new(|e| e.handle = HandleUri::new("bob", "wire.com").unwrap()),
+            Box::new(|e| {
+                e.identity = WireIdentity::new(
+                    e.identity.client_id().clone(),
+                    HandleUri::new("bob", "wire.com").unwrap(),
+                    e.identity.name(),
+                    None,
+                )
+                .unwrap()
+            }),
             Error::HandleMismatch,
         ),
         (

@@ -21,7 +21,7 @@ async fn a_device_enrolls_with_each_key_algorithm() {
             enrolled.certificate.subject,
             format!("O={DOMAIN}, CN=Alice Smith")
         );
-        assert_eq!(enrolled.identity.handle.handle(), "alice_wire");
+        assert_eq!(enrolled.identity.handle().handle(), "alice_wire");
         assert!(enrolled.chain_pem.matches("BEGIN CERTIFICATE").count() == 2);
         let expected = match algorithm {
             KeyAlgorithm::Ed25519 => "Ed25519",
@@ -79,7 +79,7 @@ async fn a_desktop_enrolls_through_the_loopback_redirect() {
     let mut config = stack.demo_config();
     config.login = Login::Interactive(Arc::new(browser));
     let enrolled = Enrollment::new(config).run().await.unwrap();
-    assert_eq!(enrolled.identity.name, "Alice Smith");
+    assert_eq!(enrolled.identity.name(), "Alice Smith");
     let opened = opened.lock().unwrap().clone();
     assert_eq!(
         opened.len(),

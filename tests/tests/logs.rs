@@ -170,7 +170,10 @@ async fn a_full_enrollment_leaves_no_secret_in_the_logs_and_an_audit_trail() {
             .trim_start_matches('0'),
         serial.trim_start_matches('0')
     );
-    assert_eq!(issued[0]["identity"], enrolled.identity.client_id.to_uri());
+    assert_eq!(
+        issued[0]["identity"],
+        enrolled.identity.client_id().to_uri()
+    );
     let revoked = events(&acme_lines, "certificate.revoked");
     assert_eq!(revoked[0]["serial"], issued[0]["serial"]);
     assert_eq!(revoked[0]["reason"], 4);

@@ -6,7 +6,7 @@
 
 use client_sdk::acme::AcmeClient;
 use client_sdk::authz::Authz;
-use client_sdk::enroll::{answer, id_token_claims, identifiers, identity_of, wire_dpop_proof};
+use client_sdk::enroll::{answer, id_token_claims, identity_of, wire_dpop_proof};
 use client_sdk::{Step, certificate};
 use proto::acme::{Authorization, Order, OrderStatus};
 use proto::clock::{Clock, SystemClock};
@@ -43,10 +43,7 @@ async fn the_enrollment_completes_across_a_restart_of_both_servers() {
         .await
         .unwrap();
     let account = acme.account().await.unwrap();
-    let (order_url, order) = acme
-        .new_order(&identifiers(&identity).unwrap())
-        .await
-        .unwrap();
+    let (order_url, order) = acme.new_order(&identity.acme_identifiers()).await.unwrap();
 
     stack.shutdown().await.unwrap();
     let stack = Stack::start_with(dir.path(), options).await.unwrap();

@@ -41,7 +41,7 @@ async fn two_devices_of_one_user_get_distinct_certificates_and_renewal_keeps_the
     let second = Enrollment::new(stack.demo_config()).run().await.unwrap();
     assert_ne!(first.device.id, second.device.id);
     assert_ne!(first.account_url, second.account_url);
-    assert_eq!(first.identity.handle, second.identity.handle);
+    assert_eq!(first.identity.handle(), second.identity.handle());
     assert_ne!(first.certificate.uris, second.certificate.uris);
 
     let renewed = Enrollment::new(stack.demo_config())

@@ -11,12 +11,12 @@ use client_sdk::acme::AcmeClient;
 use client_sdk::authz::Authz;
 use client_sdk::certificate::{Identity, csr, verify};
 use client_sdk::enroll::id_token_claims;
-use proto::acme::{Authorization, Challenge, Identifier, OrderStatus};
+use proto::acme::{Authorization, Challenge, OrderStatus};
 use proto::clock::{Clock, SystemClock};
 use proto::dpop::{DpopClaims, WireClaims, sign_proof_claims};
 use proto::jws::{Algorithm, SigningKey};
 use proto::secret::SecretString;
-use proto::wire_id::{ClientId, DeviceIdentifier, HandleUri, UserIdentifier};
+use proto::wire_id::{ClientId, HandleUri};
 use serde_json::{Value, json};
 use tests::stack::{DOMAIN, ExtraUser, Options, Stack};
 
@@ -93,20 +93,8 @@ async fn a_wire_shaped_client_with_a_fast_clock_and_no_team_enrolls() {
     .await
     .unwrap();
 
-    let identifiers = vec![
-        Identifier {
-            kind: "wireapp-device".into(),
-            value: DeviceIdentifier::new(client_id.clone(), handle.clone(), &name)
-                .unwrap()
-                .to_value(),
-        },
-        Identifier {
-            kind: "wireapp-user".into(),
-            value: UserIdentifier::new(handle.clone(), &name)
-                .unwrap()
-                .to_value(),
-        },
-    ];
+    let identity = Identity::new(client_id.clone(), handle.clone(), &name, None).unwrap();
+    let identifiers = identity.acme_identifiers();
     let (order_url, order) = acme.new_order(&identifiers).await.unwrap();
     let mut challenges = Vec::new();
     for url in &order.authorizations {
@@ -153,12 +141,6 @@ async fn a_wire_shaped_client_with_a_fast_clock_and_no_team_enrolls() {
     .unwrap();
 
     // Finalize with a credential key of its own; the chain verifies.
-    let identity = Identity {
-        client_id,
-        handle,
-        name,
-        team: None,
-    };
     let credential = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
     let order: proto::acme::Order = acme.get(Step::Order, &order_url).await.unwrap();
     assert_eq!(order.status, OrderStatus::Ready);

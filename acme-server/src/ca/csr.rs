@@ -14,7 +14,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use proto::wire_id::{ClientId, HandleUri};
+use proto::wire_id::{ClientId, HandleUri, WireIdentity};
 use x509_parser::certification_request::X509CertificationRequest;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::oid_registry::{
@@ -28,29 +28,11 @@ use crate::ra::names::Name;
 /// The Netscape/Wire display-name attribute OID.
 pub const DISPLAY_NAME_OID: &str = "2.16.840.1.113730.3.1.241";
 
-/// What the order says an identity certificate must name.
-#[derive(Debug, Clone, Copy)]
-pub struct ExpectedIdentity<'a> {
-    /// Client-id URI.
-    pub client_id: &'a ClientId,
-    /// Handle URI.
-    pub handle: &'a HandleUri,
-    /// Display name.
-    pub name: &'a str,
-    /// Domain (`O`).
-    pub domain: &'a str,
-}
-
 /// What a certificate certifies.
 #[derive(Debug, Clone)]
 pub(crate) enum Certified {
     /// A Wire device of a user.
-    Identity {
-        client_id: ClientId,
-        handle: HandleUri,
-        name: String,
-        domain: String,
-    },
+    Identity(WireIdentity),
     /// DNS names (wildcards as `*.name`) and IP addresses, for server and/or client use.
     Names {
         dns: Vec<String>,
@@ -86,7 +68,7 @@ impl ValidatedCsr {
     /// The hierarchy that may sign it: identity CSRs the identity CA, name CSRs the name CA.
     pub fn hierarchy(&self) -> super::Hierarchy {
         match self.certified {
-            Certified::Identity { .. } => super::Hierarchy::Identity,
+            Certified::Identity(_) => super::Hierarchy::Identity,
             Certified::Names { .. } => super::Hierarchy::Names,
         }
     }
@@ -152,7 +134,7 @@ fn requested_names<'a>(csr: &'a X509CertificationRequest<'_>) -> Result<Vec<&'a 
 /// thumbprint belongs to an ACME account.
 pub fn validate(
     der: &[u8],
-    expected: &ExpectedIdentity<'_>,
+    expected: &WireIdentity,
     is_account_key: impl Fn(&str) -> Result<bool>,
 ) -> Result<ValidatedCsr> {
     let (csr, rsa) = parse_verified(der, &is_account_key)?;
@@ -170,12 +152,12 @@ pub fn validate(
     let (mut client_ids, mut handles) = (0, 0);
     for uri in &uris {
         if let Ok(id) = ClientId::parse(uri) {
-            if &id != expected.client_id {
+            if &id != expected.client_id() {
                 return Err(bad("the client-id URI is not the order's"));
             }
             client_ids += 1;
         } else if let Ok(handle) = HandleUri::parse(uri) {
-            if &handle != expected.handle {
+            if &handle != expected.handle() {
                 return Err(bad("the handle URI is not the order's"));
             }
             handles += 1;
@@ -191,12 +173,7 @@ pub fn validate(
     Ok(ValidatedCsr {
         spki_der: csr.certification_request_info.subject_pki.raw.to_vec(),
         rsa,
-        certified: Certified::Identity {
-            client_id: expected.client_id.clone(),
-            handle: expected.handle.clone(),
-            name: expected.name.to_owned(),
-            domain: expected.domain.to_owned(),
-        },
+        certified: Certified::Identity(expected.clone()),
     })
 }
 
@@ -272,7 +249,7 @@ pub fn validate_names(
 
 fn check_identity_subject(
     subject: &x509_parser::x509::X509Name<'_>,
-    expected: &ExpectedIdentity<'_>,
+    expected: &WireIdentity,
 ) -> Result<()> {
     let (mut organization, mut display_name) = (Vec::new(), Vec::new());
     for attr in subject.iter_attributes() {
@@ -285,7 +262,7 @@ fn check_identity_subject(
         } else if oid.to_id_string() == DISPLAY_NAME_OID {
             display_name.push(value);
         } else if *oid == OID_X509_COMMON_NAME {
-            if value != expected.name {
+            if value != expected.name() {
                 return Err(bad("the subject CN differs from the display name"));
             }
         } else {
@@ -296,12 +273,12 @@ fn check_identity_subject(
         }
     }
     match organization.as_slice() {
-        [o] if *o == expected.domain => {}
+        [o] if *o == expected.domain() => {}
         [] => return Err(bad("the subject has no O (the domain)")),
         _ => return Err(bad("the subject O is not the order's domain")),
     }
     match display_name.as_slice() {
-        [n] if *n == expected.name => Ok(()),
+        [n] if *n == expected.name() => Ok(()),
         [] => Err(bad(
             "the subject has no display name (2.16.840.1.113730.3.1.241)",
         )),

@@ -70,21 +70,16 @@ impl CertificateAuthority {
             Ok(SanType::URI(text.try_into().map_err(internal)?))
         };
         match &csr.certified {
-            Certified::Identity {
-                client_id,
-                handle,
-                name,
-                domain,
-            } => {
+            Certified::Identity(identity) => {
                 params
                     .distinguished_name
-                    .push(DnType::OrganizationName, domain.as_str());
+                    .push(DnType::OrganizationName, identity.domain());
                 params
                     .distinguished_name
-                    .push(DnType::CommonName, name.as_str());
+                    .push(DnType::CommonName, identity.name());
                 params.subject_alt_names = vec![
-                    uri(handle.to_uri())?,
-                    uri(client_id_san(&client_id.to_uri()))?,
+                    uri(identity.handle().to_uri())?,
+                    uri(client_id_san(&identity.client_id().to_uri()))?,
                 ];
                 params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
             }

@@ -71,7 +71,7 @@ impl RegistrationAuthority {
             .rate_limits
             .reserve_validation(account.id(), &identifier)?;
         let now = self.now();
-        let outcome = match Self::identity_of(&order.value)? {
+        let outcome = match Self::identity_of(&order.value) {
             Some(identity) => {
                 let target = challenge.target.clone().unwrap_or_default();
                 let ctx = ChallengeContext {
@@ -79,9 +79,7 @@ impl RegistrationAuthority {
                     url,
                     token: &challenge.token,
                     target: &target,
-                    client_id: &identity.client_id,
-                    handle: &identity.handle,
-                    name: &identity.name,
+                    identity,
                 };
                 self.va.validate(&challenge.kind, payload, &ctx, now).await
             }

@@ -11,7 +11,7 @@ use proto::acme::OrderStatus;
 use super::names;
 use super::{AuthenticatedAccount, RegistrationAuthority};
 use crate::ca::Hierarchy;
-use crate::ca::csr::{self, ExpectedIdentity};
+use crate::ca::csr;
 use crate::error::{Error, ProblemType, Result, status_name};
 use crate::sa::{CertificateRecord, OrderRecord};
 
@@ -69,17 +69,8 @@ impl RegistrationAuthority {
             ));
         }
         let is_account_key = |thumbprint: &str| self.is_account_key(thumbprint);
-        let validated = match Self::identity_of(&order.value)? {
-            Some(identity) => csr::validate(
-                csr_der,
-                &ExpectedIdentity {
-                    client_id: &identity.client_id,
-                    handle: &identity.handle,
-                    name: &identity.name,
-                    domain: &identity.domain,
-                },
-                is_account_key,
-            )?,
+        let validated = match Self::identity_of(&order.value) {
+            Some(identity) => csr::validate(csr_der, identity, is_account_key)?,
             None => {
                 let profile = self.name_profile(&order.value.profile)?;
                 csr::validate_names(
@@ -170,7 +161,7 @@ impl RegistrationAuthority {
             "certificate.issued",
             serde_json::json!({"account": certificate.account_id, "order": order_id,
                                "serial": certificate.serial, "not_after": certificate.not_after,
-                               "identity": valid.wire.as_ref().map(|w| &w.client_id),
+                               "identity": valid.wire.as_ref().map(|w| w.client_id().to_uri()),
                                "identifiers": valid.identifiers}),
         );
         tracing::info!(

@@ -3,49 +3,12 @@
 //! domain agreeing between the two. Refusals name the identifier at fault in a subproblem.
 
 use proto::acme::{Identifier, WIREAPP_DEVICE, WIREAPP_USER};
-use proto::wire_id::{ClientId, DeviceIdentifier, HandleUri, UserIdentifier};
+use proto::wire_id::{DeviceIdentifier, UserIdentifier, WireIdentity};
 
 use crate::error::{Error, ProblemType, Result};
-use crate::sa::WireIdentity;
 
-/// The parsed identity of an order.
-#[derive(Debug, Clone)]
-pub struct OrderIdentity {
-    /// Client id.
-    pub client_id: ClientId,
-    /// Handle.
-    pub handle: HandleUri,
-    /// Display name.
-    pub name: String,
-    /// Domain.
-    pub domain: String,
-}
-
-impl OrderIdentity {
-    /// What is stored with the order.
-    pub fn to_record(&self) -> WireIdentity {
-        WireIdentity {
-            client_id: self.client_id.to_uri(),
-            handle: self.handle.to_uri(),
-            name: self.name.clone(),
-            domain: self.domain.clone(),
-        }
-    }
-
-    /// Back from the stored form.
-    pub fn from_record(record: &WireIdentity) -> Result<Self> {
-        let corrupt = |e: proto::Error| Error::Storage(format!("order identity: {e}"));
-        Ok(Self {
-            client_id: ClientId::parse(&record.client_id).map_err(corrupt)?,
-            handle: HandleUri::parse(&record.handle).map_err(corrupt)?,
-            name: record.name.clone(),
-            domain: record.domain.clone(),
-        })
-    }
-}
-
-/// Checks the identifiers of a new order against the policy.
-pub fn check_identifiers(identifiers: &[Identifier], domains: &[String]) -> Result<OrderIdentity> {
+/// Checks the identifiers of a new order against the policy; the identity they name.
+pub fn check_identifiers(identifiers: &[Identifier], domains: &[String]) -> Result<WireIdentity> {
     if identifiers.is_empty() {
         return Err(Error::malformed("an order needs identifiers"));
     }
@@ -84,19 +47,12 @@ pub fn check_identifiers(identifiers: &[Identifier], domains: &[String]) -> Resu
             format!("this CA does not certify identities of {}", device.domain()),
         ));
     }
-    if user.handle != device.handle || user.name != device.name || user.domain() != device.domain()
-    {
-        return Err(Error::about_identifier(
+    WireIdentity::from_identifiers(&device, &user).map_err(|_| {
+        Error::about_identifier(
             ProblemType::RejectedIdentifier,
             user_id,
             "the user identifier's handle, name or domain differs from the device identifier's",
-        ));
-    }
-    Ok(OrderIdentity {
-        domain: device.domain().to_owned(),
-        client_id: device.client_id,
-        handle: device.handle,
-        name: device.name,
+        )
     })
 }
 
@@ -134,8 +90,8 @@ mod tests {
     fn the_transcript_identifiers_pass_and_violations_are_named() {
         let domains = vec!["wire.com".to_owned()];
         let identity = check_identifiers(&ids(DEVICE, USER), &domains).unwrap();
-        assert_eq!(identity.name, "Alice Smith");
-        assert_eq!(identity.client_id.device(), "9ff0457928ebe5f4");
+        assert_eq!(identity.name(), "Alice Smith");
+        assert_eq!(identity.client_id().device(), "9ff0457928ebe5f4");
 
         let other_domain = vec!["wire.org".to_owned()];
         assert_eq!(

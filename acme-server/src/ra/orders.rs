@@ -7,7 +7,7 @@ use proto::acme::{
 };
 use server_kit::store::Versioned;
 
-use super::identity::{OrderIdentity, check_identifiers};
+use super::identity::check_identifiers;
 use super::names::{self, Name};
 use super::{AuthenticatedAccount, RegistrationAuthority};
 use crate::ca::{CertificateAuthority, Hierarchy};
@@ -85,7 +85,7 @@ impl RegistrationAuthority {
                 .config
                 .wire_dpop
                 .target
-                .replace(DEVICE_ID_PLACEHOLDER, identity.client_id.device());
+                .replace(DEVICE_ID_PLACEHOLDER, identity.client_id().device());
             let authzs = request
                 .identifiers
                 .iter()
@@ -98,7 +98,7 @@ impl RegistrationAuthority {
                     authz(identifier.clone(), false, vec![challenge])
                 })
                 .collect();
-            (authzs, Some(identity.to_record()))
+            (authzs, Some(identity))
         } else {
             let names = names::check_order(
                 &request.identifiers,
@@ -399,11 +399,7 @@ impl RegistrationAuthority {
             .ok_or_else(|| Error::NotFound("certificate".into()))
     }
 
-    pub(super) fn identity_of(order: &OrderRecord) -> Result<Option<OrderIdentity>> {
-        order
-            .wire
-            .as_ref()
-            .map(OrderIdentity::from_record)
-            .transpose()
+    pub(super) fn identity_of(order: &OrderRecord) -> Option<&proto::wire_id::WireIdentity> {
+        order.wire.as_ref()
     }
 }

@@ -121,16 +121,16 @@ impl RegistrationAuthority {
 /// What "share at least one identifier" (RFC 9773 §5) compares: an identity order's client id
 /// and handle (the identifier values are JSON, whose member order and spacing may differ from
 /// one order to the next), a standard order's identifiers as they are (they are canonical).
-fn identifier_keys(order: &OrderRecord) -> Vec<(&str, &str)> {
+fn identifier_keys(order: &OrderRecord) -> Vec<(&str, String)> {
     match &order.wire {
         Some(identity) => vec![
-            (WIREAPP_DEVICE, identity.client_id.as_str()),
-            (WIREAPP_USER, identity.handle.as_str()),
+            (WIREAPP_DEVICE, identity.client_id().to_uri()),
+            (WIREAPP_USER, identity.handle().to_uri()),
         ],
         None => order
             .identifiers
             .iter()
-            .map(|id| (id.kind.as_str(), id.value.as_str()))
+            .map(|id| (id.kind.as_str(), id.value.clone()))
             .collect(),
     }
 }

@@ -79,18 +79,9 @@ impl AccountRecord {
     }
 }
 
-/// The identity a Wire order asks to certify, from its two identifiers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WireIdentity {
-    /// Client-id URI.
-    pub client_id: String,
-    /// Handle URI.
-    pub handle: String,
-    /// Display name.
-    pub name: String,
-    /// Domain.
-    pub domain: String,
-}
+/// The identity a Wire order asks to certify, from its two identifiers (stored as its URIs
+/// and name; see [`proto::wire_id::WireIdentity`]).
+pub use proto::wire_id::WireIdentity;
 
 /// A stored order.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -26,7 +26,6 @@ use std::sync::Arc;
 use proto::acme::{DNS_01, HTTP_01, Identifier, TLS_ALPN_01, WIRE_DPOP_01, WIRE_OIDC_01};
 use proto::clock::UnixTime;
 use proto::jwk::Jwk;
-use proto::wire_id::{ClientId, HandleUri};
 
 use crate::config::Config;
 use crate::error::{Error, ProblemType, Result, challenge_problem};
@@ -43,12 +42,8 @@ pub struct ChallengeContext<'a> {
     pub token: &'a str,
     /// This challenge's `target`.
     pub target: &'a str,
-    /// The order's client id.
-    pub client_id: &'a ClientId,
-    /// The order's handle.
-    pub handle: &'a HandleUri,
-    /// The order's display name.
-    pub name: &'a str,
+    /// The order's identity.
+    pub identity: &'a proto::wire_id::WireIdentity,
 }
 
 /// What a standard validator knows about the challenge being answered.

@@ -33,10 +33,7 @@ pub fn check(
         audience: ctx.url,
         account_key: ctx.account_key,
         challenge_token: ctx.token,
-        client_id: ctx.client_id,
-        handle: ctx.handle,
-        name: ctx.name,
-        team: None,
+        identity: ctx.identity,
     };
     verify_access_token(access_token, &check, policy, now).map(|_| ())
 }

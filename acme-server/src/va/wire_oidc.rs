@@ -29,8 +29,7 @@ pub fn check(
         client_id: &config.client_id,
         keyauth: &keyauth,
         acme_aud: ctx.url,
-        handle: ctx.handle,
-        name: ctx.name,
+        identity: ctx.identity,
         mapping: &mapping,
     };
     verify_id_token(id_token, &check, config.leeway, now).map(|_| ())

@@ -16,7 +16,7 @@ use acme_server::{Config, RunningServer};
 use proto::acme::{Authorization, Challenge, Directory, Identifier, Order};
 use proto::acme_jws::{KeyId, sign_request};
 use proto::jws::{Algorithm, SigningKey};
-use proto::wire_id::{ClientId, DeviceIdentifier, HandleUri, UserIdentifier};
+use proto::wire_id::{ClientId, HandleUri, WireIdentity};
 use serde_json::{Value, json};
 
 pub use authz::{DOMAIN, Harness, http_client};
@@ -154,18 +154,9 @@ impl Env {
 /// The two identifiers of an identity order for the demo user's device.
 pub fn identifiers(client_id: &ClientId) -> Vec<Identifier> {
     let handle = HandleUri::new(HANDLE, DOMAIN).unwrap();
-    let device = DeviceIdentifier::new(client_id.clone(), handle.clone(), NAME).unwrap();
-    let user = UserIdentifier::new(handle, NAME).unwrap();
-    vec![
-        Identifier {
-            kind: "wireapp-device".into(),
-            value: device.to_value(),
-        },
-        Identifier {
-            kind: "wireapp-user".into(),
-            value: user.to_value(),
-        },
-    ]
+    WireIdentity::new(client_id.clone(), handle, NAME, None)
+        .unwrap()
+        .acme_identifiers()
 }
 
 /// An ACME account: its key and its URL (`kid`).

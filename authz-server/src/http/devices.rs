@@ -185,8 +185,13 @@ pub async fn access_token(
     let path = format!("/clients/{device_id}/access-token");
     let auth = authorized(&state, &headers, ProofUse::WireEndpoint)?;
     let device = device_of(&state, &auth, &device_id)?;
-    let client_id = devices::client_id(&auth.user, &device)?;
-    let handle = auth.user.handle_uri()?;
+    let identity = proto::wire_id::WireIdentity::new(
+        devices::client_id(&auth.user, &device)?,
+        auth.user.handle_uri()?,
+        &auth.user.name,
+        auth.user.team.clone(),
+    )
+    .map_err(|e| Error::Internal(format!("the user's own identity: {e}")))?;
 
     let raw = single_dpop_header(headers.get_all("dpop").iter().map(|v| v.as_bytes()))
         .map_err(Error::WireProof)?;
@@ -197,10 +202,7 @@ pub async fn access_token(
         nonce: NonceCheck::Present,
         access_token: None,
         wire: Some(WireExpectations {
-            client_id: &client_id,
-            handle: &handle,
-            name: &auth.user.name,
-            team: auth.user.team.as_deref(),
+            identity: &identity,
             challenge: None,
             audience: None,
         }),
