@@ -15,43 +15,11 @@ use crate::error::{Error, Result};
 use crate::store::{Store, trees};
 
 /// Values an OIDC `claims` request asked to see echoed in the ID token.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct EchoedClaims {
-    /// `keyauth` (ACME key authorization).
-    pub keyauth: Option<String>,
-    /// `acme_aud` (ACME challenge URL).
-    pub acme_aud: Option<String>,
-}
-
-/// Longest `keyauth` / `acme_aud` value echoed from a `claims` request.
-pub const MAX_ECHOED_CLAIM: usize = 1024;
+pub use proto::wire_claims::AcmeClaims as EchoedClaims;
 
 /// Extracts the `keyauth` and `acme_aud` values an OIDC `claims` request asks for.
 pub fn echoed_claims(raw: Option<&str>) -> std::result::Result<EchoedClaims, String> {
-    let Some(raw) = raw else {
-        return Ok(EchoedClaims::default());
-    };
-    let value: serde_json::Value =
-        serde_json::from_str(raw).map_err(|_| "claims is not JSON".to_owned())?;
-    let id_token = value.get("id_token");
-    let pick = |name: &str| -> std::result::Result<Option<String>, String> {
-        match id_token
-            .and_then(|t| t.get(name))
-            .and_then(|c| c.get("value"))
-        {
-            None => Ok(None),
-            Some(serde_json::Value::String(s)) if s.len() <= MAX_ECHOED_CLAIM => {
-                Ok(Some(s.clone()))
-            }
-            Some(_) => Err(format!(
-                "claims.id_token.{name}.value must be a short string"
-            )),
-        }
-    };
-    Ok(EchoedClaims {
-        keyauth: pick("keyauth")?,
-        acme_aud: pick("acme_aud")?,
-    })
+    EchoedClaims::from_claims_parameter(raw)
 }
 
 /// What `/authorize` granted.
@@ -291,16 +259,5 @@ mod tests {
         for issued in [&first, &second] {
             assert!(refresh::peek(store, &issued.token, now).unwrap().is_none());
         }
-    }
-
-    #[test]
-    fn claims_parameter_values_are_extracted() {
-        let raw = r#"{"id_token":{"keyauth":{"essential":true,"value":"tok.thumb"},"acme_aud":{"essential":true,"value":"https://acme/chal"}}}"#.to_owned();
-        let c = echoed_claims(Some(&raw)).unwrap();
-        assert_eq!(c.keyauth.as_deref(), Some("tok.thumb"));
-        assert_eq!(c.acme_aud.as_deref(), Some("https://acme/chal"));
-        assert!(echoed_claims(Some("{")).is_err());
-        let not_string = r#"{"id_token":{"keyauth":{"value":5}}}"#.to_owned();
-        assert!(echoed_claims(Some(&not_string)).is_err());
     }
 }

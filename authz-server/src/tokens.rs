@@ -150,10 +150,10 @@ pub fn issue_id_token(
     let digest = Sha256::digest(access_token.as_bytes());
     id.set("at_hash", proto::b64::encode(&digest[..16]));
     if let Some(keyauth) = &grant.echoed.keyauth {
-        id.set("keyauth", keyauth.clone());
+        id.set(proto::wire_claims::KEYAUTH, keyauth.clone());
     }
     if let Some(acme_aud) = &grant.echoed.acme_aud {
-        id.set("acme_aud", acme_aud.clone());
+        id.set(proto::wire_claims::ACME_AUD, acme_aud.clone());
     }
     Ok(issuer.key.sign_jwt("JWT", false, &id.0)?)
 }

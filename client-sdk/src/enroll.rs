@@ -357,10 +357,7 @@ pub fn wire_dpop_claims(
 /// and URL.
 pub fn id_token_claims(oidc: &Challenge, account_key: &SigningKey) -> Value {
     let keyauth = key_authorization(&oidc.token, &account_key.public_jwk().thumbprint());
-    json!({"id_token": {
-        "keyauth": {"essential": true, "value": keyauth},
-        "acme_aud": {"essential": true, "value": oidc.url},
-    }})
+    proto::wire_claims::AcmeClaims::for_challenge(&keyauth, &oidc.url).to_claims_parameter()
 }
 
 /// Answers a challenge and requires it to be `valid`.
@@ -412,7 +409,7 @@ pub fn identity_of(id_token: &Option<String>, device: &Device) -> Result<Identit
         client_id,
         handle,
         &name,
-        claims["team"].as_str().map(str::to_owned),
+        claims[proto::wire_claims::TEAM].as_str().map(str::to_owned),
     )
     .map_err(|e| Error::protocol(step, e))
 }

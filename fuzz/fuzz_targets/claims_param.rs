@@ -8,9 +8,9 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Ok(claims) = authz_server::grants::echoed_claims(Some(text)) {
+    if let Ok(claims) = proto::wire_claims::AcmeClaims::from_claims_parameter(Some(text)) {
         for value in [&claims.keyauth, &claims.acme_aud].into_iter().flatten() {
-            assert!(value.len() <= authz_server::grants::MAX_ECHOED_CLAIM);
+            assert!(value.len() <= proto::wire_claims::MAX_ACME_CLAIM);
         }
     }
 });

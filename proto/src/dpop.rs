@@ -11,7 +11,7 @@ use crate::clock::UnixTime;
 use crate::jwk::Jwk;
 use crate::jws::{Algorithm, Claims, SigningKey, UnverifiedJws};
 use crate::wire_id::{ClientId, HandleUri, WireIdentity};
-use crate::{Error, Result, b64, htu};
+use crate::{Error, Result, b64, htu, wire_claims};
 
 /// The `typ` of a DPoP proof (RFC 9449 §4.2).
 pub const DPOP_TYP: &str = "dpop+jwt";
@@ -101,14 +101,14 @@ impl DpopClaims {
             c.set("ath", ath.clone());
         }
         if let Some(w) = &self.wire {
-            c.set("chal", w.chal.clone());
+            c.set(wire_claims::CHAL, w.chal.clone());
             c.set("sub", w.sub.clone());
             c.set("aud", w.aud.clone());
-            c.set("handle", w.handle.clone());
+            c.set(wire_claims::HANDLE, w.handle.clone());
             if let Some(team) = &w.team {
-                c.set("team", team.clone());
+                c.set(wire_claims::TEAM, team.clone());
             }
-            c.set("name", w.name.clone());
+            c.set(wire_claims::NAME, w.name.clone());
         }
         c
     }
@@ -121,17 +121,17 @@ impl DpopClaims {
     fn from_claims(c: &Claims, wire: bool) -> Result<Self> {
         let wire = if wire {
             Some(WireClaims {
-                chal: c.string("chal")?.to_owned(),
+                chal: c.string(wire_claims::CHAL)?.to_owned(),
                 sub: c.string("sub")?.to_owned(),
                 aud: c.string("aud")?.to_owned(),
-                handle: c.string("handle")?.to_owned(),
+                handle: c.string(wire_claims::HANDLE)?.to_owned(),
                 // Wire's client writes `"team": null` for a user without a team.
-                team: match c.get("team") {
+                team: match c.get(wire_claims::TEAM) {
                     None | Some(Value::Null) => None,
                     Some(Value::String(team)) => Some(team.clone()),
-                    Some(_) => return Err(Error::InvalidClaim("team")),
+                    Some(_) => return Err(Error::InvalidClaim(wire_claims::TEAM)),
                 },
-                name: c.string("name")?.to_owned(),
+                name: c.string(wire_claims::NAME)?.to_owned(),
             })
         } else {
             None

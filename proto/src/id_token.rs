@@ -96,10 +96,10 @@ pub fn verify_id_token(
     if claims.opt_int("nbf")?.is_some_and(|nbf| nbf > now + leeway) {
         return Err(Error::NotYetValid);
     }
-    if claims.string("keyauth")? != check.keyauth {
+    if claims.string(crate::wire_claims::KEYAUTH)? != check.keyauth {
         return Err(Error::KeyAuthMismatch);
     }
-    if claims.string("acme_aud")? != check.acme_aud {
+    if claims.string(crate::wire_claims::ACME_AUD)? != check.acme_aud {
         return Err(Error::AcmeAudMismatch);
     }
     let name = claim_str(&claims, &check.mapping.name)?;

@@ -36,6 +36,7 @@ pub mod resource;
 pub mod rfc3339;
 pub mod secret;
 pub mod spki;
+pub mod wire_claims;
 pub mod wire_id;
 
 pub use error::{Error, Result};
