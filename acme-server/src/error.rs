@@ -1,15 +1,18 @@
-//! The one error type of the ACME server and the one place that turns errors into problem
-//! documents (RFC 8555 §6.7): the problem type, its HTTP status, subproblems naming the
-//! identifier at fault, the `algorithms` a `badSignatureAlgorithm` must list (§6.2), and the
-//! headers some problems carry (`Location`, `Retry-After`, the terms-of-service `Link`); and
-//! [`status_name`], how a status is named in a detail. Protocol failures reported by `proto` are classified once, in the
-//! exhaustive [`fault`], and mapped to problem types by [`jws_problem`] and
-//! [`challenge_problem`].
+//! The one error type of the ACME server, for every part of it: what went wrong, classified by
+//! the RFC 8555 §6.7 problem type ([`ProblemType`]) the client is shown, with the identifiers at
+//! fault. Protocol failures reported by `proto` are classified once, in the exhaustive
+//! [`fault`], and mapped to problem types by [`jws_problem`] and [`challenge_problem`];
+//! [`status_name`] is how a status is named in a detail.
+//!
+//! The validation, certificate and storage authorities only construct errors. An error becomes
+//! a problem document in one place, [`Error::to_problem`]: the web front end answers with it
+//! (`wfe::problem` adds the headers some problems carry), and the registration authority records
+//! it on the challenges and orders a refusal invalidated.
 
-use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use proto::acme::{ERROR_NS, Identifier, Problem, Subproblem};
+use axum::http::StatusCode;
+use proto::acme::{ERROR_NS, Problem, Subproblem};
+
+use crate::model::Identifier;
 
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -127,8 +130,8 @@ pub enum Error {
         kind: ProblemType,
         /// Human-readable explanation.
         detail: String,
-        /// Identifiers at fault.
-        subproblems: Vec<Subproblem>,
+        /// Identifiers at fault (a subproblem each).
+        identifiers: Vec<Identifier>,
     },
     /// The resource does not exist or belongs to another account (404, `malformed`).
     #[error("not found: {0}")]
@@ -177,18 +180,13 @@ pub enum Error {
     },
 }
 
-/// Answers a limit's refusal as a `malformed` problem document with the limit's status.
-pub fn render_refusal(refusal: server_kit::limits::Refusal) -> Response {
-    Error::Refused(refusal).into_response()
-}
-
 impl Error {
     /// A problem without subproblems.
     pub fn problem(kind: ProblemType, detail: impl Into<String>) -> Self {
         Self::Problem {
             kind,
             detail: detail.into(),
-            subproblems: Vec::new(),
+            identifiers: Vec::new(),
         }
     }
 
@@ -221,25 +219,30 @@ impl Error {
         Self::Problem {
             kind,
             detail: detail.to_owned(),
-            subproblems: identifiers
-                .into_iter()
-                .map(|identifier| Subproblem {
-                    kind: kind.urn(),
-                    detail: detail.to_owned(),
-                    identifier: Some(identifier.clone()),
-                })
-                .collect(),
+            identifiers: identifiers.into_iter().cloned().collect(),
         }
     }
 
-    /// The problem document and status this error is sent as.
+    /// The problem document and status this error is shown as: the one rendering of errors.
     pub fn to_problem(&self) -> (StatusCode, Problem) {
         let (status, kind, detail, subproblems) = match self {
             Self::Problem {
                 kind,
                 detail,
-                subproblems,
-            } => (kind.status(), *kind, detail.clone(), subproblems.clone()),
+                identifiers,
+            } => (
+                kind.status(),
+                *kind,
+                detail.clone(),
+                identifiers
+                    .iter()
+                    .map(|identifier| Subproblem {
+                        kind: kind.urn(),
+                        detail: detail.clone(),
+                        identifier: Some(identifier.into()),
+                    })
+                    .collect(),
+            ),
             Self::NotFound(what) => (
                 StatusCode::NOT_FOUND,
                 ProblemType::Malformed,
@@ -310,55 +313,6 @@ impl From<server_kit::Error> for Error {
             server_kit::Error::Config(m) => Self::Config(m),
             server_kit::Error::Server(m) | server_kit::Error::Fetch(m) => Self::Internal(m),
         }
-    }
-}
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        if matches!(self, Self::Storage(_) | Self::Config(_) | Self::Internal(_)) {
-            tracing::error!(error = %self, "request failed");
-        }
-        let (status, problem) = self.to_problem();
-        let mut body = serde_json::to_value(&problem).unwrap_or_default();
-        if matches!(
-            self,
-            Self::Problem {
-                kind: ProblemType::BadSignatureAlgorithm,
-                ..
-            }
-        ) {
-            // RFC 8555 §6.2: the problem names the algorithms the server accepts.
-            body["algorithms"] = proto::jws::Algorithm::ALL
-                .iter()
-                .map(|alg| alg.name())
-                .collect();
-        }
-        let mut response = (status, Json(body)).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        match &self {
-            Self::Conflict { location, .. } => {
-                if let Ok(value) = HeaderValue::from_str(location) {
-                    headers.insert(header::LOCATION, value);
-                }
-            }
-            Self::RateLimited {
-                retry_after_secs, ..
-            } => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
-            }
-            Self::TermsOfServiceNotAgreed { terms } => {
-                let link = format!("<{terms}>;rel=\"terms-of-service\"");
-                if let Ok(value) = HeaderValue::from_str(&link) {
-                    headers.append(header::LINK, value);
-                }
-            }
-            _ => {}
-        }
-        response
     }
 }
 
@@ -467,15 +421,17 @@ mod tests {
 
     #[test]
     fn problems_carry_urn_status_and_subproblems() {
-        let id = Identifier {
-            kind: "wireapp-user".into(),
-            value: "{}".into(),
-        };
+        let id = Identifier::new(crate::model::IdentifierKind::WireappUser, "{}");
         let (status, p) =
             Error::about_identifier(ProblemType::RejectedIdentifier, &id, "no").to_problem();
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(p.kind, "urn:ietf:params:acme:error:rejectedIdentifier");
-        assert_eq!(p.subproblems[0].identifier.as_ref(), Some(&id));
+        assert_eq!(
+            p.subproblems[0].identifier.as_ref(),
+            Some(&proto::acme::Identifier::from(&id))
+        );
+        assert_eq!(p.subproblems[0].kind, p.kind);
+        assert_eq!(p.subproblems[0].detail, "no");
         let (status, p) = Error::Storage("disk on fire at /secret/path".into()).to_problem();
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!p.detail.contains("/secret"));

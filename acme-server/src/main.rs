@@ -198,9 +198,9 @@ fn eab_command(config: &Config, action: EabAction) -> anyhow::Result<()> {
         EabAction::Add { kid } => {
             let kid = kid.unwrap_or_else(|| proto::random::token(96));
             let mac_key = proto::random::token(256);
-            let added = sa.add_eab_key(&acme_server::sa::EabKey {
+            let added = sa.add_eab_key(&acme_server::model::EabKey {
                 kid: kid.clone(),
-                mac_key: mac_key.clone(),
+                mac_key: proto::secret::SecretString::new(mac_key.clone()),
                 created_at: proto::clock::Clock::now(&SystemClock),
                 account_id: None,
             })?;
@@ -211,7 +211,7 @@ fn eab_command(config: &Config, action: EabAction) -> anyhow::Result<()> {
             println!("hmac key {mac_key}");
         }
         EabAction::List => {
-            for key in sa.eab_keys()? {
+            for key in sa.reader().eab_keys()? {
                 println!(
                     "{}\t{}\t{}",
                     key.kid,

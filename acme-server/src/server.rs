@@ -122,16 +122,23 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     let va = ValidationAuthority::new(&config)?;
     let sa = StorageAuthority::new(store.clone())?;
     let cleanup = {
-        let (sa, clock, keep) = (sa.clone(), clock.clone(), config.cleanup.keep_expired_secs);
+        let (cleanup, clock, keep) = (
+            sa.cleanup(),
+            clock.clone(),
+            config.cleanup.keep_expired_secs,
+        );
         config.cleanup.start(
             "acme-server",
             Arc::new(move || {
-                sa.sweep(clock.now(), keep)
+                cleanup
+                    .sweep(clock.now(), keep)
                     .map_err(|e| server_kit::Error::Storage(e.to_string()))
             }),
         )
     };
     let audit = server_kit::audit::AuditLog::open(&config.data_dir)?;
+    // The front end gets reads and durability; the registration authority alone can write.
+    let (storage, durability) = (sa.reader().clone(), sa.durability());
     let ra = RegistrationAuthority::new(sa, va, ca, config.clone(), clock.clone(), audit);
     let nonces = Arc::new(MemoryNonces::new(
         config.lifetimes.nonce,
@@ -142,6 +149,8 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         config,
         urls,
         ra,
+        storage,
+        durability,
         nonces,
         clock,
     });

@@ -9,7 +9,7 @@ mod common;
 
 use acme_server::config::{DpopConfig, OidcConfig};
 use acme_server::error::{ProblemType, challenge_problem};
-use acme_server::va::{ChallengeContext, wire_dpop, wire_oidc};
+use acme_server::va::{ChallengeContext, WireContext, WireSubject, wire_dpop, wire_oidc};
 use common::*;
 use proto::access_token::{AccessTokenParams, issue_access_token};
 use proto::acme::{Identifier, Order, OrderStatus};
@@ -70,13 +70,15 @@ impl Context {
         .unwrap()
     }
 
-    fn view<'a>(&'a self, identity: &'a WireIdentity) -> ChallengeContext<'a> {
+    fn view<'a>(&'a self, identity: &'a WireIdentity) -> WireContext<'a> {
         ChallengeContext {
             account_key: &self.account_key,
             url: &self.url,
             token: &self.token,
-            target: &self.target,
-            identity,
+            subject: WireSubject {
+                identity,
+                target: &self.target,
+            },
         }
     }
 }

@@ -1,61 +1,27 @@
-//! The device authorization grant (RFC 8628): a device code (256 random bits, stored by
-//! digest) and a short user code (8 letters from an alphabet without vowels or look-alikes,
-//! shown as `XXXX-XXXX`), approved or denied by the user on the verification page, and polled
-//! at the token endpoint with `authorization_pending`, `slow_down`, `expired_token` and
-//! `access_denied`. A code yields tokens once.
+//! The device authorization grant of RFC 8628, on the authorization side: a device code (256
+//! random bits, stored by digest) and a short user code (8 letters from an alphabet without
+//! vowels or look-alikes, shown as `XXXX-XXXX`), approved or denied by the user on the
+//! verification page. A third-party client is approved only from a page that showed exactly
+//! its requested scopes, or when the user consented to them before, and the approval is
+//! remembered as consent, as at `/authorize`. The device polls at the token endpoint
+//! ([`crate::grants`]); the records are kept by [`crate::store::device_codes`].
 
 use proto::clock::UnixTime;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+
+pub use crate::store::device_codes::{Decision, DeviceGrant, StoredDeviceGrant};
 
 use crate::error::{Error, Result};
-use crate::store::{Store, trees};
+use crate::oauth_clients::authentication::IdentifiedClient;
+use crate::provider::Provider;
+use crate::store::users::User;
+use crate::store::{self, Store};
 
 /// Letters of user codes (RFC 8628 §6.1: no vowels, no ambiguous characters).
 const ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
 /// Seconds between polls a client must keep (RFC 8628 §3.2 default).
 pub const INTERVAL: i64 = 5;
-
-/// Where an authorization stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Decision {
-    /// Waiting for the user.
-    Pending,
-    /// Approved by this user.
-    Approved {
-        /// The user's id.
-        user_id: String,
-        /// When the user signed in on the verification page to approve (the ID token's
-        /// `auth_time`); absent in records stored before it was kept.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        auth_time: Option<UnixTime>,
-    },
-    /// Denied.
-    Denied,
-}
-
-/// A pending device authorization.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeviceGrant {
-    /// The client.
-    pub client_id: String,
-    /// Requested scope.
-    pub scope: String,
-    /// The user code (normalised, no dash).
-    pub user_code: String,
-    /// Decision.
-    pub decision: Decision,
-    /// Expiry.
-    pub expires_at: UnixTime,
-    /// Last poll.
-    pub last_poll: Option<UnixTime>,
-    /// Current polling interval.
-    pub interval: i64,
-}
-
-fn key(device_code: &str) -> String {
-    proto::b64::encode(Sha256::digest(device_code.as_bytes()))
-}
+/// How long a device code lives, in seconds.
+pub const DEVICE_CODE_TTL: i64 = 600;
 
 /// `XXXX-XXXX` for display.
 pub fn display(user_code: &str) -> String {
@@ -72,118 +38,148 @@ pub fn normalize(typed: &str) -> String {
         .collect()
 }
 
-/// Starts an authorization; returns (device code, user code).
-pub fn start(
-    store: &dyn Store,
-    client_id: &str,
-    scope: &str,
-    now: UnixTime,
-    ttl: i64,
-) -> Result<(String, String)> {
-    let device_code = proto::random::token(256);
-    let user_code: String = proto::random::bytes(8)
-        .iter()
-        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
-        .collect();
-    let grant = DeviceGrant {
-        client_id: client_id.to_owned(),
-        scope: scope.to_owned(),
-        user_code: user_code.clone(),
-        decision: Decision::Pending,
-        expires_at: now + ttl,
-        last_poll: None,
-        interval: INTERVAL,
-    };
-    if !store.insert_new_json(trees::USER_CODES, &user_code, &key(&device_code))? {
-        return Err(Error::Internal("user code collision; retry".into()));
-    }
-    store.put_json(trees::DEVICE_CODES, &key(&device_code), &grant)?;
-    store.flush()?;
-    Ok((device_code, user_code))
+/// A device authorization just started.
+#[derive(Debug)]
+pub struct Started {
+    /// The device code (the device polls with it).
+    pub device_code: String,
+    /// The user code, normalised.
+    pub user_code: String,
+    /// The scope granted to the client.
+    pub scope: String,
 }
 
-/// The pending authorization of a user code (for the verification page).
-pub fn by_user_code(
-    store: &dyn Store,
-    user_code: &str,
-    now: UnixTime,
-) -> Result<Option<(String, DeviceGrant)>> {
-    let Some(k) = store.get_json::<String>(trees::USER_CODES, &normalize(user_code))? else {
-        return Ok(None);
-    };
-    let grant = store.get_json::<DeviceGrant>(trees::DEVICE_CODES, &k)?;
-    Ok(grant
-        .filter(|g| g.decision == Decision::Pending && g.expires_at >= now)
-        .map(|g| (k, g)))
+/// What became of the user's answer on the verification page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Recorded.
+    Decided,
+    /// Not recorded: the user must first see what the client asks for.
+    NeedsReview,
+    /// Not recorded: the authorization was decided (or removed) meanwhile.
+    AlreadyDecided,
 }
 
-/// Records the user's decision on a pending authorization (compare-and-swap).
-pub fn decide(store: &dyn Store, grant_key: &str, decision: Decision) -> Result<bool> {
-    let Some(stored) = store.get_versioned::<DeviceGrant>(trees::DEVICE_CODES, grant_key)? else {
-        return Ok(false);
-    };
-    if stored.value.decision != Decision::Pending {
+impl Provider {
+    /// `POST /device_authorization`: starts an authorization for `client`, asking for
+    /// `requested` scopes (only scopes registered for the client, `invalid_scope` otherwise).
+    /// Durable on return.
+    pub fn start_device_authorization(
+        &self,
+        client: &IdentifiedClient,
+        requested: &str,
+        now: UnixTime,
+    ) -> Result<Started> {
+        let scope = crate::scopes::grant(requested, &client.client, self.device_scope())?;
+        let device_code = proto::random::token(256);
+        let user_code: String = proto::random::bytes(8)
+            .iter()
+            .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+            .collect();
+        let grant = DeviceGrant {
+            client_id: client.client.id.clone(),
+            scope: scope.clone(),
+            user_code: user_code.clone(),
+            decision: Decision::Pending,
+            expires_at: now + DEVICE_CODE_TTL,
+            last_poll: None,
+            interval: INTERVAL,
+        };
+        let store = self.store();
+        if !store::device_codes::insert(store, &device_code, &grant)? {
+            return Err(Error::Internal("user code collision; retry".into()));
+        }
+        store::flush(store)?;
+        Ok(Started {
+            device_code,
+            user_code,
+            scope,
+        })
+    }
+
+    /// The authorization a typed user code names, while it waits for the user's decision.
+    pub fn pending_device_authorization(
+        &self,
+        typed: &str,
+        now: UnixTime,
+    ) -> Result<Option<StoredDeviceGrant>> {
+        Ok(
+            store::device_codes::by_user_code(self.store(), &normalize(typed))?.filter(|stored| {
+                let grant = stored.value();
+                grant.decision == Decision::Pending && grant.expires_at >= now
+            }),
+        )
+    }
+
+    /// Records the answer of `user`, who logged in on the verification page, to a pending
+    /// authorization; `shown` is the scope the page showed, if it showed one.
+    pub fn answer_device_authorization(
+        &self,
+        pending: &StoredDeviceGrant,
+        user: &User,
+        approve: bool,
+        shown: Option<&str>,
+        now: UnixTime,
+    ) -> Result<Answer> {
+        let store = self.store();
+        let grant = pending.value();
+        let first_party =
+            crate::oauth_clients::get(store, &grant.client_id)?.is_some_and(|c| c.is_first_party());
+        if approve && !first_party && needs_review(store, grant, &user.id, shown)? {
+            return Ok(Answer::NeedsReview);
+        }
+        let decision = if approve {
+            Decision::Approved {
+                user_id: user.id.clone(),
+                auth_time: Some(now),
+            }
+        } else {
+            Decision::Denied
+        };
+        if !decide(store, pending, decision)? {
+            return Ok(Answer::AlreadyDecided);
+        }
+        // Remembered like a consent given at `/authorize`.
+        if approve && !first_party {
+            crate::consents::grant(store, &user.id, &grant.client_id, &grant.scope, now)?;
+        }
+        tracing::info!(client_id = %grant.client_id, user = %user.id, approve, "device authorization decided");
+        Ok(Answer::Decided)
+    }
+}
+
+/// Whether approving `grant` of a third-party (or no longer registered) client needs the user
+/// to see its scopes first: the page did not show exactly these scopes, and the user has not
+/// consented to them before.
+fn needs_review(
+    store: &dyn Store,
+    grant: &DeviceGrant,
+    user_id: &str,
+    shown: Option<&str>,
+) -> Result<bool> {
+    if shown == Some(grant.scope.as_str()) {
         return Ok(false);
     }
-    let mut next = stored.value.clone();
+    Ok(!crate::consents::covers(
+        store,
+        user_id,
+        &grant.client_id,
+        &grant.scope,
+    )?)
+}
+
+/// Records the user's decision on an authorization that is still pending, by
+/// compare-and-swap; false when it is not (any more). Durable on return.
+fn decide(store: &dyn Store, pending: &StoredDeviceGrant, decision: Decision) -> Result<bool> {
+    let Some(current) = store::reread(store, pending)? else {
+        return Ok(false);
+    };
+    if current.value().decision != Decision::Pending {
+        return Ok(false);
+    }
+    let mut next = current.value().clone();
     next.decision = decision;
-    let swapped = store.replace_json(trees::DEVICE_CODES, grant_key, &stored, &next)?;
-    store.flush()?;
+    let swapped = store::replace(store, &current, &next)?;
+    store::flush(store)?;
     Ok(swapped)
-}
-
-fn poll_error(code: &'static str, description: &str) -> Error {
-    Error::OAuth {
-        code,
-        description: description.into(),
-    }
-}
-
-/// A poll of the token endpoint: the approved grant (consumed), or the RFC 8628 §3.5 error.
-pub fn poll(
-    store: &dyn Store,
-    device_code: &str,
-    client_id: &str,
-    now: UnixTime,
-) -> Result<DeviceGrant> {
-    let k = key(device_code);
-    let stored = store
-        .get_versioned::<DeviceGrant>(trees::DEVICE_CODES, &k)?
-        .ok_or_else(|| Error::invalid_grant("unknown device code"))?;
-    let grant = stored.value.clone();
-    if grant.client_id != client_id {
-        return Err(Error::invalid_grant(
-            "the device code was issued to another client",
-        ));
-    }
-    if grant.expires_at < now {
-        return Err(poll_error("expired_token", "the device code expired"));
-    }
-    match &grant.decision {
-        Decision::Denied => Err(poll_error("access_denied", "the user denied the request")),
-        Decision::Approved { .. } => {
-            if store.take(trees::DEVICE_CODES, &k)?.is_none() {
-                return Err(Error::invalid_grant("the device code was already used"));
-            }
-            store.take(trees::USER_CODES, &grant.user_code)?;
-            Ok(grant)
-        }
-        Decision::Pending => {
-            let too_fast = grant.last_poll.is_some_and(|t| now - t < grant.interval);
-            let mut next = grant.clone();
-            next.last_poll = Some(now);
-            if too_fast {
-                next.interval += INTERVAL;
-            }
-            store.replace_json(trees::DEVICE_CODES, &k, &stored, &next)?;
-            if too_fast {
-                Err(poll_error("slow_down", "poll less often"))
-            } else {
-                Err(poll_error(
-                    "authorization_pending",
-                    "the user has not decided yet",
-                ))
-            }
-        }
-    }
 }

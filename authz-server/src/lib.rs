@@ -2,26 +2,38 @@
 //! users, registers their devices, and issues the DPoP access tokens devices present to the ACME
 //! server as `wire-dpop-01` challenge proof (DESIGN §4, §5).
 //!
-//! Modules by job: [`config`], [`store`] (the only module that touches sled), [`keys`] (key
-//! files and dev PKI), [`users`] (users and OAuth clients), [`devices`] (devices and backend
-//! nonces), [`grants`] (authorization codes with PKCE), [`tokens`] (user tokens and their
-//! validation), [`claims`] (the user claims each scope releases), [`scopes`] (scope values and
-//! what each client may be granted), [`http`] (the front end), [`server`] (start/stop),
-//! [`error`] (the one error type and its wire forms).
+//! Three layers, each calling only the one below it:
+//!
+//! - the HTTP front end, [`http`]: parses requests, authenticates the caller, calls a service,
+//!   renders the answer (errors render themselves, [`error`]);
+//! - the services, operations of the [`provider::Provider`]: the token endpoint's grants
+//!   ([`grants`]), authorization at `/authorize` ([`authorization`], [`consents`]), the device
+//!   authorization grant ([`device_grant`]), Wire devices and their tokens ([`devices`]), who
+//!   the user is and what they get ([`identity`], [`users`]), OAuth clients
+//!   ([`oauth_clients`]), scopes ([`scopes`]), DPoP proofs as proof values ([`dpop`]), and our
+//!   tokens ([`tokens`]);
+//! - the storage boundary, [`store`]: the only module that names a collection or calls the
+//!   store.
+//!
+//! Around them: [`config`], [`keys`] (key files), [`password_pool`], [`rate_limits`],
+//! [`server`] (start/stop) and [`demo`] (dev-mode data).
 
-pub mod claims;
-pub mod cleanup;
+pub mod authorization;
 pub mod config;
 pub mod consents;
+pub mod demo;
 pub mod device_grant;
 pub mod devices;
+pub mod dpop;
 pub mod error;
 pub mod grants;
 pub mod http;
+pub mod identity;
 pub mod keys;
+pub mod oauth_clients;
 pub mod password_pool;
+pub mod provider;
 pub mod rate_limits;
-pub mod refresh;
 pub mod scopes;
 pub mod server;
 pub mod store;

@@ -11,8 +11,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use authz_server::config::Config;
+use authz_server::oauth_clients::{self, OAuthClient};
 use authz_server::server::open_store;
-use authz_server::users::{self, NewUser, OAuthClient};
+use authz_server::users::{self, NewUser};
 use clap::{Parser, Subcommand};
 use proto::clock::SystemClock;
 use proto::secret::SecretString;
@@ -314,8 +315,8 @@ fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
             third_party,
             scopes,
         } => {
-            let secret = confidential.then(users::new_client_secret);
-            users::add_client(
+            let secret = confidential.then(oauth_clients::new_secret);
+            oauth_clients::add(
                 store.as_ref(),
                 &OAuthClient {
                     id: id.clone(),
@@ -332,14 +333,14 @@ fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
             }
         }
         ClientAction::SetScopes { id, scopes } => {
-            if !users::set_client_scopes(store.as_ref(), &id, scope_list(&scopes)?)? {
+            if !oauth_clients::set_scopes(store.as_ref(), &id, scope_list(&scopes)?)? {
                 anyhow::bail!("no client {id}");
             }
             println!("set the scopes of client {id}");
         }
         ClientAction::List => {
             let device_scope = &config.device_access.scope;
-            for c in users::list_clients(store.as_ref())? {
+            for c in oauth_clients::list(store.as_ref())? {
                 let kind = match (c.is_first_party(), c.is_confidential()) {
                     (true, false) => "first-party public",
                     (true, true) => "first-party confidential",
@@ -349,13 +350,13 @@ fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
                 println!(
                     "{}\t{kind}\t{}\t{}",
                     c.id,
-                    c.allowed_scopes(device_scope).join(" "),
+                    authz_server::scopes::allowed(&c, device_scope).join(" "),
                     c.redirect_uris.join(" ")
                 );
             }
         }
         ClientAction::Remove { id } => {
-            if !users::remove_client(store.as_ref(), &id)? {
+            if !oauth_clients::remove(store.as_ref(), &id)? {
                 anyhow::bail!("no client {id}");
             }
             println!("removed client {id}");

@@ -11,6 +11,7 @@
 //! [`crate::config::DeviceAccess`].
 
 use crate::error::{Error, Result};
+use crate::store::oauth_clients::OAuthClient;
 
 /// The scope the Wire device endpoints require unless configured otherwise.
 pub const DEFAULT_DEVICE_SCOPE: &str = "wire_devices";
@@ -91,6 +92,15 @@ pub fn default_for(first_party: bool, device_scope: &str) -> Vec<String> {
     scopes
 }
 
+/// The scopes `client` may be granted, with `device_scope` the configured device scope: its
+/// registered list, or [`default_for`] it when it has none.
+pub fn allowed(client: &OAuthClient, device_scope: &str) -> Vec<String> {
+    client
+        .scopes
+        .clone()
+        .unwrap_or_else(|| default_for(client.is_first_party(), device_scope))
+}
+
 /// Parses a requested `scope` value and checks every token is in `allowed`; returns the
 /// tokens joined by single spaces, which is what gets granted, or the `invalid_scope`
 /// description.
@@ -115,7 +125,7 @@ pub fn grantable(
 /// granted scope or the `invalid_scope` description.
 pub fn authorization_scope(
     requested: &str,
-    client: &crate::users::OAuthClient,
+    client: &OAuthClient,
     device_scope: &str,
 ) -> std::result::Result<String, String> {
     let supported = supported(device_scope);
@@ -125,7 +135,7 @@ pub fn authorization_scope(
         .collect();
     grantable(
         &understood.join(" "),
-        &client.allowed_scopes(device_scope),
+        &allowed(client, device_scope),
         &client.id,
     )
 }
@@ -134,17 +144,13 @@ pub fn authorization_scope(
 /// a first-party client (the Wire app; this server has no login sessions, so every refresh token
 /// is an "offline" one), for a third-party client only when `offline_access` was granted, that
 /// is when the user allowed "Stay signed in" on the consent page.
-pub fn refresh_token_allowed(client: &crate::users::OAuthClient, scope: &str) -> bool {
+pub fn refresh_token_allowed(client: &OAuthClient, scope: &str) -> bool {
     client.is_first_party() || has(scope, OFFLINE_ACCESS)
 }
 
 /// [`grantable`] for a token-endpoint-style grant: the refusal is the `invalid_scope` error.
-pub fn grant(
-    requested: &str,
-    client: &crate::users::OAuthClient,
-    device_scope: &str,
-) -> Result<String> {
-    grantable(requested, &client.allowed_scopes(device_scope), &client.id).map_err(invalid_scope)
+pub fn grant(requested: &str, client: &OAuthClient, device_scope: &str) -> Result<String> {
+    grantable(requested, &allowed(client, device_scope), &client.id).map_err(invalid_scope)
 }
 
 #[cfg(test)]
@@ -181,7 +187,7 @@ mod tests {
 
     #[test]
     fn authorization_requests_ignore_unsupported_scopes_but_not_unregistered_ones() {
-        let client = crate::users::OAuthClient {
+        let client = OAuthClient {
             id: "app".into(),
             redirect_uris: vec!["https://app.example/cb".into()],
             secret_sha256: None,

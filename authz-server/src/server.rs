@@ -1,33 +1,24 @@
 //! Starting and stopping the server: open the store, load or create keys (and in dev mode the
-//! TLS PKI and demo data), bind, serve HTTPS with rustls (ring provider), shut down gracefully.
+//! TLS PKI and the demo data of [`crate::demo`]), assemble the [`Provider`], bind, serve HTTPS
+//! with rustls (ring provider), shut down gracefully.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use proto::clock::Clock;
-use proto::secret::SecretString;
 use server_kit::serve::Serving;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::http::{AppState, router};
+use crate::http::router;
+use crate::provider::Provider;
 use crate::store::{SledStore, Store};
-use crate::users::{NewUser, OAuthClient};
 
-/// The handle of the demo user seeded in dev mode.
-pub const DEMO_HANDLE: &str = "alice_wire";
-/// The OAuth client id seeded in dev mode.
-pub const DEMO_CLIENT_ID: &str = "wireapp";
-/// The confidential demo client seeded in dev mode (secret in `data_dir/demo-service-secret`).
-pub const DEMO_SERVICE_ID: &str = "demo-service";
-/// A confidential client authenticating with `private_key_jwt`, seeded in dev mode (its ES256
-/// private key in `data_dir/demo-jwt-service-key.der`; the key's thumbprint is its `kid`).
-pub const DEMO_JWT_SERVICE_ID: &str = "demo-jwt-service";
-/// A third-party public client seeded in dev mode (its users see the consent page).
-pub const DEMO_WEBAPP_ID: &str = "demo-webapp";
-/// The redirect URI of the demo client (any loopback port matches, RFC 8252 §7.3).
-pub const DEMO_REDIRECT_URI: &str = "http://127.0.0.1/callback";
+pub use crate::demo::{
+    DEMO_CLIENT_ID, DEMO_HANDLE, DEMO_JWT_SERVICE_ID, DEMO_REDIRECT_URI, DEMO_SERVICE_ID,
+    DEMO_WEBAPP_ID, demo_password,
+};
 
 /// A running server.
 #[derive(Debug)]
@@ -58,7 +49,7 @@ impl RunningServer {
         if let Some(cleanup) = self.cleanup {
             cleanup.stop().await;
         }
-        Ok(self.store.flush()?)
+        crate::store::flush(self.store.as_ref())
     }
 
     /// Waits until the server stops by itself.
@@ -86,7 +77,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         .and_then(|u| u.host_str().map(str::to_owned));
     let (cert, key_path, dev_ca_cert) = if config.dev {
         let tls = server_kit::tls::ensure_dev_tls(&config.data_dir, public_host.as_deref())?;
-        seed_demo(store.as_ref(), &config)?;
+        crate::demo::seed(store.as_ref(), &config)?;
         (tls.cert, tls.key, Some(tls.ca_cert))
     } else {
         let cert = config
@@ -114,13 +105,13 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         config.cleanup.start(
             "authz-server",
             Arc::new(move || {
-                crate::cleanup::sweep(store.as_ref(), clock.now(), keep, &lifetimes)
+                crate::store::cleanup::sweep(store.as_ref(), clock.now(), keep, &lifetimes)
                     .map_err(|e| server_kit::Error::Storage(e.to_string()))
             }),
         )
     };
     let audit = server_kit::audit::AuditLog::open(&config.data_dir)?;
-    let state = Arc::new(AppState {
+    let state = Arc::new(Provider {
         audit,
         limiters,
         config,
@@ -143,119 +134,4 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         store,
         cleanup,
     })
-}
-
-/// Dev mode: the demo user (password in `data_dir/demo-password`, 0600, created once; no email
-/// address) and the demo clients, each allowed the scopes its part of the demo needs: the Wire
-/// app the identity scopes (among them the `openid email profile` OIDC libraries ask for by
-/// default, and `offline_access`) and the device scope, the third-party web app the OpenID
-/// Connect scopes only, the two services `api` for client credentials.
-fn seed_demo(store: &dyn Store, config: &Config) -> Result<()> {
-    let scopes = |list: &[&str]| Some(list.iter().map(|s| (*s).to_owned()).collect());
-    let device_scope = config.device_access.scope.as_str();
-    if crate::users::client(store, DEMO_CLIENT_ID)?.is_none() {
-        crate::users::add_client(
-            store,
-            &OAuthClient {
-                id: DEMO_CLIENT_ID.into(),
-                redirect_uris: vec![DEMO_REDIRECT_URI.into()],
-                secret_sha256: None,
-                consent_required: false,
-                jwks: None,
-                scopes: scopes(&[
-                    "openid",
-                    "profile",
-                    "email",
-                    "offline_access",
-                    "wire_client_id",
-                    device_scope,
-                ]),
-            },
-        )?;
-    }
-    if crate::users::client(store, DEMO_WEBAPP_ID)?.is_none() {
-        crate::users::add_client(
-            store,
-            &OAuthClient {
-                id: DEMO_WEBAPP_ID.into(),
-                redirect_uris: vec![DEMO_REDIRECT_URI.into()],
-                secret_sha256: None,
-                consent_required: true,
-                jwks: None,
-                scopes: scopes(&["openid", "profile", "email", "offline_access"]),
-            },
-        )?;
-    }
-    if crate::users::client(store, DEMO_SERVICE_ID)?.is_none() {
-        let (secret, digest) = crate::users::new_client_secret();
-        server_kit::files::write_private(
-            &config.data_dir.join("demo-service-secret"),
-            secret.expose().as_bytes(),
-        )?;
-        crate::users::add_client(
-            store,
-            &OAuthClient {
-                id: DEMO_SERVICE_ID.into(),
-                redirect_uris: vec![DEMO_REDIRECT_URI.into()],
-                secret_sha256: Some(digest),
-                consent_required: false,
-                jwks: None,
-                scopes: scopes(&["api"]),
-            },
-        )?;
-    }
-    if crate::users::client(store, DEMO_JWT_SERVICE_ID)?.is_none() {
-        let key = proto::jws::SigningKey::generate(proto::jws::Algorithm::Es256)
-            .map_err(|e| Error::Config(e.to_string()))?;
-        server_kit::files::write_private(
-            &config.data_dir.join("demo-jwt-service-key.der"),
-            key.pkcs8_der().expose(),
-        )?;
-        let kid = key.public_jwk().thumbprint();
-        let mut jwk = key.public_jwk().clone();
-        jwk.kid = Some(kid);
-        crate::users::add_client(
-            store,
-            &OAuthClient {
-                id: DEMO_JWT_SERVICE_ID.into(),
-                redirect_uris: Vec::new(),
-                secret_sha256: None,
-                consent_required: false,
-                jwks: Some(proto::jwk::JwkSet { keys: vec![jwk] }.to_json()),
-                scopes: scopes(&["api"]),
-            },
-        )?;
-    }
-    if crate::users::by_handle(store, DEMO_HANDLE)?.is_none() {
-        let password = demo_password(config)?;
-        crate::users::add(
-            store,
-            &NewUser {
-                handle: DEMO_HANDLE,
-                name: "Alice Smith",
-                team: Some("wire"),
-                domain: &config.domain,
-                password: &password,
-            },
-        )?;
-        tracing::info!(
-            handle = DEMO_HANDLE,
-            "seeded the demo user; its password is in demo-password"
-        );
-    }
-    Ok(())
-}
-
-/// The demo user's password, created on first use.
-pub fn demo_password(config: &Config) -> Result<SecretString> {
-    let path = config.data_dir.join("demo-password");
-    if path.exists() {
-        let bytes = server_kit::files::read_private(&path)?;
-        return Ok(SecretString::new(
-            String::from_utf8_lossy(&bytes).trim().to_owned(),
-        ));
-    }
-    let password = proto::random::token(96);
-    server_kit::files::write_private(&path, password.as_bytes())?;
-    Ok(SecretString::new(password))
 }

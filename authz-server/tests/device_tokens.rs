@@ -224,7 +224,7 @@ async fn every_bad_proof_is_refused_with_its_label_and_changes_nothing() {
             "client-token-unsupported-alg",
         ));
     }
-    let rsa = SigningKey::generate(Algorithm::Rs256).unwrap();
+    let rsa = proto::test_keys::key_for(Algorithm::Rs256);
     cases.push((
         "RS256",
         sign_proof_claims(&rsa, &claims).unwrap(),

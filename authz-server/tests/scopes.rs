@@ -12,7 +12,7 @@
 
 mod common;
 
-use authz_server::users::OAuthClient;
+use authz_server::oauth_clients::OAuthClient;
 use common::*;
 use proto::dpop::DpopClaims;
 use serde_json::Value;
@@ -22,7 +22,7 @@ const PARTNER: &str = "partner-app";
 const DEVICE_CONSENT: &str = "Register devices and get device certificates in your name";
 
 fn seed_partner(store: &dyn authz_server::store::Store) {
-    authz_server::users::add_client(
+    authz_server::oauth_clients::add(
         store,
         &OAuthClient {
             id: PARTNER.into(),
@@ -458,7 +458,7 @@ async fn client_records_stored_without_a_scope_list_get_the_documented_default()
 const NARROW: &str = "narrow-app";
 
 fn seed_narrow(store: &dyn authz_server::store::Store) {
-    authz_server::users::add_client(
+    authz_server::oauth_clients::add(
         store,
         &OAuthClient {
             id: NARROW.into(),

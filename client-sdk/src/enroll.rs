@@ -126,7 +126,7 @@ impl Enrollment {
             .previous
             .as_ref()
             .map_or(config.algorithm, |p| p.algorithm);
-        let http = server_kit::tls::https_client(&config.tls_roots, config.step_timeout)
+        let http = io_kit::https::https_client(&config.tls_roots, config.step_timeout)
             .map_err(|e| Error::local(Step::Directory, e))?;
         let root_pem = std::fs::read_to_string(&config.ca_root).map_err(|e| {
             Error::local(

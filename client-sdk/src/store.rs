@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
+use io_kit::files::{private_dir, read_private, read_public, write_private, write_public};
 use proto::secret::SecretBytes;
 use serde::{Deserialize, Serialize};
-use server_kit::files::{private_dir, read_private, read_public, write_private, write_public};
 
 use crate::authz::Device;
 use crate::config::KeyAlgorithm;

@@ -3,6 +3,7 @@
 #![no_main]
 
 use acme_server::ca::csr::validate;
+use acme_server::model::{Name, OrderProfile};
 use libfuzzer_sys::fuzz_target;
 use proto::wire_id::{ClientId, HandleUri, WireIdentity};
 
@@ -16,5 +17,13 @@ fuzz_target!(|data: &[u8]| {
     let Ok(expected) = WireIdentity::new(client_id, handle, "Alice Smith", None) else {
         return;
     };
-    let _ = validate(data, &expected, |_| Ok(false));
+    let _ = validate(data, &OrderProfile::Identity(expected), |_| Ok(false));
+    let names = vec![
+        Name::Dns {
+            name: "example.test".into(),
+            wildcard: false,
+        },
+        Name::Ip(std::net::IpAddr::from([192, 0, 2, 1])),
+    ];
+    let _ = validate(data, &OrderProfile::Names(names), |_| Ok(false));
 });

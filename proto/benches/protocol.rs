@@ -22,7 +22,7 @@ fn jws(c: &mut Criterion) {
     let claims = serde_json::json!({"iss": "https://a.test", "exp": 2_000_000_000});
     let claims = claims.as_object().unwrap().clone();
     for alg in [Algorithm::Es256, Algorithm::EdDsa, Algorithm::Rs256] {
-        let key = SigningKey::generate(alg).unwrap();
+        let key = proto::test_keys::key_for(alg);
         let token = key.sign_jwt("JWT", false, &claims).unwrap();
         let public = key.public_jwk().clone();
         c.bench_function(&format!("jws verify {}", alg.name()), |b| {

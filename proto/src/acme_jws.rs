@@ -240,7 +240,7 @@ mod tests {
             Algorithm::EdDsa,
             Algorithm::Rs256,
         ] {
-            let key = SigningKey::generate(alg).unwrap();
+            let key = crate::test_keys::key_for(alg);
             let payload = json!({"termsOfServiceAgreed": true});
             let body = sign_request(
                 &key,

@@ -1,11 +1,10 @@
 //! Compact JWS (RFC 7515) signing and verification over an explicit allow-list of asymmetric
-//! algorithms. `ring` signs and verifies; `josekit` generates keys and derives their public
-//! JWKs. Parsing, header rules and the algorithm/key pairing are ours, so no library default can
-//! widen what we accept.
+//! algorithms. `ring` generates keys, signs and verifies; parsing, header rules, the public JWK
+//! and SPKI of a key and the algorithm/key pairing are ours, so no library default can widen
+//! what we accept.
 
 use std::sync::Arc;
 
-use josekit::jws::{ES256, ES384, EdDSA, RS256};
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
 use serde_json::{Map, Value};
@@ -131,6 +130,25 @@ impl Signer {
         })
     }
 
+    /// The public key as DER `SubjectPublicKeyInfo`.
+    fn public_spki(&self) -> Vec<u8> {
+        use crate::pkcs8::{EcCurveOid, ec_spki, ed25519_spki, rsa_spki};
+        use ring::signature::KeyPair;
+        match self {
+            Self::Ecdsa(pair) => {
+                let point = pair.public_key().as_ref();
+                let curve = if point.len() == 1 + 2 * 32 {
+                    EcCurveOid::P256
+                } else {
+                    EcCurveOid::P384
+                };
+                ec_spki(curve, point)
+            }
+            Self::Ed25519(pair) => ed25519_spki(pair.public_key().as_ref()),
+            Self::Rsa(pair) => rsa_spki(pair.public().as_ref()),
+        }
+    }
+
     /// JWS signature bytes: R||S for ECDSA (RFC 7518 §3.4), raw for EdDSA and RSA.
     fn sign(&self, message: &[u8]) -> Option<Vec<u8>> {
         let rng = SystemRandom::new();
@@ -157,69 +175,43 @@ impl std::fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    /// A fresh key for `alg` (RSA keys are 2048 bits).
+    /// A fresh key for `alg` from the operating system's CSPRNG. RSA keys are not generated
+    /// here (ring cannot); an RSA key is brought as PKCS#8 ([`Self::from_pkcs8_der`]).
     pub fn generate(alg: Algorithm) -> Result<Self> {
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING};
         const GEN: Error = Error::Key("key generation failed");
+        let rng = SystemRandom::new();
         let der = match alg {
-            Algorithm::Es256 => ES256
-                .generate_key_pair()
-                .map_err(|_| GEN)?
-                .to_der_private_key(),
-            Algorithm::Es384 => ES384
-                .generate_key_pair()
-                .map_err(|_| GEN)?
-                .to_der_private_key(),
-            Algorithm::EdDsa | Algorithm::Ed25519 => EdDSA
-                .generate_key_pair(josekit::jwk::alg::ed::EdCurve::Ed25519)
-                .map_err(|_| GEN)?
-                .to_der_private_key(),
-            Algorithm::Rs256 => RS256
-                .generate_key_pair(2048)
-                .map_err(|_| GEN)?
-                .to_der_private_key(),
-        };
-        Self::from_pkcs8_der(alg, &der)
+            Algorithm::Es256 => {
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            }
+            Algorithm::Es384 => {
+                EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &rng)
+            }
+            Algorithm::EdDsa | Algorithm::Ed25519 => Ed25519KeyPair::generate_pkcs8(&rng),
+            Algorithm::Rs256 => {
+                return Err(Error::Key(
+                    "RSA keys are not generated here; load a PKCS#8 RSA key instead",
+                ));
+            }
+        }
+        .map_err(|_| GEN)?;
+        Self::from_pkcs8_der(alg, der.as_ref())
     }
 
-    /// Loads a PKCS#8 DER private key to be used with `alg`.
+    /// Loads a PKCS#8 DER private key to be used with `alg` (a bare SEC1 EC key, as OpenSSL
+    /// writes them, is taken and kept as PKCS#8).
     pub fn from_pkcs8_der(alg: Algorithm, der: &[u8]) -> Result<Self> {
+        use crate::pkcs8::{EcCurveOid, is_sec1_ec_key, wrap_sec1};
         const READ: Error = Error::Key("not a PKCS#8 private key for this algorithm");
-        use josekit::jwk::KeyPair;
-        let (public, spki): (josekit::jwk::Jwk, Vec<u8>) = match alg {
-            Algorithm::Es256 | Algorithm::Es384 => {
-                let a = if alg == Algorithm::Es256 {
-                    ES256
-                } else {
-                    ES384
-                };
-                let pair = a.key_pair_from_der(der).map_err(|_| READ)?;
-                (pair.to_jwk_public_key(), pair.to_der_public_key())
-            }
-            Algorithm::EdDsa | Algorithm::Ed25519 => {
-                let pair = EdDSA.key_pair_from_der(der).map_err(|_| READ)?;
-                if pair.curve() != josekit::jwk::alg::ed::EdCurve::Ed25519 {
-                    return Err(READ);
-                }
-                (pair.to_jwk_public_key(), pair.to_der_public_key())
-            }
-            Algorithm::Rs256 => {
-                let pair = RS256.key_pair_from_der(der).map_err(|_| READ)?;
-                (pair.to_jwk_public_key(), pair.to_der_public_key())
-            }
-        };
-        // OpenSSL writes EC keys as bare SEC1; keep (and hand out) PKCS#8 whatever came in.
         let der = match alg {
-            Algorithm::Es256 if crate::pkcs8::is_sec1_ec_key(der) => {
-                crate::pkcs8::wrap_sec1(crate::pkcs8::EcCurveOid::P256, der)
-            }
-            Algorithm::Es384 if crate::pkcs8::is_sec1_ec_key(der) => {
-                crate::pkcs8::wrap_sec1(crate::pkcs8::EcCurveOid::P384, der)
-            }
+            Algorithm::Es256 if is_sec1_ec_key(der) => wrap_sec1(EcCurveOid::P256, der),
+            Algorithm::Es384 if is_sec1_ec_key(der) => wrap_sec1(EcCurveOid::P384, der),
             _ => der.to_vec(),
         };
         let signer = Signer::from_pkcs8(alg, &der).ok_or(READ)?;
-        let public_json = Value::Object(public.as_ref().clone());
-        let public = Jwk::from_json(&public_json)?;
+        let spki = signer.public_spki();
+        let public = crate::spki::jwk_from_spki_der(&spki)?;
         if !alg.fits(&public) {
             return Err(READ);
         }
@@ -537,14 +529,14 @@ mod tests {
     #[test]
     fn every_algorithm_signs_and_verifies_its_own_key_only() {
         for alg in Algorithm::ALL {
-            let key = SigningKey::generate(alg).unwrap();
+            let key = crate::test_keys::key_for(alg);
             let token = key.sign_jwt("JWT", false, &Map::new()).unwrap();
             let verified = UnverifiedJws::from_compact(&token)
                 .unwrap()
                 .verify(key.public_jwk())
                 .unwrap();
             assert_eq!(verified.header().algorithm().unwrap(), alg);
-            let other = SigningKey::generate(alg).unwrap();
+            let other = crate::test_keys::another_key_for(alg);
             let err = UnverifiedJws::from_compact(&token)
                 .unwrap()
                 .verify(other.public_jwk())
@@ -556,7 +548,7 @@ mod tests {
     #[test]
     fn pkcs8_round_trip_keeps_the_key() {
         for alg in Algorithm::ALL {
-            let key = SigningKey::generate(alg).unwrap();
+            let key = crate::test_keys::key_for(alg);
             let again = SigningKey::from_pkcs8_der(alg, key.pkcs8_der().expose()).unwrap();
             assert!(again.public_jwk().same_key(key.public_jwk()));
         }
@@ -602,7 +594,7 @@ mod tests {
         // The name binds the key type: an EC or RSA key never verifies an `Ed25519` JWS, even
         // one that key signed.
         for alg in [Algorithm::Es256, Algorithm::Rs256] {
-            let other = SigningKey::generate(alg).unwrap();
+            let other = crate::test_keys::key_for(alg);
             let token = signed_with_header(&other, r#"{"alg":"Ed25519"}"#);
             let err = UnverifiedJws::from_compact(&token)
                 .unwrap()

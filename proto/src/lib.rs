@@ -36,6 +36,8 @@ pub mod resource;
 pub mod rfc3339;
 pub mod secret;
 pub mod spki;
+#[cfg(any(test, feature = "test-keys"))]
+pub mod test_keys;
 pub mod wire_claims;
 pub mod wire_id;
 

@@ -146,7 +146,7 @@ fn transcript_access_token_verifies_and_binds_everything() {
         .verify_token(&token, &backend, &account, t.now())
         .unwrap();
 
-    let other = |alg| SigningKey::generate(alg).unwrap().public_jwk().clone();
+    let other = |alg| proto::test_keys::key_for(alg).public_jwk().clone();
     let mismatch = |f: &dyn Fn(&mut Order), expected: Error| {
         let mut o = Order::from(&t);
         f(&mut o);
@@ -424,7 +424,7 @@ fn proof_header_mutations_are_refused() {
         Error::BadSignature
     );
     // RS256 is a valid JOSE algorithm but not one Wire accepts for proofs.
-    let rsa = SigningKey::generate(Algorithm::Rs256).unwrap();
+    let rsa = proto::test_keys::key_for(Algorithm::Rs256);
     let rs256 = sign_proof_claims(&rsa, &claims).unwrap();
     assert_eq!(
         order.verify_proof(&rs256, t.now()).unwrap_err(),

@@ -9,9 +9,9 @@
 //! type.
 
 pub mod audit;
+pub use io_kit::files;
 pub mod cleanup;
 pub mod fetch;
-pub mod files;
 pub mod group_commit;
 pub mod limits;
 pub mod process;
@@ -20,23 +20,6 @@ pub mod serve;
 pub mod store;
 pub mod tls;
 
-/// Failures of the shared plumbing.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The store failed or holds a record that does not decode.
-    #[error("storage: {0}")]
-    Storage(String),
-    /// A file, key, certificate or address is unusable.
-    #[error("configuration: {0}")]
-    Config(String),
-    /// The server task failed.
-    #[error("server: {0}")]
-    Server(String),
-    /// An outbound fetch failed: the peer could not be reached, answered an error status, or
-    /// sent a body that is too large or does not parse.
-    #[error("fetch: {0}")]
-    Fetch(String),
-}
-
-/// Result with this crate's [`Error`].
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+/// Failures of the shared plumbing (the same type as `io_kit`'s, which holds the parts the
+/// device SDK shares with the servers).
+pub use io_kit::{Error, Result};

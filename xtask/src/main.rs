@@ -110,10 +110,14 @@ fn test(workspace: &Workspace, options: &TestOptions) -> Result<(), String> {
         )
         .run_in(workspace.root())?;
     }
+    // Every binary, for the tests that run them as processes (the servers, e2ei-enroll).
+    let mut binaries = Step::new(&cargo, ["build", "--workspace", "--bins"]);
     let mut nextest = Step::new(&cargo, ["nextest", "run", "--workspace", "--no-fail-fast"]);
     if options.release {
+        binaries = binaries.arg("--release");
         nextest = nextest.arg("--release");
     }
+    binaries.run_in(workspace.root())?;
     nextest
         .args(&options.nextest_options)
         .args(&options.filters)

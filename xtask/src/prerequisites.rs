@@ -47,18 +47,9 @@ const fn needs(what: &'static str, check: Check, source: Source) -> Prerequisite
     }
 }
 
-/// Everything, in install order (Debian first: npm, python3 and pkg-config come from there).
+/// Everything, in install order (Debian first: npm and python3 come from there). Building
+/// needs nothing but Rust: no crate of the workspace links a system library.
 const PREREQUISITES: &[Prerequisite] = &[
-    needs(
-        "pkg-config (finds OpenSSL for josekit)",
-        Check::OnPath(&["pkg-config"]),
-        Source::Debian(&["pkg-config"]),
-    ),
-    needs(
-        "OpenSSL headers (josekit builds against them)",
-        Check::Succeeds("pkg-config", &["--exists", "openssl"]),
-        Source::Debian(&["libssl-dev"]),
-    ),
     needs(
         "openssl (the end-to-end tests run `openssl verify`)",
         Check::OnPath(&["openssl"]),
@@ -110,17 +101,17 @@ const PREREQUISITES: &[Prerequisite] = &[
         Source::Crate("cargo-nextest"),
     ),
     needs(
-        "npm packages of the interop tests (oauth4webapi, playwright-core)",
+        "npm packages of the interop tests (oauth4webapi, openid-client, playwright-core)",
         Check::Stamp,
         Source::Npm("authz-server/tests/interop"),
     ),
     needs(
         "npm packages of the benchmark peers (oidc-provider)",
         Check::Stamp,
-        Source::Npm("tests/bench-peers"),
+        Source::Npm("e2ei-stack/bench-peers"),
     ),
     needs(
-        "Python venv of the interop tests (requests_oauth2client)",
+        "Python venv of the interop tests (requests_oauth2client, Authlib)",
         Check::Stamp,
         Source::Venv("authz-server/tests/interop/requirements.txt"),
     ),

@@ -4,10 +4,11 @@
 //! (RSA ≥ 2048, P-256, P-384, Ed25519) that is no ACME account's key, and no requested extension
 //! beyond SAN, KU, EKU, basic constraints and SKI.
 //!
-//! Identity orders (DESIGN §4 step 8, [`validate`]): subject exactly `O = domain` plus the display
-//! name (OID 2.16.840.1.113730.3.1.241) and at most a `CN` equal to it; SAN exactly the client-id
-//! URI and the handle URI. Standard orders ([`validate_names`]): SAN exactly the order's DNS names
-//! and IP addresses, subject at most a `CN` that is one of them.
+//! Then the check of the order's profile ([`validate`] takes the [`OrderProfile`]). Identity
+//! orders (DESIGN §4 step 8): subject exactly `O = domain` plus the display name (OID
+//! 2.16.840.1.113730.3.1.241) and at most a `CN` equal to it; SAN exactly the client-id URI and
+//! the handle URI. Standard orders: SAN exactly the order's DNS names and IP addresses, subject
+//! at most a `CN` that is one of them.
 //!
 //! Passing yields a [`ValidatedCsr`], the only input [`super::issue`] accepts.
 
@@ -23,7 +24,7 @@ use x509_parser::oid_registry::{
 use x509_parser::prelude::FromDer;
 
 use crate::error::{Error, ProblemType, Result};
-use crate::ra::names::Name;
+use crate::model::{Name, OrderProfile};
 
 /// The Netscape/Wire display-name attribute OID.
 pub const DISPLAY_NAME_OID: &str = "2.16.840.1.113730.3.1.241";
@@ -130,17 +131,29 @@ fn requested_names<'a>(csr: &'a X509CertificationRequest<'_>) -> Result<Vec<&'a 
     sans.ok_or_else(|| bad("the CSR has no subjectAltName"))
 }
 
-/// Checks a DER CSR against an identity order; `is_account_key` tells whether a key
+/// Checks a DER CSR against what an order certifies; `is_account_key` tells whether a key
 /// thumbprint belongs to an ACME account.
 pub fn validate(
     der: &[u8],
-    expected: &WireIdentity,
+    profile: &OrderProfile,
     is_account_key: impl Fn(&str) -> Result<bool>,
 ) -> Result<ValidatedCsr> {
     let (csr, rsa) = parse_verified(der, &is_account_key)?;
+    match profile {
+        OrderProfile::Identity(identity) => validate_identity(&csr, rsa, identity),
+        OrderProfile::Names(names) => validate_names(&csr, rsa, names),
+    }
+}
+
+/// The identity profile's checks.
+fn validate_identity(
+    csr: &X509CertificationRequest<'_>,
+    rsa: bool,
+    expected: &WireIdentity,
+) -> Result<ValidatedCsr> {
     check_identity_subject(&csr.certification_request_info.subject, expected)?;
     let mut uris = Vec::new();
-    for name in requested_names(&csr)? {
+    for name in requested_names(csr)? {
         match name {
             GeneralName::URI(uri) => uris.push(*uri),
             GeneralName::DNSName(_) => return Err(bad("DNS names are not allowed")),
@@ -177,13 +190,12 @@ pub fn validate(
     })
 }
 
-/// Checks a DER CSR against a standard order's names.
-pub fn validate_names(
-    der: &[u8],
+/// The name profile's checks.
+fn validate_names(
+    csr: &X509CertificationRequest<'_>,
+    rsa: bool,
     names: &[Name],
-    is_account_key: impl Fn(&str) -> Result<bool>,
 ) -> Result<ValidatedCsr> {
-    let (csr, rsa) = parse_verified(der, &is_account_key)?;
     let mut want_dns = BTreeSet::new();
     let mut want_ips = BTreeSet::new();
     for name in names {
@@ -201,7 +213,7 @@ pub fn validate_names(
         }
     }
     let (mut dns, mut ips) = (BTreeSet::new(), BTreeSet::new());
-    for name in requested_names(&csr)? {
+    for name in requested_names(csr)? {
         match name {
             GeneralName::DNSName(d) => {
                 dns.insert(d.to_ascii_lowercase());

@@ -1,7 +1,6 @@
 //! The certificate authorities: two hierarchies, each a root and an intermediate (ECDSA P-256)
 //! created by `acme-server ca init` (or dev mode) or supplied by the operator, and issuance from
-//! CSRs that passed [`csr::validate`] or [`csr::validate_names`] (the only ways to obtain a
-//! [`csr::ValidatedCsr`]).
+//! CSRs that passed [`csr::validate`] (the only way to obtain a [`csr::ValidatedCsr`]).
 //!
 //! The identity hierarchy signs Wire identity certificates only; the name hierarchy (present only
 //! when standard orders are enabled) signs certificates for DNS names and IP addresses only. They

@@ -7,7 +7,8 @@ use proto::jwk::Jwk;
 
 use super::{AuthenticatedAccount, RegistrationAuthority};
 use crate::error::{Error, ProblemType, Result};
-use crate::sa::{AccountRecord, Created};
+use crate::model::{AccountRecord, EabKey, account_key};
+use crate::sa::{Created, Decision};
 
 /// Whether newAccount created the account.
 #[derive(Debug, Clone)]
@@ -75,7 +76,7 @@ impl RegistrationAuthority {
         client_ip: std::net::IpAddr,
     ) -> Result<AccountOutcome> {
         let thumbprint = jwk.thumbprint();
-        if let Some(existing) = self.sa.account_by_thumbprint(&thumbprint)? {
+        if let Some(existing) = self.sa.reader().account_by_thumbprint(&thumbprint)? {
             return Ok(AccountOutcome::Existing(existing));
         }
         if request.only_return_existing == Some(true) {
@@ -107,11 +108,9 @@ impl RegistrationAuthority {
             }
             None => None,
         };
-        let mut public = jwk.clone();
-        public.kid = None;
         let record = AccountRecord {
             id,
-            jwk: public.to_json(),
+            jwk: account_key(jwk),
             thumbprint,
             status: AccountStatus::Valid,
             contact,
@@ -152,16 +151,30 @@ impl RegistrationAuthority {
         }
         let key = self
             .sa
+            .reader()
             .eab_key(parsed.kid())?
             .ok_or_else(|| refuse("unknown key id".into()))?;
-        let mac_key = proto::b64::decode(&key.mac_key, "mac key")
-            .map_err(|_| Error::Storage("EAB key is not base64url".into()))?;
         parsed
-            .verify(&mac_key, jwk)
+            .verify(key.mac_key_bytes()?.expose(), jwk)
             .map_err(|e| refuse(e.to_string()))?;
-        self.sa
-            .bind_eab_key(parsed.kid(), account_id)?
-            .ok_or_else(|| refuse("the key is already bound to an account".into()))?;
+        // A key binds one account: the first binding wins.
+        let bound = self
+            .sa
+            .transition(parsed.kid(), |stored: Option<&EabKey>| {
+                Ok(match stored {
+                    Some(key) if key.account_id.is_none() => {
+                        let bound = EabKey {
+                            account_id: Some(account_id.to_owned()),
+                            ..key.clone()
+                        };
+                        Decision::Write(bound, true)
+                    }
+                    _ => Decision::Keep(false),
+                })
+            })?;
+        if !bound {
+            return Err(refuse("the key is already bound to an account".into()));
+        }
         Ok(parsed.kid().to_owned())
     }
 
@@ -172,33 +185,30 @@ impl RegistrationAuthority {
         account: &AuthenticatedAccount,
         update: AccountUpdate,
     ) -> Result<AccountRecord> {
-        let current = self
-            .sa
-            .account(account.id())?
-            .ok_or_else(|| Error::NotFound("account".into()))?;
-        let mut next = current.value.clone();
         match update.status {
-            None => {}
-            Some(AccountStatus::Deactivated) => next.status = AccountStatus::Deactivated,
+            None | Some(AccountStatus::Deactivated) => {}
             Some(_) => {
                 return Err(Error::malformed(
                     "the only status a client may set is \"deactivated\"",
                 ));
             }
         }
-        if let Some(contact) = update.contact {
-            check_contacts(&contact)?;
-            next.contact = contact;
+        if let Some(contact) = &update.contact {
+            check_contacts(contact)?;
         }
-        if !self.sa.replace_account(&current, &next)? {
-            return Err(Error::malformed("the account changed concurrently; retry"));
-        }
-        Ok(next)
-    }
-
-    /// Whether any account has a key with this thumbprint.
-    pub fn is_account_key(&self, thumbprint: &str) -> Result<bool> {
-        self.sa.is_account_key(thumbprint)
+        self.sa
+            .transition(account.id(), |stored: Option<&AccountRecord>| {
+                let mut next = stored
+                    .ok_or_else(|| Error::NotFound("account".into()))?
+                    .clone();
+                if let Some(status) = update.status {
+                    next.status = status;
+                }
+                if let Some(contact) = &update.contact {
+                    next.contact.clone_from(contact);
+                }
+                Ok(Decision::Write(next.clone(), next))
+            })
     }
 }
 

@@ -1,26 +1,27 @@
-//! Finalize (RFC 8555 §7.4): only a `ready` order; the CSR is checked against the order's
-//! identity ([`crate::ca::csr`]) while the order is still `ready`, then the order moves
-//! `ready → processing` by compare-and-swap (so only one finalize issues), the CA signs, and
-//! the certificate and the `valid` order are stored (durable before any response shows them:
-//! see [`crate::sa`]). Identity orders issue before the
-//! response (Wire clients expect `valid`); standard orders answer `processing` with
-//! `Retry-After` and issue in the background.
+//! Finalize (RFC 8555 §7.4): only a `ready` order; the CSR is checked against what the order
+//! certifies ([`crate::ca::csr::validate`]) while the order is still `ready`, then the order
+//! moves `ready → processing` by compare-and-swap (so only one finalize issues), the CA signs,
+//! and the certificate and the `valid` order are stored (durable before any response shows
+//! them: see [`crate::sa`]). The order's profile says when the certificate is issued: before the
+//! response for identity orders (Wire clients expect `valid`), in the background for standard
+//! orders, which answer `processing` with `Retry-After`.
 
 use proto::acme::OrderStatus;
 
-use super::names;
 use super::{AuthenticatedAccount, RegistrationAuthority};
 use crate::ca::Hierarchy;
-use crate::ca::csr;
+use crate::ca::csr::{self, ValidatedCsr};
 use crate::error::{Error, ProblemType, Result, status_name};
-use crate::sa::{CertificateRecord, OrderRecord};
+use crate::model::{CertificateRecord, IssuanceTiming, OrderRecord};
+use crate::sa::Decision;
 
 /// An order in `processing` with the CSR it will be issued for.
 #[derive(Debug)]
 pub struct Issuance {
     account_id: String,
     order: OrderRecord,
-    csr: crate::ca::csr::ValidatedCsr,
+    csr: ValidatedCsr,
+    validity: i64,
 }
 
 impl Issuance {
@@ -30,70 +31,71 @@ impl Issuance {
     }
 }
 
-impl RegistrationAuthority {
-    fn name_profile(&self, name: &str) -> Result<&crate::config::NameProfile> {
-        self.config
-            .profiles
-            .get(name)
-            .ok_or_else(|| Error::Internal(format!("the order's profile {name:?} is gone")))
-    }
+/// A finalized order.
+#[derive(Debug)]
+pub enum Finalized {
+    /// Issued before answering: the `valid` order.
+    Valid(Box<OrderRecord>),
+    /// To be issued in the background ([`RegistrationAuthority::issue`]); the response shows
+    /// the `processing` order.
+    Processing(Box<Issuance>),
+}
 
-    /// Finalizes an order with a DER CSR and issues before returning (identity orders, and the
-    /// building block of [`Self::begin_finalize`] + [`Self::issue`]).
+/// Refuses an order that is not `ready`.
+fn require_ready(order: &OrderRecord) -> Result<()> {
+    if order.status == OrderStatus::Ready {
+        return Ok(());
+    }
+    Err(Error::problem(
+        ProblemType::OrderNotReady,
+        format!("the order is {}, not ready", status_name(order.status)),
+    ))
+}
+
+impl RegistrationAuthority {
+    /// Finalizes an order with a DER CSR: issues before returning, or leaves the order
+    /// `processing` for [`Self::issue`] in the background, as its profile says.
     pub fn finalize(
         &self,
         account: &AuthenticatedAccount,
         order_id: &str,
         csr_der: &[u8],
-    ) -> Result<OrderRecord> {
+    ) -> Result<Finalized> {
         let issuance = self.begin_finalize(account, order_id, csr_der)?;
-        self.issue(issuance)
+        Ok(match issuance.order.profile.issuance_timing() {
+            IssuanceTiming::BeforeResponse => Finalized::Valid(Box::new(self.issue(issuance)?)),
+            IssuanceTiming::InBackground => Finalized::Processing(Box::new(issuance)),
+        })
     }
 
     /// Checks the CSR of a `ready` order and moves it to `processing`; the returned
     /// [`Issuance`] is the only way to [`Self::issue`].
-    pub fn begin_finalize(
+    fn begin_finalize(
         &self,
         account: &AuthenticatedAccount,
         order_id: &str,
         csr_der: &[u8],
     ) -> Result<Issuance> {
-        let order = self.owned_order(account, order_id)?;
-        if order.value.status != OrderStatus::Ready {
-            return Err(Error::problem(
-                ProblemType::OrderNotReady,
-                format!(
-                    "the order is {}, not ready",
-                    status_name(order.value.status)
-                ),
-            ));
-        }
-        let is_account_key = |thumbprint: &str| self.is_account_key(thumbprint);
-        let validated = match Self::identity_of(&order.value) {
-            Some(identity) => csr::validate(csr_der, identity, is_account_key)?,
-            None => {
-                let profile = self.name_profile(&order.value.profile)?;
-                csr::validate_names(
-                    csr_der,
-                    &names::check_all(&order.value.identifiers)?,
-                    is_account_key,
-                )?
-                .with_usages(profile.server_auth, profile.client_auth)
-            }
-        };
-
-        let mut processing = order.value.clone();
-        processing.status = OrderStatus::Processing;
-        if !self.sa.replace_order(&order, &processing)? {
-            return Err(Error::problem(
-                ProblemType::OrderNotReady,
-                "the order is being finalized by another request",
-            ));
-        }
+        let order = self.order(account, order_id)?;
+        require_ready(&order)?;
+        let terms = self.terms(&order)?;
+        let validated = csr::validate(csr_der, &order.profile, |thumbprint| {
+            self.sa.reader().is_account_key(thumbprint)
+        })?
+        .with_usages(terms.server_auth, terms.client_auth);
+        let processing = self.update_owned(account, order_id, |order: &OrderRecord| {
+            require_ready(order)?;
+            let processing = OrderRecord {
+                status: OrderStatus::Processing,
+                ..order.clone()
+            };
+            Ok(Decision::Write(processing.clone(), processing))
+        })?;
         Ok(Issuance {
             account_id: account.id().to_owned(),
             order: processing,
             csr: validated,
+            validity: terms.validity,
         })
     }
 
@@ -102,24 +104,18 @@ impl RegistrationAuthority {
     pub fn issue(&self, issuance: Issuance) -> Result<OrderRecord> {
         let Issuance {
             account_id,
-            order: processing,
+            order,
             csr: validated,
+            validity,
         } = issuance;
-        let order_id = processing.id.clone();
-        let stored = self
-            .sa
-            .order(&order_id)?
-            .ok_or_else(|| Error::Storage("order vanished".into()))?;
-        let order = &stored;
-
+        let order_id = order.id;
+        if self.sa.reader().order(&order_id)?.is_none() {
+            return Err(Error::Storage("order vanished".into()));
+        }
         let now = self.now();
         let backdate = self.config.certificate.backdate;
-        let validity = match order.value.wire {
-            Some(_) => self.config.certificate.validity,
-            None => self.name_profile(&order.value.profile)?.validity,
-        };
-        let not_before = (now - backdate).max(order.value.not_before.unwrap_or(i64::MIN));
-        let not_after = (now + validity).min(order.value.not_after.unwrap_or(i64::MAX));
+        let not_before = (now - backdate).max(order.not_before.unwrap_or(i64::MIN));
+        let not_after = (now + validity).min(order.not_after.unwrap_or(i64::MAX));
         let hierarchy = validated.hierarchy();
         let signed = self
             .ca
@@ -129,10 +125,7 @@ impl RegistrationAuthority {
         let issued = match signed {
             Ok(issued) => issued,
             Err(e) => {
-                let mut failed = processing.clone();
-                failed.status = OrderStatus::Invalid;
-                failed.error = Some(e.to_problem().1);
-                self.sa.replace_order(&stored, &failed)?;
+                self.invalidate_order(&order_id, OrderStatus::Processing, &e.to_problem().1)?;
                 return Err(e);
             }
         };
@@ -150,18 +143,25 @@ impl RegistrationAuthority {
             names_ca: hierarchy == Hierarchy::Names,
         };
         self.sa.put_certificate(&certificate)?;
-        let mut valid = processing;
-        valid.status = OrderStatus::Valid;
-        valid.certificate = Some(certificate.id.clone());
-        if !self.sa.replace_order(&stored, &valid)? {
-            return Err(Error::Internal("order changed while processing".into()));
-        }
+        let valid = self
+            .sa
+            .transition(&order_id, |stored: Option<&OrderRecord>| match stored {
+                Some(order) if order.status == OrderStatus::Processing => {
+                    let valid = OrderRecord {
+                        status: OrderStatus::Valid,
+                        certificate: Some(certificate.id.clone()),
+                        ..order.clone()
+                    };
+                    Ok(Decision::Write(valid.clone(), valid))
+                }
+                _ => Err(Error::Internal("order changed while processing".into())),
+            })?;
         self.audit.record(
             now,
             "certificate.issued",
             serde_json::json!({"account": certificate.account_id, "order": order_id,
                                "serial": certificate.serial, "not_after": certificate.not_after,
-                               "identity": valid.wire.as_ref().map(|w| w.client_id().to_uri()),
+                               "identity": valid.profile.identity().map(|w| w.client_id().to_uri()),
                                "identifiers": valid.identifiers}),
         );
         tracing::info!(

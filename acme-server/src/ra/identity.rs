@@ -2,10 +2,10 @@
 //! `wireapp-user` identifier, values well-formed, domain configured, and handle, name and
 //! domain agreeing between the two. Refusals name the identifier at fault in a subproblem.
 
-use proto::acme::{Identifier, WIREAPP_DEVICE, WIREAPP_USER};
 use proto::wire_id::{DeviceIdentifier, UserIdentifier, WireIdentity};
 
 use crate::error::{Error, ProblemType, Result};
+use crate::model::{Identifier, IdentifierKind};
 
 /// Checks the identifiers of a new order against the policy; the identity they name.
 pub fn check_identifiers(identifiers: &[Identifier], domains: &[String]) -> Result<WireIdentity> {
@@ -13,21 +13,27 @@ pub fn check_identifiers(identifiers: &[Identifier], domains: &[String]) -> Resu
         return Err(Error::malformed("an order needs identifiers"));
     }
     for id in identifiers {
-        if id.kind != WIREAPP_DEVICE && id.kind != WIREAPP_USER {
+        if !matches!(
+            id.kind,
+            IdentifierKind::WireappDevice | IdentifierKind::WireappUser
+        ) {
             return Err(Error::about_identifier(
                 ProblemType::UnsupportedIdentifier,
                 id,
-                format!("identifier type {:?} is not supported", id.kind),
+                format!("identifier type {:?} is not supported", id.kind.as_str()),
             ));
         }
     }
-    let of = |kind: &str| {
+    let of = |kind: IdentifierKind| {
         identifiers
             .iter()
             .filter(|i| i.kind == kind)
             .collect::<Vec<_>>()
     };
-    let (devices, users) = (of(WIREAPP_DEVICE), of(WIREAPP_USER));
+    let (devices, users) = (
+        of(IdentifierKind::WireappDevice),
+        of(IdentifierKind::WireappUser),
+    );
     let (device_id, user_id) = match (devices.as_slice(), users.as_slice()) {
         ([d], [u]) => (*d, *u),
         _ => {
@@ -62,14 +68,8 @@ mod tests {
 
     fn ids(device: &str, user: &str) -> Vec<Identifier> {
         vec![
-            Identifier {
-                kind: WIREAPP_DEVICE.into(),
-                value: device.into(),
-            },
-            Identifier {
-                kind: WIREAPP_USER.into(),
-                value: user.into(),
-            },
+            Identifier::new(IdentifierKind::WireappDevice, device),
+            Identifier::new(IdentifierKind::WireappUser, user),
         ]
     }
 
@@ -80,8 +80,8 @@ mod tests {
     fn problem(e: Error) -> (ProblemType, usize) {
         match e {
             Error::Problem {
-                kind, subproblems, ..
-            } => (kind, subproblems.len()),
+                kind, identifiers, ..
+            } => (kind, identifiers.len()),
             other => panic!("{other:?}"),
         }
     }
@@ -113,10 +113,7 @@ mod tests {
             problem(check_identifiers(&three, &domains).unwrap_err()),
             (ProblemType::Malformed, 0)
         );
-        let dns = vec![Identifier {
-            kind: "dns".into(),
-            value: "example.com".into(),
-        }];
+        let dns = vec![Identifier::new(IdentifierKind::Dns, "example.com")];
         assert_eq!(
             problem(check_identifiers(&dns, &domains).unwrap_err()),
             (ProblemType::UnsupportedIdentifier, 1)

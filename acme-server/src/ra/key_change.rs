@@ -1,7 +1,9 @@
 //! Account key rollover (RFC 8555 §7.3.5): the outer JWS is signed by the current key (checked
 //! by the front end); the inner JWS, signed by the new key and carrying it as `jwk`, has the
 //! same `url`, and its payload names this account and its current key. A key that another
-//! account already uses is a 409 naming that account.
+//! account already uses is a 409 naming that account: the new key is claimed in the key index
+//! (the first claim wins) before the account moves to it, and released again if the account
+//! cannot.
 
 use proto::acme_jws::{AcmeRequest, RequestKey};
 use proto::jwk::Jwk;
@@ -9,7 +11,8 @@ use serde::Deserialize;
 
 use super::{AuthenticatedAccount, RegistrationAuthority};
 use crate::error::{Error, Result, jws_problem};
-use crate::sa::AccountRecord;
+use crate::model::{AccountRecord, account_key};
+use crate::sa::Decision;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -51,8 +54,9 @@ impl RegistrationAuthority {
         }
         let old_key = Jwk::from_json(&payload.old_key)
             .map_err(|e| Error::malformed(format!("oldKey: {e}")))?;
+        let not_current = || Error::malformed("oldKey is not the account's current key");
         if !old_key.same_key(account.key()) {
-            return Err(Error::malformed("oldKey is not the account's current key"));
+            return Err(not_current());
         }
         if new_key.same_key(account.key()) {
             return Err(Error::malformed("the new key is the current key"));
@@ -62,25 +66,34 @@ impl RegistrationAuthority {
             detail: "the new key belongs to another account".into(),
             location: account_url(&id),
         };
-        if let Some(owner) = self.sa.account_id_by_thumbprint(&thumbprint)? {
+        let reader = self.sa.reader();
+        if let Some(owner) = reader.account_id_by_thumbprint(&thumbprint)? {
             return Err(conflict(owner));
         }
-        let current = self
+        if !self.sa.claim_account_key(&thumbprint, account.id())? {
+            let owner = reader.account_id_by_thumbprint(&thumbprint)?;
+            return Err(conflict(owner.unwrap_or_default()));
+        }
+        let moved = self
             .sa
-            .account(account.id())?
-            .ok_or_else(|| Error::NotFound("account".into()))?;
-        let mut next = current.value.clone();
-        let mut public = new_key.clone();
-        public.kid = None;
-        next.jwk = public.to_json();
-        next.thumbprint = thumbprint.clone();
-        if !self.sa.change_account_key(&current, &next)? {
-            let owner = self
-                .sa
-                .account_id_by_thumbprint(&thumbprint)?
-                .unwrap_or_default();
-            return Err(conflict(owner));
-        }
-        Ok(next)
+            .transition(account.id(), |stored: Option<&AccountRecord>| {
+                let current = stored.ok_or_else(|| Error::NotFound("account".into()))?;
+                // Another key change may have won since the request was signed.
+                if !current.jwk.same_key(account.key()) {
+                    return Err(not_current());
+                }
+                let moved = AccountRecord {
+                    jwk: account_key(&new_key),
+                    thumbprint: thumbprint.clone(),
+                    ..current.clone()
+                };
+                Ok(Decision::Write(moved.clone(), moved))
+            });
+        let (released, result) = match moved {
+            Ok(moved) => (account.record().thumbprint.as_str(), Ok(moved)),
+            Err(e) => (thumbprint.as_str(), Err(e)),
+        };
+        self.sa.release_account_key(released, account.id())?;
+        result
     }
 }

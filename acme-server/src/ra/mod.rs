@@ -1,18 +1,28 @@
 //! The registration authority: accounts, orders, authorizations and their state machines, and
-//! the identity policy. It receives requests already authenticated by the front end (as
-//! [`AuthenticatedAccount`]), asks the validation authority to check answers, the CA to issue,
-//! and the storage authority to record every change by compare-and-swap on the stored status.
+//! the identity and name policies. It receives requests already authenticated by the front end
+//! (as [`AuthenticatedAccount`]), asks the validation authority to check answers, the CA to
+//! issue, and the storage authority to record every change by compare-and-swap on the stored
+//! record (`sa::StorageAuthority::transition`: on a conflict it decides again on what is stored
+//! now).
+//!
+//! Whether an order certifies a Wire identity or names is decided once, when newOrder checks its
+//! identifiers against the identity or the name policy; from then on the order's
+//! [`OrderProfile`](crate::model::OrderProfile) answers for it.
 //!
 //! An order or authorization of another account is reported as not found: its existence is
 //! not disclosed.
 
 mod accounts;
+mod authorizations;
+mod certificates;
 mod challenges;
 mod finalize;
 pub mod identity;
 mod key_change;
 pub mod names;
 mod orders;
+mod owned;
+mod profile;
 mod rate_limits;
 pub mod renewal;
 pub mod revocation;
@@ -24,23 +34,24 @@ use proto::jwk::Jwk;
 
 use crate::ca::Authorities;
 use crate::config::Config;
-use crate::sa::{AccountRecord, StorageAuthority};
+use crate::model::AccountRecord;
+use crate::sa::StorageAuthority;
 use crate::va::ValidationAuthority;
 
 pub use accounts::AccountOutcome;
+pub use challenges::ChallengeState;
+pub use finalize::{Finalized, Issuance};
 
 /// An account whose key signed the current request (made only by the front end's JWS intake).
 #[derive(Debug, Clone)]
 pub struct AuthenticatedAccount {
     record: AccountRecord,
-    key: Jwk,
 }
 
 impl AuthenticatedAccount {
-    /// Vouches that `key` (the record's key) verified the request. Only the JWS intake calls
-    /// this.
-    pub(crate) fn new(record: AccountRecord, key: Jwk) -> Self {
-        Self { record, key }
+    /// Vouches that the record's key verified the request. Only the JWS intake calls this.
+    pub(crate) fn new(record: AccountRecord) -> Self {
+        Self { record }
     }
 
     /// The account.
@@ -55,7 +66,7 @@ impl AuthenticatedAccount {
 
     /// Its key.
     pub fn key(&self) -> &Jwk {
-        &self.key
+        &self.record.jwk
     }
 }
 
@@ -72,7 +83,7 @@ pub struct RegistrationAuthority {
 }
 
 impl RegistrationAuthority {
-    /// Assembles the authority.
+    /// Assembles the authority; it is the only holder of the storage authority.
     pub fn new(
         sa: StorageAuthority,
         va: ValidationAuthority,
@@ -90,11 +101,6 @@ impl RegistrationAuthority {
             config,
             clock,
         }
-    }
-
-    /// The storage authority (read access for the front end).
-    pub fn sa(&self) -> &StorageAuthority {
-        &self.sa
     }
 
     fn now(&self) -> i64 {

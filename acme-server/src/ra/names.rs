@@ -6,29 +6,9 @@
 
 use std::net::IpAddr;
 
-use proto::acme::Identifier;
-
 use crate::config::StandardOrders;
 use crate::error::{Error, ProblemType, Result};
-
-/// Identifier type `dns`.
-pub const DNS: &str = "dns";
-/// Identifier type `ip`.
-pub const IP: &str = "ip";
-
-/// A checked name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Name {
-    /// A DNS name; `wildcard` when it was `*.` + the name.
-    Dns {
-        /// The name without `*.`.
-        name: String,
-        /// Whether the identifier is a wildcard.
-        wildcard: bool,
-    },
-    /// An IP address.
-    Ip(IpAddr),
-}
+use crate::model::{Identifier, IdentifierKind, Name};
 
 fn rejected(id: &Identifier, detail: impl Into<String>) -> Error {
     Error::about_identifier(ProblemType::RejectedIdentifier, id, detail)
@@ -56,27 +36,17 @@ pub fn valid_dns_name(name: &str) -> bool {
 
 /// Checks one identifier of a standard order.
 pub fn check(id: &Identifier) -> Result<Name> {
-    match id.kind.as_str() {
-        DNS => {
-            let (name, wildcard) = match id.value.strip_prefix("*.") {
-                Some(rest) => (rest, true),
-                None => (id.value.as_str(), false),
-            };
-            if !valid_dns_name(name) {
+    match (&id.kind, Name::of(id)) {
+        (IdentifierKind::Dns, Some(Name::Dns { name, wildcard })) => {
+            if !valid_dns_name(&name) {
                 return Err(rejected(
                     id,
                     format!("{:?} is not a valid DNS name", id.value),
                 ));
             }
-            Ok(Name::Dns {
-                name: name.to_owned(),
-                wildcard,
-            })
+            Ok(Name::Dns { name, wildcard })
         }
-        IP => {
-            let ip: IpAddr = id.value.parse().map_err(|_| {
-                Error::about_identifier(ProblemType::Malformed, id, "not an IP address")
-            })?;
+        (IdentifierKind::Ip, Some(Name::Ip(ip))) => {
             if ip.to_string() != id.value {
                 return Err(Error::about_identifier(
                     ProblemType::Malformed,
@@ -86,10 +56,15 @@ pub fn check(id: &Identifier) -> Result<Name> {
             }
             Ok(Name::Ip(ip))
         }
-        other => Err(Error::about_identifier(
+        (IdentifierKind::Ip, _) => Err(Error::about_identifier(
+            ProblemType::Malformed,
+            id,
+            "not an IP address",
+        )),
+        (other, _) => Err(Error::about_identifier(
             ProblemType::UnsupportedIdentifier,
             id,
-            format!("identifier type {other:?} is not supported"),
+            format!("identifier type {:?} is not supported", other.as_str()),
         )),
     }
 }
@@ -159,24 +134,25 @@ pub fn check_order(
 mod tests {
     use super::*;
 
-    fn id(kind: &str, value: &str) -> Identifier {
-        Identifier {
-            kind: kind.into(),
-            value: value.into(),
-        }
+    fn dns(value: &str) -> Identifier {
+        Identifier::new(IdentifierKind::Dns, value)
+    }
+
+    fn ip(value: &str) -> Identifier {
+        Identifier::new(IdentifierKind::Ip, value)
     }
 
     #[test]
     fn names_and_addresses_are_checked() {
         assert_eq!(
-            check(&id(DNS, "*.example.test")).unwrap(),
+            check(&dns("*.example.test")).unwrap(),
             Name::Dns {
                 name: "example.test".into(),
                 wildcard: true
             }
         );
-        check(&id(IP, "127.0.0.1")).unwrap();
-        check(&id(IP, "::1")).unwrap();
+        check(&ip("127.0.0.1")).unwrap();
+        check(&ip("::1")).unwrap();
         for bad in [
             "Example.test",
             "localhost",
@@ -187,21 +163,22 @@ mod tests {
             "1.2.3.4",
             "a_b.test",
         ] {
-            assert!(check(&id(DNS, bad)).is_err(), "{bad}");
+            assert!(check(&dns(bad)).is_err(), "{bad}");
         }
-        assert!(check(&id(IP, "0:0::1")).is_err(), "not canonical");
-        assert!(check(&id("email", "a@b.test")).is_err());
-        assert!(check_all(&[id(DNS, "a.test"), id(DNS, "a.test")]).is_err());
+        assert!(check(&ip("0:0::1")).is_err(), "not canonical");
+        assert!(check(&ip("a.test")).is_err(), "not an address");
+        assert!(check(&Identifier::new(IdentifierKind::from("email"), "a@b.test")).is_err());
+        assert!(check_all(&[dns("a.test"), dns("a.test")]).is_err());
     }
 
     #[test]
     fn orders_follow_the_operator_policy() {
-        let ids = [id(DNS, "a.test"), id(IP, "10.0.0.1"), id(IP, "8.8.8.8")];
+        let ids = [dns("a.test"), ip("10.0.0.1"), ip("8.8.8.8")];
         let public = |ip: IpAddr| !ip.to_string().starts_with("10.");
         let kind = |e: Error| match e {
             Error::Problem {
-                kind, subproblems, ..
-            } => (kind, subproblems.len()),
+                kind, identifiers, ..
+            } => (kind, identifiers.len()),
             other => panic!("{other}"),
         };
         let off = StandardOrders::default();

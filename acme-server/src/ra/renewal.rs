@@ -3,19 +3,19 @@
 //! of newOrder: a claim on the certificate that one order at a time holds, for as long as that
 //! order is not `invalid`.
 
-use proto::acme::{OrderStatus, WIREAPP_DEVICE, WIREAPP_USER};
+use proto::acme::OrderStatus;
 use proto::clock::UnixTime;
-use server_kit::store::Versioned;
 
 use super::{AuthenticatedAccount, RegistrationAuthority};
 use crate::error::{Error, ProblemType, Result};
-use crate::sa::{CertificateRecord, OrderRecord};
+use crate::model::{CertificateRecord, OrderRecord};
+use crate::sa::Decision;
 
 /// How long clients wait before asking again, in seconds (the `Retry-After` of renewalInfo).
 pub const RETRY_AFTER: u64 = 6 * 3600;
 
 impl RegistrationAuthority {
-    fn certificate_by_cert_id(&self, cert_id: &str) -> Result<Versioned<CertificateRecord>> {
+    fn certificate_by_cert_id(&self, cert_id: &str) -> Result<CertificateRecord> {
         let malformed = || Error::malformed("a certID is base64url(AKI).base64url(serial)");
         let (aki, serial) = cert_id.split_once('.').ok_or_else(malformed)?;
         let aki = proto::b64::decode(aki, "certID").map_err(|_| malformed())?;
@@ -23,9 +23,10 @@ impl RegistrationAuthority {
         let hex: String = serial.iter().map(|b| format!("{b:02x}")).collect();
         let cert = self
             .sa
+            .reader()
             .certificate_by_serial(&hex)?
             .ok_or_else(|| Error::NotFound("certificate".into()))?;
-        if aki != self.issuer_of(&cert.value)?.key_id() {
+        if aki != self.issuer_of(&cert)?.key_id() {
             return Err(Error::NotFound("certificate of another issuer".into()));
         }
         Ok(cert)
@@ -34,7 +35,7 @@ impl RegistrationAuthority {
     /// The suggested window (start, end) of the certificate `cert_id`: the last third of its
     /// validity, or an hour ago if it is revoked (renew now).
     pub fn renewal_window(&self, cert_id: &str) -> Result<(UnixTime, UnixTime)> {
-        let cert = self.certificate_by_cert_id(cert_id)?.value;
+        let cert = self.certificate_by_cert_id(cert_id)?;
         if cert.revoked.is_some() {
             let now = self.now();
             return Ok((now - 2 * 3600, now - 3600));
@@ -56,30 +57,32 @@ impl RegistrationAuthority {
         order: &OrderRecord,
         cert_id: &str,
     ) -> Result<()> {
-        loop {
-            let stored = self.certificate_by_cert_id(cert_id)?;
-            if stored.value.account_id != account.id() {
-                return Err(Error::unauthorized(
-                    "replaces names a certificate of another account",
-                ));
-            }
-            self.check_shares_identifier(&stored.value, order)?;
-            if let Some(holder) = &stored.value.replaced_by
-                && self.holds_replacement(account, holder, stored.value.replacement_expires)?
-            {
-                return Err(Error::problem(
-                    ProblemType::AlreadyReplaced,
-                    "the certificate is already being replaced by another order that is not \
-                     invalid",
-                ));
-            }
-            let mut marked = stored.value.clone();
-            marked.replaced_by = Some(order.id.clone());
-            marked.replacement_expires = Some(order.expires);
-            if self.sa.replace_certificate(&stored, &marked)? {
-                return Ok(());
-            }
-        }
+        let cert = self.certificate_by_cert_id(cert_id)?;
+        self.sa
+            .transition(&cert.id, |stored: Option<&CertificateRecord>| {
+                let stored = stored.ok_or_else(|| Error::NotFound("certificate".into()))?;
+                if stored.account_id != account.id() {
+                    return Err(Error::unauthorized(
+                        "replaces names a certificate of another account",
+                    ));
+                }
+                self.check_shares_identifier(stored, order)?;
+                if let Some(holder) = &stored.replaced_by
+                    && self.holds_replacement(account, holder, stored.replacement_expires)?
+                {
+                    return Err(Error::problem(
+                        ProblemType::AlreadyReplaced,
+                        "the certificate is already being replaced by another order that is \
+                         not invalid",
+                    ));
+                }
+                let claimed = CertificateRecord {
+                    replaced_by: Some(order.id.clone()),
+                    replacement_expires: Some(order.expires),
+                    ..stored.clone()
+                };
+                Ok(Decision::Write(claimed, ()))
+            })
     }
 
     /// Refuses a replacement sharing no identifier with the order the certificate was issued
@@ -87,11 +90,11 @@ impl RegistrationAuthority {
     fn check_shares_identifier(&self, cert: &CertificateRecord, order: &OrderRecord) -> Result<()> {
         let issued_for = self
             .sa
+            .reader()
             .order(&cert.order_id)?
-            .ok_or_else(|| Error::NotFound("the order of the replaced certificate".into()))?
-            .value;
-        let had = identifier_keys(&issued_for);
-        if identifier_keys(order).iter().any(|key| had.contains(key)) {
+            .ok_or_else(|| Error::NotFound("the order of the replaced certificate".into()))?;
+        let had = issued_for.identity_keys();
+        if order.identity_keys().iter().any(|key| had.contains(key)) {
             Ok(())
         } else {
             Err(Error::malformed(
@@ -110,27 +113,10 @@ impl RegistrationAuthority {
         holder: &str,
         until: Option<UnixTime>,
     ) -> Result<bool> {
-        match self.owned_order(account, holder) {
-            Ok(order) => Ok(order.value.status != OrderStatus::Invalid),
+        match self.order(account, holder) {
+            Ok(order) => Ok(order.status != OrderStatus::Invalid),
             Err(Error::NotFound(_)) => Ok(until.is_some_and(|until| self.now() <= until)),
             Err(e) => Err(e),
         }
-    }
-}
-
-/// What "share at least one identifier" (RFC 9773 §5) compares: an identity order's client id
-/// and handle (the identifier values are JSON, whose member order and spacing may differ from
-/// one order to the next), a standard order's identifiers as they are (they are canonical).
-fn identifier_keys(order: &OrderRecord) -> Vec<(&str, String)> {
-    match &order.wire {
-        Some(identity) => vec![
-            (WIREAPP_DEVICE, identity.client_id().to_uri()),
-            (WIREAPP_USER, identity.handle().to_uri()),
-        ],
-        None => order
-            .identifiers
-            .iter()
-            .map(|id| (id.kind.as_str(), id.value.clone()))
-            .collect(),
     }
 }

@@ -10,7 +10,8 @@ use super::{AuthenticatedAccount, RegistrationAuthority};
 use crate::ca::Hierarchy;
 use crate::ca::crl::RevokedEntry;
 use crate::error::{Error, ProblemType, Result};
-use crate::sa::Revocation;
+use crate::model::{CertificateRecord, Revocation};
+use crate::sa::Decision;
 
 /// Reason codes a subscriber may give.
 pub const ALLOWED_REASONS: [u8; 6] = [0, 1, 3, 4, 5, 9];
@@ -44,9 +45,10 @@ impl RegistrationAuthority {
         let not_ours = || Error::NotFound("certificate".into());
         let stored = self
             .sa
+            .reader()
             .certificate_by_serial(&serial)?
             .ok_or_else(not_ours)?;
-        let leaf_pem = x509_parser::pem::Pem::iter_from_buffer(stored.value.chain_pem.as_bytes())
+        let leaf_pem = x509_parser::pem::Pem::iter_from_buffer(stored.chain_pem.as_bytes())
             .next()
             .and_then(|p| p.ok())
             .ok_or_else(|| Error::Storage("stored chain unreadable".into()))?;
@@ -54,7 +56,7 @@ impl RegistrationAuthority {
             return Err(not_ours());
         }
         match revoker {
-            Revoker::Account(account) if account.id() == stored.value.account_id => {}
+            Revoker::Account(account) if account.id() == stored.account_id => {}
             Revoker::Account(_) => {
                 return Err(Error::unauthorized(
                     "this account did not order the certificate",
@@ -70,23 +72,22 @@ impl RegistrationAuthority {
                 }
             }
         }
-        if stored.value.revoked.is_some() {
-            return Err(Error::problem(
-                ProblemType::AlreadyRevoked,
-                "the certificate is already revoked",
-            ));
-        }
-        let mut revoked = stored.value.clone();
-        revoked.revoked = Some(Revocation {
-            at: self.now(),
-            reason,
-        });
-        if !self.sa.replace_certificate(&stored, &revoked)? {
-            return Err(Error::problem(
-                ProblemType::AlreadyRevoked,
-                "the certificate was revoked concurrently",
-            ));
-        }
+        let at = self.now();
+        self.sa
+            .transition(&stored.id, |current: Option<&CertificateRecord>| {
+                let current = current.ok_or_else(not_ours)?;
+                if current.revoked.is_some() {
+                    return Err(Error::problem(
+                        ProblemType::AlreadyRevoked,
+                        "the certificate is already revoked",
+                    ));
+                }
+                let revoked = CertificateRecord {
+                    revoked: Some(Revocation { at, reason }),
+                    ..current.clone()
+                };
+                Ok(Decision::Write(revoked, ()))
+            })?;
         tracing::info!(serial = %serial, reason, "certificate revoked");
         let by = match revoker {
             Revoker::Account(account) => serde_json::json!({"account": account.id()}),
@@ -98,7 +99,7 @@ impl RegistrationAuthority {
             self.now(),
             "certificate.revoked",
             serde_json::json!({"serial": serial, "reason": reason, "by": by,
-                               "account": stored.value.account_id}),
+                               "account": stored.account_id}),
         );
         Ok(())
     }
@@ -112,6 +113,7 @@ impl RegistrationAuthority {
         let names = hierarchy == Hierarchy::Names;
         let entries: Vec<RevokedEntry> = self
             .sa
+            .reader()
             .revoked_certificates()?
             .into_iter()
             .filter(|c| c.names_ca == names)

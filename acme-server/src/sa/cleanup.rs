@@ -9,25 +9,44 @@
 //!   pending-count entries of expired authorizations (what a crash between two steps leaves).
 //!
 //! Expired records stay `keep` seconds, so a client that polls late still reads the final state.
-//! Accounts and EAB keys are never removed.
+//! Accounts and EAB keys are never removed. The background sweep holds a [`Cleanup`], which can
+//! do this and nothing else.
 
 use proto::acme::OrderStatus;
 use proto::clock::UnixTime;
 use serde::de::DeserializeOwned;
 use server_kit::cleanup::remove_where;
 
-use super::{AuthzRecord, CertificateRecord, OrderRecord, StorageAuthority, pending_key, trees};
+use super::{
+    StorageAuthority, StorageReader, account_order_key, authz_index_key, pending_key, trees,
+};
 use crate::error::Result;
+use crate::model::{AuthzRecord, CertificateRecord, OrderRecord};
 
 fn decoded<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     serde_json::from_slice(bytes).ok()
 }
 
+/// The sweep's handle on the store.
+#[derive(Debug, Clone)]
+pub struct Cleanup {
+    reader: StorageReader,
+}
+
 impl StorageAuthority {
+    /// The handle of the background sweep.
+    pub fn cleanup(&self) -> Cleanup {
+        Cleanup {
+            reader: self.reader.clone(),
+        }
+    }
+}
+
+impl Cleanup {
     /// Removes what expired before `now - keep`; returns how many records went.
     pub fn sweep(&self, now: UnixTime, keep: i64) -> Result<usize> {
         let cutoff = now - keep;
-        let store = self.store();
+        let store = self.reader.store();
         let certificates = remove_where(store, trees::CERTIFICATES, |_, value| {
             decoded::<CertificateRecord>(value).is_some_and(|c| c.not_after < cutoff)
         })?;
@@ -68,10 +87,10 @@ impl StorageAuthority {
 
     /// The order-list entry of a removed order and the authorizations it created.
     fn remove_order_parts(&self, order: &OrderRecord) -> Result<()> {
-        let store = self.store();
+        let store = self.reader.store();
         store.take(
             trees::ACCOUNT_ORDERS,
-            &format!("{}/{}", order.account_id, order.id),
+            &account_order_key(&order.account_id, &order.id),
         )?;
         for id in &order.authorizations {
             let Some(authz) = store.get_json::<AuthzRecord>(trees::AUTHZS, id)? else {
@@ -82,8 +101,7 @@ impl StorageAuthority {
             }
             store.take(trees::AUTHZS, id)?;
             store.take(trees::PENDING_AUTHZS, &pending_key(&authz.account_id, id))?;
-            let index_key =
-                Self::authz_index_key(&authz.account_id, &authz.identifier, authz.wildcard);
+            let index_key = authz_index_key(&authz.account_id, &authz.identifier, authz.wildcard);
             let id_json = server_kit::store::encode(id)?;
             store.compare_and_swap(trees::AUTHZ_INDEX, &index_key, Some(&id_json), None)?;
         }

@@ -1,10 +1,11 @@
-//! The validation authority: checks a challenge answer and, only when it holds, returns the
-//! [`ValidatedAnswer`] the registration authority needs to mark a challenge valid.
+//! The validation authority: checks a challenge answer ([`Answer`], through the one entry point
+//! [`ValidationAuthority::validate`]) and, only when it holds, returns the [`ValidatedAnswer`] the
+//! registration authority needs to mark a challenge valid.
 //!
-//! Validators are pure functions over `proto` ([`wire_dpop`], [`wire_oidc`]); this module adds
-//! the trusted keys ([`keys`]) and maps failures to problem documents. A failing token is the
-//! client's fault and invalidates the challenge ([`Outcome::Refused`]); failing to fetch keys is
-//! ours and leaves the challenge pending (an `Err`).
+//! The Wire validators are pure functions over `proto` ([`wire_dpop`], [`wire_oidc`]); this
+//! module adds the trusted keys ([`keys`]) and classifies failures by problem type. A failing
+//! token is the client's fault and invalidates the challenge ([`Outcome::Refused`]); failing to
+//! fetch keys is ours and leaves the challenge pending (an `Err`).
 //!
 //! The standard validators connect only where the address policy ([`addresses`]) allows:
 //! `ValidationAuthority::address_of` resolves a name itself (A and AAAA through the validation
@@ -23,41 +24,72 @@ pub mod wire_oidc;
 
 use std::sync::Arc;
 
-use proto::acme::{DNS_01, HTTP_01, Identifier, TLS_ALPN_01, WIRE_DPOP_01, WIRE_OIDC_01};
 use proto::clock::UnixTime;
 use proto::jwk::Jwk;
+use proto::wire_id::WireIdentity;
 
 use crate::config::Config;
 use crate::error::{Error, ProblemType, Result, challenge_problem};
+use crate::model::{ChallengeKind, ChallengeRecord, Identifier, IdentifierKind, OrderProfile};
 use keys::{KeySource, Remote};
 
-/// What a validator knows about the challenge being answered.
+/// An answer to check: the payload posted to a challenge, with the challenge, its
+/// authorization's identifier and its order's profile.
 #[derive(Debug, Clone, Copy)]
-pub struct ChallengeContext<'a> {
-    /// The ACME account's key.
-    pub account_key: &'a Jwk,
-    /// This challenge's URL.
+pub struct Answer<'a> {
+    /// The JWS payload.
+    pub payload: &'a [u8],
+    /// The challenge answered.
+    pub challenge: &'a ChallengeRecord,
+    /// Its URL.
     pub url: &'a str,
-    /// This challenge's token.
-    pub token: &'a str,
-    /// This challenge's `target`.
-    pub target: &'a str,
-    /// The order's identity.
-    pub identity: &'a proto::wire_id::WireIdentity,
+    /// The key of the account answering.
+    pub account_key: &'a Jwk,
+    /// The authorization's identifier (`dns` without `*.`, `ip`, or a Wire identifier).
+    pub identifier: &'a Identifier,
+    /// What the order certifies.
+    pub profile: &'a OrderProfile,
 }
 
-/// What a standard validator knows about the challenge being answered.
+impl<'a> Answer<'a> {
+    /// What a validator proving `subject` knows about the challenge.
+    fn context<S>(&self, subject: S) -> ChallengeContext<'a, S> {
+        ChallengeContext {
+            account_key: self.account_key,
+            url: self.url,
+            token: &self.challenge.token,
+            subject,
+        }
+    }
+}
+
+/// What a validator knows about the challenge being answered: what every challenge has, and
+/// `subject`, what it proves ([`WireSubject`] for the Wire challenges, the [`Identifier`] for
+/// the standard ones).
 #[derive(Debug, Clone, Copy)]
-pub struct StandardContext<'a> {
+pub struct ChallengeContext<'a, S> {
     /// The ACME account's key.
     pub account_key: &'a Jwk,
     /// This challenge's URL.
     pub url: &'a str,
     /// This challenge's token.
     pub token: &'a str,
-    /// The authorization's identifier (`dns` without `*.`, or `ip`).
-    pub identifier: &'a Identifier,
+    /// What the challenge proves.
+    pub subject: S,
 }
+
+/// What a Wire challenge proves: the order's identity, with a token from this challenge's
+/// `target`.
+#[derive(Debug, Clone, Copy)]
+pub struct WireSubject<'a> {
+    /// The order's identity.
+    pub identity: &'a WireIdentity,
+    /// This challenge's `target`.
+    pub target: &'a str,
+}
+
+/// A Wire challenge's context.
+pub type WireContext<'a> = ChallengeContext<'a, WireSubject<'a>>;
 
 /// Proof that an answer to the challenge at `url` verified.
 #[derive(Debug, Clone)]
@@ -141,16 +173,39 @@ impl ValidationAuthority {
         self.addresses.permits(ip)
     }
 
-    /// Checks `payload` as the answer to a challenge of type `kind`.
-    pub async fn validate(
+    /// Checks an answer: a Wire challenge of an identity order against the order's identity, a
+    /// standard challenge of a name order against its identifier; any other pairing cannot be
+    /// answered here.
+    pub async fn validate(&self, answer: &Answer<'_>, now: UnixTime) -> Result<Outcome> {
+        let challenge = answer.challenge;
+        match (&challenge.kind, answer.profile) {
+            (
+                ChallengeKind::WireDpop01 | ChallengeKind::WireOidc01,
+                OrderProfile::Identity(identity),
+            ) => {
+                let target = challenge.target.as_deref().unwrap_or_default();
+                let ctx = answer.context(WireSubject { identity, target });
+                self.validate_wire(&challenge.kind, answer.payload, &ctx, now)
+                    .await
+            }
+            (kind, OrderProfile::Names(_)) => {
+                let ctx = answer.context(answer.identifier);
+                self.validate_standard(kind, answer.payload, &ctx).await
+            }
+            (other, OrderProfile::Identity(_)) => Err(cannot_be_answered(other)),
+        }
+    }
+
+    /// Checks `payload` as the answer to a Wire challenge of type `kind`.
+    async fn validate_wire(
         &self,
-        kind: &str,
+        kind: &ChallengeKind,
         payload: &[u8],
-        ctx: &ChallengeContext<'_>,
+        ctx: &WireContext<'_>,
         now: UnixTime,
     ) -> Result<Outcome> {
         let (source, check): (&KeySource, TokenCheck<'_>) = match kind {
-            WIRE_DPOP_01 => {
+            ChallengeKind::WireDpop01 => {
                 let answer: proto::acme::DpopAnswer = parse_answer(payload)?;
                 let policy = wire_dpop::policy(&self.dpop);
                 let ctx = *ctx;
@@ -159,7 +214,7 @@ impl ValidationAuthority {
                 };
                 (&self.backend_keys, Box::new(check))
             }
-            WIRE_OIDC_01 => {
+            ChallengeKind::WireOidc01 => {
                 let answer: proto::acme::OidcAnswer = parse_answer(payload)?;
                 let oidc = self.oidc.clone();
                 let ctx = *ctx;
@@ -167,11 +222,7 @@ impl ValidationAuthority {
                     move |keys: &[Jwk]| wire_oidc::check(&answer.id_token, &ctx, keys, &oidc, now);
                 (&self.issuer_keys, Box::new(check))
             }
-            other => {
-                return Err(Error::malformed(format!(
-                    "challenge type {other} cannot be answered here"
-                )));
-            }
+            other => return Err(cannot_be_answered(other)),
         };
         let mut result = check(&source.keys(now, false).await?);
         if matches!(result, Err(proto::Error::UnknownSigningKey)) {
@@ -192,11 +243,11 @@ impl ValidationAuthority {
 impl ValidationAuthority {
     /// Checks an answer to an http-01, dns-01 or tls-alpn-01 challenge. The payload must be
     /// `{}` (RFC 8555 §7.5.1, strictly).
-    pub async fn validate_standard(
+    async fn validate_standard(
         &self,
-        kind: &str,
+        kind: &ChallengeKind,
         payload: &[u8],
-        ctx: &StandardContext<'_>,
+        ctx: &ChallengeContext<'_, &Identifier>,
     ) -> Result<Outcome> {
         if serde_json::from_slice::<serde_json::Value>(payload).ok() != Some(serde_json::json!({}))
         {
@@ -206,11 +257,12 @@ impl ValidationAuthority {
         }
         let keyauth = proto::wire_id::key_authorization(ctx.token, &ctx.account_key.thumbprint());
         let timeout = std::time::Duration::from_secs(self.validation.timeout.max(1));
-        let value = ctx.identifier.value.as_str();
+        let identifier = ctx.subject;
+        let value = identifier.value.as_str();
         let checked = tokio::time::timeout(timeout, async {
             match kind {
-                HTTP_01 => {
-                    let ip = self.address_of(kind, ctx.identifier).await?;
+                ChallengeKind::Http01 => {
+                    let ip = self.address_of(kind, identifier).await?;
                     http01::check(
                         &self.plain_http,
                         ip,
@@ -221,11 +273,13 @@ impl ValidationAuthority {
                     )
                     .await
                 }
-                DNS_01 => dns01::check(self.dns_server, value, &keyauth, timeout).await,
-                TLS_ALPN_01 => {
-                    let ip = self.address_of(kind, ctx.identifier).await?;
+                ChallengeKind::Dns01 => {
+                    dns01::check(self.dns_server, value, &keyauth, timeout).await
+                }
+                ChallengeKind::TlsAlpn01 => {
+                    let ip = self.address_of(kind, identifier).await?;
                     let expected = match value.parse::<std::net::IpAddr>() {
-                        Ok(ip) if ctx.identifier.kind == crate::ra::names::IP => {
+                        Ok(ip) if identifier.kind == IdentifierKind::Ip => {
                             tls_alpn01::Expected::Ip(ip)
                         }
                         _ => tls_alpn01::Expected::Dns(value),
@@ -233,9 +287,7 @@ impl ValidationAuthority {
                     let addr = std::net::SocketAddr::new(ip, self.validation.tls_port);
                     tls_alpn01::check(addr, expected, &keyauth).await
                 }
-                other => Err(Error::malformed(format!(
-                    "challenge type {other} cannot be answered here"
-                ))),
+                other => Err(cannot_be_answered(other)),
             }
         })
         .await
@@ -249,15 +301,12 @@ impl ValidationAuthority {
             Ok(()) => Ok(Outcome::Valid(ValidatedAnswer {
                 url: ctx.url.to_owned(),
             })),
-            Err(Error::Problem {
-                kind: ProblemType::Malformed,
-                detail,
-                subproblems,
-            }) => Err(Error::Problem {
-                kind: ProblemType::Malformed,
-                detail,
-                subproblems,
-            }),
+            Err(
+                e @ Error::Problem {
+                    kind: ProblemType::Malformed,
+                    ..
+                },
+            ) => Err(e),
             Err(e @ Error::Problem { .. }) => Ok(Outcome::Refused(e)),
             Err(other) => Err(other),
         }
@@ -268,8 +317,12 @@ impl ValidationAuthority {
     /// from the validation resolver); the first one the address policy admits. When it admits
     /// none: `rejectedIdentifier` with the one [`addresses::REFUSED`] detail, before anything
     /// connects.
-    async fn address_of(&self, kind: &str, identifier: &Identifier) -> Result<std::net::IpAddr> {
-        let candidates = if identifier.kind == crate::ra::names::IP {
+    async fn address_of(
+        &self,
+        kind: &ChallengeKind,
+        identifier: &Identifier,
+    ) -> Result<std::net::IpAddr> {
+        let candidates = if identifier.kind == IdentifierKind::Ip {
             let ip = identifier
                 .value
                 .parse()
@@ -311,6 +364,11 @@ impl ValidationAuthority {
         }
         Ok(found)
     }
+}
+
+/// The refusal of an answer to a challenge type this order does not offer.
+fn cannot_be_answered(kind: &ChallengeKind) -> Error {
+    Error::malformed(format!("challenge type {kind} cannot be answered here"))
 }
 
 fn parse_answer<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T> {

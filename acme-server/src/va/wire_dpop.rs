@@ -5,7 +5,7 @@ use proto::access_token::{AccessTokenCheck, AccessTokenPolicy, verify_access_tok
 use proto::clock::UnixTime;
 use proto::jwk::Jwk;
 
-use super::ChallengeContext;
+use super::WireContext;
 use crate::config::DpopConfig;
 
 /// The access-token policy for a configuration.
@@ -22,18 +22,18 @@ pub fn policy(config: &DpopConfig) -> AccessTokenPolicy {
 /// Verifies `access_token` for the challenge in `ctx`, with the backend's `keys`.
 pub fn check(
     access_token: &str,
-    ctx: &ChallengeContext<'_>,
+    ctx: &WireContext<'_>,
     keys: &[Jwk],
     policy: &AccessTokenPolicy,
     now: UnixTime,
 ) -> proto::Result<()> {
     let check = AccessTokenCheck {
         backend_keys: keys,
-        issuer: ctx.target,
+        issuer: ctx.subject.target,
         audience: ctx.url,
         account_key: ctx.account_key,
         challenge_token: ctx.token,
-        identity: ctx.identity,
+        identity: ctx.subject.identity,
     };
     verify_access_token(access_token, &check, policy, now).map(|_| ())
 }

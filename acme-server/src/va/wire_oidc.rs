@@ -7,13 +7,13 @@ use proto::id_token::{ClaimMapping, IdTokenCheck, verify_id_token};
 use proto::jwk::Jwk;
 use proto::wire_id::key_authorization;
 
-use super::ChallengeContext;
+use super::WireContext;
 use crate::config::OidcConfig;
 
 /// Verifies `id_token` for the challenge in `ctx`, with the issuer's `keys`.
 pub fn check(
     id_token: &str,
-    ctx: &ChallengeContext<'_>,
+    ctx: &WireContext<'_>,
     keys: &[Jwk],
     config: &OidcConfig,
     now: UnixTime,
@@ -29,7 +29,7 @@ pub fn check(
         client_id: &config.client_id,
         keyauth: &keyauth,
         acme_aud: ctx.url,
-        identity: ctx.identity,
+        identity: ctx.subject.identity,
         mapping: &mapping,
     };
     verify_id_token(id_token, &check, config.leeway, now).map(|_| ())

@@ -55,17 +55,26 @@ async fn read_body(
     Ok((parts, bytes))
 }
 
+/// The whole pipeline for a request whose key identification `allowed` admits.
+async fn signed_request(
+    request: Request,
+    state: &SharedState,
+    allowed: Allowed,
+) -> Result<SignedRequest> {
+    let (parts, body) = read_body(request, state).await?;
+    state.authenticate(
+        &parts.headers,
+        parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+        &body,
+        allowed,
+    )
+}
+
 impl FromRequest<SharedState> for KeyRequest {
     type Rejection = Error;
 
     async fn from_request(request: Request, state: &SharedState) -> Result<Self> {
-        let (parts, body) = read_body(request, state).await?;
-        match state.authenticate(
-            &parts.headers,
-            parts.uri.path_and_query().map_or("/", |p| p.as_str()),
-            &body,
-            Allowed::JwkOnly,
-        )? {
+        match signed_request(request, state, Allowed::JwkOnly).await? {
             SignedRequest::Key(k) => Ok(k),
             SignedRequest::Account(_) => {
                 Err(Error::Internal("kid passed a jwk-only intake".into()))
@@ -78,13 +87,7 @@ impl FromRequest<SharedState> for AccountRequest {
     type Rejection = Error;
 
     async fn from_request(request: Request, state: &SharedState) -> Result<Self> {
-        let (parts, body) = read_body(request, state).await?;
-        match state.authenticate(
-            &parts.headers,
-            parts.uri.path_and_query().map_or("/", |p| p.as_str()),
-            &body,
-            Allowed::KidOnly,
-        )? {
+        match signed_request(request, state, Allowed::KidOnly).await? {
             SignedRequest::Account(a) => Ok(a),
             SignedRequest::Key(_) => Err(Error::Internal("jwk passed a kid-only intake".into())),
         }
@@ -156,9 +159,8 @@ impl AppState {
                 let not_found =
                     || Error::problem(ProblemType::AccountDoesNotExist, "the kid names no account");
                 let id = self.urls.account_id_of(&kid).ok_or_else(not_found)?;
-                let record = self.ra.sa().account(id)?.ok_or_else(not_found)?.value;
-                let key = record.key()?;
-                let request = request.verify(&key).map_err(|e| jws_error(&e))?;
+                let record = self.storage.account(id)?.ok_or_else(not_found)?;
+                let request = request.verify(&record.jwk).map_err(|e| jws_error(&e))?;
                 if record.status != AccountStatus::Valid {
                     return Err(Error::unauthorized(format!(
                         "the account is {}",
@@ -166,7 +168,7 @@ impl AppState {
                     )));
                 }
                 Ok(SignedRequest::Account(AccountRequest {
-                    account: AuthenticatedAccount::new(record, key),
+                    account: AuthenticatedAccount::new(record),
                     request,
                 }))
             }
@@ -195,12 +197,6 @@ impl FromRequest<SharedState> for SignedRequest {
     type Rejection = Error;
 
     async fn from_request(request: Request, state: &SharedState) -> Result<Self> {
-        let (parts, body) = read_body(request, state).await?;
-        state.authenticate(
-            &parts.headers,
-            parts.uri.path_and_query().map_or("/", |p| p.as_str()),
-            &body,
-            Allowed::Either,
-        )
+        signed_request(request, state, Allowed::Either).await
     }
 }

@@ -1,13 +1,17 @@
 //! The web front end: routes, JWS intake ([`intake`]), request bodies within the size limit and
-//! oversized ones discarded before their 413 ([`body`]), rendering of ACME objects ([`render`]),
-//! durability before any POST is answered (the storage authority's group commit), and the
-//! headers every response carries (a fresh `Replay-Nonce`, `Link: <directory>;
-//! rel="index"`, `Cache-Control: no-store`). Handlers authenticate, call the registration
-//! authority, and render; errors render themselves as problem documents.
+//! oversized ones discarded before their 413 ([`body`]), rendering of ACME objects ([`render`])
+//! and of errors ([`problem`]), durability before any POST is answered (the storage authority's
+//! group commit), and the headers every response carries (a fresh `Replay-Nonce`, `Link:
+//! <directory>;rel="index"`, `Cache-Control: no-store`). Handlers authenticate, call the
+//! registration authority, and render.
+//!
+//! Of the store the front end holds only a [`StorageReader`] (the account a `kid` names) and a
+//! [`Durability`] handle: it cannot write.
 
 pub mod body;
 mod handlers;
 pub mod intake;
+pub mod problem;
 pub mod render;
 pub mod urls;
 
@@ -25,6 +29,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::nonce::NonceService;
 use crate::ra::RegistrationAuthority;
+use crate::sa::{Durability, StorageReader};
 use urls::{PREFIX, Urls};
 
 /// What every handler can reach.
@@ -36,6 +41,10 @@ pub struct AppState {
     pub urls: Urls,
     /// The registration authority.
     pub ra: RegistrationAuthority,
+    /// Reads of the store.
+    pub storage: StorageReader,
+    /// The store's group commit.
+    pub durability: Durability,
     /// Anti-replay nonces.
     pub nonces: Arc<dyn NonceService>,
     /// The clock.
@@ -90,7 +99,7 @@ pub fn router(state: SharedState) -> Router {
         .route(&p("/crl/names"), get(handlers::names_crl))
         .route(&p("/renewal-info/{id}"), get(handlers::renewal_info))
         .fallback(|| async { Error::NotFound("resource".into()) });
-    server_kit::limits::layer(routes, &state.config.limits, crate::error::render_refusal)
+    server_kit::limits::layer(routes, &state.config.limits, problem::render_refusal)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             body::discard_declared_oversize,
@@ -108,7 +117,7 @@ pub fn router(state: SharedState) -> Router {
 async fn acme_headers(State(state): State<SharedState>, request: Request, next: Next) -> Response {
     let is_post = request.method() == axum::http::Method::POST;
     let mut response = next.run(request).await;
-    if is_post && let Err(e) = state.ra.sa().durable().await {
+    if is_post && let Err(e) = state.durability.durable().await {
         tracing::error!(error = %e, "store flush failed; answering with a server error");
         response = e.into_response();
     }

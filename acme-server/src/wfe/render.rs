@@ -4,7 +4,7 @@ use proto::acme::{Account, Authorization, Challenge, Order};
 use proto::rfc3339;
 
 use super::urls::Urls;
-use crate::sa::{AccountRecord, AuthzRecord, ChallengeRecord, OrderRecord};
+use crate::model::{AccountRecord, AuthzRecord, ChallengeRecord, OrderRecord};
 
 /// An account object.
 pub fn account(urls: &Urls, record: &AccountRecord) -> Account {
@@ -21,7 +21,7 @@ pub fn order(urls: &Urls, record: &OrderRecord) -> Order {
     Order {
         status: record.status,
         expires: Some(rfc3339::format(record.expires)),
-        identifiers: record.identifiers.clone(),
+        identifiers: record.identifiers.iter().map(Into::into).collect(),
         not_before: record.not_before.map(rfc3339::format),
         not_after: record.not_after.map(rfc3339::format),
         error: record.error.clone(),
@@ -33,14 +33,15 @@ pub fn order(urls: &Urls, record: &OrderRecord) -> Order {
         finalize: urls.finalize(&record.id),
         certificate: record.certificate.as_deref().map(|id| urls.certificate(id)),
         replaces: record.replaces.clone(),
-        profile: (!record.profile.is_empty()).then(|| record.profile.clone()),
+        profile: (!record.certificate_profile.is_empty())
+            .then(|| record.certificate_profile.clone()),
     }
 }
 
 /// A challenge object.
 pub fn challenge(urls: &Urls, authz_id: &str, record: &ChallengeRecord) -> Challenge {
     Challenge {
-        kind: record.kind.clone(),
+        kind: record.kind.to_string(),
         url: urls.challenge(authz_id, &record.id),
         status: record.status,
         token: record.token.clone(),
@@ -53,7 +54,7 @@ pub fn challenge(urls: &Urls, authz_id: &str, record: &ChallengeRecord) -> Chall
 /// An authorization object.
 pub fn authz(urls: &Urls, record: &AuthzRecord) -> Authorization {
     Authorization {
-        identifier: record.identifier.clone(),
+        identifier: (&record.identifier).into(),
         status: record.status,
         expires: Some(rfc3339::format(record.expires)),
         challenges: record

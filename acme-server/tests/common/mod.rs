@@ -253,7 +253,7 @@ impl Acme {
     }
 
     pub async fn new_account_with(&self, alg: Algorithm) -> Account {
-        let key = SigningKey::generate(alg).unwrap();
+        let key = proto::test_keys::key_for(alg);
         let response = self
             .post(
                 &self.directory.new_account.clone(),

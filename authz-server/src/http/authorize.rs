@@ -21,20 +21,10 @@ use proto::secret::SecretString;
 
 use super::SharedState;
 use super::html::{escape, html_page, html_page_redirecting};
-use crate::error::{Error, Result};
-use crate::grants::CodeGrant;
-use crate::users::OAuthClient;
-
-/// A validated authorization request.
-#[derive(Debug)]
-struct AuthRequest {
-    client: OAuthClient,
-    redirect_uri: String,
-    state: Option<String>,
-    /// The requested scope (`openid` when absent), normalised: single spaces, each once.
-    scope: String,
-    params: HashMap<String, String>,
-}
+use crate::authorization::{AuthorizationRequest, Authorized};
+use crate::error::Error;
+use crate::identity::claims::EchoedClaims;
+use crate::users::User;
 
 /// Why the request cannot proceed.
 enum Refusal {
@@ -105,11 +95,12 @@ fn authorization_response(
 fn validate(
     state: &SharedState,
     params: HashMap<String, String>,
-) -> std::result::Result<AuthRequest, Refusal> {
+) -> std::result::Result<AuthorizationRequest, Refusal> {
     let client_id = params
         .get("client_id")
         .ok_or_else(|| Refusal::Page("client_id is missing".into()))?;
-    let client = crate::users::client(state.store(), client_id)
+    let client = state
+        .oauth_client(client_id)
         .ok()
         .flatten()
         .ok_or_else(|| Refusal::Page(format!("unknown client {client_id:?}")))?;
@@ -179,9 +170,8 @@ fn validate(
         ));
     }
     let requested = params.get("scope").map_or("openid", String::as_str);
-    let scope =
-        crate::scopes::authorization_scope(requested, &client, &state.config.device_access.scope)
-            .map_err(|d| refuse("invalid_scope", &d))?;
+    let scope = crate::scopes::authorization_scope(requested, &client, state.device_scope())
+        .map_err(|d| refuse("invalid_scope", &d))?;
     if let Some(jkt) = params.get("dpop_jkt")
         && (jkt.len() != 43 || proto::b64::decode(jkt, "dpop_jkt").is_err())
     {
@@ -190,13 +180,17 @@ fn validate(
             "dpop_jkt must be a JWK SHA-256 thumbprint",
         ));
     }
-    crate::grants::echoed_claims(params.get("claims").map(String::as_str))
+    let echoed = EchoedClaims::from_claims_parameter(params.get("claims").map(String::as_str))
         .map_err(|d| refuse("invalid_request", &d))?;
-    Ok(AuthRequest {
+    Ok(AuthorizationRequest {
+        code_challenge: challenge.to_owned(),
+        nonce: params.get("nonce").cloned(),
+        dpop_jkt: params.get("dpop_jkt").cloned(),
         client,
         redirect_uri,
         state: st,
         scope,
+        echoed,
         params,
     })
 }
@@ -224,8 +218,7 @@ pub async fn submit(
         Ok(req) => req,
         Err(refusal) => return refusal.into_response(),
     };
-    let login = state.check_password(peer.ip(), username, password).await;
-    let user = match login {
+    let user = match state.log_in(peer.ip(), username, password).await {
         Ok(user) => user,
         Err(Error::BadCredentials) => {
             tracing::info!(client_id = %req.client.id, "login failed");
@@ -253,30 +246,27 @@ pub async fn submit(
         }
         Err(e) => return e.into_response(),
     };
-    if req.client.consent_required {
-        match crate::consents::covers(state.store(), &user.id, &req.client.id, &req.scope) {
-            Ok(true) => {}
-            Ok(false) => return consent_page(&state, req, &user),
-            Err(e) => return e.into_response(),
-        }
-    }
-    finish(&state, &req, &user)
-}
-
-/// Issues the code and redirects back to the client.
-fn finish(state: &SharedState, req: &AuthRequest, user: &crate::users::User) -> Response {
-    match issue_code(state, req, user) {
-        Ok(code) => {
-            tracing::info!(client_id = %req.client.id, user = %user.id, "login succeeded; code issued");
-            authorization_response(
-                &req.redirect_uri,
-                &state.base_url,
-                req.state.as_deref(),
-                &[("code", &code)],
-            )
-        }
+    match state.authorize(&req, &user) {
+        Ok(Authorized::Code(code)) => code_response(&state, &req, &user, &code),
+        Ok(Authorized::ConsentNeeded(ticket)) => consent_page(&state, &req, &ticket),
         Err(e) => e.into_response(),
     }
+}
+
+/// The redirect back to the client with its code.
+fn code_response(
+    state: &SharedState,
+    req: &AuthorizationRequest,
+    user: &User,
+    code: &str,
+) -> Response {
+    tracing::info!(client_id = %req.client.id, user = %user.id, "login succeeded; code issued");
+    authorization_response(
+        &req.redirect_uri,
+        &state.base_url,
+        req.state.as_deref(),
+        &[("code", code)],
+    )
 }
 
 /// What each scope means, for the consent and device pages; `device_scope` is the configured
@@ -300,17 +290,9 @@ pub(super) fn scope_items(scope: &str, device_scope: &str) -> String {
         .collect()
 }
 
-fn consent_page(state: &SharedState, req: AuthRequest, user: &crate::users::User) -> Response {
-    let ticket = crate::consents::Ticket {
-        user_id: user.id.clone(),
-        params: req.params.clone(),
-        expires_at: state.clock.now() + crate::consents::TICKET_TTL,
-    };
-    let id = match crate::consents::park(state.store(), &ticket) {
-        Ok(id) => id,
-        Err(e) => return e.into_response(),
-    };
-    let items = scope_items(&req.scope, &state.config.device_access.scope);
+/// The consent page of a request waiting under the ticket `id`.
+fn consent_page(state: &SharedState, req: &AuthorizationRequest, id: &str) -> Response {
+    let items = scope_items(&req.scope, state.device_scope());
     let body = format!(
         r#"<p><strong>{client}</strong> asks to:</p><ul>{items}</ul>
 <form method="post" action="/authorize/consent"><input type="hidden" name="ticket" value="{id}">
@@ -326,9 +308,8 @@ pub async fn consent(
     State(state): State<SharedState>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let now = state.clock.now();
     let ticket_id = form.get("ticket").map(String::as_str).unwrap_or_default();
-    let ticket = match crate::consents::take(state.store(), ticket_id, now) {
+    let ticket = match state.take_consent_ticket(ticket_id) {
         Ok(Some(t)) => t,
         Ok(None) => {
             return html_page(
@@ -339,13 +320,15 @@ pub async fn consent(
         }
         Err(e) => return e.into_response(),
     };
-    let req = match validate(&state, ticket.params) {
+    let crate::consents::Ticket {
+        user_id, params, ..
+    } = ticket;
+    let req = match validate(&state, params) {
         Ok(req) => req,
         Err(refusal) => return refusal.into_response(),
     };
-    let user = match crate::users::get(state.store(), &ticket.user_id) {
-        Ok(Some(user)) => user,
-        Ok(None) => return Error::invalid_request("the user no longer exists").into_response(),
+    let user = match state.consenting_user(&user_id) {
+        Ok(user) => user,
         Err(e) => return e.into_response(),
     };
     if form.get("action").map(String::as_str) != Some("allow") {
@@ -358,35 +341,13 @@ pub async fn consent(
         }
         .into_response();
     }
-    if let Err(e) = crate::consents::grant(state.store(), &user.id, &req.client.id, &req.scope, now)
-    {
-        return e.into_response();
+    match state.consented(&req, &user) {
+        Ok(code) => code_response(&state, &req, &user, &code),
+        Err(e) => e.into_response(),
     }
-    finish(&state, &req, &user)
 }
 
-fn issue_code(state: &SharedState, req: &AuthRequest, user: &crate::users::User) -> Result<String> {
-    let now = state.clock.now();
-    let p = |k: &str| req.params.get(k).cloned();
-    let grant = CodeGrant {
-        client_id: req.client.id.clone(),
-        redirect_uri: req.redirect_uri.clone(),
-        user_id: user.id.clone(),
-        code_challenge: p("code_challenge").unwrap_or_default(),
-        scope: req.scope.clone(),
-        nonce: p("nonce"),
-        claims: crate::grants::echoed_claims(req.params.get("claims").map(String::as_str))
-            .map_err(Error::invalid_request)?,
-        dpop_jkt: p("dpop_jkt"),
-        auth_time: now,
-        expires_at: now + state.config.lifetimes.authorization_code,
-        redeemed: None,
-        refresh_family: None,
-    };
-    crate::grants::create(state.store(), &grant)
-}
-
-fn login_form(req: &AuthRequest, error: Option<&str>, status: StatusCode) -> Response {
+fn login_form(req: &AuthorizationRequest, error: Option<&str>, status: StatusCode) -> Response {
     let hidden: String = req
         .params
         .iter()

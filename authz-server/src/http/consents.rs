@@ -1,8 +1,8 @@
 //! The user's consents: `GET /consents` lists the clients and scopes granted, `DELETE
-//! /consents/{client_id}` revokes one (the next authorization asks again). Both need the
+//! /consents/{client_id}` withdraws one (the next authorization asks again). Both need the
 //! user's access token with `openid`. A first-party client's token manages every consent of
-//! the user; a third-party client's token sees and revokes only its own (a "disconnect" button),
-//! never what the user granted other apps.
+//! the user; a third-party client's token sees and withdraws only its own (a "disconnect"
+//! button), never what the user granted other apps.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use super::SharedState;
 use crate::error::{Error, Result};
-use crate::tokens::ProofUse;
+use crate::tokens::resource::Requirement;
+use crate::users::User;
 
 /// The user, and the one client whose consent the caller may manage (`None`: every client).
 fn user(
@@ -19,25 +20,24 @@ fn user(
     headers: &HeaderMap,
     method: &Method,
     path: &str,
-) -> Result<(crate::users::User, Option<String>)> {
-    let htu = state.url(path);
-    let auth = super::access::authorized(
+) -> Result<(User, Option<String>)> {
+    let caller = super::access::authorized_at(
         state,
         headers,
-        ProofUse::Resource {
-            htm: method.as_str(),
-            htu: &htu,
-        },
-        super::access::Requirement {
+        method,
+        path,
+        Requirement {
             scope: "openid",
             first_party: false,
             what: "the consent endpoints",
         },
     )?;
-    let first_party =
-        crate::users::client(state.store(), &auth.client_id)?.is_some_and(|c| c.is_first_party());
-    let only = (!first_party).then_some(auth.client_id);
-    Ok((auth.user, only))
+    let only = state.consents_managed_by(&caller.client_id)?;
+    Ok((caller.user, only))
+}
+
+fn not_found() -> Error {
+    Error::not_found("consent-not-found", "no consent for this client")
 }
 
 /// `GET /consents`.
@@ -47,10 +47,7 @@ pub async fn list(
     headers: HeaderMap,
 ) -> Result<Json<Value>> {
     let (user, only) = user(&state, &headers, &method, "/consents")?;
-    let consents: Vec<_> = crate::consents::list(state.store(), &user.id)?
-        .into_iter()
-        .filter(|c| only.as_ref().is_none_or(|id| *id == c.client_id))
-        .collect();
+    let consents = state.consents_of(&user.id, only.as_deref())?;
     Ok(Json(json!({ "consents": consents })))
 }
 
@@ -63,17 +60,11 @@ pub async fn revoke(
 ) -> Result<StatusCode> {
     let (user, only) = user(&state, &headers, &method, &format!("/consents/{client_id}"))?;
     if only.as_ref().is_some_and(|id| *id != client_id) {
-        return Err(Error::not_found(
-            "consent-not-found",
-            "no consent for this client",
-        ));
+        return Err(not_found());
     }
-    if crate::consents::revoke(state.store(), &user.id, &client_id, state.clock.now())? {
+    if state.withdraw_consent(&user.id, &client_id)? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(Error::not_found(
-            "consent-not-found",
-            "no consent for this client",
-        ))
+        Err(not_found())
     }
 }

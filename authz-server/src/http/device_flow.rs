@@ -1,10 +1,7 @@
 //! The device authorization grant's endpoints (RFC 8628): `POST /device_authorization` for the
-//! device (only scopes registered for the client, `invalid_scope` otherwise), and the
-//! verification page `/device` where the user types the code, signs in and approves or denies.
-//!
-//! The page lists what the client asks for once the code is known. A third-party client is
-//! approved only from a page that showed exactly its requested scopes (or when the user
-//! consented to them before), and the approval is remembered as consent, as at `/authorize`.
+//! device, and the verification page `/device` where the user types the code, signs in and
+//! approves or denies ([`crate::device_grant`]). The page lists what the client asks for once
+//! the code is known.
 
 use std::collections::HashMap;
 
@@ -21,11 +18,8 @@ use serde_json::json;
 use super::SharedState;
 use super::client_auth::authenticate_client;
 use super::html::{escape, html_page};
-use crate::device_grant::{self, Decision, DeviceGrant};
+use crate::device_grant::{self, Answer, DeviceGrant};
 use crate::error::{Error, Result};
-
-/// How long a device code lives, in seconds.
-const DEVICE_CODE_TTL: i64 = 600;
 
 /// `POST /device_authorization`.
 pub async fn start(
@@ -35,23 +29,15 @@ pub async fn start(
 ) -> Result<Response> {
     let client = authenticate_client(&state, &headers, &form)?;
     let requested = form.get("scope").map_or("openid", String::as_str);
-    let scope = crate::scopes::grant(requested, &client.client, &state.config.device_access.scope)?;
-    let now = state.clock.now();
-    let (device_code, user_code) = device_grant::start(
-        state.store(),
-        &client.client.id,
-        &scope,
-        now,
-        DEVICE_CODE_TTL,
-    )?;
-    let shown = device_grant::display(&user_code);
+    let started = state.start_device_authorization(&client, requested, state.now())?;
+    let shown = device_grant::display(&started.user_code);
     let verification = state.url("/device");
     Ok(Json(json!({
-        "device_code": device_code,
+        "device_code": started.device_code,
         "user_code": shown,
         "verification_uri": verification,
         "verification_uri_complete": format!("{verification}?user_code={shown}"),
-        "expires_in": DEVICE_CODE_TTL,
+        "expires_in": device_grant::DEVICE_CODE_TTL,
         "interval": device_grant::INTERVAL,
     }))
     .into_response())
@@ -105,38 +91,17 @@ pub async fn page(
     let pending = if user_code.is_empty() {
         None
     } else {
-        match device_grant::by_user_code(state.store(), user_code, state.clock.now()) {
+        match state.pending_device_authorization(user_code, state.now()) {
             Ok(pending) => pending,
             Err(e) => return e.into_response(),
         }
     };
-    let device_scope = state.config.device_access.scope.as_str();
     form_page(
         user_code,
-        pending.as_ref().map(|(_, grant)| (grant, device_scope)),
+        pending.as_ref().map(|p| (p.value(), state.device_scope())),
         None,
         StatusCode::OK,
     )
-}
-
-/// Whether approving `grant` of a third-party (or no longer registered) client needs the user
-/// to see its scopes first: the page did not show exactly these scopes, and the user has not
-/// consented to them before.
-fn needs_review(
-    state: &SharedState,
-    grant: &DeviceGrant,
-    user_id: &str,
-    shown: Option<&str>,
-) -> crate::Result<bool> {
-    if shown == Some(grant.scope.as_str()) {
-        return Ok(false);
-    }
-    Ok(!crate::consents::covers(
-        state.store(),
-        user_id,
-        &grant.client_id,
-        &grant.scope,
-    )?)
 }
 
 /// `POST /device`: the user's decision.
@@ -150,8 +115,8 @@ pub async fn decide(
     let username = form.remove("username").unwrap_or_default();
     let password = SecretString::new(form.remove("password").unwrap_or_default());
     let approve = form.get("action").map(String::as_str) == Some("approve");
-    let now = state.clock.now();
-    let pending = match device_grant::by_user_code(state.store(), &user_code, now) {
+    let now = state.now();
+    let pending = match state.pending_device_authorization(&user_code, now) {
         Ok(Some(p)) => p,
         Ok(None) => {
             return form_page(
@@ -163,8 +128,7 @@ pub async fn decide(
         }
         Err(e) => return e.into_response(),
     };
-    let login = state.check_password(peer.ip(), username, password).await;
-    let user = match login {
+    let user = match state.log_in(peer.ip(), username, password).await {
         Ok(user) => user,
         Err(Error::BadCredentials) => {
             return form_page(
@@ -176,50 +140,9 @@ pub async fn decide(
         }
         Err(e) => return e.into_response(),
     };
-    let (grant_key, grant) = pending;
-    let device_scope = state.config.device_access.scope.as_str();
-    let first_party = match crate::users::client(state.store(), &grant.client_id) {
-        Ok(client) => client.is_some_and(|c| c.is_first_party()),
-        Err(e) => return e.into_response(),
-    };
-    if approve && !first_party {
-        match needs_review(&state, &grant, &user.id, shown.as_deref()) {
-            Ok(false) => {}
-            Ok(true) => {
-                return form_page(
-                    &user_code,
-                    Some((&grant, device_scope)),
-                    Some("Check what the application asks for, then approve again."),
-                    StatusCode::OK,
-                );
-            }
-            Err(e) => return e.into_response(),
-        }
-    }
-    let decision = if approve {
-        Decision::Approved {
-            user_id: user.id.clone(),
-            auth_time: Some(now),
-        }
-    } else {
-        Decision::Denied
-    };
-    match device_grant::decide(state.store(), &grant_key, decision) {
-        Ok(true) => {
-            // Remembered like a consent given at `/authorize`.
-            if approve
-                && !first_party
-                && let Err(e) = crate::consents::grant(
-                    state.store(),
-                    &user.id,
-                    &grant.client_id,
-                    &grant.scope,
-                    now,
-                )
-            {
-                return e.into_response();
-            }
-            tracing::info!(client_id = %grant.client_id, user = %user.id, approve, "device authorization decided");
+    let grant = pending.value();
+    match state.answer_device_authorization(&pending, &user, approve, shown.as_deref(), now) {
+        Ok(Answer::Decided) => {
             let message = if approve {
                 format!(
                     "<p>Done. <strong>{}</strong> is connected; you can close this page.</p>",
@@ -230,7 +153,13 @@ pub async fn decide(
             };
             html_page(StatusCode::OK, "Connect a device", &message)
         }
-        Ok(false) => form_page(
+        Ok(Answer::NeedsReview) => form_page(
+            &user_code,
+            Some((grant, state.device_scope())),
+            Some("Check what the application asks for, then approve again."),
+            StatusCode::OK,
+        ),
+        Ok(Answer::AlreadyDecided) => form_page(
             &user_code,
             None,
             Some("This code was already used."),

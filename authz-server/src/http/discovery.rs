@@ -10,9 +10,9 @@ use proto::jws::Algorithm;
 use super::SharedState;
 
 /// The metadata document, served at both well-known paths. Every list is taken from what the
-/// code does: the grants of [`super::token::GRANT_TYPES`], the scopes of
-/// [`crate::scopes::supported`], the claims of [`crate::claims::RELEASED`] and the algorithms of
-/// [`proto::jws::Algorithm::ALL`] (RFC 9864's `Ed25519` beside `EdDSA`).
+/// code does: the grants of [`crate::grants::GRANT_TYPES`], the scopes of
+/// [`crate::scopes::supported`], the claims of [`crate::identity::claims::RELEASED`] and the
+/// algorithms of [`proto::jws::Algorithm::ALL`] (RFC 9864's `Ed25519` beside `EdDSA`).
 pub async fn metadata(State(state): State<SharedState>) -> Json<Value> {
     let algorithms: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
     let dpop_algorithms: Vec<&str> = DpopPolicy::rfc9449()
@@ -20,7 +20,7 @@ pub async fn metadata(State(state): State<SharedState>) -> Json<Value> {
         .iter()
         .map(|a| a.name())
         .collect();
-    let mut claims: Vec<&str> = crate::claims::RELEASED.to_vec();
+    let mut claims: Vec<&str> = crate::identity::claims::RELEASED.to_vec();
     claims.extend([
         "iss",
         "aud",
@@ -39,7 +39,7 @@ pub async fn metadata(State(state): State<SharedState>) -> Json<Value> {
         "jwks_uri": state.url("/jwks"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": super::token::GRANT_TYPES,
+        "grant_types_supported": crate::grants::GRANT_TYPES,
         "device_authorization_endpoint": state.url("/device_authorization"),
         "introspection_endpoint": state.url("/introspect"),
         "revocation_endpoint": state.url("/revoke"),

@@ -1,7 +1,7 @@
 //! `/userinfo` (OIDC Core §5.3), protected by our access tokens, DPoP-bound or bearer, issued
 //! with the `openid` scope (a client-credentials token, or one granted only other scopes, gets
 //! 403 `insufficient_scope`). It answers the claims the token's scope releases
-//! ([`crate::claims`]), leaving out those without a value.
+//! ([`crate::identity::claims`]), leaving out those without a value.
 
 use axum::Json;
 use axum::extract::State;
@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::SharedState;
 use crate::error::Result;
-use crate::tokens::ProofUse;
+use crate::tokens::resource::Requirement;
 
 /// `GET`/`POST /userinfo`.
 pub async fn userinfo(
@@ -18,23 +18,19 @@ pub async fn userinfo(
     method: Method,
     headers: HeaderMap,
 ) -> Result<Json<Value>> {
-    let htu = state.url("/userinfo");
-    let proof_use = ProofUse::Resource {
-        htm: method.as_str(),
-        htu: &htu,
-    };
-    let auth = super::access::authorized(
+    let caller = super::access::authorized_at(
         &state,
         &headers,
-        proof_use,
-        super::access::Requirement {
+        &method,
+        "/userinfo",
+        Requirement {
             scope: "openid",
             first_party: false,
             what: "the userinfo endpoint",
         },
     )?;
-    Ok(Json(Value::Object(crate::claims::user_claims(
-        &auth.user,
-        &auth.scope,
+    Ok(Json(Value::Object(crate::identity::claims::user_claims(
+        &caller.user,
+        &caller.scope,
     )?)))
 }

@@ -77,8 +77,8 @@ struct Connection {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The device directory holds the account and credential keys.
-    server_kit::process::owner_only_files();
-    server_kit::process::exit_code("e2ei-enroll", server_kit::process::block_on(run(cli)))
+    io_kit::process::owner_only_files();
+    io_kit::process::exit_code("e2ei-enroll", io_kit::process::block_on(run(cli)))
 }
 
 fn password(c: &Connection) -> anyhow::Result<SecretString> {

@@ -8,6 +8,8 @@ use proto::acme::{Finalize, NewOrder};
 
 use super::{json_response, payload, post_as_get, with_links};
 use crate::error::{Error, Result};
+use crate::model::OrderRecord;
+use crate::ra::Finalized;
 use crate::wfe::intake::AccountRequest;
 use crate::wfe::{SharedState, render};
 
@@ -83,7 +85,7 @@ pub async fn challenge(
 /// Seconds a client should wait before polling a `processing` order.
 const PROCESSING_RETRY_AFTER: u32 = 1;
 
-fn order_response(state: &SharedState, order: &crate::sa::OrderRecord) -> Response {
+fn order_response(state: &SharedState, order: &OrderRecord) -> Response {
     let mut response = json_response(
         StatusCode::OK,
         &render::order(&state.urls, order),
@@ -99,8 +101,8 @@ fn order_response(state: &SharedState, order: &crate::sa::OrderRecord) -> Respon
     response
 }
 
-/// `POST finalize`: identity orders are issued before the answer; standard orders answer
-/// `processing` with `Retry-After` and are issued in the background.
+/// `POST finalize`: the order is issued before the answer, or answered `processing` with
+/// `Retry-After` and issued in the background, as its profile says.
 pub async fn finalize(
     State(state): State<SharedState>,
     Path(id): Path<String>,
@@ -109,11 +111,10 @@ pub async fn finalize(
     let request: Finalize = payload(req.request.payload())?;
     let der = proto::b64::decode(&request.csr, "csr")
         .map_err(|_| Error::malformed("csr is not base64url"))?;
-    let issuance = state.ra.begin_finalize(&req.account, &id, &der)?;
-    if issuance.order().wire.is_some() {
-        let order = state.ra.issue(issuance)?;
-        return Ok(order_response(&state, &order));
-    }
+    let issuance = match state.ra.finalize(&req.account, &id, &der)? {
+        Finalized::Valid(order) => return Ok(order_response(&state, &order)),
+        Finalized::Processing(issuance) => *issuance,
+    };
     let order = issuance.order().clone();
     let background = state.clone();
     tokio::spawn(async move {
@@ -123,7 +124,7 @@ pub async fn finalize(
             Err(e) => tracing::error!(error = %e, "background issuance panicked"),
             Ok(Ok(_)) => {}
         }
-        if let Err(e) = background.ra.sa().durable().await {
+        if let Err(e) = background.durability.durable().await {
             tracing::error!(error = %e, "store flush after issuance failed");
         }
     });

@@ -1,0 +1,90 @@
+//! The token endpoint's service (RFC 6749 §3.2): a [`TokenRequest`] of an identified client,
+//! with the request's DPoP proof if it had one, exchanged for tokens — by authorization code
+//! with PKCE (`authorization_code`), refresh token with rotation (`refresh_token`), client
+//! credentials (`client_credentials`) or device code (`device_code`). Tokens are DPoP-bound
+//! (`cnf.jkt`, RFC 9449 §5) when the request carried a fresh proof; a user's tokens — access
+//! token, ID token when `openid` was granted, refresh token when
+//! [`crate::scopes::refresh_token_allowed`] says so — are issued in one place
+//! (`user_tokens`), for the user [`crate::identity`] says the grant is for.
+
+mod authorization_code;
+mod client_credentials;
+mod device_code;
+mod refresh_token;
+pub mod request;
+mod user_tokens;
+
+use proto::clock::UnixTime;
+use proto::secret::SecretString;
+
+pub use request::{GRANT_TYPES, TokenRequest};
+
+use crate::dpop::FreshProof;
+use crate::error::{Error, Result};
+use crate::oauth_clients::authentication::IdentifiedClient;
+use crate::provider::Provider;
+
+/// What a successful token request is answered with (RFC 6749 §5.1).
+#[derive(Debug)]
+pub struct TokenResponse {
+    /// The access token.
+    pub access_token: SecretString,
+    /// Whether it is DPoP-bound (`token_type` `DPoP`, else `Bearer`).
+    pub dpop_bound: bool,
+    /// Its lifetime in seconds.
+    pub expires_in: i64,
+    /// The scope granted.
+    pub scope: String,
+    /// A refresh token, when one is issued.
+    pub refresh_token: Option<SecretString>,
+    /// An ID token, when `openid` was granted to a user.
+    pub id_token: Option<String>,
+}
+
+impl Provider {
+    /// Exchanges a token request of `client`, with `proof` the request's DPoP proof if it had
+    /// one.
+    pub fn exchange(
+        &self,
+        request: TokenRequest,
+        client: &IdentifiedClient,
+        proof: Option<FreshProof>,
+        now: UnixTime,
+    ) -> Result<TokenResponse> {
+        let proof = proof.as_ref();
+        match request {
+            TokenRequest::AuthorizationCode {
+                code,
+                redirect_uri,
+                code_verifier,
+            } => {
+                let presented = authorization_code::PresentedCode {
+                    code: &code,
+                    redirect_uri: &redirect_uri,
+                    verifier: code_verifier.as_ref(),
+                };
+                self.exchange_code(client, &presented, proof, now)
+            }
+            TokenRequest::RefreshToken { refresh_token } => {
+                self.exchange_refresh_token(client, &refresh_token, proof, now)
+            }
+            TokenRequest::ClientCredentials { scope } => {
+                self.client_credentials(client, &scope, proof, now)
+            }
+            TokenRequest::DeviceCode { device_code } => {
+                self.exchange_device_code(client, &device_code, proof, now)
+            }
+        }
+    }
+}
+
+/// The key a grant is bound to must have signed the request's proof (RFC 9449 §10 for a code
+/// with `dpop_jkt`, §5 for a bound refresh token).
+fn check_binding(bound_to: Option<&str>, proof: Option<&FreshProof>) -> Result<()> {
+    match (bound_to, proof) {
+        (None, _) => Ok(()),
+        (Some(jkt), Some(p)) if p.thumbprint() == jkt => Ok(()),
+        (Some(_), Some(_)) => Err(Error::InvalidDpopProof(proto::Error::CnfMismatch)),
+        (Some(_), None) => Err(Error::InvalidDpopProof(proto::Error::MissingDpopHeader)),
+    }
+}

@@ -1,0 +1,150 @@
+//! The refresh token grant (RFC 6749 §6, OAuth 2.1 §4.3): a refresh token is used once and
+//! rotated; presenting one that was already used revokes its whole family and the access
+//! tokens it produced (reuse detection, RFC 9700 §4.14), and so does a consent the user
+//! withdrew since the family was granted. A family issued to a DPoP proof is bound to that key
+//! (`jkt`), checked before the token is used, so a stolen token presented with another key
+//! cannot burn (and, by reuse detection, revoke) the holder's family.
+
+use proto::clock::UnixTime;
+use proto::secret::SecretString;
+
+use super::user_tokens::{RefreshIssue, UserGrant};
+use super::{TokenResponse, check_binding};
+use crate::dpop::FreshProof;
+use crate::error::{Error, Result};
+use crate::oauth_clients::authentication::IdentifiedClient;
+use crate::provider::Provider;
+use crate::store::refresh_tokens::{NoRotation, RefreshRecord};
+use crate::store::{self, Store};
+
+/// Uses a refresh token of `client_id`: it becomes used, and its record is returned; reuse
+/// revokes the family.
+fn redeem(store: &dyn Store, token: &str, client_id: &str, now: UnixTime) -> Result<RefreshRecord> {
+    let invalid = |d: &str| Error::invalid_grant(d.to_owned());
+    let stored = store::refresh_tokens::get(store, token)?
+        .ok_or_else(|| invalid("unknown refresh token"))?;
+    let record = stored.value().clone();
+    if record.client_id != client_id {
+        return Err(invalid("the refresh token was issued to another client"));
+    }
+    if store::refresh_tokens::family(store, &record.family)?.revoked {
+        return Err(invalid("the refresh token was revoked"));
+    }
+    if crate::consents::withdrawn(store, &record.user_id, &record.client_id, record.granted_at)? {
+        revoke_family(store, &record.family, now)?;
+        return Err(invalid("the user withdrew this client's access"));
+    }
+    if record.expires_at < now {
+        return Err(invalid("the refresh token expired"));
+    }
+    if record.used || !store::refresh_tokens::mark_used(store, &stored)? {
+        revoke_family(store, &record.family, now)?;
+        tracing::warn!(client_id, "refresh token reuse; family revoked");
+        return Err(invalid(
+            "the refresh token was already used; its family is revoked",
+        ));
+    }
+    Ok(record)
+}
+
+/// Stores the next refresh token of `family` with the access token `access_jti`:
+/// `invalid_grant` when the family is gone or was revoked meanwhile.
+pub(super) fn rotate(
+    store: &dyn Store,
+    family: &str,
+    template: &RefreshRecord,
+    access_jti: &str,
+) -> Result<String> {
+    store::refresh_tokens::continue_family(store, family, template, access_jti)?.map_err(
+        |refused| match refused {
+            NoRotation::Revoked => Error::invalid_grant("the refresh token was revoked"),
+            NoRotation::Gone => Error::invalid_grant("the refresh token family is gone"),
+        },
+    )
+}
+
+/// Revokes a family with every access token issued in it. Durable on return.
+fn revoke_family(store: &dyn Store, family: &str, now: UnixTime) -> Result<()> {
+    store::refresh_tokens::revoke_family(store, family, now)?;
+    store::flush(store)
+}
+
+impl Provider {
+    /// `refresh_token`: the next token of the family, with an access token for the same user,
+    /// client and scope, bound to the family's key (or, for an unbound family, to the
+    /// request's proof).
+    pub(super) fn exchange_refresh_token(
+        &self,
+        client: &IdentifiedClient,
+        token: &SecretString,
+        proof: Option<&FreshProof>,
+        now: UnixTime,
+    ) -> Result<TokenResponse> {
+        let store = self.store();
+        if let Some(record) = store::refresh_tokens::peek(store, token.expose(), now)? {
+            check_binding(record.jkt.as_deref(), proof)?;
+        }
+        let record = redeem(store, token.expose(), &client.client.id, now)?;
+        let user = crate::identity::user_of_grant(store, &record.user_id)?;
+        let jkt = record
+            .jkt
+            .clone()
+            .or_else(|| proof.map(|p| p.thumbprint().to_owned()));
+        let family = record.family.clone();
+        let grant = UserGrant {
+            user: &user,
+            template: RefreshRecord { jkt, ..record },
+            refresh: RefreshIssue::Rotate(&family),
+            id_token: None,
+        };
+        let tokens = self.issue_user_tokens(&grant, now)?;
+        store::flush(store)?;
+        Ok(self.issued("refresh_token", &grant, tokens, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::grants::user_tokens::new_family;
+    use crate::store::refresh_tokens::{peek, start_family};
+
+    #[test]
+    fn a_revoked_family_takes_no_more_access_tokens_and_revokes_all_it_had() {
+        let (_dir, store) = store::temporary();
+        let store: &dyn Store = &store;
+        let template = new_family("app", "u", "openid", None, 1_000, 1_000);
+        let first = start_family(store, &template, "at-1").unwrap();
+        let rotated = rotate(store, &first.family, &template, "at-2").unwrap();
+        revoke_family(store, &first.family, 1_000).unwrap();
+        for jti in ["at-1", "at-2"] {
+            assert!(store::revocations::is_revoked(store, jti).unwrap(), "{jti}");
+        }
+        assert!(peek(store, &rotated, 1_000).unwrap().is_none());
+        // The rotated token was never used, but its family is revoked.
+        let refused = redeem(store, &rotated, "app", 1_000).unwrap_err();
+        assert!(matches!(
+            refused,
+            Error::OAuth {
+                code: "invalid_grant",
+                ..
+            }
+        ));
+        let refused = rotate(store, &first.family, &template, "at-3").unwrap_err();
+        assert!(matches!(
+            refused,
+            Error::OAuth {
+                code: "invalid_grant",
+                ..
+            }
+        ));
+        assert_eq!(
+            store::refresh_tokens::family(store, &first.family)
+                .unwrap()
+                .access_jtis,
+            ["at-1", "at-2"]
+        );
+        // A family that is gone has nothing to revoke.
+        revoke_family(store, "no-such-family", 1_000).unwrap();
+    }
+}

@@ -1,0 +1,54 @@
+//! The user's claims as this OpenID Provider releases them, one set for the ID token and
+//! `/userinfo` alike (OIDC Core §5.4): `sub` always; with `profile` the display `name`,
+//! `preferred_username` (`handle@domain`) and Wire's `handle` (the handle URI), `team` and
+//! `domain`; with `email` the `email` an operator recorded for the user and `email_verified`.
+//! A claim without a value is left out, never sent as `null` (OIDC Core §5.3.2): a user without
+//! a team has no `team`, one without an email address no `email` claims. Besides those, the ID
+//! token echoes what the authorization request's `claims` parameter asked for ([`EchoedClaims`]).
+
+use serde_json::{Map, Value};
+
+use crate::error::Result;
+use crate::scopes;
+use crate::store::users::User;
+
+/// Values an OIDC `claims` request asked to see echoed in the ID token (`keyauth`,
+/// `acme_aud`; read by [`EchoedClaims::from_claims_parameter`]).
+pub use proto::wire_claims::AcmeClaims as EchoedClaims;
+
+/// The claims of `user` that `scope` releases.
+pub fn user_claims(user: &User, scope: &str) -> Result<Map<String, Value>> {
+    let mut claims = Map::new();
+    claims.insert("sub".into(), user.id.clone().into());
+    if scopes::has(scope, "profile") {
+        claims.insert("name".into(), user.name.clone().into());
+        claims.insert(
+            "preferred_username".into(),
+            format!("{}@{}", user.handle, user.domain).into(),
+        );
+        claims.insert("handle".into(), user.handle_uri()?.to_uri().into());
+        if let Some(team) = &user.team {
+            claims.insert("team".into(), team.clone().into());
+        }
+        claims.insert("domain".into(), user.domain.clone().into());
+    }
+    if scopes::has(scope, "email")
+        && let Some(email) = &user.email
+    {
+        claims.insert("email".into(), email.address.clone().into());
+        claims.insert("email_verified".into(), email.verified.into());
+    }
+    Ok(claims)
+}
+
+/// Every claim [`user_claims`] may release, for `claims_supported`.
+pub const RELEASED: [&str; 8] = [
+    "sub",
+    "name",
+    "preferred_username",
+    "handle",
+    "team",
+    "domain",
+    "email",
+    "email_verified",
+];

@@ -1,0 +1,77 @@
+//! OAuth clients — the applications users log in to and the services that call this server,
+//! neither of them a user nor a Wire device: their registration by an operator (`authz-server
+//! client …`), with its checks, and how a client proves who it is at the token, introspection
+//! and revocation endpoints ([`authentication`]). The records are kept by
+//! [`crate::store::oauth_clients`].
+
+pub mod authentication;
+
+use proto::secret::SecretString;
+
+pub use crate::store::oauth_clients::{OAuthClient, get, list};
+
+use crate::error::{Error, Result};
+use crate::provider::Provider;
+use crate::store::{self, Store};
+
+impl Provider {
+    /// The registered client with this id.
+    pub fn oauth_client(&self, id: &str) -> Result<Option<OAuthClient>> {
+        get(self.store(), id)
+    }
+}
+
+/// Registers (or replaces) a client, durable on return.
+pub fn add(store: &dyn Store, client: &OAuthClient) -> Result<()> {
+    if client.id.is_empty() || (client.redirect_uris.is_empty() && !client.is_confidential()) {
+        return Err(Error::invalid_request(
+            "a client needs an id, and a public client at least one redirect URI",
+        ));
+    }
+    if let Some(bad) = client
+        .scopes
+        .iter()
+        .flatten()
+        .find(|s| !crate::scopes::is_scope_token(s))
+    {
+        return Err(Error::invalid_request(format!(
+            "{bad:?} is not a scope (RFC 6749 §3.3: printable ASCII without space, \" or \\)"
+        )));
+    }
+    for uri in &client.redirect_uris {
+        let parsed = url::Url::parse(uri)
+            .map_err(|_| Error::invalid_request(format!("bad redirect URI {uri}")))?;
+        if parsed.fragment().is_some() {
+            return Err(Error::invalid_request(
+                "redirect URIs must not have a fragment",
+            ));
+        }
+    }
+    store::oauth_clients::put(store, client)?;
+    store::flush(store)
+}
+
+/// Replaces the scopes a client may be granted (`None`: the default); false if there is no
+/// such client. Tokens already issued keep their scope until they expire.
+pub fn set_scopes(store: &dyn Store, id: &str, scopes: Option<Vec<String>>) -> Result<bool> {
+    let Some(mut client) = get(store, id)? else {
+        return Ok(false);
+    };
+    client.scopes = scopes;
+    add(store, &client)?;
+    Ok(true)
+}
+
+/// Removes a client; false if there was none. Durable on return.
+pub fn remove(store: &dyn Store, id: &str) -> Result<bool> {
+    let existed = store::oauth_clients::remove(store, id)?;
+    store::flush(store)?;
+    Ok(existed)
+}
+
+/// A fresh client secret (256 random bits) and the digest stored for it.
+pub fn new_secret() -> (SecretString, String) {
+    let secret = proto::random::token(256);
+    let digest = store::digest(&secret);
+    (SecretString::new(secret), digest)
+}

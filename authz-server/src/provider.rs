@@ -1,0 +1,74 @@
+//! The provider: what the services of this server share — configuration, the store, the
+//! signing keys, the clock, the server's DPoP nonces, the password workers, the rate limits and
+//! the audit log — assembled once at start ([`crate::server`]) and called by the HTTP front end.
+//! Each service adds its operations in its own module (`impl Provider` in [`crate::grants`],
+//! [`crate::devices`], [`crate::identity`], …); none of them knows about HTTP.
+
+use std::sync::Arc;
+
+use proto::clock::{Clock, UnixTime};
+use proto::jwk::Jwk;
+use proto::jws::SigningKey;
+
+use crate::config::Config;
+use crate::store::Store;
+
+/// The services' shared state.
+#[derive(Debug)]
+pub struct Provider {
+    /// Configuration.
+    pub config: Config,
+    /// Public base URL (the issuer), no trailing slash.
+    pub base_url: String,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The token signing key.
+    pub key: SigningKey,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Server-issued DPoP nonces (RFC 9449 §8).
+    pub dpop_nonces: proto::dpop_nonce::NonceSource,
+    /// The password-check workers.
+    pub passwords: crate::password_pool::PasswordPool,
+    /// Retired signing keys, still accepted and published until their time.
+    pub retired_keys: Vec<(Jwk, UnixTime)>,
+    /// Rate limits.
+    pub limiters: crate::rate_limits::Limiters,
+    /// The audit log.
+    pub audit: server_kit::audit::AuditLog,
+}
+
+impl Provider {
+    /// The store as a trait object.
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// The time now.
+    pub fn now(&self) -> UnixTime {
+        self.clock.now()
+    }
+
+    /// The public URL of a path on this server (never derived from `Host`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// The keys tokens of this server verify with now: the current one and live retired ones.
+    pub fn verification_keys(&self) -> Vec<Jwk> {
+        let now = self.now();
+        std::iter::once(self.key.public_jwk().clone())
+            .chain(
+                self.retired_keys
+                    .iter()
+                    .filter(|(_, until)| *until >= now)
+                    .map(|(k, _)| k.clone()),
+            )
+            .collect()
+    }
+
+    /// The device scope (`device_access.scope`).
+    pub fn device_scope(&self) -> &str {
+        &self.config.device_access.scope
+    }
+}

@@ -1,0 +1,129 @@
+//! The storage boundary of the authorization server: the only module that names the collections
+//! it keeps in the shared key-value store ([`server_kit::store`]) and the only one that calls
+//! the store. Each submodule keeps one kind of record, with the reads and writes the services
+//! need and a compare-and-swap wherever a record changes state; nothing above it names a tree.
+//!
+//! Nothing here flushes on its own: a service that must not answer before its writes survive a
+//! crash calls [`flush`] once they are all made (codes, redemptions, revocations, refresh
+//! families, devices, users, clients, consents, device codes).
+
+pub mod backend_nonces;
+pub mod cleanup;
+pub mod codes;
+pub mod consents;
+pub mod device_codes;
+pub mod devices;
+pub mod oauth_clients;
+pub mod refresh_tokens;
+pub mod replay;
+pub mod revocations;
+pub mod users;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use server_kit::store::Versioned;
+use sha2::{Digest, Sha256};
+
+pub use server_kit::store::{SledStore, Store, Tree, encode};
+
+use crate::error::Result;
+
+/// The collections the server keeps.
+pub mod trees {
+    use super::Tree;
+
+    /// User id → user record.
+    pub const USERS: Tree = Tree::new("users");
+    /// Handle → user id (uniqueness index).
+    pub const HANDLES: Tree = Tree::new("handles");
+    /// OAuth client id → client record.
+    pub const CLIENTS: Tree = Tree::new("clients");
+    /// `{user id}/{device id}` → device record.
+    pub const DEVICES: Tree = Tree::new("devices");
+    /// SHA-256 of an authorization code → code record.
+    pub const CODES: Tree = Tree::new("codes");
+    /// Backend nonce → binding (user, device, expiry).
+    pub const BACKEND_NONCES: Tree = Tree::new("backend_nonces");
+    /// Access-token `jti` → revocation record.
+    pub const REVOKED_TOKENS: Tree = Tree::new("revoked_tokens");
+    /// SHA-256 of a refresh token → its record.
+    pub const REFRESH_TOKENS: Tree = Tree::new("refresh_tokens");
+    /// Refresh token family → revocation state and access tokens.
+    pub const REFRESH_FAMILIES: Tree = Tree::new("refresh_families");
+    /// SHA-256 of a device code → device authorization (RFC 8628).
+    pub const DEVICE_CODES: Tree = Tree::new("device_codes");
+    /// User code → SHA-256 of its device code.
+    pub const USER_CODES: Tree = Tree::new("user_codes");
+    /// `{user id}/{client id}` → the scopes the user granted the client.
+    pub const CONSENTS: Tree = Tree::new("consents");
+    /// `{user id}/{client id}` → when the user last withdrew the client's consent: what was
+    /// granted to the client for the user at or before then is void.
+    pub const WITHDRAWALS: Tree = Tree::new("withdrawals");
+    /// Consent ticket → an authorization waiting for the user's answer.
+    pub const CONSENT_TICKETS: Tree = Tree::new("consent_tickets");
+    /// `{client id}:{jti}` of `private_key_jwt` assertions → expiry: used once.
+    pub const CLIENT_ASSERTION_JTIS: Tree = Tree::new("client_assertion_jtis");
+    /// DPoP proof `jti` (with key thumbprint) → expiry: the replay cache.
+    pub const DPOP_JTIS: Tree = Tree::new("dpop_jtis");
+}
+
+/// Makes every write so far durable.
+pub fn flush(store: &dyn Store) -> Result<()> {
+    Ok(store.flush()?)
+}
+
+/// The key of a record found by a secret (authorization code, refresh token, device code) and
+/// the stored form of a client secret: base64url SHA-256 of the secret, so the store never
+/// holds the secret itself.
+pub fn digest(secret: &str) -> String {
+    proto::b64::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// A record as it was read, with where it was read from: a later [`replace`] succeeds only if
+/// nobody changed it in between (compare-and-swap against the exact bytes read).
+#[derive(Debug)]
+pub struct StoredRecord<T> {
+    tree: Tree,
+    key: String,
+    record: Versioned<T>,
+}
+
+impl<T> StoredRecord<T> {
+    /// The record.
+    pub fn value(&self) -> &T {
+        &self.record.value
+    }
+}
+
+/// The record under `key` in `tree`, for a later [`replace`].
+fn read<T: DeserializeOwned>(
+    store: &dyn Store,
+    tree: Tree,
+    key: String,
+) -> Result<Option<StoredRecord<T>>> {
+    Ok(store
+        .get_versioned(tree, &key)?
+        .map(|record| StoredRecord { tree, key, record }))
+}
+
+/// Replaces a record with `new` unless it changed since it was read; false when another writer
+/// got there first.
+pub fn replace<T: Serialize>(store: &dyn Store, read: &StoredRecord<T>, new: &T) -> Result<bool> {
+    Ok(store.replace_json(read.tree, &read.key, &read.record, new)?)
+}
+
+/// The record read a moment ago as it is now (after a lost [`replace`]); `None` once removed.
+pub fn reread<T: DeserializeOwned>(
+    store: &dyn Store,
+    earlier: &StoredRecord<T>,
+) -> Result<Option<StoredRecord<T>>> {
+    self::read(store, earlier.tree, earlier.key.clone())
+}
+
+/// A store in a temporary directory, for unit tests.
+#[cfg(test)]
+pub fn temporary() -> (tempfile::TempDir, SledStore) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = SledStore::open(dir.path()).expect("store");
+    (dir, store)
+}

@@ -1,0 +1,184 @@
+//! User records (`users`, by id) and the handle index (`handles`, handle → id) that keeps each
+//! handle to one user: a user (handle, display name, team, domain, and an email address only
+//! when an operator recorded one) with an argon2id password hash.
+
+use proto::wire_id::HandleUri;
+use serde::{Deserialize, Serialize};
+
+use super::{Store, trees};
+use crate::error::{Error, Result};
+
+/// A stored user.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct User {
+    /// UUID (hyphenated); the `sub` of the user's tokens.
+    pub id: String,
+    /// Handle, without `@`.
+    pub handle: String,
+    /// Display name.
+    pub name: String,
+    /// Team, if any.
+    pub team: Option<String>,
+    /// Wire domain.
+    pub domain: String,
+    /// The email address an operator recorded (`user add --email`, `user set-email`); none by
+    /// default: a Wire handle is not an email address, and none is made up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<Email>,
+    /// argon2id PHC string (set and read by [`crate::users`] only).
+    pub(crate) password_hash: String,
+}
+
+/// A user's email address and whether the operator verified that the user receives mail there
+/// (`email_verified`, OIDC Core §5.1); unverified unless the operator says so.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Email {
+    /// The address (`local@domain`).
+    pub address: String,
+    /// Whether the operator verified it.
+    pub verified: bool,
+}
+
+impl Email {
+    /// An address as an operator typed it: one `@` between a non-empty local part and domain,
+    /// no spaces or control characters, at most 254 bytes (RFC 5321 §4.5.3.1.3).
+    pub fn new(address: &str, verified: bool) -> Result<Self> {
+        let refuse = || Error::invalid_request(format!("{address:?} is not an email address"));
+        let (local, domain) = address.split_once('@').ok_or_else(refuse)?;
+        let plain = |part: &str| {
+            !part.is_empty() && !part.chars().any(|c| c.is_whitespace() || c.is_control())
+        };
+        if address.len() > 254 || !plain(local) || !plain(domain) || domain.contains('@') {
+            return Err(refuse());
+        }
+        Ok(Self {
+            address: address.to_owned(),
+            verified,
+        })
+    }
+}
+
+impl User {
+    /// The handle URI.
+    pub fn handle_uri(&self) -> Result<HandleUri> {
+        HandleUri::new(&self.handle, &self.domain).map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// The UUID bytes.
+    pub fn id_bytes(&self) -> Result<[u8; 16]> {
+        proto::wire_id::parse_uuid(&self.id)
+            .ok_or_else(|| Error::Storage("user id is not a UUID".into()))
+    }
+}
+
+/// Stores a new user. Its handle is claimed in the index first (compare-and-swap), so
+/// concurrent creations yield one user; an index entry left by an interrupted earlier attempt
+/// (no user record behind it) is taken over. A taken handle is 409 `handle-exists`.
+pub fn insert(store: &dyn Store, user: &User) -> Result<()> {
+    let id_json = super::encode(&user.id)?;
+    if !store.compare_and_swap(trees::HANDLES, &user.handle, None, Some(&id_json))? {
+        let existing = store.get(trees::HANDLES, &user.handle)?;
+        let dangling = match existing.as_deref().map(serde_json::from_slice::<String>) {
+            Some(Ok(id)) => store.get(trees::USERS, &id)?.is_none(),
+            _ => true,
+        };
+        if !dangling
+            || !store.compare_and_swap(
+                trees::HANDLES,
+                &user.handle,
+                existing.as_deref(),
+                Some(&id_json),
+            )?
+        {
+            return Err(Error::Wire {
+                status: axum::http::StatusCode::CONFLICT,
+                label: "handle-exists",
+                message: format!("the handle {} is taken", user.handle),
+            });
+        }
+    }
+    Ok(store.put_json(trees::USERS, &user.id, user)?)
+}
+
+/// Records (or with `None` removes) the email address of the user with `handle`, by
+/// compare-and-swap; false if there is no such user.
+pub fn set_email(store: &dyn Store, handle: &str, email: Option<Email>) -> Result<bool> {
+    let Some(id) = store.get_json::<String>(trees::HANDLES, handle)? else {
+        return Ok(false);
+    };
+    let Some(stored) = store.get_versioned::<User>(trees::USERS, &id)? else {
+        return Ok(false);
+    };
+    let mut user = stored.value.clone();
+    user.email = email;
+    if !store.replace_json(trees::USERS, &id, &stored, &user)? {
+        return Err(Error::Storage(
+            "the user changed while its email was set; try again".into(),
+        ));
+    }
+    Ok(true)
+}
+
+/// The user with this id.
+pub fn get(store: &dyn Store, id: &str) -> Result<Option<User>> {
+    Ok(store.get_json(trees::USERS, id)?)
+}
+
+/// The user with this handle.
+pub fn by_handle(store: &dyn Store, handle: &str) -> Result<Option<User>> {
+    match store.get_json::<String>(trees::HANDLES, handle)? {
+        Some(id) => get(store, &id),
+        None => Ok(None),
+    }
+}
+
+/// All users, by id.
+pub fn list(store: &dyn Store) -> Result<Vec<User>> {
+    Ok(store.scan_json(trees::USERS, "")?)
+}
+
+/// Removes the user with `handle` and frees the handle; the user removed, if there was one.
+pub fn remove(store: &dyn Store, handle: &str) -> Result<Option<User>> {
+    let Some(user) = by_handle(store, handle)? else {
+        return Ok(None);
+    };
+    store.take(trees::USERS, &user.id)?;
+    store.take(trees::HANDLES, handle)?;
+    Ok(Some(user))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dangling_handle_index_is_taken_over() {
+        let (_dir, store) = super::super::temporary();
+        let store: &dyn Store = &store;
+        store
+            .put_json(trees::HANDLES, "bob", &"missing-id".to_owned())
+            .unwrap();
+        let user = User {
+            id: proto::random::uuid_v4(),
+            handle: "bob".into(),
+            name: "Bob".into(),
+            team: None,
+            domain: "wire.com".into(),
+            email: None,
+            password_hash: String::new(),
+        };
+        insert(store, &user).unwrap();
+        assert_eq!(by_handle(store, "bob").unwrap().unwrap().id, user.id);
+        let rival = User {
+            id: proto::random::uuid_v4(),
+            ..user.clone()
+        };
+        assert!(matches!(
+            insert(store, &rival),
+            Err(Error::Wire {
+                label: "handle-exists",
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,52 @@
+//! RFC 9068 JWT access tokens: `iss`, `sub`, `aud` (this server), `client_id`, `scope`, `jti`,
+//! `iat`, `exp`, and `cnf.jkt` when DPoP-bound (RFC 9449 §6).
+
+use proto::clock::UnixTime;
+use proto::jws::Claims;
+use serde_json::json;
+
+use super::Issuer;
+use crate::error::Result;
+
+/// What an access token is issued for.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessGrant<'a> {
+    /// `sub`: a user id, or the client id for client credentials.
+    pub subject: &'a str,
+    /// `client_id`.
+    pub client_id: &'a str,
+    /// `scope`.
+    pub scope: &'a str,
+    /// `cnf.jkt` when DPoP-bound.
+    pub jkt: Option<&'a str>,
+}
+
+/// A signed access token and its `jti`.
+#[derive(Debug)]
+pub struct AccessToken {
+    /// The token.
+    pub token: String,
+    /// Its `jti`.
+    pub jti: String,
+}
+
+/// Signs an RFC 9068 access token.
+pub fn issue(issuer: &Issuer<'_>, grant: &AccessGrant<'_>, now: UnixTime) -> Result<AccessToken> {
+    let jti = proto::random::uuid_v4();
+    let mut at = Claims::default();
+    at.set("iss", issuer.url);
+    at.set("sub", grant.subject);
+    at.set("aud", issuer.url);
+    at.set("client_id", grant.client_id);
+    at.set("scope", grant.scope);
+    at.set("jti", jti.clone());
+    at.set("iat", now);
+    at.set("exp", now + issuer.access_lifetime);
+    if let Some(jkt) = grant.jkt {
+        at.set("cnf", json!({ "jkt": jkt }));
+    }
+    Ok(AccessToken {
+        token: issuer.key.sign_jwt("at+jwt", false, &at.0)?,
+        jti,
+    })
+}
