@@ -431,7 +431,7 @@ fn is_b64url(b: u8) -> bool {
 }
 
 /// Verifies a JWS signature with ring (the key material comes straight from the JWK, so no key
-/// object is built per verification; josekit is used for signing only).
+/// object is built per verification).
 fn verify_signature(alg: Algorithm, key: &Jwk, message: &[u8], signature: &[u8]) -> Result<()> {
     use ring::signature::{self as sig, UnparsedPublicKey};
     const KEY: Error = Error::InvalidJwk("not a usable public key");

@@ -12,8 +12,7 @@
 //! and every check that fails returns its own [`Error`] variant so callers can map it to the
 //! exact wire error they must emit.
 //!
-//! This is the only crate of the workspace that names `josekit` types; none of them appears in
-//! its public API.
+//! Signing and verification are ring's; no foreign type appears in the public API.
 
 pub mod access_token;
 pub mod acme;

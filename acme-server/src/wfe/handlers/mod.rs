@@ -1,6 +1,7 @@
-//! Request handlers, by resource: [`directory`] (directory and nonces), [`accounts`], and
-//! [`orders`] (orders, authorizations, challenges, finalize, certificates). Shared here: the
-//! payload decoder and the JSON response with `Location` and `Link` headers.
+//! Request handlers, by resource: [`directory`] (directory and nonces), [`accounts`],
+//! [`orders`] (orders, authorizations, challenges, finalize, certificates) and `revocation`
+//! (revocation, key change, CRLs). Shared here: the payload decoder and the JSON response with
+//! `Location` and `Link` headers.
 
 mod accounts;
 mod directory;
