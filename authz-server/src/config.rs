@@ -48,6 +48,11 @@ pub struct Config {
     pub device_access: DeviceAccess,
     /// Background removal of expired records (`[cleanup]`).
     pub cleanup: server_kit::cleanup::CleanupConfig,
+    /// Whether users may log in with a handle and password; false makes a pure broker (the
+    /// login page offers only the upstreams, password logins are refused).
+    pub local_login: bool,
+    /// Upstream identity providers users may log in through (`[[upstream]]`).
+    pub upstream: Vec<crate::federation::UpstreamConfig>,
 }
 
 /// Caps on what one user may hold.
@@ -145,6 +150,8 @@ impl Default for Config {
             caps: Caps::default(),
             device_access: DeviceAccess::default(),
             cleanup: server_kit::cleanup::CleanupConfig::default(),
+            local_login: true,
+            upstream: Vec::new(),
         }
     }
 }
@@ -192,6 +199,24 @@ impl Config {
             return Err(Error::Config(
                 "clock_skew must be between 0 and 3600 seconds".into(),
             ));
+        }
+        crate::federation::config::validate_all(&self.upstream)?;
+        if !self.local_login && self.upstream.is_empty() {
+            return Err(Error::Config(
+                "local_login = false needs at least one [[upstream]] to log in through".into(),
+            ));
+        }
+        if !self.local_login
+            && let Some(u) = self
+                .upstream
+                .iter()
+                .find(|u| u.first_login == crate::federation::FirstLogin::Link)
+        {
+            return Err(Error::Config(format!(
+                "upstream {:?}: first_login = \"link\" needs local_login = true (the user logs in \
+                 to the account to link with its password)",
+                u.id
+            )));
         }
         let l = &self.lifetimes;
         for (name, v) in [
@@ -247,6 +272,27 @@ mod tests {
             ..Config::default()
         };
         assert!(bad_domain.validate().is_err());
+    }
+
+    #[test]
+    fn upstreams_are_read_and_a_pure_broker_needs_one() {
+        let c: Config = toml::from_str(
+            "dev = true\nlocal_login = false\n[[upstream]]\nid = \"corp\"\ndisplay_name = \"Corp\"\nkind = \"oidc\"\nissuer = \"https://idp.test\"\nclient_id = \"c\"\nclient_secret_env = \"X\"\nfirst_login = \"create\"\n[upstream.claims]\nteam = \"org\"\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.upstream[0].claims.team.as_deref(), Some("org"));
+        let broker_without_upstreams = Config {
+            dev: true,
+            local_login: false,
+            ..Config::default()
+        };
+        let e = broker_without_upstreams.validate().unwrap_err().to_string();
+        assert!(e.contains("at least one [[upstream]]"), "{e}");
+        let mut linking_broker = c.clone();
+        linking_broker.upstream[0].first_login = crate::federation::FirstLogin::Link;
+        let e = linking_broker.validate().unwrap_err().to_string();
+        assert!(e.contains("needs local_login = true"), "{e}");
     }
 
     #[test]

@@ -71,6 +71,17 @@ pub enum Error {
         label: &'static str,
         message: String,
     },
+    /// A login through an upstream identity provider failed (refused there, unreachable, a
+    /// bad answer or ID token, no account for the identity); `error` is the RFC 6749
+    /// §4.1.2.1 code the client is redirected with.
+    #[error("{error}: {description}")]
+    Upstream {
+        error: &'static str,
+        description: String,
+    },
+    /// A password login where `local_login = false`: users log in through upstreams only.
+    #[error("password login is switched off")]
+    PasswordLoginOff,
     /// A login attempt failed (shown on the login page).
     #[error("invalid credentials")]
     BadCredentials,
@@ -96,6 +107,10 @@ pub enum Error {
     Refused(server_kit::limits::Refusal),
 }
 
+/// What a password login hears when `local_login = false`.
+pub const PASSWORD_LOGIN_OFF: &str =
+    "password login is switched off here; sign in through an identity provider";
+
 /// Answers a limit's refusal as OAuth error JSON (`invalid_request`) with the limit's status.
 pub fn render_refusal(refusal: server_kit::limits::Refusal) -> Response {
     Error::Refused(refusal).into_response()
@@ -115,6 +130,42 @@ impl Error {
         Self::OAuth {
             code: "invalid_grant",
             description: description.into(),
+        }
+    }
+
+    /// A failed upstream login the client hears about as `access_denied`.
+    pub fn upstream_denied(description: impl Into<String>) -> Self {
+        Self::Upstream {
+            error: "access_denied",
+            description: description.into(),
+        }
+    }
+
+    /// An upstream that could not be reached or answered unusably
+    /// (`temporarily_unavailable`).
+    pub fn upstream_unavailable(description: impl Into<String>) -> Self {
+        Self::Upstream {
+            error: "temporarily_unavailable",
+            description: description.into(),
+        }
+    }
+
+    /// The RFC 6749 §4.1.2.1 error code and description this error is sent to a client's
+    /// `redirect_uri` with, when a login at `/authorize` ends in it; internal failures say no
+    /// more than `server_error`.
+    pub fn authorization_error(&self) -> (&'static str, String) {
+        match self {
+            Error::Upstream { error, description } => (error, description.clone()),
+            Error::OAuth { code, description } => (code, description.clone()),
+            Error::BadCredentials => ("access_denied", "invalid credentials".into()),
+            Error::PasswordLoginOff => ("access_denied", PASSWORD_LOGIN_OFF.into()),
+            Error::RateLimited { description, .. } => {
+                ("temporarily_unavailable", description.clone())
+            }
+            other => {
+                tracing::error!(error = %other, "authorization failed");
+                ("server_error", "internal error".into())
+            }
         }
     }
 
@@ -340,6 +391,12 @@ impl IntoResponse for Error {
                 label,
                 message,
             } => wire_body(*status, label, message),
+            Error::Upstream { error, description } => {
+                oauth_body(StatusCode::BAD_GATEWAY, error, description)
+            }
+            Error::PasswordLoginOff => {
+                oauth_body(StatusCode::FORBIDDEN, "access_denied", PASSWORD_LOGIN_OFF)
+            }
             Error::BadCredentials => oauth_body(
                 StatusCode::UNAUTHORIZED,
                 "access_denied",

@@ -9,9 +9,9 @@
 //! - the services, operations of the [`provider::Provider`]: the token endpoint's grants
 //!   ([`grants`]), authorization at `/authorize` ([`authorization`], [`consents`]), the device
 //!   authorization grant ([`device_grant`]), Wire devices and their tokens ([`devices`]), who
-//!   the user is and what they get ([`identity`], [`users`]), OAuth clients
-//!   ([`oauth_clients`]), scopes ([`scopes`]), DPoP proofs as proof values ([`dpop`]), and our
-//!   tokens ([`tokens`]);
+//!   the user is and what they get ([`identity`], [`users`]), login through upstream identity
+//!   providers ([`federation`]), OAuth clients ([`oauth_clients`]), scopes ([`scopes`]), DPoP
+//!   proofs as proof values ([`dpop`]), and our tokens ([`tokens`]);
 //! - the storage boundary, [`store`]: the only module that names a collection or calls the
 //!   store.
 //!
@@ -26,6 +26,7 @@ pub mod device_grant;
 pub mod devices;
 pub mod dpop;
 pub mod error;
+pub mod federation;
 pub mod grants;
 pub mod http;
 pub mod identity;

@@ -36,6 +36,8 @@ pub struct Provider {
     pub limiters: crate::rate_limits::Limiters,
     /// The audit log.
     pub audit: server_kit::audit::AuditLog,
+    /// The upstream identity providers (`[[upstream]]`).
+    pub upstreams: crate::federation::Upstreams,
 }
 
 impl Provider {

@@ -3,7 +3,9 @@
 //! user and of the address before its password is verified and gives them back when the password
 //! was right, so a burst of concurrent guesses verifies at most `burst` passwords, and a user who
 //! types the right password is not slowed by others' failures unless the address or account is
-//! under attack. Over a limit: 429 with `Retry-After`.
+//! under attack. Upstream logins started per client IP address are limited too: each start
+//! stores a waiting login and asks the upstream for its metadata, before anyone has logged in.
+//! Over a limit: 429 with `Retry-After`.
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -26,6 +28,8 @@ pub struct RateLimits {
     pub failed_logins_per_ip: Rate,
     /// Token requests per client.
     pub token_requests_per_client: Rate,
+    /// Upstream logins started (`GET /upstream/start`) per client IP address.
+    pub upstream_logins_per_ip: Rate,
 }
 
 impl Default for RateLimits {
@@ -34,6 +38,7 @@ impl Default for RateLimits {
             failed_logins_per_user: Rate::new(5, 10),
             failed_logins_per_ip: Rate::new(30, 60),
             token_requests_per_client: Rate::new(60_000, 10_000),
+            upstream_logins_per_ip: Rate::new(30, 60),
         }
     }
 }
@@ -44,6 +49,7 @@ pub struct Limiters {
     logins_per_user: RateLimiter,
     logins_per_ip: RateLimiter,
     tokens_per_client: RateLimiter,
+    upstream_logins_per_ip: RateLimiter,
 }
 
 fn limited(what: &str, l: Limited) -> Error {
@@ -60,6 +66,7 @@ impl Limiters {
             logins_per_user: RateLimiter::new(config.failed_logins_per_user, MAX_KEYS),
             logins_per_ip: RateLimiter::new(config.failed_logins_per_ip, MAX_KEYS),
             tokens_per_client: RateLimiter::new(config.token_requests_per_client, MAX_KEYS),
+            upstream_logins_per_ip: RateLimiter::new(config.upstream_logins_per_ip, MAX_KEYS),
         }
     }
 
@@ -73,6 +80,13 @@ impl Limiters {
             .map_err(|l| limited("failed or unfinished logins from this address", l))?
             .and(&self.logins_per_user, handle, now)
             .map_err(|l| limited("failed or unfinished logins for this user", l))
+    }
+
+    /// An upstream login started from `ip`, taken before anything is fetched or stored.
+    pub fn upstream_login(&self, ip: IpAddr) -> Result<()> {
+        self.upstream_logins_per_ip
+            .acquire(&ip.to_string(), Instant::now())
+            .map_err(|l| limited("upstream logins started from this address", l))
     }
 
     /// A token request of `client_id`.

@@ -111,6 +111,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         )
     };
     let audit = server_kit::audit::AuditLog::open(&config.data_dir)?;
+    let upstreams = crate::federation::Upstreams::load(&config.upstream)?;
     let state = Arc::new(Provider {
         audit,
         limiters,
@@ -122,6 +123,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         dpop_nonces: proto::dpop_nonce::NonceSource::new(),
         retired_keys,
         passwords,
+        upstreams,
     });
     let serving =
         server_kit::serve::serve_tls(listener, tls, router(state), "authz-server", &limits)?;

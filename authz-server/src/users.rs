@@ -58,6 +58,31 @@ pub fn add_with_email(store: &dyn Store, new: &NewUser<'_>, email: Option<Email>
     Ok(user)
 }
 
+/// The record of an account that logs in only through an upstream identity provider
+/// ([`crate::federation`]): the same checks on handle and name as [`add`], and no password
+/// (the empty hash matches none, so a password login as this user always fails). Not stored.
+pub fn passwordless(
+    handle: &str,
+    name: &str,
+    team: Option<&str>,
+    domain: &str,
+    email: Option<Email>,
+) -> Result<User> {
+    HandleUri::new(handle, domain).map_err(|e| Error::invalid_request(e.to_string()))?;
+    if name.trim().is_empty() {
+        return Err(Error::invalid_request("the display name is empty"));
+    }
+    Ok(User {
+        id: proto::random::uuid_v4(),
+        handle: handle.to_owned(),
+        name: name.to_owned(),
+        team: team.map(str::to_owned),
+        domain: domain.to_owned(),
+        email,
+        password_hash: String::new(),
+    })
+}
+
 /// Records (or with `None` removes) a user's email address; false if there is no such user.
 /// Tokens already issued keep the claims they carry until they expire. Durable on return.
 pub fn set_email(store: &dyn Store, handle: &str, email: Option<Email>) -> Result<bool> {
@@ -68,13 +93,14 @@ pub fn set_email(store: &dyn Store, handle: &str, email: Option<Email>) -> Resul
     Ok(true)
 }
 
-/// Removes a user (and its handle) with the user's devices; false if there was none. Durable
-/// on return.
+/// Removes a user (and its handle) with the user's devices and upstream links; false if there
+/// was none. Durable on return.
 pub fn remove(store: &dyn Store, handle: &str) -> Result<bool> {
     let Some(user) = store::users::remove(store, handle)? else {
         return Ok(false);
     };
     store::devices::remove_all_of(store, &user.id)?;
+    store::upstream_links::remove_all_of(store, &user.id)?;
     store::flush(store)?;
     Ok(true)
 }
@@ -158,6 +184,21 @@ mod tests {
         assert!(!format!("{user:?}").contains("correct horse"));
         assert!(remove(store.as_ref(), "alice_wire").unwrap());
         assert!(by_handle(store.as_ref(), "alice_wire").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_passwordless_account_never_passes_a_password_check() {
+        let (_d, store) = store();
+        let user = passwordless("dave", "Dave", None, "wire.com", None).unwrap();
+        store::users::insert(store.as_ref(), &user).unwrap();
+        for typed in ["", "password", "dummy password"] {
+            assert!(matches!(
+                authenticate(store.as_ref(), "dave", &SecretString::new(typed)),
+                Err(Error::BadCredentials)
+            ));
+        }
+        assert!(passwordless("Not A Handle", "x", None, "wire.com", None).is_err());
+        assert!(passwordless("erin", " ", None, "wire.com", None).is_err());
     }
 
     #[test]

@@ -101,7 +101,7 @@ const PREREQUISITES: &[Prerequisite] = &[
         Source::Crate("cargo-nextest"),
     ),
     needs(
-        "npm packages of the interop tests (oauth4webapi, openid-client, playwright-core)",
+        "npm packages of the interop tests (oauth4webapi, openid-client, oidc-provider, playwright-core)",
         Check::Stamp,
         Source::Npm("authz-server/tests/interop"),
     ),

@@ -1,5 +1,7 @@
 //! `/authorize`: the authorization request (RFC 6749 §4.1.1 with PKCE S256, OIDC `nonce` and
-//! `claims`, RFC 9449 `dpop_jkt`), the HTML login form, and its submission. Requests whose
+//! `claims`, RFC 9449 `dpop_jkt`), the HTML login page (the password form unless
+//! `local_login = false`, and a "Sign in with …" link per upstream identity provider, served by
+//! [`super::upstream`]), and the password form's submission. Requests whose
 //! client or redirect URI cannot be trusted get an error page, never a redirect. Every
 //! redirect back to the client, a code or an error, carries `iss` (RFC 9207) and the request's
 //! `state`, in the query (the one response mode). Scopes the server does not support are
@@ -27,7 +29,7 @@ use crate::identity::claims::EchoedClaims;
 use crate::users::User;
 
 /// Why the request cannot proceed.
-enum Refusal {
+pub(super) enum Refusal {
     /// Shown to the user: the client or redirect URI is not trustworthy.
     Page(String),
     /// Sent back to the client's redirect URI (RFC 6749 §4.1.2.1).
@@ -92,7 +94,8 @@ fn authorization_response(
     }
 }
 
-fn validate(
+/// The authorization request of `params`, validated; or why not.
+pub(super) fn validate(
     state: &SharedState,
     params: HashMap<String, String>,
 ) -> std::result::Result<AuthorizationRequest, Refusal> {
@@ -201,7 +204,7 @@ pub async fn show(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     match validate(&state, params) {
-        Ok(req) => login_form(&req, None, StatusCode::OK),
+        Ok(req) => login_form(&state, &req, None, StatusCode::OK),
         Err(refusal) => refusal.into_response(),
     }
 }
@@ -223,6 +226,7 @@ pub async fn submit(
         Err(Error::BadCredentials) => {
             tracing::info!(client_id = %req.client.id, "login failed");
             return login_form(
+                &state,
                 &req,
                 Some("Wrong handle or password."),
                 StatusCode::UNAUTHORIZED,
@@ -234,6 +238,7 @@ pub async fn submit(
         }) => {
             tracing::warn!(client_id = %req.client.id, %description, "login refused");
             let mut page = login_form(
+                &state,
                 &req,
                 Some(&format!("Not now: {description}.")),
                 StatusCode::TOO_MANY_REQUESTS,
@@ -244,13 +249,49 @@ pub async fn submit(
             );
             return page;
         }
+        Err(Error::PasswordLoginOff) => {
+            return login_form(
+                &state,
+                &req,
+                Some(crate::error::PASSWORD_LOGIN_OFF),
+                StatusCode::FORBIDDEN,
+            );
+        }
         Err(e) => return e.into_response(),
     };
-    match state.authorize(&req, &user) {
-        Ok(Authorized::Code(code)) => code_response(&state, &req, &user, &code),
-        Ok(Authorized::ConsentNeeded(ticket)) => consent_page(&state, &req, &ticket),
+    after_login(&state, &req, &user)
+}
+
+/// What follows the login of `user` (by password or through an upstream): the code, or the
+/// consent page of a third-party client.
+pub(super) fn after_login(
+    state: &SharedState,
+    req: &AuthorizationRequest,
+    user: &User,
+) -> Response {
+    match state.authorize(req, user) {
+        Ok(Authorized::Code(code)) => code_response(state, req, user, &code),
+        Ok(Authorized::ConsentNeeded(ticket)) => consent_page(state, req, &ticket),
         Err(e) => e.into_response(),
     }
+}
+
+/// The error redirect to the client of a login at `/authorize` that ended in `error`
+/// (RFC 6749 §4.1.2.1, mapped by [`Error::authorization_error`]).
+pub(super) fn error_response(
+    state: &SharedState,
+    req: &AuthorizationRequest,
+    error: &Error,
+) -> Response {
+    let (code, description) = error.authorization_error();
+    Refusal::Redirect {
+        uri: req.redirect_uri.clone(),
+        iss: state.base_url.clone(),
+        state: req.state.clone(),
+        error: code,
+        description,
+    }
+    .into_response()
 }
 
 /// The redirect back to the client with its code.
@@ -347,7 +388,14 @@ pub async fn consent(
     }
 }
 
-fn login_form(req: &AuthorizationRequest, error: Option<&str>, status: StatusCode) -> Response {
+/// The login page: the password form (unless `local_login = false`) and a link per upstream,
+/// each carrying the request's parameters.
+fn login_form(
+    state: &SharedState,
+    req: &AuthorizationRequest,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
     let hidden: String = req
         .params
         .iter()
@@ -362,12 +410,36 @@ fn login_form(req: &AuthorizationRequest, error: Option<&str>, status: StatusCod
     let error = error
         .map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, escape(e)))
         .unwrap_or_default();
-    let body = format!(
-        r#"<p>Sign in to continue to <strong>{client}</strong>.</p>{error}
-<form method="post" action="/authorize">{hidden}
+    let password_form = if state.local_login() {
+        format!(
+            r#"<form method="post" action="/authorize">{hidden}
 <label>Handle <input name="username" autocomplete="username" required autofocus></label>
 <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
-<button type="submit">Sign in</button></form>"#,
+<button type="submit">Sign in</button></form>"#
+        )
+    } else {
+        String::new()
+    };
+    let upstreams: String = state
+        .upstream_buttons()
+        .into_iter()
+        .map(|(id, display_name)| {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.append_pair("upstream", &id);
+            // The request's own parameters, except one that would name another upstream.
+            for (k, v) in req.params.iter().filter(|(k, _)| *k != "upstream") {
+                query.append_pair(k, v);
+            }
+            format!(
+                r#"<p><a class="upstream" href="/upstream/start?{}">Sign in with {}</a></p>"#,
+                escape(&query.finish()),
+                escape(&display_name)
+            )
+        })
+        .collect();
+    let body = format!(
+        r#"<p>Sign in to continue to <strong>{client}</strong>.</p>{error}
+{password_form}{upstreams}"#,
         client = escape(&req.client.id),
     );
     html_page_redirecting(status, "Sign in", &body, &req.redirect_uri)

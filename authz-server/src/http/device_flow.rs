@@ -138,6 +138,15 @@ pub async fn decide(
                 StatusCode::UNAUTHORIZED,
             );
         }
+        Err(Error::PasswordLoginOff) => {
+            // Upstream logins are not offered on this page yet (docs/federation.md).
+            return form_page(
+                &user_code,
+                None,
+                Some(crate::error::PASSWORD_LOGIN_OFF),
+                StatusCode::FORBIDDEN,
+            );
+        }
         Err(e) => return e.into_response(),
     };
     let grant = pending.value();

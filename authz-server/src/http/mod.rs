@@ -13,6 +13,7 @@ mod discovery;
 mod html;
 mod introspect;
 mod token;
+mod upstream;
 mod userinfo;
 
 use std::sync::Arc;
@@ -49,6 +50,9 @@ pub fn router(state: SharedState) -> Router {
         .route("/jwks", get(discovery::jwks))
         .route("/authorize", get(authorize::show).post(authorize::submit))
         .route("/authorize/consent", post(authorize::consent))
+        .route("/upstream/start", get(upstream::start))
+        .route("/upstream/callback", get(upstream::callback))
+        .route("/upstream/link", post(upstream::link))
         .route("/consents", get(consents::list))
         .route(
             "/consents/{client_id}",

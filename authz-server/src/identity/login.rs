@@ -1,6 +1,7 @@
 //! Logging a user in with handle and password (the login form at `/authorize` and the device
 //! verification page): within the failed-login limits of the user and of the client's address,
-//! on the password workers, with an audit event either way.
+//! on the password workers, with an audit event either way; refused outright when
+//! `local_login = false` (users log in through upstreams only).
 
 use std::net::IpAddr;
 
@@ -21,6 +22,9 @@ impl Provider {
     /// and of the client's address `ip`: their tokens are taken before the check and given back
     /// unless the password was wrong.
     pub async fn log_in(&self, ip: IpAddr, handle: String, password: SecretString) -> Result<User> {
+        if !self.config.local_login {
+            return Err(Error::PasswordLoginOff);
+        }
         // A handle no user can have (or an absurdly long password) is refused like a wrong
         // password, without hashing, and counted under one shared name: what was typed is
         // neither kept as a limiter key nor logged (it may be a password typed in the wrong

@@ -3,14 +3,15 @@
 //! the configured grace has passed.
 //!
 //! - authorization codes, backend nonces, consent tickets, device codes, refresh tokens and
-//!   refresh families, DPoP and client-assertion `jti`s: by their `expires_at`;
+//!   refresh families, DPoP and client-assertion `jti`s, upstream logins and link tickets: by
+//!   their `expires_at`;
 //! - authorization codes are kept one access-token lifetime longer, so a replayed code still
 //!   revokes the tokens it produced while those could be in use (RFC 6749 §4.1.2);
 //! - token revocations once the revoked token has expired by itself, and consent withdrawals
 //!   once everything granted before them has;
 //! - the user code of each device authorization removed.
 //!
-//! Users, clients, devices and consents are never removed.
+//! Users, clients, devices, consents and upstream links are never removed.
 
 use proto::clock::UnixTime;
 use server_kit::cleanup::{json_time, remove_expired, remove_where};
@@ -32,6 +33,8 @@ pub fn sweep(store: &dyn Store, now: UnixTime, keep: i64, lifetimes: &Lifetimes)
         trees::REFRESH_FAMILIES,
         trees::DPOP_JTIS,
         trees::CLIENT_ASSERTION_JTIS,
+        trees::UPSTREAM_LOGINS,
+        trees::UPSTREAM_LINK_TICKETS,
     ] {
         removed += remove_expired(store, tree, "expires_at", cutoff)?;
     }

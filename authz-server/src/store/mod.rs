@@ -5,7 +5,7 @@
 //!
 //! Nothing here flushes on its own: a service that must not answer before its writes survive a
 //! crash calls [`flush`] once they are all made (codes, redemptions, revocations, refresh
-//! families, devices, users, clients, consents, device codes).
+//! families, devices, users, clients, consents, device codes, upstream links).
 
 pub mod backend_nonces;
 pub mod cleanup;
@@ -17,6 +17,9 @@ pub mod oauth_clients;
 pub mod refresh_tokens;
 pub mod replay;
 pub mod revocations;
+pub mod upstream_link_tickets;
+pub mod upstream_links;
+pub mod upstream_logins;
 pub mod users;
 
 use serde::Serialize;
@@ -65,6 +68,13 @@ pub mod trees {
     pub const CLIENT_ASSERTION_JTIS: Tree = Tree::new("client_assertion_jtis");
     /// DPoP proof `jti` (with key thumbprint) → expiry: the replay cache.
     pub const DPOP_JTIS: Tree = Tree::new("dpop_jtis");
+    /// SHA-256 of an upstream login's `state` → the login waiting for its callback.
+    pub const UPSTREAM_LOGINS: Tree = Tree::new("upstream_logins");
+    /// SHA-256 of an upstream identity's issuer and subject → the local user it is linked to.
+    pub const UPSTREAM_LINKS: Tree = Tree::new("upstream_links");
+    /// SHA-256 of a link ticket → a verified upstream identity waiting for the local login
+    /// that links it (`first_login = "link"`).
+    pub const UPSTREAM_LINK_TICKETS: Tree = Tree::new("upstream_link_tickets");
 }
 
 /// Makes every write so far durable.

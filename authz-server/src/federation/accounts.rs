@@ -1,0 +1,134 @@
+//! Which local account an upstream identity logs in to: the account linked to its (issuer,
+//! subject), or — at its first login — what the upstream's `first_login` policy says: a new
+//! account from the mapped claims (its handle must be free: an existing account is never taken
+//! over, whatever the claims say), a link to the account the user logs in to next
+//! ([`super::linking`]), or a refusal. Accounts are never found by e-mail address.
+
+use proto::jws::Claims;
+use serde_json::Value;
+
+use super::{FirstLogin, Upstream};
+use crate::error::{Error, Result};
+use crate::provider::Provider;
+use crate::store::upstream_links::UpstreamLink;
+use crate::store::{self, users::User};
+use crate::users::{self, Email};
+
+/// The local account of a login.
+#[derive(Debug)]
+pub struct Account {
+    /// The user.
+    pub user: User,
+    /// Whether this login created it.
+    pub created: bool,
+}
+
+/// What a verified upstream identity leads to.
+#[derive(Debug)]
+pub enum Resolution {
+    /// Its local account.
+    Account(Account),
+    /// None yet: the user first logs in to the local account to link it to.
+    LinkFirst,
+}
+
+impl Provider {
+    /// The account the verified ID token `claims` of `upstream` log in to.
+    pub(super) fn account_of(&self, upstream: &Upstream, claims: &Claims) -> Result<Resolution> {
+        let store = self.store();
+        let issuer = upstream.config.issuer.as_str();
+        let subject = claims.string("sub")?;
+        if let Some(link) = store::upstream_links::get(store, issuer, subject)? {
+            let user = store::users::get(store, &link.user_id)?.ok_or_else(|| {
+                Error::Storage(format!("user {} of an upstream link is gone", link.user_id))
+            })?;
+            return Ok(Resolution::Account(Account {
+                user,
+                created: false,
+            }));
+        }
+        let name = &upstream.config.display_name;
+        match upstream.config.first_login {
+            FirstLogin::Refuse => {
+                return Err(Error::upstream_denied(format!(
+                    "no account here is linked to this {name} identity, and none is created at \
+                     a first login; ask an administrator"
+                )));
+            }
+            FirstLogin::Link => return Ok(Resolution::LinkFirst),
+            FirstLogin::Create => {}
+        }
+        let user = self.new_account(upstream, claims)?;
+        let link = UpstreamLink {
+            issuer: issuer.to_owned(),
+            subject: subject.to_owned(),
+            user_id: user.id.clone(),
+            upstream: upstream.id().to_owned(),
+            linked_at: self.now(),
+        };
+        // The link is claimed first, so two first logins of one identity make one account; an
+        // account that cannot be stored gives its link back.
+        if !store::upstream_links::insert(store, &link)? {
+            return Err(Error::upstream_unavailable(
+                "this identity is being linked by another login at this moment; try again",
+            ));
+        }
+        if let Err(e) = store::users::insert(store, &user) {
+            store::upstream_links::remove(store, &link)?;
+            return Err(match e {
+                Error::Wire {
+                    label: "handle-exists",
+                    ..
+                } => Error::upstream_denied(format!(
+                    "the handle {:?} belongs to another account here; an administrator can link \
+                     your {name} identity to your account",
+                    user.handle
+                )),
+                other => other,
+            });
+        }
+        store::flush(store)?;
+        self.audit.record(
+            self.now(),
+            "user.created",
+            serde_json::json!({"user": user.id, "handle": user.handle, "upstream": upstream.id()}),
+        );
+        Ok(Resolution::Account(Account {
+            user,
+            created: true,
+        }))
+    }
+
+    /// The record of a new account from the mapped claims (not stored).
+    fn new_account(&self, upstream: &Upstream, claims: &Claims) -> Result<User> {
+        let map = &upstream.config.claims;
+        let name = &upstream.config.display_name;
+        let claim = |key: &str| match claims.get(key) {
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.as_str()),
+            _ => None,
+        };
+        let missing = |key: &str| {
+            Error::upstream_denied(format!(
+                "the {name} identity has no {key:?} claim to make an account from"
+            ))
+        };
+        let raw_handle = claim(&map.handle).ok_or_else(|| missing(&map.handle))?;
+        let domain = &self.config.domain;
+        let handle = raw_handle
+            .strip_suffix(&format!("@{domain}"))
+            .unwrap_or(raw_handle);
+        if proto::wire_id::validate_handle(handle).is_err() {
+            return Err(Error::upstream_denied(format!(
+                "the {name} claim {:?} is not a usable handle (2 to 256 of a-z 0-9 _ . -)",
+                map.handle
+            )));
+        }
+        let display = claim(&map.display_name).ok_or_else(|| missing(&map.display_name))?;
+        let team = map.team.as_deref().and_then(claim);
+        let email = claim(&map.email).and_then(|address| {
+            let verified = claims.get("email_verified") == Some(&Value::Bool(true));
+            Email::new(address, verified).ok()
+        });
+        users::passwordless(handle, display, team, domain, email)
+    }
+}

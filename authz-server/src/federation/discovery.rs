@@ -1,0 +1,158 @@
+//! An upstream's OpenID Provider metadata (OpenID Connect Discovery 1.0, fetched from
+//! `{issuer}/.well-known/openid-configuration`) and its signing keys (`jwks_uri`): fetched with
+//! the upstream's HTTPS client (its timeout), read with a bound ([`super::MAX_UPSTREAM_BODY`]),
+//! checked, and cached for `cache_secs` by the time of the injected clock. Keys are fetched
+//! again at once when a token names a key id they lack, at most every
+//! [`MIN_KEY_REFETCH_SECS`].
+
+use std::sync::Arc;
+
+use proto::clock::UnixTime;
+use proto::jwk::{Jwk, JwkSet};
+use serde::Deserialize;
+
+use super::Upstream;
+use super::config::acceptable_url;
+use crate::error::{Error, Result};
+
+/// The shortest time between two fetches of an upstream's keys.
+pub const MIN_KEY_REFETCH_SECS: i64 = 30;
+
+/// What this server uses of an upstream's metadata.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Metadata {
+    /// The issuer; must equal the configured one exactly (Discovery §4.3).
+    pub issuer: String,
+    /// Where the browser is sent.
+    pub authorization_endpoint: String,
+    /// Where the code is exchanged.
+    pub token_endpoint: String,
+    /// The signing keys.
+    pub jwks_uri: String,
+    /// RFC 9207: the upstream names itself in `iss` on every authorization response.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
+}
+
+/// The cached metadata and keys of one upstream, with when each was fetched.
+#[derive(Debug, Default)]
+pub struct Cache {
+    metadata: Option<(Arc<Metadata>, UnixTime)>,
+    keys: Option<(Arc<Vec<Jwk>>, UnixTime)>,
+}
+
+impl Upstream {
+    fn unavailable(&self, what: impl std::fmt::Display) -> Error {
+        Error::upstream_unavailable(format!(
+            "the identity provider {} could not be used: {what}",
+            self.config.display_name
+        ))
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The upstream's metadata, from the cache while fresh.
+    pub async fn metadata(&self, now: UnixTime) -> Result<Arc<Metadata>> {
+        if let Some((metadata, at)) = &self.cache().metadata
+            && now - at < self.config.cache_secs
+        {
+            return Ok(metadata.clone());
+        }
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.config.issuer.trim_end_matches('/')
+        );
+        let metadata: Metadata =
+            server_kit::fetch::get_json(&self.http, &url, super::MAX_UPSTREAM_BODY)
+                .await
+                .map_err(|e| self.unavailable(format!("discovery: {e}")))?;
+        check(&metadata, &self.config.issuer).map_err(|what| self.unavailable(what))?;
+        let metadata = Arc::new(metadata);
+        self.cache().metadata = Some((metadata.clone(), now));
+        Ok(metadata)
+    }
+
+    /// The upstream's signing keys, from the cache while fresh; with `refresh` (a token named
+    /// a key id the cached set lacks) fetched again unless they were fetched very recently.
+    pub async fn keys(&self, now: UnixTime, refresh: bool) -> Result<Arc<Vec<Jwk>>> {
+        if let Some((keys, at)) = &self.cache().keys {
+            let fresh = now - at < self.config.cache_secs;
+            let recent = now - at < MIN_KEY_REFETCH_SECS;
+            if (fresh && !refresh) || recent {
+                return Ok(keys.clone());
+            }
+        }
+        let metadata = self.metadata(now).await?;
+        let document: serde_json::Value =
+            server_kit::fetch::get_json(&self.http, &metadata.jwks_uri, super::MAX_UPSTREAM_BODY)
+                .await
+                .map_err(|e| self.unavailable(format!("keys: {e}")))?;
+        let keys = JwkSet::from_json(&document)
+            .map_err(|e| self.unavailable(format!("keys at {}: {e}", metadata.jwks_uri)))?
+            .keys;
+        let keys = Arc::new(keys);
+        self.cache().keys = Some((keys.clone(), now));
+        Ok(keys)
+    }
+
+    /// The HTTPS client of this upstream.
+    pub(super) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+}
+
+/// Refuses metadata of another issuer or with endpoints that are not https (http only on
+/// loopback).
+fn check(metadata: &Metadata, issuer: &str) -> std::result::Result<(), String> {
+    if metadata.issuer != issuer {
+        return Err(format!(
+            "discovery names the issuer {:?}, not {issuer:?}",
+            metadata.issuer
+        ));
+    }
+    for (name, url) in [
+        ("authorization_endpoint", &metadata.authorization_endpoint),
+        ("token_endpoint", &metadata.token_endpoint),
+        ("jwks_uri", &metadata.jwks_uri),
+    ] {
+        if !acceptable_url(url) {
+            return Err(format!("discovery's {name} {url:?} is not an https URL"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_of_another_issuer_or_with_plain_http_endpoints_is_refused() {
+        let good = Metadata {
+            issuer: "https://idp.test".into(),
+            authorization_endpoint: "https://idp.test/auth".into(),
+            token_endpoint: "https://idp.test/token".into(),
+            jwks_uri: "https://idp.test/jwks".into(),
+            authorization_response_iss_parameter_supported: true,
+        };
+        check(&good, "https://idp.test").unwrap();
+        assert!(
+            check(&good, "https://idp.test/")
+                .unwrap_err()
+                .contains("issuer")
+        );
+        let plain = Metadata {
+            token_endpoint: "http://idp.test/token".into(),
+            ..good
+        };
+        assert!(
+            check(&plain, "https://idp.test")
+                .unwrap_err()
+                .contains("token_endpoint")
+        );
+    }
+}

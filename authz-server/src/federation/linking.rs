@@ -1,0 +1,112 @@
+//! The `link` first-login policy: a verified upstream identity that no account is linked to
+//! waits under a single-use ticket (bound to the browser by the same cookie as the login's
+//! `state`, [`super::login::LOGIN_TTL`]) until the user logs in to an existing local account
+//! with its handle and password — within the usual failed-login limits — and is then linked to
+//! that account, for good. Never by e-mail address.
+
+use std::net::IpAddr;
+
+use proto::secret::{SecretString, constant_time_eq};
+
+use super::Upstream;
+use super::login::LOGIN_TTL;
+use crate::error::{Error, Result};
+use crate::provider::Provider;
+use crate::store::upstream_link_tickets::{self, PendingLink};
+use crate::store::upstream_links::{self, UpstreamLink};
+use crate::store::upstream_logins::UpstreamLogin;
+use crate::store::{self, users::User};
+
+impl Provider {
+    /// Parks the verified identity `subject` of `upstream` until the user logs in to the
+    /// account to link it to; returns the ticket.
+    pub(super) fn park_link(
+        &self,
+        upstream: &Upstream,
+        subject: &str,
+        login: &UpstreamLogin,
+    ) -> Result<String> {
+        let ticket = proto::random::token(256);
+        let pending = PendingLink {
+            upstream: upstream.id().to_owned(),
+            issuer: upstream.config.issuer.clone(),
+            subject: subject.to_owned(),
+            params: login.params.clone(),
+            expires_at: self.now() + LOGIN_TTL,
+        };
+        upstream_link_tickets::insert(self.store(), &ticket, &pending)?;
+        Ok(ticket)
+    }
+
+    /// The identity waiting under `ticket`, if `browser_ticket` (the browser's cookie) is the
+    /// same and it has not expired or been used; not taken.
+    pub fn pending_link(
+        &self,
+        ticket: Option<&str>,
+        browser_ticket: Option<&str>,
+    ) -> Result<PendingLink> {
+        let ticket = ticket.unwrap_or_default();
+        if ticket.is_empty()
+            || !browser_ticket.is_some_and(|b| constant_time_eq(b.as_bytes(), ticket.as_bytes()))
+        {
+            return Err(Error::invalid_request(
+                "state mismatch: this link belongs to a login this browser did not start",
+            ));
+        }
+        upstream_link_tickets::get(self.store(), ticket)?
+            .filter(|p| p.expires_at >= self.now())
+            .ok_or_else(used_or_expired)
+    }
+
+    /// The display name of the upstream `id` (its id when it is no longer configured).
+    pub fn upstream_name(&self, id: &str) -> String {
+        self.upstreams
+            .get(id)
+            .map_or_else(|| id.to_owned(), |u| u.config.display_name.clone())
+    }
+
+    /// Logs the user in to a local account with `handle` and `password` (failed-login limits
+    /// and audit as at `/authorize`) and links the identity waiting under `ticket` to it; the
+    /// waiting authorization request's parameters and the user. A wrong password leaves the
+    /// ticket for another try.
+    pub async fn link_upstream(
+        &self,
+        ip: IpAddr,
+        ticket: Option<&str>,
+        browser_ticket: Option<&str>,
+        handle: String,
+        password: SecretString,
+    ) -> Result<(PendingLink, User)> {
+        self.pending_link(ticket, browser_ticket)?;
+        let user = self.log_in(ip, handle, password).await?;
+        let pending = upstream_link_tickets::take(self.store(), ticket.unwrap_or_default())?
+            .filter(|p| p.expires_at >= self.now())
+            .ok_or_else(used_or_expired)?;
+        let link = UpstreamLink {
+            issuer: pending.issuer.clone(),
+            subject: pending.subject.clone(),
+            user_id: user.id.clone(),
+            upstream: pending.upstream.clone(),
+            linked_at: self.now(),
+        };
+        if !upstream_links::insert(self.store(), &link)? {
+            return Err(Error::upstream_denied(format!(
+                "this {} identity is already linked to an account",
+                self.upstream_name(&pending.upstream)
+            )));
+        }
+        store::flush(self.store())?;
+        self.audit.record(
+            self.now(),
+            "upstream.linked",
+            serde_json::json!({"user": user.id, "handle": user.handle, "upstream": pending.upstream}),
+        );
+        Ok((pending, user))
+    }
+}
+
+fn used_or_expired() -> Error {
+    Error::invalid_request(
+        "this link request is unknown, expired or was already used; start again from the application",
+    )
+}

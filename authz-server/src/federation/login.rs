@@ -1,0 +1,268 @@
+//! A login through an upstream, as operations of the [`Provider`]: [`Provider::start_upstream_login`]
+//! stores a single-use login (random `state`, `nonce`, PKCE verifier, the waiting authorization
+//! request; [`LOGIN_TTL`]) and gives the upstream's authorization URL; at the callback,
+//! [`Provider::take_upstream_login`] takes it once — only for the browser that started it (the
+//! `state` also sits in a cookie of that browser) — and [`Provider::finish_upstream_login`]
+//! turns the upstream's answer into the local user (or a link to make first, [`super::linking`]),
+//! or an error for the client. Nothing is created unless the ID token verified.
+
+use proto::secret::constant_time_eq;
+
+use super::accounts::Resolution;
+use super::id_token::{Expected, IdToken};
+use super::token::{CodeExchange, printable};
+use crate::authorization::AuthorizationRequest;
+use crate::error::{Error, Result};
+use crate::provider::Provider;
+use crate::store::upstream_logins::{self, UpstreamLogin};
+use crate::store::users::User;
+
+/// Seconds between leaving for the upstream and coming back.
+pub const LOGIN_TTL: i64 = 600;
+
+/// Where the browser goes to log in at the upstream.
+#[derive(Debug)]
+pub struct UpstreamRedirect {
+    /// The `state` sent (also set in the browser's cookie).
+    pub state: String,
+    /// The upstream's authorization URL with our request.
+    pub location: String,
+}
+
+/// Where a login through an upstream stands after its callback.
+#[derive(Debug)]
+pub enum UpstreamOutcome {
+    /// The user logged in.
+    LoggedIn(User),
+    /// The identity is verified but linked to no account yet (`first_login = "link"`): the
+    /// user logs in to the account to link it to, under this ticket ([`super::linking`]).
+    LinkNeeded {
+        /// The link ticket (also set in the browser's cookie).
+        ticket: String,
+        /// The upstream's display name.
+        upstream_name: String,
+    },
+}
+
+/// What the upstream sent back to the callback.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CallbackAnswer<'a> {
+    /// The authorization code.
+    pub code: Option<&'a str>,
+    /// An error code instead (RFC 6749 §4.1.2.1).
+    pub error: Option<&'a str>,
+    /// RFC 9207 `iss`.
+    pub iss: Option<&'a str>,
+}
+
+impl Provider {
+    /// Whether the password form is offered and password logins accepted (`local_login`).
+    pub fn local_login(&self) -> bool {
+        self.config.local_login
+    }
+
+    /// The upstreams' ids and display names, for the login page.
+    pub fn upstream_buttons(&self) -> Vec<(String, String)> {
+        self.upstreams.buttons()
+    }
+
+    /// Our callback URL, registered at every upstream.
+    pub fn upstream_callback_url(&self) -> String {
+        self.url("/upstream/callback")
+    }
+
+    /// Starts a login at the upstream `upstream_id` for the waiting `request`.
+    pub async fn start_upstream_login(
+        &self,
+        upstream_id: &str,
+        request: &AuthorizationRequest,
+    ) -> Result<UpstreamRedirect> {
+        let upstream = self
+            .upstreams
+            .get(upstream_id)
+            .ok_or_else(|| Error::invalid_request(format!("no upstream {upstream_id:?}")))?;
+        let now = self.now();
+        let metadata = upstream.metadata(now).await?;
+        let state = proto::random::token(256);
+        let pkce = proto::pkce::Pkce::new();
+        let login = UpstreamLogin {
+            upstream: upstream.id().to_owned(),
+            nonce: proto::random::token(128),
+            code_verifier: pkce.verifier,
+            params: request.params.clone(),
+            expires_at: now + LOGIN_TTL,
+        };
+        let mut location = url::Url::parse(&metadata.authorization_endpoint)
+            .map_err(|e| Error::upstream_unavailable(format!("authorization_endpoint: {e}")))?;
+        location
+            .query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &upstream.config.client_id)
+            .append_pair("redirect_uri", &self.upstream_callback_url())
+            .append_pair("scope", &upstream.config.scopes)
+            .append_pair("state", &state)
+            .append_pair("nonce", &login.nonce)
+            .append_pair("code_challenge", &pkce.challenge)
+            .append_pair("code_challenge_method", "S256");
+        upstream_logins::insert(self.store(), &state, &login)?;
+        Ok(UpstreamRedirect {
+            state,
+            location: location.into(),
+        })
+    }
+
+    /// Takes the login of `state` (once), if `browser_state` — the state in the cookie of the
+    /// browser at the callback — is the same: a callback from another browser, an unknown,
+    /// used or expired state are refused.
+    pub fn take_upstream_login(
+        &self,
+        state: Option<&str>,
+        browser_state: Option<&str>,
+    ) -> Result<UpstreamLogin> {
+        let Some(state) = state.filter(|s| !s.is_empty()) else {
+            return Err(Error::invalid_request(
+                "the identity provider's answer has no state",
+            ));
+        };
+        if !browser_state.is_some_and(|b| constant_time_eq(b.as_bytes(), state.as_bytes())) {
+            return Err(Error::invalid_request(
+                "state mismatch: this answer belongs to a login this browser did not start",
+            ));
+        }
+        upstream_logins::take(self.store(), state)?
+            .filter(|login| login.expires_at >= self.now())
+            .ok_or_else(|| {
+                Error::invalid_request(
+                    "this login is unknown, expired or was already used; start again from the application",
+                )
+            })
+    }
+
+    /// The local user of the upstream's `answer` to `login`: the code exchanged, the ID token
+    /// verified, the account found or created (or a link to make first). Audited either way.
+    pub async fn finish_upstream_login(
+        &self,
+        login: &UpstreamLogin,
+        answer: CallbackAnswer<'_>,
+    ) -> Result<UpstreamOutcome> {
+        let outcome = self.upstream_user(login, answer).await;
+        match &outcome {
+            Ok(Verified::LinkNeeded { .. }) => self.audit.record(
+                self.now(),
+                "upstream.link_pending",
+                serde_json::json!({"upstream": login.upstream}),
+            ),
+            Ok(Verified::User(user, created)) => self.audit.record(
+                self.now(),
+                "login.succeeded",
+                serde_json::json!({"user": user.id, "handle": user.handle,
+                                   "upstream": login.upstream, "created": created}),
+            ),
+            Err(e) => {
+                let (error, description) = e.authorization_error();
+                self.audit.record(
+                    self.now(),
+                    "login.failed",
+                    serde_json::json!({"upstream": login.upstream, "error": error,
+                                       "description": description}),
+                );
+            }
+        }
+        outcome.map(|verified| match verified {
+            Verified::User(user, _) => UpstreamOutcome::LoggedIn(user),
+            Verified::LinkNeeded {
+                ticket,
+                upstream_name,
+            } => UpstreamOutcome::LinkNeeded {
+                ticket,
+                upstream_name,
+            },
+        })
+    }
+
+    async fn upstream_user(
+        &self,
+        login: &UpstreamLogin,
+        answer: CallbackAnswer<'_>,
+    ) -> Result<Verified> {
+        let upstream = self.upstreams.get(&login.upstream).ok_or_else(|| {
+            Error::upstream_unavailable(format!("the upstream {:?} is gone", login.upstream))
+        })?;
+        let name = &upstream.config.display_name;
+        if let Some(error) = answer.error {
+            return Err(Error::upstream_denied(format!(
+                "{name} refused the login ({})",
+                printable(error)
+            )));
+        }
+        let now = self.now();
+        let metadata = upstream.metadata(now).await?;
+        let issuer = &upstream.config.issuer;
+        match answer.iss {
+            Some(iss) if iss != issuer => {
+                return Err(Error::upstream_denied(format!(
+                    "the answer names another issuer than {name}'s"
+                )));
+            }
+            None if metadata.authorization_response_iss_parameter_supported => {
+                return Err(Error::upstream_denied(format!(
+                    "{name}'s answer lacks its iss (RFC 9207)"
+                )));
+            }
+            _ => {}
+        }
+        let code = answer
+            .code
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| Error::upstream_denied(format!("{name}'s answer has no code")))?;
+        let callback = self.upstream_callback_url();
+        let id_token = upstream
+            .exchange_code(
+                &metadata.token_endpoint,
+                &CodeExchange {
+                    code,
+                    redirect_uri: &callback,
+                    code_verifier: &login.code_verifier,
+                },
+            )
+            .await?;
+        let refused =
+            |why: String| Error::upstream_denied(format!("{name}'s ID token was refused: {why}"));
+        let token = IdToken::parse(&id_token).map_err(refused)?;
+        let mut keys = upstream.keys(now, false).await?;
+        if token.key_in(&keys).is_none() {
+            keys = upstream.keys(now, true).await?;
+        }
+        let key = token
+            .key_in(&keys)
+            .ok_or_else(|| refused("it names no key of the identity provider".into()))?
+            .clone();
+        let expected = Expected {
+            issuer,
+            client_id: &upstream.config.client_id,
+            nonce: &login.nonce,
+            skew: self.config.clock_skew,
+            now,
+        };
+        let claims = token.verify(&key, &expected).map_err(refused)?;
+        match self.account_of(&upstream, &claims)? {
+            Resolution::Account(account) => Ok(Verified::User(account.user, account.created)),
+            Resolution::LinkFirst => {
+                let ticket = self.park_link(&upstream, claims.string("sub")?, login)?;
+                Ok(Verified::LinkNeeded {
+                    ticket,
+                    upstream_name: name.clone(),
+                })
+            }
+        }
+    }
+}
+
+/// A verified login: the user (and whether it was created now), or a link to make first.
+enum Verified {
+    User(User, bool),
+    LinkNeeded {
+        ticket: String,
+        upstream_name: String,
+    },
+}

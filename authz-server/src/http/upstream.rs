@@ -1,0 +1,213 @@
+//! Login through an upstream identity provider, the browser's side: `GET /upstream/start`
+//! (the login page's "Sign in with …" link: the authorization request's parameters and the
+//! upstream's id) sends the browser to the upstream with a fresh `state`, also set in an
+//! owner-only cookie (`__Host-`, `Secure`, `HttpOnly`, `SameSite=Lax`) that binds the login to
+//! this browser; `GET /upstream/callback` takes that login once and goes on as after a
+//! password login — or, for an identity to be linked first (`first_login = "link"`), shows the
+//! link page, whose login `POST /upstream/link` links it and goes on. A callback that cannot be tied to a waiting request gets an error page;
+//! every other failure goes back to the client as an RFC 6749 §4.1.2.1 error redirect.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::Form;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::SharedState;
+use super::authorize::{after_login, error_response, validate};
+use super::html::{escape, html_page, html_page_redirecting};
+use crate::error::Error;
+use crate::federation::login::{CallbackAnswer, LOGIN_TTL, UpstreamOutcome};
+use proto::secret::SecretString;
+
+/// The cookie holding the `state` of this browser's upstream login.
+const STATE_COOKIE: &str = "__Host-upstream-state";
+
+/// `GET /upstream/start`: to the upstream's authorization endpoint.
+pub async fn start(
+    State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(mut params): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(e) = state.limiters.upstream_login(peer.ip()) {
+        return failure_page(&e);
+    }
+    let upstream = params.remove("upstream").unwrap_or_default();
+    let req = match validate(&state, params) {
+        Ok(req) => req,
+        Err(refusal) => return refusal.into_response(),
+    };
+    match state.start_upstream_login(&upstream, &req).await {
+        Ok(redirect) => {
+            let mut response = Redirect::to(&redirect.location).into_response();
+            set_state_cookie(&mut response, &redirect.state, LOGIN_TTL);
+            response
+        }
+        Err(e) => error_response(&state, &req, &e),
+    }
+}
+
+/// `GET /upstream/callback`: the upstream's answer.
+pub async fn callback(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    Query(answer): Query<HashMap<String, String>>,
+) -> Response {
+    let field = |name: &str| answer.get(name).map(String::as_str);
+    let login = match state.take_upstream_login(field("state"), state_cookie(&headers)) {
+        Ok(login) => login,
+        Err(e) => return failure_page(&e),
+    };
+    let params = login.params.clone();
+    let mut response = match validate(&state, params) {
+        Err(refusal) => refusal.into_response(),
+        Ok(req) => {
+            let answer = CallbackAnswer {
+                code: field("code"),
+                error: field("error"),
+                iss: field("iss"),
+            };
+            match state.finish_upstream_login(&login, answer).await {
+                Ok(UpstreamOutcome::LoggedIn(user)) => after_login(&state, &req, &user),
+                Ok(UpstreamOutcome::LinkNeeded {
+                    ticket,
+                    upstream_name,
+                }) => {
+                    let mut page = link_page(
+                        &ticket,
+                        &upstream_name,
+                        &req.redirect_uri,
+                        None,
+                        StatusCode::OK,
+                    );
+                    set_state_cookie(&mut page, &ticket, LOGIN_TTL);
+                    return page;
+                }
+                Err(e) => error_response(&state, &req, &e),
+            }
+        }
+    };
+    set_state_cookie(&mut response, "", 0);
+    response
+}
+
+/// The page asking the user to log in to the account to link the upstream identity to.
+fn link_page(
+    ticket: &str,
+    upstream_name: &str,
+    redirect_uri: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let error = error
+        .map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, escape(e)))
+        .unwrap_or_default();
+    let body = format!(
+        r#"<p>No account here is linked to your {name} identity yet. Sign in to your account to link it; from then on, {name} signs you in to that account.</p>{error}
+<form method="post" action="/upstream/link"><input type="hidden" name="ticket" value="{ticket}">
+<label>Handle <input name="username" autocomplete="username" required autofocus></label>
+<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+<button type="submit">Sign in and link</button></form>"#,
+        name = escape(upstream_name),
+        ticket = escape(ticket),
+    );
+    html_page_redirecting(status, "Link your account", &body, redirect_uri)
+}
+
+/// `POST /upstream/link`: the link page's login; links the identity and goes on with the
+/// waiting authorization request.
+pub async fn link(
+    State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(mut form): Form<HashMap<String, String>>,
+) -> Response {
+    let ticket = form.remove("ticket");
+    let username = form.remove("username").unwrap_or_default();
+    let password = SecretString::new(form.remove("password").unwrap_or_default());
+    let browser = state_cookie(&headers);
+    let outcome = state
+        .link_upstream(peer.ip(), ticket.as_deref(), browser, username, password)
+        .await;
+    let (pending, user) = match outcome {
+        Ok(done) => done,
+        Err(e @ (Error::BadCredentials | Error::RateLimited { .. })) => {
+            let Ok(pending) = state.pending_link(ticket.as_deref(), browser) else {
+                return failure_page(&e);
+            };
+            let (message, status) = match e {
+                Error::RateLimited { description, .. } => (
+                    format!("Not now: {description}."),
+                    StatusCode::TOO_MANY_REQUESTS,
+                ),
+                _ => (
+                    "Wrong handle or password.".to_owned(),
+                    StatusCode::UNAUTHORIZED,
+                ),
+            };
+            return link_page(
+                ticket.as_deref().unwrap_or_default(),
+                &state.upstream_name(&pending.upstream),
+                pending
+                    .params
+                    .get("redirect_uri")
+                    .map_or("", String::as_str),
+                Some(&message),
+                status,
+            );
+        }
+        Err(e) => return failure_page(&e),
+    };
+    let mut response = match validate(&state, pending.params) {
+        Ok(req) => after_login(&state, &req, &user),
+        Err(refusal) => refusal.into_response(),
+    };
+    set_state_cookie(&mut response, "", 0);
+    response
+}
+
+/// The page of a login through an upstream that cannot go back to a client.
+fn failure_page(e: &Error) -> Response {
+    let (_, description) = e.authorization_error();
+    let status = match e {
+        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let mut page = html_page(
+        status,
+        "Login failed",
+        &format!("<p>{}</p>", escape(&description)),
+    );
+    if let Error::RateLimited {
+        retry_after_secs, ..
+    } = e
+    {
+        page.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+    }
+    page
+}
+
+/// Sets (or with `max_age` 0 clears) the state cookie.
+fn set_state_cookie(response: &mut Response, value: &str, max_age: i64) {
+    let cookie = format!(
+        "{STATE_COOKIE}={value}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Lax"
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// The state in the request's cookie, if any.
+fn state_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == STATE_COOKIE)
+        .map(|(_, value)| value)
+}

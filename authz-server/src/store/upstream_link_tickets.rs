@@ -1,0 +1,42 @@
+//! Upstream identities waiting to be linked (`upstream_link_tickets`, by the SHA-256 of their
+//! ticket): a verified upstream identity no account is linked to, under the `link` first-login
+//! policy, until the user logs in to the local account it is to be linked to. Taken once; swept
+//! once expired ([`super::cleanup`]).
+
+use std::collections::HashMap;
+
+use proto::clock::UnixTime;
+use serde::{Deserialize, Serialize};
+
+use super::{Store, digest, trees};
+use crate::error::Result;
+
+/// A verified upstream identity waiting for the local login that links it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingLink {
+    /// The upstream's configured id.
+    pub upstream: String,
+    /// Its issuer.
+    pub issuer: String,
+    /// The user's subject there.
+    pub subject: String,
+    /// The parameters of our authorization request waiting for the login.
+    pub params: HashMap<String, String>,
+    /// Expiry.
+    pub expires_at: UnixTime,
+}
+
+/// Stores a pending link under its ticket.
+pub fn insert(store: &dyn Store, ticket: &str, pending: &PendingLink) -> Result<()> {
+    Ok(store.put_json(trees::UPSTREAM_LINK_TICKETS, &digest(ticket), pending)?)
+}
+
+/// The pending link of `ticket`, left in place.
+pub fn get(store: &dyn Store, ticket: &str) -> Result<Option<PendingLink>> {
+    Ok(store.get_json(trees::UPSTREAM_LINK_TICKETS, &digest(ticket))?)
+}
+
+/// Takes the pending link of `ticket` (once).
+pub fn take(store: &dyn Store, ticket: &str) -> Result<Option<PendingLink>> {
+    Ok(store.take_json(trees::UPSTREAM_LINK_TICKETS, &digest(ticket))?)
+}

@@ -1,0 +1,839 @@
+//! Login through an upstream OpenID Provider: node-oidc-provider (npm `oidc-provider`, pinned in
+//! tests/interop) runs as a real upstream on 127.0.0.1 (`tests/interop/upstream_idp.mjs`, its
+//! development login and consent pages), the authz-server in-process over TLS with an
+//! `[[upstream]]` pointing at it, and a reqwest client with a cookie store plays the browser:
+//! our `/authorize` → the login page's "Sign in with …" link → the upstream's login and consent
+//! forms → our callback → our code → our `/token`. Then each refusal with its exact error (state
+//! mismatch, replay, expiry, the upstream's `access_denied`, ID tokens with a defect, an upstream
+//! down, silent or answering too much, `first_login = "refuse"`, a taken handle, a pure broker's
+//! password form), that a refused login creates nothing, that an e-mail address never finds an
+//! account, and the `link` policy. `cargo xtask test` installs node and the package
+//! (`npm ci` in tests/interop); missing, the tests fail.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::PathBuf;
+
+use authz_server::Config;
+use common::*;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout};
+
+const UPSTREAM_CLIENT_ID: &str = "e2ei-broker";
+const UPSTREAM_SECRET: &str = "upstream-client-secret-0123456789abcdef";
+
+/// The upstream IdP process and what the test reads of it.
+struct Idp {
+    child: Child,
+    issuer: String,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Idp {
+    /// Starts `upstream_idp.mjs` (with `tamper`, its ID tokens have that defect) and waits for
+    /// its listening line.
+    async fn spawn(tamper: Option<&str>) -> Self {
+        let interop = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop");
+        assert!(
+            std::path::Path::new(interop)
+                .join("node_modules/oidc-provider")
+                .exists(),
+            "run `npm ci` in {interop} (`cargo xtask test` does)"
+        );
+        let mut command = tokio::process::Command::new("node");
+        command
+            .arg("upstream_idp.mjs")
+            .current_dir(interop)
+            .env("CLIENT_ID", UPSTREAM_CLIENT_ID)
+            .env("CLIENT_SECRET", UPSTREAM_SECRET)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true);
+        if let Some(mode) = tamper {
+            command.env("TAMPER", mode);
+        }
+        let mut child = command.spawn().unwrap_or_else(|e| {
+            panic!("node must be installed (`cargo xtask test` installs it): {e}")
+        });
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = lines.next_line().await.unwrap().expect("a listening line");
+        let issuer = line.strip_prefix("listening ").expect(&line).to_owned();
+        Self {
+            child,
+            issuer,
+            lines,
+        }
+    }
+
+    /// Gives the upstream our callback URL and waits until it serves.
+    async fn configure(&mut self, callback: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin
+            .write_all(format!("{callback}\n").as_bytes())
+            .await
+            .unwrap();
+        stdin.flush().await.unwrap();
+        let line = self.lines.next_line().await.unwrap();
+        assert_eq!(line.as_deref(), Some("ready"));
+    }
+}
+
+/// The authz-server with one upstream, the upstream, and a browser.
+struct Federation {
+    h: Harness,
+    idp: Idp,
+    browser: reqwest::Client,
+    _secrets: tempfile::TempDir,
+}
+
+/// The `[[upstream]]` of the tests, its secret in `secret_file`.
+fn upstream_config(issuer: &str, secret_file: &std::path::Path, first_login: &str) -> String {
+    format!(
+        r#"
+id = "corp"
+display_name = "Corp <IdP>"
+kind = "oidc"
+issuer = "{issuer}"
+client_id = "{UPSTREAM_CLIENT_ID}"
+client_secret_file = "{}"
+first_login = "{first_login}"
+"#,
+        secret_file.display()
+    )
+}
+
+impl Federation {
+    async fn start(
+        tamper: Option<&str>,
+        first_login: &str,
+        edit: impl FnOnce(&mut Config),
+    ) -> Self {
+        Self::start_seeded(tamper, first_login, edit, |_| {}).await
+    }
+
+    /// [`Self::start`] with users and clients added to the store first.
+    async fn start_seeded(
+        tamper: Option<&str>,
+        first_login: &str,
+        edit: impl FnOnce(&mut Config),
+        seed: impl FnOnce(&dyn authz_server::store::Store),
+    ) -> Self {
+        let mut idp = Idp::spawn(tamper).await;
+        let secrets = tempfile::tempdir().unwrap();
+        let secret_file = secrets.path().join("corp-secret");
+        server_kit::files::write_private(&secret_file, UPSTREAM_SECRET.as_bytes()).unwrap();
+        let upstream =
+            toml::from_str(&upstream_config(&idp.issuer, &secret_file, first_login)).unwrap();
+        let h = Harness::start_seeded(
+            |c| {
+                c.upstream = vec![upstream];
+                edit(c);
+            },
+            seed,
+        )
+        .await;
+        idp.configure(&h.url("/upstream/callback")).await;
+        let browser = browser(&h);
+        Self {
+            h,
+            idp,
+            browser,
+            _secrets: secrets,
+        }
+    }
+
+    /// Our login page for a fresh request of the demo client.
+    async fn login_page(&self, pkce: &Pkce) -> String {
+        let response = self
+            .browser
+            .get(self.h.url("/authorize"))
+            .query(&params_for(pkce, "wireapp", "openid profile email"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+
+    /// Our login page → the upstream link → the upstream's authorization URL.
+    async fn to_upstream(&self, pkce: &Pkce) -> String {
+        let page = self.login_page(pkce).await;
+        let start = page.find(r#"href="/upstream/start?"#).expect(&page) + r#"href=""#.len();
+        let href = page[start..]
+            .split('"')
+            .next()
+            .unwrap()
+            .replace("&amp;", "&");
+        let response = self.browser.get(self.h.url(&href)).send().await.unwrap();
+        assert_eq!(response.status(), 303, "{:?}", response.text().await);
+        let location = location(&response);
+        assert!(location.starts_with(&self.idp.issuer), "{location}");
+        location
+    }
+
+    /// Logs `login` in at the upstream (its login, then consent form) from its authorization
+    /// URL `url`; with `abort`, the user cancels at the login form instead. Returns the URL the
+    /// upstream sends the browser back to (our callback), not yet followed.
+    async fn upstream_login(&self, mut url: String, login: &str, abort: bool) -> String {
+        for _ in 0..12 {
+            if url.starts_with(&self.h.base) {
+                return url;
+            }
+            let response = self.browser.get(&url).send().await.unwrap();
+            if response.status().is_redirection() {
+                url = resolve(&url, &location(&response));
+                continue;
+            }
+            assert_eq!(response.status(), 200, "{url}");
+            let page = response.text().await.unwrap();
+            let form = if page.contains(r#"name="prompt" value="login""#) {
+                if abort {
+                    url = format!("{}/abort", url.trim_end_matches('/'));
+                    continue;
+                }
+                vec![("prompt", "login"), ("login", login), ("password", "any")]
+            } else if page.contains(r#"name="prompt" value="consent""#) {
+                vec![("prompt", "consent")]
+            } else {
+                panic!("an unexpected upstream page:\n{page}");
+            };
+            let response = self.browser.post(&url).form(&form).send().await.unwrap();
+            assert!(response.status().is_redirection(), "{}", response.status());
+            url = resolve(&url, &location(&response));
+        }
+        panic!("the upstream never sent the browser back");
+    }
+
+    /// The browser at `url`.
+    async fn get(&self, url: &str) -> reqwest::Response {
+        self.browser.get(url).send().await.unwrap()
+    }
+
+    /// A whole login of `login` through the upstream: our answer to the callback.
+    async fn log_in(&self, pkce: &Pkce, login: &str) -> reqwest::Response {
+        let at_upstream = self.to_upstream(pkce).await;
+        let callback = self.upstream_login(at_upstream, login, false).await;
+        self.get(&callback).await
+    }
+
+    /// Redeems the code of a successful login at our `/token`; the ID token's claims.
+    async fn tokens_of(
+        &self,
+        response: &reqwest::Response,
+        pkce: &Pkce,
+    ) -> serde_json::Map<String, Value> {
+        assert_eq!(response.status(), 303);
+        let params = location_params(response);
+        assert_eq!(params["state"], "st-1");
+        assert_eq!(params["iss"], self.h.base);
+        let code = params.get("code").expect("a code");
+        let response = self
+            .h
+            .token_request(&token_form(code, &pkce.verifier), None)
+            .await;
+        assert_eq!(response.status(), 200);
+        let tokens: Value = response.json().await.unwrap();
+        self.h.verified_id_token(&tokens).await
+    }
+
+    /// Stops our server and opens its store.
+    async fn stopped_store(mut self) -> (std::sync::Arc<dyn authz_server::store::Store>, String) {
+        self.h.server.take().unwrap().shutdown().await.unwrap();
+        let config = Config {
+            data_dir: self.h.dir.path().to_owned(),
+            ..Config::default()
+        };
+        let store = authz_server::server::open_store(&config).unwrap();
+        let audit = std::fs::read_to_string(self.h.dir.path().join("audit.jsonl")).unwrap();
+        (store, audit)
+    }
+}
+
+/// A browser: the dev CA trusted, cookies kept, redirects not followed.
+fn browser(h: &Harness) -> reqwest::Client {
+    let ca: PathBuf = h.dir.path().join("tls/ca.pem");
+    let tls = server_kit::tls::client_config(&[ca]).unwrap();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+fn resolve(base: &str, location: &str) -> String {
+    url::Url::parse(base)
+        .unwrap()
+        .join(location)
+        .unwrap()
+        .into()
+}
+
+/// The error redirect to the demo client: its `error` and `error_description`.
+fn client_error(response: &reqwest::Response) -> (String, String) {
+    assert_eq!(response.status(), 303);
+    assert!(
+        location(response).starts_with(REDIRECT_URI),
+        "{}",
+        location(response)
+    );
+    let params = location_params(response);
+    assert_eq!(params["state"], "st-1");
+    assert!(!params.contains_key("code"));
+    (params["error"].clone(), params["error_description"].clone())
+}
+
+/// The users of a stopped server's store, by handle.
+fn handles(store: &dyn authz_server::store::Store) -> Vec<String> {
+    let mut handles: Vec<String> = authz_server::users::list(store)
+        .unwrap()
+        .into_iter()
+        .map(|u| u.handle)
+        .collect();
+    handles.sort();
+    handles
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_user_logs_in_through_the_upstream_and_gets_our_tokens() {
+    let f = Federation::start(None, "create", |_| {}).await;
+    let pkce = Pkce::new();
+    let page = f.login_page(&pkce).await;
+    assert!(page.contains("Sign in with Corp &lt;IdP&gt;"), "{page}");
+    assert!(page.contains(r#"name="password""#));
+
+    let response = f.log_in(&pkce, "bob").await;
+    let cleared = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cleared.starts_with("__Host-upstream-state=;") && cleared.contains("Max-Age=0"));
+    let id = f.tokens_of(&response, &pkce).await;
+    assert_eq!(id["preferred_username"], format!("bob@{DOMAIN}"));
+    assert_eq!(id["name"], "Upstream bob");
+    assert_eq!(id["email"], "bob@corp.example");
+    assert_eq!(id["email_verified"], true);
+    assert_eq!(id["nonce"], "n-1");
+    let sub = id["sub"].as_str().unwrap().to_owned();
+
+    // The second login finds the linked account.
+    let pkce = Pkce::new();
+    let response = f.log_in(&pkce, "bob").await;
+    assert_eq!(f.tokens_of(&response, &pkce).await["sub"], sub.as_str());
+
+    let issuer = f.idp.issuer.clone();
+    let (store, audit) = f.stopped_store().await;
+    assert_eq!(handles(store.as_ref()), ["alice_wire", "bob"]);
+    let link = authz_server::store::upstream_links::get(store.as_ref(), &issuer, "bob")
+        .unwrap()
+        .expect("bob's link");
+    assert_eq!(
+        (link.user_id.as_str(), link.upstream.as_str()),
+        (sub.as_str(), "corp")
+    );
+    let events: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let created: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "user.created")
+        .collect();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["upstream"], "corp");
+    let logins = events
+        .iter()
+        .filter(|e| e["event"] == "login.succeeded" && e["upstream"] == "corp")
+        .count();
+    assert_eq!(logins, 2);
+    assert!(!audit.contains(UPSTREAM_SECRET));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_with_another_state_is_refused_and_the_login_still_waits() {
+    let f = Federation::start(None, "create", |_| {}).await;
+    let pkce = Pkce::new();
+    let at_upstream = f.to_upstream(&pkce).await;
+    let callback = f.upstream_login(at_upstream, "carol", false).await;
+    let mut forged = url::Url::parse(&callback).unwrap();
+    let pairs: Vec<(String, String)> = forged.query_pairs().into_owned().collect();
+    forged
+        .query_pairs_mut()
+        .clear()
+        .extend_pairs(pairs.iter().map(|(k, v)| {
+            (
+                k.as_str(),
+                if k == "state" {
+                    "forged-state"
+                } else {
+                    v.as_str()
+                },
+            )
+        }));
+    let response = f.get(forged.as_str()).await;
+    assert_eq!(response.status(), 400);
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("state mismatch: this answer belongs to a login this browser did not start"),
+        "{page}"
+    );
+    // The real answer still completes the login.
+    let response = f.get(&callback).await;
+    f.tokens_of(&response, &pkce).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_callback_is_refused_and_creates_nothing_more() {
+    let f = Federation::start(None, "create", |_| {}).await;
+    let pkce = Pkce::new();
+    let at_upstream = f.to_upstream(&pkce).await;
+    let callback = f.upstream_login(at_upstream, "dave", false).await;
+    let state = url::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let response = f.get(&callback).await;
+    f.tokens_of(&response, &pkce).await;
+    // The browser's cookie is gone: a replay from it is a mismatch.
+    let response = f.get(&callback).await;
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("state mismatch"));
+    // A replay that still carries the cookie finds the login used.
+    let response =
+        f.h.client
+            .get(&callback)
+            .header("cookie", format!("__Host-upstream-state={state}"))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(response.status(), 400);
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("this login is unknown, expired or was already used"),
+        "{page}"
+    );
+    let (store, audit) = f.stopped_store().await;
+    assert_eq!(handles(store.as_ref()), ["alice_wire", "dave"]);
+    assert_eq!(audit.matches("\"login.succeeded\"").count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upstreams_access_denied_goes_back_to_the_client() {
+    let f = Federation::start(None, "create", |_| {}).await;
+    let pkce = Pkce::new();
+    let at_upstream = f.to_upstream(&pkce).await;
+    let callback = f.upstream_login(at_upstream, "erin", true).await;
+    let response = f.get(&callback).await;
+    let (error, description) = client_error(&response);
+    assert_eq!(error, "access_denied");
+    assert_eq!(description, "Corp <IdP> refused the login (access_denied)");
+    assert_eq!(location_params(&response)["iss"], f.h.base);
+    let (store, _) = f.stopped_store().await;
+    assert_eq!(handles(store.as_ref()), ["alice_wire"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn id_tokens_with_a_defect_are_refused_and_create_nothing() {
+    for (tamper, reason) in [
+        ("nonce", "nonce mismatch"),
+        ("aud", "audience mismatch"),
+        ("iss", "issuer mismatch"),
+        ("exp", "expired"),
+        ("none", "algorithm `none` is not allowed"),
+        ("kid", "it names no key of the identity provider"),
+    ] {
+        let f = Federation::start(Some(tamper), "create", |_| {}).await;
+        let pkce = Pkce::new();
+        let response = f.log_in(&pkce, "frank").await;
+        let (error, description) = client_error(&response);
+        assert_eq!(error, "access_denied", "{tamper}");
+        assert!(
+            description.starts_with("Corp <IdP>'s ID token was refused: ")
+                && description.contains(reason),
+            "{tamper}: {description}"
+        );
+        let (store, audit) = f.stopped_store().await;
+        assert_eq!(handles(store.as_ref()), ["alice_wire"], "{tamper}");
+        assert!(audit.contains("\"login.failed\""), "{tamper}");
+        assert!(!audit.contains("\"user.created\""), "{tamper}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_upstream_ends_in_temporarily_unavailable_and_creates_nothing() {
+    let mut f = Federation::start(None, "create", |_| {}).await;
+    let pkce = Pkce::new();
+    let at_upstream = f.to_upstream(&pkce).await;
+    let callback = f.upstream_login(at_upstream, "grace", false).await;
+    f.idp.child.kill().await.unwrap();
+    let response = f.get(&callback).await;
+    let (error, description) = client_error(&response);
+    assert_eq!(error, "temporarily_unavailable");
+    assert_eq!(
+        description,
+        "the identity provider Corp <IdP> could not be reached: connection failed"
+    );
+    let (store, _) = f.stopped_store().await;
+    assert_eq!(handles(store.as_ref()), ["alice_wire"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_login_refuse_turns_an_unknown_identity_away() {
+    let f = Federation::start(None, "refuse", |_| {}).await;
+    let pkce = Pkce::new();
+    let response = f.log_in(&pkce, "heidi").await;
+    let (error, description) = client_error(&response);
+    assert_eq!(error, "access_denied");
+    assert_eq!(
+        description,
+        "no account here is linked to this Corp <IdP> identity, and none is created at a first login; ask an administrator"
+    );
+    let (store, _) = f.stopped_store().await;
+    assert_eq!(handles(store.as_ref()), ["alice_wire"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_identity_with_a_local_handle_does_not_take_the_account_over() {
+    let f = Federation::start(None, "create", |_| {}).await;
+    let password_sub = f.h.login(None).await;
+    let password_sub = f.h.verified_id_token(&password_sub).await["sub"].clone();
+    let pkce = Pkce::new();
+    let response = f.log_in(&pkce, "alice_wire").await;
+    let (error, description) = client_error(&response);
+    assert_eq!(error, "access_denied");
+    assert_eq!(
+        description,
+        "the handle \"alice_wire\" belongs to another account here; an administrator can link your Corp <IdP> identity to your account"
+    );
+    // The local account is untouched and its password still logs it in.
+    let tokens = f.h.login(None).await;
+    assert_eq!(f.h.verified_id_token(&tokens).await["sub"], password_sub);
+    let issuer = f.idp.issuer.clone();
+    let (store, _) = f.stopped_store().await;
+    assert_eq!(handles(store.as_ref()), ["alice_wire"]);
+    assert!(
+        authz_server::store::upstream_links::get(store.as_ref(), &issuer, "alice_wire")
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pure_broker_offers_no_password_form_and_refuses_password_logins() {
+    let f = Federation::start(None, "create", |c| c.local_login = false).await;
+    let pkce = Pkce::new();
+    let page = f.login_page(&pkce).await;
+    assert!(!page.contains(r#"name="password""#), "{page}");
+    assert!(page.contains("Sign in with Corp &lt;IdP&gt;"));
+    let response =
+        f.h.authorize(&authorize_params(&pkce), "alice_wire", &f.h.password)
+            .await;
+    assert_eq!(response.status(), 403);
+    assert!(response.headers().get("location").is_none());
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("password login is switched off here; sign in through an identity provider"),
+        "{page}"
+    );
+    // The upstream still logs users in.
+    let response = f.log_in(&pkce, "ivan").await;
+    f.tokens_of(&response, &pkce).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_that_comes_back_after_its_time_is_refused() {
+    let f = Federation::start(None, "create", |_| {}).await;
+    let pkce = Pkce::new();
+    let at_upstream = f.to_upstream(&pkce).await;
+    let callback = f.upstream_login(at_upstream, "judy", false).await;
+    f.h.clock
+        .advance(authz_server::federation::login::LOGIN_TTL + 1);
+    let response = f.get(&callback).await;
+    assert_eq!(response.status(), 400);
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("this login is unknown, expired or was already used"),
+        "{page}"
+    );
+    let (store, _) = f.stopped_store().await;
+    assert_eq!(handles(store.as_ref()), ["alice_wire"]);
+}
+
+/// A loopback peer that answers every connection with `answer` (and then `body_bytes` of
+/// filler), or with nothing at all when `answer` is empty.
+fn peer(answer: &'static str, body_bytes: usize) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut silent = Vec::new();
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            if answer.is_empty() {
+                silent.push(stream);
+                continue;
+            }
+            let _ = stream.write_all(answer.as_bytes());
+            let block = [b' '; 16 * 1024];
+            let mut left = body_bytes;
+            while left > 0 {
+                let n = left.min(block.len());
+                if stream.write_all(&block[..n]).is_err() {
+                    break;
+                }
+                left -= n;
+            }
+        }
+    });
+    url
+}
+
+/// The error the demo client hears when the login page's upstream link is followed, with an
+/// upstream at `issuer` that answers no call usefully.
+async fn error_at_start(issuer: &str, timeout_secs: u64) -> (String, String) {
+    let secrets = tempfile::tempdir().unwrap();
+    let secret_file = secrets.path().join("corp-secret");
+    server_kit::files::write_private(&secret_file, UPSTREAM_SECRET.as_bytes()).unwrap();
+    let mut upstream: authz_server::federation::UpstreamConfig =
+        toml::from_str(&upstream_config(issuer, &secret_file, "create")).unwrap();
+    upstream.timeout_secs = timeout_secs;
+    let h = Harness::start_with(|c| c.upstream = vec![upstream]).await;
+    let b = browser(&h);
+    let pkce = Pkce::new();
+    let page = b
+        .get(h.url("/authorize"))
+        .query(&params_for(&pkce, "wireapp", "openid"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let start = page.find(r#"href="/upstream/start?"#).unwrap() + r#"href=""#.len();
+    let href = page[start..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    let response = b.get(h.url(&href)).send().await.unwrap();
+    assert!(response.headers().get("set-cookie").is_none());
+    client_error(&response)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_discovery_document_is_refused_after_64_kib() {
+    let issuer = peer(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n",
+        1 << 30,
+    );
+    let (error, description) = error_at_start(&issuer, 10).await;
+    assert_eq!(error, "temporarily_unavailable");
+    assert!(
+        description.starts_with("the identity provider Corp <IdP> could not be used: discovery: ")
+            && description.contains("larger than 65536 bytes"),
+        "{description}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_upstream_is_given_up_after_its_timeout() {
+    let issuer = peer("", 0);
+    let started = std::time::Instant::now();
+    let (error, description) = error_at_start(&issuer, 1).await;
+    assert_eq!(error, "temporarily_unavailable");
+    assert!(
+        description.starts_with("the identity provider Corp <IdP> could not be used: discovery: "),
+        "{description}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_login_link_links_the_identity_to_the_account_the_user_logs_in_to() {
+    let f = Federation::start(None, "link", |_| {}).await;
+    let tokens = f.h.login(None).await;
+    let alice = f.h.verified_id_token(&tokens).await["sub"].clone();
+    let pkce = Pkce::new();
+    let response = f.log_in(&pkce, "kate").await;
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("No account here is linked to your Corp &lt;IdP&gt; identity yet"),
+        "{page}"
+    );
+    let ticket = ticket_of(&page);
+    let link = |client: &reqwest::Client, password: &str| {
+        client
+            .post(f.h.url("/upstream/link"))
+            .form(&[
+                ("ticket", ticket.as_str()),
+                ("username", "alice_wire"),
+                ("password", password),
+            ])
+            .send()
+    };
+    // Another browser cannot use the ticket.
+    let response = link(&f.h.client, &f.h.password).await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("state mismatch: this link belongs to a login this browser did not start")
+    );
+    // A wrong password leaves the ticket for another try.
+    let response = link(&f.browser, "wrong password").await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("Wrong handle or password.")
+    );
+    let response = link(&f.browser, &f.h.password).await.unwrap();
+    assert_eq!(f.tokens_of(&response, &pkce).await["sub"], alice);
+    // Used once.
+    let response =
+        f.h.client
+            .post(f.h.url("/upstream/link"))
+            .header("cookie", format!("__Host-upstream-state={ticket}"))
+            .form(&[
+                ("ticket", ticket.as_str()),
+                ("username", "alice_wire"),
+                ("password", f.h.password.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("this link request is unknown, expired or was already used")
+    );
+    // From now on the upstream logs kate in to alice_wire's account directly.
+    let pkce = Pkce::new();
+    let response = f.log_in(&pkce, "kate").await;
+    assert_eq!(f.tokens_of(&response, &pkce).await["sub"], alice);
+    let issuer = f.idp.issuer.clone();
+    let (store, audit) = f.stopped_store().await;
+    assert_eq!(handles(store.as_ref()), ["alice_wire"]);
+    let links =
+        authz_server::store::upstream_links::of_user(store.as_ref(), alice.as_str().unwrap())
+            .unwrap();
+    assert_eq!(links.len(), 1, "{links:?}");
+    assert_eq!(
+        (links[0].issuer.as_str(), links[0].subject.as_str()),
+        (issuer.as_str(), "kate")
+    );
+    assert_eq!(audit.matches("\"upstream.linked\"").count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_email_equal_to_a_local_accounts_never_logs_in_to_that_account() {
+    let f = Federation::start_seeded(
+        None,
+        "create",
+        |_| {},
+        |store| {
+            let email = authz_server::users::Email::new("lisa@corp.example", true).unwrap();
+            authz_server::users::add_with_email(
+                store,
+                &authz_server::users::NewUser {
+                    handle: "lisa_local",
+                    name: "Lisa",
+                    team: None,
+                    domain: DOMAIN,
+                    password: &proto::secret::SecretString::new("lisa's password"),
+                },
+                Some(email),
+            )
+            .unwrap();
+        },
+    )
+    .await;
+    let local =
+        f.h.login_as("wireapp", "openid", "lisa_local", "lisa's password")
+            .await;
+    let local = f.h.verified_id_token(&local).await["sub"].clone();
+    // The upstream's lisa has the same verified address: she gets an account of her own.
+    let pkce = Pkce::new();
+    let response = f.log_in(&pkce, "lisa").await;
+    let id = f.tokens_of(&response, &pkce).await;
+    assert_eq!(id["email"], "lisa@corp.example");
+    assert_ne!(id["sub"], local);
+    let (store, _) = f.stopped_store().await;
+    assert_eq!(
+        handles(store.as_ref()),
+        ["alice_wire", "lisa", "lisa_local"]
+    );
+    let links =
+        authz_server::store::upstream_links::of_user(store.as_ref(), local.as_str().unwrap())
+            .unwrap();
+    assert!(links.is_empty(), "{links:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_simultaneous_upstream_starts_from_one_address_store_at_most_the_burst() {
+    let fed = Federation::start(None, "create", |c| {
+        c.rate_limits.upstream_logins_per_ip = server_kit::rate_limit::Rate::new(1, 10);
+        c.limits.max_connections_per_address = 1000;
+    })
+    .await;
+    let page = fed.login_page(&Pkce::new()).await;
+    let start = page.find(r#"href="/upstream/start?"#).expect(&page) + r#"href=""#.len();
+    let href = page[start..]
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    let url = fed.h.url(&href);
+    let starts: Vec<_> = (0..100)
+        .map(|_| {
+            let (browser, url) = (fed.browser.clone(), url.clone());
+            tokio::spawn(async move { browser.get(&url).send().await.unwrap() })
+        })
+        .collect();
+    let (mut sent, mut refused) = (0, 0);
+    for start in starts {
+        let answer = start.await.unwrap();
+        match answer.status().as_u16() {
+            303 => sent += 1,
+            429 => {
+                assert!(answer.headers().contains_key("retry-after"));
+                assert!(
+                    answer
+                        .text()
+                        .await
+                        .unwrap()
+                        .contains("upstream logins started from this address")
+                );
+                refused += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!((sent, refused), (10, 90));
+    let (store, _) = fed.stopped_store().await;
+    let waiting = store
+        .scan_prefix(authz_server::store::trees::UPSTREAM_LOGINS, "")
+        .unwrap();
+    assert_eq!(waiting.len(), 10);
+}
