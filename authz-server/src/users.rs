@@ -36,9 +36,7 @@ pub fn add(store: &dyn Store, new: &NewUser<'_>) -> Result<User> {
 /// [`add`] with the email address an operator recorded for the user.
 pub fn add_with_email(store: &dyn Store, new: &NewUser<'_>, email: Option<Email>) -> Result<User> {
     HandleUri::new(new.handle, new.domain).map_err(|e| Error::invalid_request(e.to_string()))?;
-    if new.name.trim().is_empty() {
-        return Err(Error::invalid_request("the display name is empty"));
-    }
+    check_names(new.name, new.team)?;
     if new.password.expose().len() < 8 {
         return Err(Error::invalid_request(
             "the password must have at least 8 characters",
@@ -69,9 +67,7 @@ pub fn passwordless(
     email: Option<Email>,
 ) -> Result<User> {
     HandleUri::new(handle, domain).map_err(|e| Error::invalid_request(e.to_string()))?;
-    if name.trim().is_empty() {
-        return Err(Error::invalid_request("the display name is empty"));
-    }
+    check_names(name, team)?;
     Ok(User {
         id: proto::random::uuid_v4(),
         handle: handle.to_owned(),
@@ -109,20 +105,40 @@ pub fn remove(store: &dyn Store, handle: &str) -> Result<bool> {
 /// handles exist.
 pub fn authenticate(store: &dyn Store, handle: &str, password: &SecretString) -> Result<User> {
     let user = by_handle(store, handle)?;
-    let hash = user
+    // An account made through an upstream has no password: it is checked against the dummy
+    // hash all the same, so the time taken does not tell such accounts apart either.
+    let stored = user
         .as_ref()
-        .map_or(DUMMY_HASH, |u| u.password_hash.as_str());
-    let ok = PasswordHash::new(hash)
+        .map(|u| u.password_hash.as_str())
+        .filter(|hash| !hash.is_empty());
+    let matches = PasswordHash::new(stored.unwrap_or(DUMMY_HASH))
         .map(|parsed| {
             Argon2::default()
                 .verify_password(password.expose().as_bytes(), &parsed)
                 .is_ok()
         })
         .unwrap_or(false);
+    let ok = stored.is_some() && matches;
     match user {
         Some(user) if ok => Ok(user),
         _ => Err(Error::BadCredentials),
     }
+}
+
+/// Refuses a display name or team that cannot be part of a Wire identity: blank, over 256
+/// bytes, or with control characters (which would also forge lines in `user list`).
+fn check_names(name: &str, team: Option<&str>) -> Result<()> {
+    proto::wire_id::validate_name(name).map_err(|_| {
+        Error::invalid_request(
+            "the display name is blank, over 256 bytes or has control characters",
+        )
+    })?;
+    if let Some(team) = team {
+        proto::wire_id::validate_name(team).map_err(|_| {
+            Error::invalid_request("the team is blank, over 256 bytes or has control characters")
+        })?;
+    }
+    Ok(())
 }
 
 /// argon2id hash of the password "dummy password" with default parameters.

@@ -162,13 +162,13 @@ impl Federation {
     /// Our login page → the upstream link → the upstream's authorization URL.
     async fn to_upstream(&self, pkce: &Pkce) -> String {
         let page = self.login_page(pkce).await;
-        let start = page.find(r#"href="/upstream/start?"#).expect(&page) + r#"href=""#.len();
-        let href = page[start..]
-            .split('"')
-            .next()
-            .unwrap()
-            .replace("&amp;", "&");
-        let response = self.browser.get(self.h.url(&href)).send().await.unwrap();
+        let response = self
+            .browser
+            .post(self.h.url("/upstream/start"))
+            .form(&start_form(&page))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 303, "{:?}", response.text().await);
         let location = location(&response);
         assert!(location.starts_with(&self.idp.issuer), "{location}");
@@ -263,6 +263,29 @@ fn browser(h: &Harness) -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
+}
+
+/// The fields of the login page's first "Sign in with …" form (its hidden inputs, unescaped).
+fn start_form(page: &str) -> Vec<(String, String)> {
+    let at = page
+        .find(r#"<form method="post" action="/upstream/start">"#)
+        .expect(page);
+    let form = &page[at..at + page[at..].find("</form>").unwrap()];
+    form.split("<input ")
+        .skip(1)
+        .map(|input| (attribute(input, "name"), attribute(input, "value")))
+        .collect()
+}
+
+/// The value of the attribute `name` of an HTML tag, unescaped.
+fn attribute(tag: &str, name: &str) -> String {
+    let start = tag.find(&format!(r#"{name}=""#)).unwrap() + name.len() + 2;
+    let raw = &tag[start..start + tag[start..].find('"').unwrap()];
+    raw.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 fn location(response: &reqwest::Response) -> String {
@@ -622,13 +645,12 @@ async fn error_at_start(issuer: &str, timeout_secs: u64) -> (String, String) {
         .text()
         .await
         .unwrap();
-    let start = page.find(r#"href="/upstream/start?"#).unwrap() + r#"href=""#.len();
-    let href = page[start..]
-        .split('"')
-        .next()
-        .unwrap()
-        .replace("&amp;", "&");
-    let response = b.get(h.url(&href)).send().await.unwrap();
+    let response = b
+        .post(h.url("/upstream/start"))
+        .form(&start_form(&page))
+        .send()
+        .await
+        .unwrap();
     assert!(response.headers().get("set-cookie").is_none());
     client_error(&response)
 }
@@ -798,17 +820,12 @@ async fn a_hundred_simultaneous_upstream_starts_from_one_address_store_at_most_t
     })
     .await;
     let page = fed.login_page(&Pkce::new()).await;
-    let start = page.find(r#"href="/upstream/start?"#).expect(&page) + r#"href=""#.len();
-    let href = page[start..]
-        .split('"')
-        .next()
-        .unwrap()
-        .replace("&amp;", "&");
-    let url = fed.h.url(&href);
+    let form = std::sync::Arc::new(start_form(&page));
+    let url = fed.h.url("/upstream/start");
     let starts: Vec<_> = (0..100)
         .map(|_| {
-            let (browser, url) = (fed.browser.clone(), url.clone());
-            tokio::spawn(async move { browser.get(&url).send().await.unwrap() })
+            let (browser, url, form) = (fed.browser.clone(), url.clone(), form.clone());
+            tokio::spawn(async move { browser.post(&url).form(&*form).send().await.unwrap() })
         })
         .collect();
     let (mut sent, mut refused) = (0, 0);
@@ -836,4 +853,118 @@ async fn a_hundred_simultaneous_upstream_starts_from_one_address_store_at_most_t
         .scan_prefix(authz_server::store::trees::UPSTREAM_LOGINS, "")
         .unwrap();
     assert_eq!(waiting.len(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_name_that_cannot_be_a_wire_display_name_makes_no_account() {
+    let f = Federation::start(None, "create", |_| {}).await;
+    let pkce = Pkce::new();
+    // The upstream names its users "Upstream <login>": 259 bytes here, over Wire's 256.
+    let response = f.log_in(&pkce, &"a".repeat(250)).await;
+    let (error, description) = client_error(&response);
+    assert_eq!(error, "access_denied");
+    assert_eq!(
+        description,
+        "the Corp <IdP> identity cannot make an account: the display name is blank, over 256 bytes or has control characters"
+    );
+    let (store, _) = f.stopped_store().await;
+    assert_eq!(handles(store.as_ref()), ["alice_wire"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_carrying_more_than_8_kib_of_request_is_refused_and_stores_nothing() {
+    let f = Federation::start(None, "create", |_| {}).await;
+    let page = f.login_page(&Pkce::new()).await;
+    let mut form = start_form(&page);
+    form.push(("padding".into(), "x".repeat(8 * 1024)));
+    let response = f
+        .browser
+        .post(f.h.url("/upstream/start"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let (error, description) = client_error(&response);
+    assert_eq!(error, "invalid_request");
+    assert_eq!(
+        description,
+        "the authorization request's parameters exceed 8192 bytes"
+    );
+    assert!(response.headers().get("set-cookie").is_none());
+    let (store, _) = f.stopped_store().await;
+    let waiting = store
+        .scan_prefix(authz_server::store::trees::UPSTREAM_LOGINS, "")
+        .unwrap();
+    assert!(waiting.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_login_starts_only_from_a_button_of_our_login_page() {
+    let f = Federation::start(None, "create", |_| {}).await;
+    let pkce = Pkce::new();
+    let response = f
+        .browser
+        .get(f.h.url("/authorize"))
+        .query(&params_for(&pkce, "wireapp", "openid profile email"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with("__Host-login-csrf="), "{cookie}");
+    for attribute in ["Path=/", "Secure", "HttpOnly", "SameSite=Strict"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    let form = start_form(&response.text().await.unwrap());
+    let refused = "This sign-in did not come from this server's login page";
+    // Another site: a link (GET), or a form posted without our cookie, with or without a token.
+    let get = f.get(&f.h.url("/upstream/start")).await;
+    assert_eq!(get.status(), 405);
+    let stranger = browser(&f.h);
+    for token in [None, Some("forged")] {
+        let mut fields: Vec<(String, String)> = form
+            .iter()
+            .filter(|(k, _)| k != "login_csrf")
+            .cloned()
+            .collect();
+        if let Some(token) = token {
+            fields.push(("login_csrf".into(), token.into()));
+        }
+        let response = stranger
+            .post(f.h.url("/upstream/start"))
+            .form(&fields)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403);
+        assert!(response.text().await.unwrap().contains(refused));
+    }
+    // Our cookie but another token.
+    let mut wrong = form.clone();
+    wrong.retain(|(k, _)| k != "login_csrf");
+    wrong.push(("login_csrf".into(), "x".repeat(22)));
+    let response = f
+        .browser
+        .post(f.h.url("/upstream/start"))
+        .form(&wrong)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    // The page's own button.
+    let response = f
+        .browser
+        .post(f.h.url("/upstream/start"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let (store, _) = f.stopped_store().await;
+    let waiting = store
+        .scan_prefix(authz_server::store::trees::UPSTREAM_LOGINS, "")
+        .unwrap();
+    assert_eq!(waiting.len(), 1);
 }

@@ -1,5 +1,6 @@
 //! What an enrollment needs to know: where the servers are, what to trust, how the user logs
-//! in, which key algorithm to use, and how long a step may take.
+//! in, where the ID token of `wire-oidc-01` comes from, which key algorithm to use, and how long
+//! a step may take.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use proto::jws::Algorithm;
 use proto::secret::SecretString;
 
+use crate::id_provider::IdTokenProvider;
 use crate::login::AuthorizationUi;
 
 /// Key algorithms for the account and credential keys.
@@ -105,6 +107,10 @@ pub struct Config {
     pub scope: String,
     /// How the user logs in.
     pub login: Login,
+    /// Where the ID token for `wire-oidc-01` comes from: `None` (the default) logs in at the
+    /// authz-server again with the `claims` request; a third-party OpenID Provider (the
+    /// organisation's identity provider, the ACME server's `wire_oidc.issuer`) otherwise.
+    pub id_token_provider: Option<IdTokenProvider>,
     /// Account and credential key algorithm.
     pub algorithm: KeyAlgorithm,
     /// Longest time one step may take.
@@ -131,6 +137,7 @@ impl Config {
             redirect_uri: "http://127.0.0.1/callback".into(),
             scope: DEFAULT_SCOPE.into(),
             login,
+            id_token_provider: None,
             algorithm: KeyAlgorithm::default(),
             step_timeout: Duration::from_secs(30),
             nonce_retries: 3,

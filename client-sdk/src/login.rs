@@ -1,5 +1,7 @@
-//! Getting an authorization code from the authz-server: PKCE S256 with `state` and `nonce`,
-//! either by posting the user's credentials (headless) or through an [`AuthorizationUi`] the
+//! The authorization code grant with PKCE S256, `state` and `nonce` at an OpenID Provider — our
+//! authz-server, or the third-party provider of [`crate::id_provider`] — and the code exchanged
+//! at its token endpoint ([`CodeGrant`]). The user's authorization comes either from posting the
+//! user's credentials (headless, our authz-server only) or through an [`AuthorizationUi`] the
 //! application provides — [`LoopbackBrowser`] implements RFC 8252 §7.3 (a one-shot listener
 //! on 127.0.0.1 receives the redirect).
 
@@ -7,7 +9,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use proto::pkce::Pkce;
+use proto::secret::SecretString;
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::error::{Cause, Error, Result};
+use crate::http::{json_of, refused, send};
+use crate::step::Step;
 
 /// A boxed future (dyn-compatible async trait methods).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -88,5 +97,201 @@ impl AuthorizationUi for LoopbackBrowser {
                 }
             }
         })
+    }
+}
+
+/// How the user authorizes a [`CodeGrant`].
+#[derive(Clone, Copy)]
+pub(crate) enum Method<'a> {
+    /// Our authz-server's headless login: the credentials posted to its authorization endpoint
+    /// with the request, the code taken from the `303` to `redirect_uri`.
+    Password {
+        username: &'a str,
+        password: &'a SecretString,
+        redirect_uri: &'a str,
+    },
+    /// The application's UI shows the authorization URL and returns the redirect.
+    Ui(&'a dyn AuthorizationUi),
+}
+
+/// One authorization code grant (PKCE S256, `state`, `nonce`) at one provider.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CodeGrant<'a> {
+    /// The provider's issuer identifier, which a redirect's `iss` (RFC 9207) must equal.
+    pub issuer: &'a str,
+    /// Its authorization endpoint.
+    pub authorization_endpoint: &'a str,
+    /// Its token endpoint.
+    pub token_endpoint: &'a str,
+    /// Our client id there.
+    pub client_id: &'a str,
+    /// The client secret (`client_secret_basic`); `None` for a public client.
+    pub client_secret: Option<&'a SecretString>,
+    /// The scope asked for.
+    pub scope: &'a str,
+    /// The OIDC `claims` request parameter, if any.
+    pub claims: Option<&'a Value>,
+}
+
+/// What the token endpoint answered to a [`CodeGrant`].
+#[derive(Debug, Clone)]
+pub(crate) struct Granted {
+    /// The token response (JSON object).
+    pub response: Value,
+    /// The `nonce` the authorization request carried.
+    pub nonce: String,
+}
+
+impl CodeGrant<'_> {
+    /// Gets a code by `method` and redeems it with the PKCE verifier.
+    pub async fn run(
+        &self,
+        http: &reqwest::Client,
+        method: Method<'_>,
+        step: Step,
+    ) -> Result<Granted> {
+        let pkce = Pkce::new();
+        let state = proto::random::token(128);
+        let nonce = proto::random::token(128);
+        let mut params: Vec<(&str, String)> = vec![
+            ("response_type", "code".into()),
+            ("client_id", self.client_id.to_owned()),
+            ("scope", self.scope.to_owned()),
+            ("state", state.clone()),
+            ("nonce", nonce.clone()),
+            ("code_challenge", pkce.challenge.clone()),
+            ("code_challenge_method", "S256".into()),
+        ];
+        if let Some(claims) = self.claims {
+            params.push(("claims", claims.to_string()));
+        }
+        let redirect = match method {
+            Method::Password {
+                username,
+                password,
+                redirect_uri,
+            } => {
+                let mut form = params.clone();
+                form.push(("redirect_uri", redirect_uri.to_owned()));
+                form.push(("username", username.to_owned()));
+                form.push(("password", password.expose().to_owned()));
+                let response =
+                    send(step, http.post(self.authorization_endpoint).form(&form)).await?;
+                if response.status() != reqwest::StatusCode::SEE_OTHER {
+                    return Err(refused(step, response).await);
+                }
+                let location = response
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| Error::protocol(step, "no Location after login"))?
+                    .to_owned();
+                Redirect {
+                    redirect_uri: redirect_uri.to_owned(),
+                    location,
+                }
+            }
+            Method::Ui(ui) => {
+                let base = self.authorization_endpoint;
+                let separator = if base.contains('?') { '&' } else { '?' };
+                let url_for = |redirect_uri: &str| {
+                    let query = url::form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())))
+                        .append_pair("redirect_uri", redirect_uri)
+                        .finish();
+                    format!("{base}{separator}{query}")
+                };
+                ui.authorize(&url_for)
+                    .await
+                    .map_err(|e| Error::local(step, format!("login UI: {e}")))?
+            }
+        };
+        let code = code_from(&redirect.location, &state, self.issuer, step)?;
+        let mut form = vec![
+            ("grant_type", "authorization_code".to_owned()),
+            ("code", code),
+            ("redirect_uri", redirect.redirect_uri),
+            ("code_verifier", pkce.verifier),
+        ];
+        let mut request = http.post(self.token_endpoint);
+        match self.client_secret {
+            // RFC 6749 §2.3.1: both form-encoded, then Basic.
+            Some(secret) => {
+                let encode = |v: &str| {
+                    url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+                };
+                request = request.basic_auth(encode(self.client_id), Some(encode(secret.expose())));
+            }
+            None => form.push(("client_id", self.client_id.to_owned())),
+        }
+        let response = send(step, request.form(&form)).await?;
+        if !response.status().is_success() {
+            return Err(refused(step, response).await);
+        }
+        let response = json_of(step, response).await?;
+        if !response.is_object() {
+            return Err(Error::protocol(
+                step,
+                "the token response is not a JSON object",
+            ));
+        }
+        Ok(Granted { response, nonce })
+    }
+}
+
+/// The code from a redirect, after checking `state` and (RFC 9207) `iss`.
+fn code_from(location: &str, state: &str, issuer: &str, step: Step) -> Result<String> {
+    let url = url::Url::parse(location).map_err(|e| Error::protocol(step, e))?;
+    let params: std::collections::HashMap<String, String> =
+        url.query_pairs().into_owned().collect();
+    if let Some(error) = params.get("error") {
+        return Err(Error::new(
+            step,
+            Cause::Server {
+                status: 303,
+                body: format!(
+                    "{error}: {}",
+                    params.get("error_description").map_or("", String::as_str)
+                ),
+            },
+        ));
+    }
+    if params.get("state").map(String::as_str) != Some(state) {
+        return Err(Error::protocol(step, "the redirect's state is not ours"));
+    }
+    if params.get("iss").is_some_and(|iss| iss != issuer) {
+        return Err(Error::protocol(step, "the redirect names another issuer"));
+    }
+    params
+        .get("code")
+        .cloned()
+        .ok_or_else(|| Error::protocol(step, "no code in the redirect"))
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_redirect_must_carry_our_state_and_issuer() {
+        let issuer = "https://auth.test";
+        let ok = "http://127.0.0.1:5/callback?code=c1&state=s1&iss=https%3A%2F%2Fauth.test";
+        assert_eq!(code_from(ok, "s1", issuer, Step::Login).unwrap(), "c1");
+        for bad in [
+            "http://127.0.0.1:5/callback?code=c1&state=other",
+            "http://127.0.0.1:5/callback?code=c1&state=s1&iss=https%3A%2F%2Fevil.test",
+            "http://127.0.0.1:5/callback?state=s1",
+        ] {
+            assert!(matches!(
+                code_from(bad, "s1", issuer, Step::Login).unwrap_err().cause,
+                Cause::Protocol(_)
+            ));
+        }
+        let denied = "http://127.0.0.1:5/callback?error=access_denied&state=s1";
+        assert!(matches!(
+            code_from(denied, "s1", issuer, Step::Login)
+                .unwrap_err()
+                .cause,
+            Cause::Server { .. }
+        ));
     }
 }

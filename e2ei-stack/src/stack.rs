@@ -1,6 +1,7 @@
 //! Both servers in-process, wired together: the acme-server trusts the authz-server's dev TLS
 //! root for its JWKS and OpenID discovery, verifies `wire-dpop-01` against its access-token URL
-//! and `wire-oidc-01` against it as issuer.
+//! and `wire-oidc-01` against it as issuer — or, with [`Options::id_provider`], against an
+//! organisation's own OpenID Provider.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,19 @@ pub struct Options {
     pub acme_listen: SocketAddr,
     /// Users to add before the start (only when the data directory is new to them).
     pub users: Vec<ExtraUser>,
+    /// The `wire-oidc-01` issuer when it is not the authz-server.
+    pub id_provider: Option<IdProvider>,
+}
+
+/// A third-party OpenID Provider as the acme-server's `wire_oidc.issuer`.
+#[derive(Debug, Clone)]
+pub struct IdProvider {
+    /// Its issuer identifier (discovery at `{issuer}/.well-known/openid-configuration`).
+    pub issuer: String,
+    /// The client id its ID tokens are issued to (`wire_oidc.client_id`).
+    pub client_id: String,
+    /// The root of its TLS certificate (added to the acme-server's `trust_anchors`).
+    pub tls_root: PathBuf,
 }
 
 impl Default for Options {
@@ -45,6 +59,7 @@ impl Default for Options {
             authz_listen: any,
             acme_listen: any,
             users: Vec::new(),
+            id_provider: None,
         }
     }
 }
@@ -70,6 +85,7 @@ impl Stack {
             authz_listen,
             acme_listen,
             users,
+            id_provider,
         } = options;
         let authz_config = authz_server::Config {
             listen: authz_listen,
@@ -98,6 +114,11 @@ impl Stack {
             format!("{}/clients/{{device-id}}/access-token", authz.base_url);
         acme_config.wire_dpop.backend_jwks_url = Some(format!("{}/jwks", authz.base_url));
         acme_config.wire_oidc.issuer = authz.base_url.clone();
+        if let Some(idp) = id_provider {
+            acme_config.wire_oidc.issuer = idp.issuer;
+            acme_config.wire_oidc.client_id = idp.client_id;
+            acme_config.trust_anchors.push(idp.tls_root);
+        }
         let acme = acme_server::start(acme_config, clock).await?;
         Ok(Self {
             authz,

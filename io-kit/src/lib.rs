@@ -1,9 +1,10 @@
 //! What the servers and the device SDK both need to touch the disk and the network safely,
 //! and nothing that only a server needs: owner-only [`files`] and data directories, the
-//! [`https`] client that trusts exactly the roots it is given, and what a binary does around
-//! its work ([`process`]). A device build links no store, no HTTP server and no system library
+//! [`https`] client that trusts exactly the roots it is given, bounded reads of what other
+//! servers answer ([`fetch`]), and what a binary does around its work ([`process`]). A device build links no store, no HTTP server and no system library
 //! through this crate.
 
+pub mod fetch;
 pub mod files;
 pub mod https;
 pub mod process;

@@ -480,7 +480,9 @@ pub fn validate_domain(domain: &str) -> Result<()> {
     ok.then_some(()).ok_or(Error::InvalidIdentifier("domain"))
 }
 
-fn validate_name(name: &str) -> Result<()> {
+/// Whether `name` can be a Wire display name (or team name): not blank, at most 256 bytes, no
+/// control characters.
+pub fn validate_name(name: &str) -> Result<()> {
     let ok = !name.trim().is_empty() && name.len() <= 256 && !name.chars().any(char::is_control);
     ok.then_some(()).ok_or(Error::InvalidIdentifier("name"))
 }

@@ -11,7 +11,7 @@
 pub mod audit;
 pub use io_kit::files;
 pub mod cleanup;
-pub mod fetch;
+pub use io_kit::fetch;
 pub mod group_commit;
 pub mod limits;
 pub mod process;

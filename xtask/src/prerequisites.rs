@@ -106,7 +106,7 @@ const PREREQUISITES: &[Prerequisite] = &[
         Source::Npm("authz-server/tests/interop"),
     ),
     needs(
-        "npm packages of the benchmark peers (oidc-provider)",
+        "npm packages of the benchmark peers and the enterprise IdP test (oidc-provider)",
         Check::Stamp,
         Source::Npm("e2ei-stack/bench-peers"),
     ),

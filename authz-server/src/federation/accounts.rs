@@ -129,6 +129,9 @@ impl Provider {
             let verified = claims.get("email_verified") == Some(&Value::Bool(true));
             Email::new(address, verified).ok()
         });
-        users::passwordless(handle, display, team, domain, email)
+        users::passwordless(handle, display, team, domain, email).map_err(|e| {
+            let (_, why) = e.authorization_error();
+            Error::upstream_denied(format!("the {name} identity cannot make an account: {why}"))
+        })
     }
 }

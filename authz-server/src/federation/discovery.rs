@@ -91,7 +91,7 @@ impl Upstream {
             server_kit::fetch::get_json(&self.http, &metadata.jwks_uri, super::MAX_UPSTREAM_BODY)
                 .await
                 .map_err(|e| self.unavailable(format!("keys: {e}")))?;
-        let keys = JwkSet::from_json(&document)
+        let keys = JwkSet::from_json(&signing_keys(&document))
             .map_err(|e| self.unavailable(format!("keys at {}: {e}", metadata.jwks_uri)))?
             .keys;
         let keys = Arc::new(keys);
@@ -103,6 +103,31 @@ impl Upstream {
     pub(super) fn http(&self) -> &reqwest::Client {
         &self.http
     }
+}
+
+/// The keys of a JWK set document that may verify signatures: a key marked for encryption
+/// (`use` other than `sig`), whose `key_ops` lack `verify`, or that names an algorithm other
+/// than a signature algorithm we accept, is left out.
+fn signing_keys(document: &serde_json::Value) -> serde_json::Value {
+    let for_signatures = |key: &&serde_json::Value| {
+        let text = |name: &str| key.get(name).and_then(serde_json::Value::as_str);
+        let use_ok = text("use").is_none_or(|u| u == "sig");
+        let ops_ok = key
+            .get("key_ops")
+            .and_then(serde_json::Value::as_array)
+            .is_none_or(|ops| ops.iter().any(|op| op == "verify"));
+        let alg_ok = text("alg").is_none_or(|alg| {
+            proto::jws::Algorithm::from_name(alg)
+                .is_ok_and(|alg| super::id_token::ALGORITHMS.contains(&alg))
+        });
+        use_ok && ops_ok && alg_ok
+    };
+    let keys: Vec<serde_json::Value> = document
+        .get("keys")
+        .and_then(serde_json::Value::as_array)
+        .map(|keys| keys.iter().filter(for_signatures).cloned().collect())
+        .unwrap_or_default();
+    serde_json::json!({ "keys": keys })
 }
 
 /// Refuses metadata of another issuer or with endpoints that are not https (http only on
@@ -154,5 +179,32 @@ mod tests {
                 .unwrap_err()
                 .contains("token_endpoint")
         );
+    }
+
+    #[test]
+    fn only_keys_that_may_verify_signatures_are_kept() {
+        let key = |extra: serde_json::Value| {
+            let mut k = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
+            k.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            k
+        };
+        let document = serde_json::json!({"keys": [
+            key(serde_json::json!({"kid": "plain"})),
+            key(serde_json::json!({"kid": "sig", "use": "sig", "alg": "EdDSA", "key_ops": ["verify"]})),
+            key(serde_json::json!({"kid": "enc", "use": "enc"})),
+            key(serde_json::json!({"kid": "wrap", "key_ops": ["wrapKey"]})),
+            key(serde_json::json!({"kid": "oaep", "alg": "RSA-OAEP"})),
+            key(serde_json::json!({"kid": "hs", "alg": "HS256"})),
+        ]});
+        let filtered = signing_keys(&document);
+        let kept: Vec<&str> = filtered["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert_eq!(kept, ["plain", "sig"]);
     }
 }

@@ -1,8 +1,8 @@
 //! The upstream's ID token, verified as a relying party must (OpenID Connect Core §3.1.3.7):
 //! signed with an algorithm of the allow-list ([`ALGORITHMS`]: never `none`, never a MAC) by a
 //! key of the upstream's JWKS chosen by `kid`, the configured issuer exactly, our client id in
-//! `aud` (and in `azp` when present or when there are several audiences), `exp` and `iat`
-//! within the clock skew, the `nonce` this login sent, and a `sub`.
+//! `aud` (and in `azp` when present or when there are several audiences), `exp`, `iat` and
+//! `nbf` within the clock skew, the `nonce` this login sent, and a `sub`.
 
 use proto::clock::UnixTime;
 use proto::jwk::Jwk;
@@ -60,7 +60,9 @@ impl IdToken {
     /// algorithm).
     pub fn key_in<'k>(&self, keys: &'k [Jwk]) -> Option<&'k Jwk> {
         match self.jws.header().kid() {
-            Some(kid) => keys.iter().find(|k| k.kid.as_deref() == Some(kid)),
+            Some(kid) => keys
+                .iter()
+                .find(|k| k.kid.as_deref() == Some(kid) && self.alg.fits(k)),
             None => {
                 let mut fitting = keys.iter().filter(|k| self.alg.fits(k));
                 match (fitting.next(), fitting.next()) {
@@ -100,7 +102,11 @@ fn check_claims(claims: &Claims, expected: &Expected<'_>) -> Result<(), Refusal>
     }
     let audiences: Vec<&str> = match claims.get("aud") {
         Some(Value::String(aud)) => vec![aud.as_str()],
-        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(Value::as_str)
+            .collect::<Option<_>>()
+            .ok_or("the aud claim lists something that is not a string")?,
         _ => return Err("the aud claim is missing".into()),
     };
     if !audiences.contains(&expected.client_id) {
@@ -110,11 +116,14 @@ fn check_claims(claims: &Claims, expected: &Expected<'_>) -> Result<(), Refusal>
     if (audiences.len() > 1 || claims.get("azp").is_some()) && azp != Some(expected.client_id) {
         return Err("authorized party (azp) mismatch".into());
     }
-    if int("exp")? + expected.skew < expected.now {
+    if int("exp")?.saturating_add(expected.skew) < expected.now {
         return Err("expired".into());
     }
-    if int("iat")? > expected.now + expected.skew {
+    if int("iat")? > expected.now.saturating_add(expected.skew) {
         return Err("issued in the future".into());
+    }
+    if claims.get("nbf").is_some() && int("nbf")? > expected.now.saturating_add(expected.skew) {
+        return Err("not valid yet (nbf)".into());
     }
     let nonce = text("nonce")?;
     if !proto::secret::constant_time_eq(nonce.as_bytes(), expected.nonce.as_bytes()) {
@@ -177,13 +186,23 @@ mod tests {
             ("iat", json!(NOW + 61), "issued in the future"),
             ("nonce", json!("n-2"), "nonce mismatch"),
             ("sub", json!(""), "sub"),
+            ("nbf", json!(NOW + 61), "nbf"),
+            ("aud", json!(["broker", 12345]), "not a string"),
+            ("exp", json!(i64::MAX), ""),
         ];
         for (claim, value, reason) in cases {
             let mut c = claims();
             c.insert(claim.into(), value.clone());
-            let refusal = check(&keys, &sign(&c)).unwrap_err();
-            assert!(refusal.contains(reason), "{claim}={value}: {refusal}");
+            match check(&keys, &sign(&c)) {
+                // A far `exp` is fine in itself (no overflow, no panic); with `nbf` within the
+                // skew the token passes.
+                Ok(_) => assert_eq!(value, json!(i64::MAX), "{claim}={value}"),
+                Err(refusal) => assert!(refusal.contains(reason), "{claim}={value}: {refusal}"),
+            }
         }
+        let mut c = claims();
+        c.insert("nbf".into(), json!(NOW + 59));
+        check(&keys, &sign(&c)).unwrap();
         for claim in ["nonce", "exp", "iat", "sub", "aud"] {
             let mut c = claims();
             c.remove(claim);
@@ -221,6 +240,13 @@ mod tests {
             .with_kid("k1");
         let token = impostor.sign_jwt("JWT", false, &claims()).unwrap();
         assert!(check(&keys, &token).unwrap_err().contains("signature"));
+        // A key of another type under the token's kid is not the one to use.
+        let eddsa_with_same_kid = SigningKey::generate(Algorithm::EdDsa)
+            .unwrap()
+            .with_kid("k1");
+        let both = [eddsa_with_same_kid.public_jwk().clone(), keys[0].clone()];
+        let token = key.sign_jwt("JWT", false, &claims()).unwrap();
+        check(&both, &token).unwrap();
         let proof = key.sign_jwt("dpop+jwt", false, &claims()).unwrap();
         assert!(IdToken::parse(&proof).unwrap_err().contains("typ"));
     }

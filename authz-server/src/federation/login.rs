@@ -17,11 +17,14 @@ use crate::provider::Provider;
 use crate::store::upstream_logins::{self, UpstreamLogin};
 use crate::store::users::User;
 
+/// The most bytes of authorization-request parameters a waiting upstream login keeps (each
+/// start is stored until its callback or expiry).
+pub const MAX_WAITING_REQUEST: usize = 8 * 1024;
+
 /// Seconds between leaving for the upstream and coming back.
 pub const LOGIN_TTL: i64 = 600;
 
-/// Where the browser goes to log in at the upstream.
-#[derive(Debug)]
+/// Where the browser goes to log in at the upstream (`Debug` leaves out the `state`).
 pub struct UpstreamRedirect {
     /// The `state` sent (also set in the browser's cookie).
     pub state: String,
@@ -29,8 +32,8 @@ pub struct UpstreamRedirect {
     pub location: String,
 }
 
-/// Where a login through an upstream stands after its callback.
-#[derive(Debug)]
+/// Where a login through an upstream stands after its callback (`Debug` leaves out the link
+/// ticket).
 pub enum UpstreamOutcome {
     /// The user logged in.
     LoggedIn(User),
@@ -44,8 +47,8 @@ pub enum UpstreamOutcome {
     },
 }
 
-/// What the upstream sent back to the callback.
-#[derive(Debug, Default, Clone, Copy)]
+/// What the upstream sent back to the callback (`Debug` leaves out the code).
+#[derive(Default, Clone, Copy)]
 pub struct CallbackAnswer<'a> {
     /// The authorization code.
     pub code: Option<&'a str>,
@@ -53,6 +56,33 @@ pub struct CallbackAnswer<'a> {
     pub error: Option<&'a str>,
     /// RFC 9207 `iss`.
     pub iss: Option<&'a str>,
+}
+
+impl std::fmt::Debug for UpstreamRedirect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamRedirect").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for UpstreamOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::LoggedIn(user) => f.debug_tuple("LoggedIn").field(&user.id).finish(),
+            Self::LinkNeeded { upstream_name, .. } => f
+                .debug_struct("LinkNeeded")
+                .field("upstream_name", upstream_name)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+impl std::fmt::Debug for CallbackAnswer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallbackAnswer")
+            .field("error", &self.error)
+            .field("iss", &self.iss)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Provider {
@@ -81,6 +111,12 @@ impl Provider {
             .upstreams
             .get(upstream_id)
             .ok_or_else(|| Error::invalid_request(format!("no upstream {upstream_id:?}")))?;
+        let waiting: usize = request.params.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if waiting > MAX_WAITING_REQUEST {
+            return Err(Error::invalid_request(format!(
+                "the authorization request's parameters exceed {MAX_WAITING_REQUEST} bytes"
+            )));
+        }
         let now = self.now();
         let metadata = upstream.metadata(now).await?;
         let state = proto::random::token(256);

@@ -9,8 +9,7 @@ use base64::Engine;
 use super::Upstream;
 use crate::error::{Error, Result};
 
-/// What the exchange needs.
-#[derive(Debug)]
+/// What the exchange needs (`Debug` shows only the redirect URI).
 pub struct CodeExchange<'a> {
     /// The code from the callback.
     pub code: &'a str,
@@ -18,6 +17,14 @@ pub struct CodeExchange<'a> {
     pub redirect_uri: &'a str,
     /// The PKCE verifier of this login.
     pub code_verifier: &'a str,
+}
+
+impl std::fmt::Debug for CodeExchange<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CodeExchange")
+            .field("redirect_uri", &self.redirect_uri)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Upstream {

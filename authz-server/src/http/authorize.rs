@@ -1,6 +1,6 @@
 //! `/authorize`: the authorization request (RFC 6749 §4.1.1 with PKCE S256, OIDC `nonce` and
 //! `claims`, RFC 9449 `dpop_jkt`), the HTML login page (the password form unless
-//! `local_login = false`, and a "Sign in with …" link per upstream identity provider, served by
+//! `local_login = false`, and a "Sign in with …" button per upstream identity provider, served by
 //! [`super::upstream`]), and the password form's submission. Requests whose
 //! client or redirect URI cannot be trusted get an error page, never a redirect. Every
 //! redirect back to the client, a code or an error, carries `iss` (RFC 9207) and the request's
@@ -396,17 +396,7 @@ fn login_form(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let hidden: String = req
-        .params
-        .iter()
-        .map(|(k, v)| {
-            format!(
-                r#"<input type="hidden" name="{}" value="{}">"#,
-                escape(k),
-                escape(v)
-            )
-        })
-        .collect();
+    let hidden: String = req.params.iter().map(|(k, v)| hidden_input(k, v)).collect();
     let error = error
         .map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, escape(e)))
         .unwrap_or_default();
@@ -420,19 +410,24 @@ fn login_form(
     } else {
         String::new()
     };
-    let upstreams: String = state
-        .upstream_buttons()
+    let buttons = state.upstream_buttons();
+    // An upstream login starts only from this page: each button posts a token that must match
+    // a `SameSite=Strict` cookie set with the page (see `super::upstream::start`).
+    let login_csrf = (!buttons.is_empty()).then(|| proto::random::token(128));
+    let upstreams: String = buttons
         .into_iter()
         .map(|(id, display_name)| {
-            let mut query = url::form_urlencoded::Serializer::new(String::new());
-            query.append_pair("upstream", &id);
-            // The request's own parameters, except one that would name another upstream.
-            for (k, v) in req.params.iter().filter(|(k, _)| *k != "upstream") {
-                query.append_pair(k, v);
-            }
+            // The request's own parameters, except those this form sets itself.
+            let hidden: String = req
+                .params
+                .iter()
+                .filter(|(k, _)| !super::upstream::START_FIELDS.contains(&k.as_str()))
+                .map(|(k, v)| hidden_input(k, v))
+                .collect();
             format!(
-                r#"<p><a class="upstream" href="/upstream/start?{}">Sign in with {}</a></p>"#,
-                escape(&query.finish()),
+                r#"<form method="post" action="/upstream/start">{hidden}{}{}<button type="submit" class="upstream">Sign in with {}</button></form>"#,
+                hidden_input("upstream", &id),
+                hidden_input(super::upstream::CSRF_FIELD, login_csrf.as_deref().unwrap_or_default()),
                 escape(&display_name)
             )
         })
@@ -442,5 +437,18 @@ fn login_form(
 {password_form}{upstreams}"#,
         client = escape(&req.client.id),
     );
-    html_page_redirecting(status, "Sign in", &body, &req.redirect_uri)
+    let mut page = html_page_redirecting(status, "Sign in", &body, &req.redirect_uri);
+    if let Some(token) = login_csrf {
+        super::upstream::set_login_csrf_cookie(&mut page, &token);
+    }
+    page
+}
+
+/// A hidden form field, escaped.
+fn hidden_input(name: &str, value: &str) -> String {
+    format!(
+        r#"<input type="hidden" name="{}" value="{}">"#,
+        escape(name),
+        escape(value)
+    )
 }

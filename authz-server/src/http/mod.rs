@@ -50,7 +50,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/jwks", get(discovery::jwks))
         .route("/authorize", get(authorize::show).post(authorize::submit))
         .route("/authorize/consent", post(authorize::consent))
-        .route("/upstream/start", get(upstream::start))
+        .route("/upstream/start", post(upstream::start))
         .route("/upstream/callback", get(upstream::callback))
         .route("/upstream/link", post(upstream::link))
         .route("/consents", get(consents::list))

@@ -1,6 +1,6 @@
-//! Login through an upstream identity provider, the browser's side: `GET /upstream/start`
-//! (the login page's "Sign in with …" link: the authorization request's parameters and the
-//! upstream's id) sends the browser to the upstream with a fresh `state`, also set in an
+//! Login through an upstream identity provider, the browser's side: `POST /upstream/start`
+//! (the login page's "Sign in with …" button: the authorization request's parameters, the
+//! upstream's id and the page's token, which must match its `SameSite=Strict` cookie) sends the browser to the upstream with a fresh `state`, also set in an
 //! owner-only cookie (`__Host-`, `Secure`, `HttpOnly`, `SameSite=Lax`) that binds the login to
 //! this browser; `GET /upstream/callback` takes that login once and goes on as after a
 //! password login — or, for an identity to be linked first (`first_login = "link"`), shows the
@@ -25,12 +25,47 @@ use proto::secret::SecretString;
 /// The cookie holding the `state` of this browser's upstream login.
 const STATE_COOKIE: &str = "__Host-upstream-state";
 
-/// `GET /upstream/start`: to the upstream's authorization endpoint.
+/// The cookie set with the login page, whose value the page's upstream buttons post.
+const LOGIN_CSRF_COOKIE: &str = "__Host-login-csrf";
+
+/// The form field carrying the login page's token.
+pub(super) const CSRF_FIELD: &str = "login_csrf";
+
+/// The fields of the start form that are not the authorization request's.
+pub(super) const START_FIELDS: [&str; 2] = ["upstream", CSRF_FIELD];
+
+/// Sets the login page's token cookie: `SameSite=Strict`, so a form posted from another site
+/// never carries it, and `HttpOnly`, so no script reads it.
+pub(super) fn set_login_csrf_cookie(response: &mut Response, token: &str) {
+    let cookie = format!(
+        "{LOGIN_CSRF_COOKIE}={token}; Path=/; Max-Age={LOGIN_TTL}; Secure; HttpOnly; SameSite=Strict"
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// `POST /upstream/start` (a button of our login page): to the upstream's authorization
+/// endpoint. Only a post that carries the login page's token, matching the page's cookie, is
+/// taken: another site can send a browser here, but not with the token, so no login through
+/// an upstream (where the user may already be signed in) starts without a click on our page.
 pub async fn start(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(mut params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    Form(mut params): Form<HashMap<String, String>>,
 ) -> Response {
+    let posted = params.remove(CSRF_FIELD).unwrap_or_default();
+    let from_our_page = cookie(&headers, LOGIN_CSRF_COOKIE).is_some_and(|token| {
+        !posted.is_empty() && proto::secret::constant_time_eq(token.as_bytes(), posted.as_bytes())
+    });
+    if !from_our_page {
+        return html_page(
+            StatusCode::FORBIDDEN,
+            "Login failed",
+            "<p>This sign-in did not come from this server's login page. Go back to the application and start again.</p>",
+        );
+    }
     if let Err(e) = state.limiters.upstream_login(peer.ip()) {
         return failure_page(&e);
     }
@@ -202,12 +237,17 @@ fn set_state_cookie(response: &mut Response, value: &str, max_age: i64) {
 
 /// The state in the request's cookie, if any.
 fn state_cookie(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, STATE_COOKIE)
+}
+
+/// The value of the cookie `wanted` in the request, if any.
+fn cookie<'h>(headers: &'h HeaderMap, wanted: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == STATE_COOKIE)
+        .find(|(name, _)| *name == wanted)
         .map(|(_, value)| value)
 }

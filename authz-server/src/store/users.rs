@@ -71,33 +71,38 @@ impl User {
     }
 }
 
-/// Stores a new user. Its handle is claimed in the index first (compare-and-swap), so
-/// concurrent creations yield one user; an index entry left by an interrupted earlier attempt
-/// (no user record behind it) is taken over. A taken handle is 409 `handle-exists`.
+/// Adds `user` and claims its handle. The record is written before the handle is claimed, so a
+/// handle index entry whose record is missing can only be left by a crash (or a removal) and is
+/// taken over by compare-and-swap; an entry whose record exists is never taken, however many
+/// inserts of one handle race. A losing insert takes its record back out (a crash in between
+/// leaves a record no handle names: [`list`] leaves it out).
 pub fn insert(store: &dyn Store, user: &User) -> Result<()> {
+    store.put_json(trees::USERS, &user.id, user)?;
     let id_json = super::encode(&user.id)?;
-    if !store.compare_and_swap(trees::HANDLES, &user.handle, None, Some(&id_json))? {
-        let existing = store.get(trees::HANDLES, &user.handle)?;
-        let dangling = match existing.as_deref().map(serde_json::from_slice::<String>) {
-            Some(Ok(id)) => store.get(trees::USERS, &id)?.is_none(),
-            _ => true,
-        };
-        if !dangling
-            || !store.compare_and_swap(
-                trees::HANDLES,
-                &user.handle,
-                existing.as_deref(),
-                Some(&id_json),
-            )?
-        {
-            return Err(Error::Wire {
-                status: axum::http::StatusCode::CONFLICT,
-                label: "handle-exists",
-                message: format!("the handle {} is taken", user.handle),
-            });
-        }
+    if store.compare_and_swap(trees::HANDLES, &user.handle, None, Some(&id_json))? {
+        return Ok(());
     }
-    Ok(store.put_json(trees::USERS, &user.id, user)?)
+    let existing = store.get(trees::HANDLES, &user.handle)?;
+    let dangling = match existing.as_deref().map(serde_json::from_slice::<String>) {
+        Some(Ok(id)) => store.get(trees::USERS, &id)?.is_none(),
+        _ => true,
+    };
+    if dangling
+        && store.compare_and_swap(
+            trees::HANDLES,
+            &user.handle,
+            existing.as_deref(),
+            Some(&id_json),
+        )?
+    {
+        return Ok(());
+    }
+    store.take(trees::USERS, &user.id)?;
+    Err(Error::Wire {
+        status: axum::http::StatusCode::CONFLICT,
+        label: "handle-exists",
+        message: format!("the handle {} is taken", user.handle),
+    })
 }
 
 /// Records (or with `None` removes) the email address of the user with `handle`, by
@@ -134,7 +139,18 @@ pub fn by_handle(store: &dyn Store, handle: &str) -> Result<Option<User>> {
 
 /// All users, by id.
 pub fn list(store: &dyn Store) -> Result<Vec<User>> {
-    Ok(store.scan_json(trees::USERS, "")?)
+    let mut users: Vec<User> = store.scan_json(trees::USERS, "")?;
+    let mut named = Vec::with_capacity(users.len());
+    for user in users.drain(..) {
+        if store
+            .get_json::<String>(trees::HANDLES, &user.handle)?
+            .as_deref()
+            == Some(&user.id)
+        {
+            named.push(user);
+        }
+    }
+    Ok(named)
 }
 
 /// Removes the user with `handle` and frees the handle; the user removed, if there was one.
@@ -180,5 +196,51 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_hundred_simultaneous_inserts_of_one_handle_make_one_user() {
+        let (_dir, store) = super::super::temporary();
+        let store: &dyn Store = &store;
+        for round in 0..20 {
+            let handle = format!("racer{round}");
+            let barrier = std::sync::Barrier::new(100);
+            let won = std::thread::scope(|scope| {
+                let racers: Vec<_> = (0..100)
+                    .map(|_| {
+                        let (barrier, handle) = (&barrier, &handle);
+                        scope.spawn(move || {
+                            let user = User {
+                                id: proto::random::uuid_v4(),
+                                handle: handle.clone(),
+                                name: "Racer".into(),
+                                team: None,
+                                domain: "wire.com".into(),
+                                email: None,
+                                password_hash: String::new(),
+                            };
+                            barrier.wait();
+                            insert(store, &user).is_ok()
+                        })
+                    })
+                    .collect();
+                racers
+                    .into_iter()
+                    .map(|r| r.join().unwrap())
+                    .filter(|&won| won)
+                    .count()
+            });
+            assert_eq!(won, 1, "{handle}");
+            let records: Vec<User> = store.scan_json(trees::USERS, "").unwrap();
+            assert_eq!(records.iter().filter(|u| u.handle == handle).count(), 1);
+            assert_eq!(
+                list(store)
+                    .unwrap()
+                    .iter()
+                    .filter(|u| u.handle == handle)
+                    .count(),
+                1
+            );
+        }
     }
 }

@@ -1,7 +1,13 @@
 //! `e2ei-enroll`: enroll this device, renew its certificate, or show the stored one.
 //!
 //! Secrets never come from the command line: the password is read from standard input or from
-//! a file. Keys are stored with mode 0600 in the chosen directory, beside the chain.
+//! a file, a client secret at an OpenID Provider from a file (0600). Keys are stored with mode
+//! 0600 in the chosen directory, beside the chain.
+//!
+//! With `--oidc-issuer`, the ID token of `wire-oidc-01` comes from that provider (the
+//! organisation's own, the ACME server's `wire_oidc.issuer`): the user logs in there in a
+//! browser, at the URL printed on standard error, which redirects to a loopback listener of this
+//! process (RFC 8252 §7.3).
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -11,7 +17,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use client_sdk::certificate::CertificateInfo;
-use client_sdk::{Config, Enrolled, Enrollment, KeyAlgorithm, Login, StepPrinter, store};
+use client_sdk::login::LoopbackBrowser;
+use client_sdk::{
+    Config, Enrolled, Enrollment, IdTokenProvider, KeyAlgorithm, Login, StepPrinter, store,
+};
 use proto::secret::SecretString;
 use serde_json::json;
 
@@ -72,6 +81,25 @@ struct Connection {
     /// Longest time one step may take, in seconds.
     #[arg(long, default_value_t = 30)]
     step_timeout: u64,
+    /// Get the ID token of wire-oidc-01 from this OpenID Provider (issuer URL, https) instead
+    /// of the authz-server; log in there in a browser at the printed URL.
+    #[arg(long, env = "E2EI_OIDC_ISSUER", requires = "oidc_client_id")]
+    oidc_issuer: Option<String>,
+    /// This application's client id at that provider.
+    #[arg(long, env = "E2EI_OIDC_CLIENT_ID", requires = "oidc_issuer")]
+    oidc_client_id: Option<String>,
+    /// Its client secret, read from this file (0600), for a confidential client; without it
+    /// the client is public (PKCE).
+    #[arg(long, requires = "oidc_issuer")]
+    oidc_client_secret_file: Option<PathBuf>,
+    /// A PEM root trusted for HTTPS to that provider (repeatable).
+    #[arg(
+        long = "oidc-tls-root",
+        env = "E2EI_OIDC_TLS_ROOTS",
+        value_delimiter = ',',
+        requires = "oidc_issuer"
+    )]
+    oidc_tls_roots: Vec<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -109,12 +137,36 @@ fn config(c: &Connection, json: bool) -> anyhow::Result<(Config, Arc<StepPrinter
     config.algorithm = KeyAlgorithm::parse(&c.algorithm)
         .ok_or_else(|| anyhow::anyhow!("unknown algorithm {:?}", c.algorithm))?;
     config.step_timeout = Duration::from_secs(c.step_timeout.max(1));
+    config.id_token_provider = id_token_provider(c)?;
     let printer = if json {
         StepPrinter::stderr()
     } else {
         StepPrinter::stdout()
     };
     Ok((config, Arc::new(printer)))
+}
+
+/// The `--oidc-*` provider: a loopback redirect, the URL to open printed on standard error.
+fn id_token_provider(c: &Connection) -> anyhow::Result<Option<IdTokenProvider>> {
+    let (Some(issuer), Some(client_id)) = (&c.oidc_issuer, &c.oidc_client_id) else {
+        return Ok(None);
+    };
+    let shown = issuer.clone();
+    let browser = LoopbackBrowser::new(move |url: &str| {
+        eprintln!("log in at {shown} in a browser: {url}");
+    });
+    let mut provider = IdTokenProvider::new(issuer.clone(), client_id.clone(), Arc::new(browser));
+    provider.tls_roots = c.oidc_tls_roots.clone();
+    if let Some(path) = &c.oidc_client_secret_file {
+        let secret = String::from_utf8(io_kit::files::read_private(path)?)
+            .map_err(|_| anyhow::anyhow!("{}: not UTF-8", path.display()))?;
+        let secret = secret.trim_end_matches(['\r', '\n']);
+        if secret.is_empty() {
+            anyhow::bail!("{}: empty client secret", path.display());
+        }
+        provider.client_secret = Some(SecretString::new(secret));
+    }
+    Ok(Some(provider))
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

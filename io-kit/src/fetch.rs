@@ -1,7 +1,8 @@
-//! Bounded reads of what other servers answer. Every outbound fetch of the servers (JWKS and
-//! OpenID discovery documents, http-01 validation, upstream identity providers) reads its
-//! response body through [`read_body`] (or [`get_json`], built on it), never with
-//! `Response::bytes`/`text`/`json`, which read the whole body before anyone can look at its size.
+//! Bounded reads of what other servers answer. Every outbound fetch of the servers and of the
+//! device SDK (JWKS and OpenID discovery documents, http-01 validation, upstream and
+//! third-party identity providers, token endpoints) reads its response body through
+//! [`read_body`] (or [`get_json`], built on it), never with `Response::bytes`/`text`/`json`,
+//! which read the whole body before anyone can look at its size. `server-kit` re-exports it.
 //!
 //! A body whose `Content-Length` announces more than the limit is refused before any of it is
 //! read; a body without a length is read chunk by chunk and refused as soon as it passes the
@@ -103,7 +104,7 @@ mod tests {
     }
 
     fn client() -> reqwest::Client {
-        crate::tls::https_client(&[], std::time::Duration::from_secs(10)).unwrap()
+        crate::https::https_client(&[], std::time::Duration::from_secs(10)).unwrap()
     }
 
     #[tokio::test]
