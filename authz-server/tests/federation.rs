@@ -314,6 +314,13 @@ fn client_error(response: &reqwest::Response) -> (String, String) {
     (params["error"].clone(), params["error_description"].clone())
 }
 
+/// The upstream logins a stopped server's store holds.
+fn waiting_logins(store: &dyn authz_server::store::Store) -> Vec<(String, Vec<u8>)> {
+    store
+        .scan_prefix(authz_server::store::trees::UPSTREAM_LOGINS, "")
+        .unwrap()
+}
+
 /// The users of a stopped server's store, by handle.
 fn handles(store: &dyn authz_server::store::Store) -> Vec<String> {
     let mut handles: Vec<String> = authz_server::users::list(store)
@@ -849,9 +856,7 @@ async fn a_hundred_simultaneous_upstream_starts_from_one_address_store_at_most_t
     }
     assert_eq!((sent, refused), (10, 90));
     let (store, _) = fed.stopped_store().await;
-    let waiting = store
-        .scan_prefix(authz_server::store::trees::UPSTREAM_LOGINS, "")
-        .unwrap();
+    let waiting = waiting_logins(store.as_ref());
     assert_eq!(waiting.len(), 10);
 }
 
@@ -892,9 +897,7 @@ async fn a_start_carrying_more_than_8_kib_of_request_is_refused_and_stores_nothi
     );
     assert!(response.headers().get("set-cookie").is_none());
     let (store, _) = f.stopped_store().await;
-    let waiting = store
-        .scan_prefix(authz_server::store::trees::UPSTREAM_LOGINS, "")
-        .unwrap();
+    let waiting = waiting_logins(store.as_ref());
     assert!(waiting.is_empty());
 }
 
@@ -963,8 +966,6 @@ async fn an_upstream_login_starts_only_from_a_button_of_our_login_page() {
         .unwrap();
     assert_eq!(response.status(), 303);
     let (store, _) = f.stopped_store().await;
-    let waiting = store
-        .scan_prefix(authz_server::store::trees::UPSTREAM_LOGINS, "")
-        .unwrap();
+    let waiting = waiting_logins(store.as_ref());
     assert_eq!(waiting.len(), 1);
 }

@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use proto::secret::SecretString;
 
 use super::SharedState;
-use super::html::{escape, html_page, html_page_redirecting};
+use super::html::{error_alert, escape, html_page, html_page_redirecting, set_retry_after};
 use crate::authorization::{AuthorizationRequest, Authorized};
 use crate::error::Error;
 use crate::identity::claims::EchoedClaims;
@@ -243,10 +243,7 @@ pub async fn submit(
                 Some(&format!("Not now: {description}.")),
                 StatusCode::TOO_MANY_REQUESTS,
             );
-            page.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from(retry_after_secs),
-            );
+            set_retry_after(&mut page, retry_after_secs);
             return page;
         }
         Err(Error::PasswordLoginOff) => {
@@ -397,9 +394,7 @@ fn login_form(
     status: StatusCode,
 ) -> Response {
     let hidden: String = req.params.iter().map(|(k, v)| hidden_input(k, v)).collect();
-    let error = error
-        .map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, escape(e)))
-        .unwrap_or_default();
+    let error = error_alert(error);
     let password_form = if state.local_login() {
         format!(
             r#"<form method="post" action="/authorize">{hidden}

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use super::SharedState;
 use super::client_auth::authenticate_client;
-use super::html::{escape, html_page};
+use super::html::{error_alert, escape, html_page};
 use crate::device_grant::{self, Answer, DeviceGrant};
 use crate::error::{Error, Result};
 
@@ -52,9 +52,7 @@ fn form_page(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let error = error
-        .map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, escape(e)))
-        .unwrap_or_default();
+    let error = error_alert(error);
     let (asks, shown) = asks.map_or_else(Default::default, |(grant, device_scope)| {
         (
             format!(

@@ -64,6 +64,20 @@ button{{padding:.5rem 1.2rem;margin-right:.5rem}}.error{{color:#a00}}</style></h
     response
 }
 
+/// A form page's error line (`role="alert"`), or nothing.
+pub fn error_alert(error: Option<&str>) -> String {
+    error
+        .map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, escape(e)))
+        .unwrap_or_default()
+}
+
+/// Tells the client when to try again (a 429's `Retry-After`).
+pub fn set_retry_after(response: &mut Response, secs: u64) {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+}
+
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::SharedState;
 use super::authorize::{after_login, error_response, validate};
-use super::html::{escape, html_page, html_page_redirecting};
+use super::html::{error_alert, escape, html_page, html_page_redirecting, set_retry_after};
 use crate::error::Error;
 use crate::federation::login::{CallbackAnswer, LOGIN_TTL, UpstreamOutcome};
 use proto::secret::SecretString;
@@ -37,12 +37,7 @@ pub(super) const START_FIELDS: [&str; 2] = ["upstream", CSRF_FIELD];
 /// Sets the login page's token cookie: `SameSite=Strict`, so a form posted from another site
 /// never carries it, and `HttpOnly`, so no script reads it.
 pub(super) fn set_login_csrf_cookie(response: &mut Response, token: &str) {
-    let cookie = format!(
-        "{LOGIN_CSRF_COOKIE}={token}; Path=/; Max-Age={LOGIN_TTL}; Secure; HttpOnly; SameSite=Strict"
-    );
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().append(header::SET_COOKIE, v);
-    }
+    set_cookie(response, LOGIN_CSRF_COOKIE, token, LOGIN_TTL, "Strict");
 }
 
 /// `POST /upstream/start` (a button of our login page): to the upstream's authorization
@@ -136,9 +131,7 @@ fn link_page(
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
-    let error = error
-        .map(|e| format!(r#"<p class="error" role="alert">{}</p>"#, escape(e)))
-        .unwrap_or_default();
+    let error = error_alert(error);
     let body = format!(
         r#"<p>No account here is linked to your {name} identity yet. Sign in to your account to link it; from then on, {name} signs you in to that account.</p>{error}
 <form method="post" action="/upstream/link"><input type="hidden" name="ticket" value="{ticket}">
@@ -219,16 +212,20 @@ fn failure_page(e: &Error) -> Response {
         retry_after_secs, ..
     } = e
     {
-        page.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        set_retry_after(&mut page, *retry_after_secs);
     }
     page
 }
 
 /// Sets (or with `max_age` 0 clears) the state cookie.
 fn set_state_cookie(response: &mut Response, value: &str, max_age: i64) {
+    set_cookie(response, STATE_COOKIE, value, max_age, "Lax");
+}
+
+/// Sets a `__Host-` cookie: the whole site, `Secure`, `HttpOnly`, the given `SameSite`.
+fn set_cookie(response: &mut Response, name: &str, value: &str, max_age: i64, same_site: &str) {
     let cookie = format!(
-        "{STATE_COOKIE}={value}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite=Lax"
+        "{name}={value}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite={same_site}"
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().append(header::SET_COOKIE, v);
