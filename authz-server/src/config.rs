@@ -53,6 +53,8 @@ pub struct Config {
     pub local_login: bool,
     /// Upstream identity providers users may log in through (`[[upstream]]`).
     pub upstream: Vec<crate::federation::UpstreamConfig>,
+    /// Browser sessions (`[sessions]`).
+    pub sessions: crate::sessions::SessionsConfig,
 }
 
 /// Caps on what one user may hold.
@@ -152,6 +154,7 @@ impl Default for Config {
             cleanup: server_kit::cleanup::CleanupConfig::default(),
             local_login: true,
             upstream: Vec::new(),
+            sessions: crate::sessions::SessionsConfig::default(),
         }
     }
 }
@@ -201,6 +204,7 @@ impl Config {
             ));
         }
         crate::federation::config::validate_all(&self.upstream)?;
+        self.sessions.validate()?;
         if !self.local_login && self.upstream.is_empty() {
             return Err(Error::Config(
                 "local_login = false needs at least one [[upstream]] to log in through".into(),

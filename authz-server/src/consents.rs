@@ -12,6 +12,7 @@ pub use crate::store::consents::{Consent, Ticket};
 
 use crate::error::Result;
 use crate::provider::Provider;
+use crate::sessions::Authentication;
 use crate::store::{self, Store};
 
 /// How long the consent page may stay open, in seconds.
@@ -96,19 +97,22 @@ pub fn withdrawn(
     )
 }
 
-/// Parks an authorization (its request parameters) of `user_id` until the user answers;
+/// Parks an authorization (its request parameters) of the logged-in user until the user answers;
 /// returns the ticket.
 pub fn park(
     store: &dyn Store,
-    user_id: &str,
+    auth: &Authentication,
     params: HashMap<String, String>,
     now: UnixTime,
 ) -> Result<String> {
     let id = proto::random::token(256);
     let ticket = Ticket {
-        user_id: user_id.to_owned(),
+        user_id: auth.user.id.clone(),
         params,
         expires_at: now + TICKET_TTL,
+        auth_time: auth.auth_time,
+        amr: auth.amr.clone(),
+        sid: auth.session_id.clone(),
     };
     store::consents::park(store, &id, &ticket)?;
     Ok(id)

@@ -13,7 +13,7 @@ pub use crate::store::device_codes::{Decision, DeviceGrant, StoredDeviceGrant};
 use crate::error::{Error, Result};
 use crate::oauth_clients::authentication::IdentifiedClient;
 use crate::provider::Provider;
-use crate::store::users::User;
+use crate::sessions::Authentication;
 use crate::store::{self, Store};
 
 /// Letters of user codes (RFC 8628 §6.1: no vowels, no ambiguous characters).
@@ -111,17 +111,19 @@ impl Provider {
         )
     }
 
-    /// Records the answer of `user`, who logged in on the verification page, to a pending
-    /// authorization; `shown` is the scope the page showed, if it showed one.
+    /// Records the answer of the user of `auth`, who logged in on the verification page (or is
+    /// signed in there), to a pending authorization; `shown` is the scope the page showed, if
+    /// it showed one.
     pub fn answer_device_authorization(
         &self,
         pending: &StoredDeviceGrant,
-        user: &User,
+        auth: &Authentication,
         approve: bool,
         shown: Option<&str>,
         now: UnixTime,
     ) -> Result<Answer> {
         let store = self.store();
+        let user = &auth.user;
         let grant = pending.value();
         let first_party =
             crate::oauth_clients::get(store, &grant.client_id)?.is_some_and(|c| c.is_first_party());
@@ -131,7 +133,8 @@ impl Provider {
         let decision = if approve {
             Decision::Approved {
                 user_id: user.id.clone(),
-                auth_time: Some(now),
+                auth_time: Some(auth.auth_time),
+                amr: auth.amr.clone(),
             }
         } else {
             Decision::Denied

@@ -37,6 +37,7 @@ pub mod provider;
 pub mod rate_limits;
 pub mod scopes;
 pub mod server;
+pub mod sessions;
 pub mod store;
 pub mod tokens;
 pub mod users;

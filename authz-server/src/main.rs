@@ -136,6 +136,9 @@ enum ClientAction {
         /// first-party clients the device scope.
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        /// Where RP-initiated logout may send the browser afterwards (repeatable).
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
     },
     /// Replace the scopes a client may be granted (keeps its secret and keys).
     SetScopes {
@@ -314,6 +317,7 @@ fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
             confidential,
             third_party,
             scopes,
+            post_logout_redirect_uris,
         } => {
             let secret = confidential.then(oauth_clients::new_secret);
             oauth_clients::add(
@@ -325,6 +329,7 @@ fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
                     consent_required: third_party,
                     jwks: None,
                     scopes: scope_list(&scopes)?,
+                    post_logout_redirect_uris,
                 },
             )?;
             println!("added client {id}");

@@ -97,6 +97,7 @@ pub fn remove(store: &dyn Store, handle: &str) -> Result<bool> {
     };
     store::devices::remove_all_of(store, &user.id)?;
     store::upstream_links::remove_all_of(store, &user.id)?;
+    store::sessions::remove_all_of(store, &user.id)?;
     store::flush(store)?;
     Ok(true)
 }

@@ -1,4 +1,5 @@
-//! A real browser on the login, consent and device verification pages: Debian's chromium
+//! A real browser on the login, consent, device verification and account pages, in one
+//! session that it signs out of at the end: Debian's chromium
 //! driven by playwright-core (installed by `cargo xtask test`); screenshots are kept in
 //! `target/playwright/` as test artifacts. The device then gets its tokens.
 
@@ -68,10 +69,21 @@ async fn a_browser_signs_in_consents_and_approves_a_device() {
         Duration::from_secs(120),
     )
     .await;
-    for step in ["consent page shown", "code received", "device approved"] {
+    for step in [
+        "consent page shown",
+        "code received",
+        "device approved",
+        "signed out",
+    ] {
         assert!(stdout.contains(step), "missing {step:?}:\n{stdout}");
     }
-    for shot in ["1-login", "2-consent", "3-device", "4-device-approved"] {
+    for shot in [
+        "1-login",
+        "2-consent",
+        "3-device",
+        "4-device-approved",
+        "5-account",
+    ] {
         let png = std::fs::read(format!("{shots}/{shot}.png")).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "{shot}.png is a PNG");
     }

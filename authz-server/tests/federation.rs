@@ -220,6 +220,30 @@ impl Federation {
         self.get(&callback).await
     }
 
+    /// Signs this browser out of our server (RP-initiated logout, confirmed on its page).
+    async fn sign_out(&self) {
+        let page = self
+            .browser
+            .get(self.h.url("/logout"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let marker = r#"name="csrf" value=""#;
+        let start = page.find(marker).expect("a confirmation page") + marker.len();
+        let token = page[start..].split('"').next().unwrap();
+        let done = self
+            .browser
+            .post(self.h.url("/logout"))
+            .form(&[("csrf", token)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(done.status(), 200);
+    }
+
     /// Redeems the code of a successful login at our `/token`; the ID token's claims.
     async fn tokens_of(
         &self,
@@ -341,20 +365,43 @@ async fn a_new_user_logs_in_through_the_upstream_and_gets_our_tokens() {
     assert!(page.contains(r#"name="password""#));
 
     let response = f.log_in(&pkce, "bob").await;
-    let cleared = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(cleared.starts_with("__Host-upstream-state=;") && cleared.contains("Max-Age=0"));
+    let cookies: Vec<&str> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert!(
+        cookies
+            .iter()
+            .any(|c| c.starts_with("__Host-upstream-state=;") && c.contains("Max-Age=0")),
+        "{cookies:?}"
+    );
+    assert!(cookies.iter().any(|c| c.starts_with("__Host-session=")));
     let id = f.tokens_of(&response, &pkce).await;
     assert_eq!(id["preferred_username"], format!("bob@{DOMAIN}"));
     assert_eq!(id["name"], "Upstream bob");
     assert_eq!(id["email"], "bob@corp.example");
     assert_eq!(id["email_verified"], true);
     assert_eq!(id["nonce"], "n-1");
+    assert_eq!(id["amr"], serde_json::json!(["fed"]));
     let sub = id["sub"].as_str().unwrap().to_owned();
 
-    // The second login finds the linked account.
+    // Inside the session started by the upstream login, our next authorization asks nothing.
+    let pkce = Pkce::new();
+    let response = f
+        .browser
+        .get(f.h.url("/authorize"))
+        .query(&params_for(&pkce, "wireapp", "openid profile email"))
+        .send()
+        .await
+        .unwrap();
+    let again = f.tokens_of(&response, &pkce).await;
+    assert_eq!(again["sub"], sub.as_str());
+    assert_eq!(again["auth_time"], id["auth_time"]);
+
+    // Signed out, the next login through the upstream finds the linked account.
+    f.sign_out().await;
     let pkce = Pkce::new();
     let response = f.log_in(&pkce, "bob").await;
     assert_eq!(f.tokens_of(&response, &pkce).await["sub"], sub.as_str());
@@ -757,7 +804,9 @@ async fn first_login_link_links_the_identity_to_the_account_the_user_logs_in_to(
             .unwrap()
             .contains("this link request is unknown, expired or was already used")
     );
-    // From now on the upstream logs kate in to alice_wire's account directly.
+    // From now on the upstream logs kate in to alice_wire's account directly (in a browser
+    // signed out of the session the link started).
+    f.sign_out().await;
     let pkce = Pkce::new();
     let response = f.log_in(&pkce, "kate").await;
     assert_eq!(f.tokens_of(&response, &pkce).await["sub"], alice);

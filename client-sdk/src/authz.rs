@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::config::{Config, Login};
 use crate::error::{Error, Result};
 use crate::http::{json_of, refused, send};
-use crate::login::{CodeGrant, Method};
+use crate::login::{CodeGrant, Method, SessionJar};
 use crate::step::Step;
 
 /// What the token endpoint returned.
@@ -28,11 +28,13 @@ pub struct Device {
     pub client_id: String,
 }
 
-/// The authz-server client.
+/// The authz-server client. Its logins share one session at the server: after the first
+/// password login, the next (the ID token of `wire-oidc-01`) sends no password.
 #[derive(Debug, Clone)]
 pub struct Authz {
     http: reqwest::Client,
     base: String,
+    session: std::sync::Arc<SessionJar>,
 }
 
 impl Authz {
@@ -41,6 +43,7 @@ impl Authz {
         Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
+            session: std::sync::Arc::default(),
         }
     }
 
@@ -62,6 +65,7 @@ impl Authz {
                 username,
                 password,
                 redirect_uri: &config.redirect_uri,
+                session: &self.session,
             },
             Login::Interactive(ui) => Method::Ui(ui.as_ref()),
         };

@@ -100,15 +100,56 @@ impl AuthorizationUi for LoopbackBrowser {
     }
 }
 
+/// The name of the authz-server's session cookie.
+const SESSION_COOKIE: &str = "__Host-session";
+
+/// The authz-server's session of a headless login, kept for the next login of the same
+/// enrollment, which then sends no password (`Debug` shows nothing).
+#[derive(Default)]
+pub(crate) struct SessionJar(std::sync::Mutex<Option<SecretString>>);
+
+impl SessionJar {
+    fn get(&self) -> Option<String> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|s| s.as_ref().map(|c| c.expose().to_owned()))
+    }
+
+    /// Keeps the session cookie a response sets (or forgets it when the response clears it).
+    fn keep(&self, response: &reqwest::Response) {
+        let prefix = format!("{SESSION_COOKIE}=");
+        let set = response
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix(&prefix))
+            .map(|rest| rest.split(';').next().unwrap_or_default().to_owned());
+        if let (Some(value), Ok(mut slot)) = (set, self.0.lock()) {
+            *slot = (!value.is_empty()).then(|| SecretString::new(value));
+        }
+    }
+}
+
+impl std::fmt::Debug for SessionJar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionJar(…)")
+    }
+}
+
 /// How the user authorizes a [`CodeGrant`].
 #[derive(Clone, Copy)]
 pub(crate) enum Method<'a> {
-    /// Our authz-server's headless login: the credentials posted to its authorization endpoint
-    /// with the request, the code taken from the `303` to `redirect_uri`.
+    /// Our authz-server's headless login: inside the session of an earlier login, the request
+    /// with `prompt=none` and the session cookie; otherwise (or when the session has ended) the
+    /// credentials posted to its authorization endpoint with the request. The code is taken
+    /// from the `303` to `redirect_uri`.
     Password {
         username: &'a str,
         password: &'a SecretString,
         redirect_uri: &'a str,
+        session: &'a SessionJar,
     },
     /// The application's UI shows the authorization URL and returns the redirect.
     Ui(&'a dyn AuthorizationUi),
@@ -170,22 +211,39 @@ impl CodeGrant<'_> {
                 username,
                 password,
                 redirect_uri,
+                session,
             } => {
                 let mut form = params.clone();
                 form.push(("redirect_uri", redirect_uri.to_owned()));
-                form.push(("username", username.to_owned()));
-                form.push(("password", password.expose().to_owned()));
-                let response =
-                    send(step, http.post(self.authorization_endpoint).form(&form)).await?;
-                if response.status() != reqwest::StatusCode::SEE_OTHER {
-                    return Err(refused(step, response).await);
-                }
-                let location = response
-                    .headers()
-                    .get(reqwest::header::LOCATION)
-                    .and_then(|v| v.to_str().ok())
-                    .ok_or_else(|| Error::protocol(step, "no Location after login"))?
-                    .to_owned();
+                let in_session = match session.get() {
+                    Some(cookie) => {
+                        let mut query = form.clone();
+                        query.push(("prompt", "none".into()));
+                        let request = http.get(self.authorization_endpoint).query(&query).header(
+                            reqwest::header::COOKIE,
+                            format!("{SESSION_COOKIE}={cookie}"),
+                        );
+                        let response = send(step, request).await?;
+                        // `login_required` (the session ended) falls back to the password.
+                        location_of(&response).filter(|l| !has_error(l))
+                    }
+                    None => None,
+                };
+                let location = match in_session {
+                    Some(location) => location,
+                    None => {
+                        form.push(("username", username.to_owned()));
+                        form.push(("password", password.expose().to_owned()));
+                        let response =
+                            send(step, http.post(self.authorization_endpoint).form(&form)).await?;
+                        if response.status() != reqwest::StatusCode::SEE_OTHER {
+                            return Err(refused(step, response).await);
+                        }
+                        session.keep(&response);
+                        location_of(&response)
+                            .ok_or_else(|| Error::protocol(step, "no Location after login"))?
+                    }
+                };
                 Redirect {
                     redirect_uri: redirect_uri.to_owned(),
                     location,
@@ -237,6 +295,20 @@ impl CodeGrant<'_> {
         }
         Ok(Granted { response, nonce })
     }
+}
+
+/// The `Location` of a `303` answer.
+fn location_of(response: &reqwest::Response) -> Option<String> {
+    (response.status() == reqwest::StatusCode::SEE_OTHER)
+        .then(|| response.headers().get(reqwest::header::LOCATION))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Whether a redirect carries an `error` instead of a code.
+fn has_error(location: &str) -> bool {
+    url::Url::parse(location).is_ok_and(|u| u.query_pairs().any(|(k, _)| k == "error"))
 }
 
 /// The code from a redirect, after checking `state` and (RFC 9207) `iss`.

@@ -33,6 +33,7 @@ impl Provider {
             subject: subject.to_owned(),
             params: login.params.clone(),
             expires_at: self.now() + LOGIN_TTL,
+            purpose: login.purpose.clone(),
         };
         upstream_link_tickets::insert(self.store(), &ticket, &pending)?;
         Ok(ticket)
@@ -102,6 +103,92 @@ impl Provider {
             serde_json::json!({"user": user.id, "handle": user.handle, "upstream": pending.upstream}),
         );
         Ok((pending, user))
+    }
+}
+
+impl Provider {
+    /// Links the verified identity `subject` of `upstream` to the signed-in user `user_id`
+    /// (from the account page): refused when the identity belongs to another account; nothing
+    /// changes when it is this account's already.
+    pub(super) fn link_to_account(
+        &self,
+        upstream: &Upstream,
+        subject: &str,
+        user_id: &str,
+    ) -> Result<User> {
+        let store = self.store();
+        let user = store::users::get(store, user_id)?
+            .ok_or_else(|| Error::invalid_request("the account no longer exists"))?;
+        let link = UpstreamLink {
+            issuer: upstream.config.issuer.clone(),
+            subject: subject.to_owned(),
+            user_id: user.id.clone(),
+            upstream: upstream.id().to_owned(),
+            linked_at: self.now(),
+        };
+        if !upstream_links::insert(store, &link)? {
+            let owner = upstream_links::get(store, &link.issuer, subject)?;
+            if owner.is_some_and(|o| o.user_id == user.id) {
+                return Ok(user);
+            }
+            return Err(Error::upstream_denied(format!(
+                "this {} identity is already linked to another account",
+                upstream.config.display_name
+            )));
+        }
+        store::flush(store)?;
+        self.audit.record(
+            self.now(),
+            "upstream.linked",
+            serde_json::json!({"user": user.id, "handle": user.handle, "upstream": upstream.id()}),
+        );
+        Ok(user)
+    }
+}
+
+impl Provider {
+    /// The upstream identities linked to `user_id`, in the order the upstreams are configured.
+    pub fn links_of(&self, user_id: &str) -> Result<Vec<UpstreamLink>> {
+        let mut links = upstream_links::of_user(self.store(), user_id)?;
+        let order = self.upstream_buttons();
+        links.sort_by_key(|l| order.iter().position(|(id, _)| *id == l.upstream));
+        Ok(links)
+    }
+
+    /// Unlinks `user`'s identity at `upstream_id` — unless it is the last way to sign in to
+    /// the account (no other link, and no password usable here). Durable on return.
+    pub fn unlink_upstream(&self, user: &User, upstream_id: &str) -> Result<()> {
+        let store = self.store();
+        let links = upstream_links::of_user(store, &user.id)?;
+        let Some(link) = links.iter().find(|l| l.upstream == upstream_id) else {
+            return Err(Error::invalid_request(format!(
+                "your account is not linked to {}",
+                self.upstream_name(upstream_id)
+            )));
+        };
+        let password_works = user.has_password() && self.local_login();
+        if links.len() == 1 && !password_works {
+            return Err(Error::invalid_request(format!(
+                "{} is the last way to sign in to your account; link another identity first",
+                self.upstream_name(upstream_id)
+            )));
+        }
+        upstream_links::remove(store, link)?;
+        // Two unlinks racing could each have counted the other's link: whichever finds no way
+        // left once its own is gone puts its link back.
+        if !password_works && upstream_links::of_user(store, &user.id)?.is_empty() {
+            upstream_links::insert(store, link)?;
+            return Err(Error::invalid_request(
+                "that was the last way to sign in to your account; link another identity first",
+            ));
+        }
+        store::flush(store)?;
+        self.audit.record(
+            self.now(),
+            "upstream.unlinked",
+            serde_json::json!({"user": user.id, "handle": user.handle, "upstream": upstream_id}),
+        );
+        Ok(())
     }
 }
 

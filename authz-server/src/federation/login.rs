@@ -6,6 +6,8 @@
 //! turns the upstream's answer into the local user (or a link to make first, [`super::linking`]),
 //! or an error for the client. Nothing is created unless the ID token verified.
 
+use std::collections::HashMap;
+
 use proto::secret::constant_time_eq;
 
 use super::accounts::Resolution;
@@ -14,7 +16,8 @@ use super::token::{CodeExchange, printable};
 use crate::authorization::AuthorizationRequest;
 use crate::error::{Error, Result};
 use crate::provider::Provider;
-use crate::store::upstream_logins::{self, UpstreamLogin};
+use crate::store::upstream_links;
+use crate::store::upstream_logins::{self, Purpose, UpstreamLogin};
 use crate::store::users::User;
 
 /// The most bytes of authorization-request parameters a waiting upstream login keeps (each
@@ -101,17 +104,31 @@ impl Provider {
         self.url("/upstream/callback")
     }
 
-    /// Starts a login at the upstream `upstream_id` for the waiting `request`.
+    /// Starts a login at the upstream `upstream_id` for `purpose` — for [`Purpose::Authorize`],
+    /// the waiting authorization request `params`. A request with `prompt=login` asks the
+    /// upstream for a new login too.
     pub async fn start_upstream_login(
         &self,
         upstream_id: &str,
-        request: &AuthorizationRequest,
+        purpose: Purpose,
+        params: HashMap<String, String>,
     ) -> Result<UpstreamRedirect> {
         let upstream = self
             .upstreams
             .get(upstream_id)
             .ok_or_else(|| Error::invalid_request(format!("no upstream {upstream_id:?}")))?;
-        let waiting: usize = request.params.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if let Purpose::Link { user_id } = &purpose
+            && upstream_links::of_user(self.store(), user_id)?
+                .iter()
+                .any(|l| l.upstream == upstream.id())
+        {
+            return Err(Error::invalid_request(format!(
+                "your account is already linked to a {} identity; unlink it first",
+                upstream.config.display_name
+            )));
+        }
+        let prompt_login = AuthorizationRequest::prompt_of(&params).login;
+        let waiting: usize = params.iter().map(|(k, v)| k.len() + v.len()).sum();
         if waiting > MAX_WAITING_REQUEST {
             return Err(Error::invalid_request(format!(
                 "the authorization request's parameters exceed {MAX_WAITING_REQUEST} bytes"
@@ -125,8 +142,9 @@ impl Provider {
             upstream: upstream.id().to_owned(),
             nonce: proto::random::token(128),
             code_verifier: pkce.verifier,
-            params: request.params.clone(),
+            params,
             expires_at: now + LOGIN_TTL,
+            purpose,
         };
         let mut location = url::Url::parse(&metadata.authorization_endpoint)
             .map_err(|e| Error::upstream_unavailable(format!("authorization_endpoint: {e}")))?;
@@ -140,6 +158,9 @@ impl Provider {
             .append_pair("nonce", &login.nonce)
             .append_pair("code_challenge", &pkce.challenge)
             .append_pair("code_challenge_method", "S256");
+        if prompt_login {
+            location.query_pairs_mut().append_pair("prompt", "login");
+        }
         upstream_logins::insert(self.store(), &state, &login)?;
         Ok(UpstreamRedirect {
             state,
@@ -281,6 +302,10 @@ impl Provider {
             now,
         };
         let claims = token.verify(&key, &expected).map_err(refused)?;
+        if let Purpose::Link { user_id } = &login.purpose {
+            let user = self.link_to_account(&upstream, claims.string("sub")?, user_id)?;
+            return Ok(Verified::User(user, false));
+        }
         match self.account_of(&upstream, &claims)? {
             Resolution::Account(account) => Ok(Verified::User(account.user, account.created)),
             Resolution::LinkFirst => {

@@ -123,6 +123,13 @@ impl Upstreams {
             .map(|u| (u.config.id.clone(), u.config.display_name.clone()))
             .collect()
     }
+
+    /// Where a browser sent to the upstreams goes: a page whose forms start upstream logins
+    /// allows these as CSP `form-action` targets (the redirect to the upstream is governed by
+    /// the form's page).
+    pub fn authorization_targets(&self) -> Vec<String> {
+        self.0.iter().map(|u| u.config.issuer.clone()).collect()
+    }
 }
 
 #[cfg(test)]

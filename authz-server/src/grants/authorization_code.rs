@@ -157,6 +157,8 @@ impl Provider {
             scope: &grant.scope,
             nonce: grant.nonce.as_deref(),
             auth_time: Some(grant.auth_time),
+            amr: &grant.amr,
+            sid: grant.sid.as_deref(),
             echoed: &grant.claims,
         });
         let user_grant =
@@ -199,6 +201,8 @@ mod tests {
                 claims: EchoedClaims::default(),
                 dpop_jkt: None,
                 auth_time: now,
+                amr: Vec::new(),
+                sid: None,
                 expires_at: now + 60,
                 redeemed: None,
                 refresh_family: None,

@@ -84,7 +84,12 @@ impl Provider {
     ) -> Result<TokenResponse> {
         let store = self.store();
         let grant = poll(store, device_code.expose(), &client.client.id, now)?;
-        let Decision::Approved { user_id, auth_time } = &grant.decision else {
+        let Decision::Approved {
+            user_id,
+            auth_time,
+            amr,
+        } = &grant.decision
+        else {
             return Err(Error::Internal(
                 "a polled grant that is not approved".into(),
             ));
@@ -96,6 +101,8 @@ impl Provider {
             scope: &grant.scope,
             nonce: None,
             auth_time: *auth_time,
+            amr,
+            sid: None,
             echoed: &no_echo,
         });
         let user_grant =

@@ -9,6 +9,12 @@
 //! `invalid_scope`; a third-party client gets a code only for scopes the user consented to on
 //! the consent page. Request objects (`request`, `request_uri`, RFC 9101) and response modes
 //! other than `query` are refused, not ignored.
+//!
+//! A browser with a live session (its cookie, [`super::cookies`]) is not asked to log in again
+//! unless the request says so (`prompt=login`, or a `max_age` its login is older than);
+//! `prompt=none` never shows a page: without a usable session the client hears
+//! `login_required`, without consent `consent_required`. Every login here starts a new session
+//! (ending the browser's old one).
 
 use std::collections::HashMap;
 
@@ -17,15 +23,18 @@ use std::net::SocketAddr;
 
 use axum::extract::ConnectInfo;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use proto::secret::SecretString;
 
 use super::SharedState;
+use super::cookies::{session_cookie, set_session_cookie, user_agent};
 use super::html::{error_alert, escape, html_page, html_page_redirecting, set_retry_after};
-use crate::authorization::{AuthorizationRequest, Authorized};
+use super::signin::{hidden_input, login_page, upstream_buttons};
+use crate::authorization::{AuthorizationRequest, Authorized, Prompt};
 use crate::error::Error;
 use crate::identity::claims::EchoedClaims;
+use crate::sessions::{Authentication, Method};
 use crate::users::User;
 
 /// Why the request cannot proceed.
@@ -185,6 +194,15 @@ pub(super) fn validate(
     }
     let echoed = EchoedClaims::from_claims_parameter(params.get("claims").map(String::as_str))
         .map_err(|d| refuse("invalid_request", &d))?;
+    let prompt = Prompt::parse(params.get("prompt").map(String::as_str))
+        .map_err(|d| refuse("invalid_request", &d))?;
+    let max_age =
+        match params.get("max_age") {
+            None => None,
+            Some(v) => Some(v.parse::<i64>().ok().filter(|s| *s >= 0).ok_or_else(|| {
+                refuse("invalid_request", "max_age must be a non-negative integer")
+            })?),
+        };
     Ok(AuthorizationRequest {
         code_challenge: challenge.to_owned(),
         nonce: params.get("nonce").cloned(),
@@ -194,18 +212,37 @@ pub(super) fn validate(
         state: st,
         scope,
         echoed,
+        prompt,
+        max_age,
         params,
     })
 }
 
-/// `GET /authorize`: the login form.
+/// `GET /authorize`: the browser's session goes on where the request allows it; otherwise the
+/// login form (or, with `prompt=none`, `login_required`).
 pub async fn show(
     State(state): State<SharedState>,
+    headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    match validate(&state, params) {
-        Ok(req) => login_form(&state, &req, None, StatusCode::OK),
-        Err(refusal) => refusal.into_response(),
+    let req = match validate(&state, params) {
+        Ok(req) => req,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let session = match state.session(session_cookie(&headers)) {
+        Ok(session) => session.filter(|auth| req.accepts_session(auth, state.now())),
+        Err(e) => return error_response(&state, &req, &e),
+    };
+    match session {
+        Some(auth) => after_login(&state, &req, &auth),
+        None if req.prompt.none => {
+            let error = Error::OAuth {
+                code: "login_required",
+                description: "the user is not signed in here".into(),
+            };
+            error_response(&state, &req, &error)
+        }
+        None => login_form(&state, &req, None, StatusCode::OK),
     }
 }
 
@@ -213,6 +250,7 @@ pub async fn show(
 pub async fn submit(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Form(mut params): Form<HashMap<String, String>>,
 ) -> Response {
     let username = params.remove("username").unwrap_or_default();
@@ -256,20 +294,37 @@ pub async fn submit(
         }
         Err(e) => return e.into_response(),
     };
-    after_login(&state, &req, &user)
+    after_new_login(&state, &headers, &req, user, &Method::Password)
 }
 
-/// What follows the login of `user` (by password or through an upstream): the code, or the
-/// consent page of a third-party client.
-pub(super) fn after_login(
+/// What follows a login just made by `method` (a password, an upstream): a new session for the
+/// browser (ending its old one), then [`after_login`].
+pub(super) fn after_new_login(
     state: &SharedState,
+    headers: &HeaderMap,
     req: &AuthorizationRequest,
-    user: &User,
+    user: User,
+    method: &Method,
 ) -> Response {
-    match state.authorize(req, user) {
-        Ok(Authorized::Code(code)) => code_response(state, req, user, &code),
+    let started = state.start_session(user, method, user_agent(headers), session_cookie(headers));
+    let (auth, cookie) = match started {
+        Ok(started) => started,
+        Err(e) => return error_response(state, req, &e),
+    };
+    let mut response = after_login(state, req, &auth);
+    if let Some(cookie) = cookie {
+        set_session_cookie(&mut response, &cookie, state.config.sessions.absolute_secs);
+    }
+    response
+}
+
+/// What follows a login, new or held by the session: the code, or the consent page of a
+/// third-party client; an error goes back to the client.
+fn after_login(state: &SharedState, req: &AuthorizationRequest, auth: &Authentication) -> Response {
+    match state.authorize(req, auth) {
+        Ok(Authorized::Code(code)) => code_response(state, req, &auth.user, &code),
         Ok(Authorized::ConsentNeeded(ticket)) => consent_page(state, req, &ticket),
-        Err(e) => e.into_response(),
+        Err(e) => error_response(state, req, &e),
     }
 }
 
@@ -358,16 +413,13 @@ pub async fn consent(
         }
         Err(e) => return e.into_response(),
     };
-    let crate::consents::Ticket {
-        user_id, params, ..
-    } = ticket;
-    let req = match validate(&state, params) {
+    let auth = match state.consenting_user(&ticket) {
+        Ok(auth) => auth,
+        Err(e) => return e.into_response(),
+    };
+    let req = match validate(&state, ticket.params) {
         Ok(req) => req,
         Err(refusal) => return refusal.into_response(),
-    };
-    let user = match state.consenting_user(&user_id) {
-        Ok(user) => user,
-        Err(e) => return e.into_response(),
     };
     if form.get("action").map(String::as_str) != Some("allow") {
         return Refusal::Redirect {
@@ -379,13 +431,13 @@ pub async fn consent(
         }
         .into_response();
     }
-    match state.consented(&req, &user) {
-        Ok(code) => code_response(&state, &req, &user, &code),
+    match state.consented(&req, &auth) {
+        Ok(code) => code_response(&state, &req, &auth.user, &code),
         Err(e) => e.into_response(),
     }
 }
 
-/// The login page: the password form (unless `local_login = false`) and a link per upstream,
+/// The login page: the password form (unless `local_login = false`) and a button per upstream,
 /// each carrying the request's parameters.
 fn login_form(
     state: &SharedState,
@@ -405,45 +457,25 @@ fn login_form(
     } else {
         String::new()
     };
-    let buttons = state.upstream_buttons();
-    // An upstream login starts only from this page: each button posts a token that must match
-    // a `SameSite=Strict` cookie set with the page (see `super::upstream::start`).
-    let login_csrf = (!buttons.is_empty()).then(|| proto::random::token(128));
-    let upstreams: String = buttons
-        .into_iter()
-        .map(|(id, display_name)| {
-            // The request's own parameters, except those this form sets itself.
-            let hidden: String = req
-                .params
-                .iter()
-                .filter(|(k, _)| !super::upstream::START_FIELDS.contains(&k.as_str()))
-                .map(|(k, v)| hidden_input(k, v))
-                .collect();
-            format!(
-                r#"<form method="post" action="/upstream/start">{hidden}{}{}<button type="submit" class="upstream">Sign in with {}</button></form>"#,
-                hidden_input("upstream", &id),
-                hidden_input(super::upstream::CSRF_FIELD, login_csrf.as_deref().unwrap_or_default()),
-                escape(&display_name)
-            )
-        })
+    // The request's own parameters, except those the upstream forms set themselves.
+    let upstream_hidden: String = req
+        .params
+        .iter()
+        .filter(|(k, _)| !super::upstream::START_FIELDS.contains(&k.as_str()))
+        .map(|(k, v)| hidden_input(k, v))
         .collect();
+    let (upstreams, token) = upstream_buttons(state, &upstream_hidden);
     let body = format!(
         r#"<p>Sign in to continue to <strong>{client}</strong>.</p>{error}
 {password_form}{upstreams}"#,
         client = escape(&req.client.id),
     );
-    let mut page = html_page_redirecting(status, "Sign in", &body, &req.redirect_uri);
-    if let Some(token) = login_csrf {
-        super::upstream::set_login_csrf_cookie(&mut page, &token);
-    }
-    page
-}
-
-/// A hidden form field, escaped.
-fn hidden_input(name: &str, value: &str) -> String {
-    format!(
-        r#"<input type="hidden" name="{}" value="{}">"#,
-        escape(name),
-        escape(value)
+    login_page(
+        state,
+        status,
+        "Sign in",
+        &body,
+        Some(&req.redirect_uri),
+        token.as_deref(),
     )
 }

@@ -1,7 +1,9 @@
 //! The device authorization grant's endpoints (RFC 8628): `POST /device_authorization` for the
 //! device, and the verification page `/device` where the user types the code, signs in and
 //! approves or denies ([`crate::device_grant`]). The page lists what the client asks for once
-//! the code is known.
+//! the code is known. A browser signed in here (its session) is not asked for a password; one
+//! that is not can sign in with the password form or through an upstream, which comes back
+//! to the page with a session.
 
 use std::collections::HashMap;
 
@@ -17,9 +19,15 @@ use serde_json::json;
 
 use super::SharedState;
 use super::client_auth::authenticate_client;
+use super::cookies::{
+    FORM_TOKEN_FIELD, form_token, form_token_matches, session_cookie, set_session_cookie,
+    user_agent,
+};
 use super::html::{error_alert, escape, html_page};
+use super::signin::{RETURN_FIELD, hidden_input, local_page, login_page, upstream_buttons};
 use crate::device_grant::{self, Answer, DeviceGrant};
 use crate::error::{Error, Result};
+use crate::sessions::{Authentication, Method};
 
 /// `POST /device_authorization`.
 pub async fn start(
@@ -45,44 +53,98 @@ pub async fn start(
 
 /// The verification form; with `asks` (a pending authorization and the configured device
 /// scope), what the client asks for, and its scope in a hidden field so the answer says which
-/// scopes the user saw.
+/// scopes the user saw. Signed in (`signed_in`: the user's handle and the session's form
+/// token), the form asks for no password; otherwise it has the password form (unless
+/// `local_login = false`) and the upstreams' buttons, which come back here.
 fn form_page(
+    state: &SharedState,
     user_code: &str,
-    asks: Option<(&DeviceGrant, &str)>,
+    signed_in: Option<(&str, String)>,
+    asks: Option<&DeviceGrant>,
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
     let error = error_alert(error);
-    let (asks, shown) = asks.map_or_else(Default::default, |(grant, device_scope)| {
+    let (asks, shown) = asks.map_or_else(Default::default, |grant| {
         (
             format!(
                 "<p><strong>{}</strong> asks to:</p><ul>{}</ul>",
                 escape(&grant.client_id),
-                super::authorize::scope_items(&grant.scope, device_scope)
+                super::authorize::scope_items(&grant.scope, state.device_scope())
             ),
-            format!(
-                r#"<input type="hidden" name="scope" value="{}">"#,
-                escape(&grant.scope)
-            ),
+            hidden_input("scope", &grant.scope),
         )
     });
-    let body = format!(
-        r#"<p>Enter the code shown on your device, sign in, and decide.</p>{error}{asks}
-<form method="post" action="/device">{shown}
-<label>Code <input name="user_code" value="{code}" autocomplete="off" required></label>
-<label>Handle <input name="username" autocomplete="username" required></label>
-<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
-<button type="submit" name="action" value="approve">Approve</button>
-<button type="submit" name="action" value="deny">Deny</button></form>"#,
-        code = escape(user_code)
+    let code = format!(
+        r#"<label>Code <input name="user_code" value="{}" autocomplete="off" required></label>"#,
+        escape(user_code)
     );
-    html_page(status, "Connect a device", &body)
+    let decide = r#"<button type="submit" name="action" value="approve">Approve</button>
+<button type="submit" name="action" value="deny">Deny</button></form>"#;
+    let (body, token) = match signed_in {
+        Some((handle, form_token)) => (
+            format!(
+                r#"<p>Enter the code shown on your device and decide. Signed in as <strong>@{handle}</strong> (<a href="/account">not you?</a>).</p>{error}{asks}
+<form method="post" action="/device">{shown}{}{code}{decide}"#,
+                hidden_input(FORM_TOKEN_FIELD, &form_token),
+                handle = escape(handle),
+            ),
+            None,
+        ),
+        None => {
+            let credentials = if state.local_login() {
+                r#"<label>Handle <input name="username" autocomplete="username" required></label>
+<label>Password <input name="password" type="password" autocomplete="current-password" required></label>"#
+            } else {
+                ""
+            };
+            let back = if user_code.is_empty() {
+                "/device".to_owned()
+            } else {
+                format!("/device?user_code={user_code}")
+            };
+            let back = local_page(&back).unwrap_or_else(|| "/device".into());
+            let (buttons, token) = upstream_buttons(state, &hidden_input(RETURN_FIELD, &back));
+            let password_form = if state.local_login() {
+                format!(
+                    r#"<form method="post" action="/device">{shown}{code}{credentials}{decide}"#
+                )
+            } else {
+                String::new()
+            };
+            let lead = if state.local_login() {
+                "Enter the code shown on your device, sign in, and decide."
+            } else {
+                "Sign in, then enter the code shown on your device and decide."
+            };
+            (
+                format!("<p>{lead}</p>{error}{asks}{password_form}{buttons}"),
+                token,
+            )
+        }
+    };
+    login_page(
+        state,
+        status,
+        "Connect a device",
+        &body,
+        None,
+        token.as_deref(),
+    )
+}
+
+/// The signed-in user of the request's session, with the form token of its pages.
+fn signed_in(state: &SharedState, headers: &HeaderMap) -> Option<(Authentication, String)> {
+    let cookie = session_cookie(headers)?;
+    let auth = state.session(Some(cookie)).ok().flatten()?;
+    Some((auth, form_token(cookie)))
 }
 
 /// `GET /device[?user_code=...]`: the form, with what the client asks for when the code is
 /// pending.
 pub async fn page(
     State(state): State<SharedState>,
+    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let user_code = query.get("user_code").map(String::as_str).unwrap_or("");
@@ -94,84 +156,110 @@ pub async fn page(
             Err(e) => return e.into_response(),
         }
     };
+    let session = signed_in(&state, &headers);
     form_page(
+        &state,
         user_code,
-        pending.as_ref().map(|p| (p.value(), state.device_scope())),
+        session
+            .as_ref()
+            .map(|(a, t)| (a.user.handle.as_str(), t.clone())),
+        pending.as_ref().map(|p| p.value()),
         None,
         StatusCode::OK,
     )
 }
 
-/// `POST /device`: the user's decision.
+/// `POST /device`: the user's decision, signed in by the session (with its form token) or by
+/// the password in the form (which starts a session).
 pub async fn decide(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Form(mut form): Form<HashMap<String, String>>,
 ) -> Response {
     let user_code = form.remove("user_code").unwrap_or_default();
     let shown = form.remove("scope");
-    let username = form.remove("username").unwrap_or_default();
-    let password = SecretString::new(form.remove("password").unwrap_or_default());
     let approve = form.get("action").map(String::as_str) == Some("approve");
     let now = state.now();
+    let session = signed_in(&state, &headers)
+        .filter(|_| form_token_matches(&headers, form.get(FORM_TOKEN_FIELD).map(String::as_str)));
+    let shown_user = session
+        .as_ref()
+        .map(|(a, t)| (a.user.handle.clone(), t.clone()));
+    let page = |asks: Option<&DeviceGrant>, error: &str, status: StatusCode| {
+        form_page(
+            &state,
+            &user_code,
+            shown_user.as_ref().map(|(h, t)| (h.as_str(), t.clone())),
+            asks,
+            Some(error),
+            status,
+        )
+    };
     let pending = match state.pending_device_authorization(&user_code, now) {
         Ok(Some(p)) => p,
-        Ok(None) => {
-            return form_page(
-                &user_code,
-                None,
-                Some("Unknown or expired code."),
-                StatusCode::BAD_REQUEST,
-            );
-        }
+        Ok(None) => return page(None, "Unknown or expired code.", StatusCode::BAD_REQUEST),
         Err(e) => return e.into_response(),
     };
-    let user = match state.log_in(peer.ip(), username, password).await {
-        Ok(user) => user,
-        Err(Error::BadCredentials) => {
-            return form_page(
-                &user_code,
-                None,
-                Some("Wrong handle or password."),
-                StatusCode::UNAUTHORIZED,
-            );
+    let (auth, new_cookie) = match session {
+        Some((auth, _)) => (auth, None),
+        None => {
+            let username = form.remove("username").unwrap_or_default();
+            let password = SecretString::new(form.remove("password").unwrap_or_default());
+            let user = match state.log_in(peer.ip(), username, password).await {
+                Ok(user) => user,
+                Err(Error::BadCredentials) => {
+                    return page(None, "Wrong handle or password.", StatusCode::UNAUTHORIZED);
+                }
+                Err(Error::PasswordLoginOff) => {
+                    return page(
+                        None,
+                        crate::error::PASSWORD_LOGIN_OFF,
+                        StatusCode::FORBIDDEN,
+                    );
+                }
+                Err(e) => return e.into_response(),
+            };
+            match state.start_session(
+                user,
+                &Method::Password,
+                user_agent(&headers),
+                session_cookie(&headers),
+            ) {
+                Ok(started) => started,
+                Err(e) => return e.into_response(),
+            }
         }
-        Err(Error::PasswordLoginOff) => {
-            // Upstream logins are not offered on this page yet (docs/federation.md).
-            return form_page(
-                &user_code,
-                None,
-                Some(crate::error::PASSWORD_LOGIN_OFF),
-                StatusCode::FORBIDDEN,
-            );
-        }
-        Err(e) => return e.into_response(),
     };
     let grant = pending.value();
-    match state.answer_device_authorization(&pending, &user, approve, shown.as_deref(), now) {
-        Ok(Answer::Decided) => {
-            let message = if approve {
-                format!(
-                    "<p>Done. <strong>{}</strong> is connected; you can close this page.</p>",
-                    escape(&grant.client_id)
-                )
-            } else {
-                "<p>Denied. The device gets no access.</p>".to_owned()
-            };
-            html_page(StatusCode::OK, "Connect a device", &message)
-        }
-        Ok(Answer::NeedsReview) => form_page(
-            &user_code,
-            Some((grant, state.device_scope())),
-            Some("Check what the application asks for, then approve again."),
-            StatusCode::OK,
-        ),
-        Ok(Answer::AlreadyDecided) => form_page(
-            &user_code,
-            None,
-            Some("This code was already used."),
-            StatusCode::CONFLICT,
-        ),
-        Err(e) => e.into_response(),
+    let mut response =
+        match state.answer_device_authorization(&pending, &auth, approve, shown.as_deref(), now) {
+            Ok(Answer::Decided) => {
+                let message = if approve {
+                    format!(
+                        "<p>Done. <strong>{}</strong> is connected; you can close this page.</p>",
+                        escape(&grant.client_id)
+                    )
+                } else {
+                    "<p>Denied. The device gets no access.</p>".to_owned()
+                };
+                html_page(StatusCode::OK, "Connect a device", &message)
+            }
+            Ok(Answer::NeedsReview) => form_page(
+                &state,
+                &user_code,
+                None,
+                Some(grant),
+                Some("Check what the application asks for, then approve again."),
+                StatusCode::OK,
+            ),
+            Ok(Answer::AlreadyDecided) => {
+                page(None, "This code was already used.", StatusCode::CONFLICT)
+            }
+            Err(e) => e.into_response(),
+        };
+    if let Some(cookie) = new_cookie {
+        set_session_cookie(&mut response, &cookie, state.config.sessions.absolute_secs);
     }
+    response
 }

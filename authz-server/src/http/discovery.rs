@@ -26,6 +26,8 @@ pub async fn metadata(State(state): State<SharedState>) -> Json<Value> {
         "aud",
         "azp",
         "auth_time",
+        "amr",
+        "sid",
         "nonce",
         "at_hash",
         "keyauth",
@@ -57,6 +59,8 @@ pub async fn metadata(State(state): State<SharedState>) -> Json<Value> {
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
         "dpop_signing_alg_values_supported": dpop_algorithms,
+        "end_session_endpoint": state.url("/logout"),
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
     }))
 }
 

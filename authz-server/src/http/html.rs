@@ -6,7 +6,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 /// A complete page with `title` and already-escaped `body`; its forms post only to this server.
 pub fn html_page(status: StatusCode, title: &str, body: &str) -> Response {
-    page_with_form_targets(status, title, body, None)
+    page_with_form_targets(status, title, body, &[])
 }
 
 /// A page whose form submission ends in a redirect to `redirect_uri` (browsers apply the CSP
@@ -17,18 +17,17 @@ pub fn html_page_redirecting(
     body: &str,
     redirect_uri: &str,
 ) -> Response {
-    let origin = url::Url::parse(redirect_uri)
-        .ok()
-        .map(|u| u.origin().ascii_serialization())
-        .filter(|o| o != "null");
-    page_with_form_targets(status, title, body, origin.as_deref())
+    page_with_form_targets(status, title, body, &[redirect_uri])
 }
 
-fn page_with_form_targets(
+/// A page whose forms may end in a redirect to any of `targets` (URLs; their origins are
+/// allowed as CSP `form-action` besides this server): a client's `redirect_uri`, the
+/// authorization endpoints of upstream identity providers.
+pub fn page_with_form_targets(
     status: StatusCode,
     title: &str,
     body: &str,
-    extra_form_target: Option<&str>,
+    targets: &[&str],
 ) -> Response {
     let html = format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
@@ -47,14 +46,26 @@ button{{padding:.5rem 1.2rem;margin-right:.5rem}}.error{{color:#a00}}</style></h
         header::X_FRAME_OPTIONS,
         header::HeaderValue::from_static("DENY"),
     );
-    let form_action = match extra_form_target {
+    let mut form_action = "'self'".to_owned();
+    for target in targets {
+        let Some(origin) = url::Url::parse(target)
+            .ok()
+            .map(|u| u.origin().ascii_serialization())
+            .filter(|o| o != "null")
+        else {
+            continue;
+        };
         // A loopback redirect may use any port (RFC 8252 §7.3).
-        Some(origin) if origin.starts_with("http://127.0.0.1") => {
-            "'self' http://127.0.0.1:*".to_owned()
+        let source = if origin.starts_with("http://127.0.0.1") {
+            "http://127.0.0.1:*".to_owned()
+        } else {
+            origin
+        };
+        if !form_action.split(' ').any(|s| s == source) {
+            form_action.push(' ');
+            form_action.push_str(&source);
         }
-        Some(origin) => format!("'self' {origin}"),
-        None => "'self'".to_owned(),
-    };
+    }
     let csp = format!(
         "default-src 'none'; style-src 'unsafe-inline'; form-action {form_action}; frame-ancestors 'none'"
     );

@@ -4,14 +4,18 @@
 //! render themselves (none builds an error body by hand) and never reach the store.
 
 mod access;
+mod account;
 mod authorize;
 mod client_auth;
 mod consents;
+mod cookies;
 mod device_flow;
 mod devices;
 mod discovery;
 mod html;
 mod introspect;
+mod logout;
+mod signin;
 mod token;
 mod upstream;
 mod userinfo;
@@ -53,6 +57,12 @@ pub fn router(state: SharedState) -> Router {
         .route("/upstream/start", post(upstream::start))
         .route("/upstream/callback", get(upstream::callback))
         .route("/upstream/link", post(upstream::link))
+        .route("/account", get(account::page))
+        .route("/account/login", post(account::login))
+        .route("/account/link", post(account::link))
+        .route("/account/unlink", post(account::unlink))
+        .route("/account/sessions/revoke", post(account::revoke_session))
+        .route("/logout", get(logout::start).post(logout::confirm))
         .route("/consents", get(consents::list))
         .route(
             "/consents/{client_id}",

@@ -1,38 +1,48 @@
-//! Login through an upstream identity provider, the browser's side: `POST /upstream/start`
-//! (the login page's "Sign in with …" button: the authorization request's parameters, the
-//! upstream's id and the page's token, which must match its `SameSite=Strict` cookie) sends the browser to the upstream with a fresh `state`, also set in an
-//! owner-only cookie (`__Host-`, `Secure`, `HttpOnly`, `SameSite=Lax`) that binds the login to
-//! this browser; `GET /upstream/callback` takes that login once and goes on as after a
-//! password login — or, for an identity to be linked first (`first_login = "link"`), shows the
-//! link page, whose login `POST /upstream/link` links it and goes on. A callback that cannot be tied to a waiting request gets an error page;
-//! every other failure goes back to the client as an RFC 6749 §4.1.2.1 error redirect.
+//! Login through an upstream identity provider, the browser's side: `POST /upstream/start` (a
+//! "Sign in with …" button of one of our login pages: the upstream's id, the page's token,
+//! which must match its `SameSite=Strict` cookie, and either the authorization request's
+//! parameters or the page of ours to go back to) sends the browser to the upstream with a fresh
+//! `state`, also set in an owner-only cookie (`__Host-`, `Secure`, `HttpOnly`, `SameSite=Lax`)
+//! that binds the login to this browser; `GET /upstream/callback` takes that login once and goes
+//! on by its purpose: as after a password login at `/authorize`, back to the page of ours with a
+//! new session, or — started from the account page — back to the account page with the
+//! identity linked. An identity to be linked first (`first_login = "link"`) gets the link page,
+//! whose login `POST /upstream/link` links it and goes on. A callback that cannot be tied to a
+//! waiting request gets an error page; a failure of a login for a client goes back to the
+//! client as an RFC 6749 §4.1.2.1 error redirect.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use axum::Form;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use proto::secret::SecretString;
 
 use super::SharedState;
-use super::authorize::{after_login, error_response, validate};
+use super::authorize::{after_new_login, error_response, validate};
+use super::cookies::{cookie, set_cookie};
 use super::html::{error_alert, escape, html_page, html_page_redirecting, set_retry_after};
+use super::signin::{RETURN_FIELD, local_page, new_session_then};
 use crate::error::Error;
-use crate::federation::login::{CallbackAnswer, LOGIN_TTL, UpstreamOutcome};
-use proto::secret::SecretString;
+use crate::federation::login::{CallbackAnswer, LOGIN_TTL, UpstreamOutcome, UpstreamRedirect};
+use crate::sessions::Method;
+use crate::store::upstream_link_tickets::PendingLink;
+use crate::store::upstream_logins::Purpose;
+use crate::store::users::User;
 
 /// The cookie holding the `state` of this browser's upstream login.
 const STATE_COOKIE: &str = "__Host-upstream-state";
 
-/// The cookie set with the login page, whose value the page's upstream buttons post.
+/// The cookie set with a login page, whose value the page's upstream buttons post.
 const LOGIN_CSRF_COOKIE: &str = "__Host-login-csrf";
 
 /// The form field carrying the login page's token.
 pub(super) const CSRF_FIELD: &str = "login_csrf";
 
 /// The fields of the start form that are not the authorization request's.
-pub(super) const START_FIELDS: [&str; 2] = ["upstream", CSRF_FIELD];
+pub(super) const START_FIELDS: [&str; 3] = ["upstream", CSRF_FIELD, RETURN_FIELD];
 
 /// Sets the login page's token cookie: `SameSite=Strict`, so a form posted from another site
 /// never carries it, and `HttpOnly`, so no script reads it.
@@ -40,10 +50,11 @@ pub(super) fn set_login_csrf_cookie(response: &mut Response, token: &str) {
     set_cookie(response, LOGIN_CSRF_COOKIE, token, LOGIN_TTL, "Strict");
 }
 
-/// `POST /upstream/start` (a button of our login page): to the upstream's authorization
-/// endpoint. Only a post that carries the login page's token, matching the page's cookie, is
-/// taken: another site can send a browser here, but not with the token, so no login through
-/// an upstream (where the user may already be signed in) starts without a click on our page.
+/// `POST /upstream/start` (a button of one of our login pages): to the upstream's
+/// authorization endpoint. Only a post that carries the page's token, matching the page's
+/// cookie, is taken: another site can send a browser here, but not with the token, so no login
+/// through an upstream (where the user may already be signed in) starts without a click on our
+/// page.
 pub async fn start(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -65,18 +76,39 @@ pub async fn start(
         return failure_page(&e);
     }
     let upstream = params.remove("upstream").unwrap_or_default();
+    if let Some(path) = params.remove(RETURN_FIELD) {
+        let Some(path) = local_page(&path) else {
+            return failure_page(&Error::invalid_request(
+                "return_to is not a page of this server",
+            ));
+        };
+        let purpose = Purpose::Page { path };
+        return match state
+            .start_upstream_login(&upstream, purpose, HashMap::new())
+            .await
+        {
+            Ok(redirect) => to_upstream(&redirect),
+            Err(e) => failure_page(&e),
+        };
+    }
     let req = match validate(&state, params) {
         Ok(req) => req,
         Err(refusal) => return refusal.into_response(),
     };
-    match state.start_upstream_login(&upstream, &req).await {
-        Ok(redirect) => {
-            let mut response = Redirect::to(&redirect.location).into_response();
-            set_state_cookie(&mut response, &redirect.state, LOGIN_TTL);
-            response
-        }
+    match state
+        .start_upstream_login(&upstream, Purpose::Authorize, req.params.clone())
+        .await
+    {
+        Ok(redirect) => to_upstream(&redirect),
         Err(e) => error_response(&state, &req, &e),
     }
+}
+
+/// The redirect to an upstream, with the login's `state` in this browser's cookie.
+pub(super) fn to_upstream(redirect: &UpstreamRedirect) -> Response {
+    let mut response = Redirect::to(&redirect.location).into_response();
+    set_state_cookie(&mut response, &redirect.state, LOGIN_TTL);
+    response
 }
 
 /// `GET /upstream/callback`: the upstream's answer.
@@ -90,37 +122,51 @@ pub async fn callback(
         Ok(login) => login,
         Err(e) => return failure_page(&e),
     };
-    let params = login.params.clone();
-    let mut response = match validate(&state, params) {
-        Err(refusal) => refusal.into_response(),
-        Ok(req) => {
-            let answer = CallbackAnswer {
-                code: field("code"),
-                error: field("error"),
-                iss: field("iss"),
-            };
-            match state.finish_upstream_login(&login, answer).await {
-                Ok(UpstreamOutcome::LoggedIn(user)) => after_login(&state, &req, &user),
+    let answer = CallbackAnswer {
+        code: field("code"),
+        error: field("error"),
+        iss: field("iss"),
+    };
+    let method = Method::Upstream(login.upstream.clone());
+    let mut response = match &login.purpose {
+        Purpose::Authorize => match validate(&state, login.params.clone()) {
+            Err(refusal) => refusal.into_response(),
+            Ok(req) => match state.finish_upstream_login(&login, answer).await {
+                Ok(UpstreamOutcome::LoggedIn(user)) => {
+                    after_new_login(&state, &headers, &req, user, &method)
+                }
                 Ok(UpstreamOutcome::LinkNeeded {
                     ticket,
                     upstream_name,
-                }) => {
-                    let mut page = link_page(
-                        &ticket,
-                        &upstream_name,
-                        &req.redirect_uri,
-                        None,
-                        StatusCode::OK,
-                    );
-                    set_state_cookie(&mut page, &ticket, LOGIN_TTL);
-                    return page;
-                }
+                }) => return link_needed(&ticket, &upstream_name, &req.redirect_uri),
                 Err(e) => error_response(&state, &req, &e),
+            },
+        },
+        Purpose::Page { path } => match state.finish_upstream_login(&login, answer).await {
+            Ok(UpstreamOutcome::LoggedIn(user)) => {
+                new_session_then(&state, &headers, user, &method, path)
             }
-        }
+            Ok(UpstreamOutcome::LinkNeeded {
+                ticket,
+                upstream_name,
+            }) => return link_needed(&ticket, &upstream_name, ""),
+            Err(e) => failure_page(&e),
+        },
+        Purpose::Link { .. } => match state.finish_upstream_login(&login, answer).await {
+            Ok(_) => Redirect::to("/account").into_response(),
+            Err(e) => failure_page(&e),
+        },
     };
     set_state_cookie(&mut response, "", 0);
     response
+}
+
+/// The link page of an identity waiting under `ticket`, with the ticket in the browser's
+/// cookie.
+fn link_needed(ticket: &str, upstream_name: &str, redirect_uri: &str) -> Response {
+    let mut page = link_page(ticket, upstream_name, redirect_uri, None, StatusCode::OK);
+    set_state_cookie(&mut page, ticket, LOGIN_TTL);
+    page
 }
 
 /// The page asking the user to log in to the account to link the upstream identity to.
@@ -144,8 +190,8 @@ fn link_page(
     html_page_redirecting(status, "Link your account", &body, redirect_uri)
 }
 
-/// `POST /upstream/link`: the link page's login; links the identity and goes on with the
-/// waiting authorization request.
+/// `POST /upstream/link`: the link page's login; links the identity and goes on with what
+/// the login was for.
 pub async fn link(
     State(state): State<SharedState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -188,16 +234,32 @@ pub async fn link(
         }
         Err(e) => return failure_page(&e),
     };
-    let mut response = match validate(&state, pending.params) {
-        Ok(req) => after_login(&state, &req, &user),
-        Err(refusal) => refusal.into_response(),
-    };
+    let mut response = after_link(&state, &headers, pending, user);
     set_state_cookie(&mut response, "", 0);
     response
 }
 
+/// What follows the link of `pending` to `user`'s account, by what the login was for.
+fn after_link(
+    state: &SharedState,
+    headers: &HeaderMap,
+    pending: PendingLink,
+    user: User,
+) -> Response {
+    let method = Method::UpstreamThenPassword(pending.upstream.clone());
+    match pending.purpose {
+        Purpose::Authorize => match validate(state, pending.params) {
+            Ok(req) => after_new_login(state, headers, &req, user, &method),
+            Err(refusal) => refusal.into_response(),
+        },
+        Purpose::Page { path } => new_session_then(state, headers, user, &method, &path),
+        // A link made from the account page never waits for a password.
+        Purpose::Link { .. } => Redirect::to("/account").into_response(),
+    }
+}
+
 /// The page of a login through an upstream that cannot go back to a client.
-fn failure_page(e: &Error) -> Response {
+pub(super) fn failure_page(e: &Error) -> Response {
     let (_, description) = e.authorization_error();
     let status = match e {
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -222,29 +284,7 @@ fn set_state_cookie(response: &mut Response, value: &str, max_age: i64) {
     set_cookie(response, STATE_COOKIE, value, max_age, "Lax");
 }
 
-/// Sets a `__Host-` cookie: the whole site, `Secure`, `HttpOnly`, the given `SameSite`.
-fn set_cookie(response: &mut Response, name: &str, value: &str, max_age: i64, same_site: &str) {
-    let cookie = format!(
-        "{name}={value}; Path=/; Max-Age={max_age}; Secure; HttpOnly; SameSite={same_site}"
-    );
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().append(header::SET_COOKIE, v);
-    }
-}
-
 /// The state in the request's cookie, if any.
 fn state_cookie(headers: &HeaderMap) -> Option<&str> {
     cookie(headers, STATE_COOKIE)
-}
-
-/// The value of the cookie `wanted` in the request, if any.
-fn cookie<'h>(headers: &'h HeaderMap, wanted: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == wanted)
-        .map(|(_, value)| value)
 }

@@ -38,7 +38,11 @@ pub fn add(store: &dyn Store, client: &OAuthClient) -> Result<()> {
             "{bad:?} is not a scope (RFC 6749 §3.3: printable ASCII without space, \" or \\)"
         )));
     }
-    for uri in &client.redirect_uris {
+    for uri in client
+        .redirect_uris
+        .iter()
+        .chain(&client.post_logout_redirect_uris)
+    {
         let parsed = url::Url::parse(uri)
             .map_err(|_| Error::invalid_request(format!("bad redirect URI {uri}")))?;
         if parsed.fragment().is_some() {

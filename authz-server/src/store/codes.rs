@@ -29,6 +29,12 @@ pub struct CodeGrant {
     pub dpop_jkt: Option<String>,
     /// Login time (`auth_time`).
     pub auth_time: UnixTime,
+    /// How the user authenticated (`amr`); empty in records from before it was kept.
+    #[serde(default)]
+    pub amr: Vec<String>,
+    /// The browser session the login is held by (`sid`).
+    #[serde(default)]
+    pub sid: Option<String>,
     /// Expiry.
     pub expires_at: UnixTime,
     /// Set once redeemed: the `jti`s of the access tokens it produced.

@@ -30,6 +30,15 @@ pub struct Ticket {
     pub params: HashMap<String, String>,
     /// Expiry.
     pub expires_at: UnixTime,
+    /// When the user authenticated (`auth_time`).
+    #[serde(default)]
+    pub auth_time: UnixTime,
+    /// How (`amr`).
+    #[serde(default)]
+    pub amr: Vec<String>,
+    /// The browser session holding the login (`sid`).
+    #[serde(default)]
+    pub sid: Option<String>,
 }
 
 fn key(user_id: &str, client_id: &str) -> String {

@@ -20,6 +20,9 @@ pub enum Decision {
         /// `auth_time`); absent in records stored before it was kept.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         auth_time: Option<UnixTime>,
+        /// How the user signed in (`amr`); empty in records stored before it was kept.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        amr: Vec<String>,
     },
     /// Denied.
     Denied,

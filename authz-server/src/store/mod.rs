@@ -17,6 +17,7 @@ pub mod oauth_clients;
 pub mod refresh_tokens;
 pub mod replay;
 pub mod revocations;
+pub mod sessions;
 pub mod upstream_link_tickets;
 pub mod upstream_links;
 pub mod upstream_logins;
@@ -75,6 +76,8 @@ pub mod trees {
     /// SHA-256 of a link ticket → a verified upstream identity waiting for the local login
     /// that links it (`first_login = "link"`).
     pub const UPSTREAM_LINK_TICKETS: Tree = Tree::new("upstream_link_tickets");
+    /// `{user id}/{session id}` → a browser session (the digest of its cookie's secret).
+    pub const SESSIONS: Tree = Tree::new("sessions");
 }
 
 /// Makes every write so far durable.

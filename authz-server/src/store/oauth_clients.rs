@@ -27,6 +27,9 @@ pub struct OAuthClient {
     /// or `client add` without `--scope`) means [`crate::scopes::default_for`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
+    /// Where RP-initiated logout may send the browser afterwards (exact match).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_logout_redirect_uris: Vec<String>,
 }
 
 impl OAuthClient {
@@ -104,6 +107,7 @@ mod tests {
             consent_required: false,
             jwks: None,
             scopes: None,
+            post_logout_redirect_uris: Vec::new(),
         };
         assert!(c.allows_redirect("http://127.0.0.1:53211/cb"));
         assert!(c.allows_redirect("https://app.example/cb"));

@@ -24,6 +24,9 @@ pub struct PendingLink {
     pub params: HashMap<String, String>,
     /// Expiry.
     pub expires_at: UnixTime,
+    /// What the upstream login was for.
+    #[serde(default)]
+    pub purpose: super::upstream_logins::Purpose,
 }
 
 /// Stores a pending link under its ticket.

@@ -21,10 +21,35 @@ pub struct UpstreamLogin {
     pub nonce: String,
     /// The PKCE verifier whose S256 challenge was sent.
     pub code_verifier: String,
-    /// The parameters of our authorization request waiting for the login.
+    /// The parameters of our authorization request waiting for the login (empty for another
+    /// purpose).
     pub params: HashMap<String, String>,
     /// Expiry.
     pub expires_at: UnixTime,
+    /// What the login is for.
+    #[serde(default)]
+    pub purpose: Purpose,
+}
+
+/// What a login through an upstream is for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Purpose {
+    /// Our authorization request (its `params`) waits for it.
+    #[default]
+    Authorize,
+    /// A page of ours waits for it (the device page, the account page): a session, then back
+    /// to `path`.
+    Page {
+        /// The local path to go back to.
+        path: String,
+    },
+    /// The signed-in user `user_id` links this upstream identity to the account from the
+    /// account page.
+    Link {
+        /// The account to link the identity to.
+        user_id: String,
+    },
 }
 
 impl std::fmt::Debug for UpstreamLogin {
@@ -33,6 +58,7 @@ impl std::fmt::Debug for UpstreamLogin {
             .field("upstream", &self.upstream)
             .field("params", &self.params)
             .field("expires_at", &self.expires_at)
+            .field("purpose", &self.purpose)
             .finish_non_exhaustive()
     }
 }
@@ -60,6 +86,7 @@ mod tests {
             nonce: "n".into(),
             code_verifier: "v".into(),
             params: HashMap::new(),
+            purpose: Purpose::default(),
             expires_at,
         };
         assert!(!format!("{:?}", login(1)).contains("\"v\""));

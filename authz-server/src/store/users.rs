@@ -29,6 +29,13 @@ pub struct User {
     pub(crate) password_hash: String,
 }
 
+impl User {
+    /// Whether the account has a password (an account made through an upstream has none).
+    pub fn has_password(&self) -> bool {
+        !self.password_hash.is_empty()
+    }
+}
+
 /// A user's email address and whether the operator verified that the user receives mail there
 /// (`email_verified`, OIDC Core §5.1); unverified unless the operator says so.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

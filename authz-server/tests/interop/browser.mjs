@@ -45,14 +45,28 @@ try {
   }
   console.log('code received')
 
+  // The browser is signed in now (its session): the device page asks for no password.
   await page.goto(process.env.DEVICE_URL)
-  await page.fill('input[name=username]', 'alice_wire')
-  await page.fill('input[name=password]', process.env.PASSWORD)
+  await page.waitForSelector('text=Signed in as')
+  if (await page.locator('input[name=password]').count() !== 0) throw new Error('password asked in a session')
   await page.screenshot({ path: `${shots}/3-device.png` })
   await page.click('button[value=approve]')
   await page.waitForSelector('text=connected')
   await page.screenshot({ path: `${shots}/4-device-approved.png` })
   console.log('device approved')
+
+  // The account page lists this browser's session; signing out there ends it, and a silent
+  // request (prompt=none) then comes back with login_required.
+  await page.goto(new URL('/account', issuer).href)
+  await page.waitForSelector('text=(this browser)')
+  await page.screenshot({ path: `${shots}/5-account.png` })
+  await page.click('text=Sign out of this browser')
+  await page.waitForSelector('text=You are signed out')
+  authorize.searchParams.set('prompt', 'none')
+  await page.goto(authorize.href)
+  const silent = new URL(page.url())
+  if (silent.searchParams.get('error') !== 'login_required') throw new Error(`prompt=none after logout: ${silent}`)
+  console.log('signed out')
 } finally {
   await browser.close()
 }
