@@ -44,6 +44,7 @@ fn seed_client(
         consent_required: false,
         jwks: None,
         scopes: None,
+        token_exchange: Vec::new(),
     };
     oauth_clients::add(store, &make(public_first_party)?)
 }

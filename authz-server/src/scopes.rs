@@ -194,6 +194,7 @@ mod tests {
             consent_required: true,
             jwks: None,
             scopes: Some(vec!["openid".into(), "email".into()]),
+            token_exchange: Vec::new(),
         };
         assert_eq!(
             authorization_scope("openid calendar email urn:x:y", &client, "wire_devices").unwrap(),

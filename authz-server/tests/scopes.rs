@@ -31,6 +31,7 @@ fn seed_partner(store: &dyn authz_server::store::Store) {
             consent_required: true,
             jwks: None,
             scopes: Some(vec!["openid".into(), "profile".into(), DEVICE_SCOPE.into()]),
+            token_exchange: Vec::new(),
         },
     )
     .unwrap();
@@ -467,6 +468,7 @@ fn seed_narrow(store: &dyn authz_server::store::Store) {
             consent_required: true,
             jwks: None,
             scopes: Some(vec!["openid".into()]),
+            token_exchange: Vec::new(),
         },
     )
     .unwrap();

@@ -27,6 +27,10 @@ pub struct OAuthClient {
     /// or `client add` without `--scope`) means [`crate::scopes::default_for`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
+    /// The upstreams (by id) whose kept tokens this client may get by RFC 8693 token exchange
+    /// (a confidential client only); none by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_exchange: Vec<String>,
 }
 
 impl OAuthClient {
@@ -46,6 +50,11 @@ impl OAuthClient {
     /// consent.
     pub fn is_first_party(&self) -> bool {
         !self.consent_required
+    }
+
+    /// Whether the client may exchange a user's token for the kept tokens of `upstream`.
+    pub fn may_exchange_for(&self, upstream: &str) -> bool {
+        self.is_confidential() && self.token_exchange.iter().any(|u| u == upstream)
     }
 
     /// Whether `uri` is one of the registered redirect URIs.
@@ -104,6 +113,7 @@ mod tests {
             consent_required: false,
             jwks: None,
             scopes: None,
+            token_exchange: Vec::new(),
         };
         assert!(c.allows_redirect("http://127.0.0.1:53211/cb"));
         assert!(c.allows_redirect("https://app.example/cb"));
