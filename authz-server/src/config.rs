@@ -55,6 +55,9 @@ pub struct Config {
     pub upstream: Vec<crate::federation::UpstreamConfig>,
     /// Browser sessions (`[sessions]`).
     pub sessions: crate::sessions::SessionsConfig,
+    /// The 32-byte key (0600) the upstreams' tokens are sealed with in the store; default
+    /// `{data_dir}/upstream-tokens.key`, made at the first start with an upstream.
+    pub upstream_tokens_key_file: Option<PathBuf>,
 }
 
 /// Caps on what one user may hold.
@@ -155,6 +158,7 @@ impl Default for Config {
             local_login: true,
             upstream: Vec::new(),
             sessions: crate::sessions::SessionsConfig::default(),
+            upstream_tokens_key_file: None,
         }
     }
 }
@@ -165,6 +169,13 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Config(format!("read {}: {e}", path.display())))?;
         toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// The file of the key upstream tokens are sealed with.
+    pub fn upstream_tokens_key_file(&self) -> PathBuf {
+        self.upstream_tokens_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("upstream-tokens.key"))
     }
 
     /// Checks values that would otherwise fail later and less clearly.

@@ -45,6 +45,7 @@ fn seed_client(
         jwks: None,
         scopes: None,
         post_logout_redirect_uris: Vec::new(),
+        token_exchange: Vec::new(),
     };
     oauth_clients::add(store, &make(public_first_party)?)
 }

@@ -139,6 +139,19 @@ enum ClientAction {
         /// Where RP-initiated logout may send the browser afterwards (repeatable).
         #[arg(long = "post-logout-redirect-uri")]
         post_logout_redirect_uris: Vec<String>,
+        /// An upstream (its id) whose kept tokens the client may get by RFC 8693 token
+        /// exchange (repeatable; confidential clients only).
+        #[arg(long = "token-exchange", requires = "confidential")]
+        token_exchange: Vec<String>,
+    },
+    /// Replace the upstreams whose kept tokens a client may get by token exchange (keeps
+    /// everything else); without any, the client may exchange none.
+    SetTokenExchange {
+        #[arg(long)]
+        id: String,
+        /// An upstream id (repeatable).
+        #[arg(long = "token-exchange")]
+        upstreams: Vec<String>,
     },
     /// Replace the scopes a client may be granted (keeps its secret and keys).
     SetScopes {
@@ -148,7 +161,7 @@ enum ClientAction {
         #[arg(long = "scope")]
         scopes: Vec<String>,
     },
-    /// List clients: id, kind, allowed scopes, redirect URIs.
+    /// List clients: id, kind, allowed scopes, redirect URIs, token exchange upstreams.
     List,
     /// Remove a client.
     Remove {
@@ -318,6 +331,7 @@ fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
             third_party,
             scopes,
             post_logout_redirect_uris,
+            token_exchange,
         } => {
             let secret = confidential.then(oauth_clients::new_secret);
             oauth_clients::add(
@@ -330,6 +344,7 @@ fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
                     jwks: None,
                     scopes: scope_list(&scopes)?,
                     post_logout_redirect_uris,
+                    token_exchange,
                 },
             )?;
             println!("added client {id}");
@@ -343,6 +358,12 @@ fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
             }
             println!("set the scopes of client {id}");
         }
+        ClientAction::SetTokenExchange { id, upstreams } => {
+            if !oauth_clients::set_token_exchange(store.as_ref(), &id, upstreams)? {
+                anyhow::bail!("no client {id}");
+            }
+            println!("set the token exchange upstreams of client {id}");
+        }
         ClientAction::List => {
             let device_scope = &config.device_access.scope;
             for c in oauth_clients::list(store.as_ref())? {
@@ -352,8 +373,13 @@ fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
                     (false, false) => "third-party public",
                     (false, true) => "third-party confidential",
                 };
+                let exchange = if c.token_exchange.is_empty() {
+                    "-".to_owned()
+                } else {
+                    c.token_exchange.join(" ")
+                };
                 println!(
-                    "{}\t{kind}\t{}\t{}",
+                    "{}\t{kind}\t{}\t{}\t{exchange}",
                     c.id,
                     authz_server::scopes::allowed(&c, device_scope).join(" "),
                     c.redirect_uris.join(" ")

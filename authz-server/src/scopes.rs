@@ -195,6 +195,7 @@ mod tests {
             jwks: None,
             scopes: Some(vec!["openid".into(), "email".into()]),
             post_logout_redirect_uris: Vec::new(),
+            token_exchange: Vec::new(),
         };
         assert_eq!(
             authorization_scope("openid calendar email urn:x:y", &client, "wire_devices").unwrap(),

@@ -111,7 +111,8 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         )
     };
     let audit = server_kit::audit::AuditLog::open(&config.data_dir)?;
-    let upstreams = crate::federation::Upstreams::load(&config.upstream)?;
+    let upstreams =
+        crate::federation::Upstreams::load(&config.upstream, &config.upstream_tokens_key_file())?;
     let state = Arc::new(Provider {
         audit,
         limiters,

@@ -89,8 +89,8 @@ pub fn set_email(store: &dyn Store, handle: &str, email: Option<Email>) -> Resul
     Ok(true)
 }
 
-/// Removes a user (and its handle) with the user's devices and upstream links; false if there
-/// was none. Durable on return.
+/// Removes a user (and its handle) with the user's devices, upstream links and kept upstream
+/// tokens; false if there was none. Durable on return.
 pub fn remove(store: &dyn Store, handle: &str) -> Result<bool> {
     let Some(user) = store::users::remove(store, handle)? else {
         return Ok(false);
@@ -98,6 +98,7 @@ pub fn remove(store: &dyn Store, handle: &str) -> Result<bool> {
     store::devices::remove_all_of(store, &user.id)?;
     store::upstream_links::remove_all_of(store, &user.id)?;
     store::sessions::remove_all_of(store, &user.id)?;
+    store::upstream_tokens::remove_all_of(store, &user.id)?;
     store::flush(store)?;
     Ok(true)
 }

@@ -1,6 +1,8 @@
 //! The operator's client commands with scope lists, on the real `authz-server` binary: `client
 //! add --scope`, `client list`, `client set-scopes` (which keeps the secret), a refused scope
-//! that stores nothing — and the running server granting exactly the listed scopes.
+//! that stores nothing — and the running server granting exactly the listed scopes; and the
+//! token exchange upstreams of a client (`client add --token-exchange`, `client
+//! set-token-exchange`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -146,4 +148,75 @@ async fn operators_list_and_change_the_scopes_a_client_may_be_granted() {
         (400, Some("invalid_scope"))
     );
     stop(child).await;
+}
+
+/// The token exchange column of the client `sync` in `client list`.
+async fn exchange_listed(data: &Path) -> String {
+    let (_, listed, _) = operator(data, &["client", "list"]).await;
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with("sync\t"))
+        .expect(&listed);
+    line.rsplit('\t').next().unwrap().to_owned()
+}
+
+/// `client set-token-exchange` of `sync` with `upstreams`: (success, stderr).
+async fn set_exchange(data: &Path, upstreams: &[&str]) -> (bool, String) {
+    let mut args = vec!["client", "set-token-exchange", "--id", "sync"];
+    for upstream in upstreams {
+        args.extend(["--token-exchange", upstream]);
+    }
+    let (ok, _, stderr) = operator(data, &args).await;
+    (ok, stderr)
+}
+
+#[tokio::test]
+async fn operators_allow_a_confidential_client_token_exchange_for_named_upstreams() {
+    let data = tempfile::tempdir().unwrap();
+    let data = data.path();
+    let (ok, _, stderr) = operator(
+        data,
+        &[
+            "client",
+            "add",
+            "--id",
+            "sync",
+            "--confidential",
+            "--token-exchange",
+            "github",
+            "--token-exchange",
+            "corp",
+        ],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert_eq!(exchange_listed(data).await, "github corp");
+    // Only confidential clients, and only upstream ids.
+    let (ok, _, stderr) = operator(
+        data,
+        &[
+            "client",
+            "add",
+            "--id",
+            "app",
+            "--redirect-uri",
+            "https://app.example/cb",
+            "--token-exchange",
+            "corp",
+        ],
+    )
+    .await;
+    assert!(!ok);
+    assert!(stderr.contains("--confidential"), "{stderr}");
+    let (ok, stderr) = set_exchange(data, &["Not An Id"]).await;
+    assert!(!ok);
+    assert!(stderr.contains("is not an upstream id"), "{stderr}");
+    // Changed on the existing client, then taken away.
+    assert!(set_exchange(data, &["corp"]).await.0);
+    assert_eq!(exchange_listed(data).await, "corp");
+    assert!(set_exchange(data, &[]).await.0);
+    assert_eq!(exchange_listed(data).await, "-");
+    let (ok, _, stderr) = operator(data, &["client", "set-token-exchange", "--id", "nobody"]).await;
+    assert!(!ok);
+    assert!(stderr.contains("no client nobody"), "{stderr}");
 }

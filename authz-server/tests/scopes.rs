@@ -32,6 +32,7 @@ fn seed_partner(store: &dyn authz_server::store::Store) {
             jwks: None,
             scopes: Some(vec!["openid".into(), "profile".into(), DEVICE_SCOPE.into()]),
             post_logout_redirect_uris: Vec::new(),
+            token_exchange: Vec::new(),
         },
     )
     .unwrap();
@@ -469,6 +470,7 @@ fn seed_narrow(store: &dyn authz_server::store::Store) {
             jwks: None,
             scopes: Some(vec!["openid".into()]),
             post_logout_redirect_uris: Vec::new(),
+            token_exchange: Vec::new(),
         },
     )
     .unwrap();

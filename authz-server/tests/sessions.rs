@@ -243,6 +243,7 @@ fn seed_logout_client(store: &dyn authz_server::store::Store) {
             jwks: None,
             scopes: None,
             post_logout_redirect_uris: vec![LOGOUT_TARGET.into()],
+            token_exchange: Vec::new(),
         },
     )
     .unwrap();

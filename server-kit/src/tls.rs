@@ -104,11 +104,36 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig> {
 
 pub use io_kit::https::{client_config, https_client};
 
+/// An HTTPS client trusting the PEM roots in `roots` and, with `system_roots`, also the roots
+/// of the Mozilla root program (compiled in from `webpki-roots`, the same list wherever the
+/// server runs), following no redirects, with a per-request `timeout`: for upstreams whose
+/// certificates come from a public CA (`trust_system_roots`).
+pub fn https_client_trusting(
+    roots: &[PathBuf],
+    system_roots: bool,
+    timeout: std::time::Duration,
+) -> Result<reqwest::Client> {
+    let mut store = io_kit::https::root_store(roots)?;
+    if system_roots {
+        store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    io_kit::https::https_client_with(store, timeout)
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+
+    #[test]
+    fn system_roots_are_added_only_when_asked_for() {
+        let timeout = std::time::Duration::from_secs(1);
+        https_client_trusting(&[], true, timeout).unwrap();
+        https_client_trusting(&[], false, timeout).unwrap();
+        assert!(!webpki_roots::TLS_SERVER_ROOTS.is_empty());
+        assert!(io_kit::https::root_store(&[]).unwrap().is_empty());
+    }
 
     #[test]
     fn dev_tls_is_generated_once_and_loads() {

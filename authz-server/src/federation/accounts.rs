@@ -4,9 +4,7 @@
 //! over, whatever the claims say), a link to the account the user logs in to next
 //! ([`super::linking`]), or a refusal. Accounts are never found by e-mail address.
 
-use proto::jws::Claims;
-use serde_json::Value;
-
+use super::claims::UpstreamIdentity;
 use super::{FirstLogin, Upstream};
 use crate::error::{Error, Result};
 use crate::provider::Provider;
@@ -33,11 +31,15 @@ pub enum Resolution {
 }
 
 impl Provider {
-    /// The account the verified ID token `claims` of `upstream` log in to.
-    pub(super) fn account_of(&self, upstream: &Upstream, claims: &Claims) -> Result<Resolution> {
+    /// The account the verified `identity` of `upstream` logs in to.
+    pub(super) fn account_of(
+        &self,
+        upstream: &Upstream,
+        identity: &UpstreamIdentity,
+    ) -> Result<Resolution> {
         let store = self.store();
-        let issuer = upstream.config.issuer.as_str();
-        let subject = claims.string("sub")?;
+        let issuer = upstream.issuer();
+        let subject = identity.subject.as_str();
         if let Some(link) = store::upstream_links::get(store, issuer, subject)? {
             let user = store::users::get(store, &link.user_id)?.ok_or_else(|| {
                 Error::Storage(format!("user {} of an upstream link is gone", link.user_id))
@@ -58,7 +60,7 @@ impl Provider {
             FirstLogin::Link => return Ok(Resolution::LinkFirst),
             FirstLogin::Create => {}
         }
-        let user = self.new_account(upstream, claims)?;
+        let user = self.new_account(upstream, identity)?;
         let link = UpstreamLink {
             issuer: issuer.to_owned(),
             subject: subject.to_owned(),
@@ -100,13 +102,10 @@ impl Provider {
     }
 
     /// The record of a new account from the mapped claims (not stored).
-    fn new_account(&self, upstream: &Upstream, claims: &Claims) -> Result<User> {
+    fn new_account(&self, upstream: &Upstream, identity: &UpstreamIdentity) -> Result<User> {
         let map = &upstream.config.claims;
         let name = &upstream.config.display_name;
-        let claim = |key: &str| match claims.get(key) {
-            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.as_str()),
-            _ => None,
-        };
+        let claim = |key: &str| identity.claim(key);
         let missing = |key: &str| {
             Error::upstream_denied(format!(
                 "the {name} identity has no {key:?} claim to make an account from"
@@ -116,7 +115,7 @@ impl Provider {
         let domain = &self.config.domain;
         let handle = raw_handle
             .strip_suffix(&format!("@{domain}"))
-            .unwrap_or(raw_handle);
+            .unwrap_or(&raw_handle);
         if proto::wire_id::validate_handle(handle).is_err() {
             return Err(Error::upstream_denied(format!(
                 "the {name} claim {:?} is not a usable handle (2 to 256 of a-z 0-9 _ . -)",
@@ -125,11 +124,9 @@ impl Provider {
         }
         let display = claim(&map.display_name).ok_or_else(|| missing(&map.display_name))?;
         let team = map.team.as_deref().and_then(claim);
-        let email = claim(&map.email).and_then(|address| {
-            let verified = claims.get("email_verified") == Some(&Value::Bool(true));
-            Email::new(address, verified).ok()
-        });
-        users::passwordless(handle, display, team, domain, email).map_err(|e| {
+        let email = claim(&map.email)
+            .and_then(|address| Email::new(&address, identity.email_verified()).ok());
+        users::passwordless(handle, &display, team.as_deref(), domain, email).map_err(|e| {
             let (_, why) = e.authorization_error();
             Error::upstream_denied(format!("the {name} identity cannot make an account: {why}"))
         })

@@ -1,5 +1,6 @@
-//! An upstream's OpenID Provider metadata (OpenID Connect Discovery 1.0, fetched from
-//! `{issuer}/.well-known/openid-configuration`) and its signing keys (`jwks_uri`): fetched with
+//! An upstream's endpoints: for `oauth2` those of its configuration; for `oidc` its OpenID
+//! Provider metadata (OpenID Connect Discovery 1.0, fetched from
+//! `{issuer}/.well-known/openid-configuration`) and its signing keys (`jwks_uri`), fetched with
 //! the upstream's HTTPS client (its timeout), read with a bound ([`super::MAX_UPSTREAM_BODY`]),
 //! checked, and cached for `cache_secs` by the time of the injected clock. Keys are fetched
 //! again at once when a token names a key id they lack, at most every
@@ -12,7 +13,7 @@ use proto::jwk::{Jwk, JwkSet};
 use serde::Deserialize;
 
 use super::Upstream;
-use super::config::acceptable_url;
+use super::config::{UpstreamKind, acceptable_url};
 use crate::error::{Error, Result};
 
 /// The shortest time between two fetches of an upstream's keys.
@@ -27,8 +28,12 @@ pub struct Metadata {
     pub authorization_endpoint: String,
     /// Where the code is exchanged.
     pub token_endpoint: String,
-    /// The signing keys.
+    /// The signing keys (`oidc`).
+    #[serde(default)]
     pub jwks_uri: String,
+    /// Where the user's claims are read with an access token.
+    #[serde(default)]
+    pub userinfo_endpoint: Option<String>,
     /// RFC 9207: the upstream names itself in `iss` on every authorization response.
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: bool,
@@ -55,8 +60,12 @@ impl Upstream {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The upstream's metadata, from the cache while fresh.
+    /// The upstream's metadata: an `oauth2` upstream's configured endpoints, or an `oidc`
+    /// upstream's discovery document, from the cache while fresh.
     pub async fn metadata(&self, now: UnixTime) -> Result<Arc<Metadata>> {
+        if self.config.kind == UpstreamKind::Oauth2 {
+            return Ok(Arc::new(self.configured_metadata()));
+        }
         if let Some((metadata, at)) = &self.cache().metadata
             && now - at < self.config.cache_secs
         {
@@ -64,13 +73,13 @@ impl Upstream {
         }
         let url = format!(
             "{}/.well-known/openid-configuration",
-            self.config.issuer.trim_end_matches('/')
+            self.issuer().trim_end_matches('/')
         );
         let metadata: Metadata =
             server_kit::fetch::get_json(&self.http, &url, super::MAX_UPSTREAM_BODY)
                 .await
                 .map_err(|e| self.unavailable(format!("discovery: {e}")))?;
-        check(&metadata, &self.config.issuer).map_err(|what| self.unavailable(what))?;
+        check(&metadata, self.issuer()).map_err(|what| self.unavailable(what))?;
         let metadata = Arc::new(metadata);
         self.cache().metadata = Some((metadata.clone(), now));
         Ok(metadata)
@@ -102,6 +111,19 @@ impl Upstream {
     /// The HTTPS client of this upstream.
     pub(super) fn http(&self) -> &reqwest::Client {
         &self.http
+    }
+
+    /// The endpoints an `oauth2` upstream's configuration names (checked at start).
+    fn configured_metadata(&self) -> Metadata {
+        let config = &self.config;
+        Metadata {
+            issuer: self.issuer().to_owned(),
+            authorization_endpoint: config.authorization_endpoint.clone().unwrap_or_default(),
+            token_endpoint: config.token_endpoint.clone().unwrap_or_default(),
+            jwks_uri: String::new(),
+            userinfo_endpoint: config.userinfo_endpoint.clone(),
+            authorization_response_iss_parameter_supported: false,
+        }
     }
 }
 
@@ -140,10 +162,15 @@ fn check(metadata: &Metadata, issuer: &str) -> std::result::Result<(), String> {
         ));
     }
     for (name, url) in [
-        ("authorization_endpoint", &metadata.authorization_endpoint),
-        ("token_endpoint", &metadata.token_endpoint),
-        ("jwks_uri", &metadata.jwks_uri),
+        (
+            "authorization_endpoint",
+            Some(&metadata.authorization_endpoint),
+        ),
+        ("token_endpoint", Some(&metadata.token_endpoint)),
+        ("jwks_uri", Some(&metadata.jwks_uri)),
+        ("userinfo_endpoint", metadata.userinfo_endpoint.as_ref()),
     ] {
+        let Some(url) = url else { continue };
         if !acceptable_url(url) {
             return Err(format!("discovery's {name} {url:?} is not an https URL"));
         }
@@ -162,6 +189,7 @@ mod tests {
             authorization_endpoint: "https://idp.test/auth".into(),
             token_endpoint: "https://idp.test/token".into(),
             jwks_uri: "https://idp.test/jwks".into(),
+            userinfo_endpoint: Some("https://idp.test/me".into()),
             authorization_response_iss_parameter_supported: true,
         };
         check(&good, "https://idp.test").unwrap();
@@ -169,6 +197,15 @@ mod tests {
             check(&good, "https://idp.test/")
                 .unwrap_err()
                 .contains("issuer")
+        );
+        let plain_userinfo = Metadata {
+            userinfo_endpoint: Some("http://idp.test/me".into()),
+            ..good.clone()
+        };
+        assert!(
+            check(&plain_userinfo, "https://idp.test")
+                .unwrap_err()
+                .contains("userinfo_endpoint")
         );
         let plain = Metadata {
             token_endpoint: "http://idp.test/token".into(),

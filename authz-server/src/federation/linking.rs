@@ -2,7 +2,8 @@
 //! waits under a single-use ticket (bound to the browser by the same cookie as the login's
 //! `state`, [`super::login::LOGIN_TTL`]) until the user logs in to an existing local account
 //! with its handle and password — within the usual failed-login limits — and is then linked to
-//! that account, for good. Never by e-mail address.
+//! that account, for good — and the upstream's tokens of that login, sealed for the ticket
+//! meanwhile, are kept for that account ([`super::kept_tokens`]). Never by e-mail address.
 
 use std::net::IpAddr;
 
@@ -10,6 +11,7 @@ use proto::secret::{SecretString, constant_time_eq};
 
 use super::Upstream;
 use super::login::LOGIN_TTL;
+use super::token::TokenAnswer;
 use crate::error::{Error, Result};
 use crate::provider::Provider;
 use crate::store::upstream_link_tickets::{self, PendingLink};
@@ -18,22 +20,24 @@ use crate::store::upstream_logins::UpstreamLogin;
 use crate::store::{self, users::User};
 
 impl Provider {
-    /// Parks the verified identity `subject` of `upstream` until the user logs in to the
-    /// account to link it to; returns the ticket.
+    /// Parks the verified identity `subject` of `upstream`, with the login's `tokens`, until
+    /// the user logs in to the account to link it to; returns the ticket.
     pub(super) fn park_link(
         &self,
         upstream: &Upstream,
         subject: &str,
         login: &UpstreamLogin,
+        tokens: &TokenAnswer,
     ) -> Result<String> {
         let ticket = proto::random::token(256);
         let pending = PendingLink {
             upstream: upstream.id().to_owned(),
-            issuer: upstream.config.issuer.clone(),
+            issuer: upstream.issuer().to_owned(),
             subject: subject.to_owned(),
             params: login.params.clone(),
             expires_at: self.now() + LOGIN_TTL,
             purpose: login.purpose.clone(),
+            tokens: self.seal_pending_tokens(&ticket, tokens)?,
         };
         upstream_link_tickets::insert(self.store(), &ticket, &pending)?;
         Ok(ticket)
@@ -96,6 +100,10 @@ impl Provider {
                 self.upstream_name(&pending.upstream)
             )));
         }
+        if let Some(tokens) = &pending.tokens {
+            let ticket = ticket.unwrap_or_default();
+            self.keep_pending_tokens(ticket, &pending.upstream, &user.id, tokens)?;
+        }
         store::flush(self.store())?;
         self.audit.record(
             self.now(),
@@ -120,7 +128,7 @@ impl Provider {
         let user = store::users::get(store, user_id)?
             .ok_or_else(|| Error::invalid_request("the account no longer exists"))?;
         let link = UpstreamLink {
-            issuer: upstream.config.issuer.clone(),
+            issuer: upstream.config.issuer(),
             subject: subject.to_owned(),
             user_id: user.id.clone(),
             upstream: upstream.id().to_owned(),
@@ -182,6 +190,7 @@ impl Provider {
                 "that was the last way to sign in to your account; link another identity first",
             ));
         }
+        store::upstream_tokens::remove_of(store, upstream_id, &user.id)?;
         store::flush(store)?;
         self.audit.record(
             self.now(),

@@ -4,14 +4,16 @@
 //! [`Provider::take_upstream_login`] takes it once — only for the browser that started it (the
 //! `state` also sits in a cookie of that browser) — and [`Provider::finish_upstream_login`]
 //! turns the upstream's answer into the local user (or a link to make first, [`super::linking`]),
-//! or an error for the client. Nothing is created unless the ID token verified.
+//! or an error for the client. Nothing is created unless the identity verified (the ID token,
+//! or an `oauth2` upstream's user info); the upstream's tokens are then kept for the account
+//! ([`super::kept_tokens`]).
 
 use std::collections::HashMap;
 
 use proto::secret::constant_time_eq;
 
+use super::UpstreamKind;
 use super::accounts::Resolution;
-use super::id_token::{Expected, IdToken};
 use super::token::{CodeExchange, printable};
 use crate::authorization::AuthorizationRequest;
 use crate::error::{Error, Result};
@@ -148,18 +150,26 @@ impl Provider {
         };
         let mut location = url::Url::parse(&metadata.authorization_endpoint)
             .map_err(|e| Error::upstream_unavailable(format!("authorization_endpoint: {e}")))?;
-        location
-            .query_pairs_mut()
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &upstream.config.client_id)
-            .append_pair("redirect_uri", &self.upstream_callback_url())
-            .append_pair("scope", &upstream.config.scopes)
-            .append_pair("state", &state)
-            .append_pair("nonce", &login.nonce)
-            .append_pair("code_challenge", &pkce.challenge)
-            .append_pair("code_challenge_method", "S256");
-        if prompt_login {
-            location.query_pairs_mut().append_pair("prompt", "login");
+        {
+            let mut query = location.query_pairs_mut();
+            query
+                .append_pair("response_type", "code")
+                .append_pair("client_id", &upstream.config.client_id)
+                .append_pair("redirect_uri", &self.upstream_callback_url())
+                .append_pair("scope", upstream.config.scopes())
+                .append_pair("state", &state);
+            // A nonce belongs to OpenID Connect (an OAuth 2.0 server may refuse one).
+            if upstream.config.kind == UpstreamKind::Oidc {
+                query.append_pair("nonce", &login.nonce);
+            }
+            if upstream.config.pkce {
+                query
+                    .append_pair("code_challenge", &pkce.challenge)
+                    .append_pair("code_challenge_method", "S256");
+            }
+            if prompt_login && upstream.config.kind == UpstreamKind::Oidc {
+                query.append_pair("prompt", "login");
+            }
         }
         upstream_logins::insert(self.store(), &state, &login)?;
         Ok(UpstreamRedirect {
@@ -195,7 +205,7 @@ impl Provider {
             })
     }
 
-    /// The local user of the upstream's `answer` to `login`: the code exchanged, the ID token
+    /// The local user of the upstream's `answer` to `login`: the code exchanged, the identity
     /// verified, the account found or created (or a link to make first). Audited either way.
     pub async fn finish_upstream_login(
         &self,
@@ -254,7 +264,7 @@ impl Provider {
         }
         let now = self.now();
         let metadata = upstream.metadata(now).await?;
-        let issuer = &upstream.config.issuer;
+        let issuer = upstream.issuer();
         match answer.iss {
             Some(iss) if iss != issuer => {
                 return Err(Error::upstream_denied(format!(
@@ -273,43 +283,29 @@ impl Provider {
             .filter(|c| !c.is_empty())
             .ok_or_else(|| Error::upstream_denied(format!("{name}'s answer has no code")))?;
         let callback = self.upstream_callback_url();
-        let id_token = upstream
-            .exchange_code(
-                &metadata.token_endpoint,
-                &CodeExchange {
-                    code,
-                    redirect_uri: &callback,
-                    code_verifier: &login.code_verifier,
-                },
-            )
-            .await?;
-        let refused =
-            |why: String| Error::upstream_denied(format!("{name}'s ID token was refused: {why}"));
-        let token = IdToken::parse(&id_token).map_err(refused)?;
-        let mut keys = upstream.keys(now, false).await?;
-        if token.key_in(&keys).is_none() {
-            keys = upstream.keys(now, true).await?;
-        }
-        let key = token
-            .key_in(&keys)
-            .ok_or_else(|| refused("it names no key of the identity provider".into()))?
-            .clone();
-        let expected = Expected {
-            issuer,
-            client_id: &upstream.config.client_id,
-            nonce: &login.nonce,
-            skew: self.config.clock_skew,
-            now,
+        let exchange = CodeExchange {
+            code,
+            redirect_uri: &callback,
+            code_verifier: upstream.config.pkce.then_some(login.code_verifier.as_str()),
         };
-        let claims = token.verify(&key, &expected).map_err(refused)?;
+        let tokens = upstream
+            .exchange_code(&metadata.token_endpoint, &exchange, now)
+            .await?;
+        let identity = self
+            .verified_identity(&upstream, &metadata, &login.nonce, &tokens, now)
+            .await?;
         if let Purpose::Link { user_id } = &login.purpose {
-            let user = self.link_to_account(&upstream, claims.string("sub")?, user_id)?;
+            let user = self.link_to_account(&upstream, &identity.subject, user_id)?;
+            self.keep_upstream_tokens(&upstream, &user.id, &tokens)?;
             return Ok(Verified::User(user, false));
         }
-        match self.account_of(&upstream, &claims)? {
-            Resolution::Account(account) => Ok(Verified::User(account.user, account.created)),
+        match self.account_of(&upstream, &identity)? {
+            Resolution::Account(account) => {
+                self.keep_upstream_tokens(&upstream, &account.user.id, &tokens)?;
+                Ok(Verified::User(account.user, account.created))
+            }
             Resolution::LinkFirst => {
-                let ticket = self.park_link(&upstream, claims.string("sub")?, login)?;
+                let ticket = self.park_link(&upstream, &identity.subject, login, &tokens)?;
                 Ok(Verified::LinkNeeded {
                     ticket,
                     upstream_name: name.clone(),

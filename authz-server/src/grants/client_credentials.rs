@@ -50,10 +50,11 @@ impl Provider {
         Ok(TokenResponse {
             access_token: SecretString::new(access.token),
             dpop_bound: jkt.is_some(),
-            expires_in: self.config.lifetimes.access_token,
-            scope,
+            expires_in: Some(self.config.lifetimes.access_token),
+            scope: Some(scope),
             refresh_token: None,
             id_token: None,
+            issued_token_type: None,
         })
     }
 }

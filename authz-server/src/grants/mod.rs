@@ -1,7 +1,9 @@
 //! The token endpoint's service (RFC 6749 §3.2): a [`TokenRequest`] of an identified client,
 //! with the request's DPoP proof if it had one, exchanged for tokens — by authorization code
 //! with PKCE (`authorization_code`), refresh token with rotation (`refresh_token`), client
-//! credentials (`client_credentials`) or device code (`device_code`). Tokens are DPoP-bound
+//! credentials (`client_credentials`), device code (`device_code`), or — for an allowed
+//! confidential client — one of our access tokens for the upstream access token kept for its
+//! user (RFC 8693 token exchange, `token_exchange`). Tokens are DPoP-bound
 //! (`cnf.jkt`, RFC 9449 §5) when the request carried a fresh proof; a user's tokens — access
 //! token, ID token when `openid` was granted, refresh token when
 //! [`crate::scopes::refresh_token_allowed`] says so — are issued in one place
@@ -12,39 +14,42 @@ mod client_credentials;
 mod device_code;
 mod refresh_token;
 pub mod request;
+mod token_exchange;
 mod user_tokens;
 
 use proto::clock::UnixTime;
 use proto::secret::SecretString;
 
-pub use request::{GRANT_TYPES, TokenRequest};
+pub use request::{ACCESS_TOKEN_TYPE, GRANT_TYPES, TOKEN_EXCHANGE, TokenRequest};
 
 use crate::dpop::FreshProof;
 use crate::error::{Error, Result};
 use crate::oauth_clients::authentication::IdentifiedClient;
 use crate::provider::Provider;
 
-/// What a successful token request is answered with (RFC 6749 §5.1).
+/// What a successful token request is answered with (RFC 6749 §5.1, RFC 8693 §2.2.1).
 #[derive(Debug)]
 pub struct TokenResponse {
     /// The access token.
     pub access_token: SecretString,
     /// Whether it is DPoP-bound (`token_type` `DPoP`, else `Bearer`).
     pub dpop_bound: bool,
-    /// Its lifetime in seconds.
-    pub expires_in: i64,
-    /// The scope granted.
-    pub scope: String,
+    /// Its lifetime in seconds, when known.
+    pub expires_in: Option<i64>,
+    /// The scope granted, when known.
+    pub scope: Option<String>,
     /// A refresh token, when one is issued.
     pub refresh_token: Option<SecretString>,
     /// An ID token, when `openid` was granted to a user.
     pub id_token: Option<String>,
+    /// A token exchange's `issued_token_type`.
+    pub issued_token_type: Option<&'static str>,
 }
 
 impl Provider {
     /// Exchanges a token request of `client`, with `proof` the request's DPoP proof if it had
     /// one.
-    pub fn exchange(
+    pub async fn exchange(
         &self,
         request: TokenRequest,
         client: &IdentifiedClient,
@@ -73,6 +78,10 @@ impl Provider {
             }
             TokenRequest::DeviceCode { device_code } => {
                 self.exchange_device_code(client, &device_code, proof, now)
+            }
+            TokenRequest::TokenExchange(exchange) => {
+                self.exchange_for_upstream_token(client, &exchange, proof, now)
+                    .await
             }
         }
     }

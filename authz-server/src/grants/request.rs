@@ -1,7 +1,9 @@
 //! The token request, read from the form into the grant it asks for with that grant's
 //! parameters before any grant logic runs: authorization code (RFC 6749 §4.1.3), refresh token
-//! (§6), client credentials (§4.4) or device code (RFC 8628 §3.4). The client's credentials in
-//! the same form are read by the front end ([`crate::oauth_clients::authentication`]).
+//! (§6), client credentials (§4.4), device code (RFC 8628 §3.4) or token exchange (RFC 8693
+//! §2.1: one of our access tokens as the subject token, an upstream as the target). The
+//! client's credentials in the same form are read by the front end
+//! ([`crate::oauth_clients::authentication`]).
 
 use std::collections::HashMap;
 
@@ -12,12 +14,19 @@ use crate::error::{Error, Result};
 /// The device code grant type of RFC 8628 §3.4.
 pub const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
+/// The token exchange grant type of RFC 8693 §2.1.
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// RFC 8693 §3: the token type of an OAuth access token.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
 /// The grant types `/token` accepts (`grant_types_supported`).
-pub const GRANT_TYPES: [&str; 4] = [
+pub const GRANT_TYPES: [&str; 5] = [
     "authorization_code",
     "refresh_token",
     "client_credentials",
     DEVICE_CODE,
+    TOKEN_EXCHANGE,
 ];
 
 /// A token request.
@@ -47,6 +56,17 @@ pub enum TokenRequest {
         /// `device_code` (empty when absent, which names no device code).
         device_code: SecretString,
     },
+    /// `urn:ietf:params:oauth:grant-type:token-exchange`.
+    TokenExchange(TokenExchangeRequest),
+}
+
+/// A token exchange request: one of our access tokens, and the upstream whose token is wanted.
+#[derive(Debug)]
+pub struct TokenExchangeRequest {
+    /// `subject_token` (an access token of ours).
+    pub subject_token: SecretString,
+    /// The upstream named: `audience` (its id) or `resource` (its issuer or id).
+    pub target: String,
 }
 
 /// The `grant_type` of a token request: read before anything else, so a request without one
@@ -87,12 +107,57 @@ impl TokenRequest {
             DEVICE_CODE => Self::DeviceCode {
                 device_code: secret("device_code"),
             },
+            TOKEN_EXCHANGE => Self::TokenExchange(TokenExchangeRequest::parse(form)?),
             _ => {
                 return Err(Error::OAuth {
                     code: "unsupported_grant_type",
                     description: format!("supported: {}", GRANT_TYPES.join(", ")),
                 });
             }
+        })
+    }
+}
+
+impl TokenExchangeRequest {
+    /// The parameters of RFC 8693 §2.1 this server takes: a `subject_token` of type
+    /// `access_token`, an upstream named by `audience` or `resource` (both must then name the
+    /// same one), no `actor_token`, and `requested_token_type` absent or `access_token`.
+    fn parse(form: &HashMap<String, String>) -> Result<Self> {
+        let field = |k: &str| form.get(k).map(String::as_str).filter(|v| !v.is_empty());
+        let subject_token = field("subject_token")
+            .ok_or_else(|| Error::invalid_request("subject_token is missing"))?;
+        if field("subject_token_type") != Some(ACCESS_TOKEN_TYPE) {
+            return Err(Error::invalid_request(format!(
+                "subject_token_type must be {ACCESS_TOKEN_TYPE}"
+            )));
+        }
+        if field("requested_token_type").is_some_and(|t| t != ACCESS_TOKEN_TYPE) {
+            return Err(Error::invalid_request(format!(
+                "requested_token_type may only be {ACCESS_TOKEN_TYPE}"
+            )));
+        }
+        if field("actor_token").is_some() || field("actor_token_type").is_some() {
+            return Err(Error::invalid_request(
+                "delegation (actor_token) is not supported",
+            ));
+        }
+        let target = match (field("audience"), field("resource")) {
+            (Some(audience), Some(resource)) if audience != resource => {
+                return Err(Error::OAuth {
+                    code: "invalid_target",
+                    description: "audience and resource name different upstreams".into(),
+                });
+            }
+            (Some(target), _) | (None, Some(target)) => target,
+            (None, None) => {
+                return Err(Error::invalid_request(
+                    "audience (an upstream's id) or resource (its issuer) is required",
+                ));
+            }
+        };
+        Ok(Self {
+            subject_token: SecretString::new(subject_token),
+            target: target.to_owned(),
         })
     }
 }
@@ -148,5 +213,82 @@ mod tests {
             })
         ));
         assert!(grant_type(&form(&[("grant_type", "")])).is_err());
+    }
+
+    #[test]
+    fn a_token_exchange_names_an_access_token_and_one_upstream() {
+        let good = [
+            ("subject_token", "at"),
+            ("subject_token_type", ACCESS_TOKEN_TYPE),
+            ("audience", "corp"),
+        ];
+        let Ok(TokenRequest::TokenExchange(request)) =
+            TokenRequest::parse(TOKEN_EXCHANGE, &form(&good))
+        else {
+            panic!("not a token exchange");
+        };
+        assert_eq!(
+            (request.subject_token.expose(), request.target.as_str()),
+            ("at", "corp")
+        );
+        let by_resource = [
+            ("subject_token", "at"),
+            ("subject_token_type", ACCESS_TOKEN_TYPE),
+            ("resource", "https://idp.test"),
+            ("requested_token_type", ACCESS_TOKEN_TYPE),
+        ];
+        let Ok(TokenRequest::TokenExchange(request)) =
+            TokenRequest::parse(TOKEN_EXCHANGE, &form(&by_resource))
+        else {
+            panic!("not a token exchange");
+        };
+        assert_eq!(request.target, "https://idp.test");
+        let refused = |extra: &[(&str, &str)], without: &str| {
+            let mut pairs: Vec<(&str, &str)> = good
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != without)
+                .collect();
+            pairs.extend_from_slice(extra);
+            match TokenRequest::parse(TOKEN_EXCHANGE, &form(&pairs)) {
+                Err(Error::OAuth { code, description }) => format!("{code}: {description}"),
+                other => panic!("{other:?}"),
+            }
+        };
+        let id_token_type = "urn:ietf:params:oauth:token-type:id_token";
+        for (extra, without, expected) in [
+            (
+                vec![],
+                "subject_token",
+                "invalid_request: subject_token is missing",
+            ),
+            (
+                vec![],
+                "subject_token_type",
+                "invalid_request: subject_token_type",
+            ),
+            (
+                vec![("requested_token_type", id_token_type)],
+                "",
+                "invalid_request: requested_token_type",
+            ),
+            (
+                vec![("actor_token", "x")],
+                "",
+                "invalid_request: delegation",
+            ),
+            (vec![], "audience", "invalid_request: audience"),
+            (
+                vec![("resource", "other")],
+                "",
+                "invalid_target: audience and resource",
+            ),
+        ] {
+            let message = refused(&extra, without);
+            assert!(message.starts_with(expected), "{message}");
+        }
+        let mut wrong_type = form(&good);
+        wrong_type.insert("subject_token_type".into(), id_token_type.into());
+        assert!(TokenRequest::parse(TOKEN_EXCHANGE, &wrong_type).is_err());
     }
 }

@@ -148,10 +148,11 @@ impl Provider {
             response: TokenResponse {
                 access_token: SecretString::new(access.token),
                 dpop_bound: template.jkt.is_some(),
-                expires_in: self.config.lifetimes.access_token,
-                scope: template.scope.clone(),
+                expires_in: Some(self.config.lifetimes.access_token),
+                scope: Some(template.scope.clone()),
                 refresh_token: refresh_token.map(SecretString::new),
                 id_token,
+                issued_token_type: None,
             },
             access_jti: access.jti,
             family,

@@ -31,7 +31,7 @@ pub async fn token(
     let now = state.now();
     let proof = proof(&state, &headers, now)?;
     let request = TokenRequest::parse(grant_type, &form)?;
-    let issued = state.exchange(request, &client, proof, now)?;
+    let issued = state.exchange(request, &client, proof, now).await?;
     Ok(render(&issued))
 }
 
@@ -44,14 +44,21 @@ fn proof(state: &SharedState, headers: &HeaderMap, now: i64) -> Result<Option<Fr
     state.token_endpoint_proof(raw, now).map(Some)
 }
 
-/// The token response (RFC 6749 §5.1): `no-store`, `no-cache`.
+/// The token response (RFC 6749 §5.1, RFC 8693 §2.2.1): `no-store`, `no-cache`.
 fn render(issued: &TokenResponse) -> Response {
     let mut body = json!({
         "access_token": issued.access_token.expose(),
         "token_type": if issued.dpop_bound { "DPoP" } else { "Bearer" },
-        "expires_in": issued.expires_in,
-        "scope": issued.scope,
     });
+    if let Some(issued_token_type) = issued.issued_token_type {
+        body["issued_token_type"] = issued_token_type.into();
+    }
+    if let Some(expires_in) = issued.expires_in {
+        body["expires_in"] = expires_in.into();
+    }
+    if let Some(scope) = &issued.scope {
+        body["scope"] = scope.clone().into();
+    }
     if let Some(refresh_token) = &issued.refresh_token {
         body["refresh_token"] = refresh_token.expose().into();
     }

@@ -38,6 +38,20 @@ pub fn add(store: &dyn Store, client: &OAuthClient) -> Result<()> {
             "{bad:?} is not a scope (RFC 6749 §3.3: printable ASCII without space, \" or \\)"
         )));
     }
+    if !client.token_exchange.is_empty() && !client.is_confidential() {
+        return Err(Error::invalid_request(
+            "only a confidential client may use token exchange",
+        ));
+    }
+    if let Some(bad) = client
+        .token_exchange
+        .iter()
+        .find(|u| !crate::federation::config::is_upstream_id(u))
+    {
+        return Err(Error::invalid_request(format!(
+            "{bad:?} is not an upstream id ([a-z0-9_-], 1 to 32)"
+        )));
+    }
     for uri in client
         .redirect_uris
         .iter()
@@ -62,6 +76,17 @@ pub fn set_scopes(store: &dyn Store, id: &str, scopes: Option<Vec<String>>) -> R
         return Ok(false);
     };
     client.scopes = scopes;
+    add(store, &client)?;
+    Ok(true)
+}
+
+/// Replaces the upstreams whose kept tokens a client may get by token exchange (none: no
+/// exchange); false if there is no such client.
+pub fn set_token_exchange(store: &dyn Store, id: &str, upstreams: Vec<String>) -> Result<bool> {
+    let Some(mut client) = get(store, id)? else {
+        return Ok(false);
+    };
+    client.token_exchange = upstreams;
     add(store, &client)?;
     Ok(true)
 }

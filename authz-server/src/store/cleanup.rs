@@ -9,7 +9,8 @@
 //!   revokes the tokens it produced while those could be in use (RFC 6749 §4.1.2);
 //! - token revocations once the revoked token has expired by itself, and consent withdrawals
 //!   once everything granted before them has;
-//! - the user code of each device authorization removed.
+//! - the user code of each device authorization removed;
+//! - kept upstream tokens whose access token expired, when no refresh token is kept with it.
 //!
 //! Users, clients, devices, consents and upstream links are never removed.
 
@@ -50,6 +51,10 @@ pub fn sweep(store: &dyn Store, now: UnixTime, keep: i64, lifetimes: &Lifetimes)
     let longest_grant = lifetimes.refresh_token.max(longest_access);
     removed += remove_where(store, trees::WITHDRAWALS, |_, value| {
         serde_json::from_slice::<UnixTime>(value).is_ok_and(|at| at < cutoff - longest_grant)
+    })?
+    .len();
+    removed += remove_where(store, trees::UPSTREAM_TOKENS, |_, value| {
+        super::upstream_tokens::expired(value, cutoff)
     })?
     .len();
     let grants = remove_where(store, trees::DEVICE_CODES, |_, value| {

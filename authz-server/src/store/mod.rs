@@ -5,7 +5,7 @@
 //!
 //! Nothing here flushes on its own: a service that must not answer before its writes survive a
 //! crash calls [`flush`] once they are all made (codes, redemptions, revocations, refresh
-//! families, devices, users, clients, consents, device codes, upstream links).
+//! families, devices, users, clients, consents, device codes, upstream links and kept upstream tokens).
 
 pub mod backend_nonces;
 pub mod cleanup;
@@ -21,6 +21,7 @@ pub mod sessions;
 pub mod upstream_link_tickets;
 pub mod upstream_links;
 pub mod upstream_logins;
+pub mod upstream_tokens;
 pub mod users;
 
 use serde::Serialize;
@@ -78,6 +79,8 @@ pub mod trees {
     pub const UPSTREAM_LINK_TICKETS: Tree = Tree::new("upstream_link_tickets");
     /// `{user id}/{session id}` → a browser session (the digest of its cookie's secret).
     pub const SESSIONS: Tree = Tree::new("sessions");
+    /// `{upstream id}/{user id}` → the upstream's tokens of the user, sealed (token exchange).
+    pub const UPSTREAM_TOKENS: Tree = Tree::new("upstream_tokens");
 }
 
 /// Makes every write so far durable.

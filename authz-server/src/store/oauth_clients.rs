@@ -30,6 +30,10 @@ pub struct OAuthClient {
     /// Where RP-initiated logout may send the browser afterwards (exact match).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub post_logout_redirect_uris: Vec<String>,
+    /// The upstreams (by id) whose kept tokens this client may get by RFC 8693 token exchange
+    /// (a confidential client only); none by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub token_exchange: Vec<String>,
 }
 
 impl OAuthClient {
@@ -49,6 +53,11 @@ impl OAuthClient {
     /// consent.
     pub fn is_first_party(&self) -> bool {
         !self.consent_required
+    }
+
+    /// Whether the client may exchange a user's token for the kept tokens of `upstream`.
+    pub fn may_exchange_for(&self, upstream: &str) -> bool {
+        self.is_confidential() && self.token_exchange.iter().any(|u| u == upstream)
     }
 
     /// Whether `uri` is one of the registered redirect URIs.
@@ -108,6 +117,7 @@ mod tests {
             jwks: None,
             scopes: None,
             post_logout_redirect_uris: Vec::new(),
+            token_exchange: Vec::new(),
         };
         assert!(c.allows_redirect("http://127.0.0.1:53211/cb"));
         assert!(c.allows_redirect("https://app.example/cb"));

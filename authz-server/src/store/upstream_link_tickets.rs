@@ -1,6 +1,7 @@
 //! Upstream identities waiting to be linked (`upstream_link_tickets`, by the SHA-256 of their
 //! ticket): a verified upstream identity no account is linked to, under the `link` first-login
-//! policy, until the user logs in to the local account it is to be linked to. Taken once; swept
+//! policy, with the upstream's tokens of that login (sealed), until the user logs in to the
+//! local account it is to be linked to. Taken once; swept
 //! once expired ([`super::cleanup`]).
 
 use std::collections::HashMap;
@@ -27,6 +28,15 @@ pub struct PendingLink {
     /// What the upstream login was for.
     #[serde(default)]
     pub purpose: super::upstream_logins::Purpose,
+    /// The upstream's tokens of the login, sealed for this ticket, kept for the account once
+    /// linked.
+    #[serde(default)]
+    pub tokens: Option<super::upstream_tokens::SealedTokens>,
+}
+
+/// The associated data the tokens of the pending link of `ticket` are sealed with.
+pub fn seal_key(ticket: &str) -> String {
+    format!("link-ticket/{}", digest(ticket))
 }
 
 /// Stores a pending link under its ticket.

@@ -35,6 +35,10 @@ pub enum ProofUse<'a> {
     /// The Wire access-token endpoint: the `DPoP` header is the device's Wire proof, checked by
     /// the device service, which must also check that its key is the token's `cnf.jkt`.
     WireEndpoint,
+    /// The subject token of a token exchange at `/token`, sent in the form: the request's own
+    /// proof (for `/token`) must be of the key in the token's `cnf.jkt`, which the token
+    /// exchange grant checks.
+    Exchanged,
 }
 
 /// A request's access token, validated; who it names is looked up by [`Self::into_user`],
@@ -172,7 +176,7 @@ impl Provider {
                 htu,
                 nonce_required: server_nonces.is_some(),
             },
-            ProofUse::WireEndpoint => ProofExpectation::Deferred,
+            ProofUse::WireEndpoint | ProofUse::Exchanged => ProofExpectation::Deferred,
         };
         let access = verify_access(
             presented.authorization,

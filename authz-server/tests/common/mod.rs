@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
+pub mod upstream;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;

@@ -1,23 +1,39 @@
 // An upstream OpenID Provider for the federation tests: node-oidc-provider on
 // http://127.0.0.1:{ephemeral port} with its development login and consent pages (any login
-// name, any password), one confidential client (client_secret_basic) whose redirect URI is
-// the authz-server's callback, and RS256 ID tokens carrying the profile and email claims.
+// name, any password), one confidential client whose redirect URI is the authz-server's
+// callback (authorization code and refresh token grants; refresh tokens rotated, so each is
+// single-use), and RS256 ID tokens carrying the profile and email claims. The same provider
+// also serves as a plain OAuth 2.0 server (GitHub-style): asked for scopes without openid
+// (read:user, user:email) it issues access tokens only, and GET /api/user answers GitHub's
+// shape ({"id": number, "login", "name", "email"}) for an access token it issued
+// (provider.AccessToken.find) that carries read:user.
 //
 // Protocol with the test: prints "listening ISSUER" once bound; then reads one line from stdin,
 // the authz-server's callback URL, configures itself, and prints "ready".
 //
-// Environment: CLIENT_ID, CLIENT_SECRET; TAMPER (optional) re-signs every ID token from the
-// token endpoint with one thing wrong: "nonce" (another nonce), "aud" (another audience),
-// "iss" (another issuer), "exp" (expired an hour ago), "none" (alg none, no signature) or "kid"
-// (a key id the JWKS does not have).
+// Test routes: GET /test/refreshes counts the refresh token grants it answered; POST
+// /test/revoke-refresh-tokens destroys every refresh token it issued (a later refresh gets
+// invalid_grant).
+//
+// Environment: CLIENT_ID; CLIENT_SECRET (for the secret methods); CLIENT_AUTH (the client's
+// token_endpoint_auth_method, default client_secret_basic); CLIENT_JWKS (the client's public
+// JWK Set, JSON, for private_key_jwt); ACCESS_TOKEN_TTL (seconds, default the provider's);
+// TAMPER (optional) re-signs every ID token from the token endpoint with one thing wrong:
+// "nonce" (another nonce), "aud" (another audience), "iss" (another issuer), "exp" (expired an
+// hour ago), "none" (alg none, no signature) or "kid" (a key id the JWKS does not have).
+//
+// The `team` claim is released only at the userinfo endpoint (/me), never in the ID token.
 import { createServer } from 'node:http';
 import { createInterface } from 'node:readline';
 import { generateKeyPairSync, sign } from 'node:crypto';
 import Provider from 'oidc-provider';
 
-const { CLIENT_ID, CLIENT_SECRET, TAMPER } = process.env;
-if (!CLIENT_ID || !CLIENT_SECRET) {
-  console.error('CLIENT_ID and CLIENT_SECRET are required');
+const {
+  CLIENT_ID, CLIENT_SECRET, TAMPER, CLIENT_JWKS, ACCESS_TOKEN_TTL,
+} = process.env;
+const CLIENT_AUTH = process.env.CLIENT_AUTH || 'client_secret_basic';
+if (!CLIENT_ID || (CLIENT_AUTH === 'private_key_jwt' ? !CLIENT_JWKS : !CLIENT_SECRET)) {
+  console.error('CLIENT_ID and CLIENT_SECRET (or CLIENT_JWKS for private_key_jwt) are required');
   process.exit(2);
 }
 
@@ -38,17 +54,21 @@ const callback = await new Promise((resolve) => lines.once('line', (line) => res
 function account(id) {
   return {
     accountId: id,
-    async claims() {
+    async claims(use) {
       return {
         sub: id,
         preferred_username: id,
         name: `Upstream ${id}`,
         email: `${id}@corp.example`,
         email_verified: true,
+        ...(use === 'userinfo' ? { team: 'upstream-team' } : {}),
       };
     },
   };
 }
+
+// GitHub's numeric user id of a login: 12345 for "octo", 50000 + its length otherwise.
+const githubId = (login) => (login === 'octo' ? 12345 : 50000 + login.length);
 
 const b64 = (value) => Buffer.from(value).toString('base64url');
 
@@ -71,22 +91,31 @@ function tamper(idToken) {
   return `${input}.${sign('sha256', Buffer.from(input), privateKey).toString('base64url')}`;
 }
 
+const client = {
+  client_id: CLIENT_ID,
+  redirect_uris: [callback],
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  token_endpoint_auth_method: CLIENT_AUTH,
+  ...(CLIENT_AUTH === 'private_key_jwt'
+    ? { jwks: JSON.parse(CLIENT_JWKS) }
+    : { client_secret: CLIENT_SECRET }),
+};
+
 const provider = new Provider(issuer, {
-  clients: [{
-    client_id: CLIENT_ID,
-    client_secret: CLIENT_SECRET,
-    redirect_uris: [callback],
-    grant_types: ['authorization_code'],
-    response_types: ['code'],
-    token_endpoint_auth_method: 'client_secret_basic',
-  }],
+  clients: [client],
   jwks: { keys: [signingJwk] },
   findAccount: (ctx, id) => account(id),
+  scopes: ['openid', 'offline_access', 'read:user', 'user:email'],
   claims: {
     openid: ['sub'],
-    profile: ['name', 'preferred_username'],
+    profile: ['name', 'preferred_username', 'team'],
     email: ['email', 'email_verified'],
   },
+  // A refresh token with every code (no offline_access needed), rotated at each use.
+  issueRefreshToken: async (ctx, c) => c.grantTypeAllowed('refresh_token'),
+  rotateRefreshToken: true,
+  ...(ACCESS_TOKEN_TTL ? { ttl: { AccessToken: Number(ACCESS_TOKEN_TTL) } } : {}),
   // The profile and email claims in the ID token itself, not only at the userinfo endpoint.
   conformIdTokenClaims: false,
   features: { devInteractions: { enabled: true } },
@@ -103,5 +132,43 @@ if (TAMPER) {
   });
 }
 
-handler = provider.callback();
+let refreshes = 0;
+const refreshTokens = [];
+provider.on('grant.success', (ctx) => {
+  if (ctx.oidc.params.grant_type === 'refresh_token') refreshes += 1;
+});
+provider.on('refresh_token.saved', (token) => refreshTokens.push(token));
+
+const json = (res, status, body) => {
+  res.statusCode = status;
+  res.setHeader('content-type', 'application/json');
+  res.end(JSON.stringify(body));
+};
+
+// GitHub's GET /user, for access tokens of this provider carrying read:user.
+async function githubUser(req, res) {
+  const [scheme, value] = (req.headers.authorization || '').split(' ');
+  const token = scheme === 'Bearer' && value ? await provider.AccessToken.find(value) : undefined;
+  if (!token || token.isExpired) return json(res, 401, { message: 'Bad credentials' });
+  if (!token.scope?.split(' ').includes('read:user')) return json(res, 403, { message: 'scope' });
+  const login = token.accountId;
+  return json(res, 200, {
+    id: githubId(login), login, name: `Upstream ${login}`, email: `${login}@corp.example`,
+  });
+}
+
+const oidc = provider.callback();
+handler = (req, res) => {
+  const path = req.url.split('?')[0];
+  if (req.method === 'GET' && path === '/api/user') {
+    githubUser(req, res).catch((e) => json(res, 500, { message: String(e) }));
+  } else if (req.method === 'GET' && path === '/test/refreshes') {
+    json(res, 200, { refreshes });
+  } else if (req.method === 'POST' && path === '/test/revoke-refresh-tokens') {
+    Promise.all(refreshTokens.splice(0).map((t) => t.destroy()))
+      .then((done) => json(res, 200, { revoked: done.length }));
+  } else {
+    oidc(req, res);
+  }
+};
 console.log('ready');

@@ -1,0 +1,294 @@
+//! The upstream's tokens kept after a login and RFC 8693 token exchange for them, against
+//! node-oidc-provider (`tests/interop/upstream_idp.mjs`, see `common::upstream`): the store
+//! never holds them in the clear (the raw sled files are searched for the token's bytes) and
+//! the key file is owner-only; an allowed confidential client gets the upstream's access token,
+//! which works at the upstream's userinfo endpoint; a client not allowed, an unknown upstream,
+//! a user without tokens there and a subject token that is not ours are refused with their RFC
+//! 8693 errors; with the upstream's access tokens living 30 s and our clock moved past their
+//! expiry (no waiting), a hundred simultaneous exchanges make exactly one refresh at the
+//! upstream (counted there; its refresh tokens are single-use) and all get the refreshed
+//! token; a refresh (within the margin) the upstream refuses drops the kept tokens with
+//! `invalid_grant`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use authz_server::oauth_clients::{self, OAuthClient};
+use common::upstream::*;
+use common::*;
+use serde_json::Value;
+
+const EXCHANGE_URN: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_URN: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// Confidential clients seeded into the store: `exchanger` (allowed for `corp`) and `other`
+/// (not allowed), with their secrets.
+struct Clients {
+    exchanger: String,
+    other: String,
+}
+
+impl Clients {
+    fn new() -> Self {
+        Self {
+            exchanger: oauth_clients::new_secret().0.expose().to_owned(),
+            other: oauth_clients::new_secret().0.expose().to_owned(),
+        }
+    }
+
+    fn seed(&self, store: &dyn authz_server::store::Store) {
+        for (id, secret, upstreams) in [
+            ("exchanger", &self.exchanger, vec!["corp".to_owned()]),
+            ("other", &self.other, vec![]),
+        ] {
+            oauth_clients::add(
+                store,
+                &OAuthClient {
+                    id: id.into(),
+                    redirect_uris: vec![],
+                    secret_sha256: Some(authz_server::store::digest(secret)),
+                    consent_required: false,
+                    jwks: None,
+                    scopes: None,
+                    token_exchange: upstreams,
+                    post_logout_redirect_uris: Vec::new(),
+                },
+            )
+            .unwrap();
+        }
+    }
+}
+
+/// The upstream (access tokens living `ttl` seconds, if given) and our server with the two
+/// clients.
+async fn start(clients: &Clients, ttl: Option<u32>) -> Federation {
+    let setup = Setup {
+        idp_env: ttl
+            .map(|t| vec![("ACCESS_TOKEN_TTL", t.to_string())])
+            .unwrap_or_default(),
+        ..Setup::oidc("create")
+    };
+    Federation::launch(
+        setup,
+        |c| c.limits.max_connections_per_address = 1000,
+        |store| clients.seed(store),
+    )
+    .await
+}
+
+/// Our access token for `login`, logged in through the upstream.
+async fn our_token(f: &Federation, login: &str) -> String {
+    let pkce = Pkce::new();
+    let response = f.log_in(&pkce, login).await;
+    let tokens = f.token_answer(&response, &pkce).await;
+    tokens["access_token"].as_str().unwrap().to_owned()
+}
+
+/// A token exchange of `subject_token` by `client` for `target` (`audience` or `resource`).
+async fn exchange(
+    f: &Federation,
+    client: (&str, &str),
+    subject_token: &str,
+    target: (&str, &str),
+) -> reqwest::Response {
+    f.h.client
+        .post(f.h.url("/token"))
+        .basic_auth(client.0, Some(client.1))
+        .form(&[
+            ("grant_type", EXCHANGE_URN),
+            ("subject_token", subject_token),
+            ("subject_token_type", ACCESS_TOKEN_URN),
+            target,
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The `error` and `error_description` of a refusal with status 400.
+async fn refusal(response: reqwest::Response) -> (String, String) {
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    (
+        body["error"].as_str().unwrap().to_owned(),
+        body["error_description"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// The upstream's userinfo for `access_token`: status and body.
+async fn upstream_userinfo(f: &Federation, access_token: &str) -> (u16, Value) {
+    let response = plain_http()
+        .get(format!("{}/me", f.idp.issuer))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Every byte of every file under `dir`.
+fn all_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            bytes.extend(all_bytes(&path));
+        } else {
+            bytes.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_client_gets_the_upstreams_token_which_is_kept_sealed() {
+    let clients = Clients::new();
+    let f = start(&clients, None).await;
+    let bob = our_token(&f, "bob").await;
+    let exchanger = ("exchanger", clients.exchanger.as_str());
+
+    let response = exchange(&f, exchanger, &bob, ("audience", "corp")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["issued_token_type"], ACCESS_TOKEN_URN);
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body["expires_in"].as_i64().unwrap() > 0, "{body}");
+    assert!(body["scope"].as_str().unwrap().contains("openid"), "{body}");
+    assert!(body.get("refresh_token").is_none(), "{body}");
+    let upstream_token = body["access_token"].as_str().unwrap().to_owned();
+    assert_ne!(upstream_token, bob);
+    // The upstream's own token: its userinfo endpoint knows bob by it.
+    let (status, info) = upstream_userinfo(&f, &upstream_token).await;
+    assert_eq!((status, info["sub"].as_str()), (200, Some("bob")));
+    // The upstream may also be named by its issuer (`resource`).
+    let issuer = f.idp.issuer.clone();
+    let response = exchange(&f, exchanger, &bob, ("resource", &issuer)).await;
+    assert_eq!(response.status(), 200);
+
+    // A client not allowed for the upstream.
+    let other = ("other", clients.other.as_str());
+    let (error, _) = refusal(exchange(&f, other, &bob, ("audience", "corp")).await).await;
+    assert_eq!(error, "unauthorized_client");
+    // An upstream that is not configured.
+    let (error, description) =
+        refusal(exchange(&f, exchanger, &bob, ("audience", "nowhere")).await).await;
+    assert_eq!(error, "invalid_target");
+    assert!(description.contains("\"nowhere\""), "{description}");
+    // A user who never logged in through the upstream.
+    let alice = f.h.login(None).await;
+    let alice = alice["access_token"].as_str().unwrap();
+    let (error, description) =
+        refusal(exchange(&f, exchanger, alice, ("audience", "corp")).await).await;
+    assert_eq!(error, "invalid_target");
+    assert!(
+        description.starts_with("the user has no tokens of Corp <IdP> here"),
+        "{description}"
+    );
+    // A subject token that is not one of ours (here: the upstream's).
+    let (error, description) =
+        refusal(exchange(&f, exchanger, &upstream_token, ("audience", "corp")).await).await;
+    assert_eq!(error, "invalid_grant");
+    assert!(
+        description.starts_with("the subject token is not acceptable"),
+        "{description}"
+    );
+
+    let mut f = f;
+    f.h.server.take().unwrap().shutdown().await.unwrap();
+    let data = f.h.dir.path().to_owned();
+    let key_file = data.join("upstream-tokens.key");
+    let audit = std::fs::read_to_string(data.join("audit.jsonl")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // Neither the store's files nor the audit log hold the upstream's token.
+    let store_bytes = all_bytes(&data.join("store"));
+    assert!(!store_bytes.is_empty());
+    let needle = upstream_token.as_bytes();
+    assert!(!store_bytes.windows(needle.len()).any(|w| w == needle));
+    assert!(!audit.contains(&upstream_token));
+    assert_eq!(audit.matches("\"token.exchanged\"").count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_upstream_token_is_refreshed_once_for_a_hundred_exchanges_until_refused() {
+    let clients = Clients::new();
+    // Upstream access tokens live 30 s, our refresh margin is 60 s: each exchange finds the
+    // kept token about to expire.
+    let f = start(&clients, Some(30)).await;
+    let rita = our_token(&f, "rita").await;
+    let exchanger = ("exchanger", clients.exchanger.clone());
+    let refreshes = |v: Value| v["refreshes"].as_u64().unwrap();
+    let count = || f.idp.test_route(reqwest::Method::GET, "/test/refreshes");
+    assert_eq!(refreshes(count().await), 0);
+    // Our clock passes the upstream token's expiry (the upstream's own clock is not moved,
+    // so no waiting): the next exchanges need a refresh.
+    f.h.clock.advance(31);
+    // A hundred at once: one refresh, and every one gets the refreshed token.
+    let exchanges: Vec<_> = (0..100)
+        .map(|_| {
+            let (client, url, secret, rita) = (
+                f.h.client.clone(),
+                f.h.url("/token"),
+                exchanger.1.clone(),
+                rita.clone(),
+            );
+            tokio::spawn(async move {
+                let response = client
+                    .post(url)
+                    .basic_auth("exchanger", Some(secret))
+                    .form(&[
+                        ("grant_type", EXCHANGE_URN),
+                        ("subject_token", rita.as_str()),
+                        ("subject_token_type", ACCESS_TOKEN_URN),
+                        ("audience", "corp"),
+                    ])
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 200);
+                let body: Value = response.json().await.unwrap();
+                body["access_token"].as_str().unwrap().to_owned()
+            })
+        })
+        .collect();
+    let mut tokens = std::collections::HashSet::new();
+    for exchanged in exchanges {
+        tokens.insert(exchanged.await.unwrap());
+    }
+    assert_eq!(refreshes(count().await), 1);
+    assert_eq!(tokens.len(), 1, "one refreshed token for all");
+    let refreshed = tokens.into_iter().next().unwrap();
+    let (status, info) = upstream_userinfo(&f, &refreshed).await;
+    assert_eq!((status, info["sub"].as_str()), (200, Some("rita")));
+    // Fresh again: the next exchange hands the same token out without a refresh.
+    let response = exchange(&f, (exchanger.0, &exchanger.1), &rita, ("audience", "corp")).await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["access_token"], refreshed.as_str());
+    assert_eq!(refreshes(count().await), 1);
+    // Within the refresh margin (10 s left of 30), not expired yet: refreshed first.
+    f.h.clock.advance(20);
+
+    // The upstream revokes its refresh tokens: the next refresh is refused, the kept tokens go.
+    let revoked = f
+        .idp
+        .test_route(reqwest::Method::POST, "/test/revoke-refresh-tokens")
+        .await;
+    assert!(revoked["revoked"].as_u64().unwrap() >= 1, "{revoked}");
+    let (error, description) =
+        refusal(exchange(&f, (exchanger.0, &exchanger.1), &rita, ("audience", "corp")).await).await;
+    assert_eq!(error, "invalid_grant");
+    assert_eq!(description, "the user must log in through Corp <IdP> again");
+    let (error, _) =
+        refusal(exchange(&f, (exchanger.0, &exchanger.1), &rita, ("audience", "corp")).await).await;
+    assert_eq!(error, "invalid_target");
+    let (store, audit) = f.stopped_store().await;
+    let kept = store
+        .scan_prefix(authz_server::store::trees::UPSTREAM_TOKENS, "")
+        .unwrap();
+    assert!(kept.is_empty(), "{kept:?}");
+    assert!(audit.contains("\"upstream.tokens_dropped\""));
+}
