@@ -38,6 +38,8 @@ pub struct Options {
     pub users: Vec<ExtraUser>,
     /// The `wire-oidc-01` issuer when it is not the authz-server.
     pub id_provider: Option<IdProvider>,
+    /// Upstream identity providers users log in to the authz-server through (`[[upstream]]`).
+    pub upstreams: Vec<authz_server::federation::UpstreamConfig>,
 }
 
 /// A third-party OpenID Provider as the acme-server's `wire_oidc.issuer`.
@@ -60,6 +62,7 @@ impl Default for Options {
             acme_listen: any,
             users: Vec::new(),
             id_provider: None,
+            upstreams: Vec::new(),
         }
     }
 }
@@ -86,12 +89,14 @@ impl Stack {
             acme_listen,
             users,
             id_provider,
+            upstreams,
         } = options;
         let authz_config = authz_server::Config {
             listen: authz_listen,
             data_dir: dir.join("authz"),
             dev: true,
             domain: DOMAIN.into(),
+            upstream: upstreams,
             ..authz_server::Config::default()
         };
         add_users(&authz_config, &users)?;
