@@ -268,7 +268,7 @@ fn account_page(
                 ""
             };
             let how = match &s.record.upstream {
-                Some(upstream) => format!("through {}", state.upstream_name(upstream)),
+                Some(upstream) => format!("through {}", escape(&state.upstream_name(upstream))),
                 None => "with the password".to_owned(),
             };
             format!(
