@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::provider::Provider;
-use crate::store::sessions::{self as stored, SessionRecord};
+use crate::store::sessions::{self as stored, SessionRecord, StoredSession};
 use crate::store::users::User;
 use crate::store::{self, digest};
 
@@ -215,16 +215,15 @@ impl Provider {
         if !self.sessions_enabled() {
             return Ok(None);
         }
-        let Some((user_id, session_id, secret)) = cookie.and_then(parse_cookie) else {
+        let Some((user_id, session_id, read)) = cookie
+            .map(|c| self.session_of_cookie(c))
+            .transpose()?
+            .flatten()
+        else {
             return Ok(None);
         };
+        let (user_id, session_id) = (user_id.as_str(), session_id.as_str());
         let store = self.store();
-        let Some(read) = stored::get(store, user_id, session_id)? else {
-            return Ok(None);
-        };
-        if !stored::secret_matches(read.value(), secret) {
-            return Ok(None);
-        }
         let now = self.now();
         let user = store::users::get(store, user_id)?;
         let Some(user) = user.filter(|_| read.value().expires_at > now) else {
@@ -253,18 +252,22 @@ impl Provider {
 
     /// Ends the session of `cookie` (logout); the user and session ids when there was one.
     pub fn end_session(&self, cookie: &str) -> Result<Option<(String, String)>> {
+        let Some((user_id, session_id, _)) = self.session_of_cookie(cookie)? else {
+            return Ok(None);
+        };
+        self.revoke_session(&user_id, &session_id, "session.ended")?;
+        Ok(Some((user_id, session_id)))
+    }
+
+    /// The stored session a cookie names, with its user and session ids, if the cookie's secret
+    /// is the session's (lapsed or not).
+    fn session_of_cookie(&self, cookie: &str) -> Result<Option<(String, String, StoredSession)>> {
         let Some((user_id, session_id, secret)) = parse_cookie(cookie) else {
             return Ok(None);
         };
-        let store = self.store();
-        let Some(read) = stored::get(store, user_id, session_id)? else {
-            return Ok(None);
-        };
-        if !stored::secret_matches(read.value(), secret) {
-            return Ok(None);
-        }
-        self.revoke_session(user_id, session_id, "session.ended")?;
-        Ok(Some((user_id.to_owned(), session_id.to_owned())))
+        Ok(stored::get(self.store(), user_id, session_id)?
+            .filter(|read| stored::secret_matches(read.value(), secret))
+            .map(|read| (user_id.to_owned(), session_id.to_owned(), read)))
     }
 
     /// Removes the session `session_id` of `user_id` (durable on return); whether it was there.

@@ -40,6 +40,36 @@ fn clears_session(response: &reqwest::Response) -> bool {
 }
 
 impl Harness {
+    /// A GET of `path` (with `query`) in the browser holding `cookie`.
+    async fn get_in(
+        &self,
+        cookie: Option<&str>,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> reqwest::Response {
+        let mut request = self.client.get(self.url(path)).query(query);
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// A form posted to `path` in the browser holding `cookie`.
+    async fn post_in(
+        &self,
+        cookie: &str,
+        path: &str,
+        fields: &[(&str, String)],
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("cookie", cookie)
+            .form(fields)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// `GET /authorize` with `params` (and `extra`) in the browser holding `cookie`.
     async fn authorize_in(
         &self,
@@ -49,11 +79,7 @@ impl Harness {
     ) -> reqwest::Response {
         let mut query: Vec<(&str, String)> = params.to_vec();
         query.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-        let mut request = self.client.get(self.url("/authorize")).query(&query);
-        if let Some(cookie) = cookie {
-            request = request.header("cookie", cookie);
-        }
-        request.send().await.unwrap()
+        self.get_in(cookie, "/authorize", &query).await
     }
 
     /// A password login of the demo user to the demo client: the session cookie, and the ID
@@ -270,22 +296,17 @@ async fn rp_initiated_logout_ends_the_session_and_goes_back_to_the_registered_ur
         .unwrap();
     let hint = tokens["id_token"].as_str().unwrap().to_owned();
 
-    let logout = |query: Vec<(&'static str, String)>, cookie: Option<String>| {
-        let mut request = h.client.get(h.url("/logout")).query(&query);
-        if let Some(cookie) = cookie {
-            request = request.header("cookie", cookie);
-        }
-        async move { request.send().await.unwrap() }
-    };
     // Refused without a redirect: an unregistered URI, a hint of another issuer's shape.
-    let unregistered = logout(
-        vec![
-            ("id_token_hint", hint.clone()),
-            ("post_logout_redirect_uri", "https://evil.example/".into()),
-        ],
-        Some(cookie.clone()),
-    )
-    .await;
+    let unregistered = h
+        .get_in(
+            Some(&cookie),
+            "/logout",
+            &[
+                ("id_token_hint", hint.clone()),
+                ("post_logout_redirect_uri", "https://evil.example/".into()),
+            ],
+        )
+        .await;
     assert_eq!(unregistered.status(), 400);
     assert!(
         unregistered
@@ -294,11 +315,13 @@ async fn rp_initiated_logout_ends_the_session_and_goes_back_to_the_registered_ur
             .unwrap()
             .contains("not registered")
     );
-    let forged = logout(
-        vec![("id_token_hint", format!("{hint}x"))],
-        Some(cookie.clone()),
-    )
-    .await;
+    let forged = h
+        .get_in(
+            Some(&cookie),
+            "/logout",
+            &[("id_token_hint", format!("{hint}x"))],
+        )
+        .await;
     assert_eq!(forged.status(), 400);
     assert!(
         h.signed_in(&cookie).await,
@@ -308,15 +331,17 @@ async fn rp_initiated_logout_ends_the_session_and_goes_back_to_the_registered_ur
     // A hint naming the signed-in user ends the session at once (its token is expired by now).
     h.clock.advance(1500);
     assert!(h.signed_in(&cookie).await);
-    let done = logout(
-        vec![
-            ("id_token_hint", hint),
-            ("post_logout_redirect_uri", LOGOUT_TARGET.into()),
-            ("state", "bye".into()),
-        ],
-        Some(cookie.clone()),
-    )
-    .await;
+    let done = h
+        .get_in(
+            Some(&cookie),
+            "/logout",
+            &[
+                ("id_token_hint", hint),
+                ("post_logout_redirect_uri", LOGOUT_TARGET.into()),
+                ("state", "bye".into()),
+            ],
+        )
+        .await;
     assert_eq!(done.status(), 303);
     assert_eq!(
         done.headers()["location"].to_str().unwrap(),
@@ -333,25 +358,15 @@ async fn rp_initiated_logout_ends_the_session_and_goes_back_to_the_registered_ur
 async fn logout_without_a_hint_is_confirmed_on_a_page_and_a_forged_form_is_refused() {
     let h = Harness::start().await;
     let (cookie, _) = h.password_session().await;
-    let page = h
-        .client
-        .get(h.url("/logout"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let page = h.get_in(Some(&cookie), "/logout", &[]).await;
     assert_eq!(page.status(), 200);
     let page = page.text().await.unwrap();
     assert!(page.contains("Sign out of this server as <strong>@alice_wire"));
     let token = field_value(&page, "csrf");
 
     let post = |fields: Vec<(&'static str, String)>| {
-        let request = h
-            .client
-            .post(h.url("/logout"))
-            .header("cookie", &cookie)
-            .form(&fields);
-        async move { request.send().await.unwrap() }
+        let (h, cookie) = (&h, &cookie);
+        async move { h.post_in(cookie, "/logout", &fields).await }
     };
     assert_eq!(post(vec![]).await.status(), 403);
     assert_eq!(post(vec![("csrf", "x".repeat(43))]).await.status(), 403);
@@ -362,30 +377,13 @@ async fn logout_without_a_hint_is_confirmed_on_a_page_and_a_forged_form_is_refus
     assert!(!h.signed_in(&cookie).await);
 }
 
-/// The value of the hidden field `name` on a page.
-fn field_value(page: &str, name: &str) -> String {
-    let marker = format!(r#"name="{name}" value=""#);
-    let start = page
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in {page}"))
-        + marker.len();
-    page[start..].split('"').next().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn the_account_page_lists_sessions_and_signs_one_out() {
     let h = Harness::start().await;
     let (laptop, _) = h.password_session().await;
     h.clock.advance(10);
     let (phone, _) = h.password_session().await;
-    let account = |cookie: Option<&str>| {
-        let mut request = h.client.get(h.url("/account"));
-        if let Some(cookie) = cookie {
-            request = request.header("cookie", cookie);
-        }
-        async move { request.send().await.unwrap() }
-    };
-    let signin = account(None).await;
+    let signin = h.get_in(None, "/account", &[]).await;
     assert_eq!(signin.status(), 200);
     assert!(
         signin
@@ -395,7 +393,8 @@ async fn the_account_page_lists_sessions_and_signs_one_out() {
             .contains(r#"action="/account/login""#)
     );
 
-    let page = account(Some(&laptop)).await.text().await.unwrap();
+    let page = h.get_in(Some(&laptop), "/account", &[]).await;
+    let page = page.text().await.unwrap();
     assert!(page.contains("Signed in as <strong>@alice_wire"));
     assert_eq!(page.matches(r#"name="session""#).count(), 2, "{page}");
     assert!(page.contains("(this browser)"));
@@ -404,17 +403,16 @@ async fn the_account_page_lists_sessions_and_signs_one_out() {
     let phone_id = field_value(&page, "session");
 
     let revoke = |csrf: String, session: String| {
-        let request = h
-            .client
-            .post(h.url("/account/sessions/revoke"))
-            .header("cookie", &laptop)
-            .form(&[("csrf", csrf), ("session", session)]);
-        async move { request.send().await.unwrap() }
+        let (h, laptop) = (&h, &laptop);
+        let fields = [("csrf", csrf), ("session", session)];
+        async move { h.post_in(laptop, "/account/sessions/revoke", &fields).await }
     };
+    // The token of the phone's own account page does not act for the laptop's session.
+    let phone_page = h.get_in(Some(&phone), "/account", &[]).await;
+    let phone_token = field_value(&phone_page.text().await.unwrap(), "csrf");
+    assert_ne!(phone_token, token);
     assert_eq!(
-        revoke(form_token_of_other(&phone), phone_id.clone())
-            .await
-            .status(),
+        revoke(phone_token, phone_id.clone()).await.status(),
         403,
         "another session's form token"
     );
@@ -425,15 +423,6 @@ async fn the_account_page_lists_sessions_and_signs_one_out() {
         "signed out from the account page"
     );
     assert!(h.signed_in(&laptop).await, "the other session goes on");
-}
-
-/// A token that is not the laptop session's: the form token another session's page carries.
-fn form_token_of_other(cookie: &str) -> String {
-    use sha2::Digest;
-    let value = cookie.trim_start_matches("__Host-session=");
-    proto::b64::encode(sha2::Sha256::digest(
-        format!("form-token.{value}").as_bytes(),
-    ))
 }
 
 #[tokio::test]
@@ -452,13 +441,12 @@ async fn the_device_page_inside_a_session_asks_no_password_and_needs_the_form_to
         .unwrap();
     let user_code = codes["user_code"].as_str().unwrap().to_owned();
     let page = h
-        .client
-        .get(h.url("/device"))
-        .query(&[("user_code", &user_code)])
-        .header("cookie", &cookie)
-        .send()
+        .get_in(
+            Some(&cookie),
+            "/device",
+            &[("user_code", user_code.clone())],
+        )
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -466,12 +454,8 @@ async fn the_device_page_inside_a_session_asks_no_password_and_needs_the_form_to
     assert!(!page.contains(r#"name="password""#));
     let token = field_value(&page, "csrf");
     let decide = |fields: Vec<(&'static str, String)>| {
-        let request = h
-            .client
-            .post(h.url("/device"))
-            .header("cookie", &cookie)
-            .form(&fields);
-        async move { request.send().await.unwrap() }
+        let (h, cookie) = (&h, &cookie);
+        async move { h.post_in(cookie, "/device", &fields).await }
     };
     let forged = decide(vec![
         ("user_code", user_code.clone()),
@@ -527,24 +511,9 @@ async fn a_session_ended_while_a_hundred_requests_use_it_stays_ended() {
                 .as_u16()
         }));
     }
-    let page = h
-        .client
-        .get(h.url("/logout"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let logout = h
-        .client
-        .post(h.url("/logout"))
-        .header("cookie", &cookie)
-        .form(&[("csrf", field_value(&page, "csrf"))])
-        .send()
-        .await
-        .unwrap();
+    let page = h.get_in(Some(&cookie), "/logout", &[]).await;
+    let token = field_value(&page.text().await.unwrap(), "csrf");
+    let logout = h.post_in(&cookie, "/logout", &[("csrf", token)]).await;
     assert_eq!(logout.status(), 200);
     for used in uses {
         let status = used.await.unwrap();

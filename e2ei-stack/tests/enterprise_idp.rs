@@ -28,6 +28,10 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
 
+mod provider_pages;
+
+use provider_pages::through_provider;
+
 /// The device application's client at the provider (also the acme-server's
 /// `wire_oidc.client_id`).
 const CLIENT_ID: &str = "wire-device";
@@ -170,50 +174,8 @@ impl IdpBrowser {
 
     /// The provider's pages from the authorization URL: the login form (any password), then the
     /// consent form; the loopback URL the provider finally sends the browser to.
-    async fn log_in(&self, mut url: String) -> Result<String, String> {
-        for _ in 0..12 {
-            if url.starts_with(LOOPBACK) {
-                return Ok(url);
-            }
-            let response = self
-                .http
-                .get(&url)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            if response.status().is_redirection() {
-                url = resolve(&url, &location(&response));
-                continue;
-            }
-            let status = response.status();
-            let page = response.text().await.map_err(|e| e.to_string())?;
-            if status != 200 {
-                return Err(format!("{url}: {status}: {page}"));
-            }
-            let form = if page.contains(r#"name="prompt" value="login""#) {
-                vec![
-                    ("prompt", "login"),
-                    ("login", self.login),
-                    ("password", "any"),
-                ]
-            } else if page.contains(r#"name="prompt" value="consent""#) {
-                vec![("prompt", "consent")]
-            } else {
-                return Err(format!("an unexpected page at the provider:\n{page}"));
-            };
-            let response = self
-                .http
-                .post(&url)
-                .form(&form)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            if !response.status().is_redirection() {
-                return Err(format!("{url}: the form got {}", response.status()));
-            }
-            url = resolve(&url, &location(&response));
-        }
-        Err("the provider never sent the browser back".into())
+    async fn log_in(&self, url: String) -> Result<String, String> {
+        through_provider(&self.http, url, self.login, LOOPBACK).await
     }
 }
 
@@ -228,18 +190,6 @@ impl AuthorizationUi for IdpBrowser {
             })
         })
     }
-}
-
-fn location(response: &reqwest::Response) -> String {
-    response.headers()["location"].to_str().unwrap().to_owned()
-}
-
-fn resolve(base: &str, location: &str) -> String {
-    url::Url::parse(base)
-        .unwrap()
-        .join(location)
-        .unwrap()
-        .into()
 }
 
 /// What each step reported.

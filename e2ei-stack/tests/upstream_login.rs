@@ -16,6 +16,10 @@ use client_sdk::{Enrollment, Login};
 use e2ei_stack::stack::{DOMAIN, Options, Stack};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+mod provider_pages;
+
+use provider_pages::{location, through_provider};
+
 const CLIENT_ID: &str = "e2ei-broker";
 const SECRET: &str = "upstream-client-secret-0123456789abcdef";
 
@@ -58,50 +62,16 @@ impl Browser {
             .send()
             .await
             .map_err(|e| e.to_string())?;
-        let mut url = location(&response);
+        let url = location(&response);
         self.seen.lock().unwrap().push("provider");
-        for _ in 0..12 {
-            if url.starts_with(&self.authz) {
-                let back = self
-                    .http
-                    .get(&url)
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                return Ok(location(&back));
-            }
-            let response = self
-                .http
-                .get(&url)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            if response.status().is_redirection() {
-                url = resolve(&url, &location(&response));
-                continue;
-            }
-            let page = response.text().await.map_err(|e| e.to_string())?;
-            let form = if page.contains(r#"name="prompt" value="login""#) {
-                vec![
-                    ("prompt", "login"),
-                    ("login", self.login),
-                    ("password", "any"),
-                ]
-            } else if page.contains(r#"name="prompt" value="consent""#) {
-                vec![("prompt", "consent")]
-            } else {
-                return Err(format!("an unexpected page at the provider:\n{page}"));
-            };
-            let response = self
-                .http
-                .post(&url)
-                .form(&form)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            url = resolve(&url, &location(&response));
-        }
-        Err("the provider never sent the browser back".into())
+        let callback = through_provider(&self.http, url, self.login, &self.authz).await?;
+        let back = self
+            .http
+            .get(&callback)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(location(&back))
     }
 }
 
@@ -138,22 +108,6 @@ fn hidden_fields(form: &str) -> Vec<(String, String)> {
             (unescape(attr("name")), unescape(attr("value")))
         })
         .collect()
-}
-
-fn location(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default()
-}
-
-fn resolve(base: &str, location: &str) -> String {
-    url::Url::parse(base)
-        .unwrap()
-        .join(location)
-        .unwrap()
-        .into()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

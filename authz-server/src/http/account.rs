@@ -92,16 +92,7 @@ pub async fn link(
         .await
     {
         Ok(redirect) => to_upstream(&redirect),
-        Err(e) => {
-            let (_, description) = e.authorization_error();
-            account_page(
-                &state,
-                &auth,
-                &token,
-                Some(&description),
-                StatusCode::BAD_REQUEST,
-            )
-        }
+        Err(e) => refused_change(&state, &auth, &token, &e, StatusCode::BAD_REQUEST),
     }
 }
 
@@ -118,16 +109,7 @@ pub async fn unlink(
     let upstream = form.get("upstream").map(String::as_str).unwrap_or_default();
     match state.unlink_upstream(&auth.user, upstream) {
         Ok(()) => Redirect::to("/account").into_response(),
-        Err(e) => {
-            let (_, description) = e.authorization_error();
-            account_page(
-                &state,
-                &auth,
-                &token,
-                Some(&description),
-                StatusCode::CONFLICT,
-            )
-        }
+        Err(e) => refused_change(&state, &auth, &token, &e, StatusCode::CONFLICT),
     }
 }
 
@@ -151,6 +133,18 @@ pub async fn revoke_session(
         clear_session_cookie(&mut response);
     }
     response
+}
+
+/// The account page again, saying why a change was refused.
+fn refused_change(
+    state: &SharedState,
+    auth: &Authentication,
+    token: &str,
+    e: &Error,
+    status: StatusCode,
+) -> Response {
+    let (_, description) = e.authorization_error();
+    account_page(state, auth, token, Some(&description), status)
 }
 
 /// The signed-in user of the request's session and the session's form token.

@@ -561,3 +561,13 @@ pub async fn run_interop(
     );
     stdout
 }
+
+/// The value of the hidden field `name` on a page.
+pub fn field_value(page: &str, name: &str) -> String {
+    let marker = format!(r#"name="{name}" value=""#);
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {page}"))
+        + marker.len();
+    page[start..].split('"').next().unwrap().to_owned()
+}

@@ -293,9 +293,7 @@ impl Federation {
             .text()
             .await
             .unwrap();
-        let marker = r#"name="csrf" value=""#;
-        let start = page.find(marker).expect("a confirmation page") + marker.len();
-        let token = page[start..].split('"').next().unwrap();
+        let token = field_value(&page, "csrf");
         let done = self
             .browser
             .post(self.h.url("/logout"))

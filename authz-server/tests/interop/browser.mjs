@@ -7,17 +7,11 @@
 // verification_uri_complete of a pending device authorization), SPKI_PIN (the base64 SHA-256 of
 // the server certificate's key, the one key chromium is told to trust), CALLBACK_PORT (where the
 // test listens as the client's redirect target).
-import { chromium } from 'playwright-core'
+import { launch, signOutAndCheck } from './chromium.mjs'
 
 const issuer = process.env.ISSUER
 const shots = process.env.SCREENSHOTS
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    `--ignore-certificate-errors-spki-list=${process.env.SPKI_PIN}`],
-})
+const browser = await launch(process.env.SPKI_PIN)
 try {
   const context = await browser.newContext({ ignoreHTTPSErrors: false })
   const page = await context.newPage()
@@ -60,13 +54,7 @@ try {
   await page.goto(new URL('/account', issuer).href)
   await page.waitForSelector('text=(this browser)')
   await page.screenshot({ path: `${shots}/5-account.png` })
-  await page.click('text=Sign out of this browser')
-  await page.waitForSelector('text=You are signed out')
-  authorize.searchParams.set('prompt', 'none')
-  await page.goto(authorize.href)
-  const silent = new URL(page.url())
-  if (silent.searchParams.get('error') !== 'login_required') throw new Error(`prompt=none after logout: ${silent}`)
-  console.log('signed out')
+  await signOutAndCheck(page, authorize)
 } finally {
   await browser.close()
 }

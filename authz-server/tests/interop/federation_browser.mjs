@@ -9,18 +9,12 @@
 // client), SCREENSHOTS, SPKI_PIN (the base64 SHA-256 of our certificate's key, the one key
 // chromium is told to trust), CALLBACK_PORT (the client's redirect target, a loopback listener
 // of the test), LOGIN and PARTNER_LOGIN (the user's names at the two upstreams).
-import { chromium } from 'playwright-core'
+import { launch, signOutAndCheck } from './chromium.mjs'
 
 const issuer = process.env.ISSUER
 const shots = process.env.SCREENSHOTS
 const redirectUri = `http://127.0.0.1:${process.env.CALLBACK_PORT}/callback`
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    `--ignore-certificate-errors-spki-list=${process.env.SPKI_PIN}`],
-})
+const browser = await launch(process.env.SPKI_PIN)
 
 // The upstream's development login page (any password), then its consent page.
 async function logInAtUpstream (page, login, shot) {
@@ -67,13 +61,7 @@ try {
   await page.screenshot({ path: `${shots}/f6-last-way-in.png` })
   console.log('unlinked')
 
-  await page.click('text=Sign out of this browser')
-  await page.waitForSelector('text=You are signed out')
-  authorize.searchParams.set('prompt', 'none')
-  await page.goto(authorize.href)
-  const silent = new URL(page.url())
-  if (silent.searchParams.get('error') !== 'login_required') throw new Error(`prompt=none after logout: ${silent}`)
-  console.log('signed out')
+  await signOutAndCheck(page, authorize)
 } finally {
   await browser.close()
 }
