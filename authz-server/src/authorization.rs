@@ -142,6 +142,11 @@ impl Provider {
     pub fn consenting_user(&self, ticket: &Ticket) -> Result<Authentication> {
         let user: User = store::users::get(self.store(), &ticket.user_id)?
             .ok_or_else(|| Error::invalid_request("the user no longer exists"))?;
+        // A consent asked inside a session is answered only while the session lives.
+        if ticket.sid.is_some() {
+            self.require_live_session(&user.id, ticket.sid.as_deref())
+                .map_err(|_| Error::invalid_request("your session ended; sign in again"))?;
+        }
         Ok(Authentication {
             user,
             auth_time: ticket.auth_time,

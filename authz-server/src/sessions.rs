@@ -67,8 +67,8 @@ impl SessionsConfig {
 pub enum Method {
     /// The local password.
     Password,
-    /// The upstream with this id.
-    Upstream(String),
+    /// The upstream with this id, where the user logged in at the time it says (if it does).
+    Upstream(String, Option<UnixTime>),
     /// The upstream with this id, then the local password (linking at first login).
     UpstreamThenPassword(String),
 }
@@ -77,15 +77,23 @@ impl Method {
     fn amr(&self) -> Vec<String> {
         match self {
             Self::Password => vec!["pwd".into()],
-            Self::Upstream(_) => vec!["fed".into()],
+            Self::Upstream(..) => vec!["fed".into()],
             Self::UpstreamThenPassword(_) => vec!["fed".into(), "pwd".into()],
+        }
+    }
+
+    /// When the user logged in: the upstream's time when it said, else `now`.
+    fn auth_time(&self, now: UnixTime) -> UnixTime {
+        match self {
+            Self::Upstream(_, Some(at)) => (*at).min(now),
+            _ => now,
         }
     }
 
     fn upstream(&self) -> Option<String> {
         match self {
             Self::Password => None,
-            Self::Upstream(id) | Self::UpstreamThenPassword(id) => Some(id.clone()),
+            Self::Upstream(id, _) | Self::UpstreamThenPassword(id) => Some(id.clone()),
         }
     }
 }
@@ -159,13 +167,14 @@ impl Provider {
     ) -> Result<(Authentication, Option<SessionCookie>)> {
         let now = self.now();
         let amr = method.amr();
+        let auth_time = method.auth_time(now);
         if let Some(old) = replacing {
             self.end_session(old)?;
         }
         if !self.sessions_enabled() {
             let auth = Authentication {
                 user,
-                auth_time: now,
+                auth_time,
                 amr,
                 session_id: None,
             };
@@ -176,12 +185,12 @@ impl Provider {
         let secret = proto::random::token(256);
         let record = SessionRecord {
             secret_sha256: digest(&secret),
-            auth_time: now,
+            auth_time,
             amr: amr.clone(),
             upstream: method.upstream(),
             last_seen: now,
             expires_at: now + lifetimes.idle_secs.min(lifetimes.absolute_secs),
-            absolute_end: now + lifetimes.absolute_secs,
+            absolute_end: auth_time + lifetimes.absolute_secs,
             user_agent: user_agent
                 .chars()
                 .filter(|c| !c.is_control())
@@ -202,7 +211,7 @@ impl Provider {
         )));
         let auth = Authentication {
             user,
-            auth_time: now,
+            auth_time,
             amr,
             session_id: Some(session_id),
         };
@@ -290,6 +299,23 @@ impl Provider {
         Ok(removed)
     }
 
+    /// Refuses unless `session_id` is a live session of `user_id` (a link started from the
+    /// account page is made only while the session that started it lives).
+    pub fn require_live_session(&self, user_id: &str, session_id: Option<&str>) -> Result<()> {
+        let live = match session_id {
+            Some(sid) => stored::get(self.store(), user_id, sid)?
+                .is_some_and(|read| read.value().expires_at > self.now()),
+            None => false,
+        };
+        if live {
+            Ok(())
+        } else {
+            Err(Error::upstream_denied(
+                "the session that started this link has ended; sign in and start again",
+            ))
+        }
+    }
+
     /// The live sessions of `user_id`, newest login first.
     pub fn sessions_of(&self, user_id: &str) -> Result<Vec<SessionSummary>> {
         let now = self.now();
@@ -344,7 +370,13 @@ mod tests {
     #[test]
     fn amr_says_how() {
         assert_eq!(Method::Password.amr(), ["pwd"]);
-        assert_eq!(Method::Upstream("corp".into()).amr(), ["fed"]);
+        assert_eq!(Method::Upstream("corp".into(), None).amr(), ["fed"]);
+        assert_eq!(Method::Upstream("corp".into(), Some(90)).auth_time(100), 90);
+        assert_eq!(
+            Method::Upstream("corp".into(), Some(110)).auth_time(100),
+            100
+        );
+        assert_eq!(Method::Password.auth_time(100), 100);
         assert_eq!(
             Method::UpstreamThenPassword("corp".into())
                 .upstream()

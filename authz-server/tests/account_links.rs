@@ -27,17 +27,6 @@ first_login = "create"
     )
 }
 
-/// The hidden field `name` of the form whose button says `button` on `page`.
-fn form_field(page: &str, button: &str, name: &str) -> String {
-    let end = page
-        .find(button)
-        .unwrap_or_else(|| panic!("no {button:?} in {page}"));
-    let form = &page[page[..end].rfind("<form").unwrap()..end];
-    let marker = format!(r#"name="{name}" value=""#);
-    let start = form.find(&marker).unwrap() + marker.len();
-    form[start..].split('"').next().unwrap().to_owned()
-}
-
 impl Federation {
     async fn account(&self) -> String {
         let response = self.get(&self.h.url("/account")).await;
@@ -207,4 +196,65 @@ async fn the_account_page_links_lists_and_unlinks_but_never_the_last_way_in() {
             .unwrap();
     assert_eq!(links.len(), 1, "dora keeps her last link: {links:?}");
     assert_eq!(audit.matches("\"upstream.unlinked\"").count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_needs_a_recent_login_and_the_session_that_started_it() {
+    let f = Federation::start(None, "create", |_| {}).await;
+    let credentials = [
+        ("username", "alice_wire".to_owned()),
+        ("password", f.h.password.clone()),
+        ("return_to", "/account".into()),
+    ];
+    let sign_in = || f.post_account("/account/login", &credentials);
+    assert_eq!(sign_in().await.status(), 303);
+    // Eleven minutes after the login, linking asks for a new login first.
+    f.h.clock.advance(660);
+    let page = f.account().await;
+    let stale = f
+        .post_account(
+            "/account/link",
+            &[
+                ("upstream", "corp".into()),
+                ("csrf", form_field(&page, "Link Corp", "csrf")),
+            ],
+        )
+        .await;
+    assert_eq!(stale.status(), 401);
+    assert!(stale.text().await.unwrap().contains("sign in again first"));
+
+    // Signed in again, a link starts; the browser signs out before it comes back: not linked.
+    assert_eq!(sign_in().await.status(), 303);
+    let page = f.account().await;
+    let start = f
+        .post_account(
+            "/account/link",
+            &[
+                ("upstream", "corp".into()),
+                ("csrf", form_field(&page, "Link Corp", "csrf")),
+            ],
+        )
+        .await;
+    assert_eq!(start.status(), 303);
+    let at_upstream = start.headers()["location"].to_str().unwrap().to_owned();
+    f.sign_out().await;
+    let callback = f.upstream_login(at_upstream, "eve-at-corp", false).await;
+    let refused = f.get(&callback).await;
+    assert_eq!(refused.status(), 400);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("the session that started this link has ended")
+    );
+    let (store, _) = f.stopped_store().await;
+    let alice = authz_server::users::by_handle(store.as_ref(), "alice_wire")
+        .unwrap()
+        .unwrap();
+    assert!(
+        authz_server::store::upstream_links::of_user(store.as_ref(), &alice.id)
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -680,3 +680,62 @@ async fn an_upstream_login_starts_only_from_a_button_of_our_login_page() {
     let waiting = waiting_logins(store.as_ref());
     assert_eq!(waiting.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_login_asked_of_us_is_asked_of_the_upstream_and_its_time_is_the_upstreams() {
+    let f = Federation::start(None, "create", |_| {}).await;
+    let pkce = Pkce::new();
+    let first = f.log_in(&pkce, "gail").await;
+    let first = f.tokens_of(&first, &pkce).await;
+    assert_eq!(first["amr"], serde_json::json!(["fed"]));
+    f.sign_out().await;
+
+    // The upstream still has its own session, but a client asks us for a new login: the
+    // upstream is asked for one too (prompt=login, max_age=0) and shows its login form again.
+    let pkce = Pkce::new();
+    let mut params = params_for(&pkce, "wireapp", "openid profile email");
+    params.push(("prompt", "login".into()));
+    let page = f
+        .browser
+        .get(f.h.url("/authorize"))
+        .query(&params)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let start = f
+        .browser
+        .post(f.h.url("/upstream/start"))
+        .form(&start_form(&page))
+        .send()
+        .await
+        .unwrap();
+    let at_upstream = start.headers()["location"].to_str().unwrap().to_owned();
+    let asked: std::collections::HashMap<String, String> = url::Url::parse(&at_upstream)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    assert_eq!(
+        (asked["prompt"].as_str(), asked["max_age"].as_str()),
+        ("login", "0")
+    );
+    let login_form = f.get(&at_upstream).await;
+    let mut url = at_upstream.clone();
+    if login_form.status().is_redirection() {
+        url = resolve(&url, &location(&login_form));
+    }
+    let shown = f.get(&url).await.text().await.unwrap();
+    assert!(
+        shown.contains(r#"name="prompt" value="login""#),
+        "the upstream asks for the login again"
+    );
+    let callback = f.upstream_login(at_upstream, "gail", false).await;
+    let response = f.get(&callback).await;
+    let id = f.tokens_of(&response, &pkce).await;
+    // Our ID token's auth_time is the upstream's new one.
+    assert!(id["auth_time"].as_i64().unwrap() >= first["auth_time"].as_i64().unwrap());
+    assert_eq!(id["sub"], first["sub"]);
+}

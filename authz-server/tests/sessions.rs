@@ -524,3 +524,116 @@ async fn a_session_ended_while_a_hundred_requests_use_it_stays_ended() {
         "no touch brought the session back"
     );
 }
+
+#[tokio::test]
+async fn forms_posted_from_another_site_are_refused_and_start_no_session() {
+    let h = Harness::start().await;
+    let mut login = params_for(&Pkce::new(), "wireapp", "openid");
+    login.push(("username", "alice_wire".into()));
+    login.push(("password", h.password.clone()));
+    let account_login = vec![
+        ("username", "alice_wire".to_owned()),
+        ("password", h.password.clone()),
+        ("return_to", "/account".into()),
+    ];
+    for (path, fields) in [
+        ("/authorize", &login),
+        ("/account/login", &account_login),
+        ("/device", &account_login),
+        ("/logout", &Vec::new()),
+    ] {
+        for (name, value) in [
+            ("origin", "https://evil.example"),
+            ("sec-fetch-site", "cross-site"),
+        ] {
+            let response = h
+                .client
+                .post(h.url(path))
+                .header(name, value)
+                .form(fields)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 403, "{path} with {name}: {value}");
+            assert!(response.headers().get("set-cookie").is_none(), "{path}");
+        }
+    }
+    // From our own page (its origin), the same login works and starts a session.
+    let ours = h
+        .client
+        .post(h.url("/account/login"))
+        .header("origin", h.base.clone())
+        .header("sec-fetch-site", "same-origin")
+        .form(&account_login)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ours.status(), 303);
+    session_cookie(&ours);
+}
+
+#[tokio::test]
+async fn a_browser_confirms_before_a_public_loopback_client_gets_a_code_from_its_session() {
+    let h = Harness::start().await;
+    let (cookie, _) = h.password_session().await;
+    let params = authorize_params(&Pkce::new());
+    let browser = |extra: &'static [(&'static str, &'static str)]| {
+        let mut request = h
+            .client
+            .get(h.url("/authorize"))
+            .query(&params)
+            .query(extra)
+            .header("cookie", &cookie)
+            .header("sec-fetch-mode", "navigate")
+            .header("sec-fetch-dest", "document");
+        request = request.header("sec-fetch-site", "cross-site");
+        async move { request.send().await.unwrap() }
+    };
+    let page = browser(&[]).await;
+    assert_eq!(page.status(), 200, "a page, not a silent code");
+    let page = page.text().await.unwrap();
+    assert!(page.contains("Continue to <strong>wireapp</strong> as <strong>@alice_wire"));
+    let silent = browser(&[("prompt", "none")]).await;
+    assert_eq!(location_params(&silent)["error"], "interaction_required");
+
+    let mut fields: Vec<(&str, String)> = params.clone();
+    let post = |fields: Vec<(&'static str, String)>| {
+        let (h, cookie) = (&h, &cookie);
+        async move { h.post_in(cookie, "/authorize/continue", &fields).await }
+    };
+    assert_eq!(
+        post(fields.clone()).await.status(),
+        403,
+        "without the form token"
+    );
+    fields.push(("csrf", field_value(&page, "csrf")));
+    let confirmed = post(fields).await;
+    assert_eq!(confirmed.status(), 303);
+    assert!(location_params(&confirmed).contains_key("code"));
+}
+
+#[tokio::test]
+async fn a_consent_page_answered_after_sign_out_gives_no_code() {
+    let h = Harness::start().await;
+    let (cookie, _) = h.password_session().await;
+    let webapp = params_for(&Pkce::new(), "demo-webapp", "openid profile");
+    let page = h.authorize_in(Some(&cookie), &webapp, &[]).await;
+    let ticket = ticket_of(&page.text().await.unwrap());
+    let confirm = h.get_in(Some(&cookie), "/logout", &[]).await;
+    let token = field_value(&confirm.text().await.unwrap(), "csrf");
+    assert_eq!(
+        h.post_in(&cookie, "/logout", &[("csrf", token)])
+            .await
+            .status(),
+        200
+    );
+    let answered = h.answer_consent(&ticket, "allow").await;
+    assert_eq!(answered.status(), 400);
+    assert!(
+        answered
+            .text()
+            .await
+            .unwrap()
+            .contains("your session ended")
+    );
+}

@@ -292,3 +292,103 @@ async fn an_expiring_upstream_token_is_refreshed_once_for_a_hundred_exchanges_un
     assert!(kept.is_empty(), "{kept:?}");
     assert!(audit.contains("\"upstream.tokens_dropped\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unlink_while_a_refresh_is_under_way_is_not_undone_by_it() {
+    let clients = Clients::new();
+    let f = start(&clients, Some(30)).await;
+    let exchanger = ("exchanger", clients.exchanger.as_str());
+    // alice_wire (who has a password) links her Corp identity from the account page.
+    let login = f
+        .browser
+        .post(f.h.url("/account/login"))
+        .form(&[
+            ("username", "alice_wire".to_owned()),
+            ("password", f.h.password.clone()),
+            ("return_to", "/account".into()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let page = f.get(&f.h.url("/account")).await.text().await.unwrap();
+    let csrf = form_field(&page, "Link Corp", "csrf");
+    let start = f
+        .browser
+        .post(f.h.url("/account/link"))
+        .form(&[("upstream", "corp".to_owned()), ("csrf", csrf.clone())])
+        .send()
+        .await
+        .unwrap();
+    let at_upstream = start.headers()["location"].to_str().unwrap().to_owned();
+    let callback = f.upstream_login(at_upstream, "alice-at-corp", false).await;
+    assert_eq!(f.get(&callback).await.status(), 303);
+    let pkce = Pkce::new();
+    let inside = f
+        .browser
+        .get(f.h.url("/authorize"))
+        .query(&params_for(&pkce, "wireapp", "openid profile"))
+        .send()
+        .await
+        .unwrap();
+    let ours = f.token_answer(&inside, &pkce).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ok = exchange(&f, exchanger, &ours, ("audience", "corp")).await;
+    assert_eq!(ok.status(), 200);
+
+    // The kept token needs a refresh; the upstream holds the refresh until the unlink is done.
+    f.h.clock.advance(31);
+    f.idp.test_route(reqwest::Method::POST, "/test/hold").await;
+    let racing = {
+        let (client, url, secret, ours) = (
+            f.h.client.clone(),
+            f.h.url("/token"),
+            clients.exchanger.clone(),
+            ours.clone(),
+        );
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .basic_auth("exchanger", Some(secret))
+                .form(&[
+                    ("grant_type", EXCHANGE_URN),
+                    ("subject_token", ours.as_str()),
+                    ("subject_token_type", ACCESS_TOKEN_URN),
+                    ("audience", "corp"),
+                ])
+                .send()
+                .await
+                .unwrap()
+        })
+    };
+    f.idp.test_route(reqwest::Method::GET, "/test/held").await;
+    let unlink = f
+        .browser
+        .post(f.h.url("/account/unlink"))
+        .form(&[("upstream", "corp".to_owned()), ("csrf", csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unlink.status(), 303);
+    f.idp
+        .test_route(reqwest::Method::POST, "/test/release")
+        .await;
+    let (error, description) = refusal(racing.await.unwrap()).await;
+    assert_eq!(
+        (error.as_str(), description.as_str()),
+        (
+            "invalid_grant",
+            "the user must log in through Corp <IdP> again"
+        )
+    );
+    // Nothing was brought back: no token for an unlinked identity.
+    let (error, _) = refusal(exchange(&f, exchanger, &ours, ("audience", "corp")).await).await;
+    assert_eq!(error, "invalid_target");
+    let (store, _) = f.stopped_store().await;
+    let kept = store
+        .scan_prefix(authz_server::store::trees::UPSTREAM_TOKENS, "")
+        .unwrap();
+    assert!(kept.is_empty(), "{kept:?}");
+}

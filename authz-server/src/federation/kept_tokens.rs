@@ -285,7 +285,18 @@ impl Provider {
             .seal(&record_key, &answer, Some(&refresh_token), now)?
             .ok_or_else(|| Error::Internal("a refreshed token vanished".into()))?;
         refreshed.scope = refreshed.scope.or_else(|| tokens.scope.clone());
-        self.store_tokens(upstream.id(), user_id, refreshed.clone())?;
+        let record = KeptTokens {
+            upstream: upstream.id().to_owned(),
+            user_id: user_id.to_owned(),
+            tokens: refreshed.clone(),
+            stored_at: now,
+        };
+        // Only over the record the refresh started from: tokens unlinked (or replaced by a
+        // new login) meanwhile are not brought back.
+        if !upstream_tokens::replace_unchanged(self.store(), &read, &record)? {
+            return Err(log_in_again());
+        }
+        store::flush(self.store())?;
         self.audit.record(
             now,
             "upstream.tokens_refreshed",

@@ -13,9 +13,11 @@ use std::collections::HashMap;
 use proto::secret::constant_time_eq;
 
 use super::UpstreamKind;
+use proto::clock::UnixTime;
+
 use super::accounts::Resolution;
+use super::freshness::Freshness;
 use super::token::{CodeExchange, printable};
-use crate::authorization::AuthorizationRequest;
 use crate::error::{Error, Result};
 use crate::provider::Provider;
 use crate::store::upstream_links;
@@ -40,8 +42,13 @@ pub struct UpstreamRedirect {
 /// Where a login through an upstream stands after its callback (`Debug` leaves out the link
 /// ticket).
 pub enum UpstreamOutcome {
-    /// The user logged in.
-    LoggedIn(User),
+    /// The user logged in (at `auth_time`, when the upstream says).
+    LoggedIn {
+        /// The user.
+        user: User,
+        /// When the user logged in at the upstream.
+        auth_time: Option<UnixTime>,
+    },
     /// The identity is verified but linked to no account yet (`first_login = "link"`): the
     /// user logs in to the account to link it to, under this ticket ([`super::linking`]).
     LinkNeeded {
@@ -72,7 +79,11 @@ impl std::fmt::Debug for UpstreamRedirect {
 impl std::fmt::Debug for UpstreamOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::LoggedIn(user) => f.debug_tuple("LoggedIn").field(&user.id).finish(),
+            Self::LoggedIn { user, auth_time } => f
+                .debug_struct("LoggedIn")
+                .field("user", &user.id)
+                .field("auth_time", auth_time)
+                .finish(),
             Self::LinkNeeded { upstream_name, .. } => f
                 .debug_struct("LinkNeeded")
                 .field("upstream_name", upstream_name)
@@ -119,7 +130,7 @@ impl Provider {
             .upstreams
             .get(upstream_id)
             .ok_or_else(|| Error::invalid_request(format!("no upstream {upstream_id:?}")))?;
-        if let Purpose::Link { user_id } = &purpose
+        if let Purpose::Link { user_id, .. } = &purpose
             && upstream_links::of_user(self.store(), user_id)?
                 .iter()
                 .any(|l| l.upstream == upstream.id())
@@ -129,7 +140,7 @@ impl Provider {
                 upstream.config.display_name
             )));
         }
-        let prompt_login = AuthorizationRequest::prompt_of(&params).login;
+        let freshness = Freshness::of(&params);
         let waiting: usize = params.iter().map(|(k, v)| k.len() + v.len()).sum();
         if waiting > MAX_WAITING_REQUEST {
             return Err(Error::invalid_request(format!(
@@ -167,8 +178,13 @@ impl Provider {
                     .append_pair("code_challenge", &pkce.challenge)
                     .append_pair("code_challenge_method", "S256");
             }
-            if prompt_login && upstream.config.kind == UpstreamKind::Oidc {
-                query.append_pair("prompt", "login");
+            if upstream.config.kind == UpstreamKind::Oidc {
+                if freshness.new_login {
+                    query.append_pair("prompt", "login");
+                }
+                if let Some(max_age) = freshness.upstream_max_age() {
+                    query.append_pair("max_age", &max_age.to_string());
+                }
             }
         }
         upstream_logins::insert(self.store(), &state, &login)?;
@@ -219,7 +235,7 @@ impl Provider {
                 "upstream.link_pending",
                 serde_json::json!({"upstream": login.upstream}),
             ),
-            Ok(Verified::User(user, created)) => self.audit.record(
+            Ok(Verified::User(user, created, _)) => self.audit.record(
                 self.now(),
                 "login.succeeded",
                 serde_json::json!({"user": user.id, "handle": user.handle,
@@ -236,7 +252,7 @@ impl Provider {
             }
         }
         outcome.map(|verified| match verified {
-            Verified::User(user, _) => UpstreamOutcome::LoggedIn(user),
+            Verified::User(user, _, auth_time) => UpstreamOutcome::LoggedIn { user, auth_time },
             Verified::LinkNeeded {
                 ticket,
                 upstream_name,
@@ -294,15 +310,34 @@ impl Provider {
         let identity = self
             .verified_identity(&upstream, &metadata, &login.nonce, &tokens, now)
             .await?;
-        if let Purpose::Link { user_id } = &login.purpose {
+        let auth_time = identity
+            .claims
+            .get("auth_time")
+            .and_then(serde_json::Value::as_i64);
+        Freshness::of(&login.params)
+            .check(
+                auth_time,
+                login.expires_at - LOGIN_TTL,
+                now,
+                self.config.clock_skew,
+            )
+            .map_err(|why| Error::upstream_denied(format!("{name} gave no fresh login: {why}")))?;
+        // The login's time is the upstream's, when it says (never later than now).
+        let logged_in_at = auth_time.map(|at| at.min(now));
+        if let Purpose::Link {
+            user_id,
+            session_id,
+        } = &login.purpose
+        {
+            self.require_live_session(user_id, session_id.as_deref())?;
             let user = self.link_to_account(&upstream, &identity.subject, user_id)?;
             self.keep_upstream_tokens(&upstream, &user.id, &tokens)?;
-            return Ok(Verified::User(user, false));
+            return Ok(Verified::User(user, false, logged_in_at));
         }
         match self.account_of(&upstream, &identity)? {
             Resolution::Account(account) => {
                 self.keep_upstream_tokens(&upstream, &account.user.id, &tokens)?;
-                Ok(Verified::User(account.user, account.created))
+                Ok(Verified::User(account.user, account.created, logged_in_at))
             }
             Resolution::LinkFirst => {
                 let ticket = self.park_link(&upstream, &identity.subject, login, &tokens)?;
@@ -315,9 +350,10 @@ impl Provider {
     }
 }
 
-/// A verified login: the user (and whether it was created now), or a link to make first.
+/// A verified login: the user (whether it was created now, and when the upstream says the user
+/// logged in), or a link to make first.
 enum Verified {
-    User(User, bool),
+    User(User, bool, Option<UnixTime>),
     LinkNeeded {
         ticket: String,
         upstream_name: String,

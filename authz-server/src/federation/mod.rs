@@ -26,6 +26,7 @@ pub mod claims;
 pub mod client_auth;
 pub mod config;
 pub mod discovery;
+pub mod freshness;
 pub mod id_token;
 pub mod identity;
 pub mod kept_tokens;

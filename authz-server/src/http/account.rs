@@ -27,6 +27,9 @@ use crate::error::Error;
 use crate::sessions::{Authentication, Method};
 use crate::store::upstream_logins::Purpose;
 
+/// Seconds after a login in which the account page may link another identity.
+const RECENT_LOGIN_SECS: i64 = 600;
+
 /// The account page, or the sign-in page without a session.
 pub async fn page(State(state): State<SharedState>, headers: HeaderMap) -> Response {
     match signed_in(&state, &headers) {
@@ -43,6 +46,9 @@ pub async fn login(
     headers: HeaderMap,
     Form(mut form): Form<HashMap<String, String>>,
 ) -> Response {
+    if super::provenance::from_elsewhere(&headers, &state.base_url) {
+        return super::provenance::refused();
+    }
     let back = form
         .remove(RETURN_FIELD)
         .and_then(|p| local_page(&p))
@@ -84,8 +90,18 @@ pub async fn link(
         return failure_page(&e);
     }
     let upstream = form.get("upstream").map(String::as_str).unwrap_or_default();
+    // Linking gives the identity lasting access to the account: only soon after a login.
+    if state.now() - auth.auth_time > RECENT_LOGIN_SECS {
+        return signin_page(
+            &state,
+            "/account",
+            Some("To link another account, sign in again first."),
+            StatusCode::UNAUTHORIZED,
+        );
+    }
     let purpose = Purpose::Link {
         user_id: auth.user.id.clone(),
+        session_id: auth.session_id.clone(),
     };
     match state
         .start_upstream_login(upstream, purpose, HashMap::new())
@@ -166,6 +182,9 @@ fn authorized_form(
     headers: &HeaderMap,
     form: &HashMap<String, String>,
 ) -> Result<(Authentication, String), Box<Response>> {
+    if super::provenance::from_elsewhere(headers, &state.base_url) {
+        return Err(Box::new(super::provenance::refused()));
+    }
     let signed_in = signed_in(state, headers).map_err(|e| Box::new(e.into_response()))?;
     let Some(signed_in) = signed_in else {
         return Err(Box::new(signin_page(

@@ -28,7 +28,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use proto::secret::SecretString;
 
 use super::SharedState;
-use super::cookies::{session_cookie, set_session_cookie, user_agent};
+use super::cookies::{
+    FORM_TOKEN_FIELD, form_token, form_token_matches, session_cookie, set_session_cookie,
+    user_agent,
+};
 use super::html::{error_alert, escape, html_page, html_page_redirecting, set_retry_after};
 use super::signin::{hidden_input, login_page, upstream_buttons};
 use crate::authorization::{AuthorizationRequest, Authorized, Prompt};
@@ -234,6 +237,21 @@ pub async fn show(
         Err(e) => return error_response(&state, &req, &e),
     };
     match session {
+        // RFC 8252 §8.6: a browser's session does not silently give a code to a redirect
+        // anyone on the machine can listen on (a public client's loopback or private-use
+        // redirect): the user confirms first.
+        Some(auth) if is_browser(&headers) && redirect_unproven(&req) => {
+            if req.prompt.none {
+                let error = Error::OAuth {
+                    code: "interaction_required",
+                    description:
+                        "this client's redirect cannot be trusted without the user's confirmation"
+                            .into(),
+                };
+                return error_response(&state, &req, &error);
+            }
+            continue_page(&req, &auth, session_cookie(&headers).unwrap_or_default())
+        }
         Some(auth) => after_login(&state, &req, &auth),
         None if req.prompt.none => {
             let error = Error::OAuth {
@@ -246,6 +264,65 @@ pub async fn show(
     }
 }
 
+/// Whether the request is a browser's (browsers say what a request is for, `Sec-Fetch-Mode`;
+/// a device's own HTTP client holding its own session cookie does not).
+fn is_browser(headers: &HeaderMap) -> bool {
+    headers.contains_key("sec-fetch-mode") || headers.contains_key("sec-fetch-dest")
+}
+
+/// Whether the redirect of a request cannot prove the client's identity: a public client's
+/// redirect that is not `https` (a loopback port or a private-use scheme, which any program on
+/// the device may claim).
+fn redirect_unproven(req: &AuthorizationRequest) -> bool {
+    !req.client.is_confidential() && !req.redirect_uri.starts_with("https://")
+}
+
+/// The page asking a signed-in user to confirm a request whose redirect cannot prove the
+/// client's identity.
+fn continue_page(req: &AuthorizationRequest, auth: &Authentication, cookie: &str) -> Response {
+    let hidden: String = req.params.iter().map(|(k, v)| hidden_input(k, v)).collect();
+    let body = format!(
+        r#"<p>Continue to <strong>{client}</strong> as <strong>@{handle}</strong>?</p>
+<form method="post" action="/authorize/continue">{hidden}{token}
+<button type="submit">Continue</button></form>
+<p><a href="/account">Not you?</a></p>"#,
+        client = escape(&req.client.id),
+        handle = escape(&auth.user.handle),
+        token = hidden_input(FORM_TOKEN_FIELD, &form_token(cookie)),
+    );
+    html_page_redirecting(StatusCode::OK, "Continue?", &body, &req.redirect_uri)
+}
+
+/// `POST /authorize/continue`: the signed-in user confirmed the request.
+pub async fn continue_as(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    Form(mut params): Form<HashMap<String, String>>,
+) -> Response {
+    let token = params.remove(FORM_TOKEN_FIELD);
+    if super::provenance::from_elsewhere(&headers, &state.base_url)
+        || !form_token_matches(&headers, token.as_deref())
+    {
+        return super::provenance::refused();
+    }
+    let req = match validate(&state, params) {
+        Ok(req) => req,
+        Err(refusal) => return refusal.into_response(),
+    };
+    match state.session(session_cookie(&headers)) {
+        Ok(Some(auth)) if req.accepts_session(&auth, state.now()) => {
+            after_login(&state, &req, &auth)
+        }
+        Ok(_) => login_form(
+            &state,
+            &req,
+            Some("Your session ended; sign in again."),
+            StatusCode::OK,
+        ),
+        Err(e) => error_response(&state, &req, &e),
+    }
+}
+
 /// `POST /authorize`: the login form's submission (also usable directly by headless devices).
 pub async fn submit(
     State(state): State<SharedState>,
@@ -253,6 +330,9 @@ pub async fn submit(
     headers: HeaderMap,
     Form(mut params): Form<HashMap<String, String>>,
 ) -> Response {
+    if super::provenance::from_elsewhere(&headers, &state.base_url) {
+        return super::provenance::refused();
+    }
     let username = params.remove("username").unwrap_or_default();
     let password = SecretString::new(params.remove("password").unwrap_or_default());
     let req = match validate(&state, params) {
@@ -399,8 +479,12 @@ fn consent_page(state: &SharedState, req: &AuthorizationRequest, id: &str) -> Re
 /// `POST /authorize/consent`: the answer of the consent page.
 pub async fn consent(
     State(state): State<SharedState>,
+    headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    if super::provenance::from_elsewhere(&headers, &state.base_url) {
+        return super::provenance::refused();
+    }
     let ticket_id = form.get("ticket").map(String::as_str).unwrap_or_default();
     let ticket = match state.take_consent_ticket(ticket_id) {
         Ok(Some(t)) => t,

@@ -177,6 +177,9 @@ pub async fn decide(
     headers: HeaderMap,
     Form(mut form): Form<HashMap<String, String>>,
 ) -> Response {
+    if super::provenance::from_elsewhere(&headers, &state.base_url) {
+        return super::provenance::refused();
+    }
     let user_code = form.remove("user_code").unwrap_or_default();
     let shown = form.remove("scope");
     let approve = form.get("action").map(String::as_str) == Some("approve");
@@ -201,8 +204,8 @@ pub async fn decide(
         Ok(None) => return page(None, "Unknown or expired code.", StatusCode::BAD_REQUEST),
         Err(e) => return e.into_response(),
     };
-    let (auth, new_cookie) = match session {
-        Some((auth, _)) => (auth, None),
+    let (auth, new_cookie, token) = match session {
+        Some((auth, token)) => (auth, None, Some(token)),
         None => {
             let username = form.remove("username").unwrap_or_default();
             let password = SecretString::new(form.remove("password").unwrap_or_default());
@@ -226,7 +229,10 @@ pub async fn decide(
                 user_agent(&headers),
                 session_cookie(&headers),
             ) {
-                Ok(started) => started,
+                Ok((auth, cookie)) => {
+                    let token = cookie.as_ref().map(|c| form_token(c.expose()));
+                    (auth, cookie, token)
+                }
                 Err(e) => return e.into_response(),
             }
         }
@@ -245,10 +251,11 @@ pub async fn decide(
                 };
                 html_page(StatusCode::OK, "Connect a device", &message)
             }
+            // The review page of the signed-in user (a password login made a session just now).
             Ok(Answer::NeedsReview) => form_page(
                 &state,
                 &user_code,
-                None,
+                token.map(|t| (auth.user.handle.as_str(), t)),
                 Some(grant),
                 Some("Check what the application asks for, then approve again."),
                 StatusCode::OK,

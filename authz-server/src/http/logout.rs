@@ -89,7 +89,7 @@ pub async fn start(
         Err(e) => return e.into_response(),
     };
     let Some(auth) = session else {
-        return signed_out(&request);
+        return signed_out(&request, session_cookie(&headers).is_some());
     };
     let hinted = request.hint.as_ref().is_some_and(|hint| {
         hint.sub == auth.user.id
@@ -125,6 +125,9 @@ pub async fn confirm(
     headers: HeaderMap,
     Form(params): Form<HashMap<String, String>>,
 ) -> Response {
+    if super::provenance::from_elsewhere(&headers, &state.base_url) {
+        return super::provenance::refused();
+    }
     let request = match check(&state, &params) {
         Ok(request) => request,
         Err(why) => return refused(&why),
@@ -151,12 +154,12 @@ fn end(state: &SharedState, headers: &HeaderMap, request: &LogoutRequest) -> Res
     {
         return e.into_response();
     }
-    signed_out(request)
+    signed_out(request, session_cookie(headers).is_some())
 }
 
 /// The browser is signed out: to the client's `post_logout_redirect_uri` (with `state`), or a
-/// page saying so; the session cookie is cleared either way.
-fn signed_out(request: &LogoutRequest) -> Response {
+/// page saying so; the session cookie the request carried (`had_cookie`) is cleared.
+fn signed_out(request: &LogoutRequest, had_cookie: bool) -> Response {
     let mut response = match &request.redirect {
         Some((uri, state)) => match url::Url::parse(uri) {
             Ok(mut url) => {
@@ -173,7 +176,9 @@ fn signed_out(request: &LogoutRequest) -> Response {
             "<p>You are signed out of this server.</p>",
         ),
     };
-    clear_session_cookie(&mut response);
+    if had_cookie {
+        clear_session_cookie(&mut response);
+    }
     response
 }
 

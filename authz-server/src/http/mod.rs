@@ -15,6 +15,7 @@ mod discovery;
 mod html;
 mod introspect;
 mod logout;
+mod provenance;
 mod signin;
 mod token;
 mod upstream;
@@ -54,6 +55,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/jwks", get(discovery::jwks))
         .route("/authorize", get(authorize::show).post(authorize::submit))
         .route("/authorize/consent", post(authorize::consent))
+        .route("/authorize/continue", post(authorize::continue_as))
         .route("/upstream/start", post(upstream::start))
         .route("/upstream/callback", get(upstream::callback))
         .route("/upstream/link", post(upstream::link))

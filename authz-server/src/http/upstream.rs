@@ -127,12 +127,12 @@ pub async fn callback(
         error: field("error"),
         iss: field("iss"),
     };
-    let method = Method::Upstream(login.upstream.clone());
     let mut response = match &login.purpose {
         Purpose::Authorize => match validate(&state, login.params.clone()) {
             Err(refusal) => refusal.into_response(),
             Ok(req) => match state.finish_upstream_login(&login, answer).await {
-                Ok(UpstreamOutcome::LoggedIn(user)) => {
+                Ok(UpstreamOutcome::LoggedIn { user, auth_time }) => {
+                    let method = Method::Upstream(login.upstream.clone(), auth_time);
                     after_new_login(&state, &headers, &req, user, &method)
                 }
                 Ok(UpstreamOutcome::LinkNeeded {
@@ -143,7 +143,8 @@ pub async fn callback(
             },
         },
         Purpose::Page { path } => match state.finish_upstream_login(&login, answer).await {
-            Ok(UpstreamOutcome::LoggedIn(user)) => {
+            Ok(UpstreamOutcome::LoggedIn { user, auth_time }) => {
+                let method = Method::Upstream(login.upstream.clone(), auth_time);
                 new_session_then(&state, &headers, user, &method, path)
             }
             Ok(UpstreamOutcome::LinkNeeded {
@@ -198,6 +199,9 @@ pub async fn link(
     headers: HeaderMap,
     Form(mut form): Form<HashMap<String, String>>,
 ) -> Response {
+    if super::provenance::from_elsewhere(&headers, &state.base_url) {
+        return super::provenance::refused();
+    }
     let ticket = form.remove("ticket");
     let username = form.remove("username").unwrap_or_default();
     let password = SecretString::new(form.remove("password").unwrap_or_default());

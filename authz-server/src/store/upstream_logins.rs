@@ -49,6 +49,10 @@ pub enum Purpose {
     Link {
         /// The account to link the identity to.
         user_id: String,
+        /// The session of the account page that started the link: the link is made only
+        /// while it lives.
+        #[serde(default)]
+        session_id: Option<String>,
     },
 }
 

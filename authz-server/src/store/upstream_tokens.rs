@@ -70,6 +70,22 @@ pub fn put(store: &dyn Store, record: &KeptTokens) -> Result<()> {
     )?)
 }
 
+/// Replaces tokens that are still exactly as read with `record`; false when they changed or
+/// were removed meanwhile (a new login, an unlink), and then nothing is written.
+pub fn replace_unchanged(
+    store: &dyn Store,
+    read: &ReadTokens,
+    record: &KeptTokens,
+) -> Result<bool> {
+    let bytes = super::encode(record)?;
+    Ok(store.compare_and_swap(
+        trees::UPSTREAM_TOKENS,
+        &key(&read.record.upstream, &read.record.user_id),
+        Some(&read.raw),
+        Some(&bytes),
+    )?)
+}
+
 /// Removes tokens that are still exactly as read; false when they changed meanwhile.
 pub fn remove_unchanged(store: &dyn Store, read: &ReadTokens) -> Result<bool> {
     Ok(store.compare_and_swap(

@@ -571,3 +571,14 @@ pub fn field_value(page: &str, name: &str) -> String {
         + marker.len();
     page[start..].split('"').next().unwrap().to_owned()
 }
+
+/// The hidden field `name` of the form whose button says `button` on `page`.
+pub fn form_field(page: &str, button: &str, name: &str) -> String {
+    let end = page
+        .find(button)
+        .unwrap_or_else(|| panic!("no {button:?} in {page}"));
+    let form = &page[page[..end].rfind("<form").unwrap()..end];
+    let marker = format!(r#"name="{name}" value=""#);
+    let start = form.find(&marker).unwrap() + marker.len();
+    form[start..].split('"').next().unwrap().to_owned()
+}

@@ -11,7 +11,8 @@
 // Protocol with the test: prints "listening ISSUER" once bound; then reads one line from stdin,
 // the authz-server's callback URL, configures itself, and prints "ready".
 //
-// Test routes: GET /test/refreshes counts the refresh token grants it answered; POST
+// Test routes: GET /test/refreshes counts the refresh token grants it answered; POST /test/hold,
+// GET /test/held and POST /test/release hold token requests (see below); POST
 // /test/revoke-refresh-tokens destroys every refresh token it issued (a later refresh gets
 // invalid_grant).
 //
@@ -132,6 +133,30 @@ if (TAMPER) {
   });
 }
 
+// A test can hold the token endpoint: after POST /test/hold, token requests wait until
+// POST /test/release; GET /test/held answers once one is waiting (no timing in the tests).
+let hold = null;
+let heldWaiters = [];
+let heldCount = 0;
+provider.use(async (ctx, next) => {
+  if (ctx.path === '/token' && hold) {
+    heldCount += 1;
+    heldWaiters.splice(0).forEach((wake) => wake());
+    await hold.promise;
+  }
+  await next();
+});
+function holdTokens () {
+  let release;
+  const promise = new Promise((resolve) => { release = resolve; });
+  hold = { promise, release };
+}
+function releaseTokens () {
+  if (hold) hold.release();
+  hold = null;
+}
+const tokenHeld = () => (heldCount > 0 ? Promise.resolve() : new Promise((wake) => heldWaiters.push(wake)));
+
 let refreshes = 0;
 const refreshTokens = [];
 provider.on('grant.success', (ctx) => {
@@ -162,6 +187,12 @@ handler = (req, res) => {
   const path = req.url.split('?')[0];
   if (req.method === 'GET' && path === '/api/user') {
     githubUser(req, res).catch((e) => json(res, 500, { message: String(e) }));
+  } else if (req.method === 'POST' && path === '/test/hold') {
+    heldCount = 0; holdTokens(); json(res, 200, { held: true });
+  } else if (req.method === 'GET' && path === '/test/held') {
+    tokenHeld().then(() => json(res, 200, { held: heldCount }));
+  } else if (req.method === 'POST' && path === '/test/release') {
+    releaseTokens(); json(res, 200, { released: true });
   } else if (req.method === 'GET' && path === '/test/refreshes') {
     json(res, 200, { refreshes });
   } else if (req.method === 'POST' && path === '/test/revoke-refresh-tokens') {
