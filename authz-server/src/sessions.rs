@@ -32,6 +32,8 @@ pub struct SessionsConfig {
     pub idle_secs: i64,
     /// Seconds a session lasts at most after its login, used or not.
     pub absolute_secs: i64,
+    /// Sessions one user may have; a login beyond it ends the least recently used ones.
+    pub max_per_user: usize,
 }
 
 impl Default for SessionsConfig {
@@ -40,6 +42,7 @@ impl Default for SessionsConfig {
             enabled: true,
             idle_secs: 30 * 60,
             absolute_secs: 10 * 3600,
+            max_per_user: 50,
         }
     }
 }
@@ -50,6 +53,11 @@ impl SessionsConfig {
         if !(60..=86_400).contains(&self.idle_secs) {
             return Err(Error::Config(
                 "sessions.idle_secs must be between 60 and 86400".into(),
+            ));
+        }
+        if !(1..=1000).contains(&self.max_per_user) {
+            return Err(Error::Config(
+                "sessions.max_per_user must be between 1 and 1000".into(),
             ));
         }
         if !(self.idle_secs..=30 * 86_400).contains(&self.absolute_secs) {
@@ -198,6 +206,7 @@ impl Provider {
                 .collect(),
         };
         stored::insert(self.store(), &user.id, &session_id, &record)?;
+        self.evict_beyond_cap(&user.id, &session_id)?;
         store::flush(self.store())?;
         self.audit.record(
             now,
@@ -216,6 +225,22 @@ impl Provider {
             session_id: Some(session_id),
         };
         Ok((auth, Some(cookie)))
+    }
+
+    /// Ends the least recently used sessions of `user_id` beyond `max_per_user`, never `keep`
+    /// (the one just started). Each login trims after its own insert, so however many logins
+    /// race, no more than the cap are left once they are done.
+    fn evict_beyond_cap(&self, user_id: &str, keep: &str) -> Result<()> {
+        let cap = self.config.sessions.max_per_user;
+        let mut sessions = stored::of_user(self.store(), user_id)?;
+        if sessions.len() <= cap {
+            return Ok(());
+        }
+        sessions.sort_by_key(|(id, r)| (id != keep, std::cmp::Reverse((r.last_seen, r.auth_time))));
+        for (id, _) in sessions.split_off(cap) {
+            self.revoke_session(user_id, &id, "session.evicted")?;
+        }
+        Ok(())
     }
 
     /// The login the session of `cookie` holds, if it is a live session of an existing user;

@@ -637,3 +637,50 @@ async fn a_consent_page_answered_after_sign_out_gives_no_code() {
             .contains("your session ended")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_simultaneous_logins_of_one_user_leave_at_most_the_cap_of_sessions() {
+    let h = std::sync::Arc::new(
+        Harness::start_with(|c| {
+            c.sessions.max_per_user = 5;
+            c.password_checks.queue = 128;
+            c.password_checks.per_address = 128;
+            c.password_checks.per_user = 128;
+        })
+        .await,
+    );
+    let logins: Vec<_> = (0..100)
+        .map(|_| {
+            let h = h.clone();
+            tokio::spawn(async move {
+                let fields = [
+                    ("username", "alice_wire".to_owned()),
+                    ("password", h.password.clone()),
+                    ("return_to", "/account".into()),
+                ];
+                let response = h
+                    .client
+                    .post(h.url("/account/login"))
+                    .form(&fields)
+                    .send()
+                    .await
+                    .unwrap();
+                (response.status() == 303).then(|| session_cookie(&response))
+            })
+        })
+        .collect();
+    let mut cookies = Vec::new();
+    for login in logins {
+        cookies.extend(login.await.unwrap());
+    }
+    assert!(
+        cookies.len() >= 5,
+        "only {} logins went through",
+        cookies.len()
+    );
+    let mut live = 0;
+    for cookie in &cookies {
+        live += usize::from(h.signed_in(cookie).await);
+    }
+    assert_eq!(live, 5, "the cap, of {} sessions started", cookies.len());
+}
