@@ -19,13 +19,15 @@
 //!
 //! [`Upstreams`] holds each configured upstream ([`config`]) with its client secret or key
 //! ([`client_auth`]), its HTTPS client (the configured trust anchors, a timeout) and its
-//! cached discovery document and keys, and the custody of kept tokens.
+//! cached discovery document and keys (each fetched once however many logins need it, a
+//! failure remembered for a while: [`flight`]), and the custody of kept tokens.
 
 pub mod accounts;
 pub mod claims;
 pub mod client_auth;
 pub mod config;
 pub mod discovery;
+pub mod flight;
 pub mod id_token;
 pub mod identity;
 pub mod kept_tokens;
@@ -36,7 +38,7 @@ pub mod token;
 pub mod userinfo;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 pub use client_auth::{ClientSecret, UpstreamCredentials};
 pub use config::{ClaimMap, ClientAuth, FirstLogin, UpstreamConfig, UpstreamKind};
@@ -55,7 +57,7 @@ pub struct Upstream {
     issuer: String,
     credentials: UpstreamCredentials,
     http: reqwest::Client,
-    cache: Mutex<discovery::Cache>,
+    cache: discovery::Cache,
 }
 
 impl Upstream {
@@ -74,7 +76,7 @@ impl Upstream {
             config,
             credentials,
             http,
-            cache: Mutex::new(discovery::Cache::default()),
+            cache: discovery::Cache::default(),
         })
     }
 
