@@ -5,10 +5,11 @@
 //! our `/authorize` → the login page's "Sign in with …" link → the upstream's login and consent
 //! forms → our callback → our code → our `/token`. Then each refusal with its exact error (state
 //! mismatch, replay, expiry, the upstream's `access_denied`, ID tokens with a defect, an upstream
-//! down, silent or answering too much, `first_login = "refuse"`, a taken handle, a pure broker's
-//! password form), that a refused login creates nothing, that an e-mail address never finds an
-//! account, and the `link` policy. `cargo xtask test` installs node and the package
-//! (`npm ci` in tests/interop); missing, the tests fail.
+//! down, `first_login = "refuse"`, a taken handle, a pure broker's password form), that a
+//! refused login creates nothing, that an e-mail address never finds an account, the `link`
+//! policy, and a link whose account is gone, which is removed so the login is a first login
+//! (an upstream silent or answering too much: `upstream_discovery.rs`). `cargo xtask test`
+//! installs node and the package (`npm ci` in tests/interop); missing, the tests fail.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -307,96 +308,6 @@ async fn a_login_that_comes_back_after_its_time_is_refused() {
     );
     let (store, _) = f.stopped_store().await;
     assert_eq!(handles(store.as_ref()), ["alice_wire"]);
-}
-
-/// A loopback peer that answers every connection with `answer` (and then `body_bytes` of
-/// filler), or with nothing at all when `answer` is empty.
-fn peer(answer: &'static str, body_bytes: usize) -> String {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        let mut silent = Vec::new();
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let mut request = [0u8; 4096];
-            let _ = stream.read(&mut request);
-            if answer.is_empty() {
-                silent.push(stream);
-                continue;
-            }
-            let _ = stream.write_all(answer.as_bytes());
-            let block = [b' '; 16 * 1024];
-            let mut left = body_bytes;
-            while left > 0 {
-                let n = left.min(block.len());
-                if stream.write_all(&block[..n]).is_err() {
-                    break;
-                }
-                left -= n;
-            }
-        }
-    });
-    url
-}
-
-/// The error the demo client hears when the login page's upstream link is followed, with an
-/// upstream at `issuer` that answers no call usefully.
-async fn error_at_start(issuer: &str, timeout_secs: u64) -> (String, String) {
-    let secrets = tempfile::tempdir().unwrap();
-    let secret_file = secrets.path().join("corp-secret");
-    server_kit::files::write_private(&secret_file, UPSTREAM_SECRET.as_bytes()).unwrap();
-    let mut upstream: authz_server::federation::UpstreamConfig =
-        toml::from_str(&upstream_config(issuer, &secret_file, "create")).unwrap();
-    upstream.timeout_secs = timeout_secs;
-    let h = Harness::start_with(|c| c.upstream = vec![upstream]).await;
-    let b = browser(&h);
-    let pkce = Pkce::new();
-    let page = b
-        .get(h.url("/authorize"))
-        .query(&params_for(&pkce, "wireapp", "openid"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let response = b
-        .post(h.url("/upstream/start"))
-        .form(&start_form(&page))
-        .send()
-        .await
-        .unwrap();
-    assert!(response.headers().get("set-cookie").is_none());
-    client_error(&response)
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_oversized_discovery_document_is_refused_after_64_kib() {
-    let issuer = peer(
-        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n",
-        1 << 30,
-    );
-    let (error, description) = error_at_start(&issuer, 10).await;
-    assert_eq!(error, "temporarily_unavailable");
-    assert!(
-        description.starts_with("the identity provider Corp <IdP> could not be used: discovery: ")
-            && description.contains("larger than 65536 bytes"),
-        "{description}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silent_upstream_is_given_up_after_its_timeout() {
-    let issuer = peer("", 0);
-    let started = std::time::Instant::now();
-    let (error, description) = error_at_start(&issuer, 1).await;
-    assert_eq!(error, "temporarily_unavailable");
-    assert!(
-        description.starts_with("the identity provider Corp <IdP> could not be used: discovery: "),
-        "{description}"
-    );
-    assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -738,4 +649,89 @@ async fn a_fresh_login_asked_of_us_is_asked_of_the_upstream_and_its_time_is_the_
     // Our ID token's auth_time is the upstream's new one.
     assert!(id["auth_time"].as_i64().unwrap() >= first["auth_time"].as_i64().unwrap());
     assert_eq!(id["sub"], first["sub"]);
+}
+
+/// The upstream and our server with `first_login`, whose store holds a stale link: an account
+/// `kim` with a password, the upstream identity `kim` linked to it, then the account's record
+/// removed directly (its link left behind). With the upstream's issuer and the gone account's id.
+async fn with_stale_link(first_login: &'static str) -> (Federation, String, String) {
+    use authz_server::store::{trees, upstream_links};
+    let (issuer, stale) = (std::sync::OnceLock::new(), std::sync::OnceLock::new());
+    let f = Federation::start_seeded(
+        None,
+        first_login,
+        |c| issuer.set(c.upstream[0].issuer()).unwrap(),
+        |store| {
+            add_user(store, "kim", "kims password");
+            let user = authz_server::store::users::by_handle(store, "kim")
+                .unwrap()
+                .unwrap();
+            let link = upstream_links::UpstreamLink {
+                issuer: issuer.get().unwrap().clone(),
+                subject: "kim".into(),
+                user_id: user.id.clone(),
+                upstream: "corp".into(),
+                linked_at: 0,
+            };
+            assert!(upstream_links::insert(store, &link).unwrap());
+            store.take(trees::USERS, &user.id).unwrap();
+            stale.set(user.id).unwrap();
+        },
+    )
+    .await;
+    (f, issuer.into_inner().unwrap(), stale.into_inner().unwrap())
+}
+
+/// The audit log's `upstream.stale_link_removed` events.
+fn stale_links_removed(audit: &str) -> Vec<Value> {
+    audit
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|event| event["event"] == "upstream.stale_link_removed")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_whose_account_is_gone_is_removed_and_the_login_makes_a_new_account() {
+    let (f, issuer, stale) = with_stale_link("create").await;
+    let pkce = Pkce::new();
+    let response = f.log_in(&pkce, "kim").await;
+    let claims = f.tokens_of(&response, &pkce).await;
+    let (store, audit) = f.stopped_store().await;
+    let link = authz_server::store::upstream_links::get(store.as_ref(), &issuer, "kim")
+        .unwrap()
+        .unwrap();
+    assert_ne!(link.user_id, stale);
+    assert_eq!(claims["sub"], link.user_id.as_str());
+    let user = authz_server::store::users::get(store.as_ref(), &link.user_id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(user.handle, "kim");
+    assert!(!user.has_password());
+    assert_eq!(handles(store.as_ref()), ["alice_wire", "kim"]);
+    let removed = stale_links_removed(&audit);
+    assert_eq!(removed.len(), 1, "{audit}");
+    assert_eq!(removed[0]["user"], stale.as_str());
+    assert_eq!(removed[0]["upstream"], "corp");
+    assert!(audit.contains("\"created\":true"), "{audit}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_whose_account_is_gone_is_removed_and_refuse_turns_the_identity_away() {
+    let (f, issuer, stale) = with_stale_link("refuse").await;
+    let response = f.log_in(&Pkce::new(), "kim").await;
+    let (error, description) = client_error(&response);
+    assert_eq!(error, "access_denied");
+    assert!(
+        description.starts_with("no account here is linked to this Corp <IdP> identity"),
+        "{description}"
+    );
+    let (store, audit) = f.stopped_store().await;
+    assert!(
+        authz_server::store::upstream_links::get(store.as_ref(), &issuer, "kim")
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(handles(store.as_ref()), ["alice_wire"]);
+    assert_eq!(stale_links_removed(&audit)[0]["user"], stale.as_str());
 }

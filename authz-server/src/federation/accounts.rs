@@ -2,7 +2,9 @@
 //! subject), or — at its first login — what the upstream's `first_login` policy says: a new
 //! account from the mapped claims (its handle must be free: an existing account is never taken
 //! over, whatever the claims say), a link to the account the user logs in to next
-//! ([`super::linking`]), or a refusal. Accounts are never found by e-mail address.
+//! ([`super::linking`]), or a refusal. A link whose account no longer exists is removed (and
+//! audited, `upstream.stale_link_removed`), and the login counts as a first login. Accounts are
+//! never found by e-mail address.
 
 use super::claims::UpstreamIdentity;
 use super::{FirstLogin, Upstream};
@@ -41,13 +43,13 @@ impl Provider {
         let issuer = upstream.issuer();
         let subject = identity.subject.as_str();
         if let Some(link) = store::upstream_links::get(store, issuer, subject)? {
-            let user = store::users::get(store, &link.user_id)?.ok_or_else(|| {
-                Error::Storage(format!("user {} of an upstream link is gone", link.user_id))
-            })?;
-            return Ok(Resolution::Account(Account {
-                user,
-                created: false,
-            }));
+            if let Some(user) = store::users::get(store, &link.user_id)? {
+                return Ok(Resolution::Account(Account {
+                    user,
+                    created: false,
+                }));
+            }
+            self.remove_stale_link(upstream, &link)?;
         }
         let name = &upstream.config.display_name;
         match upstream.config.first_login {
@@ -99,6 +101,24 @@ impl Provider {
             user,
             created: true,
         }))
+    }
+
+    /// Removes `link`, whose account no longer exists, if it is still exactly as read (another
+    /// login of the identity may have removed or replaced it meanwhile), with the kept tokens
+    /// of that account at `upstream`; audited. The login then goes on as a first login.
+    fn remove_stale_link(&self, upstream: &Upstream, link: &UpstreamLink) -> Result<()> {
+        let store = self.store();
+        if !store::upstream_links::remove(store, link)? {
+            return Ok(());
+        }
+        store::upstream_tokens::remove_of(store, upstream.id(), &link.user_id)?;
+        store::flush(store)?;
+        self.audit.record(
+            self.now(),
+            "upstream.stale_link_removed",
+            serde_json::json!({"user": link.user_id, "upstream": upstream.id()}),
+        );
+        Ok(())
     }
 
     /// The record of a new account from the mapped claims (not stored).

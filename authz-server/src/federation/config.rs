@@ -20,6 +20,9 @@ const DEFAULT_TIMEOUT_SECS: u64 = 10;
 /// Seconds a fetched discovery document and JWKS are used by default.
 const DEFAULT_CACHE_SECS: i64 = 300;
 
+/// Seconds a failed fetch of the discovery document or JWKS is remembered by default.
+const DEFAULT_FAILURE_CACHE_SECS: i64 = 10;
+
 /// Seconds before its expiry a kept upstream access token is refreshed by default.
 const DEFAULT_REFRESH_MARGIN_SECS: i64 = 60;
 
@@ -96,6 +99,10 @@ pub struct UpstreamConfig {
     /// Seconds the discovery document and JWKS are used before they are fetched again.
     #[serde(default = "default_cache")]
     pub cache_secs: i64,
+    /// Seconds a failed fetch of the discovery document or JWKS is remembered: meanwhile
+    /// logins through this upstream fail at once instead of fetching again (0: never).
+    #[serde(default = "default_failure_cache")]
+    pub failure_cache_secs: i64,
     /// A kept upstream access token expiring within this many seconds is refreshed before it
     /// is handed out by token exchange.
     #[serde(default = "default_refresh_margin")]
@@ -112,6 +119,10 @@ fn default_timeout() -> u64 {
 
 fn default_cache() -> i64 {
     DEFAULT_CACHE_SECS
+}
+
+fn default_failure_cache() -> i64 {
+    DEFAULT_FAILURE_CACHE_SECS
 }
 
 fn default_refresh_margin() -> i64 {
@@ -232,6 +243,11 @@ impl UpstreamConfig {
         }
         if !(0..=86_400).contains(&self.cache_secs) {
             return Err(refuse("cache_secs must be between 0 and 86400".into()));
+        }
+        if !(0..=300).contains(&self.failure_cache_secs) {
+            return Err(refuse(
+                "failure_cache_secs must be between 0 and 300".into(),
+            ));
         }
         if !(0..=3_600).contains(&self.refresh_margin_secs) {
             return Err(refuse(
@@ -407,6 +423,7 @@ handle = "login"
         assert_eq!(u.client_auth, ClientAuth::ClientSecretBasic);
         assert!(u.pkce && !u.userinfo && !u.trust_system_roots);
         assert_eq!(u.refresh_margin_secs, 60);
+        assert_eq!(u.failure_cache_secs, 10);
         assert_eq!(u.issuer(), "https://idp.example/realms/corp");
     }
 
@@ -514,6 +531,14 @@ handle = "login"
             ("client_secret_file = \"/x\"\n", "exactly one of"),
             ("scopes = \"profile email\"\n", "including openid"),
             ("timeout_secs = 0\n", "timeout_secs"),
+            (
+                "failure_cache_secs = 301\n",
+                "failure_cache_secs must be between 0 and 300",
+            ),
+            (
+                "failure_cache_secs = -1\n",
+                "failure_cache_secs must be between 0 and 300",
+            ),
             ("[claims]\nhandle = \"\"\n", "claims.handle is empty"),
             ("[claims]\nsubject = \" \"\n", "claims.subject is empty"),
         ];

@@ -4,7 +4,8 @@
 //! the upstream's HTTPS client (its timeout), read with a bound ([`super::MAX_UPSTREAM_BODY`]),
 //! checked, and cached for `cache_secs` by the time of the injected clock. Keys are fetched
 //! again at once when a token names a key id they lack, at most every
-//! [`MIN_KEY_REFETCH_SECS`].
+//! [`MIN_KEY_REFETCH_SECS`]. Concurrent logins that need a fetch share one, and a failed fetch
+//! is remembered for `failure_cache_secs`: meanwhile logins fail at once ([`super::flight`]).
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use serde::Deserialize;
 
 use super::Upstream;
 use super::config::{UpstreamKind, acceptable_url};
+use super::flight::Flight;
 use crate::error::{Error, Result};
 
 /// The shortest time between two fetches of an upstream's keys.
@@ -39,11 +41,12 @@ pub struct Metadata {
     pub authorization_response_iss_parameter_supported: bool,
 }
 
-/// The cached metadata and keys of one upstream, with when each was fetched.
+/// The metadata and keys of one upstream, each cached and fetched one caller at a time, a
+/// failed fetch remembered for `failure_cache_secs` ([`Flight`]).
 #[derive(Debug, Default)]
 pub struct Cache {
-    metadata: Option<(Arc<Metadata>, UnixTime)>,
-    keys: Option<(Arc<Vec<Jwk>>, UnixTime)>,
+    metadata: Flight<Metadata>,
+    keys: Flight<Vec<Jwk>>,
 }
 
 impl Upstream {
@@ -54,23 +57,46 @@ impl Upstream {
         ))
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
-        self.cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
     /// The upstream's metadata: an `oauth2` upstream's configured endpoints, or an `oidc`
     /// upstream's discovery document, from the cache while fresh.
     pub async fn metadata(&self, now: UnixTime) -> Result<Arc<Metadata>> {
         if self.config.kind == UpstreamKind::Oauth2 {
             return Ok(Arc::new(self.configured_metadata()));
         }
-        if let Some((metadata, at)) = &self.cache().metadata
-            && now - at < self.config.cache_secs
-        {
-            return Ok(metadata.clone());
-        }
+        let cache_secs = self.config.cache_secs;
+        self.cache
+            .metadata
+            .get(
+                now,
+                self.config.failure_cache_secs,
+                |at| now - at < cache_secs,
+                || self.fetch_metadata(),
+            )
+            .await
+    }
+
+    /// The upstream's signing keys, from the cache while fresh; with `refresh` (a token named
+    /// a key id the cached set lacks) fetched again unless they were fetched very recently. The
+    /// metadata naming them comes first (cached in a login, which has just read it), so its
+    /// failure stays its own and is not remembered again as the keys'.
+    pub async fn keys(&self, now: UnixTime, refresh: bool) -> Result<Arc<Vec<Jwk>>> {
+        let metadata = self.metadata(now).await?;
+        let cache_secs = self.config.cache_secs;
+        let usable = |at: UnixTime| {
+            let fresh = now - at < cache_secs;
+            let recent = now - at < MIN_KEY_REFETCH_SECS;
+            (fresh && !refresh) || recent
+        };
+        self.cache
+            .keys
+            .get(now, self.config.failure_cache_secs, usable, || {
+                self.fetch_keys(&metadata)
+            })
+            .await
+    }
+
+    /// Fetches and checks the discovery document.
+    async fn fetch_metadata(&self) -> Result<Metadata> {
         let url = format!(
             "{}/.well-known/openid-configuration",
             self.issuer().trim_end_matches('/')
@@ -80,32 +106,18 @@ impl Upstream {
                 .await
                 .map_err(|e| self.unavailable(format!("discovery: {e}")))?;
         check(&metadata, self.issuer()).map_err(|what| self.unavailable(what))?;
-        let metadata = Arc::new(metadata);
-        self.cache().metadata = Some((metadata.clone(), now));
         Ok(metadata)
     }
 
-    /// The upstream's signing keys, from the cache while fresh; with `refresh` (a token named
-    /// a key id the cached set lacks) fetched again unless they were fetched very recently.
-    pub async fn keys(&self, now: UnixTime, refresh: bool) -> Result<Arc<Vec<Jwk>>> {
-        if let Some((keys, at)) = &self.cache().keys {
-            let fresh = now - at < self.config.cache_secs;
-            let recent = now - at < MIN_KEY_REFETCH_SECS;
-            if (fresh && !refresh) || recent {
-                return Ok(keys.clone());
-            }
-        }
-        let metadata = self.metadata(now).await?;
+    /// Fetches the JWKS named by the metadata, keeping the keys that may verify signatures.
+    async fn fetch_keys(&self, metadata: &Metadata) -> Result<Vec<Jwk>> {
         let document: serde_json::Value =
             server_kit::fetch::get_json(&self.http, &metadata.jwks_uri, super::MAX_UPSTREAM_BODY)
                 .await
                 .map_err(|e| self.unavailable(format!("keys: {e}")))?;
-        let keys = JwkSet::from_json(&signing_keys(&document))
+        Ok(JwkSet::from_json(&signing_keys(&document))
             .map_err(|e| self.unavailable(format!("keys at {}: {e}", metadata.jwks_uri)))?
-            .keys;
-        let keys = Arc::new(keys);
-        self.cache().keys = Some((keys.clone(), now));
-        Ok(keys)
+            .keys)
     }
 
     /// The HTTPS client of this upstream.

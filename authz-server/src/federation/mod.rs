@@ -19,13 +19,15 @@
 //!
 //! [`Upstreams`] holds each configured upstream ([`config`]) with its client secret or key
 //! ([`client_auth`]), its HTTPS client (the configured trust anchors, a timeout) and its
-//! cached discovery document and keys, and the custody of kept tokens.
+//! cached discovery document and keys (each fetched once however many logins need it, a
+//! failure remembered for a while: [`flight`]), and the custody of kept tokens.
 
 pub mod accounts;
 pub mod claims;
 pub mod client_auth;
 pub mod config;
 pub mod discovery;
+pub mod flight;
 pub mod freshness;
 pub mod id_token;
 pub mod identity;
@@ -37,7 +39,7 @@ pub mod token;
 pub mod userinfo;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 pub use client_auth::{ClientSecret, UpstreamCredentials};
 pub use config::{ClaimMap, ClientAuth, FirstLogin, UpstreamConfig, UpstreamKind};
@@ -56,7 +58,7 @@ pub struct Upstream {
     issuer: String,
     credentials: UpstreamCredentials,
     http: reqwest::Client,
-    cache: Mutex<discovery::Cache>,
+    cache: discovery::Cache,
 }
 
 impl Upstream {
@@ -75,7 +77,7 @@ impl Upstream {
             config,
             credentials,
             http,
-            cache: Mutex::new(discovery::Cache::default()),
+            cache: discovery::Cache::default(),
         })
     }
 

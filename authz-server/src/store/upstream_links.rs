@@ -44,17 +44,17 @@ pub fn insert(store: &dyn Store, link: &UpstreamLink) -> Result<bool> {
     )?)
 }
 
-/// Removes a link that is still exactly `link` (undoing an [`insert`] whose account could not
-/// be created).
-pub fn remove(store: &dyn Store, link: &UpstreamLink) -> Result<()> {
+/// Removes a link that is still exactly `link` as read (compare-and-swap: every link is stored
+/// as the encoding of its record, so the record read encodes to the bytes read); false when it
+/// was changed or removed meanwhile.
+pub fn remove(store: &dyn Store, link: &UpstreamLink) -> Result<bool> {
     let bytes = encode(link)?;
-    store.compare_and_swap(
+    Ok(store.compare_and_swap(
         trees::UPSTREAM_LINKS,
         &key(&link.issuer, &link.subject),
         Some(&bytes),
         None,
-    )?;
-    Ok(())
+    )?)
 }
 
 /// Every link of the user `user_id`.
@@ -100,7 +100,7 @@ mod tests {
             Some(link.clone())
         );
         assert_eq!(get(store, "https://idp.test/", "s1").unwrap(), None);
-        remove(store, &rival).unwrap();
+        assert!(!remove(store, &rival).unwrap());
         assert!(get(store, "https://idp.test", "s1").unwrap().is_some());
         remove_all_of(store, "u1").unwrap();
         assert!(get(store, "https://idp.test", "s1").unwrap().is_none());

@@ -90,8 +90,13 @@ impl Idp {
             .await
             .unwrap();
         stdin.flush().await.unwrap();
+        self.expect_line("ready").await;
+    }
+
+    /// Waits for the script's next line on its standard output, which must be `expected`.
+    pub async fn expect_line(&mut self, expected: &str) {
         let line = self.lines.next_line().await.unwrap();
-        assert_eq!(line.as_deref(), Some("ready"));
+        assert_eq!(line.as_deref(), Some(expected));
     }
 }
 
@@ -210,15 +215,7 @@ impl Federation {
 
     /// Our login page for a fresh request of the demo client.
     pub async fn login_page(&self, pkce: &Pkce) -> String {
-        let response = self
-            .browser
-            .get(self.h.url("/authorize"))
-            .query(&params_for(pkce, "wireapp", "openid profile email"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        response.text().await.unwrap()
+        login_page(&self.browser, &self.h, pkce, "openid profile email").await
     }
 
     /// Our login page → the upstream link → the upstream's authorization URL.
@@ -342,6 +339,23 @@ impl Federation {
         let audit = std::fs::read_to_string(self.h.dir.path().join("audit.jsonl")).unwrap();
         (store, audit)
     }
+}
+
+/// The login page of `h` the `browser` gets for a fresh request of the demo client for `scope`.
+pub async fn login_page(
+    browser: &reqwest::Client,
+    h: &Harness,
+    pkce: &Pkce,
+    scope: &str,
+) -> String {
+    let response = browser
+        .get(h.url("/authorize"))
+        .query(&params_for(pkce, "wireapp", scope))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.text().await.unwrap()
 }
 
 /// A client for the upstream's plain-HTTP loopback routes.

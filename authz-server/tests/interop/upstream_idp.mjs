@@ -14,7 +14,8 @@
 // Test routes: GET /test/refreshes counts the refresh token grants it answered; POST /test/hold,
 // GET /test/held and POST /test/release hold token requests (see below); POST
 // /test/revoke-refresh-tokens destroys every refresh token it issued (a later refresh gets
-// invalid_grant).
+// invalid_grant); GET /test/discoveries counts the requests for its discovery document; POST
+// /test/release-discovery answers the discovery requests held (HOLD_DISCOVERY) and stops holding.
 //
 // Environment: CLIENT_ID; CLIENT_SECRET (for the secret methods); CLIENT_AUTH (the client's
 // token_endpoint_auth_method, default client_secret_basic); CLIENT_JWKS (the client's public
@@ -22,6 +23,8 @@
 // TAMPER (optional) re-signs every ID token from the token endpoint with one thing wrong:
 // "nonce" (another nonce), "aud" (another audience), "iss" (another issuer), "exp" (expired an
 // hour ago), "none" (alg none, no signature) or "kid" (a key id the JWKS does not have).
+// HOLD_DISCOVERY (optional) holds every discovery request until POST /test/release-discovery,
+// printing "discovery held" when the first arrives.
 //
 // The `team` claim is released only at the userinfo endpoint (/me), never in the ID token.
 import { createServer } from 'node:http';
@@ -30,7 +33,7 @@ import { generateKeyPairSync, sign } from 'node:crypto';
 import Provider from 'oidc-provider';
 
 const {
-  CLIENT_ID, CLIENT_SECRET, TAMPER, CLIENT_JWKS, ACCESS_TOKEN_TTL,
+  CLIENT_ID, CLIENT_SECRET, TAMPER, CLIENT_JWKS, ACCESS_TOKEN_TTL, HOLD_DISCOVERY,
 } = process.env;
 const CLIENT_AUTH = process.env.CLIENT_AUTH || 'client_secret_basic';
 if (!CLIENT_ID || (CLIENT_AUTH === 'private_key_jwt' ? !CLIENT_JWKS : !CLIENT_SECRET)) {
@@ -182,10 +185,29 @@ async function githubUser(req, res) {
   });
 }
 
+// Discovery requests: counted, and held while `held` is an array.
+let discoveries = 0;
+let held = HOLD_DISCOVERY ? [] : null;
+
 const oidc = provider.callback();
 handler = (req, res) => {
   const path = req.url.split('?')[0];
-  if (req.method === 'GET' && path === '/api/user') {
+  if (req.method === 'GET' && path === '/.well-known/openid-configuration') {
+    discoveries += 1;
+    if (!held) {
+      oidc(req, res);
+      return;
+    }
+    if (held.length === 0) console.log('discovery held');
+    held.push(() => oidc(req, res));
+  } else if (req.method === 'GET' && path === '/test/discoveries') {
+    json(res, 200, { discoveries });
+  } else if (req.method === 'POST' && path === '/test/release-discovery') {
+    const waiting = held || [];
+    held = null;
+    waiting.forEach((answer) => answer());
+    json(res, 200, { released: waiting.length });
+  } else if (req.method === 'GET' && path === '/api/user') {
     githubUser(req, res).catch((e) => json(res, 500, { message: String(e) }));
   } else if (req.method === 'POST' && path === '/test/hold') {
     heldCount = 0; holdTokens(); json(res, 200, { held: true });
