@@ -106,7 +106,21 @@ enum UserAction {
         #[arg(long, requires = "email")]
         email_verified: bool,
     },
-    /// List users: id, handle, name, team, domain, email.
+    /// Replace a user's roles (`--role`, repeatable) and groups (`--group`, repeatable); a list
+    /// not named is left as it is, `--clear-roles`/`--clear-groups` empty one.
+    SetRoles {
+        #[arg(long)]
+        handle: String,
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        #[arg(long, conflicts_with = "roles")]
+        clear_roles: bool,
+        #[arg(long, conflicts_with = "groups")]
+        clear_groups: bool,
+    },
+    /// List users: id, handle, name, team, domain, email, roles, groups.
     List,
     /// Remove a user and their devices.
     Remove {
@@ -285,6 +299,28 @@ fn user_command(config: &Config, action: UserAction) -> anyhow::Result<()> {
             }
             println!("set the email address of {handle}");
         }
+        UserAction::SetRoles {
+            handle,
+            roles,
+            groups,
+            clear_roles,
+            clear_groups,
+        } => {
+            let roles = (clear_roles || !roles.is_empty()).then_some(roles);
+            let groups = (clear_groups || !groups.is_empty()).then_some(groups);
+            if roles.is_none() && groups.is_none() {
+                anyhow::bail!("name a --role or --group (or --clear-roles / --clear-groups)");
+            }
+            if !users::set_authorization(
+                store.as_ref(),
+                &handle,
+                roles.as_deref(),
+                groups.as_deref(),
+            )? {
+                anyhow::bail!("no user with handle {handle}");
+            }
+            println!("set the roles and groups of {handle}");
+        }
         UserAction::List => {
             for u in users::list(store.as_ref())? {
                 let email = u.email.as_ref().map_or_else(
@@ -294,13 +330,22 @@ fn user_command(config: &Config, action: UserAction) -> anyhow::Result<()> {
                         format!("{}{verified}", e.address)
                     },
                 );
+                let list = |l: &[String]| {
+                    if l.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        l.join(",")
+                    }
+                };
                 println!(
-                    "{}\t{}\t{}\t{}\t{}\t{email}",
+                    "{}\t{}\t{}\t{}\t{}\t{email}\t{}\t{}",
                     u.id,
                     u.handle,
                     u.name,
                     u.team.as_deref().unwrap_or("-"),
-                    u.domain
+                    u.domain,
+                    list(&u.roles),
+                    list(&u.groups)
                 );
             }
         }

@@ -30,12 +30,16 @@ pub const IDENTITY_SCOPES: [&str; 5] = [
     "wire_client_id",
 ];
 
-/// Every scope this server supports (`scopes_supported`): the identity scopes and the device
-/// scope.
+/// `roles`: the user's roles and groups in the ID token, `/userinfo` and the access token
+/// (RFC 9068 §7.2). Granted only to clients registered with it (not in the default list).
+pub const ROLES: &str = "roles";
+
+/// Every scope this server supports (`scopes_supported`): the identity scopes, `roles` and the
+/// device scope.
 pub fn supported(device_scope: &str) -> Vec<&str> {
     IDENTITY_SCOPES
         .into_iter()
-        .chain(std::iter::once(device_scope))
+        .chain([ROLES, device_scope])
         .collect()
 }
 

@@ -50,6 +50,8 @@ pub fn add_with_email(store: &dyn Store, new: &NewUser<'_>, email: Option<Email>
         domain: new.domain.to_owned(),
         email,
         password_hash: hash_password(new.password)?,
+        roles: Vec::new(),
+        groups: Vec::new(),
     };
     store::users::insert(store, &user)?;
     store::flush(store)?;
@@ -76,7 +78,59 @@ pub fn passwordless(
         domain: domain.to_owned(),
         email,
         password_hash: String::new(),
+        roles: Vec::new(),
+        groups: Vec::new(),
     })
+}
+
+/// The most roles or groups one user carries, and the longest name of one.
+pub const MAX_ROLES: usize = 64;
+const MAX_ROLE_BYTES: usize = 128;
+
+/// Checks a list of role or group names (`what` names the list): printable ASCII without spaces
+/// (they travel in tokens and `WWW-Authenticate`), each once; the list, sorted.
+pub fn role_names(names: &[String], what: &str) -> Result<Vec<String>> {
+    if names.len() > MAX_ROLES {
+        return Err(Error::invalid_request(format!(
+            "at most {MAX_ROLES} {what}"
+        )));
+    }
+    let mut list: Vec<String> = Vec::with_capacity(names.len());
+    for name in names {
+        if name.is_empty()
+            || name.len() > MAX_ROLE_BYTES
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        {
+            return Err(Error::invalid_request(format!(
+                "{name:?} is not a usable name for {what} (1 to {MAX_ROLE_BYTES} printable ASCII characters, no spaces or quotes)"
+            )));
+        }
+        if !list.contains(name) {
+            list.push(name.clone());
+        }
+    }
+    list.sort();
+    Ok(list)
+}
+
+/// Replaces the roles and groups (each `None` left as it is) of the user with `handle`; false
+/// if there is no such user. Durable on return.
+pub fn set_authorization(
+    store: &dyn Store,
+    handle: &str,
+    roles: Option<&[String]>,
+    groups: Option<&[String]>,
+) -> Result<bool> {
+    let roles = roles.map(|r| role_names(r, "roles")).transpose()?;
+    let groups = groups.map(|g| role_names(g, "groups")).transpose()?;
+    let Some(user) = by_handle(store, handle)? else {
+        return Ok(false);
+    };
+    store::users::set_authorization(store, &user.id, roles, groups)?;
+    store::flush(store)?;
+    Ok(true)
 }
 
 /// Records (or with `None` removes) a user's email address; false if there is no such user.

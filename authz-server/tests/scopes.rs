@@ -524,6 +524,7 @@ async fn authorize_ignores_unsupported_scopes_and_still_refuses_unregistered_one
             "email",
             "offline_access",
             "wire_client_id",
+            "roles",
             DEVICE_SCOPE
         ])
     );

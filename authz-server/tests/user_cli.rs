@@ -1,6 +1,6 @@
-//! The operator's user commands with email addresses, on the real `authz-server` binary: `user
-//! add --email [--email-verified]`, `user set-email`, `user list`, a malformed address refused
-//! before anything is stored — and the running server releasing the address with the `email`
+//! The operator's user commands with email addresses, roles and groups, on the real
+//! `authz-server` binary: `user add --email [--email-verified]`, `user set-email`,
+//! `user set-roles`, `user list`, a malformed address or role refused before anything is stored — and the running server releasing the address with the `email`
 //! scope only.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -77,13 +77,13 @@ async fn operators_record_and_change_a_users_email_address() {
             .map(str::to_owned)
     };
     assert!(
-        line("erin").unwrap().ends_with("\terin@example.com"),
+        line("erin").unwrap().ends_with("\terin@example.com\t-\t-"),
         "{listed}"
     );
     assert!(
         line("frank")
             .unwrap()
-            .ends_with("\tfrank@example.org (unverified)"),
+            .ends_with("\tfrank@example.org (unverified)\t-\t-"),
         "{listed}"
     );
     assert!(
@@ -128,4 +128,39 @@ async fn operators_record_and_change_a_users_email_address() {
     }
     drop(h);
     stop(child).await;
+}
+
+#[tokio::test]
+async fn operators_set_and_clear_roles_and_groups() {
+    let data = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = operator(
+        data.path(),
+        &add_args("ivy", &[]),
+        Some("a long password\n"),
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    let set = |args: &'static [&'static str]| {
+        let mut all = vec!["user", "set-roles", "--handle", "ivy"];
+        all.extend_from_slice(args);
+        let data = data.path().to_owned();
+        async move { operator(&data, &all, None).await }
+    };
+    let (ok, _, stderr) = set(&["--role", "admin", "--role", "auditor", "--group", "ops"]).await;
+    assert!(ok, "{stderr}");
+    let (_, listed, _) = operator(data.path(), &["user", "list"], None).await;
+    let line = listed.lines().find(|l| l.contains("\tivy\t")).unwrap();
+    assert!(line.ends_with("\tadmin,auditor\tops"), "{line}");
+    // A bad name is refused and changes nothing; a list not named stays.
+    let (ok, _, stderr) = set(&["--role", "has space"]).await;
+    assert!(!ok);
+    assert!(stderr.contains("not a usable name for roles"), "{stderr}");
+    let (ok, _, _) = set(&["--clear-roles"]).await;
+    assert!(ok);
+    let (_, listed, _) = operator(data.path(), &["user", "list"], None).await;
+    let line = listed.lines().find(|l| l.contains("\tivy\t")).unwrap();
+    assert!(line.ends_with("\t-\tops"), "{line}");
+    let (ok, _, stderr) = set(&[]).await;
+    assert!(!ok);
+    assert!(stderr.contains("name a --role or --group"), "{stderr}");
 }

@@ -169,6 +169,49 @@ pub fn verify_access<'h>(
     })
 }
 
+/// What a resource asks of a verified access token besides its validity: a scope of its
+/// `scope`, a role of its `roles`, a permission of its `entitlements` (RFC 9068 §7.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need<'a> {
+    /// This scope in `scope` (space-separated).
+    Scope(&'a str),
+    /// This role in `roles` (an array of strings).
+    Role(&'a str),
+    /// This permission in `entitlements` (an array of strings).
+    Permission(&'a str),
+}
+
+/// Whether the claims of a verified access token carry what `need` names.
+pub fn meets(claims: &Claims, need: Need<'_>) -> bool {
+    let listed = |claim: &str, wanted: &str| {
+        claims
+            .get(claim)
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|values| values.iter().any(|v| v.as_str() == Some(wanted)))
+    };
+    match need {
+        Need::Scope(scope) => claims
+            .get("scope")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|s| s.split(' ').any(|x| x == scope)),
+        Need::Role(role) => listed("roles", role),
+        Need::Permission(permission) => listed("entitlements", permission),
+    }
+}
+
+impl VerifiedAccess {
+    /// Whether the token carries what `need` names.
+    pub fn has(&self, need: Need<'_>) -> bool {
+        meets(&self.claims, need)
+    }
+
+    /// The first of `needs` the token lacks, if any: what a resource answers 403
+    /// `insufficient_scope` for (RFC 6750 §3.1: "higher privileges than provided").
+    pub fn missing<'n>(&self, needs: &[Need<'n>]) -> Option<Need<'n>> {
+        needs.iter().copied().find(|need| !self.has(*need))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -260,5 +303,39 @@ mod tests {
             check("Basic abc", None, &keys).unwrap_err(),
             AccessError::Missing
         );
+    }
+
+    #[test]
+    fn a_resource_checks_scope_role_and_permission_claims() {
+        let access = VerifiedAccess {
+            claims: Claims(
+                serde_json::json!({
+                    "scope": "openid roles",
+                    "roles": ["admin", 7],
+                    "entitlements": ["read:audit"],
+                    "groups": ["admin"],
+                })
+                .as_object()
+                .unwrap()
+                .clone(),
+            ),
+            scheme: Scheme::Bearer,
+            jkt: None,
+            proof: None,
+        };
+        assert!(access.has(Need::Scope("roles")));
+        assert!(!access.has(Need::Scope("role")));
+        assert!(access.has(Need::Role("admin")));
+        assert!(!access.has(Need::Role("7")), "only strings count");
+        assert!(access.has(Need::Permission("read:audit")));
+        assert!(
+            !access.has(Need::Permission("admin")),
+            "groups are not entitlements"
+        );
+        assert_eq!(
+            access.missing(&[Need::Scope("openid"), Need::Role("auditor")]),
+            Some(Need::Role("auditor"))
+        );
+        assert_eq!(access.missing(&[Need::Role("admin")]), None);
     }
 }

@@ -27,9 +27,44 @@ pub struct Account {
 #[derive(Debug)]
 pub enum Resolution {
     /// Its local account.
-    Account(Account),
+    Account(Box<Account>),
     /// None yet: the user first logs in to the local account to link it to.
     LinkFirst,
+}
+
+impl Provider {
+    /// The account's roles and groups made what the upstream's mapped claims say (only the
+    /// mapped ones, only when the upstream sent the claim); the account as it is now.
+    pub(super) fn sync_authorization(
+        &self,
+        upstream: &Upstream,
+        identity: &UpstreamIdentity,
+        user: User,
+    ) -> Result<User> {
+        let map = &upstream.config.claims;
+        let mapped = |claim: &Option<String>| {
+            claim
+                .as_deref()
+                .and_then(|name| super::claims::names(&identity.claims, name))
+        };
+        let (roles, groups) = (mapped(&map.roles), mapped(&map.groups));
+        let unchanged =
+            |now: &Option<Vec<String>>, had: &Vec<String>| now.as_ref().is_none_or(|n| n == had);
+        if unchanged(&roles, &user.roles) && unchanged(&groups, &user.groups) {
+            return Ok(user);
+        }
+        let store = self.store();
+        let user = store::users::set_authorization(store, &user.id, roles, groups)?
+            .ok_or_else(|| Error::invalid_request("the account no longer exists"))?;
+        store::flush(store)?;
+        self.audit.record(
+            self.now(),
+            "user.authorization_set",
+            serde_json::json!({"user": user.id, "handle": user.handle, "roles": user.roles,
+                               "groups": user.groups, "by": upstream.id()}),
+        );
+        Ok(user)
+    }
 }
 
 impl Provider {
@@ -44,10 +79,10 @@ impl Provider {
         let subject = identity.subject.as_str();
         if let Some(link) = store::upstream_links::get(store, issuer, subject)? {
             if let Some(user) = store::users::get(store, &link.user_id)? {
-                return Ok(Resolution::Account(Account {
+                return Ok(Resolution::Account(Box::new(Account {
                     user,
                     created: false,
-                }));
+                })));
             }
             self.remove_stale_link(upstream, &link)?;
         }
@@ -97,10 +132,10 @@ impl Provider {
             "user.created",
             serde_json::json!({"user": user.id, "handle": user.handle, "upstream": upstream.id()}),
         );
-        Ok(Resolution::Account(Account {
+        Ok(Resolution::Account(Box::new(Account {
             user,
             created: true,
-        }))
+        })))
     }
 
     /// Removes `link`, whose account no longer exists, if it is still exactly as read (another

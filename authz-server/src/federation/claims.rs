@@ -32,6 +32,11 @@ pub struct ClaimMap {
     pub email: String,
     /// The claim holding the team, if the upstream has one.
     pub team: Option<String>,
+    /// The claim holding the user's roles (an array of strings, or one string), if mapped: the
+    /// account's roles follow it at every login through this upstream.
+    pub roles: Option<String>,
+    /// The claim holding the user's groups (e.g. Keycloak's `groups`), likewise.
+    pub groups: Option<String>,
 }
 
 impl Default for ClaimMap {
@@ -42,6 +47,8 @@ impl Default for ClaimMap {
             display_name: "name".into(),
             email: "email".into(),
             team: None,
+            roles: None,
+            groups: None,
         }
     }
 }
@@ -67,6 +74,8 @@ impl ClaimMap {
             ("claims.display_name", Some(&self.display_name)),
             ("claims.email", Some(&self.email)),
             ("claims.team", self.team.as_ref()),
+            ("claims.roles", self.roles.as_ref()),
+            ("claims.groups", self.groups.as_ref()),
         ] {
             if claim.is_some_and(|c| c.trim().is_empty()) {
                 return Err(format!("{key} is empty"));
@@ -74,6 +83,26 @@ impl ClaimMap {
         }
         Ok(())
     }
+}
+
+/// The names a claim lists: an array's strings, or a single string; names no role or group can
+/// have (see [`crate::users::role_names`]) are left out, and at most
+/// [`crate::users::MAX_ROLES`] kept. `None` when the claim is absent.
+pub fn names(claims: &Map<String, Value>, name: &str) -> Option<Vec<String>> {
+    let values: Vec<String> = match claims.get(name)? {
+        Value::String(one) => vec![one.clone()],
+        Value::Array(many) => many
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => return Some(Vec::new()),
+    };
+    let usable: Vec<String> = values
+        .into_iter()
+        .filter(|v| crate::users::role_names(std::slice::from_ref(v), name).is_ok())
+        .take(crate::users::MAX_ROLES)
+        .collect();
+    crate::users::role_names(&usable, name).ok()
 }
 
 /// The text of a claim: a non-empty string, or an integer as its decimal string.

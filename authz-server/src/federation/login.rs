@@ -15,7 +15,7 @@ use proto::secret::constant_time_eq;
 use super::UpstreamKind;
 use proto::clock::UnixTime;
 
-use super::accounts::Resolution;
+use super::accounts::{Account, Resolution};
 use super::freshness::Freshness;
 use super::token::{CodeExchange, printable};
 use crate::error::{Error, Result};
@@ -331,13 +331,16 @@ impl Provider {
         {
             self.require_live_session(user_id, session_id.as_deref())?;
             let user = self.link_to_account(&upstream, &identity.subject, user_id)?;
+            let user = self.sync_authorization(&upstream, &identity, user)?;
             self.keep_upstream_tokens(&upstream, &user.id, &tokens)?;
             return Ok(Verified::User(user, false, logged_in_at));
         }
         match self.account_of(&upstream, &identity)? {
             Resolution::Account(account) => {
-                self.keep_upstream_tokens(&upstream, &account.user.id, &tokens)?;
-                Ok(Verified::User(account.user, account.created, logged_in_at))
+                let Account { user, created } = *account;
+                let user = self.sync_authorization(&upstream, &identity, user)?;
+                self.keep_upstream_tokens(&upstream, &user.id, &tokens)?;
+                Ok(Verified::User(user, created, logged_in_at))
             }
             Resolution::LinkFirst => {
                 let ticket = self.park_link(&upstream, &identity.subject, login, &tokens)?;

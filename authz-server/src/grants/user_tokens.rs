@@ -117,6 +117,8 @@ impl Provider {
     ) -> Result<UserTokens> {
         let template = &grant.template;
         let issuer = self.issuer();
+        let authorization =
+            crate::identity::claims::authorization_claims(grant.user, &template.scope);
         let access = access_token::issue(
             &issuer,
             &AccessGrant {
@@ -124,6 +126,7 @@ impl Provider {
                 client_id: &template.client_id,
                 scope: &template.scope,
                 jkt: template.jkt.as_deref(),
+                authorization: Some(&authorization),
             },
             now,
         )?;

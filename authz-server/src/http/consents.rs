@@ -30,6 +30,7 @@ fn user(
             scope: "openid",
             first_party: false,
             what: "the consent endpoints",
+            role: None,
         },
     )?;
     let only = state.consents_managed_by(&caller.client_id)?;

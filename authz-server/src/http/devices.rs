@@ -28,6 +28,7 @@ fn requirement(state: &SharedState) -> Requirement<'_> {
         scope: &access.scope,
         first_party: access.first_party_only,
         what: "the device endpoints",
+        role: None,
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod access;
 mod account;
+mod admin;
 mod authorize;
 mod client_auth;
 mod consents;
@@ -65,6 +66,11 @@ pub fn router(state: SharedState) -> Router {
         .route("/account/unlink", post(account::unlink))
         .route("/account/sessions/revoke", post(account::revoke_session))
         .route("/logout", get(logout::start).post(logout::confirm))
+        .route("/admin/users", get(admin::users))
+        .route(
+            "/admin/users/{handle}/authorization",
+            axum::routing::put(admin::set_authorization),
+        )
         .route("/consents", get(consents::list))
         .route(
             "/consents/{client_id}",

@@ -27,6 +27,7 @@ pub async fn userinfo(
             scope: "openid",
             first_party: false,
             what: "the userinfo endpoint",
+            role: None,
         },
     )?;
     Ok(Json(Value::Object(crate::identity::claims::user_claims(

@@ -1,7 +1,8 @@
 //! The user's claims as this OpenID Provider releases them, one set for the ID token and
 //! `/userinfo` alike (OIDC Core §5.4): `sub` always; with `profile` the display `name`,
 //! `preferred_username` (`handle@domain`) and Wire's `handle` (the handle URI), `team` and
-//! `domain`; with `email` the `email` an operator recorded for the user and `email_verified`.
+//! `domain`; with `email` the `email` an operator recorded for the user and `email_verified`;
+//! with `roles` the user's `roles` and `groups`.
 //! A claim without a value is left out, never sent as `null` (OIDC Core §5.3.2): a user without
 //! a team has no `team`, one without an email address no `email` claims. Besides those, the ID
 //! token echoes what the authorization request's `claims` parameter asked for ([`EchoedClaims`]).
@@ -38,11 +39,26 @@ pub fn user_claims(user: &User, scope: &str) -> Result<Map<String, Value>> {
         claims.insert("email".into(), email.address.clone().into());
         claims.insert("email_verified".into(), email.verified.into());
     }
+    claims.extend(authorization_claims(user, scope));
     Ok(claims)
 }
 
+/// With the `roles` scope, the user's `roles` and `groups` (RFC 9068 §7.2), each only when not
+/// empty: in the ID token, `/userinfo` and the access token alike.
+pub fn authorization_claims(user: &User, scope: &str) -> Map<String, Value> {
+    let mut claims = Map::new();
+    if scopes::has(scope, scopes::ROLES) {
+        for (name, values) in [("roles", &user.roles), ("groups", &user.groups)] {
+            if !values.is_empty() {
+                claims.insert(name.into(), values.clone().into());
+            }
+        }
+    }
+    claims
+}
+
 /// Every claim [`user_claims`] may release, for `claims_supported`.
-pub const RELEASED: [&str; 8] = [
+pub const RELEASED: [&str; 10] = [
     "sub",
     "name",
     "preferred_username",
@@ -51,4 +67,6 @@ pub const RELEASED: [&str; 8] = [
     "domain",
     "email",
     "email_verified",
+    "roles",
+    "groups",
 ];

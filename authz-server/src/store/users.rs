@@ -25,6 +25,12 @@ pub struct User {
     /// default: a Wire handle is not an email address, and none is made up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<Email>,
+    /// Roles (RFC 9068 §7.2 `roles`): set by an operator or mapped from an upstream's claims.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// Groups (RFC 9068 §7.2 `groups`): set by an operator or mapped from an upstream's claims.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
     /// argon2id PHC string (set and read by [`crate::users`] only).
     pub(crate) password_hash: String,
 }
@@ -131,6 +137,35 @@ pub fn set_email(store: &dyn Store, handle: &str, email: Option<Email>) -> Resul
     Ok(true)
 }
 
+/// Replaces the roles and groups of the user `id` (each `None` left as it is), by
+/// compare-and-swap; the user as stored, or `None` if there is no such user.
+pub fn set_authorization(
+    store: &dyn Store,
+    id: &str,
+    roles: Option<Vec<String>>,
+    groups: Option<Vec<String>>,
+) -> Result<Option<User>> {
+    let Some(stored) = store.get_versioned::<User>(trees::USERS, id)? else {
+        return Ok(None);
+    };
+    let mut user = stored.value.clone();
+    if let Some(roles) = roles {
+        user.roles = roles;
+    }
+    if let Some(groups) = groups {
+        user.groups = groups;
+    }
+    if user.roles == stored.value.roles && user.groups == stored.value.groups {
+        return Ok(Some(user));
+    }
+    if !store.replace_json(trees::USERS, id, &stored, &user)? {
+        return Err(Error::Storage(
+            "the user changed while its roles were set; try again".into(),
+        ));
+    }
+    Ok(Some(user))
+}
+
 /// The user with this id.
 pub fn get(store: &dyn Store, id: &str) -> Result<Option<User>> {
     Ok(store.get_json(trees::USERS, id)?)
@@ -189,6 +224,8 @@ mod tests {
             domain: "wire.com".into(),
             email: None,
             password_hash: String::new(),
+            roles: Vec::new(),
+            groups: Vec::new(),
         };
         insert(store, &user).unwrap();
         assert_eq!(by_handle(store, "bob").unwrap().unwrap().id, user.id);
@@ -225,6 +262,8 @@ mod tests {
                                 domain: "wire.com".into(),
                                 email: None,
                                 password_hash: String::new(),
+                                roles: Vec::new(),
+                                groups: Vec::new(),
                             };
                             barrier.wait();
                             insert(store, &user).is_ok()

@@ -1,5 +1,7 @@
 //! RFC 9068 JWT access tokens: `iss`, `sub`, `aud` (this server), `client_id`, `scope`, `jti`,
-//! `iat`, `exp`, and `cnf.jkt` when DPoP-bound (RFC 9449 §6).
+//! `iat`, `exp`, `cnf.jkt` when DPoP-bound (RFC 9449 §6), and with the `roles` scope the user's
+//! `roles` and `groups` (RFC 9068 §7.2), read from the account at each issue (a refresh carries
+//! what the account holds then).
 
 use proto::clock::UnixTime;
 use proto::jws::Claims;
@@ -19,6 +21,8 @@ pub struct AccessGrant<'a> {
     pub scope: &'a str,
     /// `cnf.jkt` when DPoP-bound.
     pub jkt: Option<&'a str>,
+    /// The user's authorization claims the scope releases (`roles`, `groups`), if any.
+    pub authorization: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A signed access token and its `jti`.
@@ -44,6 +48,9 @@ pub fn issue(issuer: &Issuer<'_>, grant: &AccessGrant<'_>, now: UnixTime) -> Res
     at.set("exp", now + issuer.access_lifetime);
     if let Some(jkt) = grant.jkt {
         at.set("cnf", json!({ "jkt": jkt }));
+    }
+    for (name, value) in grant.authorization.into_iter().flatten() {
+        at.set(name, value.clone());
     }
     Ok(AccessToken {
         token: issuer.key.sign_jwt("at+jwt", false, &at.0)?,

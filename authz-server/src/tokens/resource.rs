@@ -9,7 +9,7 @@
 //! (RFC 6750 §3.1) naming the scope, before the token's user is even looked up.
 
 use proto::clock::UnixTime;
-use proto::resource::{AccessError, ProofExpectation, verify_access};
+use proto::resource::{AccessError, Need, ProofExpectation, verify_access};
 
 use crate::dpop::{Remembered, VerifiedProof};
 use crate::error::{Error, Result, Scheme};
@@ -57,6 +57,8 @@ pub struct AuthenticatedToken {
     pub scope: String,
     /// The scheme the token was presented with.
     pub scheme: Scheme,
+    /// All its claims (for what [`proto::resource::meets`] checks).
+    pub claims: proto::jws::Claims,
 }
 
 /// A request authenticated by one of our access tokens, and the user it was issued for.
@@ -107,6 +109,8 @@ pub struct Requirement<'a> {
     pub first_party: bool,
     /// What the endpoints are, for the refusal ("the device endpoints").
     pub what: &'static str,
+    /// A role the token must carry (RFC 9068 §7.2 `roles`) — and the user must still have.
+    pub role: Option<&'a str>,
 }
 
 impl Provider {
@@ -123,6 +127,7 @@ impl Provider {
             scope,
             first_party,
             what,
+            role,
         } = requirement;
         let refuse = |label: &'static str, description: String| Error::InsufficientScope {
             scope: scope.to_owned(),
@@ -159,7 +164,21 @@ impl Provider {
                 ),
             ));
         }
-        token.into_user(self.store())
+        let needed_role = role;
+        let claims_have_role =
+            needed_role.is_none_or(|r| proto::resource::meets(&token.claims, Need::Role(r)));
+        let user = token.into_user(self.store())?;
+        if let Some(role) = needed_role
+            && !(claims_have_role && user.user.roles.iter().any(|r| r == role))
+        {
+            return Err(Error::InsufficientScope {
+                scope: scope.to_owned(),
+                description: format!("{what} need the role {role}"),
+                label: "insufficient-role",
+                scheme: user.scheme,
+            });
+        }
+        Ok(user)
     }
 
     /// Validates the access token of a request.
@@ -236,6 +255,7 @@ impl Provider {
             client_id,
             scope,
             scheme,
+            claims,
         })
     }
 }

@@ -54,7 +54,8 @@ const lines = createInterface({ input: process.stdin });
 const callback = await new Promise((resolve) => lines.once('line', (line) => resolve(line.trim())));
 
 // Login name L is the account with sub L (the development login page makes the login name the
-// account id), the handle L, and an e-mail address at corp.example.
+// account id), the handle L, an e-mail address at corp.example, and Keycloak-style `groups`:
+// ["staff"], and "ops" too for a login name starting with "ops".
 function account(id) {
   return {
     accountId: id,
@@ -65,6 +66,7 @@ function account(id) {
         name: `Upstream ${id}`,
         email: `${id}@corp.example`,
         email_verified: true,
+        groups: id.startsWith('ops') ? ['staff', 'ops'] : ['staff'],
         ...(use === 'userinfo' ? { team: 'upstream-team' } : {}),
       };
     },
@@ -113,7 +115,7 @@ const provider = new Provider(issuer, {
   scopes: ['openid', 'offline_access', 'read:user', 'user:email'],
   claims: {
     openid: ['sub'],
-    profile: ['name', 'preferred_username', 'team'],
+    profile: ['name', 'preferred_username', 'team', 'groups'],
     email: ['email', 'email_verified'],
   },
   // A refresh token with every code (no offline_access needed), rotated at each use.
