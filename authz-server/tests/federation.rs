@@ -606,24 +606,7 @@ async fn a_fresh_login_asked_of_us_is_asked_of_the_upstream_and_its_time_is_the_
     let pkce = Pkce::new();
     let mut params = params_for(&pkce, "wireapp", "openid profile email");
     params.push(("prompt", "login".into()));
-    let page = f
-        .browser
-        .get(f.h.url("/authorize"))
-        .query(&params)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let start = f
-        .browser
-        .post(f.h.url("/upstream/start"))
-        .form(&start_form(&page))
-        .send()
-        .await
-        .unwrap();
-    let at_upstream = start.headers()["location"].to_str().unwrap().to_owned();
+    let at_upstream = f.to_upstream_for(&params).await;
     let asked: std::collections::HashMap<String, String> = url::Url::parse(&at_upstream)
         .unwrap()
         .query_pairs()

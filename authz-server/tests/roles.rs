@@ -216,26 +216,11 @@ async fn the_admin_surface_admits_the_admin_role_and_a_refresh_carries_new_roles
 
 /// A login of `login` to the console through the upstream; the access token's claims.
 async fn console_login_through_upstream(f: &common::upstream::Federation, login: &str) -> Value {
-    use common::upstream::{location, start_form};
     let pkce = Pkce::new();
-    let page = f
-        .browser
-        .get(f.h.url("/authorize"))
-        .query(&params_for(&pkce, CONSOLE, "openid roles"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let start = f
-        .browser
-        .post(f.h.url("/upstream/start"))
-        .form(&start_form(&page))
-        .send()
-        .await
-        .unwrap();
-    let callback = f.upstream_login(location(&start), login, false).await;
+    let at_upstream = f
+        .to_upstream_for(&params_for(&pkce, CONSOLE, "openid roles"))
+        .await;
+    let callback = f.upstream_login(at_upstream, login, false).await;
     let response = f.get(&callback).await;
     let code = location_params(&response)["code"].clone();
     let tokens: Value =

@@ -221,10 +221,29 @@ impl Federation {
     /// Our login page → the upstream link → the upstream's authorization URL.
     pub async fn to_upstream(&self, pkce: &Pkce) -> String {
         let page = self.login_page(pkce).await;
+        self.upstream_button(&page).await
+    }
+
+    /// Our login page for the authorization request `params` → its first upstream's button →
+    /// the upstream's authorization URL.
+    pub async fn to_upstream_for(&self, params: &[(&str, String)]) -> String {
+        let response = self
+            .browser
+            .get(self.h.url("/authorize"))
+            .query(params)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "our login page");
+        self.upstream_button(&response.text().await.unwrap()).await
+    }
+
+    /// The first "Sign in with …" button of our login `page`, pressed: the upstream's URL.
+    async fn upstream_button(&self, page: &str) -> String {
         let response = self
             .browser
             .post(self.h.url("/upstream/start"))
-            .form(&start_form(&page))
+            .form(&start_form(page))
             .send()
             .await
             .unwrap();
