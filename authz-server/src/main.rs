@@ -311,12 +311,14 @@ fn user_command(config: &Config, action: UserAction) -> anyhow::Result<()> {
             if roles.is_none() && groups.is_none() {
                 anyhow::bail!("name a --role or --group (or --clear-roles / --clear-groups)");
             }
-            if !users::set_authorization(
+            if users::set_authorization(
                 store.as_ref(),
                 &handle,
                 roles.as_deref(),
                 groups.as_deref(),
-            )? {
+            )?
+            .is_none()
+            {
                 anyhow::bail!("no user with handle {handle}");
             }
             println!("set the roles and groups of {handle}");

@@ -83,6 +83,9 @@ pub fn passwordless(
     })
 }
 
+/// The role this server's own admin surface (`/admin/…`) needs.
+pub const ADMIN_ROLE: &str = "admin";
+
 /// The most roles or groups one user carries, and the longest name of one.
 pub const MAX_ROLES: usize = 64;
 const MAX_ROLE_BYTES: usize = 128;
@@ -115,22 +118,22 @@ pub fn role_names(names: &[String], what: &str) -> Result<Vec<String>> {
     Ok(list)
 }
 
-/// Replaces the roles and groups (each `None` left as it is) of the user with `handle`; false
-/// if there is no such user. Durable on return.
+/// Replaces the roles and groups (each `None` left as it is) of the user with `handle`; the
+/// user as written, or `None` if there is no such user. Durable on return.
 pub fn set_authorization(
     store: &dyn Store,
     handle: &str,
     roles: Option<&[String]>,
     groups: Option<&[String]>,
-) -> Result<bool> {
+) -> Result<Option<User>> {
     let roles = roles.map(|r| role_names(r, "roles")).transpose()?;
     let groups = groups.map(|g| role_names(g, "groups")).transpose()?;
     let Some(user) = by_handle(store, handle)? else {
-        return Ok(false);
+        return Ok(None);
     };
-    store::users::set_authorization(store, &user.id, roles, groups)?;
+    let written = store::users::set_authorization(store, &user.id, roles, groups)?;
     store::flush(store)?;
-    Ok(true)
+    Ok(written)
 }
 
 /// Records (or with `None` removes) a user's email address; false if there is no such user.

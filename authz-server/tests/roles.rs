@@ -39,6 +39,7 @@ fn seed(store: &dyn authz_server::store::Store) {
             Some(&["staff".to_owned(), "ops".to_owned()]),
         )
         .unwrap()
+        .is_some()
     );
 }
 
@@ -266,4 +267,83 @@ async fn groups_from_an_upstream_claim_follow_the_account_at_every_login() {
         .unwrap();
     assert_eq!(user.groups, ["ops", "staff"]);
     assert_eq!(audit.matches("\"user.authorization_set\"").count(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_gives_admin_only_when_allowed_and_takes_roles_away_by_leaving_the_claim_out() {
+    use common::upstream::{Federation, Setup};
+    // Roles from the `groups` claim, allowed_roles not set: `admin` is never taken.
+    let f = Federation::launch(
+        Setup::oidc_with("create", "[claims]\nroles = \"groups\"\n"),
+        |_| {},
+        seed,
+    )
+    .await;
+    let at = console_login_through_upstream(&f, "adm1").await;
+    assert_eq!(at["roles"], json!(["staff"]));
+    drop(f);
+
+    // Allowed explicitly: admin, until the upstream stops sending the claim.
+    let f = Federation::launch(
+        Setup::oidc_with(
+            "create",
+            "[claims]\nroles = \"groups\"\nallowed_roles = [\"admin\", \"staff\"]\n",
+        ),
+        |_| {},
+        seed,
+    )
+    .await;
+    let at = console_login_through_upstream(&f, "adm2").await;
+    assert_eq!(at["roles"], json!(["admin", "staff"]));
+    f.idp
+        .test_route(reqwest::Method::POST, "/test/drop-groups")
+        .await;
+    f.sign_out().await;
+    let at = console_login_through_upstream(&f, "adm2").await;
+    assert!(at.get("roles").is_none(), "{at}");
+    let (store, _) = f.stopped_store().await;
+    let user = authz_server::users::by_handle(store.as_ref(), "adm2")
+        .unwrap()
+        .unwrap();
+    assert!(user.roles.is_empty(), "{:?}", user.roles);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_simultaneous_changes_all_land_and_no_body_is_read_before_the_token() {
+    let h = std::sync::Arc::new(Harness::start_seeded(|_| {}, seed).await);
+    let unauthenticated = h
+        .client
+        .put(h.url("/admin/users/bob/authorization"))
+        .json(&json!({"nope": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    let admin = h
+        .console_tokens("carol", "carol-password-1", "openid roles")
+        .await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let changes: Vec<_> = (0..100)
+        .map(|i| {
+            let (h, admin) = (h.clone(), admin.clone());
+            tokio::spawn(async move {
+                let body = json!({"groups": [format!("g{i}")]});
+                let response = h.set_authorization(&admin, "bob", body).await;
+                let status = response.status().as_u16();
+                let groups = response.json::<Value>().await.unwrap()["groups"].clone();
+                (status, groups, i)
+            })
+        })
+        .collect();
+    for change in changes {
+        let (status, groups, i) = change.await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(
+            groups,
+            json!([format!("g{i}")]),
+            "each answer is what it wrote"
+        );
+    }
 }

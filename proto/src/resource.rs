@@ -179,6 +179,9 @@ pub enum Need<'a> {
     Role(&'a str),
     /// This permission in `entitlements` (an array of strings).
     Permission(&'a str),
+    /// Issued to this client (`client_id`): every access token of the issuer names the issuer
+    /// as its audience, so a resource that serves one application asks for its client.
+    Client(&'a str),
 }
 
 /// Whether the claims of a verified access token carry what `need` names.
@@ -196,6 +199,9 @@ pub fn meets(claims: &Claims, need: Need<'_>) -> bool {
             .is_some_and(|s| s.split(' ').any(|x| x == scope)),
         Need::Role(role) => listed("roles", role),
         Need::Permission(permission) => listed("entitlements", permission),
+        Need::Client(client) => {
+            claims.get("client_id").and_then(serde_json::Value::as_str) == Some(client)
+        }
     }
 }
 
@@ -314,6 +320,7 @@ mod tests {
                     "roles": ["admin", 7],
                     "entitlements": ["read:audit"],
                     "groups": ["admin"],
+                    "client_id": "console",
                 })
                 .as_object()
                 .unwrap()
@@ -337,5 +344,7 @@ mod tests {
             Some(Need::Role("auditor"))
         );
         assert_eq!(access.missing(&[Need::Role("admin")]), None);
+        assert!(access.has(Need::Client("console")));
+        assert!(!access.has(Need::Client("other-app")));
     }
 }

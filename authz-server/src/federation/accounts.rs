@@ -41,13 +41,19 @@ impl Provider {
         identity: &UpstreamIdentity,
         user: User,
     ) -> Result<User> {
-        let map = &upstream.config.claims;
-        let mapped = |claim: &Option<String>| {
-            claim
-                .as_deref()
-                .and_then(|name| super::claims::names(&identity.claims, name))
-        };
-        let (roles, groups) = (mapped(&map.roles), mapped(&map.groups));
+        let mapped = MappedAuthorization::of(upstream, identity);
+        self.apply_authorization(upstream.id(), mapped, user)
+    }
+
+    /// Gives `user` the roles and groups `mapped` from the upstream `upstream_id` (only the
+    /// mapped lists; audited when something changed); the account as it is now.
+    pub(super) fn apply_authorization(
+        &self,
+        upstream_id: &str,
+        mapped: MappedAuthorization,
+        user: User,
+    ) -> Result<User> {
+        let MappedAuthorization { roles, groups } = mapped;
         let unchanged =
             |now: &Option<Vec<String>>, had: &Vec<String>| now.as_ref().is_none_or(|n| n == had);
         if unchanged(&roles, &user.roles) && unchanged(&groups, &user.groups) {
@@ -61,9 +67,35 @@ impl Provider {
             self.now(),
             "user.authorization_set",
             serde_json::json!({"user": user.id, "handle": user.handle, "roles": user.roles,
-                               "groups": user.groups, "by": upstream.id()}),
+                               "groups": user.groups, "by": upstream_id}),
         );
         Ok(user)
+    }
+}
+
+/// The roles and groups an upstream's claims give (each `None` when not mapped; a mapped claim
+/// the upstream left out gives an empty list).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MappedAuthorization {
+    /// The mapped roles (only those the upstream may give).
+    pub roles: Option<Vec<String>>,
+    /// The mapped groups.
+    pub groups: Option<Vec<String>>,
+}
+
+impl MappedAuthorization {
+    /// What `identity` gives under `upstream`'s claim map.
+    pub fn of(upstream: &Upstream, identity: &UpstreamIdentity) -> Self {
+        let map = &upstream.config.claims;
+        let mapped = |claim: &Option<String>| {
+            claim
+                .as_deref()
+                .map(|name| super::claims::names(&identity.claims, name))
+        };
+        Self {
+            roles: mapped(&map.roles).map(|offered| map.allowed(offered)),
+            groups: mapped(&map.groups),
+        }
     }
 }
 

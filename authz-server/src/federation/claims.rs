@@ -33,8 +33,12 @@ pub struct ClaimMap {
     /// The claim holding the team, if the upstream has one.
     pub team: Option<String>,
     /// The claim holding the user's roles (an array of strings, or one string), if mapped: the
-    /// account's roles follow it at every login through this upstream.
+    /// account's roles follow it at every login through this upstream (a login without the
+    /// claim leaves the account none).
     pub roles: Option<String>,
+    /// The roles this upstream may give (others it sends are left out); without it, any but
+    /// `admin`, which an upstream gives only when listed here.
+    pub allowed_roles: Option<Vec<String>>,
     /// The claim holding the user's groups (e.g. Keycloak's `groups`), likewise.
     pub groups: Option<String>,
 }
@@ -48,6 +52,7 @@ impl Default for ClaimMap {
             email: "email".into(),
             team: None,
             roles: None,
+            allowed_roles: None,
             groups: None,
         }
     }
@@ -87,22 +92,37 @@ impl ClaimMap {
 
 /// The names a claim lists: an array's strings, or a single string; names no role or group can
 /// have (see [`crate::users::role_names`]) are left out, and at most
-/// [`crate::users::MAX_ROLES`] kept. `None` when the claim is absent.
-pub fn names(claims: &Map<String, Value>, name: &str) -> Option<Vec<String>> {
-    let values: Vec<String> = match claims.get(name)? {
-        Value::String(one) => vec![one.clone()],
-        Value::Array(many) => many
+/// [`crate::users::MAX_ROLES`] kept. None when the claim is absent (an upstream leaves out an
+/// empty list: the user is in none).
+pub fn names(claims: &Map<String, Value>, name: &str) -> Vec<String> {
+    let values: Vec<String> = match claims.get(name) {
+        Some(Value::String(one)) => vec![one.clone()],
+        Some(Value::Array(many)) => many
             .iter()
             .filter_map(|v| v.as_str().map(str::to_owned))
             .collect(),
-        _ => return Some(Vec::new()),
+        _ => Vec::new(),
     };
     let usable: Vec<String> = values
         .into_iter()
         .filter(|v| crate::users::role_names(std::slice::from_ref(v), name).is_ok())
         .take(crate::users::MAX_ROLES)
         .collect();
-    crate::users::role_names(&usable, name).ok()
+    crate::users::role_names(&usable, name).unwrap_or_default()
+}
+
+impl ClaimMap {
+    /// The roles an upstream may give of `offered`: those in `allowed_roles` when it is set,
+    /// otherwise all but `admin` (the role of this server's own admin surface).
+    pub fn allowed(&self, offered: Vec<String>) -> Vec<String> {
+        offered
+            .into_iter()
+            .filter(|role| match &self.allowed_roles {
+                Some(allowed) => allowed.contains(role),
+                None => role != crate::users::ADMIN_ROLE,
+            })
+            .collect()
+    }
 }
 
 /// The text of a claim: a non-empty string, or an integer as its decimal string.

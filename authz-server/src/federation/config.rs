@@ -367,6 +367,20 @@ pub fn validate_all(upstreams: &[UpstreamConfig]) -> Result<()> {
                 upstream.id
             )));
         }
+        // Identities are linked by (issuer, subject): two upstreams under one issuer would
+        // share them, and one could log in to accounts the other linked.
+        if let Some(other) = upstreams[..i]
+            .iter()
+            .find(|u| u.issuer() == upstream.issuer())
+        {
+            return Err(Error::Config(format!(
+                "upstreams {:?} and {:?} have the same issuer {:?} (for an oauth2 upstream, the \
+                 origin of authorization_endpoint unless issuer is set); give each its own issuer",
+                other.id,
+                upstream.id,
+                upstream.issuer()
+            )));
+        }
     }
     Ok(())
 }
@@ -563,6 +577,16 @@ handle = "login"
                 .unwrap_err()
                 .to_string()
                 .contains("two upstreams")
+        );
+        let one_issuer = vec![
+            parse(GOOD).unwrap(),
+            parse(&GOOD.replace("\"corp\"", "\"corp2\"")).unwrap(),
+        ];
+        assert!(
+            validate_all(&one_issuer)
+                .unwrap_err()
+                .to_string()
+                .contains("have the same issuer")
         );
     }
 }

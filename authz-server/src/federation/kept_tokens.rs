@@ -242,6 +242,12 @@ impl Provider {
                 ),
             });
         };
+        // Sealed with another key (the key file was replaced or lost): nothing can open them
+        // again; the user logs in through the upstream again.
+        if custody.open(&record_key, &read.record.tokens).is_err() {
+            self.drop_tokens(&read, "sealed with another key")?;
+            return Err(log_in_again());
+        }
         if usable(&read.record) {
             return self.hand_out(custody, &record_key, &read.record.tokens, now);
         }

@@ -10,6 +10,8 @@ use std::net::IpAddr;
 use proto::secret::{SecretString, constant_time_eq};
 
 use super::Upstream;
+use super::accounts::MappedAuthorization;
+use super::claims::UpstreamIdentity;
 use super::login::LOGIN_TTL;
 use super::token::TokenAnswer;
 use crate::error::{Error, Result};
@@ -25,10 +27,11 @@ impl Provider {
     pub(super) fn park_link(
         &self,
         upstream: &Upstream,
-        subject: &str,
+        identity: &UpstreamIdentity,
         login: &UpstreamLogin,
         tokens: &TokenAnswer,
     ) -> Result<String> {
+        let subject = identity.subject.as_str();
         let ticket = proto::random::token(256);
         let pending = PendingLink {
             upstream: upstream.id().to_owned(),
@@ -38,6 +41,7 @@ impl Provider {
             expires_at: self.now() + LOGIN_TTL,
             purpose: login.purpose.clone(),
             tokens: self.seal_pending_tokens(&ticket, tokens)?,
+            authorization: MappedAuthorization::of(upstream, identity),
         };
         upstream_link_tickets::insert(self.store(), &ticket, &pending)?;
         Ok(ticket)
@@ -104,6 +108,8 @@ impl Provider {
             let ticket = ticket.unwrap_or_default();
             self.keep_pending_tokens(ticket, &pending.upstream, &user.id, tokens)?;
         }
+        let user =
+            self.apply_authorization(&pending.upstream, pending.authorization.clone(), user)?;
         store::flush(self.store())?;
         self.audit.record(
             self.now(),

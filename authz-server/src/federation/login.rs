@@ -343,7 +343,7 @@ impl Provider {
                 Ok(Verified::User(user, created, logged_in_at))
             }
             Resolution::LinkFirst => {
-                let ticket = self.park_link(&upstream, &identity.subject, login, &tokens)?;
+                let ticket = self.park_link(&upstream, &identity, login, &tokens)?;
                 Ok(Verified::LinkNeeded {
                     ticket,
                     upstream_name: name.clone(),

@@ -7,6 +7,7 @@
 //! `insufficient_scope`.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method};
 use serde::Deserialize;
@@ -16,8 +17,7 @@ use super::SharedState;
 use crate::error::{Error, Result};
 use crate::tokens::resource::Requirement;
 
-/// The role the admin surface needs.
-pub const ADMIN_ROLE: &str = "admin";
+use crate::users::ADMIN_ROLE;
 
 const REQUIREMENT: Requirement<'static> = Requirement {
     scope: crate::scopes::ROLES,
@@ -49,27 +49,25 @@ pub struct AuthorizationChange {
     groups: Option<Vec<String>>,
 }
 
-/// `PUT /admin/users/{handle}/authorization`.
+/// `PUT /admin/users/{handle}/authorization`: the caller is checked before its body is read.
 pub async fn set_authorization(
     State(state): State<SharedState>,
     method: Method,
     headers: HeaderMap,
     Path(handle): Path<String>,
-    Json(change): Json<AuthorizationChange>,
+    body: Bytes,
 ) -> Result<Json<Value>> {
     let path = format!("/admin/users/{handle}/authorization");
     let caller = super::access::authorized_at(&state, &headers, &method, &path, REQUIREMENT)?;
-    let store = state.store();
-    if !crate::users::set_authorization(
-        store,
+    let change: AuthorizationChange = serde_json::from_slice(&body)
+        .map_err(|e| Error::invalid_request(format!("the body: {e}")))?;
+    let user = crate::users::set_authorization(
+        state.store(),
         &handle,
         change.roles.as_deref(),
         change.groups.as_deref(),
-    )? {
-        return Err(Error::not_found("no-user", format!("no user {handle}")));
-    }
-    let user = crate::users::by_handle(store, &handle)?
-        .ok_or_else(|| Error::not_found("no-user", format!("no user {handle}")))?;
+    )?
+    .ok_or_else(|| Error::not_found("no-user", format!("no user {handle}")))?;
     state.audit.record(
         state.now(),
         "user.authorization_set",

@@ -28,6 +28,9 @@ pub struct PendingLink {
     /// What the upstream login was for.
     #[serde(default)]
     pub purpose: super::upstream_logins::Purpose,
+    /// The roles and groups the upstream's claims give, for the account once linked.
+    #[serde(default)]
+    pub authorization: crate::federation::accounts::MappedAuthorization,
     /// The upstream's tokens of the login, sealed for this ticket, kept for the account once
     /// linked.
     #[serde(default)]

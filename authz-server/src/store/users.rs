@@ -138,32 +138,35 @@ pub fn set_email(store: &dyn Store, handle: &str, email: Option<Email>) -> Resul
 }
 
 /// Replaces the roles and groups of the user `id` (each `None` left as it is), by
-/// compare-and-swap; the user as stored, or `None` if there is no such user.
+/// compare-and-swap — read again and retried when another write came in between; the user as
+/// this call wrote it, or `None` if there is no such user.
 pub fn set_authorization(
     store: &dyn Store,
     id: &str,
     roles: Option<Vec<String>>,
     groups: Option<Vec<String>>,
 ) -> Result<Option<User>> {
-    let Some(stored) = store.get_versioned::<User>(trees::USERS, id)? else {
-        return Ok(None);
-    };
-    let mut user = stored.value.clone();
-    if let Some(roles) = roles {
-        user.roles = roles;
+    for _ in 0..16 {
+        let Some(stored) = store.get_versioned::<User>(trees::USERS, id)? else {
+            return Ok(None);
+        };
+        let mut user = stored.value.clone();
+        if let Some(roles) = &roles {
+            user.roles.clone_from(roles);
+        }
+        if let Some(groups) = &groups {
+            user.groups.clone_from(groups);
+        }
+        if user.roles == stored.value.roles && user.groups == stored.value.groups {
+            return Ok(Some(user));
+        }
+        if store.replace_json(trees::USERS, id, &stored, &user)? {
+            return Ok(Some(user));
+        }
     }
-    if let Some(groups) = groups {
-        user.groups = groups;
-    }
-    if user.roles == stored.value.roles && user.groups == stored.value.groups {
-        return Ok(Some(user));
-    }
-    if !store.replace_json(trees::USERS, id, &stored, &user)? {
-        return Err(Error::Storage(
-            "the user changed while its roles were set; try again".into(),
-        ));
-    }
-    Ok(Some(user))
+    Err(Error::Storage(
+        "the user kept changing while its roles were set".into(),
+    ))
 }
 
 /// The user with this id.

@@ -55,7 +55,9 @@ const callback = await new Promise((resolve) => lines.once('line', (line) => res
 
 // Login name L is the account with sub L (the development login page makes the login name the
 // account id), the handle L, an e-mail address at corp.example, and Keycloak-style `groups`:
-// ["staff"], and "ops" too for a login name starting with "ops".
+// ["staff"], and "ops" too for a login name starting with "ops", "admin" for one starting with
+// "adm" — none at all after POST /test/drop-groups (as an upstream leaves out an empty list).
+let groupsDropped = false;
 function account(id) {
   return {
     accountId: id,
@@ -66,7 +68,9 @@ function account(id) {
         name: `Upstream ${id}`,
         email: `${id}@corp.example`,
         email_verified: true,
-        groups: id.startsWith('ops') ? ['staff', 'ops'] : ['staff'],
+        ...(groupsDropped ? {} : {
+          groups: ['staff', ...(id.startsWith('ops') ? ['ops'] : []), ...(id.startsWith('adm') ? ['admin'] : [])],
+        }),
         ...(use === 'userinfo' ? { team: 'upstream-team' } : {}),
       };
     },
@@ -211,6 +215,8 @@ handler = (req, res) => {
     json(res, 200, { released: waiting.length });
   } else if (req.method === 'GET' && path === '/api/user') {
     githubUser(req, res).catch((e) => json(res, 500, { message: String(e) }));
+  } else if (req.method === 'POST' && path === '/test/drop-groups') {
+    groupsDropped = true; json(res, 200, { dropped: true });
   } else if (req.method === 'POST' && path === '/test/hold') {
     heldCount = 0; holdTokens(); json(res, 200, { held: true });
   } else if (req.method === 'GET' && path === '/test/held') {
