@@ -347,3 +347,43 @@ async fn a_hundred_simultaneous_changes_all_land_and_no_body_is_read_before_the_
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_login_link_gives_the_account_the_mapped_groups() {
+    use common::upstream::{Federation, Setup};
+    let f = Federation::launch(
+        Setup::oidc_with("link", "[claims]\ngroups = \"groups\"\n"),
+        |_| {},
+        seed,
+    )
+    .await;
+    // adm3 at the upstream (groups ["staff", "admin"]) is linked to carol's account (seeded
+    // with ["ops", "staff"]) by carol's password.
+    let at_upstream = f
+        .to_upstream_for(&params_for(&Pkce::new(), CONSOLE, "openid roles"))
+        .await;
+    let callback = f.upstream_login(at_upstream, "adm3", false).await;
+    let page = f.get(&callback).await.text().await.unwrap();
+    let linked = f
+        .browser
+        .post(f.h.url("/upstream/link"))
+        .form(&[
+            ("ticket", ticket_of(&page)),
+            ("username", "carol".to_owned()),
+            ("password", "carol-password-1".to_owned()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(linked.status(), 303);
+    let (store, _) = f.stopped_store().await;
+    let carol = authz_server::users::by_handle(store.as_ref(), "carol")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        carol.groups,
+        ["admin", "staff"],
+        "the upstream's groups replace the seeded ones"
+    );
+    assert_eq!(carol.roles, ["admin"], "roles are not mapped here");
+}
