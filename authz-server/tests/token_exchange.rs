@@ -392,3 +392,56 @@ async fn an_unlink_while_a_refresh_is_under_way_is_not_undone_by_it() {
         .unwrap();
     assert!(kept.is_empty(), "{kept:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_sealed_with_a_replaced_key_are_dropped_and_the_user_logs_in_again() {
+    let clients = Clients::new();
+    let mut f = start(&clients, None).await;
+    let rita = our_token(&f, "rita").await;
+    let exchanger = ("exchanger", clients.exchanger.as_str());
+    assert_eq!(
+        exchange(&f, exchanger, &rita, ("audience", "corp"))
+            .await
+            .status(),
+        200
+    );
+    // The operator replaces the key file (a restore, a mistake) and restarts on the same port.
+    f.h.server.take().unwrap().shutdown().await.unwrap();
+    let key_file = f.h.dir.path().join("upstream-tokens.key");
+    std::fs::remove_file(&key_file).unwrap();
+    server_kit::files::write_private(&key_file, &[7u8; 32]).unwrap();
+    let config = authz_server::Config {
+        listen: url::Url::parse(&f.h.base)
+            .unwrap()
+            .socket_addrs(|| None)
+            .unwrap()[0],
+        data_dir: f.h.dir.path().to_owned(),
+        dev: true,
+        domain: DOMAIN.into(),
+        upstream: vec![
+            toml::from_str(&upstream_config(
+                &f.idp.issuer,
+                &f.secrets.path().join("corp-secret"),
+                "create",
+            ))
+            .unwrap(),
+        ],
+        ..authz_server::Config::default()
+    };
+    f.h.server = Some(
+        authz_server::start(config, f.h.clock.clone())
+            .await
+            .unwrap(),
+    );
+    let (error, description) =
+        refusal(exchange(&f, exchanger, &rita, ("audience", "corp")).await).await;
+    assert_eq!(
+        (error.as_str(), description.as_str()),
+        (
+            "invalid_grant",
+            "the user must log in through Corp <IdP> again"
+        )
+    );
+    let (error, _) = refusal(exchange(&f, exchanger, &rita, ("audience", "corp")).await).await;
+    assert_eq!(error, "invalid_target", "the unreadable record is gone");
+}
