@@ -90,6 +90,16 @@ pub const ADMIN_ROLE: &str = "admin";
 pub const MAX_ROLES: usize = 64;
 const MAX_ROLE_BYTES: usize = 128;
 
+/// Whether `name` can be a role or group: 1 to 128 printable ASCII characters without spaces
+/// or quotes (they travel in tokens and `WWW-Authenticate`).
+pub fn is_role_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_ROLE_BYTES
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+}
+
 /// Checks a list of role or group names (`what` names the list): printable ASCII without spaces
 /// (they travel in tokens and `WWW-Authenticate`), each once; the list, sorted.
 pub fn role_names(names: &[String], what: &str) -> Result<Vec<String>> {
@@ -100,12 +110,7 @@ pub fn role_names(names: &[String], what: &str) -> Result<Vec<String>> {
     }
     let mut list: Vec<String> = Vec::with_capacity(names.len());
     for name in names {
-        if name.is_empty()
-            || name.len() > MAX_ROLE_BYTES
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
-        {
+        if !is_role_name(name) {
             return Err(Error::invalid_request(format!(
                 "{name:?} is not a usable name for {what} (1 to {MAX_ROLE_BYTES} printable ASCII characters, no spaces or quotes)"
             )));

@@ -105,7 +105,7 @@ pub fn names(claims: &Map<String, Value>, name: &str) -> Vec<String> {
     };
     let usable: Vec<String> = values
         .into_iter()
-        .filter(|v| crate::users::role_names(std::slice::from_ref(v), name).is_ok())
+        .filter(|v| crate::users::is_role_name(v))
         .take(crate::users::MAX_ROLES)
         .collect();
     crate::users::role_names(&usable, name).unwrap_or_default()

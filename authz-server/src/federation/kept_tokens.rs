@@ -152,6 +152,15 @@ impl Custody {
     }
 }
 
+/// The opened access token of `tokens`, with what is known of it.
+fn hand_out(opened: Opened, tokens: &SealedTokens, now: UnixTime) -> ExchangedToken {
+    ExchangedToken {
+        access_token: opened.access_token,
+        expires_in: tokens.expires_at.map(|at| (at - now).max(0)),
+        scope: tokens.scope.clone(),
+    }
+}
+
 impl Provider {
     /// Keeps the tokens of a login of `user_id` through `upstream`. Durable on return.
     pub(super) fn keep_upstream_tokens(
@@ -244,12 +253,12 @@ impl Provider {
         };
         // Sealed with another key (the key file was replaced or lost): nothing can open them
         // again; the user logs in through the upstream again.
-        if custody.open(&record_key, &read.record.tokens).is_err() {
+        let Ok(opened) = custody.open(&record_key, &read.record.tokens) else {
             self.drop_tokens(&read, "sealed with another key")?;
             return Err(log_in_again());
-        }
+        };
         if usable(&read.record) {
-            return self.hand_out(custody, &record_key, &read.record.tokens, now);
+            return Ok(hand_out(opened, &read.record.tokens, now));
         }
         let lock = custody.lock_for(&record_key);
         let _held = lock.lock().await;
@@ -260,10 +269,10 @@ impl Provider {
             upstream_tokens::get(self.store(), upstream.id(), user_id)?.ok_or_else(log_in_again)?;
         let tokens = &read.record.tokens;
         let replaced = read.record != waited_for && tokens.expires_at.is_none_or(|at| at > now);
-        if replaced || usable(&read.record) {
-            return self.hand_out(custody, &record_key, tokens, now);
-        }
         let opened = custody.open(&record_key, tokens)?;
+        if replaced || usable(&read.record) {
+            return Ok(hand_out(opened, tokens, now));
+        }
         let Some(refresh_token) = opened.refresh_token else {
             self.drop_tokens(&read, "expired")?;
             return Err(log_in_again());
@@ -308,23 +317,14 @@ impl Provider {
             "upstream.tokens_refreshed",
             json!({"user": user_id, "upstream": upstream.id()}),
         );
-        self.hand_out(custody, &record_key, &refreshed, now)
-    }
-
-    /// The access token of `tokens`, with what is known of it.
-    fn hand_out(
-        &self,
-        custody: &Custody,
-        record_key: &str,
-        tokens: &SealedTokens,
-        now: UnixTime,
-    ) -> Result<ExchangedToken> {
-        let opened = custody.open(record_key, tokens)?;
-        Ok(ExchangedToken {
-            access_token: opened.access_token,
-            expires_in: tokens.expires_at.map(|at| (at - now).max(0)),
-            scope: tokens.scope.clone(),
-        })
+        let access_token = answer
+            .access_token
+            .ok_or_else(|| Error::Internal("a refreshed token vanished".into()))?;
+        let opened = Opened {
+            access_token,
+            refresh_token: None,
+        };
+        Ok(hand_out(opened, &refreshed, now))
     }
 
     /// Removes tokens that can no longer be used (unless a new login replaced them).

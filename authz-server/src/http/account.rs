@@ -15,12 +15,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use proto::secret::SecretString;
 
 use super::SharedState;
-use super::cookies::{
-    FORM_TOKEN_FIELD, clear_session_cookie, form_token, form_token_matches, session_cookie,
-};
+use super::cookies::{FORM_TOKEN_FIELD, clear_session_cookie, form_token_matches};
 use super::html::{error_alert, escape, html_page};
 use super::signin::{
-    RETURN_FIELD, hidden_input, local_page, login_page, new_session_then, signin_page,
+    RETURN_FIELD, hidden_input, local_page, login_page, new_session_then, signed_in, signin_page,
 };
 use super::upstream::{failure_page, to_upstream};
 use crate::error::Error;
@@ -161,19 +159,6 @@ fn refused_change(
 ) -> Response {
     let (_, description) = e.authorization_error();
     account_page(state, auth, token, Some(&description), status)
-}
-
-/// The signed-in user of the request's session and the session's form token.
-fn signed_in(
-    state: &SharedState,
-    headers: &HeaderMap,
-) -> crate::error::Result<Option<(Authentication, String)>> {
-    let Some(cookie) = session_cookie(headers) else {
-        return Ok(None);
-    };
-    Ok(state
-        .session(Some(cookie))?
-        .map(|auth| (auth, form_token(cookie))))
 }
 
 /// The signed-in user of a form of the account page: the session and the form's token.

@@ -24,10 +24,12 @@ use super::cookies::{
     user_agent,
 };
 use super::html::{error_alert, escape, html_page};
-use super::signin::{RETURN_FIELD, hidden_input, local_page, login_page, upstream_buttons};
+use super::signin::{
+    RETURN_FIELD, hidden_input, local_page, login_page, signed_in, upstream_buttons,
+};
 use crate::device_grant::{self, Answer, DeviceGrant};
 use crate::error::{Error, Result};
-use crate::sessions::{Authentication, Method};
+use crate::sessions::Method;
 
 /// `POST /device_authorization`.
 pub async fn start(
@@ -133,13 +135,6 @@ fn form_page(
     )
 }
 
-/// The signed-in user of the request's session, with the form token of its pages.
-fn signed_in(state: &SharedState, headers: &HeaderMap) -> Option<(Authentication, String)> {
-    let cookie = session_cookie(headers)?;
-    let auth = state.session(Some(cookie)).ok().flatten()?;
-    Some((auth, form_token(cookie)))
-}
-
 /// `GET /device[?user_code=...]`: the form, with what the client asks for when the code is
 /// pending.
 pub async fn page(
@@ -156,7 +151,7 @@ pub async fn page(
             Err(e) => return e.into_response(),
         }
     };
-    let session = signed_in(&state, &headers);
+    let session = signed_in(&state, &headers).ok().flatten();
     form_page(
         &state,
         user_code,
@@ -185,6 +180,8 @@ pub async fn decide(
     let approve = form.get("action").map(String::as_str) == Some("approve");
     let now = state.now();
     let session = signed_in(&state, &headers)
+        .ok()
+        .flatten()
         .filter(|_| form_token_matches(&headers, form.get(FORM_TOKEN_FIELD).map(String::as_str)));
     let shown_user = session
         .as_ref()

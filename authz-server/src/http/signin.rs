@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::SharedState;
 use super::cookies::{session_cookie, set_session_cookie, user_agent};
 use super::html::{error_alert, escape, page_with_form_targets};
-use crate::sessions::Method;
+use crate::sessions::{Authentication, Method};
 use crate::store::users::User;
 
 /// The form field naming the page of ours a login through an upstream goes back to.
@@ -105,6 +105,19 @@ pub(super) fn new_session_then(
         }
         Err(e) => e.into_response(),
     }
+}
+
+/// The signed-in user of the request's session, with the form token of its pages.
+pub(super) fn signed_in(
+    state: &SharedState,
+    headers: &HeaderMap,
+) -> crate::error::Result<Option<(Authentication, String)>> {
+    let Some(cookie) = session_cookie(headers) else {
+        return Ok(None);
+    };
+    Ok(state
+        .session(Some(cookie))?
+        .map(|auth| (auth, super::cookies::form_token(cookie))))
 }
 
 /// `path` if it is a page of ours a login may go back to: `/account`, or `/device` with at
