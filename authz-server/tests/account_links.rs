@@ -258,3 +258,67 @@ async fn a_link_needs_a_recent_login_and_the_session_that_started_it() {
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_of_one_upstream_racing_from_ten_browsers_leave_at_most_one() {
+    let f = Federation::start(None, "create", |_| {}).await;
+    // Ten browsers signed in to alice_wire's account, each with a link to Corp waiting at its
+    // callback, for ten different Corp identities.
+    let mut callbacks = Vec::new();
+    for i in 0..10 {
+        let browser = common::upstream::browser(&f.h);
+        let post = |path: &str, fields: Vec<(&'static str, String)>| {
+            browser.post(f.h.url(path)).form(&fields).send()
+        };
+        let login = post(
+            "/account/login",
+            vec![
+                ("username", "alice_wire".into()),
+                ("password", f.h.password.clone()),
+                ("return_to", "/account".into()),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(login.status(), 303);
+        let page = browser
+            .get(f.h.url("/account"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = form_field(&page, "Link Corp", "csrf");
+        let start = post(
+            "/account/link",
+            vec![("upstream", "corp".into()), ("csrf", csrf)],
+        )
+        .await
+        .unwrap();
+        let at_upstream = start.headers()["location"].to_str().unwrap().to_owned();
+        let callback = f
+            .upstream_login_in(&browser, at_upstream, &format!("racer{i}"), false)
+            .await;
+        callbacks.push((browser, callback));
+    }
+    let answers: Vec<_> = callbacks
+        .into_iter()
+        .map(|(browser, callback)| {
+            tokio::spawn(async move { browser.get(callback).send().await.unwrap().status() })
+        })
+        .collect();
+    let mut linked = 0;
+    for answer in answers {
+        let status = answer.await.unwrap().as_u16();
+        assert!(status == 303 || status == 400, "{status}");
+        linked += usize::from(status == 303);
+    }
+    let (store, _) = f.stopped_store().await;
+    let alice = authz_server::users::by_handle(store.as_ref(), "alice_wire")
+        .unwrap()
+        .unwrap();
+    let links = authz_server::store::upstream_links::of_user(store.as_ref(), &alice.id).unwrap();
+    assert!(links.len() <= 1, "{links:?}");
+    assert_eq!(links.len(), linked, "every link answered as made is there");
+}

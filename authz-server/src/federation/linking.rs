@@ -104,6 +104,7 @@ impl Provider {
                 self.upstream_name(&pending.upstream)
             )));
         }
+        self.keep_one_per_upstream(&link)?;
         if let Some(tokens) = &pending.tokens {
             let ticket = ticket.unwrap_or_default();
             self.keep_pending_tokens(ticket, &pending.upstream, &user.id, tokens)?;
@@ -150,6 +151,7 @@ impl Provider {
                 upstream.config.display_name
             )));
         }
+        self.keep_one_per_upstream(&link)?;
         store::flush(store)?;
         self.audit.record(
             self.now(),
@@ -161,6 +163,24 @@ impl Provider {
 }
 
 impl Provider {
+    /// After `link` was claimed: when its account holds another identity of the same upstream,
+    /// gives the link back and refuses — one identity per upstream and account, however many
+    /// links race (each checks after its own claim, so at most one of them stays).
+    fn keep_one_per_upstream(&self, link: &UpstreamLink) -> Result<()> {
+        let store = self.store();
+        let another = upstream_links::of_user(store, &link.user_id)?
+            .iter()
+            .any(|l| l.upstream == link.upstream && l.subject != link.subject);
+        if another {
+            upstream_links::remove(store, link)?;
+            return Err(Error::upstream_denied(format!(
+                "your account is already linked to a {} identity; unlink it first",
+                self.upstream_name(&link.upstream)
+            )));
+        }
+        Ok(())
+    }
+
     /// The upstream identities linked to `user_id`, in the order the upstreams are configured.
     pub fn links_of(&self, user_id: &str) -> Result<Vec<UpstreamLink>> {
         let mut links = upstream_links::of_user(self.store(), user_id)?;

@@ -256,12 +256,24 @@ impl Federation {
     /// Logs `login` in at the upstream (its login, then consent form) from its authorization
     /// URL `url`; with `abort`, the user cancels at the login form instead. Returns the URL the
     /// upstream sends the browser back to (our callback), not yet followed.
-    pub async fn upstream_login(&self, mut url: String, login: &str, abort: bool) -> String {
+    pub async fn upstream_login(&self, url: String, login: &str, abort: bool) -> String {
+        self.upstream_login_in(&self.browser, url, login, abort)
+            .await
+    }
+
+    /// [`Self::upstream_login`] in another browser.
+    pub async fn upstream_login_in(
+        &self,
+        browser: &reqwest::Client,
+        mut url: String,
+        login: &str,
+        abort: bool,
+    ) -> String {
         for _ in 0..12 {
             if url.starts_with(&self.h.base) {
                 return url;
             }
-            let response = self.browser.get(&url).send().await.unwrap();
+            let response = browser.get(&url).send().await.unwrap();
             if response.status().is_redirection() {
                 url = resolve(&url, &location(&response));
                 continue;
@@ -279,7 +291,7 @@ impl Federation {
             } else {
                 panic!("an unexpected upstream page:\n{page}");
             };
-            let response = self.browser.post(&url).form(&form).send().await.unwrap();
+            let response = browser.post(&url).form(&form).send().await.unwrap();
             assert!(response.status().is_redirection(), "{}", response.status());
             url = resolve(&url, &location(&response));
         }
