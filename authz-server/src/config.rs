@@ -58,6 +58,8 @@ pub struct Config {
     /// The 32-byte key (0600) the upstreams' tokens are sealed with in the store; default
     /// `{data_dir}/upstream-tokens.key`, made at the first start with an upstream.
     pub upstream_tokens_key_file: Option<PathBuf>,
+    /// Permission services asked for access-token claims at issuance (`[[claims_source]]`).
+    pub claims_source: Vec<crate::claims_sources::ClaimsSourceConfig>,
 }
 
 /// Caps on what one user may hold.
@@ -159,6 +161,7 @@ impl Default for Config {
             upstream: Vec::new(),
             sessions: crate::sessions::SessionsConfig::default(),
             upstream_tokens_key_file: None,
+            claims_source: Vec::new(),
         }
     }
 }
@@ -215,6 +218,7 @@ impl Config {
             ));
         }
         crate::federation::config::validate_all(&self.upstream)?;
+        crate::claims_sources::config::validate_all(&self.claims_source)?;
         self.sessions.validate()?;
         if !self.local_login && self.upstream.is_empty() {
             return Err(Error::Config(
@@ -259,6 +263,30 @@ impl Config {
             self.public_url.trim_end_matches('/').to_owned()
         }
     }
+}
+
+/// A secret the configuration names by place, never by value: the contents of `file`
+/// (owner-only, 0600) or of the environment variable `env`, trimmed; errors name the setting
+/// (`{name}_file`, `{name}_env`) and never the secret.
+pub fn read_secret_setting(
+    name: &str,
+    file: Option<&Path>,
+    env: Option<&str>,
+) -> std::result::Result<proto::secret::SecretString, String> {
+    let secret = if let Some(path) = file {
+        let bytes =
+            server_kit::files::read_private(path).map_err(|e| format!("{name}_file: {e}"))?;
+        String::from_utf8(bytes).map_err(|_| format!("{name}_file is not UTF-8"))?
+    } else if let Some(var) = env {
+        std::env::var(var).map_err(|_| format!("{name}_env: {var} is not set"))?
+    } else {
+        return Err(format!("no {name}"));
+    };
+    let secret = secret.trim();
+    if secret.is_empty() {
+        return Err(format!("the {name} is empty"));
+    }
+    Ok(proto::secret::SecretString::new(secret))
 }
 
 #[cfg(test)]

@@ -105,6 +105,15 @@ pub enum Error {
     /// A request refused by a server limit (413 body too large, 408 too slow).
     #[error("{0}")]
     Refused(server_kit::limits::Refusal),
+    /// A service the answer depends on (a permission source) cannot answer now: 503
+    /// `temporarily_unavailable` with `Retry-After`; nothing was issued or consumed.
+    #[error("temporarily unavailable: {description}")]
+    Unavailable {
+        /// What could not be reached.
+        description: String,
+        /// Seconds after which a retry may succeed.
+        retry_after_secs: u64,
+    },
 }
 
 /// What a password login hears when `local_login = false`.
@@ -159,7 +168,7 @@ impl Error {
             Error::OAuth { code, description } => (code, description.clone()),
             Error::BadCredentials => ("access_denied", "invalid credentials".into()),
             Error::PasswordLoginOff => ("access_denied", PASSWORD_LOGIN_OFF.into()),
-            Error::RateLimited { description, .. } => {
+            Error::RateLimited { description, .. } | Error::Unavailable { description, .. } => {
                 ("temporarily_unavailable", description.clone())
             }
             other => {
@@ -270,6 +279,15 @@ fn oauth_body(status: StatusCode, code: &str, description: &str) -> Response {
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `temporarily_unavailable` with `status` and `Retry-After`.
+fn retry_later(status: StatusCode, description: &str, retry_after_secs: u64) -> Response {
+    let mut response = oauth_body(status, "temporarily_unavailable", description);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
     response
 }
 
@@ -405,16 +423,19 @@ impl IntoResponse for Error {
             Error::RateLimited {
                 description,
                 retry_after_secs,
-            } => {
-                let mut r = oauth_body(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "temporarily_unavailable",
-                    description,
-                );
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
-                r
-            }
+            } => retry_later(
+                StatusCode::TOO_MANY_REQUESTS,
+                description,
+                *retry_after_secs,
+            ),
+            Error::Unavailable {
+                description,
+                retry_after_secs,
+            } => retry_later(
+                StatusCode::SERVICE_UNAVAILABLE,
+                description,
+                *retry_after_secs,
+            ),
             Error::Refused(refusal) => {
                 oauth_body(refusal.status(), "invalid_request", &refusal.to_string())
             }

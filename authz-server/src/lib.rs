@@ -10,7 +10,8 @@
 //!   ([`grants`]), authorization at `/authorize` ([`authorization`], [`consents`]), the device
 //!   authorization grant ([`device_grant`]), Wire devices and their tokens ([`devices`]), who
 //!   the user is and what they get ([`identity`], [`users`]), login through upstream identity
-//!   providers ([`federation`]), OAuth clients ([`oauth_clients`]), scopes ([`scopes`]), DPoP
+//!   providers ([`federation`]), claims from the user's own permission services
+//!   ([`claims_sources`]), OAuth clients ([`oauth_clients`]), scopes ([`scopes`]), DPoP
 //!   proofs as proof values ([`dpop`]), and our tokens ([`tokens`]);
 //! - the storage boundary, [`store`]: the only module that names a collection or calls the
 //!   store.
@@ -19,6 +20,7 @@
 //! [`server`] (start/stop) and [`demo`] (dev-mode data).
 
 pub mod authorization;
+pub mod claims_sources;
 pub mod config;
 pub mod consents;
 pub mod demo;

@@ -38,6 +38,8 @@ pub struct Provider {
     pub audit: server_kit::audit::AuditLog,
     /// The upstream identity providers (`[[upstream]]`).
     pub upstreams: crate::federation::Upstreams,
+    /// The permission services (`[[claims_source]]`).
+    pub claims_sources: crate::claims_sources::ClaimsSources,
 }
 
 impl Provider {

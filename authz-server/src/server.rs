@@ -113,7 +113,9 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     let audit = server_kit::audit::AuditLog::open(&config.data_dir)?;
     let upstreams =
         crate::federation::Upstreams::load(&config.upstream, &config.upstream_tokens_key_file())?;
+    let claims_sources = crate::claims_sources::ClaimsSources::load(&config.claims_source)?;
     let state = Arc::new(Provider {
+        claims_sources,
         audit,
         limiters,
         config,

@@ -1,6 +1,8 @@
 //! A resource server's check of a request's access token (RFC 6750, RFC 9068, RFC 9449 §7),
 //! offline: the token is one of the issuer's JWT access tokens (`typ: at+jwt`, signed by a key
-//! of the issuer's JWKS chosen by `kid`, `iss`, `exp`), and a DPoP-bound token (`cnf.jkt`)
+//! of the issuer's JWKS chosen by `kid`, `iss`, `exp`, and an `aud` naming this resource, RFC
+//! 9068 §4 — a token asked for another resource with RFC 8707 `resource` is refused here), and
+//! a DPoP-bound token (`cnf.jkt`)
 //! arrives with the `DPoP` scheme and a proof for this method and URL, bound to the token
 //! (`ath`), signed by the bound key. A `Bearer` downgrade of a bound token is refused.
 //!
@@ -85,11 +87,13 @@ pub struct VerifiedAccess {
     pub proof: Option<VerifiedDpopProof>,
 }
 
-/// Checks `authorization` (the header value) and the `DPoP` header values of a request.
+/// Checks `authorization` (the header value) and the `DPoP` header values of a request to the
+/// resource `audience` (the issuer's own endpoints pass the issuer).
 pub fn verify_access<'h>(
     authorization: Option<&str>,
     dpop_headers: impl Iterator<Item = &'h [u8]>,
     issuer: &str,
+    audience: &str,
     keys: &[Jwk],
     expectation: ProofExpectation<'_>,
     now: UnixTime,
@@ -120,6 +124,9 @@ pub fn verify_access<'h>(
     }
     if claims.int("exp").map_err(|_| invalid("no exp"))? < now {
         return Err(invalid("expired"));
+    }
+    if !names_audience(&claims, audience) {
+        return Err(invalid("issued for another resource"));
     }
     let jkt = claims
         .get("cnf")
@@ -167,6 +174,15 @@ pub fn verify_access<'h>(
         jkt,
         proof,
     })
+}
+
+/// Whether the token's `aud` (a string or an array of strings) names `audience`.
+fn names_audience(claims: &Claims, audience: &str) -> bool {
+    match claims.get("aud") {
+        Some(serde_json::Value::String(aud)) => aud == audience,
+        Some(serde_json::Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(audience)),
+        _ => false,
+    }
 }
 
 /// What a resource asks of a verified access token besides its validity: a scope of its
@@ -230,7 +246,7 @@ mod tests {
     const NOW: i64 = 1_700_000_000;
 
     fn token(key: &SigningKey, jkt: Option<&str>) -> String {
-        let mut claims = json!({"iss": ISS, "sub": "u", "exp": NOW + 60, "jti": "j"});
+        let mut claims = json!({"iss": ISS, "aud": ISS, "sub": "u", "exp": NOW + 60, "jti": "j"});
         if let Some(jkt) = jkt {
             claims["cnf"] = json!({ "jkt": jkt });
         }
@@ -243,6 +259,7 @@ mod tests {
         verify_access(
             Some(auth),
             headers.into_iter(),
+            ISS,
             ISS,
             keys,
             ProofExpectation::Request {
@@ -309,6 +326,37 @@ mod tests {
             check("Basic abc", None, &keys).unwrap_err(),
             AccessError::Missing
         );
+    }
+
+    #[test]
+    fn a_token_for_another_resource_is_refused() {
+        let issuer = SigningKey::generate(Algorithm::Es256)
+            .unwrap()
+            .with_kid("k1");
+        let keys = [issuer.public_jwk().clone()];
+        let with_aud = |aud: serde_json::Value| {
+            let mut claims = json!({"iss": ISS, "sub": "u", "exp": NOW + 60});
+            if !aud.is_null() {
+                claims["aud"] = aud;
+            }
+            let token = issuer
+                .sign_jwt("at+jwt", false, claims.as_object().unwrap())
+                .unwrap();
+            check(&format!("Bearer {token}"), None, &keys)
+        };
+        assert!(with_aud(json!(["https://game.test/", ISS])).is_ok());
+        for other in [
+            json!("https://game.test/"),
+            json!(["https://game.test/"]),
+            json!(null),
+            json!(7),
+        ] {
+            assert_eq!(
+                with_aud(other.clone()).unwrap_err(),
+                AccessError::InvalidToken("issued for another resource"),
+                "{other}"
+            );
+        }
     }
 
     #[test]

@@ -161,20 +161,12 @@ impl UpstreamCredentials {
 /// The client secret of a validated upstream: from its file (owner-only) or variable,
 /// trimmed, not empty.
 fn read_secret(config: &UpstreamConfig) -> std::result::Result<ClientSecret, String> {
-    let secret = if let Some(path) = &config.client_secret_file {
-        let bytes = server_kit::files::read_private(path)
-            .map_err(|e| format!("client_secret_file: {e}"))?;
-        String::from_utf8(bytes).map_err(|_| "client_secret_file is not UTF-8".to_owned())?
-    } else if let Some(name) = &config.client_secret_env {
-        std::env::var(name).map_err(|_| format!("client_secret_env: {name} is not set"))?
-    } else {
-        return Err("no client secret".into());
-    };
-    let secret = secret.trim();
-    if secret.is_empty() {
-        return Err("the client secret is empty".into());
-    }
-    Ok(ClientSecret(SecretString::new(secret)))
+    crate::config::read_secret_setting(
+        "client_secret",
+        config.client_secret_file.as_deref(),
+        config.client_secret_env.as_deref(),
+    )
+    .map(ClientSecret)
 }
 
 /// The ES256 (P-256) or EdDSA (Ed25519) key of a PKCS#8 PEM file.

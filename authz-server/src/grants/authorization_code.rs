@@ -138,11 +138,14 @@ impl RedeemedCode {
 
 impl Provider {
     /// `authorization_code`: the code's grant, for the key of `dpop_jkt` if the authorization
-    /// request named one, to the user it was issued for.
-    pub(super) fn exchange_code(
+    /// request named one, to the user it was issued for, for `resource` if the request named
+    /// one. The permission sources are asked after every check of the code and before it is
+    /// marked redeemed.
+    pub(super) async fn exchange_code(
         &self,
         client: &IdentifiedClient,
         presented: &PresentedCode<'_>,
+        resource: Option<String>,
         proof: Option<&FreshProof>,
         now: UnixTime,
     ) -> Result<TokenResponse> {
@@ -152,6 +155,10 @@ impl Provider {
         let grant = redeemed.grant().clone();
         check_binding(grant.dpop_jkt.as_deref(), proof)?;
         let user = crate::identity::user_of_grant(store, &grant.user_id)?;
+        let resource = self.target(resource)?;
+        let sourced = self
+            .sourced_claims(&user, client_id, &grant.scope, resource.as_deref(), now)
+            .await?;
         let id_token = crate::scopes::has(&grant.scope, "openid").then_some(IdTokenGrant {
             client_id: &grant.client_id,
             scope: &grant.scope,
@@ -161,8 +168,10 @@ impl Provider {
             sid: grant.sid.as_deref(),
             echoed: &grant.claims,
         });
-        let user_grant =
+        let mut user_grant =
             self.new_user_grant(&client.client, &user, &grant.scope, proof, id_token, now);
+        user_grant.template.resource = resource;
+        user_grant.sourced = sourced;
         let tokens = self.issue_user_tokens(&user_grant, now)?;
         let jti = tokens.access_jti.clone();
         let family = tokens.family.clone();

@@ -38,6 +38,7 @@ impl Provider {
                 client_id: &client.id,
                 scope: &scope,
                 jkt,
+                audience: None,
                 authorization: None,
             },
             now,

@@ -72,17 +72,49 @@ fn poll(
     }
 }
 
+/// The user and scope of a device code `client_id` may redeem now (approved, unexpired), read
+/// without consuming it.
+fn approved(
+    store: &dyn Store,
+    device_code: &str,
+    client_id: &str,
+    now: UnixTime,
+) -> Result<Option<(crate::store::users::User, String)>> {
+    let Some(stored) = store::device_codes::get(store, device_code)? else {
+        return Ok(None);
+    };
+    let grant = stored.value();
+    let Decision::Approved { user_id, .. } = &grant.decision else {
+        return Ok(None);
+    };
+    if grant.client_id != client_id || grant.expires_at < now {
+        return Ok(None);
+    }
+    let user = crate::identity::user_of_grant(store, user_id)?;
+    Ok(Some((user, grant.scope.clone())))
+}
+
 impl Provider {
     /// `urn:ietf:params:oauth:grant-type:device_code`: once the user approved, tokens for the
-    /// user, bound to the request's proof if it had one.
-    pub(super) fn exchange_device_code(
+    /// user (for `resource` if the request named one), bound to the request's proof if it had
+    /// one. The permission sources are asked before the approved code is consumed.
+    pub(super) async fn exchange_device_code(
         &self,
         client: &IdentifiedClient,
         device_code: &SecretString,
+        resource: Option<String>,
         proof: Option<&FreshProof>,
         now: UnixTime,
     ) -> Result<TokenResponse> {
         let store = self.store();
+        let resource = self.target(resource)?;
+        let sourced = match approved(store, device_code.expose(), &client.client.id, now)? {
+            Some((user, scope)) => Some(
+                self.sourced_claims(&user, &client.client.id, &scope, resource.as_deref(), now)
+                    .await?,
+            ),
+            None => None,
+        };
         let grant = poll(store, device_code.expose(), &client.client.id, now)?;
         let Decision::Approved {
             user_id,
@@ -105,8 +137,22 @@ impl Provider {
             sid: None,
             echoed: &no_echo,
         });
-        let user_grant =
+        let mut user_grant =
             self.new_user_grant(&client.client, &user, &grant.scope, proof, id_token, now);
+        user_grant.template.resource = resource;
+        user_grant.sourced = match sourced {
+            Some(sourced) => sourced,
+            None => {
+                self.sourced_claims(
+                    &user,
+                    &client.client.id,
+                    &grant.scope,
+                    user_grant.template.resource.as_deref(),
+                    now,
+                )
+                .await?
+            }
+        };
         let tokens = self.issue_user_tokens(&user_grant, now)?;
         store::flush(store)?;
         Ok(self.issued("device_code", &user_grant, tokens, now))

@@ -62,22 +62,32 @@ impl Provider {
                 code,
                 redirect_uri,
                 code_verifier,
+                resource,
             } => {
                 let presented = authorization_code::PresentedCode {
                     code: &code,
                     redirect_uri: &redirect_uri,
                     verifier: code_verifier.as_ref(),
                 };
-                self.exchange_code(client, &presented, proof, now)
+                self.exchange_code(client, &presented, resource, proof, now)
+                    .await
             }
-            TokenRequest::RefreshToken { refresh_token } => {
-                self.exchange_refresh_token(client, &refresh_token, proof, now)
+            TokenRequest::RefreshToken {
+                refresh_token,
+                resource,
+            } => {
+                self.exchange_refresh_token(client, &refresh_token, resource, proof, now)
+                    .await
             }
             TokenRequest::ClientCredentials { scope } => {
                 self.client_credentials(client, &scope, proof, now)
             }
-            TokenRequest::DeviceCode { device_code } => {
-                self.exchange_device_code(client, &device_code, proof, now)
+            TokenRequest::DeviceCode {
+                device_code,
+                resource,
+            } => {
+                self.exchange_device_code(client, &device_code, resource, proof, now)
+                    .await
             }
             TokenRequest::TokenExchange(exchange) => {
                 self.exchange_for_upstream_token(client, &exchange, proof, now)

@@ -72,20 +72,47 @@ fn revoke_family(store: &dyn Store, family: &str, now: UnixTime) -> Result<()> {
 impl Provider {
     /// `refresh_token`: the next token of the family, with an access token for the same user,
     /// client and scope, bound to the family's key (or, for an unbound family, to the
-    /// request's proof).
-    pub(super) fn exchange_refresh_token(
+    /// request's proof), for `resource` if named (else the family's last resource), with the
+    /// permission sources asked again — before the token is used, so a source that fails
+    /// closed leaves it usable for a retry.
+    pub(super) async fn exchange_refresh_token(
         &self,
         client: &IdentifiedClient,
         token: &SecretString,
+        resource: Option<String>,
         proof: Option<&FreshProof>,
         now: UnixTime,
     ) -> Result<TokenResponse> {
         let store = self.store();
-        if let Some(record) = store::refresh_tokens::peek(store, token.expose(), now)? {
+        let client_id = client.client.id.as_str();
+        let peeked = store::refresh_tokens::peek(store, token.expose(), now)?;
+        if let Some(record) = &peeked {
             check_binding(record.jkt.as_deref(), proof)?;
         }
-        let record = redeem(store, token.expose(), &client.client.id, now)?;
+        let asked = |record: &RefreshRecord| -> Result<Option<String>> {
+            self.target(resource.clone().or_else(|| record.resource.clone()))
+        };
+        let sourced = match peeked.filter(|r| r.client_id == client_id) {
+            Some(record) => {
+                let user = crate::identity::user_of_grant(store, &record.user_id)?;
+                let resource = asked(&record)?;
+                Some(
+                    self.sourced_claims(&user, client_id, &record.scope, resource.as_deref(), now)
+                        .await?,
+                )
+            }
+            None => None,
+        };
+        let record = redeem(store, token.expose(), client_id, now)?;
         let user = crate::identity::user_of_grant(store, &record.user_id)?;
+        let resource = asked(&record)?;
+        let sourced = match sourced {
+            Some(sourced) => sourced,
+            None => {
+                self.sourced_claims(&user, client_id, &record.scope, resource.as_deref(), now)
+                    .await?
+            }
+        };
         let jkt = record
             .jkt
             .clone()
@@ -93,9 +120,14 @@ impl Provider {
         let family = record.family.clone();
         let grant = UserGrant {
             user: &user,
-            template: RefreshRecord { jkt, ..record },
+            template: RefreshRecord {
+                jkt,
+                resource,
+                ..record
+            },
             refresh: RefreshIssue::Rotate(&family),
             id_token: None,
+            sourced,
         };
         let tokens = self.issue_user_tokens(&grant, now)?;
         store::flush(store)?;

@@ -40,11 +40,15 @@ pub enum TokenRequest {
         redirect_uri: String,
         /// `code_verifier`, unless absent or empty.
         code_verifier: Option<SecretString>,
+        /// RFC 8707 `resource`.
+        resource: Option<String>,
     },
     /// `refresh_token`.
     RefreshToken {
         /// `refresh_token`.
         refresh_token: SecretString,
+        /// RFC 8707 `resource` (absent: the resource the family was granted for).
+        resource: Option<String>,
     },
     /// `client_credentials`.
     ClientCredentials {
@@ -55,6 +59,8 @@ pub enum TokenRequest {
     DeviceCode {
         /// `device_code` (empty when absent, which names no device code).
         device_code: SecretString,
+        /// RFC 8707 `resource`.
+        resource: Option<String>,
     },
     /// `urn:ietf:params:oauth:grant-type:token-exchange`.
     TokenExchange(TokenExchangeRequest),
@@ -91,6 +97,7 @@ impl TokenRequest {
                 code_verifier: Some(field("code_verifier"))
                     .filter(|v| !v.is_empty())
                     .map(SecretString::new),
+                resource: resource(form)?,
             },
             "refresh_token" => {
                 let refresh_token = field("refresh_token");
@@ -99,13 +106,22 @@ impl TokenRequest {
                 }
                 Self::RefreshToken {
                     refresh_token: SecretString::new(refresh_token),
+                    resource: resource(form)?,
                 }
             }
-            "client_credentials" => Self::ClientCredentials {
-                scope: field("scope").to_owned(),
-            },
+            "client_credentials" => {
+                if resource(form)?.is_some() {
+                    return Err(invalid_target(
+                        "resource indicators are taken for users' tokens only",
+                    ));
+                }
+                Self::ClientCredentials {
+                    scope: field("scope").to_owned(),
+                }
+            }
             DEVICE_CODE => Self::DeviceCode {
                 device_code: secret("device_code"),
+                resource: resource(form)?,
             },
             TOKEN_EXCHANGE => Self::TokenExchange(TokenExchangeRequest::parse(form)?),
             _ => {
@@ -115,6 +131,27 @@ impl TokenRequest {
                 });
             }
         })
+    }
+}
+
+/// RFC 8707 §2's `invalid_target`.
+fn invalid_target(description: impl Into<String>) -> Error {
+    Error::OAuth {
+        code: "invalid_target",
+        description: description.into(),
+    }
+}
+
+/// The RFC 8707 `resource` of a user's token request, if it names one: an absolute URI
+/// without a fragment (`invalid_target` otherwise). Whether tokens are issued for it is the
+/// grant's decision ([`crate::claims_sources::ClaimsSources::check_resource`]).
+fn resource(form: &HashMap<String, String>) -> Result<Option<String>> {
+    match form.get("resource").map(String::as_str) {
+        None | Some("") => Ok(None),
+        Some(r) if crate::claims_sources::config::is_resource(r) => Ok(Some(r.to_owned())),
+        Some(_) => Err(invalid_target(
+            "resource must be an absolute URI without a fragment (RFC 8707 §2)",
+        )),
     }
 }
 
@@ -143,10 +180,9 @@ impl TokenExchangeRequest {
         }
         let target = match (field("audience"), field("resource")) {
             (Some(audience), Some(resource)) if audience != resource => {
-                return Err(Error::OAuth {
-                    code: "invalid_target",
-                    description: "audience and resource name different upstreams".into(),
-                });
+                return Err(invalid_target(
+                    "audience and resource name different upstreams",
+                ));
             }
             (Some(target), _) | (None, Some(target)) => target,
             (None, None) => {
@@ -186,6 +222,7 @@ mod tests {
             code,
             redirect_uri,
             code_verifier,
+            resource,
         } = TokenRequest::parse(grant_type(&code).unwrap(), &code).unwrap()
         else {
             panic!("not a code request");
@@ -193,6 +230,7 @@ mod tests {
         assert_eq!(code.expose(), "c");
         assert_eq!(redirect_uri, "https://app.example/cb");
         assert!(code_verifier.is_none());
+        assert!(resource.is_none());
         let refresh = form(&[("grant_type", "refresh_token")]);
         assert!(matches!(
             TokenRequest::parse("refresh_token", &refresh),
@@ -213,6 +251,36 @@ mod tests {
             })
         ));
         assert!(grant_type(&form(&[("grant_type", "")])).is_err());
+    }
+
+    #[test]
+    fn a_resource_is_an_absolute_uri_without_a_fragment() {
+        let with = |resource: &str| form(&[("refresh_token", "r"), ("resource", resource)]);
+        let Ok(TokenRequest::RefreshToken { resource, .. }) =
+            TokenRequest::parse("refresh_token", &with("https://game.test/eu-1"))
+        else {
+            panic!("not a refresh request");
+        };
+        assert_eq!(resource.as_deref(), Some("https://game.test/eu-1"));
+        for bad in ["eu-1", "https://game.test/#x", "/relative"] {
+            assert!(
+                matches!(
+                    TokenRequest::parse("refresh_token", &with(bad)),
+                    Err(Error::OAuth {
+                        code: "invalid_target",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            TokenRequest::parse("client_credentials", &with("https://game.test/")),
+            Err(Error::OAuth {
+                code: "invalid_target",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use proto::clock::UnixTime;
 use proto::secret::SecretString;
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
 use super::TokenResponse;
 use crate::dpop::FreshProof;
@@ -41,6 +41,8 @@ pub(super) struct UserGrant<'a> {
     pub refresh: RefreshIssue<'a>,
     /// The ID token to issue with the access token, if any.
     pub id_token: Option<IdTokenGrant<'a>>,
+    /// The access-token claims the permission sources gave ([`Provider::sourced_claims`]).
+    pub sourced: Map<String, Value>,
 }
 
 /// A user's tokens, signed and (the refresh token) stored, not yet made durable.
@@ -72,6 +74,7 @@ pub(super) fn new_family(
         expires_at: now + lifetime,
         used: false,
         granted_at: now,
+        resource: None,
     }
 }
 
@@ -105,7 +108,41 @@ impl Provider {
             ),
             refresh,
             id_token,
+            sourced: Map::new(),
         }
+    }
+
+    /// The audience a token request's RFC 8707 `resource` asks for: none for this server
+    /// itself (or no resource), else a resource a permission source names (`invalid_target`
+    /// otherwise).
+    pub(super) fn target(&self, resource: Option<String>) -> Result<Option<String>> {
+        match resource {
+            Some(r) if r != self.base_url => {
+                self.claims_sources.check_resource(&r)?;
+                Ok(Some(r))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The claims the permission sources give `user`'s access token for `client_id`, `scope`
+    /// and `resource` (a [`Self::target`]). Asked before anything single-use is consumed, so a
+    /// source that fails closed leaves the code or refresh token usable for a retry.
+    pub(super) async fn sourced_claims(
+        &self,
+        user: &User,
+        client_id: &str,
+        scope: &str,
+        resource: Option<&str>,
+        now: UnixTime,
+    ) -> Result<Map<String, Value>> {
+        let question = crate::claims_sources::ClaimsQuestion {
+            user,
+            client_id,
+            scope,
+            resource,
+        };
+        self.claims_sources.claims_for(&question, now).await
     }
 
     /// Signs the access token and the ID token, then stores the refresh token (so a failure to
@@ -117,8 +154,9 @@ impl Provider {
     ) -> Result<UserTokens> {
         let template = &grant.template;
         let issuer = self.issuer();
-        let authorization =
+        let mut authorization =
             crate::identity::claims::authorization_claims(grant.user, &template.scope);
+        authorization.extend(grant.sourced.clone());
         let access = access_token::issue(
             &issuer,
             &AccessGrant {
@@ -126,6 +164,7 @@ impl Provider {
                 client_id: &template.client_id,
                 scope: &template.scope,
                 jkt: template.jkt.as_deref(),
+                audience: template.resource.as_deref(),
                 authorization: Some(&authorization),
             },
             now,

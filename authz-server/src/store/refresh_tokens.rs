@@ -34,6 +34,10 @@ pub struct RefreshRecord {
     /// withdrawn at or after it voids the family.
     #[serde(default)]
     pub granted_at: UnixTime,
+    /// The RFC 8707 resource its access tokens were last issued for (their audience), if any:
+    /// what a refresh naming no resource asks for again.
+    #[serde(default)]
+    pub resource: Option<String>,
 }
 
 /// A family of refresh tokens.

@@ -1,7 +1,8 @@
-//! RFC 9068 JWT access tokens: `iss`, `sub`, `aud` (this server), `client_id`, `scope`, `jti`,
-//! `iat`, `exp`, `cnf.jkt` when DPoP-bound (RFC 9449 §6), and with the `roles` scope the user's
-//! `roles` and `groups` (RFC 9068 §7.2), read from the account at each issue (a refresh carries
-//! what the account holds then).
+//! RFC 9068 JWT access tokens: `iss`, `sub`, `aud` (this server, or the RFC 8707 resource the
+//! token was asked for), `client_id`, `scope`, `jti`, `iat`, `exp`, `cnf.jkt` when DPoP-bound
+//! (RFC 9449 §6), with the `roles` scope the user's `roles` and `groups` (RFC 9068 §7.2), and
+//! the claims of the permission sources ([`crate::claims_sources`]) — all read at each issue, so
+//! a refresh carries what holds then.
 
 use proto::clock::UnixTime;
 use proto::jws::Claims;
@@ -21,7 +22,10 @@ pub struct AccessGrant<'a> {
     pub scope: &'a str,
     /// `cnf.jkt` when DPoP-bound.
     pub jkt: Option<&'a str>,
-    /// The user's authorization claims the scope releases (`roles`, `groups`), if any.
+    /// `aud` when not this server: the RFC 8707 resource the token is for.
+    pub audience: Option<&'a str>,
+    /// The user's authorization claims the scope releases (`roles`, `groups`) and those the
+    /// permission sources gave, if any.
     pub authorization: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
@@ -40,7 +44,7 @@ pub fn issue(issuer: &Issuer<'_>, grant: &AccessGrant<'_>, now: UnixTime) -> Res
     let mut at = Claims::default();
     at.set("iss", issuer.url);
     at.set("sub", grant.subject);
-    at.set("aud", issuer.url);
+    at.set("aud", grant.audience.unwrap_or(issuer.url));
     at.set("client_id", grant.client_id);
     at.set("scope", grant.scope);
     at.set("jti", jti.clone());

@@ -201,6 +201,7 @@ impl Provider {
             presented.authorization,
             presented.dpop.iter().copied(),
             &self.base_url,
+            &self.base_url,
             &self.verification_keys(),
             expectation,
             now,

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
+pub mod own_service;
 pub mod upstream;
 
 use std::collections::HashMap;
