@@ -117,8 +117,14 @@ impl Provider {
     ) -> Result<Authorized> {
         let store = self.store();
         let user = &auth.user;
+        let scope = if request.client.consent_required {
+            consents::released(store, &user.id, &request.client.id, &request.scope)?
+        } else {
+            request.scope.clone()
+        };
         if request.client.consent_required
             && (request.prompt.consent
+                || scope.is_empty()
                 || !consents::covers(store, &user.id, &request.client.id, &request.scope)?)
         {
             if request.prompt.none {
@@ -130,7 +136,7 @@ impl Provider {
             let ticket = consents::park(store, auth, request.params.clone(), self.now())?;
             return Ok(Authorized::ConsentNeeded(ticket));
         }
-        self.issue_code(request, auth).map(Authorized::Code)
+        self.issue_code(request, &scope, auth).map(Authorized::Code)
     }
 
     /// The waiting authorization of a consent ticket (once); `None` if unknown or expired.
@@ -155,25 +161,38 @@ impl Provider {
         })
     }
 
-    /// The user consented to `request`: the consent is remembered, and the code issued.
+    /// The user consented to `request` with `choice` (what was granted and withheld): the
+    /// answer is remembered, and the code issued for the granted scopes.
     pub fn consented(
         &self,
         request: &AuthorizationRequest,
         auth: &Authentication,
+        choice: &consents::Choice,
     ) -> Result<String> {
         consents::grant(
             self.store(),
             &auth.user.id,
             &request.client.id,
-            &request.scope,
+            choice,
             self.now(),
         )?;
-        self.issue_code(request, auth)
+        self.audit.record(
+            self.now(),
+            "consent.granted",
+            serde_json::json!({"user": auth.user.id, "client": request.client.id,
+                               "granted": choice.granted, "withheld": choice.withheld}),
+        );
+        self.issue_code(request, &choice.scope(), auth)
     }
 
-    /// Stores what `request` grants after the login `auth` under a fresh code, durable on
-    /// return.
-    fn issue_code(&self, request: &AuthorizationRequest, auth: &Authentication) -> Result<String> {
+    /// Stores what `request` grants (`scope`, the request's or less) after the login `auth`
+    /// under a fresh code, durable on return.
+    fn issue_code(
+        &self,
+        request: &AuthorizationRequest,
+        scope: &str,
+        auth: &Authentication,
+    ) -> Result<String> {
         let now = self.now();
         let user = &auth.user;
         let grant = CodeGrant {
@@ -181,7 +200,7 @@ impl Provider {
             redirect_uri: request.redirect_uri.clone(),
             user_id: user.id.clone(),
             code_challenge: request.code_challenge.clone(),
-            scope: request.scope.clone(),
+            scope: scope.to_owned(),
             nonce: request.nonce.clone(),
             claims: request.echoed.clone(),
             dpop_jkt: request.dpop_jkt.clone(),

@@ -144,7 +144,8 @@ impl Provider {
         }
         // Remembered like a consent given at `/authorize`.
         if approve && !first_party {
-            crate::consents::grant(store, &user.id, &grant.client_id, &grant.scope, now)?;
+            let everything = crate::consents::Choice::of(&grant.scope, None);
+            crate::consents::grant(store, &user.id, &grant.client_id, &everything, now)?;
         }
         tracing::info!(client_id = %grant.client_id, user = %user.id, approve, "device authorization decided");
         Ok(Answer::Decided)

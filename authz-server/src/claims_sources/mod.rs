@@ -100,6 +100,21 @@ impl ClaimsSources {
         Ok(Self { sources })
     }
 
+    /// The sources asked only when `scope` is granted (their `scopes` name it), with the claims
+    /// each sets: what withholding `scope` on the consent page keeps from the client.
+    pub fn gated_by(&self, scope: &str) -> Vec<(String, Vec<String>)> {
+        self.sources
+            .iter()
+            .filter(|s| s.config.scopes.iter().any(|g| g == scope))
+            .map(|s| {
+                (
+                    s.config.id.clone(),
+                    s.config.claims.keys().cloned().collect(),
+                )
+            })
+            .collect()
+    }
+
     /// Refuses a `resource` no source answers for (`invalid_target`, RFC 8707 §2): this server
     /// issues tokens for itself and for the resources its sources name.
     pub fn check_resource(&self, resource: &str) -> Result<()> {

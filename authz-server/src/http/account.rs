@@ -1,7 +1,8 @@
 //! The account page (`/account`): a signed-in user (the browser's session, [`crate::sessions`])
 //! sees the account, the ways to sign in to it — the password, the linked upstream identities
 //! with a button to unlink each (not the last way in) and one to link each other upstream —
-//! and the account's sessions, each of which can be signed out. Without a session it is the
+//! the account's sessions, each of which can be signed out, and the apps the user answered a
+//! consent page for (what was shared and what withheld), each of which can be withdrawn. Without a session it is the
 //! sign-in page ([`super::signin`]), whose password form posts to `/account/login`. Every form
 //! of the page carries the session's form token ([`super::cookies::form_token`]).
 
@@ -149,6 +150,24 @@ pub async fn revoke_session(
     response
 }
 
+/// `POST /account/consents/withdraw`: withdraws the consent of one app (its tokens stop working;
+/// its next authorization asks again).
+pub async fn withdraw_consent(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let (auth, _) = match authorized_form(&state, &headers, &form) {
+        Ok(signed_in) => signed_in,
+        Err(response) => return *response,
+    };
+    let client = form.get("client").map(String::as_str).unwrap_or_default();
+    match state.withdraw_consent(&auth.user.id, client) {
+        Ok(_) => Redirect::to("/account").into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
 /// The account page again, saying why a change was refused.
 fn refused_change(
     state: &SharedState,
@@ -219,6 +238,10 @@ fn account_page(
         Ok(sessions) => sessions,
         Err(e) => return e.into_response(),
     };
+    let consents = match state.consents_of(&user.id, None) {
+        Ok(consents) => consents,
+        Err(e) => return e.into_response(),
+    };
     let password = if user.has_password() && state.local_login() {
         "<li>Password</li>".to_owned()
     } else {
@@ -283,11 +306,39 @@ fn account_page(
             )
         })
         .collect();
+    let consent_items: String = consents
+        .iter()
+        .map(|c| {
+            let withheld = if c.withheld.is_empty() {
+                String::new()
+            } else {
+                format!("; withheld: {}", escape(&c.withheld.join(" ")))
+            };
+            format!(
+                "<li><strong>{}</strong> (answered {}): shared {}{withheld} {}</li>",
+                escape(&c.client_id),
+                escape(&proto::rfc3339::format(c.granted_at)),
+                escape(&c.scopes.join(" ")),
+                account_form(
+                    "/account/consents/withdraw",
+                    token,
+                    &[("client", &c.client_id)],
+                    "Withdraw"
+                )
+            )
+        })
+        .collect();
+    let apps = if consent_items.is_empty() {
+        String::new()
+    } else {
+        format!(r#"<h2>Apps you allowed</h2><ul id="consents">{consent_items}</ul>"#)
+    };
     let body = format!(
         r#"<p>Signed in as <strong>@{handle}</strong> ({name}).</p>{error}
 <h2>Ways to sign in</h2><ul id="sign-in-methods">{password}{linked}</ul>
 {link_more}
 <h2>Sessions</h2><ul id="sessions">{session_items}</ul>
+{apps}
 <form method="post" action="/logout">{logout}<button type="submit">Sign out of this browser</button></form>"#,
         handle = escape(&user.handle),
         name = escape(&user.name),

@@ -403,7 +403,9 @@ pub(super) fn after_new_login(
 fn after_login(state: &SharedState, req: &AuthorizationRequest, auth: &Authentication) -> Response {
     match state.authorize(req, auth) {
         Ok(Authorized::Code(code)) => code_response(state, req, &auth.user, &code),
-        Ok(Authorized::ConsentNeeded(ticket)) => consent_page(state, req, &ticket),
+        Ok(Authorized::ConsentNeeded(ticket)) => {
+            super::consent_page::page(state, req, &auth.user, &ticket)
+        }
         Err(e) => error_response(state, req, &e),
     }
 }
@@ -427,7 +429,7 @@ pub(super) fn error_response(
 }
 
 /// The redirect back to the client with its code.
-fn code_response(
+pub(super) fn code_response(
     state: &SharedState,
     req: &AuthorizationRequest,
     user: &User,
@@ -461,64 +463,6 @@ pub(super) fn scope_items(scope: &str, device_scope: &str) -> String {
     crate::scopes::split(scope)
         .map(|s| format!("<li>{}</li>", escape(scope_description(s, device_scope))))
         .collect()
-}
-
-/// The consent page of a request waiting under the ticket `id`.
-fn consent_page(state: &SharedState, req: &AuthorizationRequest, id: &str) -> Response {
-    let items = scope_items(&req.scope, state.device_scope());
-    let body = format!(
-        r#"<p><strong>{client}</strong> asks to:</p><ul>{items}</ul>
-<form method="post" action="/authorize/consent"><input type="hidden" name="ticket" value="{id}">
-<button type="submit" name="action" value="allow">Allow</button>
-<button type="submit" name="action" value="deny">Deny</button></form>"#,
-        client = escape(&req.client.id),
-    );
-    html_page_redirecting(StatusCode::OK, "Allow access?", &body, &req.redirect_uri)
-}
-
-/// `POST /authorize/consent`: the answer of the consent page.
-pub async fn consent(
-    State(state): State<SharedState>,
-    headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
-    if super::provenance::from_elsewhere(&headers, &state.base_url) {
-        return super::provenance::refused();
-    }
-    let ticket_id = form.get("ticket").map(String::as_str).unwrap_or_default();
-    let ticket = match state.take_consent_ticket(ticket_id) {
-        Ok(Some(t)) => t,
-        Ok(None) => {
-            return html_page(
-                StatusCode::BAD_REQUEST,
-                "Request refused",
-                "<p>This consent page expired or was already answered. Start again from the application.</p>",
-            );
-        }
-        Err(e) => return e.into_response(),
-    };
-    let auth = match state.consenting_user(&ticket) {
-        Ok(auth) => auth,
-        Err(e) => return e.into_response(),
-    };
-    let req = match validate(&state, ticket.params) {
-        Ok(req) => req,
-        Err(refusal) => return refusal.into_response(),
-    };
-    if form.get("action").map(String::as_str) != Some("allow") {
-        return Refusal::Redirect {
-            uri: req.redirect_uri,
-            iss: state.base_url.clone(),
-            state: req.state,
-            error: "access_denied",
-            description: "the user denied the request".into(),
-        }
-        .into_response();
-    }
-    match state.consented(&req, &auth) {
-        Ok(code) => code_response(&state, &req, &auth.user, &code),
-        Err(e) => e.into_response(),
-    }
 }
 
 /// The login page: the password form (unless `local_login = false`) and a button per upstream,

@@ -8,6 +8,7 @@ mod account;
 mod admin;
 mod authorize;
 mod client_auth;
+mod consent_page;
 mod consents;
 mod cookies;
 mod device_flow;
@@ -55,7 +56,7 @@ pub fn router(state: SharedState) -> Router {
         )
         .route("/jwks", get(discovery::jwks))
         .route("/authorize", get(authorize::show).post(authorize::submit))
-        .route("/authorize/consent", post(authorize::consent))
+        .route("/authorize/consent", post(consent_page::answer))
         .route("/authorize/continue", post(authorize::continue_as))
         .route("/upstream/start", post(upstream::start))
         .route("/upstream/callback", get(upstream::callback))
@@ -65,6 +66,10 @@ pub fn router(state: SharedState) -> Router {
         .route("/account/link", post(account::link))
         .route("/account/unlink", post(account::unlink))
         .route("/account/sessions/revoke", post(account::revoke_session))
+        .route(
+            "/account/consents/withdraw",
+            post(account::withdraw_consent),
+        )
         .route("/logout", get(logout::start).post(logout::confirm))
         .route("/admin/users", get(admin::users))
         .route(

@@ -17,6 +17,9 @@ pub struct Consent {
     pub client_id: String,
     /// Granted scopes.
     pub scopes: Vec<String>,
+    /// Scopes the user withheld on the consent page: not asked again, never released.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withheld: Vec<String>,
     /// When.
     pub granted_at: UnixTime,
 }

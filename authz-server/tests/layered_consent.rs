@@ -1,0 +1,269 @@
+//! Layered consent (issue 19 item 5): the consent page lists, scope by scope, the claims a
+//! third-party client would get with their values; the user unticks the optional ones to
+//! withhold them and the tokens carry only the rest; the answer is remembered per client (asked
+//! nothing next time, still withheld) until the user withdraws it on the account page.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use authz_server::oauth_clients::{self, OAuthClient};
+use authz_server::users::{Email, NewUser};
+use common::*;
+use serde_json::{Value, json};
+
+const STUDIO: &str = "studio";
+const SCOPE: &str = "openid profile email roles";
+
+fn seed(store: &dyn authz_server::store::Store) {
+    oauth_clients::add(
+        store,
+        &OAuthClient {
+            id: STUDIO.into(),
+            redirect_uris: vec![REDIRECT_URI.into()],
+            secret_sha256: None,
+            consent_required: true,
+            jwks: None,
+            scopes: Some(SCOPE.split(' ').map(str::to_owned).collect()),
+            post_logout_redirect_uris: Vec::new(),
+            token_exchange: Vec::new(),
+        },
+    )
+    .unwrap();
+    authz_server::users::add_with_email(
+        store,
+        &NewUser {
+            handle: "dana",
+            name: "Dana Example",
+            team: None,
+            domain: DOMAIN,
+            password: &proto::secret::SecretString::new("dana-password-1"),
+        },
+        Some(Email {
+            address: "dana@example.test".into(),
+            verified: true,
+        }),
+    )
+    .unwrap();
+    authz_server::users::set_authorization(store, "dana", Some(&["editor".to_owned()]), None)
+        .unwrap()
+        .unwrap();
+}
+
+/// The claims of a signed JWT (not checked: the tests read what the server put in).
+fn claims_of(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&proto::b64::decode(payload, "payload").unwrap()).unwrap()
+}
+
+/// A user in one browser (its cookies kept).
+struct Browser<'h> {
+    h: &'h Harness,
+    client: reqwest::Client,
+}
+
+impl Browser<'_> {
+    /// `/authorize` for the studio asking `scope`: with the password the first time, inside the
+    /// session after that.
+    async fn authorize(&self, pkce: &Pkce, scope: &str, password: bool) -> reqwest::Response {
+        self.authorize_with(pkce, scope, password, &[]).await
+    }
+
+    /// [`Self::authorize`] with `extra` parameters.
+    async fn authorize_with(
+        &self,
+        pkce: &Pkce,
+        scope: &str,
+        password: bool,
+        extra: &[(&'static str, &str)],
+    ) -> reqwest::Response {
+        let mut params = params_for(pkce, STUDIO, scope);
+        params.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        if password {
+            params.push(("username", "dana".into()));
+            params.push(("password", "dana-password-1".into()));
+            return self
+                .client
+                .post(self.h.url("/authorize"))
+                .form(&params)
+                .send()
+                .await
+                .unwrap();
+        }
+        self.client
+            .get(self.h.url("/authorize"))
+            .query(&params)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn answer(&self, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(self.h.url("/authorize/consent"))
+            .form(fields)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn page(&self, path: &str) -> String {
+        let page = self.client.get(self.h.url(path)).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        page.text().await.unwrap()
+    }
+}
+
+/// The tokens for the code in a redirect back to the client.
+async fn redeem(h: &Harness, redirect: reqwest::Response, pkce: &Pkce) -> Value {
+    assert_eq!(redirect.status(), 303);
+    let code = location_params(&redirect)["code"].clone();
+    let response = h
+        .token_request(&token_form_for(STUDIO, &code, &pkce.verifier), None)
+        .await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+async fn userinfo(h: &Harness, tokens: &Value) -> Value {
+    h.client
+        .get(h.url("/userinfo"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_user_withholds_optional_claims_and_the_choice_holds_until_withdrawn() {
+    let h = Harness::start_seeded(|_| {}, seed).await;
+    let browser = Browser {
+        h: &h,
+        client: common::upstream::browser(&h),
+    };
+
+    // The page lists what each scope releases, with the values; openid cannot be unticked.
+    let pkce = Pkce::new();
+    let page = browser.authorize(&pkce, SCOPE, true).await;
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    for shown in [
+        "Dana Example",
+        "dana@example.test",
+        "editor",
+        "See your email address",
+    ] {
+        assert!(page.contains(shown), "{shown} not on {page}");
+    }
+    for optional in ["profile", "email", "roles"] {
+        assert!(
+            page.contains(&format!(r#"name="scope" value="{optional}" checked"#)),
+            "{optional}"
+        );
+    }
+    assert!(!page.contains(r#"name="scope" value="openid""#), "{page}");
+
+    // Email unticked: the tokens and userinfo carry everything else, no email.
+    let ticket = ticket_of(&page);
+    let allowed = browser
+        .answer(&[
+            ("ticket", &ticket),
+            ("choice", "1"),
+            ("scope", "profile"),
+            ("scope", "roles"),
+            ("action", "allow"),
+        ])
+        .await;
+    let tokens = redeem(&h, allowed, &pkce).await;
+    assert_eq!(tokens["scope"], "openid profile roles");
+    let id = claims_of(tokens["id_token"].as_str().unwrap());
+    let at = claims_of(tokens["access_token"].as_str().unwrap());
+    let info = userinfo(&h, &tokens).await;
+    for claims in [&id, &info] {
+        assert_eq!(claims["name"], "Dana Example", "{claims}");
+        assert!(claims.get("email").is_none(), "{claims}");
+    }
+    assert_eq!(at["roles"], json!(["editor"]));
+    assert_eq!(at["scope"], "openid profile roles");
+
+    // Remembered: the same request asks nothing and still leaves email out.
+    let pkce = Pkce::new();
+    let again = redeem(&h, browser.authorize(&pkce, SCOPE, false).await, &pkce).await;
+    assert_eq!(again["scope"], "openid profile roles");
+    assert!(userinfo(&h, &again).await.get("email").is_none());
+
+    // A request for email alone (besides openid) is answered by the remembered choice too.
+    let pkce = Pkce::new();
+    let alone = redeem(
+        &h,
+        browser.authorize(&pkce, "openid email", false).await,
+        &pkce,
+    )
+    .await;
+    assert_eq!(alone["scope"], "openid");
+
+    // prompt=consent asks again; a forged answer naming a scope the request did not ask for
+    // gets nothing more than what was asked and ticked.
+    let pkce = Pkce::new();
+    let page = browser
+        .authorize_with(&pkce, "openid email", false, &[("prompt", "consent")])
+        .await;
+    assert_eq!(page.status(), 200);
+    let forged = browser
+        .answer(&[
+            ("ticket", &ticket_of(&page.text().await.unwrap())),
+            ("choice", "1"),
+            ("scope", "offline_access"),
+            ("action", "allow"),
+        ])
+        .await;
+    assert_eq!(redeem(&h, forged, &pkce).await["scope"], "openid");
+
+    // The account page shows the answer, and withdrawing it makes the next request ask again.
+    let account = browser.page("/account").await;
+    assert!(account.contains("<strong>studio</strong>"), "{account}");
+    assert!(account.contains("withheld: email"), "{account}");
+    let withdraw = browser
+        .client
+        .post(h.url("/account/consents/withdraw"))
+        .form(&[
+            ("csrf", form_field(&account, "Withdraw", "csrf")),
+            ("client", form_field(&account, "Withdraw", "client")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(withdraw.status(), 303);
+    let after = userinfo(&h, &again).await;
+    assert_eq!(
+        after["error"], "invalid_token",
+        "a withdrawn grant's token stops working"
+    );
+    assert!(
+        !browser
+            .page("/account")
+            .await
+            .contains("<strong>studio</strong>")
+    );
+    let page = browser.authorize(&Pkce::new(), SCOPE, false).await;
+    assert_eq!(page.status(), 200, "asked again after the withdrawal");
+    let page = page.text().await.unwrap();
+    assert!(page.contains(r#"name="scope" value="email" checked"#));
+
+    // Unticking everything optional of a request without openid is a denial.
+    let page = browser
+        .authorize(&Pkce::new(), "profile email", false)
+        .await;
+    let denied = browser
+        .answer(&[
+            ("ticket", &ticket_of(&page.text().await.unwrap())),
+            ("choice", "1"),
+            ("action", "allow"),
+        ])
+        .await;
+    assert_eq!(denied.status(), 303);
+    assert_eq!(location_params(&denied)["error"], "access_denied");
+}
