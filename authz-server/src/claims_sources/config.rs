@@ -204,9 +204,18 @@ impl ClaimsSourceConfig {
     }
 }
 
-/// Whether `value` can be an RFC 8707 resource indicator: an absolute URI without a fragment.
+/// Whether `value` can be an RFC 8707 resource indicator: an absolute URI without a fragment,
+/// and without dot segments or encoded dots and slashes (which would let a resource that only
+/// starts like a configured one — `…/servers/../admin` — pass a prefix match while naming
+/// another place).
 pub fn is_resource(value: &str) -> bool {
-    value.len() <= 2048 && url::Url::parse(value).is_ok_and(|u| u.fragment().is_none())
+    let lower = value.to_ascii_lowercase();
+    let dotted = lower
+        .split(['/', '?'])
+        .any(|segment| segment == "." || segment == "..")
+        || lower.contains("%2e")
+        || lower.contains("%2f");
+    value.len() <= 2048 && !dotted && url::Url::parse(value).is_ok_and(|u| u.fragment().is_none())
 }
 
 /// Checks every source, and that no two share an id or set the same claim.
@@ -277,6 +286,8 @@ mod tests {
             ("cache_secs = -1", "cache_secs"),
             ("resources = [\"https://game.test/#frag\"]", "RFC 8707"),
             ("resources = [\"relative/path\"]", "RFC 8707"),
+            ("resources = [\"https://g.test/a/../b\"]", "RFC 8707"),
+            ("resources = [\"https://g.test/a/%2E%2E/b\"]", "RFC 8707"),
             ("scopes = [\"bad scope\"]", "scope-token"),
             (
                 "bearer_token_file = \"/t\"\nbearer_token_env = \"T\"",

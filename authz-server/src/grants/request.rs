@@ -262,7 +262,13 @@ mod tests {
             panic!("not a refresh request");
         };
         assert_eq!(resource.as_deref(), Some("https://game.test/eu-1"));
-        for bad in ["eu-1", "https://game.test/#x", "/relative"] {
+        for bad in [
+            "eu-1",
+            "https://game.test/#x",
+            "/relative",
+            "https://game.test/servers/../admin",
+            "https://game.test/servers/%2e%2e/admin",
+        ] {
             assert!(
                 matches!(
                     TokenRequest::parse("refresh_token", &with(bad)),
