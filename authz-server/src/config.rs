@@ -55,6 +55,10 @@ pub struct Config {
     pub upstream: Vec<crate::federation::UpstreamConfig>,
     /// Browser sessions (`[sessions]`).
     pub sessions: crate::sessions::SessionsConfig,
+    /// Remote verifiers whose grant clients may use (`[[remote_auth]]`).
+    pub remote_auth: Vec<crate::remote_auth::RemoteAuthConfig>,
+    /// Trusted issuers of RFC 7523 grant assertions (`[[jwt_bearer_issuer]]`).
+    pub jwt_bearer_issuer: Vec<crate::jwt_bearer::JwtBearerConfig>,
     /// The 32-byte key (0600) the upstreams' tokens are sealed with in the store; default
     /// `{data_dir}/upstream-tokens.key`, made at the first start with an upstream.
     pub upstream_tokens_key_file: Option<PathBuf>,
@@ -158,6 +162,8 @@ impl Default for Config {
             local_login: true,
             upstream: Vec::new(),
             sessions: crate::sessions::SessionsConfig::default(),
+            remote_auth: Vec::new(),
+            jwt_bearer_issuer: Vec::new(),
             upstream_tokens_key_file: None,
         }
     }
@@ -215,6 +221,9 @@ impl Config {
             ));
         }
         crate::federation::config::validate_all(&self.upstream)?;
+        crate::remote_auth::validate_all(&self.remote_auth)?;
+        crate::jwt_bearer::validate_all(&self.jwt_bearer_issuer)?;
+        self.validate_identity_sources()?;
         self.sessions.validate()?;
         if !self.local_login && self.upstream.is_empty() {
             return Err(Error::Config(
@@ -247,6 +256,48 @@ impl Config {
             if v <= 0 {
                 return Err(Error::Config(format!("lifetimes.{name} must be positive")));
             }
+        }
+        Ok(())
+    }
+
+    /// Upstreams, remote verifiers and JWT-bearer issuers share one namespace of ids (links,
+    /// client allow-lists, the audit log), and a remote verifier's id — the issuer its
+    /// identities are linked under — is no JWT-bearer issuer's `iss`. (A JWT-bearer issuer may
+    /// have an upstream's issuer: its subjects are then that upstream's identities.)
+    fn validate_identity_sources(&self) -> Result<()> {
+        let ids: Vec<(&str, &str)> = self
+            .upstream
+            .iter()
+            .map(|u| ("upstream", u.id.as_str()))
+            .chain(
+                self.remote_auth
+                    .iter()
+                    .map(|r| ("remote_auth", r.id.as_str())),
+            )
+            .chain(
+                self.jwt_bearer_issuer
+                    .iter()
+                    .map(|j| ("jwt_bearer_issuer", j.id.as_str())),
+            )
+            .collect();
+        for (i, (kind, id)) in ids.iter().enumerate() {
+            if let Some((other, _)) = ids[..i].iter().find(|(_, o)| o == id) {
+                return Err(Error::Config(format!(
+                    "{kind} {id:?}: the id is taken by an {other}; upstreams, remote verifiers and \
+                     JWT-bearer issuers need ids of their own"
+                )));
+            }
+        }
+        if let Some(j) = self
+            .jwt_bearer_issuer
+            .iter()
+            .find(|j| self.remote_auth.iter().any(|r| r.id == j.issuer))
+        {
+            return Err(Error::Config(format!(
+                "jwt_bearer_issuer {:?}: its issuer is the id of a remote verifier, whose \
+                 identities are linked under it",
+                j.id
+            )));
         }
         Ok(())
     }

@@ -102,6 +102,16 @@ pub enum Error {
         /// Seconds until a request would pass.
         retry_after_secs: u64,
     },
+    /// A service this request depends on (a remote verifier) did not answer in time, could
+    /// not be reached or answered unusably: 503 `temporarily_unavailable` with `Retry-After`
+    /// (see docs/rfc-divergences.md: RFC 6749 names the code only for `/authorize`).
+    #[error("temporarily unavailable: {description}")]
+    Unavailable {
+        /// What failed.
+        description: String,
+        /// Seconds after which a retry may succeed.
+        retry_after_secs: u64,
+    },
     /// A request refused by a server limit (413 body too large, 408 too slow).
     #[error("{0}")]
     Refused(server_kit::limits::Refusal),
@@ -133,6 +143,14 @@ impl Error {
         }
     }
 
+    /// `unauthorized_client` with a description.
+    pub fn unauthorized_client(description: impl Into<String>) -> Self {
+        Self::OAuth {
+            code: "unauthorized_client",
+            description: description.into(),
+        }
+    }
+
     /// A failed upstream login the client hears about as `access_denied`.
     pub fn upstream_denied(description: impl Into<String>) -> Self {
         Self::Upstream {
@@ -159,7 +177,7 @@ impl Error {
             Error::OAuth { code, description } => (code, description.clone()),
             Error::BadCredentials => ("access_denied", "invalid credentials".into()),
             Error::PasswordLoginOff => ("access_denied", PASSWORD_LOGIN_OFF.into()),
-            Error::RateLimited { description, .. } => {
+            Error::RateLimited { description, .. } | Error::Unavailable { description, .. } => {
                 ("temporarily_unavailable", description.clone())
             }
             other => {
@@ -408,6 +426,19 @@ impl IntoResponse for Error {
             } => {
                 let mut r = oauth_body(
                     StatusCode::TOO_MANY_REQUESTS,
+                    "temporarily_unavailable",
+                    description,
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+                r
+            }
+            Error::Unavailable {
+                description,
+                retry_after_secs,
+            } => {
+                let mut r = oauth_body(
+                    StatusCode::SERVICE_UNAVAILABLE,
                     "temporarily_unavailable",
                     description,
                 );

@@ -152,12 +152,18 @@ async fn operators_list_and_change_the_scopes_a_client_may_be_granted() {
 
 /// The token exchange column of the client `sync` in `client list`.
 async fn exchange_listed(data: &Path) -> String {
+    listed_column(data, "sync", 4).await
+}
+
+/// Column `column` (0: the id; 4, 5, 6: token exchange, remote verifiers, JWT-bearer issuers)
+/// of the client `id` in `client list`.
+async fn listed_column(data: &Path, id: &str, column: usize) -> String {
     let (_, listed, _) = operator(data, &["client", "list"]).await;
     let line = listed
         .lines()
-        .find(|l| l.starts_with("sync\t"))
+        .find(|l| l.starts_with(&format!("{id}\t")))
         .expect(&listed);
-    line.rsplit('\t').next().unwrap().to_owned()
+    line.split('\t').nth(column).unwrap().to_owned()
 }
 
 /// `client set-token-exchange` of `sync` with `upstreams`: (success, stderr).

@@ -41,7 +41,7 @@ impl Provider {
             expires_at: self.now() + LOGIN_TTL,
             purpose: login.purpose.clone(),
             tokens: self.seal_pending_tokens(&ticket, tokens)?,
-            authorization: MappedAuthorization::of(upstream, identity),
+            authorization: MappedAuthorization::of(&upstream.source(), identity),
         };
         upstream_link_tickets::insert(self.store(), &ticket, &pending)?;
         Ok(ticket)
