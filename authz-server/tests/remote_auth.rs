@@ -1,0 +1,488 @@
+//! The remote verifier grant against a real verifier: a small HTTPS server on 127.0.0.1 (its
+//! own dev PKI, configured as the verifier's trust anchor) that answers like Minecraft's
+//! session server — `hasJoined?username=…&serverId=…` gives `{"id", "name"}` for a player that
+//! joined under that one-time hash (once), 204 otherwise — and a route that never answers.
+//! Covered: a joined player gets tokens (access, ID with the verifier's name, refresh that
+//! works) and logs in to the same linked account again; the hash is one-time and never in the
+//! audit log; values are validated first and percent-encoded into the URL (an `&` cannot add a
+//! parameter); a client not allowed gets `unauthorized_client` and the verifier is not asked;
+//! a verifier that says no gives `invalid_grant`; one that hangs gives 503
+//! `temporarily_unavailable` with `Retry-After` once its `timeout_ms` passed; `first_login =
+//! "refuse"` makes no account; a hundred simultaneous failed logins ask the verifier exactly
+//! `burst` times (the rest are 429); the grant types are in the discovery document.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use authz_server::Config;
+use authz_server::oauth_clients::{self, OAuthClient};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use common::peer::TlsPeer;
+use common::*;
+use serde_json::{Value, json};
+
+const MINECRAFT: &str = "https://auth.test/grant-type/minecraft";
+const STUCK: &str = "https://auth.test/grant-type/stuck";
+const STRICT: &str = "https://auth.test/grant-type/strict";
+
+/// The session server's memory: who joined under which hash, and every question asked.
+#[derive(Default)]
+struct Sessions {
+    joined: HashSet<(String, String)>,
+    asked: Vec<(String, String)>,
+}
+
+type Shared = Arc<Mutex<Sessions>>;
+
+async fn has_joined(
+    State(sessions): State<Shared>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let username = query.get("username").cloned().unwrap_or_default();
+    let hash = query.get("serverId").cloned().unwrap_or_default();
+    let mut s = sessions.lock().unwrap();
+    s.asked.push((username.clone(), hash.clone()));
+    if s.joined.remove(&(username.clone(), hash)) {
+        let id = format!("{:032x}", username.len() * 7919);
+        axum::Json(json!({"id": id, "name": username})).into_response()
+    } else {
+        StatusCode::NO_CONTENT.into_response()
+    }
+}
+
+async fn never_answers() -> StatusCode {
+    std::future::pending::<()>().await;
+    StatusCode::OK
+}
+
+struct Setup {
+    h: Harness,
+    sessions: Shared,
+    _verifier: TlsPeer,
+}
+
+impl Setup {
+    async fn start(edit: impl FnOnce(&mut Config)) -> Self {
+        let sessions = Shared::default();
+        let app = axum::Router::new()
+            .route(
+                "/session/minecraft/hasJoined",
+                axum::routing::get(has_joined),
+            )
+            .route("/hang", axum::routing::get(never_answers))
+            .with_state(sessions.clone());
+        let verifier = TlsPeer::spawn(app);
+        let (base, ca) = (&verifier.base, verifier.ca.display());
+        let tables = format!(
+            r#"
+[[remote_auth]]
+id = "mc"
+display_name = "Minecraft"
+grant_type = "{MINECRAFT}"
+params = ["username", "server_hash"]
+url = "{base}/session/minecraft/hasJoined?username={{username}}&serverId={{server_hash}}"
+trust_anchors = ["{ca}"]
+first_login = "create"
+
+[[remote_auth]]
+id = "stuck"
+grant_type = "{STUCK}"
+params = ["username", "server_hash"]
+url = "{base}/hang?username={{username}}&serverId={{server_hash}}"
+trust_anchors = ["{ca}"]
+timeout_ms = 500
+first_login = "create"
+
+[[remote_auth]]
+id = "strict"
+grant_type = "{STRICT}"
+params = ["username", "server_hash"]
+url = "{base}/session/minecraft/hasJoined?username={{username}}&serverId={{server_hash}}"
+trust_anchors = ["{ca}"]
+"#
+        );
+        let parsed: Config = toml::from_str(&tables).unwrap();
+        let h = Harness::start_seeded(
+            |c| {
+                c.remote_auth = parsed.remote_auth;
+                c.limits.max_connections_per_address = 1000;
+                edit(c);
+            },
+            seed,
+        )
+        .await;
+        Self {
+            h,
+            sessions,
+            _verifier: verifier,
+        }
+    }
+
+    /// The player `username` joins a server under a fresh one-time hash; returns it.
+    fn join(&self, username: &str) -> String {
+        let hash = format!("-{}", proto::random::token(128));
+        let mut s = self.sessions.lock().unwrap();
+        s.joined.insert((username.to_owned(), hash.clone()));
+        hash
+    }
+
+    fn asked(&self) -> Vec<(String, String)> {
+        self.sessions.lock().unwrap().asked.clone()
+    }
+
+    /// A token request of the public client `client` under `grant_type` with `params`.
+    async fn remote_login(
+        &self,
+        client: &str,
+        grant_type: &str,
+        params: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut form = vec![
+            ("grant_type", grant_type.to_owned()),
+            ("client_id", client.to_owned()),
+            ("scope", "openid profile".to_owned()),
+        ];
+        form.extend(params.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        self.h.token_request(&form, None).await
+    }
+}
+
+/// `game` (public, allowed for every verifier, no redirect URI) and `web` (public, allowed for
+/// none).
+fn seed(store: &dyn authz_server::store::Store) {
+    for (id, redirect_uris, remote_auth) in [
+        ("game", vec![], vec!["mc", "stuck", "strict"]),
+        ("web", vec![REDIRECT_URI.to_owned()], vec![]),
+    ] {
+        oauth_clients::add(
+            store,
+            &OAuthClient {
+                id: id.into(),
+                redirect_uris,
+                secret_sha256: None,
+                consent_required: false,
+                jwks: None,
+                scopes: None,
+                post_logout_redirect_uris: Vec::new(),
+                token_exchange: Vec::new(),
+                remote_auth: remote_auth.into_iter().map(String::from).collect(),
+                jwt_bearer: Vec::new(),
+            },
+        )
+        .unwrap();
+    }
+}
+
+/// Status, `error` and `error_description` of a refusal.
+async fn refusal(response: reqwest::Response) -> (u16, String, String) {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap();
+    (
+        status,
+        body["error"].as_str().unwrap_or_default().to_owned(),
+        body["error_description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_joined_player_gets_tokens_and_logs_in_to_the_same_account_again() {
+    let s = Setup::start(|_| {}).await;
+    let metadata = s.h.get_json("/.well-known/openid-configuration").await;
+    let grants = metadata["grant_types_supported"].as_array().unwrap();
+    for expected in [MINECRAFT, STUCK, STRICT] {
+        assert!(grants.iter().any(|g| g == expected), "{grants:?}");
+    }
+    // No issuer of JWT-bearer assertions is configured, so that grant is not offered.
+    assert!(
+        !grants
+            .iter()
+            .any(|g| g == "urn:ietf:params:oauth:grant-type:jwt-bearer")
+    );
+
+    let hash = s.join("Notch");
+    let response = s
+        .remote_login(
+            "game",
+            MINECRAFT,
+            &[("username", "Notch"), ("server_hash", &hash)],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let tokens: Value = response.json().await.unwrap();
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["scope"], "openid profile");
+    let id = s.h.verified_id_token(&tokens).await;
+    assert_eq!(id["name"], "Notch");
+    assert_eq!(id["preferred_username"], format!("notch@{DOMAIN}"));
+    assert_eq!(id["amr"], json!(["fed"]));
+    assert_eq!(id["aud"], "game");
+    assert_eq!(
+        s.asked(),
+        vec![("Notch".to_owned(), hash.clone())],
+        "the verifier saw the values as presented"
+    );
+
+    // The hash was one-time: the verifier says no the second time.
+    let again = s
+        .remote_login(
+            "game",
+            MINECRAFT,
+            &[("username", "Notch"), ("server_hash", &hash)],
+        )
+        .await;
+    let (status, error, _) = refusal(again).await;
+    assert_eq!((status, error.as_str()), (400, "invalid_grant"));
+
+    // A new join logs in to the account linked at the first.
+    let second = s.join("Notch");
+    let response = s
+        .remote_login(
+            "game",
+            MINECRAFT,
+            &[("username", "Notch"), ("server_hash", &second)],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let tokens2: Value = response.json().await.unwrap();
+    assert_eq!(s.h.verified_id_token(&tokens2).await["sub"], id["sub"]);
+
+    // Its refresh token works like any other.
+    let refresh = tokens["refresh_token"].as_str().expect("a refresh token");
+    let response =
+        s.h.token_request(
+            &[
+                ("grant_type", "refresh_token".into()),
+                ("client_id", "game".into()),
+                ("refresh_token", refresh.into()),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let refreshed: Value = response.json().await.unwrap();
+    assert!(refreshed["refresh_token"].is_string(), "{refreshed}");
+    // The refreshed access token is the same user's (its signature checked like an ID token's).
+    let access = json!({"id_token": refreshed["access_token"]});
+    assert_eq!(s.h.verified_id_token(&access).await["sub"], id["sub"]);
+
+    // The audit log names the login, never the one-time hash.
+    let audit = std::fs::read_to_string(s.h.dir.path().join("audit.jsonl")).unwrap();
+    assert!(audit.contains("remote_auth.succeeded"), "{audit}");
+    assert!(audit.contains("remote_auth.refused"), "{audit}");
+    assert!(
+        !audit.contains(&hash) && !audit.contains(&second),
+        "{audit}"
+    );
+}
+
+#[tokio::test]
+async fn values_are_checked_first_and_percent_encoded_into_the_url() {
+    let s = Setup::start(|_| {}).await;
+    // An ampersand cannot add a parameter: the verifier sees the username as presented.
+    let sneaky = "alice&serverId=forged";
+    let response = s
+        .remote_login(
+            "game",
+            MINECRAFT,
+            &[("username", sneaky), ("server_hash", "h/1?#%")],
+        )
+        .await;
+    let (status, error, _) = refusal(response).await;
+    assert_eq!((status, error.as_str()), (400, "invalid_grant"));
+    assert_eq!(s.asked(), vec![(sneaky.to_owned(), "h/1?#%".to_owned())]);
+    let long = "x".repeat(129);
+    for (params, expected) in [
+        (vec![("username", "alice")], "server_hash is missing"),
+        (
+            vec![("username", "alice"), ("server_hash", "")],
+            "server_hash is missing",
+        ),
+        (
+            vec![("username", "al ice"), ("server_hash", "h")],
+            "username must be 1 to 128",
+        ),
+        (
+            vec![("username", long.as_str()), ("server_hash", "h")],
+            "username must be 1 to 128",
+        ),
+        (
+            vec![("username", "älice"), ("server_hash", "h")],
+            "username must be 1 to 128",
+        ),
+    ] {
+        let (status, error, description) =
+            refusal(s.remote_login("game", MINECRAFT, &params).await).await;
+        assert_eq!(
+            (status, error.as_str()),
+            (400, "invalid_request"),
+            "{params:?}"
+        );
+        assert!(description.contains(expected), "{description}");
+    }
+    assert_eq!(
+        s.asked().len(),
+        1,
+        "refused requests never reach the verifier"
+    );
+}
+
+#[tokio::test]
+async fn a_client_not_allowed_is_unauthorized_and_the_verifier_is_not_asked() {
+    let s = Setup::start(|_| {}).await;
+    let hash = s.join("Notch");
+    let response = s
+        .remote_login(
+            "web",
+            MINECRAFT,
+            &[("username", "Notch"), ("server_hash", &hash)],
+        )
+        .await;
+    let (status, error, description) = refusal(response).await;
+    assert_eq!((status, error.as_str()), (400, "unauthorized_client"));
+    assert!(description.contains("Minecraft"), "{description}");
+    assert!(s.asked().is_empty());
+    // A grant type no verifier has.
+    let response = s
+        .remote_login(
+            "game",
+            "https://auth.test/grant-type/unknown",
+            &[("username", "Notch"), ("server_hash", &hash)],
+        )
+        .await;
+    let (status, error, description) = refusal(response).await;
+    assert_eq!((status, error.as_str()), (400, "unsupported_grant_type"));
+    assert!(description.contains(MINECRAFT), "{description}");
+    assert!(s.asked().is_empty());
+    // The same hash still works for the client that may use the verifier.
+    let response = s
+        .remote_login(
+            "game",
+            MINECRAFT,
+            &[("username", "Notch"), ("server_hash", &hash)],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn a_verifier_that_says_no_gives_invalid_grant_and_refuse_makes_no_account() {
+    let s = Setup::start(|_| {}).await;
+    let response = s
+        .remote_login(
+            "game",
+            MINECRAFT,
+            &[("username", "Notch"), ("server_hash", "never-joined")],
+        )
+        .await;
+    let (status, error, description) = refusal(response).await;
+    assert_eq!((status, error.as_str()), (400, "invalid_grant"));
+    assert!(description.contains("does not confirm"), "{description}");
+    assert_eq!(s.asked().len(), 1);
+
+    // The verifier says yes, but `strict` makes no account at a first login.
+    let hash = s.join("Herobrine");
+    let response = s
+        .remote_login(
+            "game",
+            STRICT,
+            &[("username", "Herobrine"), ("server_hash", &hash)],
+        )
+        .await;
+    let (status, error, description) = refusal(response).await;
+    assert_eq!((status, error.as_str()), (400, "invalid_grant"));
+    assert!(
+        description.contains("ask an administrator"),
+        "{description}"
+    );
+    // No account was made: the handle is still free for a login through `mc`, which creates.
+    let hash = s.join("Herobrine");
+    let response = s
+        .remote_login(
+            "game",
+            MINECRAFT,
+            &[("username", "Herobrine"), ("server_hash", &hash)],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn a_verifier_that_hangs_is_temporarily_unavailable_once_its_timeout_passed() {
+    let s = Setup::start(|_| {}).await;
+    let started = Instant::now();
+    let response = s
+        .remote_login(
+            "game",
+            STUCK,
+            &[("username", "Notch"), ("server_hash", "h")],
+        )
+        .await;
+    let elapsed = started.elapsed();
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.headers()["retry-after"].to_str().unwrap(),
+        "1",
+        "the timeout rounded up to seconds"
+    );
+    let (_, error, description) = refusal(response).await;
+    assert_eq!(error, "temporarily_unavailable");
+    assert!(description.contains("within 500 ms"), "{description}");
+    assert!(elapsed >= Duration::from_millis(500), "{elapsed:?}");
+    assert!(
+        elapsed < Duration::from_secs(5),
+        "bounded by timeout_ms: {elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_hundred_simultaneous_failures_ask_the_verifier_only_burst_times() {
+    let s = Setup::start(|c| {
+        c.rate_limits.failed_remote_logins_per_ip = server_kit::rate_limit::Rate::new(1, 10);
+    })
+    .await;
+    let s = Arc::new(s);
+    let attempts = (0..100).map(|i| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let hash = format!("guess-{i}");
+            let response = s
+                .remote_login(
+                    "game",
+                    MINECRAFT,
+                    &[("username", "Notch"), ("server_hash", &hash)],
+                )
+                .await;
+            response.status().as_u16()
+        })
+    });
+    let mut statuses = Vec::new();
+    for attempt in attempts.collect::<Vec<_>>() {
+        statuses.push(attempt.await.unwrap());
+    }
+    let count = |code: u16| statuses.iter().filter(|s| **s == code).count();
+    assert_eq!((count(400), count(429)), (10, 90), "{statuses:?}");
+    assert_eq!(s.asked().len(), 10);
+    // A player who really joined is refused too while the address is over its limit: the
+    // reservation comes before the verifier is asked.
+    let hash = s.join("Notch");
+    let response = s
+        .remote_login(
+            "game",
+            MINECRAFT,
+            &[("username", "Notch"), ("server_hash", &hash)],
+        )
+        .await;
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(s.asked().len(), 10);
+}
