@@ -58,7 +58,7 @@ pub fn add(store: &dyn Store, client: &OAuthClient) -> Result<()> {
         .find(|u| !crate::federation::config::is_upstream_id(u))
     {
         return Err(Error::invalid_request(format!(
-            "{bad:?} is not an upstream, verifier or issuer id ([a-z0-9_-], 1 to 32)"
+            "{bad:?} is not an upstream id, a verifier id or an issuer id ([a-z0-9_-], 1 to 32)"
         )));
     }
     for uri in client
