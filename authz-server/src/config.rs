@@ -283,8 +283,8 @@ impl Config {
         for (i, (kind, id)) in ids.iter().enumerate() {
             if let Some((other, _)) = ids[..i].iter().find(|(_, o)| o == id) {
                 return Err(Error::Config(format!(
-                    "{kind} {id:?}: the id is taken by an {other}; upstreams, remote verifiers and \
-                     JWT-bearer issuers need ids of their own"
+                    "{kind} {id:?}: the id is taken by {other} {id:?}; upstreams, remote verifiers \
+                     and JWT-bearer issuers need ids of their own"
                 )));
             }
         }
@@ -359,6 +359,61 @@ mod tests {
         linking_broker.upstream[0].first_login = crate::federation::FirstLogin::Link;
         let e = linking_broker.validate().unwrap_err().to_string();
         assert!(e.contains("needs local_login = true"), "{e}");
+    }
+
+    #[test]
+    fn upstreams_verifiers_and_assertion_issuers_share_one_namespace_of_ids() {
+        let upstream = "[[upstream]]\nid = \"corp\"\ndisplay_name = \"Corp\"\nkind = \"oidc\"\nissuer = \"https://idp.test\"\nclient_id = \"c\"\nclient_secret_env = \"X\"\n";
+        let verifier = |id: &str, grant: &str| {
+            format!(
+                "[[remote_auth]]\nid = \"{id}\"\ngrant_type = \"https://auth.test/{grant}\"\nparams = [\"u\"]\nurl = \"https://v.test/?u={{u}}\"\n"
+            )
+        };
+        let issuer = |id: &str, iss: &str| {
+            format!(
+                "[[jwt_bearer_issuer]]\nid = \"{id}\"\nissuer = \"{iss}\"\njwks_uri = \"https://j.test/keys\"\n"
+            )
+        };
+        let check = |text: String| {
+            toml::from_str::<Config>(&format!("dev = true\n{text}"))
+                .unwrap()
+                .validate()
+        };
+        check(format!(
+            "{upstream}{}{}",
+            verifier("mc", "mc"),
+            issuer("partner", "https://idp.test")
+        ))
+        .unwrap();
+        for (text, expected) in [
+            (
+                format!("{upstream}{}", verifier("corp", "mc")),
+                "taken by upstream \"corp\"",
+            ),
+            (
+                format!("{}{}", verifier("mc", "mc"), issuer("mc", "https://p.test")),
+                "taken by remote_auth \"mc\"",
+            ),
+            (
+                format!("{}{}", verifier("mc", "mc"), verifier("mc2", "mc")),
+                "share an id or a grant_type",
+            ),
+            (
+                format!(
+                    "{}{}",
+                    issuer("a", "https://p.test"),
+                    issuer("b", "https://p.test")
+                ),
+                "share an id or an issuer",
+            ),
+            (
+                format!("{}{}", verifier("mc", "mc"), issuer("partner", "mc")),
+                "its issuer is the id of a remote verifier",
+            ),
+        ] {
+            let e = check(text).unwrap_err().to_string();
+            assert!(e.contains(expected), "{e}");
+        }
     }
 
     #[test]

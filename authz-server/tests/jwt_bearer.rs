@@ -3,8 +3,8 @@
 //! accounts, and `filed`, whose keys are read from a file and whose first logins are refused.
 //! Covered: a valid assertion gets tokens for the account linked to its subject (the same one
 //! again for a second assertion, refresh works, `aud` may be our issuer or token endpoint);
-//! an untrusted issuer, a wrong audience, an expired assertion, one living too long, one
-//! without `jti`, a bad signature, `alg: none` and a replayed `jti` are `invalid_grant`; a
+//! an untrusted issuer, a wrong audience, an expired assertion, one living too long, not yet
+//! valid, issued in the future or too long ago, one without `jti`, a bad signature, `alg: none` and a replayed `jti` are `invalid_grant`; a
 //! client not allowed for the issuer, or not at all, is `unauthorized_client`; a hundred
 //! simultaneous presentations of one assertion make exactly one grant and one key fetch.
 
@@ -281,6 +281,24 @@ async fn refused_assertions_are_invalid_grant() {
                 c.remove("sub");
             }),
             "sub",
+        ),
+        (
+            s.partner("steve", |c| {
+                c.insert("nbf".into(), json!(now + 120));
+            }),
+            "not valid yet",
+        ),
+        (
+            s.partner("steve", |c| {
+                c.insert("iat".into(), json!(now + 120));
+            }),
+            "issued in the future",
+        ),
+        (
+            s.partner("steve", |c| {
+                c.insert("iat".into(), json!(now - 1000));
+            }),
+            "issued more than 300 s ago",
         ),
         (forged, "signature"),
         (unsigned, "algorithm"),

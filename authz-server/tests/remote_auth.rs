@@ -8,7 +8,8 @@
 //! parameter); a client not allowed gets `unauthorized_client` and the verifier is not asked;
 //! a verifier that says no gives `invalid_grant`; one that hangs gives 503
 //! `temporarily_unavailable` with `Retry-After` once its `timeout_ms` passed; `first_login =
-//! "refuse"` makes no account; a hundred simultaneous failed logins ask the verifier exactly
+//! "refuse"` makes no account; a login with a DPoP proof is bound to its key (and so is its
+//! refresh); a hundred simultaneous failed logins ask the verifier exactly
 //! `burst` times (the rest are 429); the grant types are in the discovery document.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -485,4 +486,41 @@ async fn a_hundred_simultaneous_failures_ask_the_verifier_only_burst_times() {
     assert_eq!(response.status(), 429);
     assert!(response.headers().contains_key("retry-after"));
     assert_eq!(s.asked().len(), 10);
+}
+
+#[tokio::test]
+async fn a_remote_login_with_a_dpop_proof_is_bound_to_its_key() {
+    let s = Setup::start(|_| {}).await;
+    let key = proto::jws::SigningKey::generate(proto::jws::Algorithm::Es256).unwrap();
+    let proof = || {
+        proto::dpop::DpopClaims::new("POST", &s.h.url("/token"), s.h.now())
+            .sign(&key)
+            .unwrap()
+    };
+    let hash = s.join("Notch");
+    let form = [
+        ("grant_type", MINECRAFT.to_owned()),
+        ("client_id", "game".to_owned()),
+        ("username", "Notch".to_owned()),
+        ("server_hash", hash),
+    ];
+    let response = s.h.token_request(&form, Some(proof())).await;
+    assert_eq!(response.status(), 200);
+    let tokens: Value = response.json().await.unwrap();
+    assert_eq!(tokens["token_type"], "DPoP");
+    let access = json!({"id_token": tokens["access_token"]});
+    let claims = s.h.verified_id_token(&access).await;
+    assert_eq!(claims["cnf"]["jkt"], key.public_jwk().thumbprint());
+    let refresh = [
+        ("grant_type", "refresh_token".to_owned()),
+        ("client_id", "game".to_owned()),
+        (
+            "refresh_token",
+            tokens["refresh_token"].as_str().unwrap().to_owned(),
+        ),
+    ];
+    let (status, error, _) = refusal(s.h.token_request(&refresh, None).await).await;
+    assert_eq!((status, error.as_str()), (400, "invalid_dpop_proof"));
+    let response = s.h.token_request(&refresh, Some(proof())).await;
+    assert_eq!(response.status(), 200);
 }
