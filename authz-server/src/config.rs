@@ -260,6 +260,29 @@ impl Config {
         Ok(())
     }
 
+    /// The issuer the identities of the source `id` — an upstream, a remote verifier or a
+    /// JWT-bearer issuer — are linked under.
+    pub fn source_issuer(&self, id: &str) -> Option<String> {
+        let upstream = self
+            .upstream
+            .iter()
+            .find(|u| u.id == id)
+            .map(|u| u.issuer());
+        let verifier = || {
+            self.remote_auth
+                .iter()
+                .find(|r| r.id == id)
+                .map(|r| r.id.clone())
+        };
+        let issuer = || {
+            self.jwt_bearer_issuer
+                .iter()
+                .find(|j| j.id == id)
+                .map(|j| j.issuer.clone())
+        };
+        upstream.or_else(verifier).or_else(issuer)
+    }
+
     /// Upstreams, remote verifiers and JWT-bearer issuers share one namespace of ids (links,
     /// client allow-lists, the audit log), and a remote verifier's id — the issuer its
     /// identities are linked under — is no JWT-bearer issuer's `iss`. (A JWT-bearer issuer may

@@ -120,6 +120,18 @@ enum UserAction {
         #[arg(long, conflicts_with = "groups")]
         clear_groups: bool,
     },
+    /// Link an identity of an upstream, remote verifier or JWT-bearer issuer (by its id) to a
+    /// user, so it logs in to that account (for sources with `first_login = "refuse"`).
+    Link {
+        #[arg(long)]
+        handle: String,
+        /// The upstream's, verifier's or issuer's id.
+        #[arg(long)]
+        source: String,
+        /// The user's stable id there (its subject).
+        #[arg(long)]
+        subject: String,
+    },
     /// List users: id, handle, name, team, domain, email, roles, groups.
     List,
     /// Remove a user and their devices.
@@ -348,6 +360,20 @@ fn user_command(config: &Config, action: UserAction) -> anyhow::Result<()> {
                 anyhow::bail!("no user with handle {handle}");
             }
             println!("set the roles and groups of {handle}");
+        }
+        UserAction::Link {
+            handle,
+            source,
+            subject,
+        } => {
+            let Some(issuer) = config.source_issuer(&source) else {
+                anyhow::bail!(
+                    "no upstream, remote verifier or JWT-bearer issuer {source:?} is configured"
+                );
+            };
+            let now = proto::clock::Clock::now(&SystemClock);
+            users::link_identity(store.as_ref(), &handle, &source, &issuer, &subject, now)?;
+            println!("linked the {source} identity {subject:?} to {handle}");
         }
         UserAction::List => {
             for u in users::list(store.as_ref())? {

@@ -8,7 +8,7 @@
 //! parameter); a client not allowed gets `unauthorized_client` and the verifier is not asked;
 //! a verifier that says no gives `invalid_grant`; one that hangs gives 503
 //! `temporarily_unavailable` with `Retry-After` once its `timeout_ms` passed; `first_login =
-//! "refuse"` makes no account; a login with a DPoP proof is bound to its key (and so is its
+//! "refuse"` makes no account but an operator's link (`users::link_identity`) logs in; a login with a DPoP proof is bound to its key (and so is its
 //! refresh); a hundred simultaneous failed logins ask the verifier exactly
 //! `burst` times (the rest are 429); the grant types are in the discovery document.
 
@@ -51,11 +51,24 @@ async fn has_joined(
     let mut s = sessions.lock().unwrap();
     s.asked.push((username.clone(), hash.clone()));
     if s.joined.remove(&(username.clone(), hash)) {
-        let id = format!("{:032x}", username.len() * 7919);
-        axum::Json(json!({"id": id, "name": username})).into_response()
+        axum::Json(json!({"id": player_id(&username), "name": username})).into_response()
     } else {
         StatusCode::NO_CONTENT.into_response()
     }
+}
+
+/// The session server's stable id of a player.
+fn player_id(username: &str) -> String {
+    proto::b64::encode(fold16(username))
+}
+
+/// 16 bytes folded from a name: a stable id for a test player.
+fn fold16(name: &str) -> [u8; 16] {
+    let mut id = [0u8; 16];
+    for (i, b) in name.bytes().enumerate() {
+        id[i % 16] = id[i % 16].wrapping_mul(31).wrapping_add(b);
+    }
+    id
 }
 
 async fn never_answers() -> StatusCode {
@@ -156,8 +169,11 @@ trust_anchors = ["{ca}"]
 }
 
 /// `game` (public, allowed for every verifier, no redirect URI) and `web` (public, allowed for
-/// none).
+/// none); the local account `alex`, to which the operator linked the player Alex of `strict`.
 fn seed(store: &dyn authz_server::store::Store) {
+    add_user(store, "alex", "alex's password 123");
+    authz_server::users::link_identity(store, "alex", "strict", "strict", &player_id("Alex"), 0)
+        .unwrap();
     for (id, redirect_uris, remote_auth) in [
         ("game", vec![], vec!["mc", "stuck", "strict"]),
         ("web", vec![REDIRECT_URI.to_owned()], vec![]),
@@ -363,6 +379,17 @@ async fn a_client_not_allowed_is_unauthorized_and_the_verifier_is_not_asked() {
     let (status, error, description) = refusal(response).await;
     assert_eq!((status, error.as_str()), (400, "unsupported_grant_type"));
     assert!(description.contains(MINECRAFT), "{description}");
+    // A grant type that is no URI at all names the verifiers' too.
+    let response = s
+        .remote_login("game", "password", &[("username", "Notch")])
+        .await;
+    let (status, error, description) = refusal(response).await;
+    assert_eq!((status, error.as_str()), (400, "unsupported_grant_type"));
+    assert!(description.contains(STUCK), "{description}");
+    assert!(
+        !description.contains("jwt-bearer"),
+        "no issuer is configured: {description}"
+    );
     assert!(s.asked().is_empty());
     // The same hash still works for the client that may use the verifier.
     let response = s
@@ -405,6 +432,19 @@ async fn a_verifier_that_says_no_gives_invalid_grant_and_refuse_makes_no_account
         description.contains("ask an administrator"),
         "{description}"
     );
+    // A player the operator linked to an account logs in to it through `strict`.
+    let hash = s.join("Alex");
+    let response = s
+        .remote_login(
+            "game",
+            STRICT,
+            &[("username", "Alex"), ("server_hash", &hash)],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let tokens: Value = response.json().await.unwrap();
+    let id = s.h.verified_id_token(&tokens).await;
+    assert_eq!(id["preferred_username"], format!("alex@{DOMAIN}"));
     // No account was made: the handle is still free for a login through `mc`, which creates.
     let hash = s.join("Herobrine");
     let response = s

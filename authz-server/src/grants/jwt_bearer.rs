@@ -30,10 +30,7 @@ impl Provider {
     ) -> Result<TokenResponse> {
         let client_id = &client.client.id;
         if !self.jwt_issuers.any() {
-            return Err(Error::OAuth {
-                code: "unsupported_grant_type",
-                description: format!("supported: {}", self.grant_types_supported().join(", ")),
-            });
+            return Err(self.unsupported_grant_type());
         }
         if !client.authenticated || client.client.jwt_bearer.is_empty() {
             return Err(Error::unauthorized_client(format!(

@@ -65,6 +65,14 @@ impl Provider {
             .collect()
     }
 
+    /// `unsupported_grant_type`, naming every grant type supported here.
+    pub fn unsupported_grant_type(&self) -> Error {
+        Error::OAuth {
+            code: "unsupported_grant_type",
+            description: format!("supported: {}", self.grant_types_supported().join(", ")),
+        }
+    }
+
     /// Exchanges a token request of `client` from `peer`, with `proof` the request's DPoP
     /// proof if it had one.
     pub async fn exchange(

@@ -35,10 +35,7 @@ impl Provider {
         let verifier = self
             .remote_verifiers
             .by_grant_type(&request.grant_type)
-            .ok_or_else(|| Error::OAuth {
-                code: "unsupported_grant_type",
-                description: format!("supported: {}", self.grant_types_supported().join(", ")),
-            })?;
+            .ok_or_else(|| self.unsupported_grant_type())?;
         let client_id = &client.client.id;
         let refused = |reason: &str| {
             self.audit.record(

@@ -32,7 +32,13 @@ pub async fn token(
     state.limiters.token_request(&client.client.id)?;
     let now = state.now();
     let proof = proof(&state, &headers, now)?;
-    let request = TokenRequest::parse(grant_type, &form)?;
+    let request = TokenRequest::parse(grant_type, &form).map_err(|e| match e {
+        Error::OAuth {
+            code: "unsupported_grant_type",
+            ..
+        } => state.unsupported_grant_type(),
+        other => other,
+    })?;
     let issued = state
         .exchange(request, &client, proof, peer.ip(), now)
         .await?;
