@@ -6,7 +6,8 @@
 //! an untrusted issuer, a wrong audience, an expired assertion, one living too long, not yet
 //! valid, issued in the future or too long ago, one without `jti`, a bad signature, `alg: none` and a replayed `jti` are `invalid_grant`; a
 //! client not allowed for the issuer, or not at all, is `unauthorized_client`; a hundred
-//! simultaneous presentations of one assertion make exactly one grant and one key fetch.
+//! simultaneous presentations of one assertion make exactly one grant and one key fetch; an
+//! issuer whose keys cannot be fetched gives 503 `temporarily_unavailable`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -73,6 +74,12 @@ trust_anchors = ["{}"]
 first_login = "create"
 
 [[jwt_bearer_issuer]]
+id = "gone"
+issuer = "https://gone.test"
+jwks_uri = "https://127.0.0.1:1/jwks.json"
+failure_cache_secs = 30
+
+[[jwt_bearer_issuer]]
 id = "filed"
 issuer = "{FILED}"
 jwks_file = "{}"
@@ -101,7 +108,7 @@ jwks_file = "{}"
                 for ((id, secret), issuers) in
                     seeded
                         .iter()
-                        .zip([vec!["partner", "filed"], vec!["filed"], vec![]])
+                        .zip([vec!["partner", "filed", "gone"], vec!["filed"], vec![]])
                 {
                     oauth_clients::add(store, &client(id, Some(secret), &issuers)).unwrap();
                 }
@@ -372,4 +379,24 @@ async fn a_hundred_simultaneous_presentations_of_one_assertion_make_one_grant() 
         1,
         "the keys are fetched once for all of them"
     );
+}
+
+#[tokio::test]
+async fn an_issuer_whose_keys_cannot_be_fetched_is_temporarily_unavailable() {
+    let s = Setup::start().await;
+    let assertion = Setup::sign(&s.partner_key, &s.claims("https://gone.test", "steve"));
+    for _ in 0..2 {
+        let response = s.present("svc", &assertion).await;
+        assert_eq!(response.status(), 503);
+        assert!(response.headers().contains_key("retry-after"));
+        let (_, error, description) = refusal(response).await;
+        assert_eq!(error, "temporarily_unavailable");
+        assert!(
+            description.contains("keys of the assertion issuer gone"),
+            "{description}"
+        );
+    }
+    // Not used up: the assertion was refused before its jti was recorded.
+    let audit = std::fs::read_to_string(s.h.dir.path().join("audit.jsonl")).unwrap();
+    assert!(!audit.contains("\"reason\":\"replayed\""), "{audit}");
 }

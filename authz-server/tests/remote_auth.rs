@@ -7,7 +7,9 @@
 //! audit log; values are validated first and percent-encoded into the URL (an `&` cannot add a
 //! parameter); a client not allowed gets `unauthorized_client` and the verifier is not asked;
 //! a verifier that says no gives `invalid_grant`; one that hangs gives 503
-//! `temporarily_unavailable` with `Retry-After` once its `timeout_ms` passed; `first_login =
+//! `temporarily_unavailable` with `Retry-After` once its `timeout_ms` passed, and so does one
+//! answering a MiB (refused at `max_response_bytes`), a 500, or a certificate
+//! outside the trust anchors; a POSTed question's answer read by JSON pointers; `first_login =
 //! "refuse"` makes no account but an operator's link (`users::link_identity`) logs in; a login with a DPoP proof is bound to its key (and so is its
 //! refresh); a hundred simultaneous failed logins ask the verifier exactly
 //! `burst` times (the rest are 429); the grant types are in the discovery document.
@@ -32,6 +34,7 @@ use serde_json::{Value, json};
 const MINECRAFT: &str = "https://auth.test/grant-type/minecraft";
 const STUCK: &str = "https://auth.test/grant-type/stuck";
 const STRICT: &str = "https://auth.test/grant-type/strict";
+const POSTED: &str = "https://auth.test/grant-type/posted";
 
 /// The session server's memory: who joined under which hash, and every question asked.
 #[derive(Default)]
@@ -71,6 +74,33 @@ fn fold16(name: &str) -> [u8; 16] {
     id
 }
 
+/// The same question as a form POST (`method = "POST"`, no values in the URL).
+async fn has_joined_posted(
+    State(sessions): State<Shared>,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    let username = form.get("username").cloned().unwrap_or_default();
+    let hash = form.get("server_hash").cloned().unwrap_or_default();
+    let mut s = sessions.lock().unwrap();
+    s.asked.push((username.clone(), hash.clone()));
+    if s.joined.remove(&(username.clone(), hash)) {
+        axum::Json(json!({"player": {"uuid": player_id(&username), "name": username}}))
+            .into_response()
+    } else {
+        StatusCode::FORBIDDEN.into_response()
+    }
+}
+
+/// An answer far larger than any verifier's should be (a MiB of JSON).
+async fn oversized() -> Response {
+    let padding = "x".repeat(1024 * 1024);
+    axum::Json(json!({"id": "1", "name": "n", "padding": padding})).into_response()
+}
+
+async fn broken() -> StatusCode {
+    StatusCode::INTERNAL_SERVER_ERROR
+}
+
 async fn never_answers() -> StatusCode {
     std::future::pending::<()>().await;
     StatusCode::OK
@@ -91,6 +121,9 @@ impl Setup {
                 axum::routing::get(has_joined),
             )
             .route("/hang", axum::routing::get(never_answers))
+            .route("/post", axum::routing::post(has_joined_posted))
+            .route("/oversized", axum::routing::get(oversized))
+            .route("/broken", axum::routing::get(broken))
             .with_state(sessions.clone());
         let verifier = TlsPeer::spawn(app);
         let (base, ca) = (&verifier.base, verifier.ca.display());
@@ -113,6 +146,37 @@ url = "{base}/hang?username={{username}}&serverId={{server_hash}}"
 trust_anchors = ["{ca}"]
 timeout_ms = 500
 first_login = "create"
+
+[[remote_auth]]
+id = "posted"
+grant_type = "{POSTED}"
+params = ["username", "server_hash"]
+method = "POST"
+url = "{base}/post"
+subject_field = "/player/uuid"
+name_field = "/player/name"
+trust_anchors = ["{ca}"]
+first_login = "create"
+
+[[remote_auth]]
+id = "oversized"
+grant_type = "https://auth.test/grant-type/oversized"
+params = ["username"]
+url = "{base}/oversized?u={{username}}"
+trust_anchors = ["{ca}"]
+
+[[remote_auth]]
+id = "broken"
+grant_type = "https://auth.test/grant-type/broken"
+params = ["username"]
+url = "{base}/broken?u={{username}}"
+trust_anchors = ["{ca}"]
+
+[[remote_auth]]
+id = "untrusted"
+grant_type = "https://auth.test/grant-type/untrusted"
+params = ["username"]
+url = "{base}/session/minecraft/hasJoined?username={{username}}"
 
 [[remote_auth]]
 id = "strict"
@@ -175,7 +239,19 @@ fn seed(store: &dyn authz_server::store::Store) {
     authz_server::users::link_identity(store, "alex", "strict", "strict", &player_id("Alex"), 0)
         .unwrap();
     for (id, redirect_uris, remote_auth) in [
-        ("game", vec![], vec!["mc", "stuck", "strict"]),
+        (
+            "game",
+            vec![],
+            vec![
+                "mc",
+                "stuck",
+                "strict",
+                "posted",
+                "oversized",
+                "broken",
+                "untrusted",
+            ],
+        ),
         ("web", vec![REDIRECT_URI.to_owned()], vec![]),
     ] {
         oauth_clients::add(
@@ -563,4 +639,58 @@ async fn a_remote_login_with_a_dpop_proof_is_bound_to_its_key() {
     assert_eq!((status, error.as_str()), (400, "invalid_dpop_proof"));
     let response = s.h.token_request(&refresh, Some(proof())).await;
     assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn a_posted_question_reads_the_answer_by_json_pointer() {
+    let s = Setup::start(|_| {}).await;
+    let hash = s.join("Jeb_");
+    let response = s
+        .remote_login(
+            "game",
+            POSTED,
+            &[("username", "Jeb_"), ("server_hash", &hash)],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let tokens: Value = response.json().await.unwrap();
+    assert_eq!(s.h.verified_id_token(&tokens).await["name"], "Jeb_");
+    assert_eq!(s.asked(), vec![("Jeb_".to_owned(), hash.clone())]);
+    // A 4xx is a no.
+    let (status, error, _) = refusal(
+        s.remote_login(
+            "game",
+            POSTED,
+            &[("username", "Jeb_"), ("server_hash", &hash)],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!((status, error.as_str()), (400, "invalid_grant"));
+}
+
+#[tokio::test]
+async fn a_verifier_that_answers_too_much_fails_or_is_not_trusted_is_unavailable() {
+    let s = Setup::start(|_| {}).await;
+    for (grant, expected) in [
+        (
+            "https://auth.test/grant-type/oversized",
+            "larger than 16384 bytes",
+        ),
+        ("https://auth.test/grant-type/broken", "answered 500"),
+        // No trust anchor for the verifier's certificate: the TLS check fails.
+        (
+            "https://auth.test/grant-type/untrusted",
+            "could not be reached",
+        ),
+    ] {
+        let response = s
+            .remote_login("game", grant, &[("username", "Notch")])
+            .await;
+        assert_eq!(response.status(), 503, "{grant}");
+        assert!(response.headers().contains_key("retry-after"));
+        let (_, error, description) = refusal(response).await;
+        assert_eq!(error, "temporarily_unavailable");
+        assert!(description.contains(expected), "{grant}: {description}");
+    }
 }
