@@ -90,16 +90,17 @@ impl RemoteVerifier {
             description: format!("the remote verifier {} {what}", self.config.name()),
             retry_after_secs: self.config.timeout_ms.div_ceil(1000).max(1),
         };
-        let failed = |e: &dyn std::fmt::Display, timed_out: bool| {
-            if timed_out {
-                unavailable(format!(
+        // The error names no URL: the URL holds the presented values.
+        let failed = |e: reqwest::Error| {
+            if e.is_timeout() {
+                return unavailable(format!(
                     "did not answer within {} ms",
                     self.config.timeout_ms
-                ))
-            } else {
-                tracing::warn!(verifier = %self.config.id, error = %e, "remote verifier failed");
-                unavailable("could not be reached".into())
+                ));
             }
+            let e = e.without_url();
+            tracing::warn!(verifier = %self.config.id, error = %e, "remote verifier failed");
+            unavailable("could not be reached".into())
         };
         let url = self.url(presented);
         let request = match self.config.method {
@@ -121,7 +122,7 @@ impl RemoteVerifier {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await
-            .map_err(|e| failed(&e, e.is_timeout()))?;
+            .map_err(failed)?;
         let status = response.status();
         if status == reqwest::StatusCode::NO_CONTENT || status.is_client_error() {
             return Ok(Answer::Unknown);
@@ -131,7 +132,13 @@ impl RemoteVerifier {
         }
         let body = server_kit::fetch::read_body(response, self.config.max_response_bytes)
             .await
-            .map_err(|e| unavailable(format!("answered unusably: {e}")))?;
+            .map_err(|e| match e {
+                // The bound's message names the limit only; any other could name the URL.
+                server_kit::Error::Fetch(detail) if detail.contains("larger than") => {
+                    unavailable(format!("answered unusably: {detail}"))
+                }
+                _ => unavailable("did not finish its answer".into()),
+            })?;
         let answer: Value = serde_json::from_slice(&body)
             .map_err(|_| unavailable("answered with something that is not JSON".into()))?;
         self.identity(&answer)
