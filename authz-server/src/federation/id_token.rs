@@ -57,7 +57,7 @@ impl IdToken {
         if let Some(typ) = jws.header().typ()
             && !typ.eq_ignore_ascii_case("JWT")
         {
-            return Err(format!("typ {typ:?} is not an ID token's"));
+            return Err(format!("typ {typ:?} is not JWT"));
         }
         Ok(Self { jws, alg })
     }
