@@ -55,6 +55,10 @@ pub struct Config {
     pub upstream: Vec<crate::federation::UpstreamConfig>,
     /// Browser sessions (`[sessions]`).
     pub sessions: crate::sessions::SessionsConfig,
+    /// Remote verifiers whose grant clients may use (`[[remote_auth]]`).
+    pub remote_auth: Vec<crate::remote_auth::RemoteAuthConfig>,
+    /// Trusted issuers of RFC 7523 grant assertions (`[[jwt_bearer_issuer]]`).
+    pub jwt_bearer_issuer: Vec<crate::jwt_bearer::JwtBearerConfig>,
     /// The 32-byte key (0600) the upstreams' tokens are sealed with in the store; default
     /// `{data_dir}/upstream-tokens.key`, made at the first start with an upstream.
     pub upstream_tokens_key_file: Option<PathBuf>,
@@ -160,6 +164,8 @@ impl Default for Config {
             local_login: true,
             upstream: Vec::new(),
             sessions: crate::sessions::SessionsConfig::default(),
+            remote_auth: Vec::new(),
+            jwt_bearer_issuer: Vec::new(),
             upstream_tokens_key_file: None,
             claims_source: Vec::new(),
         }
@@ -219,6 +225,9 @@ impl Config {
         }
         crate::federation::config::validate_all(&self.upstream)?;
         crate::claims_sources::config::validate_all(&self.claims_source)?;
+        crate::remote_auth::validate_all(&self.remote_auth)?;
+        crate::jwt_bearer::validate_all(&self.jwt_bearer_issuer)?;
+        self.validate_identity_sources()?;
         self.sessions.validate()?;
         if !self.local_login && self.upstream.is_empty() {
             return Err(Error::Config(
@@ -251,6 +260,71 @@ impl Config {
             if v <= 0 {
                 return Err(Error::Config(format!("lifetimes.{name} must be positive")));
             }
+        }
+        Ok(())
+    }
+
+    /// The issuer the identities of the source `id` — an upstream, a remote verifier or a
+    /// JWT-bearer issuer — are linked under.
+    pub fn source_issuer(&self, id: &str) -> Option<String> {
+        let upstream = self
+            .upstream
+            .iter()
+            .find(|u| u.id == id)
+            .map(|u| u.issuer());
+        let verifier = || {
+            self.remote_auth
+                .iter()
+                .find(|r| r.id == id)
+                .map(|r| r.id.clone())
+        };
+        let issuer = || {
+            self.jwt_bearer_issuer
+                .iter()
+                .find(|j| j.id == id)
+                .map(|j| j.issuer.clone())
+        };
+        upstream.or_else(verifier).or_else(issuer)
+    }
+
+    /// Upstreams, remote verifiers and JWT-bearer issuers share one namespace of ids (links,
+    /// client allow-lists, the audit log), and a remote verifier's id — the issuer its
+    /// identities are linked under — is no JWT-bearer issuer's `iss`. (A JWT-bearer issuer may
+    /// have an upstream's issuer: its subjects are then that upstream's identities.)
+    fn validate_identity_sources(&self) -> Result<()> {
+        let ids: Vec<(&str, &str)> = self
+            .upstream
+            .iter()
+            .map(|u| ("upstream", u.id.as_str()))
+            .chain(
+                self.remote_auth
+                    .iter()
+                    .map(|r| ("remote_auth", r.id.as_str())),
+            )
+            .chain(
+                self.jwt_bearer_issuer
+                    .iter()
+                    .map(|j| ("jwt_bearer_issuer", j.id.as_str())),
+            )
+            .collect();
+        for (i, (kind, id)) in ids.iter().enumerate() {
+            if let Some((other, _)) = ids[..i].iter().find(|(_, o)| o == id) {
+                return Err(Error::Config(format!(
+                    "{kind} {id:?}: the id is taken by {other} {id:?}; upstreams, remote verifiers \
+                     and JWT-bearer issuers need ids of their own"
+                )));
+            }
+        }
+        if let Some(j) = self
+            .jwt_bearer_issuer
+            .iter()
+            .find(|j| self.remote_auth.iter().any(|r| r.id == j.issuer))
+        {
+            return Err(Error::Config(format!(
+                "jwt_bearer_issuer {:?}: its issuer is the id of a remote verifier, whose \
+                 identities are linked under it",
+                j.id
+            )));
         }
         Ok(())
     }
@@ -336,6 +410,61 @@ mod tests {
         linking_broker.upstream[0].first_login = crate::federation::FirstLogin::Link;
         let e = linking_broker.validate().unwrap_err().to_string();
         assert!(e.contains("needs local_login = true"), "{e}");
+    }
+
+    #[test]
+    fn upstreams_verifiers_and_assertion_issuers_share_one_namespace_of_ids() {
+        let upstream = "[[upstream]]\nid = \"corp\"\ndisplay_name = \"Corp\"\nkind = \"oidc\"\nissuer = \"https://idp.test\"\nclient_id = \"c\"\nclient_secret_env = \"X\"\n";
+        let verifier = |id: &str, grant: &str| {
+            format!(
+                "[[remote_auth]]\nid = \"{id}\"\ngrant_type = \"https://auth.test/{grant}\"\nparams = [\"u\"]\nurl = \"https://v.test/?u={{u}}\"\n"
+            )
+        };
+        let issuer = |id: &str, iss: &str| {
+            format!(
+                "[[jwt_bearer_issuer]]\nid = \"{id}\"\nissuer = \"{iss}\"\njwks_uri = \"https://j.test/keys\"\n"
+            )
+        };
+        let check = |text: String| {
+            toml::from_str::<Config>(&format!("dev = true\n{text}"))
+                .unwrap()
+                .validate()
+        };
+        check(format!(
+            "{upstream}{}{}",
+            verifier("mc", "mc"),
+            issuer("partner", "https://idp.test")
+        ))
+        .unwrap();
+        for (text, expected) in [
+            (
+                format!("{upstream}{}", verifier("corp", "mc")),
+                "taken by upstream \"corp\"",
+            ),
+            (
+                format!("{}{}", verifier("mc", "mc"), issuer("mc", "https://p.test")),
+                "taken by remote_auth \"mc\"",
+            ),
+            (
+                format!("{}{}", verifier("mc", "mc"), verifier("mc2", "mc")),
+                "share an id or a grant_type",
+            ),
+            (
+                format!(
+                    "{}{}",
+                    issuer("a", "https://p.test"),
+                    issuer("b", "https://p.test")
+                ),
+                "share an id or an issuer",
+            ),
+            (
+                format!("{}{}", verifier("mc", "mc"), issuer("partner", "mc")),
+                "its issuer is the id of a remote verifier",
+            ),
+        ] {
+            let e = check(text).unwrap_err().to_string();
+            assert!(e.contains(expected), "{e}");
+        }
     }
 
     #[test]

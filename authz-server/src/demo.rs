@@ -46,6 +46,8 @@ fn seed_client(
         scopes: None,
         post_logout_redirect_uris: Vec::new(),
         token_exchange: Vec::new(),
+        remote_auth: Vec::new(),
+        jwt_bearer: Vec::new(),
     };
     oauth_clients::add(store, &make(public_first_party)?)
 }

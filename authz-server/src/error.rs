@@ -102,18 +102,20 @@ pub enum Error {
         /// Seconds until a request would pass.
         retry_after_secs: u64,
     },
-    /// A request refused by a server limit (413 body too large, 408 too slow).
-    #[error("{0}")]
-    Refused(server_kit::limits::Refusal),
-    /// A service the answer depends on (a permission source) cannot answer now: 503
-    /// `temporarily_unavailable` with `Retry-After`; nothing was issued or consumed.
+    /// A service this request depends on (a remote verifier, a permission source, a trusted
+    /// issuer's keys) did not answer in time, could not be reached or answered unusably: 503
+    /// `temporarily_unavailable` with `Retry-After`, nothing issued or consumed (see
+    /// docs/rfc-divergences.md: RFC 6749 names the code only for `/authorize`).
     #[error("temporarily unavailable: {description}")]
     Unavailable {
-        /// What could not be reached.
+        /// What failed.
         description: String,
         /// Seconds after which a retry may succeed.
         retry_after_secs: u64,
     },
+    /// A request refused by a server limit (413 body too large, 408 too slow).
+    #[error("{0}")]
+    Refused(server_kit::limits::Refusal),
 }
 
 /// What a password login hears when `local_login = false`.
@@ -138,6 +140,14 @@ impl Error {
     pub fn invalid_grant(description: impl Into<String>) -> Self {
         Self::OAuth {
             code: "invalid_grant",
+            description: description.into(),
+        }
+    }
+
+    /// `unauthorized_client` with a description.
+    pub fn unauthorized_client(description: impl Into<String>) -> Self {
+        Self::OAuth {
+            code: "unauthorized_client",
             description: description.into(),
         }
     }

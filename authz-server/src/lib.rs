@@ -10,8 +10,9 @@
 //!   ([`grants`]), authorization at `/authorize` ([`authorization`], [`consents`]), the device
 //!   authorization grant ([`device_grant`]), Wire devices and their tokens ([`devices`]), who
 //!   the user is and what they get ([`identity`], [`users`]), login through upstream identity
-//!   providers ([`federation`]), claims from the user's own permission services
-//!   ([`claims_sources`]), OAuth clients ([`oauth_clients`]), scopes ([`scopes`]), DPoP
+//!   providers ([`federation`]), through remote verifiers ([`remote_auth`]) and by RFC 7523
+//!   assertions of trusted issuers ([`jwt_bearer`]), claims from the user's own permission
+//!   services ([`claims_sources`]), OAuth clients ([`oauth_clients`]), scopes ([`scopes`]), DPoP
 //!   proofs as proof values ([`dpop`]), and our tokens ([`tokens`]);
 //! - the storage boundary, [`store`]: the only module that names a collection or calls the
 //!   store.
@@ -32,11 +33,13 @@ pub mod federation;
 pub mod grants;
 pub mod http;
 pub mod identity;
+pub mod jwt_bearer;
 pub mod keys;
 pub mod oauth_clients;
 pub mod password_pool;
 pub mod provider;
 pub mod rate_limits;
+pub mod remote_auth;
 pub mod scopes;
 pub mod server;
 pub mod sessions;

@@ -120,6 +120,18 @@ enum UserAction {
         #[arg(long, conflicts_with = "groups")]
         clear_groups: bool,
     },
+    /// Link an identity of an upstream, remote verifier or JWT-bearer issuer (by its id) to a
+    /// user, so it logs in to that account (for sources with `first_login = "refuse"`).
+    Link {
+        #[arg(long)]
+        handle: String,
+        /// The upstream's, verifier's or issuer's id.
+        #[arg(long)]
+        source: String,
+        /// The user's stable id there (its subject).
+        #[arg(long)]
+        subject: String,
+    },
     /// List users: id, handle, name, team, domain, email, roles, groups.
     List,
     /// Remove a user and their devices.
@@ -157,6 +169,32 @@ enum ClientAction {
         /// exchange (repeatable; confidential clients only).
         #[arg(long = "token-exchange", requires = "confidential")]
         token_exchange: Vec<String>,
+        /// A remote verifier (its `[[remote_auth]]` id) whose grant the client may use
+        /// (repeatable).
+        #[arg(long = "remote-auth")]
+        remote_auth: Vec<String>,
+        /// A JWT-bearer issuer (its `[[jwt_bearer_issuer]]` id) whose RFC 7523 assertions the
+        /// client may present as grants (repeatable; confidential clients only).
+        #[arg(long = "jwt-bearer", requires = "confidential")]
+        jwt_bearer: Vec<String>,
+    },
+    /// Replace the remote verifiers whose grant a client may use (keeps everything else);
+    /// without any, the client may use none.
+    SetRemoteAuth {
+        #[arg(long)]
+        id: String,
+        /// A remote verifier id (repeatable).
+        #[arg(long = "remote-auth")]
+        verifiers: Vec<String>,
+    },
+    /// Replace the JWT-bearer issuers whose assertions a client may present (keeps everything
+    /// else); without any, the client may present none.
+    SetJwtBearer {
+        #[arg(long)]
+        id: String,
+        /// A JWT-bearer issuer id (repeatable).
+        #[arg(long = "jwt-bearer")]
+        issuers: Vec<String>,
     },
     /// Replace the upstreams whose kept tokens a client may get by token exchange (keeps
     /// everything else); without any, the client may exchange none.
@@ -323,6 +361,20 @@ fn user_command(config: &Config, action: UserAction) -> anyhow::Result<()> {
             }
             println!("set the roles and groups of {handle}");
         }
+        UserAction::Link {
+            handle,
+            source,
+            subject,
+        } => {
+            let Some(issuer) = config.source_issuer(&source) else {
+                anyhow::bail!(
+                    "no upstream, remote verifier or JWT-bearer issuer {source:?} is configured"
+                );
+            };
+            let now = proto::clock::Clock::now(&SystemClock);
+            users::link_identity(store.as_ref(), &handle, &source, &issuer, &subject, now)?;
+            println!("linked the {source} identity {subject:?} to {handle}");
+        }
         UserAction::List => {
             for u in users::list(store.as_ref())? {
                 let email = u.email.as_ref().map_or_else(
@@ -379,6 +431,8 @@ fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
             scopes,
             post_logout_redirect_uris,
             token_exchange,
+            remote_auth,
+            jwt_bearer,
         } => {
             let secret = confidential.then(oauth_clients::new_secret);
             oauth_clients::add(
@@ -392,6 +446,8 @@ fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
                     scopes: scope_list(&scopes)?,
                     post_logout_redirect_uris,
                     token_exchange,
+                    remote_auth,
+                    jwt_bearer,
                 },
             )?;
             println!("added client {id}");
@@ -411,6 +467,18 @@ fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
             }
             println!("set the token exchange upstreams of client {id}");
         }
+        ClientAction::SetRemoteAuth { id, verifiers } => {
+            if !oauth_clients::set_remote_auth(store.as_ref(), &id, verifiers)? {
+                anyhow::bail!("no client {id}");
+            }
+            println!("set the remote verifiers of client {id}");
+        }
+        ClientAction::SetJwtBearer { id, issuers } => {
+            if !oauth_clients::set_jwt_bearer(store.as_ref(), &id, issuers)? {
+                anyhow::bail!("no client {id}");
+            }
+            println!("set the JWT-bearer issuers of client {id}");
+        }
         ClientAction::List => {
             let device_scope = &config.device_access.scope;
             for c in oauth_clients::list(store.as_ref())? {
@@ -420,13 +488,18 @@ fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
                     (false, false) => "third-party public",
                     (false, true) => "third-party confidential",
                 };
-                let exchange = if c.token_exchange.is_empty() {
-                    "-".to_owned()
-                } else {
-                    c.token_exchange.join(" ")
+                let listed = |ids: &[String]| {
+                    if ids.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        ids.join(" ")
+                    }
                 };
+                let exchange = listed(&c.token_exchange);
+                let remote = listed(&c.remote_auth);
+                let bearer = listed(&c.jwt_bearer);
                 println!(
-                    "{}\t{kind}\t{}\t{}\t{exchange}",
+                    "{}\t{kind}\t{}\t{}\t{exchange}\t{remote}\t{bearer}",
                     c.id,
                     authz_server::scopes::allowed(&c, device_scope).join(" "),
                     c.redirect_uris.join(" ")

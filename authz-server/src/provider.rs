@@ -1,6 +1,6 @@
 //! The provider: what the services of this server share — configuration, the store, the
-//! signing keys, the clock, the server's DPoP nonces, the password workers, the rate limits and
-//! the audit log — assembled once at start ([`crate::server`]) and called by the HTTP front end.
+//! signing keys, the clock, the server's DPoP nonces, the password workers, the rate limits,
+//! the audit log, the upstreams, remote verifiers and assertion issuers — assembled once at start ([`crate::server`]) and called by the HTTP front end.
 //! Each service adds its operations in its own module (`impl Provider` in [`crate::grants`],
 //! [`crate::devices`], [`crate::identity`], …); none of them knows about HTTP.
 
@@ -40,6 +40,10 @@ pub struct Provider {
     pub upstreams: crate::federation::Upstreams,
     /// The permission services (`[[claims_source]]`).
     pub claims_sources: crate::claims_sources::ClaimsSources,
+    /// The remote verifiers (`[[remote_auth]]`).
+    pub remote_verifiers: crate::remote_auth::RemoteVerifiers,
+    /// The trusted issuers of grant assertions (`[[jwt_bearer_issuer]]`).
+    pub jwt_issuers: crate::jwt_bearer::JwtBearerIssuers,
 }
 
 impl Provider {

@@ -5,6 +5,9 @@
 //! types the right password is not slowed by others' failures unless the address or account is
 //! under attack. Upstream logins started per client IP address are limited too: each start
 //! stores a waiting login and asks the upstream for its metadata, before anyone has logged in.
+//! Remote logins (the remote verifier grant) reserve a failure token of the client and of the
+//! address before the verifier is asked and give them back when it says yes, so guessing
+//! through this server costs the verifier at most `burst` questions per client and address.
 //! Over a limit: 429 with `Retry-After`.
 
 use std::net::IpAddr;
@@ -30,6 +33,10 @@ pub struct RateLimits {
     pub token_requests_per_client: Rate,
     /// Upstream logins started (`GET /upstream/start`) per client IP address.
     pub upstream_logins_per_ip: Rate,
+    /// Failed (or unfinished) remote logins per client.
+    pub failed_remote_logins_per_client: Rate,
+    /// Failed (or unfinished) remote logins per client IP address.
+    pub failed_remote_logins_per_ip: Rate,
 }
 
 impl Default for RateLimits {
@@ -39,6 +46,8 @@ impl Default for RateLimits {
             failed_logins_per_ip: Rate::new(30, 60),
             token_requests_per_client: Rate::new(60_000, 10_000),
             upstream_logins_per_ip: Rate::new(30, 60),
+            failed_remote_logins_per_client: Rate::new(600, 600),
+            failed_remote_logins_per_ip: Rate::new(60, 60),
         }
     }
 }
@@ -50,6 +59,8 @@ pub struct Limiters {
     logins_per_ip: RateLimiter,
     tokens_per_client: RateLimiter,
     upstream_logins_per_ip: RateLimiter,
+    remote_logins_per_client: RateLimiter,
+    remote_logins_per_ip: RateLimiter,
 }
 
 fn limited(what: &str, l: Limited) -> Error {
@@ -67,6 +78,11 @@ impl Limiters {
             logins_per_ip: RateLimiter::new(config.failed_logins_per_ip, MAX_KEYS),
             tokens_per_client: RateLimiter::new(config.token_requests_per_client, MAX_KEYS),
             upstream_logins_per_ip: RateLimiter::new(config.upstream_logins_per_ip, MAX_KEYS),
+            remote_logins_per_client: RateLimiter::new(
+                config.failed_remote_logins_per_client,
+                MAX_KEYS,
+            ),
+            remote_logins_per_ip: RateLimiter::new(config.failed_remote_logins_per_ip, MAX_KEYS),
         }
     }
 
@@ -80,6 +96,18 @@ impl Limiters {
             .map_err(|l| limited("failed or unfinished logins from this address", l))?
             .and(&self.logins_per_user, handle, now)
             .map_err(|l| limited("failed or unfinished logins for this user", l))
+    }
+
+    /// Before a remote verifier is asked: takes a failure token of the client and of the
+    /// address. Keep the reservation when the verifier says no or fails, refund it when it
+    /// says yes.
+    pub fn reserve_remote_login(&self, client_id: &str, ip: IpAddr) -> Result<Reservation<'_>> {
+        let now = Instant::now();
+        self.remote_logins_per_ip
+            .reserve(&ip.to_string(), now)
+            .map_err(|l| limited("failed remote logins from this address", l))?
+            .and(&self.remote_logins_per_client, client_id, now)
+            .map_err(|l| limited("failed remote logins of this client", l))
     }
 
     /// An upstream login started from `ip`, taken before anything is fetched or stored.

@@ -200,6 +200,8 @@ mod tests {
             scopes: Some(vec!["openid".into(), "email".into()]),
             post_logout_redirect_uris: Vec::new(),
             token_exchange: Vec::new(),
+            remote_auth: Vec::new(),
+            jwt_bearer: Vec::new(),
         };
         assert_eq!(
             authorization_scope("openid calendar email urn:x:y", &client, "wire_devices").unwrap(),

@@ -114,6 +114,8 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     let upstreams =
         crate::federation::Upstreams::load(&config.upstream, &config.upstream_tokens_key_file())?;
     let claims_sources = crate::claims_sources::ClaimsSources::load(&config.claims_source)?;
+    let remote_verifiers = crate::remote_auth::RemoteVerifiers::load(&config.remote_auth)?;
+    let jwt_issuers = crate::jwt_bearer::JwtBearerIssuers::load(&config.jwt_bearer_issuer)?;
     let state = Arc::new(Provider {
         claims_sources,
         audit,
@@ -127,6 +129,8 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         retired_keys,
         passwords,
         upstreams,
+        remote_verifiers,
+        jwt_issuers,
     });
     let serving =
         server_kit::serve::serve_tls(listener, tls, router(state), "authz-server", &limits)?;

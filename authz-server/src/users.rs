@@ -165,6 +165,46 @@ pub fn remove(store: &dyn Store, handle: &str) -> Result<bool> {
     Ok(true)
 }
 
+/// Links the identity `subject` of the source `source` (an upstream, remote verifier or
+/// JWT-bearer issuer, by id), whose identities are linked under `issuer`, to the user `handle`
+/// at `now`: the operator's way to let an existing account log in through a source whose
+/// `first_login` is `refuse`. Refused when the identity is linked to an account already, or
+/// when the user holds another identity of that source. Durable on return.
+pub fn link_identity(
+    store: &dyn Store,
+    handle: &str,
+    source: &str,
+    issuer: &str,
+    subject: &str,
+    now: proto::clock::UnixTime,
+) -> Result<()> {
+    use crate::store::upstream_links::{self, UpstreamLink};
+    if subject.is_empty() || subject.len() > 255 {
+        return Err(Error::invalid_request("the subject must be 1 to 255 bytes"));
+    }
+    let user = by_handle(store, handle)?
+        .ok_or_else(|| Error::invalid_request(format!("no user {handle}")))?;
+    let link = UpstreamLink {
+        issuer: issuer.to_owned(),
+        subject: subject.to_owned(),
+        user_id: user.id,
+        upstream: source.to_owned(),
+        linked_at: now,
+    };
+    if !upstream_links::insert(store, &link)? {
+        return Err(Error::invalid_request(format!(
+            "this {source} identity is already linked to an account"
+        )));
+    }
+    if upstream_links::another_of_source(store, &link)? {
+        upstream_links::remove(store, &link)?;
+        return Err(Error::invalid_request(format!(
+            "{handle} is linked to another {source} identity already"
+        )));
+    }
+    store::flush(store)
+}
+
 /// Checks a login. Runs the hash even for unknown handles so timing does not reveal which
 /// handles exist.
 pub fn authenticate(store: &dyn Store, handle: &str, password: &SecretString) -> Result<User> {

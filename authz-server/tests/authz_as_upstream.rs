@@ -37,6 +37,8 @@ async fn an_authz_server_logs_users_in_through_another_authz_server() {
                     scopes: None,
                     post_logout_redirect_uris: Vec::new(),
                     token_exchange: Vec::new(),
+                    remote_auth: Vec::new(),
+                    jwt_bearer: Vec::new(),
                 },
             )
             .unwrap();

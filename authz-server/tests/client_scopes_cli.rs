@@ -2,7 +2,8 @@
 //! add --scope`, `client list`, `client set-scopes` (which keeps the secret), a refused scope
 //! that stores nothing — and the running server granting exactly the listed scopes; and the
 //! token exchange upstreams of a client (`client add --token-exchange`, `client
-//! set-token-exchange`).
+//! set-token-exchange`), its remote verifiers (`--remote-auth`, `client set-remote-auth`) and
+//! its JWT-bearer issuers (`--jwt-bearer`, `client set-jwt-bearer`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -152,12 +153,18 @@ async fn operators_list_and_change_the_scopes_a_client_may_be_granted() {
 
 /// The token exchange column of the client `sync` in `client list`.
 async fn exchange_listed(data: &Path) -> String {
+    listed_column(data, "sync", 4).await
+}
+
+/// Column `column` (0: the id; 4, 5, 6: token exchange, remote verifiers, JWT-bearer issuers)
+/// of the client `id` in `client list`.
+async fn listed_column(data: &Path, id: &str, column: usize) -> String {
     let (_, listed, _) = operator(data, &["client", "list"]).await;
     let line = listed
         .lines()
-        .find(|l| l.starts_with("sync\t"))
+        .find(|l| l.starts_with(&format!("{id}\t")))
         .expect(&listed);
-    line.rsplit('\t').next().unwrap().to_owned()
+    line.split('\t').nth(column).unwrap().to_owned()
 }
 
 /// `client set-token-exchange` of `sync` with `upstreams`: (success, stderr).
@@ -217,6 +224,99 @@ async fn operators_allow_a_confidential_client_token_exchange_for_named_upstream
     assert!(set_exchange(data, &[]).await.0);
     assert_eq!(exchange_listed(data).await, "-");
     let (ok, _, stderr) = operator(data, &["client", "set-token-exchange", "--id", "nobody"]).await;
+    assert!(!ok);
+    assert!(stderr.contains("no client nobody"), "{stderr}");
+}
+
+#[tokio::test]
+async fn operators_allow_clients_remote_verifiers_and_jwt_bearer_issuers() {
+    let data = tempfile::tempdir().unwrap();
+    let data = data.path();
+    // A public client with a remote verifier needs no redirect URI.
+    let (ok, _, stderr) = operator(
+        data,
+        &["client", "add", "--id", "game", "--remote-auth", "mc"],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert_eq!(listed_column(data, "game", 5).await, "mc");
+    assert_eq!(listed_column(data, "game", 6).await, "-");
+    // JWT-bearer issuers only for confidential clients.
+    let (ok, _, stderr) = operator(
+        data,
+        &["client", "add", "--id", "svc", "--jwt-bearer", "partner"],
+    )
+    .await;
+    assert!(!ok);
+    assert!(stderr.contains("--confidential"), "{stderr}");
+    let (ok, _, stderr) = operator(
+        data,
+        &[
+            "client",
+            "set-jwt-bearer",
+            "--id",
+            "game",
+            "--jwt-bearer",
+            "partner",
+        ],
+    )
+    .await;
+    assert!(!ok);
+    assert!(stderr.contains("only a confidential client"), "{stderr}");
+    let (ok, _, stderr) = operator(
+        data,
+        &[
+            "client",
+            "add",
+            "--id",
+            "svc",
+            "--confidential",
+            "--jwt-bearer",
+            "partner",
+        ],
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert_eq!(listed_column(data, "svc", 6).await, "partner");
+    // Changed, checked, and taken away.
+    let (ok, _, stderr) = operator(
+        data,
+        &[
+            "client",
+            "set-remote-auth",
+            "--id",
+            "game",
+            "--remote-auth",
+            "Bad Id",
+        ],
+    )
+    .await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("is not an upstream id, a verifier id"),
+        "{stderr}"
+    );
+    let set = |args: &'static [&'static str]| operator(data, args);
+    assert!(
+        set(&[
+            "client",
+            "set-remote-auth",
+            "--id",
+            "svc",
+            "--remote-auth",
+            "mc",
+            "--remote-auth",
+            "stuck"
+        ])
+        .await
+        .0
+    );
+    assert_eq!(listed_column(data, "svc", 5).await, "mc stuck");
+    assert!(set(&["client", "set-jwt-bearer", "--id", "svc"]).await.0);
+    assert_eq!(listed_column(data, "svc", 6).await, "-");
+    assert!(set(&["client", "set-remote-auth", "--id", "svc"]).await.0);
+    assert_eq!(listed_column(data, "svc", 5).await, "-");
+    let (ok, _, stderr) = operator(data, &["client", "set-remote-auth", "--id", "nobody"]).await;
     assert!(!ok);
     assert!(stderr.contains("no client nobody"), "{stderr}");
 }

@@ -27,6 +27,8 @@ fn seed(store: &dyn authz_server::store::Store) {
             scopes: Some(SCOPE.split(' ').map(str::to_owned).collect()),
             post_logout_redirect_uris: Vec::new(),
             token_exchange: Vec::new(),
+            remote_auth: Vec::new(),
+            jwt_bearer: Vec::new(),
         },
     )
     .unwrap();

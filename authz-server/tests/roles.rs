@@ -26,6 +26,8 @@ fn seed(store: &dyn authz_server::store::Store) {
             scopes: Some(vec!["openid".into(), "profile".into(), "roles".into()]),
             post_logout_redirect_uris: Vec::new(),
             token_exchange: Vec::new(),
+            remote_auth: Vec::new(),
+            jwt_bearer: Vec::new(),
         },
     )
     .unwrap();

@@ -33,6 +33,8 @@ fn seed_partner(store: &dyn authz_server::store::Store) {
             scopes: Some(vec!["openid".into(), "profile".into(), DEVICE_SCOPE.into()]),
             post_logout_redirect_uris: Vec::new(),
             token_exchange: Vec::new(),
+            remote_auth: Vec::new(),
+            jwt_bearer: Vec::new(),
         },
     )
     .unwrap();
@@ -471,6 +473,8 @@ fn seed_narrow(store: &dyn authz_server::store::Store) {
             scopes: Some(vec!["openid".into()]),
             post_logout_redirect_uris: Vec::new(),
             token_exchange: Vec::new(),
+            remote_auth: Vec::new(),
+            jwt_bearer: Vec::new(),
         },
     )
     .unwrap();

@@ -270,6 +270,8 @@ fn seed_logout_client(store: &dyn authz_server::store::Store) {
             scopes: None,
             post_logout_redirect_uris: vec![LOGOUT_TARGET.into()],
             token_exchange: Vec::new(),
+            remote_auth: Vec::new(),
+            jwt_bearer: Vec::new(),
         },
     )
     .unwrap();

@@ -52,6 +52,8 @@ impl Clients {
                     jwks: None,
                     scopes: None,
                     token_exchange: upstreams,
+                    remote_auth: Vec::new(),
+                    jwt_bearer: Vec::new(),
                     post_logout_redirect_uris: Vec::new(),
                 },
             )

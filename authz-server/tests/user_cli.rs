@@ -1,7 +1,8 @@
 //! The operator's user commands with email addresses, roles and groups, on the real
 //! `authz-server` binary: `user add --email [--email-verified]`, `user set-email`,
 //! `user set-roles`, `user list`, a malformed address or role refused before anything is stored — and the running server releasing the address with the `email`
-//! scope only.
+//! scope only; `user link` of a configured source's identity (one account per identity, one
+//! identity per source and account).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -163,4 +164,59 @@ async fn operators_set_and_clear_roles_and_groups() {
     let (ok, _, stderr) = set(&[]).await;
     assert!(!ok);
     assert!(stderr.contains("name a --role or --group"), "{stderr}");
+}
+
+#[tokio::test]
+async fn operators_link_an_identity_of_a_configured_source_to_an_account() {
+    let data = tempfile::tempdir().unwrap();
+    let etc = tempfile::tempdir().unwrap();
+    let config = etc.path().join("authz.toml");
+    std::fs::write(
+        &config,
+        "[[remote_auth]]\nid = \"mc\"\ngrant_type = \"https://auth.test/mc\"\nparams = [\"u\"]\nurl = \"https://v.test/?u={u}\"\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let password = Some("a long password\n");
+    for handle in ["ivan", "judy"] {
+        let (ok, _, stderr) = operator(data.path(), &add_args(handle, &[]), password).await;
+        assert!(ok, "{stderr}");
+    }
+    let link = |handle: &'static str, source: &'static str, subject: &'static str| {
+        let args = [
+            "--config",
+            config,
+            "user",
+            "link",
+            "--handle",
+            handle,
+            "--source",
+            source,
+            "--subject",
+            subject,
+        ];
+        let data = data.path().to_owned();
+        async move { operator(&data, &args, None).await }
+    };
+    let (ok, stdout, stderr) = link("ivan", "mc", "0001").await;
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("linked the mc identity"), "{stdout}");
+    for (handle, source, subject, expected) in [
+        ("judy", "mc", "0001", "already linked to an account"),
+        ("ivan", "mc", "0002", "linked to another mc identity"),
+        (
+            "ivan",
+            "corp",
+            "0003",
+            "no upstream, remote verifier or JWT-bearer issuer",
+        ),
+        ("nobody", "mc", "0004", "no user nobody"),
+    ] {
+        let (ok, _, stderr) = link(handle, source, subject).await;
+        assert!(!ok, "{handle} {subject}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+    // The refused second identity left no link behind: judy may have it.
+    let (ok, _, stderr) = link("judy", "mc", "0002").await;
+    assert!(ok, "{stderr}");
 }

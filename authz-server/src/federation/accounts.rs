@@ -5,14 +5,48 @@
 //! ([`super::linking`]), or a refusal. A link whose account no longer exists is removed (and
 //! audited, `upstream.stale_link_removed`), and the login counts as a first login. Accounts are
 //! never found by e-mail address.
+//!
+//! The same holds for every source of verified identities, not only upstreams: a remote
+//! verifier ([`crate::remote_auth`]) and a JWT-bearer issuer ([`crate::jwt_bearer`]) link their
+//! identities here too, each as an [`IdentitySource`].
 
-use super::claims::UpstreamIdentity;
+use super::claims::{ClaimMap, UpstreamIdentity};
 use super::{FirstLogin, Upstream};
 use crate::error::{Error, Result};
 use crate::provider::Provider;
 use crate::store::upstream_links::UpstreamLink;
 use crate::store::{self, users::User};
 use crate::users::{self, Email};
+
+/// Where a verified identity comes from, as the accounts see it: an upstream, a remote verifier
+/// or a JWT-bearer issuer. Its identities are linked under (`issuer`, subject); `id` names it
+/// in the links, the audit log and the kept tokens.
+#[derive(Debug, Clone, Copy)]
+pub struct IdentitySource<'a> {
+    /// Its id (one namespace for upstreams, remote verifiers and JWT-bearer issuers).
+    pub id: &'a str,
+    /// The issuer its identities are linked under.
+    pub issuer: &'a str,
+    /// Its name in messages.
+    pub display_name: &'a str,
+    /// Which of its claims give the account, its roles and groups.
+    pub claims: &'a ClaimMap,
+    /// What the first login of an identity no account is linked to does.
+    pub first_login: FirstLogin,
+}
+
+impl Upstream {
+    /// This upstream as a source of identities.
+    pub fn source(&self) -> IdentitySource<'_> {
+        IdentitySource {
+            id: self.id(),
+            issuer: self.issuer(),
+            display_name: &self.config.display_name,
+            claims: &self.config.claims,
+            first_login: self.config.first_login,
+        }
+    }
+}
 
 /// The local account of a login.
 #[derive(Debug)]
@@ -35,14 +69,14 @@ pub enum Resolution {
 impl Provider {
     /// The account's roles and groups made what the upstream's mapped claims say (only the
     /// mapped ones, only when the upstream sent the claim); the account as it is now.
-    pub(super) fn sync_authorization(
+    pub(crate) fn sync_authorization(
         &self,
-        upstream: &Upstream,
+        source: &IdentitySource<'_>,
         identity: &UpstreamIdentity,
         user: User,
     ) -> Result<User> {
-        let mapped = MappedAuthorization::of(upstream, identity);
-        self.apply_authorization(upstream.id(), mapped, user)
+        let mapped = MappedAuthorization::of(source, identity);
+        self.apply_authorization(source.id, mapped, user)
     }
 
     /// Gives `user` the roles and groups `mapped` from the upstream `upstream_id` (only the
@@ -84,9 +118,9 @@ pub struct MappedAuthorization {
 }
 
 impl MappedAuthorization {
-    /// What `identity` gives under `upstream`'s claim map.
-    pub fn of(upstream: &Upstream, identity: &UpstreamIdentity) -> Self {
-        let map = &upstream.config.claims;
+    /// What `identity` gives under `source`'s claim map.
+    pub fn of(source: &IdentitySource<'_>, identity: &UpstreamIdentity) -> Self {
+        let map = source.claims;
         let mapped = |claim: &Option<String>| {
             claim
                 .as_deref()
@@ -100,14 +134,14 @@ impl MappedAuthorization {
 }
 
 impl Provider {
-    /// The account the verified `identity` of `upstream` logs in to.
-    pub(super) fn account_of(
+    /// The account the verified `identity` of `source` logs in to.
+    pub(crate) fn account_of(
         &self,
-        upstream: &Upstream,
+        source: &IdentitySource<'_>,
         identity: &UpstreamIdentity,
     ) -> Result<Resolution> {
         let store = self.store();
-        let issuer = upstream.issuer();
+        let issuer = source.issuer;
         let subject = identity.subject.as_str();
         if let Some(link) = store::upstream_links::get(store, issuer, subject)? {
             if let Some(user) = store::users::get(store, &link.user_id)? {
@@ -116,10 +150,10 @@ impl Provider {
                     created: false,
                 })));
             }
-            self.remove_stale_link(upstream, &link)?;
+            self.remove_stale_link(source, &link)?;
         }
-        let name = &upstream.config.display_name;
-        match upstream.config.first_login {
+        let name = source.display_name;
+        match source.first_login {
             FirstLogin::Refuse => {
                 return Err(Error::upstream_denied(format!(
                     "no account here is linked to this {name} identity, and none is created at \
@@ -129,12 +163,12 @@ impl Provider {
             FirstLogin::Link => return Ok(Resolution::LinkFirst),
             FirstLogin::Create => {}
         }
-        let user = self.new_account(upstream, identity)?;
+        let user = self.new_account(source, identity)?;
         let link = UpstreamLink {
             issuer: issuer.to_owned(),
             subject: subject.to_owned(),
             user_id: user.id.clone(),
-            upstream: upstream.id().to_owned(),
+            upstream: source.id.to_owned(),
             linked_at: self.now(),
         };
         // The link is claimed first, so two first logins of one identity make one account; an
@@ -162,7 +196,7 @@ impl Provider {
         self.audit.record(
             self.now(),
             "user.created",
-            serde_json::json!({"user": user.id, "handle": user.handle, "upstream": upstream.id()}),
+            serde_json::json!({"user": user.id, "handle": user.handle, "upstream": source.id}),
         );
         Ok(Resolution::Account(Box::new(Account {
             user,
@@ -172,26 +206,30 @@ impl Provider {
 
     /// Removes `link`, whose account no longer exists, if it is still exactly as read (another
     /// login of the identity may have removed or replaced it meanwhile), with the kept tokens
-    /// of that account at `upstream`; audited. The login then goes on as a first login.
-    fn remove_stale_link(&self, upstream: &Upstream, link: &UpstreamLink) -> Result<()> {
+    /// of that account at `source`; audited. The login then goes on as a first login.
+    fn remove_stale_link(&self, source: &IdentitySource<'_>, link: &UpstreamLink) -> Result<()> {
         let store = self.store();
         if !store::upstream_links::remove(store, link)? {
             return Ok(());
         }
-        store::upstream_tokens::remove_of(store, upstream.id(), &link.user_id)?;
+        store::upstream_tokens::remove_of(store, source.id, &link.user_id)?;
         store::flush(store)?;
         self.audit.record(
             self.now(),
             "upstream.stale_link_removed",
-            serde_json::json!({"user": link.user_id, "upstream": upstream.id()}),
+            serde_json::json!({"user": link.user_id, "upstream": source.id}),
         );
         Ok(())
     }
 
     /// The record of a new account from the mapped claims (not stored).
-    fn new_account(&self, upstream: &Upstream, identity: &UpstreamIdentity) -> Result<User> {
-        let map = &upstream.config.claims;
-        let name = &upstream.config.display_name;
+    fn new_account(
+        &self,
+        source: &IdentitySource<'_>,
+        identity: &UpstreamIdentity,
+    ) -> Result<User> {
+        let map = source.claims;
+        let name = source.display_name;
         let claim = |key: &str| identity.claim(key);
         let missing = |key: &str| {
             Error::upstream_denied(format!(

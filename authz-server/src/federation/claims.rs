@@ -127,7 +127,12 @@ impl ClaimMap {
 
 /// The text of a claim: a non-empty string, or an integer as its decimal string.
 pub fn text(claims: &Map<String, Value>, name: &str) -> Option<String> {
-    match claims.get(name)? {
+    text_value(claims.get(name)?)
+}
+
+/// The text of a JSON value: a non-empty string, or an integer as its decimal string.
+pub fn text_value(value: &Value) -> Option<String> {
+    match value {
         Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
         Value::Number(n) if n.is_i64() || n.is_u64() => Some(n.to_string()),
         _ => None,

@@ -143,6 +143,14 @@ impl Upstream {
 /// (`use` other than `sig`), whose `key_ops` lack `verify`, or that names an algorithm other
 /// than a signature algorithm we accept, is left out.
 fn signing_keys(document: &serde_json::Value) -> serde_json::Value {
+    signing_keys_for(document, &super::id_token::ALGORITHMS)
+}
+
+/// [`signing_keys`] for the signature algorithms `algorithms`.
+pub fn signing_keys_for(
+    document: &serde_json::Value,
+    algorithms: &[proto::jws::Algorithm],
+) -> serde_json::Value {
     let for_signatures = |key: &&serde_json::Value| {
         let text = |name: &str| key.get(name).and_then(serde_json::Value::as_str);
         let use_ok = text("use").is_none_or(|u| u == "sig");
@@ -151,8 +159,7 @@ fn signing_keys(document: &serde_json::Value) -> serde_json::Value {
             .and_then(serde_json::Value::as_array)
             .is_none_or(|ops| ops.iter().any(|op| op == "verify"));
         let alg_ok = text("alg").is_none_or(|alg| {
-            proto::jws::Algorithm::from_name(alg)
-                .is_ok_and(|alg| super::id_token::ALGORITHMS.contains(&alg))
+            proto::jws::Algorithm::from_name(alg).is_ok_and(|alg| algorithms.contains(&alg))
         });
         use_ok && ops_ok && alg_ok
     };

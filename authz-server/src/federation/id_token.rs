@@ -40,18 +40,24 @@ pub type Refusal = String;
 impl IdToken {
     /// Reads the token's header: a compact JWS with an allowed algorithm.
     pub fn parse(token: &str) -> Result<Self, Refusal> {
+        Self::parse_with(token, &ALGORITHMS)
+    }
+
+    /// Reads the header of a signed JWT (an ID token, an RFC 7523 assertion): a compact JWS
+    /// with one of `algorithms`, and `typ`, when present, `JWT`.
+    pub fn parse_with(token: &str, algorithms: &[Algorithm]) -> Result<Self, Refusal> {
         let jws = UnverifiedJws::from_compact(token).map_err(|e| format!("malformed: {e}"))?;
         let alg = jws
             .header()
             .algorithm()
             .map_err(|e| format!("algorithm refused: {e}"))?;
-        if !ALGORITHMS.contains(&alg) {
+        if !algorithms.contains(&alg) {
             return Err(format!("algorithm {alg} is not accepted"));
         }
         if let Some(typ) = jws.header().typ()
             && !typ.eq_ignore_ascii_case("JWT")
         {
-            return Err(format!("typ {typ:?} is not an ID token's"));
+            return Err(format!("typ {typ:?} is not JWT"));
         }
         Ok(Self { jws, alg })
     }
@@ -75,14 +81,31 @@ impl IdToken {
 
     /// Verifies the signature with `key` and every claim against `expected`.
     pub fn verify(self, key: &Jwk, expected: &Expected<'_>) -> Result<Claims, Refusal> {
-        let claims = self
-            .jws
+        let claims = self.signed_claims(key)?;
+        check_claims(&claims, expected)?;
+        Ok(claims)
+    }
+
+    /// The claims, once the signature verified with `key` (none of them checked).
+    pub fn signed_claims(self, key: &Jwk) -> Result<Claims, Refusal> {
+        self.jws
             .verify(key)
             .map_err(|e| format!("signature: {e}"))?
             .claims()
-            .map_err(|e| format!("claims: {e}"))?;
-        check_claims(&claims, expected)?;
-        Ok(claims)
+            .map_err(|e| format!("claims: {e}"))
+    }
+}
+
+/// The audiences of a JWT's `aud` (a string or an array of strings).
+pub fn audiences(claims: &Claims) -> Result<Vec<&str>, Refusal> {
+    match claims.get("aud") {
+        Some(Value::String(aud)) => Ok(vec![aud.as_str()]),
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(Value::as_str)
+            .collect::<Option<_>>()
+            .ok_or_else(|| "the aud claim lists something that is not a string".into()),
+        _ => Err("the aud claim is missing".into()),
     }
 }
 
@@ -100,15 +123,7 @@ fn check_claims(claims: &Claims, expected: &Expected<'_>) -> Result<(), Refusal>
     if text("iss")? != expected.issuer {
         return Err("issuer mismatch".into());
     }
-    let audiences: Vec<&str> = match claims.get("aud") {
-        Some(Value::String(aud)) => vec![aud.as_str()],
-        Some(Value::Array(list)) => list
-            .iter()
-            .map(Value::as_str)
-            .collect::<Option<_>>()
-            .ok_or("the aud claim lists something that is not a string")?,
-        _ => return Err("the aud claim is missing".into()),
-    };
+    let audiences = audiences(claims)?;
     if !audiences.contains(&expected.client_id) {
         return Err("audience mismatch".into());
     }

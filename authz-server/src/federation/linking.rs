@@ -41,7 +41,7 @@ impl Provider {
             expires_at: self.now() + LOGIN_TTL,
             purpose: login.purpose.clone(),
             tokens: self.seal_pending_tokens(&ticket, tokens)?,
-            authorization: MappedAuthorization::of(upstream, identity),
+            authorization: MappedAuthorization::of(&upstream.source(), identity),
         };
         upstream_link_tickets::insert(self.store(), &ticket, &pending)?;
         Ok(ticket)
@@ -168,10 +168,7 @@ impl Provider {
     /// links race (each checks after its own claim, so at most one of them stays).
     fn keep_one_per_upstream(&self, link: &UpstreamLink) -> Result<()> {
         let store = self.store();
-        let another = upstream_links::of_user(store, &link.user_id)?
-            .iter()
-            .any(|l| l.upstream == link.upstream && l.subject != link.subject);
-        if another {
+        if upstream_links::another_of_source(store, link)? {
             upstream_links::remove(store, link)?;
             return Err(Error::upstream_denied(format!(
                 "your account is already linked to a {} identity; unlink it first",

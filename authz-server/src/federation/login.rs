@@ -331,14 +331,14 @@ impl Provider {
         {
             self.require_live_session(user_id, session_id.as_deref())?;
             let user = self.link_to_account(&upstream, &identity.subject, user_id)?;
-            let user = self.sync_authorization(&upstream, &identity, user)?;
+            let user = self.sync_authorization(&upstream.source(), &identity, user)?;
             self.keep_upstream_tokens(&upstream, &user.id, &tokens)?;
             return Ok(Verified::User(user, false, logged_in_at));
         }
-        match self.account_of(&upstream, &identity)? {
+        match self.account_of(&upstream.source(), &identity)? {
             Resolution::Account(account) => {
                 let Account { user, created } = *account;
-                let user = self.sync_authorization(&upstream, &identity, user)?;
+                let user = self.sync_authorization(&upstream.source(), &identity, user)?;
                 self.keep_upstream_tokens(&upstream, &user.id, &tokens)?;
                 Ok(Verified::User(user, created, logged_in_at))
             }

@@ -3,7 +3,9 @@
 //! with PKCE (`authorization_code`), refresh token with rotation (`refresh_token`), client
 //! credentials (`client_credentials`), device code (`device_code`), or — for an allowed
 //! confidential client — one of our access tokens for the upstream access token kept for its
-//! user (RFC 8693 token exchange, `token_exchange`). Tokens are DPoP-bound
+//! user (RFC 8693 token exchange, `token_exchange`), a JWT of a trusted issuer (RFC 7523,
+//! `jwt_bearer`), or what a client presents to a remote verifier that vouches for its user
+//! (`remote_auth`; both through `identity_grant`). Tokens are DPoP-bound
 //! (`cnf.jkt`, RFC 9449 §5) when the request carried a fresh proof; a user's tokens — access
 //! token, ID token when `openid` was granted, refresh token when
 //! [`crate::scopes::refresh_token_allowed`] says so — are issued in one place
@@ -12,7 +14,10 @@
 mod authorization_code;
 mod client_credentials;
 mod device_code;
+mod identity_grant;
+mod jwt_bearer;
 mod refresh_token;
+mod remote_auth;
 pub mod request;
 mod token_exchange;
 mod user_tokens;
@@ -20,7 +25,9 @@ mod user_tokens;
 use proto::clock::UnixTime;
 use proto::secret::SecretString;
 
-pub use request::{ACCESS_TOKEN_TYPE, GRANT_TYPES, TOKEN_EXCHANGE, TokenRequest};
+pub use request::{ACCESS_TOKEN_TYPE, GRANT_TYPES, JWT_BEARER, TOKEN_EXCHANGE, TokenRequest};
+
+use std::net::IpAddr;
 
 use crate::dpop::FreshProof;
 use crate::error::{Error, Result};
@@ -47,13 +54,33 @@ pub struct TokenResponse {
 }
 
 impl Provider {
-    /// Exchanges a token request of `client`, with `proof` the request's DPoP proof if it had
-    /// one.
+    /// The grant types `/token` accepts here (`grant_types_supported`): the built-in ones
+    /// ([`JWT_BEARER`] once an issuer is configured) and the remote verifiers'.
+    pub fn grant_types_supported(&self) -> Vec<&str> {
+        GRANT_TYPES
+            .iter()
+            .copied()
+            .filter(|g| *g != JWT_BEARER || self.jwt_issuers.any())
+            .chain(self.remote_verifiers.grant_types())
+            .collect()
+    }
+
+    /// `unsupported_grant_type`, naming every grant type supported here.
+    pub fn unsupported_grant_type(&self) -> Error {
+        Error::OAuth {
+            code: "unsupported_grant_type",
+            description: format!("supported: {}", self.grant_types_supported().join(", ")),
+        }
+    }
+
+    /// Exchanges a token request of `client` from `peer`, with `proof` the request's DPoP
+    /// proof if it had one.
     pub async fn exchange(
         &self,
         request: TokenRequest,
         client: &IdentifiedClient,
         proof: Option<FreshProof>,
+        peer: IpAddr,
         now: UnixTime,
     ) -> Result<TokenResponse> {
         let proof = proof.as_ref();
@@ -91,6 +118,18 @@ impl Provider {
             }
             TokenRequest::TokenExchange(exchange) => {
                 self.exchange_for_upstream_token(client, &exchange, proof, now)
+                    .await
+            }
+            TokenRequest::JwtBearer {
+                assertion,
+                scope,
+                resource,
+            } => {
+                self.jwt_bearer_grant(client, &assertion, &scope, resource, proof, now)
+                    .await
+            }
+            TokenRequest::RemoteAuth(remote) => {
+                self.remote_auth_grant(client, &remote, proof, peer, now)
                     .await
             }
         }

@@ -1,9 +1,11 @@
 //! The token request, read from the form into the grant it asks for with that grant's
 //! parameters before any grant logic runs: authorization code (RFC 6749 §4.1.3), refresh token
-//! (§6), client credentials (§4.4), device code (RFC 8628 §3.4) or token exchange (RFC 8693
-//! §2.1: one of our access tokens as the subject token, an upstream as the target). The
-//! client's credentials in the same form are read by the front end
-//! ([`crate::oauth_clients::authentication`]).
+//! (§6), client credentials (§4.4), device code (RFC 8628 §3.4), token exchange (RFC 8693
+//! §2.1: one of our access tokens as the subject token, an upstream as the target), a JWT
+//! bearer assertion (RFC 7523 §2.1), or — any other absolute URI — the grant type of a remote
+//! verifier (RFC 6749 §4.5 extension grant, [`crate::remote_auth`]) with the form's parameters,
+//! which the verifier checks. The client's credentials in the same form are read by the front
+//! end ([`crate::oauth_clients::authentication`]).
 
 use std::collections::HashMap;
 
@@ -17,17 +19,30 @@ pub const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// The token exchange grant type of RFC 8693 §2.1.
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
+/// The JWT bearer grant type of RFC 7523 §2.1.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
 /// RFC 8693 §3: the token type of an OAuth access token.
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
-/// The grant types `/token` accepts (`grant_types_supported`).
-pub const GRANT_TYPES: [&str; 5] = [
+/// The grant types `/token` accepts (`grant_types_supported`), besides the remote verifiers'
+/// (and [`JWT_BEARER`] only once an issuer is configured).
+pub const GRANT_TYPES: [&str; 6] = [
     "authorization_code",
     "refresh_token",
     "client_credentials",
     DEVICE_CODE,
     TOKEN_EXCHANGE,
+    JWT_BEARER,
 ];
+
+/// Whether `grant_type` is one this server implements itself (not a remote verifier's), or the
+/// `password` or `implicit` grants OAuth 2.1 removed.
+pub fn is_standard(grant_type: &str) -> bool {
+    GRANT_TYPES.contains(&grant_type)
+        || grant_type.starts_with("urn:ietf:params:oauth:")
+        || ["password", "implicit"].contains(&grant_type)
+}
 
 /// A token request.
 #[derive(Debug)]
@@ -64,6 +79,40 @@ pub enum TokenRequest {
     },
     /// `urn:ietf:params:oauth:grant-type:token-exchange`.
     TokenExchange(TokenExchangeRequest),
+    /// `urn:ietf:params:oauth:grant-type:jwt-bearer`.
+    JwtBearer {
+        /// `assertion`: one JWT.
+        assertion: SecretString,
+        /// `scope` (empty when absent).
+        scope: String,
+        /// RFC 8707 `resource`.
+        resource: Option<String>,
+    },
+    /// Another absolute URI: a remote verifier's grant type, if one is configured.
+    RemoteAuth(RemoteAuthRequest),
+}
+
+/// A request under a remote verifier's grant type: the parameters stay in the form until the
+/// verifier's own list picks them (`Debug` leaves them out: one may be a one-time secret).
+pub struct RemoteAuthRequest {
+    /// `grant_type`.
+    pub grant_type: String,
+    /// `scope` (empty when absent).
+    pub scope: String,
+    /// RFC 8707 `resource`.
+    pub resource: Option<String>,
+    /// The form, from which the verifier takes its parameters.
+    pub form: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for RemoteAuthRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteAuthRequest")
+            .field("grant_type", &self.grant_type)
+            .field("scope", &self.scope)
+            .field("resource", &self.resource)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A token exchange request: one of our access tokens, and the upstream whose token is wanted.
@@ -124,6 +173,28 @@ impl TokenRequest {
                 resource: resource(form)?,
             },
             TOKEN_EXCHANGE => Self::TokenExchange(TokenExchangeRequest::parse(form)?),
+            JWT_BEARER => {
+                let assertion = field("assertion");
+                if assertion.is_empty() {
+                    return Err(Error::invalid_request("assertion is missing"));
+                }
+                if assertion.len() > crate::jwt_bearer::assertion::MAX_ASSERTION {
+                    return Err(Error::invalid_request("assertion is too long"));
+                }
+                Self::JwtBearer {
+                    assertion: SecretString::new(assertion),
+                    scope: field("scope").to_owned(),
+                    resource: resource(form)?,
+                }
+            }
+            other if !is_standard(other) && url::Url::parse(other).is_ok() => {
+                Self::RemoteAuth(RemoteAuthRequest {
+                    grant_type: other.to_owned(),
+                    scope: field("scope").to_owned(),
+                    resource: resource(form)?,
+                    form: form.clone(),
+                })
+            }
             _ => {
                 return Err(Error::OAuth {
                     code: "unsupported_grant_type",
@@ -251,6 +322,44 @@ mod tests {
             })
         ));
         assert!(grant_type(&form(&[("grant_type", "")])).is_err());
+        let Ok(TokenRequest::JwtBearer {
+            assertion, scope, ..
+        }) = TokenRequest::parse(
+            JWT_BEARER,
+            &form(&[("assertion", "a.b.c"), ("scope", "openid")]),
+        )
+        else {
+            panic!("not a JWT bearer request");
+        };
+        assert_eq!((assertion.expose(), scope.as_str()), ("a.b.c", "openid"));
+        assert!(TokenRequest::parse(JWT_BEARER, &form(&[])).is_err());
+        let remote = form(&[("username", "alice"), ("server_hash", "s3cret-hash")]);
+        let Ok(TokenRequest::RemoteAuth(request)) =
+            TokenRequest::parse("https://auth.example/grant-type/minecraft", &remote)
+        else {
+            panic!("not a remote verifier's request");
+        };
+        assert_eq!(
+            request.form.get("username").map(String::as_str),
+            Some("alice")
+        );
+        assert!(!format!("{request:?}").contains("s3cret"));
+        for not_remote in [
+            "urn:ietf:params:oauth:grant-type:saml2-bearer",
+            "implicit",
+            "x y",
+        ] {
+            assert!(
+                matches!(
+                    TokenRequest::parse(not_remote, &remote),
+                    Err(Error::OAuth {
+                        code: "unsupported_grant_type",
+                        ..
+                    })
+                ),
+                "{not_remote}"
+            );
+        }
     }
 
     #[test]

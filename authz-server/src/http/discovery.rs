@@ -10,7 +10,7 @@ use proto::jws::Algorithm;
 use super::SharedState;
 
 /// The metadata document, served at both well-known paths. Every list is taken from what the
-/// code does: the grants of [`crate::grants::GRANT_TYPES`], the scopes of
+/// code does: the grants of [`crate::provider::Provider::grant_types_supported`], the scopes of
 /// [`crate::scopes::supported`], the claims of [`crate::identity::claims::RELEASED`] and the
 /// algorithms of [`proto::jws::Algorithm::ALL`] (RFC 9864's `Ed25519` beside `EdDSA`).
 pub async fn metadata(State(state): State<SharedState>) -> Json<Value> {
@@ -41,7 +41,7 @@ pub async fn metadata(State(state): State<SharedState>) -> Json<Value> {
         "jwks_uri": state.url("/jwks"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": crate::grants::GRANT_TYPES,
+        "grant_types_supported": state.grant_types_supported(),
         "device_authorization_endpoint": state.url("/device_authorization"),
         "introspection_endpoint": state.url("/introspect"),
         "revocation_endpoint": state.url("/revoke"),

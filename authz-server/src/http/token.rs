@@ -4,10 +4,11 @@
 //! RFC 6749 §5.1 JSON, never cached.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use axum::Form;
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use proto::dpop::single_dpop_header;
@@ -22,6 +23,7 @@ use crate::grants::{TokenRequest, TokenResponse};
 /// `POST /token`.
 pub async fn token(
     State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Result<Response> {
@@ -30,8 +32,16 @@ pub async fn token(
     state.limiters.token_request(&client.client.id)?;
     let now = state.now();
     let proof = proof(&state, &headers, now)?;
-    let request = TokenRequest::parse(grant_type, &form)?;
-    let issued = state.exchange(request, &client, proof, now).await?;
+    let request = TokenRequest::parse(grant_type, &form).map_err(|e| match e {
+        Error::OAuth {
+            code: "unsupported_grant_type",
+            ..
+        } => state.unsupported_grant_type(),
+        other => other,
+    })?;
+    let issued = state
+        .exchange(request, &client, proof, peer.ip(), now)
+        .await?;
     Ok(render(&issued))
 }
 

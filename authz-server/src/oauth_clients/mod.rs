@@ -23,9 +23,11 @@ impl Provider {
 
 /// Registers (or replaces) a client, durable on return.
 pub fn add(store: &dyn Store, client: &OAuthClient) -> Result<()> {
-    if client.id.is_empty() || (client.redirect_uris.is_empty() && !client.is_confidential()) {
+    let redirects = !client.redirect_uris.is_empty() || !client.remote_auth.is_empty();
+    if client.id.is_empty() || (!redirects && !client.is_confidential()) {
         return Err(Error::invalid_request(
-            "a client needs an id, and a public client at least one redirect URI",
+            "a client needs an id, and a public client at least one redirect URI (or a remote \
+             verifier)",
         ));
     }
     if let Some(bad) = client
@@ -43,13 +45,20 @@ pub fn add(store: &dyn Store, client: &OAuthClient) -> Result<()> {
             "only a confidential client may use token exchange",
         ));
     }
+    if !client.jwt_bearer.is_empty() && !client.is_confidential() {
+        return Err(Error::invalid_request(
+            "only a confidential client may present JWT-bearer assertions",
+        ));
+    }
     if let Some(bad) = client
         .token_exchange
         .iter()
+        .chain(&client.remote_auth)
+        .chain(&client.jwt_bearer)
         .find(|u| !crate::federation::config::is_upstream_id(u))
     {
         return Err(Error::invalid_request(format!(
-            "{bad:?} is not an upstream id ([a-z0-9_-], 1 to 32)"
+            "{bad:?} is not an upstream id, a verifier id or an issuer id ([a-z0-9_-], 1 to 32)"
         )));
     }
     for uri in client
@@ -69,26 +78,39 @@ pub fn add(store: &dyn Store, client: &OAuthClient) -> Result<()> {
     store::flush(store)
 }
 
-/// Replaces the scopes a client may be granted (`None`: the default); false if there is no
-/// such client. Tokens already issued keep their scope until they expire.
-pub fn set_scopes(store: &dyn Store, id: &str, scopes: Option<Vec<String>>) -> Result<bool> {
+/// Changes the client `id` with `change` and stores it with the checks of [`add`]; false if
+/// there is no such client.
+fn update(store: &dyn Store, id: &str, change: impl FnOnce(&mut OAuthClient)) -> Result<bool> {
     let Some(mut client) = get(store, id)? else {
         return Ok(false);
     };
-    client.scopes = scopes;
+    change(&mut client);
     add(store, &client)?;
     Ok(true)
+}
+
+/// Replaces the scopes a client may be granted (`None`: the default); false if there is no
+/// such client. Tokens already issued keep their scope until they expire.
+pub fn set_scopes(store: &dyn Store, id: &str, scopes: Option<Vec<String>>) -> Result<bool> {
+    update(store, id, |client| client.scopes = scopes)
 }
 
 /// Replaces the upstreams whose kept tokens a client may get by token exchange (none: no
 /// exchange); false if there is no such client.
 pub fn set_token_exchange(store: &dyn Store, id: &str, upstreams: Vec<String>) -> Result<bool> {
-    let Some(mut client) = get(store, id)? else {
-        return Ok(false);
-    };
-    client.token_exchange = upstreams;
-    add(store, &client)?;
-    Ok(true)
+    update(store, id, |client| client.token_exchange = upstreams)
+}
+
+/// Replaces the remote verifiers whose grant a client may use (none: no remote logins);
+/// false if there is no such client.
+pub fn set_remote_auth(store: &dyn Store, id: &str, verifiers: Vec<String>) -> Result<bool> {
+    update(store, id, |client| client.remote_auth = verifiers)
+}
+
+/// Replaces the JWT-bearer issuers whose assertions a client may present (none: no such
+/// grants); false if there is no such client.
+pub fn set_jwt_bearer(store: &dyn Store, id: &str, issuers: Vec<String>) -> Result<bool> {
+    update(store, id, |client| client.jwt_bearer = issuers)
 }
 
 /// Removes a client; false if there was none. Durable on return.

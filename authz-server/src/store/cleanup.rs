@@ -3,7 +3,7 @@
 //! the configured grace has passed.
 //!
 //! - authorization codes, backend nonces, consent tickets, device codes, refresh tokens and
-//!   refresh families, DPoP and client-assertion `jti`s, upstream logins, link tickets and
+//!   refresh families, DPoP, client-assertion and grant-assertion `jti`s, upstream logins, link tickets and
 //!   browser sessions: by their `expires_at`;
 //! - authorization codes are kept one access-token lifetime longer, so a replayed code still
 //!   revokes the tokens it produced while those could be in use (RFC 6749 §4.1.2);
@@ -34,6 +34,7 @@ pub fn sweep(store: &dyn Store, now: UnixTime, keep: i64, lifetimes: &Lifetimes)
         trees::REFRESH_FAMILIES,
         trees::DPOP_JTIS,
         trees::CLIENT_ASSERTION_JTIS,
+        trees::JWT_BEARER_JTIS,
         trees::UPSTREAM_LOGINS,
         trees::UPSTREAM_LINK_TICKETS,
         trees::SESSIONS,

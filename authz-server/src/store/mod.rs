@@ -68,6 +68,8 @@ pub mod trees {
     pub const CONSENT_TICKETS: Tree = Tree::new("consent_tickets");
     /// `{client id}:{jti}` of `private_key_jwt` assertions → expiry: used once.
     pub const CLIENT_ASSERTION_JTIS: Tree = Tree::new("client_assertion_jtis");
+    /// `{issuer id}:{jti}` of RFC 7523 grant assertions → expiry: used once.
+    pub const JWT_BEARER_JTIS: Tree = Tree::new("jwt_bearer_jtis");
     /// DPoP proof `jti` (with key thumbprint) → expiry: the replay cache.
     pub const DPOP_JTIS: Tree = Tree::new("dpop_jtis");
     /// SHA-256 of an upstream login's `state` → the login waiting for its callback.

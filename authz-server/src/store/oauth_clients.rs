@@ -34,6 +34,14 @@ pub struct OAuthClient {
     /// (a confidential client only); none by default.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub token_exchange: Vec<String>,
+    /// The remote verifiers (`[[remote_auth]]`, by id) whose grant this client may use; none
+    /// by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remote_auth: Vec<String>,
+    /// The JWT-bearer issuers (`[[jwt_bearer_issuer]]`, by id) whose assertions this client may
+    /// present as grants (a confidential client only); none by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jwt_bearer: Vec<String>,
 }
 
 impl OAuthClient {
@@ -58,6 +66,16 @@ impl OAuthClient {
     /// Whether the client may exchange a user's token for the kept tokens of `upstream`.
     pub fn may_exchange_for(&self, upstream: &str) -> bool {
         self.is_confidential() && self.token_exchange.iter().any(|u| u == upstream)
+    }
+
+    /// Whether the client may use the remote verifier `id`'s grant.
+    pub fn may_use_remote_auth(&self, id: &str) -> bool {
+        self.remote_auth.iter().any(|v| v == id)
+    }
+
+    /// Whether the client may present assertions of the JWT-bearer issuer `id`.
+    pub fn may_use_jwt_bearer(&self, id: &str) -> bool {
+        self.is_confidential() && self.jwt_bearer.iter().any(|i| i == id)
     }
 
     /// Whether `uri` is one of the registered redirect URIs.
@@ -118,6 +136,8 @@ mod tests {
             scopes: None,
             post_logout_redirect_uris: Vec::new(),
             token_exchange: Vec::new(),
+            remote_auth: Vec::new(),
+            jwt_bearer: Vec::new(),
         };
         assert!(c.allows_redirect("http://127.0.0.1:53211/cb"));
         assert!(c.allows_redirect("https://app.example/cb"));

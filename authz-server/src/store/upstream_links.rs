@@ -66,6 +66,14 @@ pub fn of_user(store: &dyn Store, user_id: &str) -> Result<Vec<UpstreamLink>> {
         .collect())
 }
 
+/// Whether the user of `link` holds another identity of the same source (`upstream`), with
+/// another subject: one identity per source and account.
+pub fn another_of_source(store: &dyn Store, link: &UpstreamLink) -> Result<bool> {
+    Ok(of_user(store, &link.user_id)?
+        .iter()
+        .any(|l| l.upstream == link.upstream && l.subject != link.subject))
+}
+
 /// Removes every link of the user `user_id` (the user is being removed).
 pub fn remove_all_of(store: &dyn Store, user_id: &str) -> Result<()> {
     for link in of_user(store, user_id)? {

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
 pub mod own_service;
+pub mod peer;
 pub mod upstream;
 
 use std::collections::HashMap;
