@@ -11,8 +11,8 @@
 //!   authorization grant ([`device_grant`]), Wire devices and their tokens ([`devices`]), who
 //!   the user is and what they get ([`identity`], [`users`]), login through upstream identity
 //!   providers ([`federation`]), claims from the user's own permission services
-//!   ([`claims_sources`]), OAuth clients ([`oauth_clients`]), scopes ([`scopes`]), DPoP
-//!   proofs as proof values ([`dpop`]), and our tokens ([`tokens`]);
+//!   ([`claims_sources`]), GA4GH Passports ([`passports`]), OAuth clients ([`oauth_clients`]),
+//!   scopes ([`scopes`]), DPoP proofs as proof values ([`dpop`]), and our tokens ([`tokens`]);
 //! - the storage boundary, [`store`]: the only module that names a collection or calls the
 //!   store.
 //!
@@ -34,6 +34,7 @@ pub mod http;
 pub mod identity;
 pub mod keys;
 pub mod oauth_clients;
+pub mod passports;
 pub mod password_pool;
 pub mod provider;
 pub mod rate_limits;

@@ -16,6 +16,9 @@
 //!   §"Signing Algorithms"), `iss` that issuer, `exp` not passed, `iat` not ahead, and the
 //!   `ga4gh_visa_v1` object well formed. `at+jwt` Visa Access Tokens (deprecated by v1.2, and
 //!   needing userinfo polling) are refused by their `typ`.
+//! - [`inspect_unverified`] is what a Broker passing visas of other issuers on "as is" can check
+//!   without their keys: the same checks but the signature and the issuer's trust.
+//! - [`check_assertion`] holds an issuer to the rules of each visa type before it signs.
 //! - [`linked_identities`] and [`parse_linked_identities`] write and read the value of a
 //!   `LinkedIdentities` visa (Passport §"LinkedIdentities": `sub,iss` pairs, each URI-encoded,
 //!   joined by `;`).
@@ -285,11 +288,52 @@ pub fn verify_visa(
     now: UnixTime,
     leeway: i64,
 ) -> Result<VerifiedVisa> {
+    let jws = parse(token)?;
+    let (jku, kid) = checked_header(jws.header())?;
+    let kid = kid.to_owned();
+    let issuer = trusted
+        .iter()
+        .find(|t| t.jku == jku)
+        .ok_or(Error::UntrustedJku)?;
+    let key = issuer
+        .keys
+        .iter()
+        .find(|k| k.kid.as_deref() == Some(kid.as_str()))
+        .ok_or(Error::UnknownSigningKey)?;
+    let claims = VisaClaims::from_claims(&jws.verify(key)?.claims()?)?;
+    if claims.iss != issuer.issuer {
+        return Err(Error::UntrustedVisaIssuer);
+    }
+    check_times(&claims, now, leeway)?;
+    Ok(VerifiedVisa { claims, kid })
+}
+
+/// What a Broker can check of a visa it passes on "as is" (AAI, "Conformance for Brokers",
+/// item 7) without holding its issuer's keys: everything [`verify_visa`] checks but the
+/// signature and the trust in the issuer — size, a visa's header (ES256/RS256, `typ`, `jku`,
+/// `kid`), the claims' shape, `exp` and `iat`. **The signature is not verified**: the claims
+/// returned must not be used for any decision but whether to pass the visa on.
+pub fn inspect_unverified(token: &str, now: UnixTime, leeway: i64) -> Result<VisaClaims> {
+    let jws = parse(token)?;
+    checked_header(jws.header())?;
+    let payload = token.split('.').nth(1).unwrap_or_default();
+    let claims = VisaClaims::from_claims(&Claims::from_slice(&crate::b64::decode(
+        payload, "payload",
+    )?)?)?;
+    check_times(&claims, now, leeway)?;
+    Ok(claims)
+}
+
+/// The visa split into its parts, at most [`MAX_VISA_BYTES`] long.
+fn parse(token: &str) -> Result<UnverifiedJws> {
     if token.len() > MAX_VISA_BYTES {
         return Err(Error::InvalidVisa("the visa is too long"));
     }
-    let jws = UnverifiedJws::from_compact(token)?;
-    let header = jws.header();
+    UnverifiedJws::from_compact(token)
+}
+
+/// A visa's header: ES256 or RS256, a visa's `typ` (or none), a `jku` and a `kid`; the last two.
+fn checked_header(header: &crate::jws::JoseHeader) -> Result<(&str, &str)> {
     let alg = header.algorithm()?;
     if !ALGORITHMS.contains(&alg) {
         return Err(Error::UnsupportedAlgorithm(alg.name().into()));
@@ -300,27 +344,83 @@ pub fn verify_visa(
         return Err(Error::WrongTyp { expected: VISA_TYP });
     }
     let jku = header.str("jku").ok_or(Error::MissingJku)?;
-    let issuer = trusted
-        .iter()
-        .find(|t| t.jku == jku)
-        .ok_or(Error::UntrustedJku)?;
-    let kid = header.kid().ok_or(Error::UnknownSigningKey)?.to_owned();
-    let key = issuer
-        .keys
-        .iter()
-        .find(|k| k.kid.as_deref() == Some(kid.as_str()))
-        .ok_or(Error::UnknownSigningKey)?;
-    let claims = VisaClaims::from_claims(&jws.verify(key)?.claims()?)?;
-    if claims.iss != issuer.issuer {
-        return Err(Error::UntrustedVisaIssuer);
-    }
+    let kid = header.kid().ok_or(Error::UnknownSigningKey)?;
+    Ok((jku, kid))
+}
+
+/// `exp` not passed and `iat` not ahead at `now`, give or take `leeway`.
+fn check_times(claims: &VisaClaims, now: UnixTime, leeway: i64) -> Result<()> {
     if claims.exp.saturating_add(leeway) < now {
         return Err(Error::Expired);
     }
     if claims.iat > now.saturating_add(leeway) {
         return Err(Error::IatInFuture);
     }
-    Ok(VerifiedVisa { claims, kid })
+    Ok(())
+}
+
+/// The longest URL a URL claim may hold (Passport §"URL Claims", item 3).
+pub const MAX_URL_CLAIM: usize = 255;
+
+/// Whether `text` is a URL claim: an absolute `https` or `http` URL with a host, at most
+/// [`MAX_URL_CLAIM`] characters (Passport §"URL Claims").
+pub fn is_url_claim(text: &str) -> bool {
+    text.len() <= MAX_URL_CLAIM
+        && url::Url::parse(text)
+            .is_ok_and(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some())
+}
+
+/// The rules the Passport specification gives a visa's object beyond its shape, for an issuer
+/// to check before it signs: `source` a URL claim; `by`, when present, of the fixed vocabulary;
+/// a custom `type` a URL claim; for `AcceptedTermsAndPolicies`, `ResearcherStatus` and
+/// `ControlledAccessGrants` a URL `value`, for `AffiliationAndRole` `role@affiliation`, for
+/// `LinkedIdentities` a list of `sub,iss` pairs; `by` required for `AcceptedTermsAndPolicies`
+/// and `ControlledAccessGrants` (Passport §"GA4GH Standard Visa Type Definitions").
+pub fn check_assertion(object: &VisaObject) -> Result<()> {
+    if !is_url_claim(&object.source) {
+        return Err(Error::InvalidVisa(
+            "`source` must be a URL of at most 255 characters",
+        ));
+    }
+    if let Some(by) = &object.by
+        && !BY_VALUES.contains(&by.as_str())
+    {
+        return Err(Error::InvalidVisa(
+            "`by` must be self, peer, system, so or dac",
+        ));
+    }
+    let value = object.value.as_str();
+    match object.visa_type.as_str() {
+        "AcceptedTermsAndPolicies" | "ResearcherStatus" | "ControlledAccessGrants"
+            if !is_url_claim(value) =>
+        {
+            return Err(Error::InvalidVisa("this visa type's `value` must be a URL"));
+        }
+        "AffiliationAndRole" => {
+            let (role, affiliation) = value.split_once('@').unwrap_or_default();
+            if role.is_empty() || affiliation.is_empty() {
+                return Err(Error::InvalidVisa(
+                    "an AffiliationAndRole `value` is role@affiliation",
+                ));
+            }
+        }
+        LINKED_IDENTITIES => {
+            parse_linked_identities(value)?;
+        }
+        standard if STANDARD_TYPES.contains(&standard) => {}
+        custom if !is_url_claim(custom) => {
+            return Err(Error::InvalidVisa("a custom visa `type` must be a URL"));
+        }
+        _ => {}
+    }
+    if matches!(
+        object.visa_type.as_str(),
+        "AcceptedTermsAndPolicies" | "ControlledAccessGrants"
+    ) && object.by.is_none()
+    {
+        return Err(Error::InvalidVisa("this visa type needs `by`"));
+    }
+    Ok(())
 }
 
 /// Whether `typ` names a Visa Document Token: [`VISA_TYP`], with or without `application/`,
@@ -688,6 +788,64 @@ mod tests {
         for bad in ["", "a", "a,b,c", "a,%zz", ",b", "a,b;"] {
             assert!(parse_linked_identities(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_broker_inspects_without_keys_but_still_refuses_garbage_and_expired_visas() {
+        let key = key();
+        let token = grant().sign(&key, JKU).unwrap();
+        assert_eq!(inspect_unverified(&token, NOW, 0).unwrap(), grant());
+        assert_eq!(
+            inspect_unverified(&token, NOW + 601, 0),
+            Err(Error::Expired)
+        );
+        let mut h = header(&key);
+        h["typ"] = "at+jwt".into();
+        let payload = Value::Object(grant().to_json());
+        assert_eq!(
+            inspect_unverified(&signed(&key, &h, &payload), NOW, 0),
+            Err(Error::WrongTyp { expected: VISA_TYP })
+        );
+        assert!(inspect_unverified("x.y.z", NOW, 0).is_err());
+        let mut claims = grant().to_json();
+        claims.remove(VISA_CLAIM);
+        assert_eq!(
+            inspect_unverified(&signed(&key, &header(&key), &Value::Object(claims)), NOW, 0),
+            Err(Error::MissingClaim(VISA_CLAIM))
+        );
+    }
+
+    #[test]
+    fn assertions_follow_the_rules_of_their_type() {
+        assert_eq!(check_assertion(&grant().visa), Ok(()));
+        let with = |edit: &dyn Fn(&mut VisaObject)| {
+            let mut object = grant().visa;
+            edit(&mut object);
+            check_assertion(&object)
+        };
+        assert!(with(&|o| o.by = None).is_err(), "a grant needs by");
+        assert!(with(&|o| o.by = Some("boss".into())).is_err());
+        assert!(with(&|o| o.source = "ega".into()).is_err());
+        assert!(with(&|o| o.value = "EGAD1".into()).is_err());
+        assert!(with(&|o| o.source = format!("https://e.example/{}", "a".repeat(250))).is_err());
+        let role = |value: &str| {
+            with(&|o| {
+                o.visa_type = "AffiliationAndRole".into();
+                o.value = value.into();
+            })
+        };
+        assert!(role("faculty@uni.example").is_ok());
+        assert!(role("faculty").is_err() && role("@uni.example").is_err());
+        let custom = |visa_type: &str| with(&|o| o.visa_type = visa_type.into());
+        assert!(custom("https://example.org/passportVisaTypes/researcherStudies").is_ok());
+        assert!(custom("Researcher").is_err());
+        assert!(
+            with(&|o| {
+                o.visa_type = LINKED_IDENTITIES.into();
+                o.value = "no pairs".into();
+            })
+            .is_err()
+        );
     }
 
     #[test]
