@@ -19,6 +19,8 @@ use proto::visa::{self, TrustedIssuer, VerifiedVisa};
 use serde_json::{Value, json};
 
 const CONSOLE: &str = "console";
+/// A third-party client (a data access service): users are asked before it sees a Passport.
+const DAM: &str = "dam";
 const PASSPORT: &str = "ga4gh_passport_v1";
 
 /// The upstream: the claim read at its userinfo endpoint, its visas imported.
@@ -35,6 +37,20 @@ fn seed(store: &dyn authz_server::store::Store) {
             consent_required: false,
             jwks: None,
             scopes: Some(vec!["openid".into(), "roles".into(), PASSPORT.into()]),
+            post_logout_redirect_uris: Vec::new(),
+            token_exchange: Vec::new(),
+        },
+    )
+    .unwrap();
+    oauth_clients::add(
+        store,
+        &OAuthClient {
+            id: DAM.into(),
+            redirect_uris: vec![REDIRECT_URI.into()],
+            secret_sha256: None,
+            consent_required: true,
+            jwks: None,
+            scopes: Some(vec!["openid".into(), PASSPORT.into()]),
             post_logout_redirect_uris: Vec::new(),
             token_exchange: Vec::new(),
         },
@@ -337,6 +353,29 @@ async fn a_token_without_the_scope_gets_no_passport_and_an_account_without_links
     let trusted = [h.trusted_issuer().await];
     let verified = visa::verify_visa(&passport[0], &trusted, h.now(), 0).unwrap();
     assert_eq!(verified.claims.visa.visa_type, "ControlledAccessGrants");
+
+    // A third-party client gets it only once the user allowed it, having been told what it is.
+    let consent = h
+        .authorize(
+            &params_for(&Pkce::new(), DAM, &format!("openid {PASSPORT}")),
+            "bob",
+            "bob-password-1",
+        )
+        .await;
+    assert_eq!(consent.status(), 200);
+    let page = consent.text().await.unwrap();
+    assert!(page.contains("See your GA4GH Passport"), "{page}");
+    let third = h
+        .login_as(DAM, &format!("openid {PASSPORT}"), "bob", "bob-password-1")
+        .await;
+    let theirs = h.passport(third["access_token"].as_str().unwrap()).await;
+    assert_eq!(theirs.len(), 1);
+    let again = visa::verify_visa(&theirs[0], &trusted, h.now(), 0).unwrap();
+    assert_eq!(again.claims.visa, verified.claims.visa);
+    assert_ne!(
+        again.claims.jti, verified.claims.jti,
+        "minted at each request"
+    );
 
     // Removed by the admin: the Passport is empty, and a second removal finds nothing.
     let remove = |id: String| {
