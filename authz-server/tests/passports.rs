@@ -239,6 +239,10 @@ async fn imported_visas_come_back_unchanged_with_ours_and_every_one_verifies() {
         Some(grant()["conditions"].clone())
     );
     assert_eq!(asserted.exp, now + 900, "one access-token lifetime");
+    // The grant holds on the upstream's AffiliationAndRole visa (faculty@corp.example).
+    let objects: Vec<&visa::VisaObject> = verified.iter().map(|v| &v.claims.visa).collect();
+    assert!(visa::conditions_met(&asserted.visa, &objects));
+    assert!(!visa::conditions_met(&asserted.visa, &objects[..2]));
     for imported in &verified[2..] {
         assert_eq!(imported.claims.iss, f.idp.issuer);
         assert_eq!(imported.claims.sub, "vis1");
@@ -353,6 +357,10 @@ async fn a_token_without_the_scope_gets_no_passport_and_an_account_without_links
     let trusted = [h.trusted_issuer().await];
     let verified = visa::verify_visa(&passport[0], &trusted, h.now(), 0).unwrap();
     assert_eq!(verified.claims.visa.visa_type, "ControlledAccessGrants");
+    assert!(
+        !visa::conditions_met(&verified.claims.visa, &[&verified.claims.visa]),
+        "bob has no faculty affiliation"
+    );
 
     // A third-party client gets it only once the user allowed it, having been told what it is.
     let consent = h

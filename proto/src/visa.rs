@@ -23,10 +23,14 @@
 //!   `LinkedIdentities` visa (Passport §"LinkedIdentities": `sub,iss` pairs, each URI-encoded,
 //!   joined by `;`).
 //!
-//! What a visa's `conditions` require is left to the caller: the object is returned as sent,
-//! and [`VisaObject::has_conditions`] tells whether there are any — a clearinghouse that does not
-//! evaluate conditions must ignore such visas (Passport §"conditions").
+//! - [`conditions_met`] ([`conditions`]) evaluates a visa's `conditions` against the other
+//!   visas of a Passport. [`verify_visa`] returns the object as sent and does not evaluate them:
+//!   a clearinghouse either calls [`conditions_met`] with the visas its policy accepts, or
+//!   ignores every visa for which [`VisaObject::has_conditions`] (Passport §"conditions").
 
+pub mod conditions;
+
+pub use conditions::conditions_met;
 use serde_json::{Map, Value};
 
 use crate::clock::UnixTime;
