@@ -298,6 +298,28 @@ async fn imported_visas_come_back_unchanged_with_ours_and_every_one_verifies() {
             .contains(&PASSPORT.into())
     );
 
+    // A third-party client's consent page (inside vis1's session) lists what the scope releases.
+    let consent = f
+        .browser
+        .get(f.h.url("/authorize"))
+        .query(&params_for(
+            &Pkce::new(),
+            DAM,
+            &format!("openid {PASSPORT}"),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(consent.status(), 200);
+    let page = consent.text().await.unwrap();
+    for listed in [
+        "<code>LinkedIdentities</code>: you are vis1 at Corp &lt;IdP&gt;",
+        "<code>ControlledAccessGrants</code>: https://datasets.wire.example/DS-42",
+        "<code>AffiliationAndRole</code>: faculty@corp.example (https://corp.example, from Corp &lt;IdP&gt;)",
+    ] {
+        assert!(page.contains(listed), "{listed}: {page}");
+    }
+
     // A login through the upstream without visas replaces the imported ones with none.
     f.idp
         .test_route(reqwest::Method::POST, "/test/drop-visas")
@@ -373,6 +395,10 @@ async fn a_token_without_the_scope_gets_no_passport_and_an_account_without_links
     assert_eq!(consent.status(), 200);
     let page = consent.text().await.unwrap();
     assert!(page.contains("See your GA4GH Passport"), "{page}");
+    assert!(
+        page.contains("<code>ControlledAccessGrants</code>: https://datasets.wire.example/DS-42 (https://dac.wire.example/DAC-7, asserted here)"),
+        "the page lists the visa: {page}"
+    );
     let third = h
         .login_as(DAM, &format!("openid {PASSPORT}"), "bob", "bob-password-1")
         .await;

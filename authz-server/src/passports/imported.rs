@@ -108,8 +108,12 @@ impl Provider {
     }
 
     /// The imported visas of `user_id` still valid at `now`, from upstreams still configured
-    /// to import them, in the upstreams' configured order.
-    pub(super) fn imported_visas_of(&self, user_id: &str, now: UnixTime) -> Result<Vec<String>> {
+    /// to import them, in the upstreams' configured order: (upstream id, visa).
+    pub(super) fn imported_visas_of(
+        &self,
+        user_id: &str,
+        now: UnixTime,
+    ) -> Result<Vec<(String, String)>> {
         let mut records = imported_visas::of_user(self.store(), user_id)?;
         let order = self.upstream_buttons();
         records.retain(|r| {
@@ -120,9 +124,13 @@ impl Provider {
         records.sort_by_key(|r| order.iter().position(|(id, _)| *id == r.upstream));
         Ok(records
             .into_iter()
-            .flat_map(|r| r.visas)
-            .filter(|v| v.exp > now)
-            .map(|v| v.jwt)
+            .flat_map(|r| {
+                let upstream = r.upstream;
+                r.visas
+                    .into_iter()
+                    .filter(|v| v.exp > now)
+                    .map(move |v| (upstream.clone(), v.jwt))
+            })
             .collect())
     }
 }

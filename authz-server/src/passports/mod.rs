@@ -16,6 +16,10 @@
 //!    passed on unchanged with their own signatures (AAI, "Conformance for Brokers", item 7),
 //!    from upstreams still configured with `visas = true`, those not expired.
 //!
+//! The consent page lists what the scope would release ([`Provider::passport_preview`]: each
+//! visa's type, value, source and who says it), and a third-party client gets the Passport only
+//! once the user allowed the scope.
+//!
 //! Our visas are signed at each request with the token signing key (ES256, `kid` = its
 //! thumbprint), `typ` `vnd.ga4gh.visa+jwt` and `jku` = our `jwks_uri`
 //! ([`proto::visa::VisaClaims::sign`]); each expires one access-token lifetime after it is
@@ -30,29 +34,87 @@ use proto::visa::{self, VisaClaims, VisaObject};
 
 use crate::error::{Error, Result};
 use crate::provider::Provider;
+use crate::store::asserted_visas::AssertedVisa;
+use crate::store::upstream_links::UpstreamLink;
 use crate::store::{self, users::User};
 
+/// What a user's Passport holds now, before anything of ours is signed.
+struct Contents {
+    /// The account's upstream links (our `LinkedIdentities` visa, when there are any).
+    links: Vec<UpstreamLink>,
+    /// The asserted visas still holding.
+    asserted: Vec<AssertedVisa>,
+    /// The imported visas still valid: (upstream id, visa).
+    imported: Vec<(String, String)>,
+}
+
 impl Provider {
+    /// What `user`'s Passport holds at `now`.
+    fn contents(&self, user: &User, now: UnixTime) -> Result<Contents> {
+        let mut asserted = store::asserted_visas::of_user(self.store(), &user.id)?;
+        asserted.retain(|a| a.expires_at > now);
+        Ok(Contents {
+            links: self.links_of(&user.id)?,
+            asserted,
+            imported: self.imported_visas_of(&user.id, now)?,
+        })
+    }
+
     /// The visas of `user`'s Passport now (see the module's documentation).
     pub fn passport(&self, user: &User) -> Result<Vec<String>> {
         let now = self.now();
+        let contents = self.contents(user, now)?;
         let mut visas = Vec::new();
-        if let Some(linked) = self.linked_identities_visa(user, now)? {
+        if let Some(linked) = self.linked_identities_visa(user, &contents.links, now)? {
             visas.push(linked);
         }
-        for assertion in store::asserted_visas::of_user(self.store(), &user.id)? {
-            if assertion.expires_at > now {
-                let exp = assertion.expires_at.min(self.visa_expiry(now));
-                visas.push(self.sign_visa(user, assertion.visa_object(), exp, now)?);
-            }
+        for assertion in contents.asserted {
+            let exp = assertion.expires_at.min(self.visa_expiry(now));
+            visas.push(self.sign_visa(user, assertion.visa_object(), exp, now)?);
         }
-        visas.extend(self.imported_visas_of(&user.id, now)?);
+        visas.extend(contents.imported.into_iter().map(|(_, jwt)| jwt));
         Ok(visas)
     }
 
+    /// What `user`'s Passport would release now, one line per visa for the consent page:
+    /// (visa type, what it says and who says it).
+    pub fn passport_preview(&self, user: &User) -> Result<Vec<(String, String)>> {
+        let now = self.now();
+        let contents = self.contents(user, now)?;
+        let mut lines = Vec::new();
+        if !contents.links.is_empty() {
+            let identities: Vec<String> = contents
+                .links
+                .iter()
+                .map(|l| format!("{} at {}", l.subject, self.upstream_name(&l.upstream)))
+                .collect();
+            lines.push((
+                visa::LINKED_IDENTITIES.to_owned(),
+                format!("you are {}", identities.join(", ")),
+            ));
+        }
+        let said =
+            |object: &VisaObject, by: &str| format!("{} ({}, {by})", object.value, object.source);
+        for assertion in &contents.asserted {
+            let object = assertion.visa_object();
+            lines.push((object.visa_type.clone(), said(&object, "asserted here")));
+        }
+        for (upstream, jwt) in &contents.imported {
+            if let Ok(claims) = visa::inspect_unverified(jwt, now, self.config.clock_skew) {
+                let from = format!("from {}", self.upstream_name(upstream));
+                lines.push((claims.visa.visa_type.clone(), said(&claims.visa, &from)));
+            }
+        }
+        Ok(lines)
+    }
+
     /// Our `LinkedIdentities` visa of `user`, when the account has linked identities.
-    fn linked_identities_visa(&self, user: &User, now: UnixTime) -> Result<Option<String>> {
-        let links = self.links_of(&user.id)?;
+    fn linked_identities_visa(
+        &self,
+        user: &User,
+        links: &[UpstreamLink],
+        now: UnixTime,
+    ) -> Result<Option<String>> {
         let Some(latest) = links.iter().map(|l| l.linked_at).max() else {
             return Ok(None);
         };
