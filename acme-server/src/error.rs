@@ -388,7 +388,11 @@ pub fn fault(e: &proto::Error) -> Fault {
         | P::ScopeMismatch
         | P::UnsupportedApiVersion
         | P::KeyAuthMismatch
-        | P::AcmeAudMismatch => Fault::Other,
+        | P::AcmeAudMismatch
+        | P::MissingJku
+        | P::UntrustedJku
+        | P::UntrustedVisaIssuer
+        | P::InvalidVisa(_) => Fault::Other,
     }
 }
 

@@ -136,15 +136,20 @@ fn shown(value: &serde_json::Value) -> String {
 
 impl Provider {
     /// What each scope of `scope` would release of `user` to a client: the claims with their
-    /// values now and the permission sources it lets the server ask.
+    /// values now (for `ga4gh_passport_v1`, each visa of the Passport,
+    /// [`Provider::passport_preview`]) and the permission sources it lets the server ask.
     pub fn release_preview(&self, user: &User, scope: &str) -> Result<Vec<Release>> {
         crate::scopes::split(scope)
             .map(|s| {
-                let claims = crate::identity::claims::user_claims(user, s)?
-                    .iter()
-                    .filter(|(name, _)| name.as_str() != "sub")
-                    .map(|(name, value)| (name.clone(), shown(value)))
-                    .collect();
+                let mut claims: Vec<(String, String)> =
+                    crate::identity::claims::user_claims(user, s)?
+                        .iter()
+                        .filter(|(name, _)| name.as_str() != "sub")
+                        .map(|(name, value)| (name.clone(), shown(value)))
+                        .collect();
+                if s == crate::scopes::GA4GH_PASSPORT {
+                    claims.extend(self.passport_preview(user)?);
+                }
                 Ok(Release {
                     scope: s.to_owned(),
                     optional: !REQUIRED_SCOPES.contains(&s),

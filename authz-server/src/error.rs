@@ -273,6 +273,10 @@ pub fn wire_proof_label(e: &proto::Error) -> (StatusCode, &'static str) {
         P::ScopeMismatch => (bad, "unsupported-scope"),
         P::UnsupportedApiVersion => (bad, "unsupported-api-version"),
         P::KeyAuthMismatch | P::AcmeAudMismatch => (bad, "client-token-parse-error"),
+        // Visa checks: never run on a device's proof.
+        P::MissingJku | P::UntrustedJku | P::UntrustedVisaIssuer | P::InvalidVisa(_) => {
+            (bad, "client-token-parse-error")
+        }
         P::Key(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal-error"),
         P::EmbeddedProof(inner) => wire_proof_label(inner),
     }

@@ -12,8 +12,9 @@
 //!   the user is and what they get ([`identity`], [`users`]), login through upstream identity
 //!   providers ([`federation`]), through remote verifiers ([`remote_auth`]) and by RFC 7523
 //!   assertions of trusted issuers ([`jwt_bearer`]), claims from the user's own permission
-//!   services ([`claims_sources`]), OAuth clients ([`oauth_clients`]), scopes ([`scopes`]), DPoP
-//!   proofs as proof values ([`dpop`]), and our tokens ([`tokens`]);
+//!   services ([`claims_sources`]), GA4GH Passports ([`passports`]), OAuth clients
+//!   ([`oauth_clients`]), scopes ([`scopes`]), DPoP proofs as proof values ([`dpop`]), and our
+//!   tokens ([`tokens`]);
 //! - the storage boundary, [`store`]: the only module that names a collection or calls the
 //!   store.
 //!
@@ -36,6 +37,7 @@ pub mod identity;
 pub mod jwt_bearer;
 pub mod keys;
 pub mod oauth_clients;
+pub mod passports;
 pub mod password_pool;
 pub mod provider;
 pub mod rate_limits;

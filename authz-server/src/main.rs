@@ -132,12 +132,67 @@ enum UserAction {
         #[arg(long)]
         subject: String,
     },
+    /// GA4GH visas asserted for a user (released, signed by this server, at `/userinfo` with
+    /// the `ga4gh_passport_v1` scope).
+    Visa {
+        #[command(subcommand)]
+        action: VisaAction,
+    },
     /// List users: id, handle, name, team, domain, email, roles, groups.
     List,
     /// Remove a user and their devices.
     Remove {
         #[arg(long)]
         handle: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum VisaAction {
+    /// Assert a visa for a user (e.g. `--type ControlledAccessGrants --value DATASET-URL
+    /// --source DAC-URL --by dac --valid-for 31536000`); prints its id.
+    Add {
+        #[arg(long)]
+        handle: String,
+        /// The visa type: a GA4GH standard type or a URL.
+        #[arg(long = "type")]
+        visa_type: String,
+        #[arg(long)]
+        value: String,
+        /// The organisation that made the assertion (a URL).
+        #[arg(long)]
+        source: String,
+        /// self, peer, system, so or dac.
+        #[arg(long)]
+        by: Option<String>,
+        /// The `conditions`, as JSON.
+        #[arg(long)]
+        conditions: Option<String>,
+        /// When the assertion was made (seconds since the epoch; default now).
+        #[arg(long)]
+        asserted: Option<i64>,
+        /// Until when the visa holds (seconds since the epoch).
+        #[arg(
+            long,
+            required_unless_present = "valid_for",
+            conflicts_with = "valid_for"
+        )]
+        expires_at: Option<i64>,
+        /// Until when the visa holds, in seconds from now.
+        #[arg(long)]
+        valid_for: Option<i64>,
+    },
+    /// List a user's asserted visas: id, type, value, source, by, asserted, expires_at.
+    List {
+        #[arg(long)]
+        handle: String,
+    },
+    /// Remove one of a user's asserted visas.
+    Remove {
+        #[arg(long)]
+        handle: String,
+        #[arg(long)]
+        id: String,
     },
 }
 
@@ -375,6 +430,7 @@ fn user_command(config: &Config, action: UserAction) -> anyhow::Result<()> {
             users::link_identity(store.as_ref(), &handle, &source, &issuer, &subject, now)?;
             println!("linked the {source} identity {subject:?} to {handle}");
         }
+        UserAction::Visa { action } => visa_command(config, store.as_ref(), action)?,
         UserAction::List => {
             for u in users::list(store.as_ref())? {
                 let email = u.email.as_ref().map_or_else(
@@ -409,6 +465,80 @@ fn user_command(config: &Config, action: UserAction) -> anyhow::Result<()> {
             }
             println!("removed user {handle}");
         }
+    }
+    Ok(())
+}
+
+fn visa_command(
+    config: &Config,
+    store: &dyn authz_server::store::Store,
+    action: VisaAction,
+) -> anyhow::Result<()> {
+    use authz_server::passports::asserted::{self, Assertion};
+    let now = proto::clock::Clock::now(&SystemClock);
+    match action {
+        VisaAction::Add {
+            handle,
+            visa_type,
+            value,
+            source,
+            by,
+            conditions,
+            asserted,
+            expires_at,
+            valid_for,
+        } => {
+            let conditions = conditions
+                .map(|c| serde_json::from_str(&c))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--conditions is not JSON: {e}"))?;
+            let expires_at = expires_at
+                .or(valid_for.map(|secs| now.saturating_add(secs)))
+                .unwrap_or(now);
+            let assertion = Assertion {
+                visa_type,
+                value,
+                source,
+                by,
+                conditions,
+                asserted,
+                expires_at,
+            };
+            let Some(visa) = asserted::add(
+                store,
+                &handle,
+                assertion,
+                "operator",
+                now,
+                config.clock_skew,
+            )?
+            else {
+                anyhow::bail!("no user with handle {handle}");
+            };
+            println!("added visa {} for {handle}", visa.id);
+        }
+        VisaAction::List { handle } => {
+            let Some(visas) = asserted::list(store, &handle)? else {
+                anyhow::bail!("no user with handle {handle}");
+            };
+            for v in visas {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    v.id,
+                    v.visa_type,
+                    v.value,
+                    v.source,
+                    v.by.as_deref().unwrap_or("-"),
+                    v.asserted,
+                    v.expires_at
+                );
+            }
+        }
+        VisaAction::Remove { handle, id } => match asserted::remove(store, &handle, &id)? {
+            None => anyhow::bail!("no user with handle {handle}"),
+            Some(false) => anyhow::bail!("{handle} has no visa {id}"),
+            Some(true) => println!("removed visa {id} of {handle}"),
+        },
     }
     Ok(())
 }

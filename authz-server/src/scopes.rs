@@ -34,12 +34,16 @@ pub const IDENTITY_SCOPES: [&str; 5] = [
 /// (RFC 9068 §7.2). Granted only to clients registered with it (not in the default list).
 pub const ROLES: &str = "roles";
 
-/// Every scope this server supports (`scopes_supported`): the identity scopes, `roles` and the
-/// device scope.
+/// `ga4gh_passport_v1`: the user's GA4GH Passport (its visas) at `/userinfo`
+/// ([`crate::passports`]); never in a token. Granted only to clients registered with it.
+pub const GA4GH_PASSPORT: &str = proto::visa::PASSPORT_CLAIM;
+
+/// Every scope this server supports (`scopes_supported`): the identity scopes, `roles`,
+/// `ga4gh_passport_v1` and the device scope.
 pub fn supported(device_scope: &str) -> Vec<&str> {
     IDENTITY_SCOPES
         .into_iter()
-        .chain([ROLES, device_scope])
+        .chain([ROLES, GA4GH_PASSPORT, device_scope])
         .collect()
 }
 

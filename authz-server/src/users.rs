@@ -151,8 +151,8 @@ pub fn set_email(store: &dyn Store, handle: &str, email: Option<Email>) -> Resul
     Ok(true)
 }
 
-/// Removes a user (and its handle) with the user's devices, upstream links and kept upstream
-/// tokens; false if there was none. Durable on return.
+/// Removes a user (and its handle) with the user's devices, upstream links, kept upstream
+/// tokens and visas; false if there was none. Durable on return.
 pub fn remove(store: &dyn Store, handle: &str) -> Result<bool> {
     let Some(user) = store::users::remove(store, handle)? else {
         return Ok(false);
@@ -161,6 +161,8 @@ pub fn remove(store: &dyn Store, handle: &str) -> Result<bool> {
     store::upstream_links::remove_all_of(store, &user.id)?;
     store::sessions::remove_all_of(store, &user.id)?;
     store::upstream_tokens::remove_all_of(store, &user.id)?;
+    store::imported_visas::remove_all_of(store, &user.id)?;
+    store::asserted_visas::remove_all_of(store, &user.id)?;
     store::flush(store)?;
     Ok(true)
 }

@@ -529,6 +529,7 @@ async fn authorize_ignores_unsupported_scopes_and_still_refuses_unregistered_one
             "offline_access",
             "wire_client_id",
             "roles",
+            "ga4gh_passport_v1",
             DEVICE_SCOPE
         ])
     );

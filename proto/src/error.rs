@@ -157,6 +157,20 @@ pub enum Error {
     #[error("`acme_aud` does not match the challenge")]
     AcmeAudMismatch,
 
+    // ---- GA4GH Visas ----------------------------------------------------------------------
+    /// A visa names no `jku` (a Visa Document Token must).
+    #[error("the visa names no `jku`")]
+    MissingJku,
+    /// The visa's `jku` is not the key set of any trusted issuer.
+    #[error("the visa's `jku` is not a trusted issuer's key set")]
+    UntrustedJku,
+    /// The visa's `iss` is not the trusted issuer whose key set it names.
+    #[error("the visa's issuer is not trusted")]
+    UntrustedVisaIssuer,
+    /// The visa's `ga4gh_visa_v1` object, or another part of it, is malformed.
+    #[error("invalid visa: {0}")]
+    InvalidVisa(&'static str),
+
     /// The DPoP proof embedded in an access token fails a check.
     #[error("embedded DPoP proof: {0}")]
     EmbeddedProof(Box<Error>),

@@ -6,7 +6,8 @@
 //! the Wire DPoP access token ([`access_token`]), Wire identifiers ([`wire_id`]), URI
 //! normalisation for `htu` ([`htu`]), secrets ([`secret`]) and an injectable [`clock`]; the
 //! ACME wire types ([`acme`]) and request JWS ([`acme_jws`]), OpenID ID tokens as `wire-oidc-01`
-//! proof ([`id_token`]), X.509 public keys as JWKs ([`spki`]) and RFC 3339 times ([`rfc3339`]).
+//! proof ([`id_token`]), X.509 public keys as JWKs ([`spki`]), RFC 3339 times ([`rfc3339`]) and
+//! GA4GH Passport Visas, made and verified ([`visa`]).
 //!
 //! The crate performs no I/O: time comes from a [`clock::Clock`], randomness from the OS RNG,
 //! and every check that fails returns its own [`Error`] variant so callers can map it to the
@@ -37,6 +38,7 @@ pub mod secret;
 pub mod spki;
 #[cfg(any(test, feature = "test-keys"))]
 pub mod test_keys;
+pub mod visa;
 pub mod wire_claims;
 pub mod wire_id;
 

@@ -206,13 +206,14 @@ impl Provider {
 
     /// Removes `link`, whose account no longer exists, if it is still exactly as read (another
     /// login of the identity may have removed or replaced it meanwhile), with the kept tokens
-    /// of that account at `source`; audited. The login then goes on as a first login.
+    /// and visas of that account at `source`; audited. The login then goes on as a first login.
     fn remove_stale_link(&self, source: &IdentitySource<'_>, link: &UpstreamLink) -> Result<()> {
         let store = self.store();
         if !store::upstream_links::remove(store, link)? {
             return Ok(());
         }
         store::upstream_tokens::remove_of(store, source.id, &link.user_id)?;
+        store::imported_visas::remove_of(store, source.id, &link.user_id)?;
         store::flush(store)?;
         self.audit.record(
             self.now(),

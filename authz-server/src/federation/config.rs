@@ -81,6 +81,11 @@ pub struct UpstreamConfig {
     /// `oidc`: also read the userinfo endpoint, whose claims fill those the ID token lacks.
     #[serde(default)]
     pub userinfo: bool,
+    /// Import the GA4GH visas the upstream releases (its `ga4gh_passport_v1` claim, in the ID
+    /// token or — with `userinfo` — at its userinfo endpoint) at every login through it, and
+    /// pass them on at our `/userinfo` ([`crate::passports`]). Off by default.
+    #[serde(default)]
+    pub visas: bool,
     /// PEM files of the roots the upstream's TLS certificate must chain to.
     #[serde(default)]
     pub trust_anchors: Vec<PathBuf>,

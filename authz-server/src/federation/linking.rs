@@ -3,7 +3,9 @@
 //! `state`, [`super::login::LOGIN_TTL`]) until the user logs in to an existing local account
 //! with its handle and password — within the usual failed-login limits — and is then linked to
 //! that account, for good — and the upstream's tokens of that login, sealed for the ticket
-//! meanwhile, are kept for that account ([`super::kept_tokens`]). Never by e-mail address.
+//! meanwhile, are kept for that account ([`super::kept_tokens`]), with the visas it brought
+//! ([`crate::passports::imported`]). Never by e-mail address. Unlinking an identity drops its
+//! kept tokens and visas.
 
 use std::net::IpAddr;
 
@@ -42,6 +44,12 @@ impl Provider {
             purpose: login.purpose.clone(),
             tokens: self.seal_pending_tokens(&ticket, tokens)?,
             authorization: MappedAuthorization::of(&upstream.source(), identity),
+            visas: crate::passports::imported::screened(
+                upstream,
+                identity,
+                self.now(),
+                self.config.clock_skew,
+            ),
         };
         upstream_link_tickets::insert(self.store(), &ticket, &pending)?;
         Ok(ticket)
@@ -111,6 +119,7 @@ impl Provider {
         }
         let user =
             self.apply_authorization(&pending.upstream, pending.authorization.clone(), user)?;
+        self.keep_imported_visas(&pending.upstream, &user.id, pending.visas.clone())?;
         store::flush(self.store())?;
         self.audit.record(
             self.now(),
@@ -214,6 +223,7 @@ impl Provider {
             ));
         }
         store::upstream_tokens::remove_of(store, upstream_id, &user.id)?;
+        store::imported_visas::remove_of(store, upstream_id, &user.id)?;
         store::flush(store)?;
         self.audit.record(
             self.now(),

@@ -6,7 +6,8 @@
 //! turns the upstream's answer into the local user (or a link to make first, [`super::linking`]),
 //! or an error for the client. Nothing is created unless the identity verified (the ID token,
 //! or an `oauth2` upstream's user info); the upstream's tokens are then kept for the account
-//! ([`super::kept_tokens`]).
+//! ([`super::kept_tokens`]), and the visas it released, when it is configured to give them
+//! ([`crate::passports::imported`]).
 
 use std::collections::HashMap;
 
@@ -332,6 +333,7 @@ impl Provider {
             self.require_live_session(user_id, session_id.as_deref())?;
             let user = self.link_to_account(&upstream, &identity.subject, user_id)?;
             let user = self.sync_authorization(&upstream.source(), &identity, user)?;
+            self.import_visas(&upstream, &identity, &user.id)?;
             self.keep_upstream_tokens(&upstream, &user.id, &tokens)?;
             return Ok(Verified::User(user, false, logged_in_at));
         }
@@ -339,6 +341,7 @@ impl Provider {
             Resolution::Account(account) => {
                 let Account { user, created } = *account;
                 let user = self.sync_authorization(&upstream.source(), &identity, user)?;
+                self.import_visas(&upstream, &identity, &user.id)?;
                 self.keep_upstream_tokens(&upstream, &user.id, &tokens)?;
                 Ok(Verified::User(user, created, logged_in_at))
             }

@@ -19,7 +19,8 @@ use crate::tokens::resource::Requirement;
 
 use crate::users::ADMIN_ROLE;
 
-const REQUIREMENT: Requirement<'static> = Requirement {
+/// Who may call the admin surface (also its visa endpoints, [`super::visas`]).
+pub(super) const REQUIREMENT: Requirement<'static> = Requirement {
     scope: crate::scopes::ROLES,
     first_party: true,
     what: "the admin endpoints",

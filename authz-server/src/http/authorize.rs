@@ -453,6 +453,9 @@ pub(super) fn scope_description<'a>(scope: &'a str, device_scope: &str) -> &'a s
         "email" => "See your email address",
         "offline_access" => "Stay signed in",
         "wire_client_id" => "Identify your devices",
+        crate::scopes::GA4GH_PASSPORT => {
+            "See your GA4GH Passport: your research visas and the identities linked to your account"
+        }
         s if s == device_scope => "Register devices and get device certificates in your name",
         other => other,
     }

@@ -22,6 +22,7 @@ mod signin;
 mod token;
 mod upstream;
 mod userinfo;
+mod visas;
 
 use std::sync::Arc;
 
@@ -75,6 +76,14 @@ pub fn router(state: SharedState) -> Router {
         .route(
             "/admin/users/{handle}/authorization",
             axum::routing::put(admin::set_authorization),
+        )
+        .route(
+            "/admin/users/{handle}/visas",
+            get(visas::list).post(visas::add),
+        )
+        .route(
+            "/admin/users/{handle}/visas/{id}",
+            axum::routing::delete(visas::remove),
         )
         .route("/consents", get(consents::list))
         .route(

@@ -1,7 +1,9 @@
 //! `/userinfo` (OIDC Core §5.3), protected by our access tokens, DPoP-bound or bearer, issued
 //! with the `openid` scope (a client-credentials token, or one granted only other scopes, gets
 //! 403 `insufficient_scope`). It answers the claims the token's scope releases
-//! ([`crate::identity::claims`]), leaving out those without a value.
+//! ([`crate::identity::claims`]), leaving out those without a value, and with the
+//! `ga4gh_passport_v1` scope the user's Passport: `ga4gh_passport_v1`, an array of visas
+//! ([`crate::passports`]; AAI profile v1.2, "Visas provided by a Broker via UserInfo Endpoint").
 
 use axum::Json;
 use axum::extract::State;
@@ -30,8 +32,12 @@ pub async fn userinfo(
             role: None,
         },
     )?;
-    Ok(Json(Value::Object(crate::identity::claims::user_claims(
-        &caller.user,
-        &caller.scope,
-    )?)))
+    let mut claims = crate::identity::claims::user_claims(&caller.user, &caller.scope)?;
+    if crate::scopes::has(&caller.scope, crate::scopes::GA4GH_PASSPORT) {
+        claims.insert(
+            proto::visa::PASSPORT_CLAIM.into(),
+            state.passport(&caller.user)?.into(),
+        );
+    }
+    Ok(Json(Value::Object(claims)))
 }

@@ -57,8 +57,9 @@ pub fn authorization_claims(user: &User, scope: &str) -> Map<String, Value> {
     claims
 }
 
-/// Every claim [`user_claims`] may release, for `claims_supported`.
-pub const RELEASED: [&str; 10] = [
+/// Every claim [`user_claims`] may release, and the Passport claim `/userinfo` adds with the
+/// `ga4gh_passport_v1` scope ([`crate::passports`]), for `claims_supported`.
+pub const RELEASED: [&str; 11] = [
     "sub",
     "name",
     "preferred_username",
@@ -69,4 +70,5 @@ pub const RELEASED: [&str; 10] = [
     "email_verified",
     "roles",
     "groups",
+    proto::visa::PASSPORT_CLAIM,
 ];

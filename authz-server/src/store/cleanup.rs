@@ -3,8 +3,9 @@
 //! the configured grace has passed.
 //!
 //! - authorization codes, backend nonces, consent tickets, device codes, refresh tokens and
-//!   refresh families, DPoP, client-assertion and grant-assertion `jti`s, upstream logins, link tickets and
-//!   browser sessions: by their `expires_at`;
+//!   refresh families, DPoP, client-assertion and grant-assertion `jti`s, upstream logins, link
+//!   tickets and browser sessions, and visas (imported ones once the last of a login's has
+//!   expired): by their `expires_at`;
 //! - authorization codes are kept one access-token lifetime longer, so a replayed code still
 //!   revokes the tokens it produced while those could be in use (RFC 6749 §4.1.2);
 //! - token revocations once the revoked token has expired by itself, and consent withdrawals
@@ -38,6 +39,8 @@ pub fn sweep(store: &dyn Store, now: UnixTime, keep: i64, lifetimes: &Lifetimes)
         trees::UPSTREAM_LOGINS,
         trees::UPSTREAM_LINK_TICKETS,
         trees::SESSIONS,
+        trees::IMPORTED_VISAS,
+        trees::ASSERTED_VISAS,
     ] {
         removed += remove_expired(store, tree, "expires_at", cutoff)?;
     }

@@ -5,14 +5,17 @@
 //!
 //! Nothing here flushes on its own: a service that must not answer before its writes survive a
 //! crash calls [`flush`] once they are all made (codes, redemptions, revocations, refresh
-//! families, devices, users, clients, consents, device codes, upstream links and kept upstream tokens).
+//! families, devices, users, clients, consents, device codes, upstream links, kept upstream tokens
+//! and visas).
 
+pub mod asserted_visas;
 pub mod backend_nonces;
 pub mod cleanup;
 pub mod codes;
 pub mod consents;
 pub mod device_codes;
 pub mod devices;
+pub mod imported_visas;
 pub mod oauth_clients;
 pub mod refresh_tokens;
 pub mod replay;
@@ -83,6 +86,11 @@ pub mod trees {
     pub const SESSIONS: Tree = Tree::new("sessions");
     /// `{upstream id}/{user id}` → the upstream's tokens of the user, sealed (token exchange).
     pub const UPSTREAM_TOKENS: Tree = Tree::new("upstream_tokens");
+    /// `{user id}/{upstream id}` → the visas the upstream released at the user's last login
+    /// through it (GA4GH Passports).
+    pub const IMPORTED_VISAS: Tree = Tree::new("imported_visas");
+    /// `{user id}/{visa id}` → a visa an operator or admin asserts for the user.
+    pub const ASSERTED_VISAS: Tree = Tree::new("asserted_visas");
 }
 
 /// Makes every write so far durable.

@@ -31,6 +31,10 @@ pub struct PendingLink {
     /// The roles and groups the upstream's claims give, for the account once linked.
     #[serde(default)]
     pub authorization: crate::federation::accounts::MappedAuthorization,
+    /// The visas the upstream released (screened; `None` when its visas are not imported),
+    /// for the account once linked.
+    #[serde(default)]
+    pub visas: Option<Vec<super::imported_visas::ImportedVisa>>,
     /// The upstream's tokens of the login, sealed for this ticket, kept for the account once
     /// linked.
     #[serde(default)]

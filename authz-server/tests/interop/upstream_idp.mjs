@@ -27,6 +27,15 @@
 // printing "discovery held" when the first arrives.
 //
 // The `team` claim is released only at the userinfo endpoint (/me), never in the ID token.
+//
+// GA4GH visas: with the scope ga4gh_passport_v1 its userinfo (only) releases a
+// `ga4gh_passport_v1` claim, as a Broker does (GA4GH AAI profile v1.2): four entries for each
+// account — a ControlledAccessGrants and an AffiliationAndRole visa signed with its own ES256
+// visa key (typ vnd.ga4gh.visa+jwt, jku {issuer}/test/visa-jwks, where that key is published),
+// one such visa that expired an hour ago, and a string that is no visa at all. Each account's
+// visas are made once and then released as they are (ECDSA signatures differ at each signing).
+// GET /test/visas?sub=S answers {"visas": [...]} (the same four); after POST /test/drop-visas
+// the claim is left out.
 import { createServer } from 'node:http';
 import { createInterface } from 'node:readline';
 import { generateKeyPairSync, sign } from 'node:crypto';
@@ -42,6 +51,8 @@ if (!CLIENT_ID || (CLIENT_AUTH === 'private_key_jwt' ? !CLIENT_JWKS : !CLIENT_SE
 }
 
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const visaKeys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const visaJwk = { ...visaKeys.publicKey.export({ format: 'jwk' }), kid: 'upstream-visa-es256', alg: 'ES256', use: 'sig' };
 const signingJwk = { ...privateKey.export({ format: 'jwk' }), kid: 'upstream-rs256', alg: 'RS256', use: 'sig' };
 
 let handler = (req, res) => { res.statusCode = 503; res.end('not configured yet'); };
@@ -58,6 +69,39 @@ const callback = await new Promise((resolve) => lines.once('line', (line) => res
 // ["staff"], and "ops" too for a login name starting with "ops", "admin" for one starting with
 // "adm" — none at all after POST /test/drop-groups (as an upstream leaves out an empty list).
 let groupsDropped = false;
+let visasDropped = false;
+
+// The visas of each account, made at its first use (see the top).
+const visasOf = new Map();
+function signVisa(payload) {
+  const header = { alg: 'ES256', typ: 'vnd.ga4gh.visa+jwt', jku: `${issuer}/test/visa-jwks`, kid: visaJwk.kid };
+  const input = `${b64(JSON.stringify(header))}.${b64(JSON.stringify(payload))}`;
+  const signature = sign('sha256', Buffer.from(input), { key: visaKeys.privateKey, dsaEncoding: 'ieee-p1363' });
+  return `${input}.${signature.toString('base64url')}`;
+}
+function visas(sub) {
+  if (!visasOf.has(sub)) {
+    const now = Math.floor(Date.now() / 1000);
+    const visa = (jti, iat, exp, object) => signVisa({ iss: issuer, sub, iat, exp, jti: `${sub}-${jti}`, ga4gh_visa_v1: object });
+    visasOf.set(sub, [
+      visa('grant', now, now + 3600, {
+        type: 'ControlledAccessGrants', asserted: now - 86400, by: 'dac',
+        value: 'https://datasets.corp.example/EGAD0001', source: 'https://dac.corp.example/EGAC0001',
+      }),
+      visa('affiliation', now, now + 3600, {
+        type: 'AffiliationAndRole', asserted: now - 86400, by: 'system',
+        value: 'faculty@corp.example', source: 'https://corp.example',
+      }),
+      visa('expired', now - 7200, now - 3600, {
+        type: 'ResearcherStatus', asserted: now - 86400, by: 'so',
+        value: 'https://doi.org/10.1038/s41431-018-0219-y', source: 'https://corp.example',
+      }),
+      'not-a-visa',
+    ]);
+  }
+  return visasOf.get(sub);
+}
+
 function account(id) {
   return {
     accountId: id,
@@ -72,6 +116,7 @@ function account(id) {
           groups: ['staff', ...(id.startsWith('ops') ? ['ops'] : []), ...(id.startsWith('adm') ? ['admin'] : [])],
         }),
         ...(use === 'userinfo' ? { team: 'upstream-team' } : {}),
+        ...(use === 'userinfo' && !visasDropped ? { ga4gh_passport_v1: visas(id) } : {}),
       };
     },
   };
@@ -116,11 +161,12 @@ const provider = new Provider(issuer, {
   clients: [client],
   jwks: { keys: [signingJwk] },
   findAccount: (ctx, id) => account(id),
-  scopes: ['openid', 'offline_access', 'read:user', 'user:email'],
+  scopes: ['openid', 'offline_access', 'read:user', 'user:email', 'ga4gh_passport_v1'],
   claims: {
     openid: ['sub'],
     profile: ['name', 'preferred_username', 'team', 'groups'],
     email: ['email', 'email_verified'],
+    ga4gh_passport_v1: ['ga4gh_passport_v1'],
   },
   // A refresh token with every code (no offline_access needed), rotated at each use.
   issueRefreshToken: async (ctx, c) => c.grantTypeAllowed('refresh_token'),
@@ -215,6 +261,12 @@ handler = (req, res) => {
     json(res, 200, { released: waiting.length });
   } else if (req.method === 'GET' && path === '/api/user') {
     githubUser(req, res).catch((e) => json(res, 500, { message: String(e) }));
+  } else if (req.method === 'GET' && path === '/test/visa-jwks') {
+    json(res, 200, { keys: [visaJwk] });
+  } else if (req.method === 'GET' && path === '/test/visas') {
+    json(res, 200, { visas: visas(new URL(req.url, issuer).searchParams.get('sub')) });
+  } else if (req.method === 'POST' && path === '/test/drop-visas') {
+    visasDropped = true; json(res, 200, { dropped: true });
   } else if (req.method === 'POST' && path === '/test/drop-groups') {
     groupsDropped = true; json(res, 200, { dropped: true });
   } else if (req.method === 'POST' && path === '/test/hold') {
