@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use acme_server::ca::Hierarchy;
+use acme_server::ca::{Hierarchy, Made};
 use acme_server::config::Config;
 use clap::{Parser, Subcommand};
 use proto::clock::SystemClock;
@@ -167,14 +167,27 @@ fn ca_init(config: &Config, name: &str) -> anyhow::Result<()> {
     let mut created = false;
     for (hierarchy, paths) in wanted {
         let label = hierarchy.label();
-        if paths.intermediate_cert.exists() {
+        if paths.intermediate_cert.exists() && !acme_server::ca::pending_marker(&paths).exists() {
             println!(
                 "{label} CA exists, kept: {}",
                 paths.intermediate_cert.display()
             );
             continue;
         }
-        acme_server::ca::init(&paths, name, hierarchy)?;
+        match acme_server::ca::init(&paths, name, hierarchy)? {
+            Made::AlreadyComplete => {
+                created = true;
+                println!(
+                    "{label} CA exists (an earlier init had finished), kept: {}",
+                    paths.intermediate_cert.display()
+                );
+                continue;
+            }
+            Made::AfterInterrupted => println!(
+                "an earlier {label} CA init was interrupted; what it left was removed and the CA made again"
+            ),
+            Made::New => {}
+        }
         created = true;
         println!("{label} root certificate: {}", paths.root_cert.display());
         println!(

@@ -1,6 +1,12 @@
 //! Private files (keys, passwords): written atomically with mode 0600, and refused on reading
-//! when group or others can read them; and the data directory that holds them and the store:
-//! created 0700, refused when group or others can enter it.
+//! when group or others can read them; public files (certificates) written the same way with
+//! mode 0644; and the data directory that holds them and the store: created 0700, refused when
+//! group or others can enter it.
+//!
+//! Every write is durable when it returns: the bytes go to a new temp file that is fsynced,
+//! renamed over the target, and the directory is fsynced so that the rename itself survives a
+//! power loss. A crash at any point leaves either the old file or the new one, never an empty
+//! or half-written one; so does a directory made by [`create_dir`].
 
 use std::fs;
 use std::io::Write;
@@ -9,10 +15,21 @@ use std::path::Path;
 
 use crate::{Error, Result};
 
-/// Writes a file readable by its owner only, atomically (temp file + fsync + rename). The
-/// temp file is always a new file of ours (a stale one is removed first, and a link or a file
-/// planted in its place is never written through).
+/// Writes a file readable by its owner only, atomically and durably (temp file + fsync +
+/// rename + fsync of the directory). The temp file is always a new file of ours (a stale one is
+/// removed first, and a link or a file planted in its place is never written through).
 pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_durably(path, bytes, 0o600)
+}
+
+/// Writes a public file (a certificate), atomically and durably like [`write_private`].
+pub fn write_public(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_durably(path, bytes, 0o644)
+}
+
+/// Writes `bytes` to `path` with `mode`: a new temp file, fsynced, renamed over `path`, and the
+/// directory fsynced.
+fn write_durably(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let tmp = path.with_extension("tmp");
     match fs::remove_file(&tmp) {
         Ok(()) => {}
@@ -22,20 +39,35 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(mode)
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(&tmp)
         .map_err(|e| io_error(&tmp, e))?;
     f.write_all(bytes).map_err(|e| io_error(&tmp, e))?;
     f.sync_all().map_err(|e| io_error(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| io_error(path, e))
+    fs::rename(&tmp, path).map_err(|e| io_error(path, e))?;
+    sync_parent(path)
 }
 
-/// Writes a public file (a certificate) atomically.
-pub fn write_public(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, bytes).map_err(|e| io_error(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| io_error(path, e))
+/// Removes a file durably (the directory fsynced after); a file that is not there is fine.
+pub fn remove_durably(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => sync_parent(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_error(path, e)),
+    }
+}
+
+/// Fsyncs the directory holding `path`, so that a rename, creation or removal in it survives a
+/// power loss.
+fn sync_parent(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_error(dir, e))
 }
 
 /// Reads a private file, refusing one that group or others can read.
@@ -104,7 +136,7 @@ fn private_dir_of(path: &Path, ours: u32) -> Result<()> {
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            fs::create_dir_all(path).map_err(|e| io_error(path, e))?;
+            create_dir(path)?;
             owner_only()
         }
         Err(e) => Err(io_error(path, e)),
@@ -129,9 +161,20 @@ pub fn restrict_tree(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Creates a directory and its parents.
+/// Creates a directory and its parents, durably: each directory made is fsynced into its
+/// parent.
 pub fn create_dir(path: &Path) -> Result<()> {
-    fs::create_dir_all(path).map_err(|e| io_error(path, e))
+    let mut missing = Vec::new();
+    let mut at = Some(path);
+    while let Some(dir) = at.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        missing.push(dir);
+        at = dir.parent();
+    }
+    fs::create_dir_all(path).map_err(|e| io_error(path, e))?;
+    for dir in missing.into_iter().rev() {
+        sync_parent(dir)?;
+    }
+    Ok(())
 }
 
 /// An I/O failure on `path` as a configuration error naming the path.
@@ -213,6 +256,26 @@ mod tests {
         let mode = fs::metadata(&key).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(fs::read(&key).unwrap(), b"secret 2");
+    }
+
+    #[test]
+    fn public_files_replace_the_old_one_whole_and_removal_tolerates_absence() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("a/b/c");
+        create_dir(&nested).unwrap();
+        let cert = nested.join("root.pem");
+        std::fs::write(cert.with_extension("tmp"), b"left by a crash").unwrap();
+        write_public(&cert, b"first").unwrap();
+        write_public(&cert, b"second").unwrap();
+        assert_eq!(std::fs::read(&cert).unwrap(), b"second");
+        assert_eq!(
+            std::fs::metadata(&cert).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        assert!(!cert.with_extension("tmp").exists());
+        remove_durably(&cert).unwrap();
+        remove_durably(&cert).unwrap();
+        assert!(!cert.exists());
     }
 
     #[test]

@@ -32,3 +32,19 @@ pub fn exit_code<E: std::fmt::Display>(
         }
     }
 }
+
+/// The environment variable naming the crash point a debug build stops at (tests of what an
+/// interrupted operation leaves behind).
+pub const CRASH_AT: &str = "E2EI_CRASH_AT";
+
+/// In a debug build, aborts the process here — like a kill or a power cut, no unwinding, no
+/// flush — when [`CRASH_AT`] names `point`. A release build has no crash points.
+pub fn crash_point(point: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var(CRASH_AT).is_ok_and(|at| at == point) {
+        eprintln!("crash point {point}: aborting");
+        std::process::abort();
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = point;
+}

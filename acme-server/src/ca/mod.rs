@@ -22,7 +22,9 @@ use rcgen::{
     BasicConstraints, CertificateParams, CidrSubnet, DnType, ExtendedKeyUsagePurpose,
     GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose, NameConstraints,
 };
-use server_kit::files::{create_dir, read_private, read_public, write_private, write_public};
+use server_kit::files::{
+    create_dir, read_private, read_public, remove_durably, write_private, write_public,
+};
 
 use crate::error::{Error, Result};
 
@@ -82,32 +84,90 @@ fn ca_error(e: rcgen::Error) -> Error {
     Error::Config(format!("CA: {e}"))
 }
 
+/// What [`init`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Made {
+    /// A new CA.
+    New,
+    /// A new CA, after removing what an interrupted earlier `init` left.
+    AfterInterrupted,
+    /// Nothing: an earlier `init` had finished (only its marker was left, now removed).
+    AlreadyComplete,
+}
+
+/// The marker an `init` writes before its first key and removes after its last file: while it
+/// exists, the CA files beside it are an unfinished `init`'s, never a CA that issued anything.
+pub fn pending_marker(paths: &CaPaths) -> PathBuf {
+    let mut name = paths
+        .intermediate_cert
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".init-pending");
+    paths.intermediate_cert.with_file_name(name)
+}
+
+/// The files an `init` writes, in the order it writes them: the intermediate certificate last,
+/// so that its presence means the CA is complete.
+fn files_of(paths: &CaPaths) -> [&PathBuf; 4] {
+    [
+        &paths.root_key,
+        &paths.root_cert,
+        &paths.intermediate_key,
+        &paths.intermediate_cert,
+    ]
+}
+
 /// Creates a root and an intermediate of `hierarchy` under `paths` (keys 0600), their subjects
 /// "{name} Root CA" and "{name} Intermediate CA" (identity) or "{name} Names Root CA" and
-/// "{name} Names Intermediate CA". Refuses to overwrite.
-pub fn init(paths: &CaPaths, name: &str, hierarchy: Hierarchy) -> Result<()> {
-    for path in [
-        &paths.root_cert,
-        &paths.intermediate_cert,
-        &paths.intermediate_key,
-    ] {
-        if path.exists() {
-            return Err(Error::Config(format!(
-                "{} exists; refusing to overwrite a CA",
-                path.display()
-            )));
+/// "{name} Names Intermediate CA". Either it completes or what it left is known for what it
+/// is: a marker ([`pending_marker`]) is written durably first and removed after the last file,
+/// every file is written durably, and the intermediate certificate — whose presence makes a CA
+/// — comes last. A later `init` finding the marker removes the unfinished files and starts
+/// again; one finding CA files without the marker refuses to touch them (and says what to do).
+pub fn init(paths: &CaPaths, name: &str, hierarchy: Hierarchy) -> Result<Made> {
+    let marker = pending_marker(paths);
+    let interrupted = marker.exists();
+    if paths.intermediate_cert.exists() {
+        if interrupted {
+            remove_durably(&marker)?;
+            return Ok(Made::AlreadyComplete);
         }
+        return Err(Error::Config(format!(
+            "{} exists; refusing to overwrite a CA",
+            paths.intermediate_cert.display()
+        )));
     }
-    for path in [
-        &paths.root_cert,
-        &paths.root_key,
-        &paths.intermediate_cert,
-        &paths.intermediate_key,
-    ] {
+    if interrupted {
+        for path in files_of(paths) {
+            remove_durably(path)?;
+        }
+    } else if let Some(found) = files_of(paths).into_iter().find(|p| p.exists()) {
+        return Err(Error::Config(format!(
+            "{} exists but {} does not, and no unfinished `ca init` left {}: these files were not \
+             made by an interrupted init of this server. A CA without its intermediate \
+             certificate never issued anything; if they are not yours to keep, remove {} and run \
+             `ca init` again",
+            found.display(),
+            paths.intermediate_cert.display(),
+            marker.display(),
+            files_of(paths)
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    for path in files_of(paths) {
         if let Some(dir) = path.parent() {
             create_dir(dir)?;
         }
     }
+    write_public(
+        &marker,
+        b"an unfinished `ca init`: the CA files beside this are not a CA\n",
+    )?;
+    server_kit::process::crash_point("ca-init:marker");
     let name = match hierarchy {
         Hierarchy::Identity => name.to_owned(),
         Hierarchy::Names => format!("{name} Names"),
@@ -147,14 +207,24 @@ pub fn init(paths: &CaPaths, name: &str, hierarchy: Hierarchy) -> Result<()> {
         .signed_by(&key, &root_issuer)
         .map_err(ca_error)?;
 
+    let crash_point = server_kit::process::crash_point;
     write_private(
         &paths.root_key,
         root_issuer.key().serialize_pem().as_bytes(),
     )?;
+    crash_point("ca-init:root-key");
     write_public(&paths.root_cert, root_cert.pem().as_bytes())?;
+    crash_point("ca-init:root-cert");
     write_private(&paths.intermediate_key, key.serialize_pem().as_bytes())?;
+    crash_point("ca-init:intermediate-key");
     write_public(&paths.intermediate_cert, intermediate_cert.pem().as_bytes())?;
-    Ok(())
+    crash_point("ca-init:intermediate-cert");
+    remove_durably(&marker)?;
+    Ok(if interrupted {
+        Made::AfterInterrupted
+    } else {
+        Made::New
+    })
 }
 
 fn ca_params(common_name: &str, path_len: Option<u8>) -> Result<CertificateParams> {
@@ -179,6 +249,14 @@ fn ca_params(common_name: &str, path_len: Option<u8>) -> Result<CertificateParam
 impl CertificateAuthority {
     /// Loads the intermediate (certificate and key) and the root certificate of `hierarchy`.
     pub fn load(paths: &CaPaths, hierarchy: Hierarchy) -> Result<Self> {
+        if !paths.intermediate_cert.exists() && pending_marker(paths).exists() {
+            return Err(Error::Config(format!(
+                "the {} CA is unfinished: an earlier `ca init` was interrupted (it left {}); run \
+                 `acme-server ca init` again, which removes what it left and makes the CA",
+                hierarchy.label(),
+                pending_marker(paths).display()
+            )));
+        }
         let text = |path: &Path, bytes: Vec<u8>| {
             String::from_utf8(bytes)
                 .map_err(|_| Error::Config(format!("{} is not PEM text", path.display())))
@@ -222,7 +300,7 @@ impl CertificateAuthority {
 
     /// Loads the CA, creating it first when none exists (dev mode).
     pub fn load_or_init(paths: &CaPaths, name: &str, hierarchy: Hierarchy) -> Result<Self> {
-        if !paths.intermediate_cert.exists() {
+        if !paths.intermediate_cert.exists() || pending_marker(paths).exists() {
             init(paths, name, hierarchy)?;
         }
         Self::load(paths, hierarchy)
