@@ -269,3 +269,81 @@ async fn the_user_withholds_optional_claims_and_the_choice_holds_until_withdrawn
     assert_eq!(denied.status(), 303);
     assert_eq!(location_params(&denied)["error"], "access_denied");
 }
+
+/// The studio asks for a device authorization of `scope` (it is a public client).
+async fn start_device(h: &Harness, scope: &str) -> Value {
+    let response = h
+        .client
+        .post(h.url("/device_authorization"))
+        .form(&[("client_id", STUDIO), ("scope", scope)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// The device flow does not release a scope the user withheld at `/authorize`: approving the
+/// code on the bare verification form (which showed no scopes) is not an approval of the scope
+/// the user said no to; the page shows what the client asks for first.
+#[tokio::test]
+async fn a_device_authorization_does_not_release_a_withheld_scope_unseen() {
+    let h = Harness::start_seeded(|_| {}, seed).await;
+    let browser = Browser {
+        h: &h,
+        client: common::upstream::browser(&h),
+    };
+    let pkce = Pkce::new();
+    let page = browser.authorize(&pkce, "openid profile email", true).await;
+    let ticket = ticket_of(&page.text().await.unwrap());
+    let allowed = browser
+        .answer(&[
+            ("ticket", &ticket),
+            ("choice", "1"),
+            ("scope", "profile"),
+            ("action", "allow"),
+        ])
+        .await;
+    assert_eq!(redeem(&h, allowed, &pkce).await["scope"], "openid profile");
+
+    // The client now asks for email through the device flow; the user types the code on the
+    // bare form (no scopes shown) and approves.
+    let codes = start_device(&h, "openid profile email").await;
+    let user_code = codes["user_code"].as_str().unwrap();
+    let decided = h
+        .client
+        .post(h.url("/device"))
+        .form(&[
+            ("user_code", user_code),
+            ("username", "dana"),
+            ("password", "dana-password-1"),
+            ("action", "approve"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(decided.status(), 200);
+    let text = decided.text().await.unwrap();
+    assert!(
+        text.contains("Check what the application asks for"),
+        "approved a withheld scope without showing it: {text}"
+    );
+    assert!(text.contains("See your email address"), "{text}");
+    let polled = h
+        .token_request(
+            &[
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:device_code".into(),
+                ),
+                ("device_code", codes["device_code"].as_str().unwrap().into()),
+                ("client_id", STUDIO.into()),
+            ],
+            None,
+        )
+        .await;
+    let body: Value = polled.json().await.unwrap();
+    assert_eq!(body["error"], "authorization_pending", "{body}");
+    let consent = browser.page("/account").await;
+    assert!(consent.contains("withheld: email"), "{consent}");
+}
