@@ -347,3 +347,55 @@ async fn a_device_authorization_does_not_release_a_withheld_scope_unseen() {
     let consent = browser.page("/account").await;
     assert!(consent.contains("withheld: email"), "{consent}");
 }
+
+/// A withdrawn consent's tokens are refused at introspection too (RFC 7662: a resource server
+/// that introspects learns the token stopped working), not only at this server's endpoints.
+#[tokio::test]
+async fn introspection_reports_a_withdrawn_grant_inactive() {
+    let h = Harness::start_seeded(|_| {}, seed).await;
+    let browser = Browser {
+        h: &h,
+        client: common::upstream::browser(&h),
+    };
+    let pkce = Pkce::new();
+    let page = browser.authorize(&pkce, "openid profile", true).await;
+    let ticket = ticket_of(&page.text().await.unwrap());
+    let allowed = browser
+        .answer(&[("ticket", &ticket), ("action", "allow")])
+        .await;
+    let tokens = redeem(&h, allowed, &pkce).await;
+    let secret = std::fs::read_to_string(h.dir.path().join("demo-service-secret")).unwrap();
+    let introspect = |token: String| {
+        let (client, url, secret) = (h.client.clone(), h.url("/introspect"), secret.clone());
+        async move {
+            let r = client
+                .post(url)
+                .basic_auth("demo-service", Some(secret))
+                .form(&[("token", token)])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let at = tokens["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(introspect(at.clone()).await["active"], true);
+
+    h.clock.advance(1);
+    let account = browser.page("/account").await;
+    let withdraw = browser
+        .client
+        .post(h.url("/account/consents/withdraw"))
+        .form(&[
+            ("csrf", form_field(&account, "Withdraw", "csrf")),
+            ("client", form_field(&account, "Withdraw", "client")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(withdraw.status(), 303);
+    assert_eq!(userinfo(&h, &tokens).await["error"], "invalid_token");
+    let info = introspect(at).await;
+    assert_eq!(info, json!({"active": false}), "a withdrawn grant's token");
+}
