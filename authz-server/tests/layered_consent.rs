@@ -399,3 +399,147 @@ async fn introspection_reports_a_withdrawn_grant_inactive() {
     let info = introspect(at).await;
     assert_eq!(info, json!({"active": false}), "a withdrawn grant's token");
 }
+
+/// A scope the user withholds on a later answer (`prompt=consent`) is not released any more
+/// through a refresh token the client got before: the refreshed tokens carry only what the
+/// user shares now.
+#[tokio::test]
+async fn a_scope_withheld_later_is_not_refreshed_into_new_tokens() {
+    const NOTES: &str = "notes";
+    let h = Harness::start_seeded(
+        |_| {},
+        |store| {
+            seed(store);
+            oauth_clients::add(
+                store,
+                &OAuthClient {
+                    id: NOTES.into(),
+                    redirect_uris: vec![REDIRECT_URI.into()],
+                    secret_sha256: None,
+                    consent_required: true,
+                    jwks: None,
+                    scopes: Some(
+                        ["openid", "email", "offline_access"]
+                            .map(str::to_owned)
+                            .to_vec(),
+                    ),
+                    post_logout_redirect_uris: Vec::new(),
+                    token_exchange: Vec::new(),
+                    remote_auth: Vec::new(),
+                    jwt_bearer: Vec::new(),
+                },
+            )
+            .unwrap();
+        },
+    )
+    .await;
+    let browser = common::upstream::browser(&h);
+    let scope = "openid email offline_access";
+    let authorize = |pkce: &Pkce, extra: &[(&'static str, &'static str)], password: bool| {
+        let mut params = params_for(pkce, NOTES, scope);
+        params.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        if !password {
+            return browser.get(h.url("/authorize")).query(&params).send();
+        }
+        params.push(("username", "dana".into()));
+        params.push(("password", "dana-password-1".into()));
+        browser.post(h.url("/authorize")).form(&params).send()
+    };
+    let answer = |ticket: String, ticked: &'static [&'static str]| {
+        let mut form = vec![
+            ("ticket", ticket),
+            ("choice", "1".to_owned()),
+            ("action", "allow".to_owned()),
+        ];
+        form.extend(ticked.iter().map(|s| ("scope", (*s).to_owned())));
+        browser.post(h.url("/authorize/consent")).form(&form).send()
+    };
+    let hr = &h;
+    let redeem_notes = |redirect: reqwest::Response, pkce: Pkce| async move {
+        assert_eq!(redirect.status(), 303);
+        let code = location_params(&redirect)["code"].clone();
+        let response = hr
+            .token_request(&token_form_for(NOTES, &code, &pkce.verifier), None)
+            .await;
+        assert_eq!(response.status(), 200);
+        response.json::<Value>().await.unwrap()
+    };
+
+    // First everything is shared: a refresh token with email.
+    let pkce = Pkce::new();
+    let page = authorize(&pkce, &[], true)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let first = answer(ticket_of(&page), &["email", "offline_access"])
+        .await
+        .unwrap();
+    let first = redeem_notes(first, pkce).await;
+    assert_eq!(first["scope"], scope);
+
+    // Then the user answers again and withholds email.
+    h.clock.advance(1);
+    let pkce = Pkce::new();
+    let page = authorize(&pkce, &[("prompt", "consent")], false)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let second = answer(ticket_of(&page), &["offline_access"]).await.unwrap();
+    assert_eq!(
+        redeem_notes(second, pkce).await["scope"],
+        "openid offline_access"
+    );
+
+    // The old refresh token does not bring email back.
+    let refreshed = h
+        .token_request(
+            &[
+                ("grant_type", "refresh_token".into()),
+                (
+                    "refresh_token",
+                    first["refresh_token"].as_str().unwrap().into(),
+                ),
+                ("client_id", NOTES.into()),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(refreshed.status(), 200);
+    let refreshed: Value = refreshed.json().await.unwrap();
+    assert_eq!(refreshed["scope"], "openid offline_access", "{refreshed}");
+    let at = claims_of(refreshed["access_token"].as_str().unwrap());
+    assert_eq!(at["scope"], "openid offline_access");
+    assert!(userinfo(&h, &refreshed).await.get("email").is_none());
+
+    // Withholding offline_access too ends the refreshing.
+    h.clock.advance(1);
+    let pkce = Pkce::new();
+    let page = authorize(&pkce, &[("prompt", "consent")], false)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let third = answer(ticket_of(&page), &[]).await.unwrap();
+    assert_eq!(redeem_notes(third, pkce).await["scope"], "openid");
+    let refused = h
+        .token_request(
+            &[
+                ("grant_type", "refresh_token".into()),
+                (
+                    "refresh_token",
+                    refreshed["refresh_token"].as_str().unwrap().into(),
+                ),
+                ("client_id", NOTES.into()),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(refused.status(), 400);
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(refused["error"], "invalid_grant", "{refused}");
+}
