@@ -543,3 +543,45 @@ async fn a_scope_withheld_later_is_not_refreshed_into_new_tokens() {
     let refused: Value = refused.json().await.unwrap();
     assert_eq!(refused["error"], "invalid_grant", "{refused}");
 }
+
+/// A permission source asked for every token (no `scopes`) releases its claims to the client
+/// whatever the user unticks: the consent page says so, as it does for the sources a scope
+/// gates.
+#[tokio::test]
+async fn the_consent_page_names_the_sources_asked_for_every_token() {
+    let down = common::own_service::closed_url();
+    let h = Harness::start_seeded(
+        |c| {
+            c.claims_source = vec![
+                toml::from_str(&format!(
+                    "id = \"perms\"\nurl = \"{down}\"\n[claims]\nentitlements = \"/permissions\"\n"
+                ))
+                .unwrap(),
+                toml::from_str(&format!(
+                    "id = \"tiers\"\nurl = \"{down}\"\nscopes = [\"roles\"]\n[claims]\ntier = \"/tier\"\n"
+                ))
+                .unwrap(),
+            ]
+        },
+        seed,
+    )
+    .await;
+    let browser = Browser {
+        h: &h,
+        client: common::upstream::browser(&h),
+    };
+    let page = browser
+        .authorize(&Pkce::new(), SCOPE, true)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("tier from <code>tiers</code>"),
+        "the gated source: {page}"
+    );
+    assert!(
+        page.contains("entitlements from <code>perms</code>"),
+        "the source asked for every token is not on the page: {page}"
+    );
+}
