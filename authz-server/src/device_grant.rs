@@ -154,7 +154,8 @@ impl Provider {
 
 /// Whether approving `grant` of a third-party (or no longer registered) client needs the user
 /// to see its scopes first: the page did not show exactly these scopes, and the user has not
-/// consented to them before.
+/// granted them before (an answer that withheld one of them is no consent to it: approving
+/// would release what the user said no to).
 fn needs_review(
     store: &dyn Store,
     grant: &DeviceGrant,
@@ -164,12 +165,10 @@ fn needs_review(
     if shown == Some(grant.scope.as_str()) {
         return Ok(false);
     }
-    Ok(!crate::consents::covers(
-        store,
-        user_id,
-        &grant.client_id,
-        &grant.scope,
-    )?)
+    let answered = crate::consents::covers(store, user_id, &grant.client_id, &grant.scope)?;
+    let withheld =
+        crate::consents::released(store, user_id, &grant.client_id, &grant.scope)? != grant.scope;
+    Ok(!answered || withheld)
 }
 
 /// Records the user's decision on an authorization that is still pending, by

@@ -311,3 +311,35 @@ async fn a_hundred_simultaneous_refreshes_ask_the_source_once() {
     }
     assert_eq!(service.seen().len(), 2);
 }
+
+/// A resource that URL parsers resolve to another place than its text says — a backslash
+/// (a path separator in http(s) URLs, WHATWG URL), a tab or newline (removed by parsers)
+/// around dot segments — is refused as `invalid_target`, not issued as an audience under the
+/// source's prefix; the code stays usable.
+#[tokio::test]
+async fn a_resource_escaping_its_prefix_through_parser_quirks_is_refused() {
+    let game = OwnService::start(permissions(&["join"])).await;
+    let url = game.url("/perms");
+    let h = Harness::start_with(|c| {
+        c.claims_source = vec![source(&url, &format!("resources = [{GAME:?}]"))]
+    })
+    .await;
+    let code = code(&h).await;
+    for escaping in [
+        format!("{GAME}eu-1\\..\\..\\admin"),
+        format!("{GAME}.\t./admin"),
+        format!("{GAME}..\n/admin"),
+        format!("{GAME}eu-1 "),
+    ] {
+        let parsed = url::Url::parse(&escaping).map(|u| u.to_string());
+        assert_oauth_error(
+            redeem(&h, &code, Some(&escaping)).await,
+            400,
+            "invalid_target",
+        )
+        .await;
+        assert!(game.seen().is_empty(), "{escaping:?} ({parsed:?}) asked");
+    }
+    let issued = tokens(redeem(&h, &code, Some(&format!("{GAME}eu-1"))).await).await;
+    assert_eq!(access_claims(&issued)["aud"], json!(format!("{GAME}eu-1")));
+}

@@ -205,17 +205,26 @@ impl ClaimsSourceConfig {
 }
 
 /// Whether `value` can be an RFC 8707 resource indicator: an absolute URI without a fragment,
-/// and without dot segments or encoded dots and slashes (which would let a resource that only
-/// starts like a configured one — `…/servers/../admin` — pass a prefix match while naming
-/// another place).
+/// of RFC 3986's characters only, and without dot segments or encoded dots and slashes (which
+/// would let a resource that only starts like a configured one — `…/servers/../admin` — pass a
+/// prefix match while naming another place). The character check keeps out what URL parsers
+/// rewrite before they resolve dot segments: a backslash (a path separator in `http(s)` URLs
+/// for WHATWG parsers, so `…/servers/x\..\..\admin` is `/admin`), tabs and newlines (removed,
+/// so `.<TAB>.` is `..`), spaces.
 pub fn is_resource(value: &str) -> bool {
+    let uri_characters = value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-._~:/?#[]@!$&'()*+,;=%".contains(&b));
     let lower = value.to_ascii_lowercase();
     let dotted = lower
         .split(['/', '?'])
         .any(|segment| segment == "." || segment == "..")
         || lower.contains("%2e")
         || lower.contains("%2f");
-    value.len() <= 2048 && !dotted && url::Url::parse(value).is_ok_and(|u| u.fragment().is_none())
+    value.len() <= 2048
+        && uri_characters
+        && !dotted
+        && url::Url::parse(value).is_ok_and(|u| u.fragment().is_none())
 }
 
 /// Checks every source, and that no two share an id or set the same claim.
@@ -288,6 +297,8 @@ mod tests {
             ("resources = [\"relative/path\"]", "RFC 8707"),
             ("resources = [\"https://g.test/a/../b\"]", "RFC 8707"),
             ("resources = [\"https://g.test/a/%2E%2E/b\"]", "RFC 8707"),
+            ("resources = [\"https://g.test/a\\\\..\\\\b\"]", "RFC 8707"),
+            ("resources = [\"https://g.test/a/.\\t./b\"]", "RFC 8707"),
             ("scopes = [\"bad scope\"]", "scope-token"),
             (
                 "bearer_token_file = \"/t\"\nbearer_token_env = \"T\"",

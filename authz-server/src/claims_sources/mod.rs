@@ -115,6 +115,21 @@ impl ClaimsSources {
             .collect()
     }
 
+    /// The sources asked whatever the granted scope (without `scopes`), with the claims each
+    /// sets: what a client's access tokens may carry however many scopes the user withholds.
+    pub fn ungated(&self) -> Vec<(String, Vec<String>)> {
+        self.sources
+            .iter()
+            .filter(|s| s.config.scopes.is_empty())
+            .map(|s| {
+                (
+                    s.config.id.clone(),
+                    s.config.claims.keys().cloned().collect(),
+                )
+            })
+            .collect()
+    }
+
     /// Refuses a `resource` no source answers for (`invalid_target`, RFC 8707 §2): this server
     /// issues tokens for itself and for the resources its sources name.
     pub fn check_resource(&self, resource: &str) -> Result<()> {

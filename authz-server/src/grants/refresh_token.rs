@@ -92,12 +92,18 @@ impl Provider {
         let asked = |record: &RefreshRecord| -> Result<Option<String>> {
             self.target(resource.clone().or_else(|| record.resource.clone()))
         };
+        // The family's scope without what the user withheld from the client since (a later
+        // consent answer): RFC 6749 §6 lets the refreshed scope be narrower.
+        let shared = |record: &RefreshRecord| {
+            crate::consents::released(store, &record.user_id, client_id, &record.scope)
+        };
         let sourced = match peeked.filter(|r| r.client_id == client_id) {
             Some(record) => {
                 let user = crate::identity::user_of_grant(store, &record.user_id)?;
                 let resource = asked(&record)?;
+                let scope = shared(&record)?;
                 Some(
-                    self.sourced_claims(&user, client_id, &record.scope, resource.as_deref(), now)
+                    self.sourced_claims(&user, client_id, &scope, resource.as_deref(), now)
                         .await?,
                 )
             }
@@ -106,10 +112,16 @@ impl Provider {
         let record = redeem(store, token.expose(), client_id, now)?;
         let user = crate::identity::user_of_grant(store, &record.user_id)?;
         let resource = asked(&record)?;
+        let scope = shared(&record)?;
+        if !crate::scopes::refresh_token_allowed(&client.client, &scope) {
+            return Err(Error::invalid_grant(
+                "the user no longer allows this client offline access",
+            ));
+        }
         let sourced = match sourced {
             Some(sourced) => sourced,
             None => {
-                self.sourced_claims(&user, client_id, &record.scope, resource.as_deref(), now)
+                self.sourced_claims(&user, client_id, &scope, resource.as_deref(), now)
                     .await?
             }
         };
@@ -123,6 +135,7 @@ impl Provider {
             template: RefreshRecord {
                 jkt,
                 resource,
+                scope,
                 ..record
             },
             refresh: RefreshIssue::Rotate(&family),

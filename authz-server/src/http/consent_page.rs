@@ -37,11 +37,24 @@ pub(super) fn page(
         .iter()
         .map(|release| item(release, state.device_scope()))
         .collect();
+    // The sources no scope gates release their claims whatever the user unticks.
+    let always: String = state
+        .claims_sources
+        .ungated()
+        .iter()
+        .map(|(source, claims)| {
+            format!(
+                "<li>{} from <code>{}</code>, asked when a token is issued, whatever you untick</li>",
+                escape(&claims.join(", ")),
+                escape(source)
+            )
+        })
+        .collect();
     let body = format!(
         r#"<p><strong>{client}</strong> asks to:</p>
 <form method="post" action="/authorize/consent"><input type="hidden" name="ticket" value="{id}">
 <input type="hidden" name="{CHOICE_FIELD}" value="1">
-<ul id="releases">{items}</ul>
+<ul id="releases">{items}{always}</ul>
 <p><small>Untick what you do not want to share. Your answer is remembered for this app until you withdraw it on your account page.</small></p>
 <button type="submit" name="action" value="allow">Allow</button>
 <button type="submit" name="action" value="deny">Deny</button></form>"#,

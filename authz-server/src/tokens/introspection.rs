@@ -23,7 +23,7 @@ pub enum Introspection {
 
 impl Provider {
     /// The claims of one of our access tokens that is still active: signed by one of our
-    /// keys, ours (`iss`), unexpired and not revoked.
+    /// keys, ours (`iss`), unexpired, not revoked, and not of a grant the user withdrew.
     fn active_access_token(&self, token: &str, now: UnixTime) -> Result<Option<Claims>> {
         let Ok(jws) = UnverifiedJws::from_compact(token) else {
             return Ok(None);
@@ -47,20 +47,39 @@ impl Provider {
             Ok(jti) => store::revocations::is_revoked(self.store(), jti)?,
             Err(_) => true,
         };
-        Ok((live && !revoked).then_some(claims))
+        let withdrawn = match (
+            claims.string("sub"),
+            claims.string("client_id"),
+            claims.int("iat"),
+        ) {
+            (Ok(sub), Ok(client_id), Ok(iat)) => {
+                crate::consents::withdrawn(self.store(), sub, client_id, iat)?
+            }
+            _ => true,
+        };
+        Ok((live && !revoked && !withdrawn).then_some(claims))
     }
 
-    /// What `token` is.
+    /// What `token` is (a refresh token of a grant the user withdrew is inactive: the refresh
+    /// grant refuses it).
     pub fn introspect(&self, token: &str, now: UnixTime) -> Result<Introspection> {
         if let Some(claims) = self.active_access_token(token, now)? {
             return Ok(Introspection::AccessToken(claims));
         }
-        Ok(
-            match store::refresh_tokens::peek(self.store(), token, now)? {
-                Some(record) => Introspection::RefreshToken(record),
-                None => Introspection::Inactive,
-            },
-        )
+        let store = self.store();
+        Ok(match store::refresh_tokens::peek(store, token, now)? {
+            Some(record)
+                if !crate::consents::withdrawn(
+                    store,
+                    &record.user_id,
+                    &record.client_id,
+                    record.granted_at,
+                )? =>
+            {
+                Introspection::RefreshToken(record)
+            }
+            _ => Introspection::Inactive,
+        })
     }
 
     /// Revokes `token` if it is one of `client_id`'s: an active access token by its `jti`, a
