@@ -168,6 +168,16 @@ pub enum Error {
         /// Seconds until a request would pass.
         retry_after_secs: u64,
     },
+    /// A peer a validation depends on (the backend's or the identity provider's keys) could not
+    /// be reached or answered unusably: 503 `connection` with `Retry-After`. Nothing about the
+    /// challenge changes; the client may answer it again.
+    #[error("unavailable: {detail}")]
+    Unavailable {
+        /// What could not be fetched.
+        detail: String,
+        /// Seconds after which it is tried again.
+        retry_after_secs: u64,
+    },
     /// A request refused by a server limit (413 body too large, 408 too slow), as `malformed`.
     #[error("{0}")]
     Refused(server_kit::limits::Refusal),
@@ -273,6 +283,12 @@ impl Error {
                 detail.clone(),
                 Vec::new(),
             ),
+            Self::Unavailable { detail, .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ProblemType::Connection,
+                detail.clone(),
+                Vec::new(),
+            ),
             Self::Refused(refusal) => (
                 refusal.status(),
                 ProblemType::Malformed,
@@ -312,6 +328,30 @@ impl From<server_kit::Error> for Error {
             server_kit::Error::Storage(m) => Self::Storage(m),
             server_kit::Error::Config(m) => Self::Config(m),
             server_kit::Error::Server(m) | server_kit::Error::Fetch(m) => Self::Internal(m),
+        }
+    }
+}
+
+/// A failed key fetch remembered by a [`server_kit::flight::Flight`]: the callers after it get
+/// [`Error::Unavailable`] at once, with when the peer is tried again.
+impl server_kit::flight::Remembered for Error {
+    fn description(&self) -> String {
+        match self {
+            Self::Unavailable { detail, .. } => detail.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    fn remembered(description: String, retry_in_secs: u64) -> Self {
+        Self::Unavailable {
+            detail: if retry_in_secs == 0 {
+                description
+            } else {
+                format!(
+                    "{description} (it failed moments ago; it is tried again in {retry_in_secs} s)"
+                )
+            },
+            retry_after_secs: retry_in_secs.max(1),
         }
     }
 }

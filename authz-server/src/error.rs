@@ -118,6 +118,27 @@ pub enum Error {
     Refused(server_kit::limits::Refusal),
 }
 
+/// A failed fetch of an upstream's document (or a permission source's answer), remembered by
+/// a [`server_kit::flight::Flight`]: later callers hear `temporarily_unavailable` with when it
+/// is tried again.
+impl server_kit::flight::Remembered for Error {
+    fn description(&self) -> String {
+        match self {
+            Error::Upstream { description, .. } => description.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    fn remembered(description: String, retry_in_secs: u64) -> Self {
+        if retry_in_secs == 0 {
+            return Error::upstream_unavailable(description);
+        }
+        Error::upstream_unavailable(format!(
+            "{description} (it failed moments ago; it is tried again in {retry_in_secs} s)"
+        ))
+    }
+}
+
 /// What a password login hears when `local_login = false`.
 pub const PASSWORD_LOGIN_OFF: &str =
     "password login is switched off here; sign in through an identity provider";

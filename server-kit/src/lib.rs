@@ -11,6 +11,7 @@
 pub mod audit;
 pub use io_kit::files;
 pub mod cleanup;
+pub mod flight;
 pub use io_kit::fetch;
 pub mod group_commit;
 pub mod limits;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use proto::clock::UnixTime;
 use proto::jwk::{Jwk, JwkSet};
 use serde_json::Value;
-use tokio::sync::Mutex;
+use server_kit::flight::Flight;
 
 use crate::error::{Error, Result};
 
@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 pub const CACHE_SECONDS: i64 = 300;
 /// The shortest interval between two fetches caused by an unknown key.
 pub const MIN_REFRESH_SECONDS: i64 = 10;
+/// How long a failed fetch is remembered (callers fail at once meanwhile).
+pub const FAILURE_MEMORY_SECONDS: i64 = 10;
 /// Largest JWKS or discovery document accepted.
 pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 
@@ -29,67 +31,78 @@ pub enum Remote {
     Discovery(String),
 }
 
-#[derive(Debug, Clone)]
-struct Cached {
-    keys: Vec<Jwk>,
-    fetched_at: UnixTime,
-}
-
 /// A set of trusted keys.
 #[derive(Debug)]
 pub struct KeySource {
     fixed: Vec<Jwk>,
     remote: Option<Remote>,
     http: reqwest::Client,
-    cache: Mutex<Option<Cached>>,
+    fetched: Flight<Vec<Jwk>>,
 }
 
 impl KeySource {
-    /// Keys from configuration and/or a remote publication.
+    /// Keys from configuration and/or a remote publication, fetched with `http` (whose timeout
+    /// bounds one fetch).
     pub fn new(fixed: Vec<Jwk>, remote: Option<Remote>, http: reqwest::Client) -> Arc<Self> {
         Arc::new(Self {
             fixed,
             remote,
             http,
-            cache: Mutex::new(None),
+            fetched: Flight::default(),
         })
     }
 
-    /// The trusted keys. `refresh` asks for a refetch (rate-limited) because a token named a
-    /// key that is not among them.
+    /// The trusted keys. `refresh` asks for a refetch (at most every [`MIN_REFRESH_SECONDS`])
+    /// because a token named a key that is not among them. One fetch runs at a time; callers
+    /// needing it wait for its outcome, not for a lock held across it. A failed fetch is
+    /// remembered for [`FAILURE_MEMORY_SECONDS`]: meanwhile the keys fetched before are used if
+    /// there are any, and otherwise callers get [`Error::Unavailable`] at once (503 with
+    /// `Retry-After`) instead of waiting out another timeout.
     pub async fn keys(&self, now: UnixTime, refresh: bool) -> Result<Vec<Jwk>> {
         let Some(remote) = &self.remote else {
             return Ok(self.fixed.clone());
         };
-        let mut cache = self.cache.lock().await;
-        let stale = match cache.as_ref() {
-            None => true,
-            Some(c) if refresh => now - c.fetched_at >= MIN_REFRESH_SECONDS,
-            Some(c) => now - c.fetched_at >= CACHE_SECONDS,
+        let max_age = if refresh {
+            MIN_REFRESH_SECONDS
+        } else {
+            CACHE_SECONDS
         };
-        if stale {
-            match self.fetch(remote).await {
-                Ok(keys) => {
-                    *cache = Some(Cached {
-                        keys,
-                        fetched_at: now,
-                    });
+        let fetched = match self
+            .fetched
+            .get(
+                now,
+                FAILURE_MEMORY_SECONDS,
+                |at| now - at < max_age,
+                || self.fetch(remote),
+            )
+            .await
+        {
+            Ok(keys) => keys,
+            // Keep serving the keys we have when a refresh fails.
+            Err(e) => match self.fetched.last_value() {
+                Some(keys) => {
+                    tracing::warn!(error = %e, "key refresh failed; using the keys fetched before");
+                    keys
                 }
-                // Keep serving the keys we have when a refresh fails.
-                Err(e) if cache.is_some() => {
-                    tracing::warn!(error = %e, "key refresh failed; using cached keys");
-                }
-                Err(e) => return Err(e),
-            }
-        }
+                None => return Err(e),
+            },
+        };
         let mut keys = self.fixed.clone();
-        if let Some(c) = cache.as_ref() {
-            keys.extend(c.keys.iter().cloned());
-        }
+        keys.extend(fetched.iter().cloned());
         Ok(keys)
     }
 
+    /// The keys `remote` publishes now; a failure is [`Error::Unavailable`].
     async fn fetch(&self, remote: &Remote) -> Result<Vec<Jwk>> {
+        self.fetch_keys(remote)
+            .await
+            .map_err(|e| Error::Unavailable {
+                detail: format!("the keys could not be fetched: {e}"),
+                retry_after_secs: FAILURE_MEMORY_SECONDS.unsigned_abs(),
+            })
+    }
+
+    async fn fetch_keys(&self, remote: &Remote) -> Result<Vec<Jwk>> {
         let jwks_url = match remote {
             Remote::Jwks(url) => url.clone(),
             Remote::Discovery(issuer) => {

@@ -132,9 +132,10 @@ pub struct ValidationAuthority {
 impl ValidationAuthority {
     /// Builds the key sources from the configuration.
     pub fn new(config: &Config) -> Result<Self> {
+        // A key fetch is part of a validation: it gets the validation's timeout.
         let http = server_kit::tls::https_client(
             &config.trust_anchors,
-            std::time::Duration::from_secs(10),
+            std::time::Duration::from_secs(config.validation.timeout.max(1)),
         )?;
         let mut fixed = Vec::new();
         for path in &config.wire_dpop.backend_keys {

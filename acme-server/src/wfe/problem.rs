@@ -49,6 +49,9 @@ impl IntoResponse for Error {
             }
             Self::RateLimited {
                 retry_after_secs, ..
+            }
+            | Self::Unavailable {
+                retry_after_secs, ..
             } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }

@@ -13,7 +13,7 @@ use proto::clock::UnixTime;
 use serde_json::{Map, Value};
 
 use crate::error::Result;
-use crate::federation::flight::Flight;
+use server_kit::flight::Flight;
 
 /// The most questions kept per source.
 pub const MAX_QUESTIONS: usize = 10_000;

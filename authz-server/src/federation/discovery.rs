@@ -5,7 +5,7 @@
 //! checked, and cached for `cache_secs` by the time of the injected clock. Keys are fetched
 //! again at once when a token names a key id they lack, at most every
 //! [`MIN_KEY_REFETCH_SECS`]. Concurrent logins that need a fetch share one, and a failed fetch
-//! is remembered for `failure_cache_secs`: meanwhile logins fail at once ([`super::flight`]).
+//! is remembered for `failure_cache_secs`: meanwhile logins fail at once ([`server_kit::flight`]).
 
 use std::sync::Arc;
 
@@ -15,8 +15,8 @@ use serde::Deserialize;
 
 use super::Upstream;
 use super::config::{UpstreamKind, acceptable_url};
-use super::flight::Flight;
 use crate::error::{Error, Result};
+use server_kit::flight::Flight;
 
 /// The shortest time between two fetches of an upstream's keys.
 pub const MIN_KEY_REFETCH_SECS: i64 = 30;

@@ -20,14 +20,13 @@
 //! [`Upstreams`] holds each configured upstream ([`config`]) with its client secret or key
 //! ([`client_auth`]), its HTTPS client (the configured trust anchors, a timeout) and its
 //! cached discovery document and keys (each fetched once however many logins need it, a
-//! failure remembered for a while: [`flight`]), and the custody of kept tokens.
+//! failure remembered for a while: [`server_kit::flight`]), and the custody of kept tokens.
 
 pub mod accounts;
 pub mod claims;
 pub mod client_auth;
 pub mod config;
 pub mod discovery;
-pub mod flight;
 pub mod freshness;
 pub mod id_token;
 pub mod identity;

@@ -8,7 +8,7 @@
 //! fetched from `jwks_uri` with the issuer's HTTPS client (its trust anchors, its timeout),
 //! read with a bound ([`crate::federation::MAX_UPSTREAM_BODY`]), cached for `cache_secs` and
 //! fetched once however many requests need them, a failure remembered for
-//! `failure_cache_secs` ([`crate::federation::flight`]). An assertion naming a key id the
+//! `failure_cache_secs` ([`server_kit::flight`]). An assertion naming a key id the
 //! cached set lacks has the keys fetched again, at most every
 //! [`crate::federation::discovery::MIN_KEY_REFETCH_SECS`].
 
@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::federation::MAX_UPSTREAM_BODY;
 use crate::federation::accounts::IdentitySource;
 use crate::federation::discovery::{MIN_KEY_REFETCH_SECS, signing_keys_for};
-use crate::federation::flight::Flight;
+use server_kit::flight::Flight;
 
 /// Where an issuer's keys come from.
 #[derive(Debug)]

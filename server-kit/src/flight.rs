@@ -1,11 +1,12 @@
-//! One fetch at a time of a document the server caches from an upstream (its discovery
-//! document, its keys), and the memory of a failed one.
+//! One fetch at a time of a document a server caches from a peer (an upstream's discovery
+//! document or keys, a backend's JWKS, a permission service's answer), and the memory of a
+//! failed one.
 //!
 //! A [`Flight`] holds the value last fetched (with the time of the injected clock it was
 //! fetched at) and the failure of the last fetch, if it failed. A caller that can use the cached
-//! value takes it at once; so does a caller that finds a failure younger than the upstream's
-//! `failure_cache_secs`, as a `temporarily_unavailable` error saying when the upstream is tried
-//! again. Any other caller waits for its turn to fetch (an async mutex per document, so the
+//! value takes it at once; so does a caller that finds a failure younger than the caller's
+//! `remember_secs`, as the caller's error type says a remembered failure
+//! ([`Remembered::remembered`], with when the peer is tried again). Any other caller waits for its turn to fetch (an async mutex per document, so the
 //! callers of other upstreams and documents never wait); whoever finds, once its turn comes, that
 //! a fetch finished while it waited takes that fetch's outcome instead of fetching again. So
 //! however many logins need a document at once, it is fetched once, and a dead or frozen
@@ -16,11 +17,20 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use proto::clock::UnixTime;
+/// Seconds since the Unix epoch, as the caller's injected clock reads them.
+pub type UnixTime = i64;
 
-use crate::error::{Error, Result};
+/// An error type a [`Flight`] can remember: what a failure said, and the error a later caller
+/// gets from the memory of it.
+pub trait Remembered: Sized {
+    /// What this failure says, kept for the callers after it.
+    fn description(&self) -> String;
+    /// The error of a remembered failure that said `description`; the peer is tried again in
+    /// `retry_in_secs` (0: at the next call).
+    fn remembered(description: String, retry_in_secs: u64) -> Self;
+}
 
-/// A cached upstream document, fetched by one caller at a time.
+/// A cached document, fetched by one caller at a time.
 pub struct Flight<T> {
     state: Mutex<State<T>>,
     turn: tokio::sync::Mutex<()>,
@@ -65,15 +75,9 @@ impl<T> std::fmt::Debug for Flight<T> {
 
 impl Failure {
     /// The error a caller gets from this failure at `now`.
-    fn error(&self, now: UnixTime) -> Error {
-        let left = self.until - now;
-        if left <= 0 {
-            return Error::upstream_unavailable(self.description.clone());
-        }
-        Error::upstream_unavailable(format!(
-            "{} (it failed moments ago; it is tried again in {left} s)",
-            self.description
-        ))
+    fn error<E: Remembered>(&self, now: UnixTime) -> E {
+        let left = u64::try_from(self.until - now).unwrap_or(0);
+        E::remembered(self.description.clone(), left)
     }
 }
 
@@ -87,7 +91,7 @@ impl<T> State<T> {
     }
 
     /// The remembered failure, while it is remembered at `now`.
-    fn remembered(&self, now: UnixTime) -> Option<Error> {
+    fn remembered<E: Remembered>(&self, now: UnixTime) -> Option<E> {
         self.failure
             .as_ref()
             .filter(|failure| now < failure.until)
@@ -95,7 +99,7 @@ impl<T> State<T> {
     }
 
     /// The outcome of the fetch that finished last.
-    fn last_outcome(&self, now: UnixTime) -> Option<Result<Arc<T>>> {
+    fn last_outcome<E: Remembered>(&self, now: UnixTime) -> Option<Result<Arc<T>, E>> {
         if let Some(failure) = &self.failure {
             return Some(Err(failure.error(now)));
         }
@@ -108,19 +112,26 @@ impl<T> Flight<T> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The value of the last successful fetch, however old (what a caller may fall back to
+    /// when a fetch fails).
+    pub fn last_value(&self) -> Option<Arc<T>> {
+        self.state().value.as_ref().map(|(value, _)| value.clone())
+    }
+
     /// The document at `now`: the cached value if `usable` accepts the time it was fetched at;
     /// else the remembered failure while it is younger than `remember_secs`; else the outcome of
     /// a fetch — the one in progress, or `fetch` run by this caller when its turn comes.
-    pub async fn get<F, Fut>(
+    pub async fn get<E, F, Fut>(
         &self,
         now: UnixTime,
         remember_secs: i64,
         usable: impl Fn(UnixTime) -> bool,
         fetch: F,
-    ) -> Result<Arc<T>>
+    ) -> Result<Arc<T>, E>
     where
+        E: Remembered,
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T>>,
+        Fut: Future<Output = Result<T, E>>,
     {
         let seen = {
             let state = self.state();
@@ -152,12 +163,8 @@ impl<T> Flight<T> {
                 Ok(value)
             }
             Err(error) => {
-                let description = match &error {
-                    Error::Upstream { description, .. } => description.clone(),
-                    other => other.to_string(),
-                };
                 state.failure = Some(Failure {
-                    description,
+                    description: error.description(),
                     until: now.saturating_add(remember_secs),
                 });
                 Err(error)
@@ -174,13 +181,31 @@ mod tests {
 
     const NOW: UnixTime = 1_700_000_000;
 
+    /// A peer that is down, as a caller's error type says it.
+    #[derive(Debug)]
+    struct Down(String);
+
+    impl Remembered for Down {
+        fn description(&self) -> String {
+            self.0.clone()
+        }
+
+        fn remembered(description: String, retry_in_secs: u64) -> Self {
+            if retry_in_secs == 0 {
+                return Self(description);
+            }
+            Self(format!(
+                "{description} (it failed moments ago; it is tried again in {retry_in_secs} s)"
+            ))
+        }
+    }
+
+    type Result<T, E = Down> = std::result::Result<T, E>;
+
     fn description(result: Result<Arc<u32>>) -> String {
         match result {
-            Err(Error::Upstream {
-                error: "temporarily_unavailable",
-                description,
-            }) => description,
-            other => panic!("not temporarily_unavailable: {other:?}"),
+            Err(Down(description)) => description,
+            other => panic!("not down: {other:?}"),
         }
     }
 
@@ -233,7 +258,7 @@ mod tests {
     #[tokio::test]
     async fn a_hundred_callers_share_one_failure_and_ninety_nine_hear_it_was_remembered() {
         let (fetches, results) =
-            hundred_callers(|| Err(Error::upstream_unavailable("down: connection failed"))).await;
+            hundred_callers(|| Err(Down("down: connection failed".into()))).await;
         assert_eq!(fetches, 1);
         let descriptions: Vec<String> = results.into_iter().map(description).collect();
         let plain = descriptions
@@ -260,7 +285,7 @@ mod tests {
         let fresh = |_: UnixTime| true;
         let failed = flight
             .get(NOW, 10, fresh, || {
-                fetch(Err(Error::upstream_unavailable("discovery: timed out")))
+                fetch(Err(Down("discovery: timed out".into())))
             })
             .await;
         assert_eq!(description(failed), "discovery: timed out");
@@ -285,7 +310,7 @@ mod tests {
                 NOW + 12,
                 0,
                 |_| false,
-                || fetch(Err(Error::upstream_unavailable("keys: 500"))),
+                || fetch(Err(Down("keys: 500".into()))),
             )
             .await;
         assert_eq!(description(failed), "keys: 500");
@@ -297,10 +322,10 @@ mod tests {
     #[tokio::test]
     async fn a_fetch_whose_caller_went_away_leaves_the_next_caller_to_fetch() {
         let flight = Flight::<u32>::default();
-        let abandoned = flight.get(NOW, 10, |_| false, std::future::pending);
+        let abandoned = flight.get::<Down, _, _>(NOW, 10, |_| false, std::future::pending);
         // Polled once, the abandoned caller holds the turn; dropped, it leaves no outcome.
         assert!(pending_after_one_poll(abandoned).await);
-        let value = flight.get(NOW, 10, |_| false, || async { Ok(9) }).await;
+        let value: Result<_> = flight.get(NOW, 10, |_| false, || async { Ok(9) }).await;
         assert_eq!(*value.unwrap(), 9);
     }
 
