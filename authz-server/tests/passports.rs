@@ -6,7 +6,8 @@
 //! key set for its), and a tampered, expired or untrusted one is refused. No token carries a
 //! visa; a token without the scope gets no Passport; a login without visas, and unlinking the
 //! identity, drop the imported ones; a visa of ours (about another user) that the upstream
-//! passes on is left out.
+//! passes on is left out; a client the operator no longer allows the scope gets no Passport
+//! with the tokens it holds.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -538,4 +539,51 @@ async fn an_upstream_cannot_pass_on_a_visa_of_ours_about_another_user() {
         }
     }
     assert_eq!(passport.len(), 3, "LinkedIdentities and the upstream's two");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_no_longer_allowed_the_scope_gets_no_passport() {
+    let mut h = Harness::start_seeded(|_| {}, seed).await;
+    let admin = h.admin_token().await;
+    assert_eq!(h.assert_visa(&admin, "bob", &grant()).await.status(), 201);
+    let with = h
+        .login_as(
+            CONSOLE,
+            &format!("openid {PASSPORT}"),
+            "bob",
+            "bob-password-1",
+        )
+        .await;
+    let access = with["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(h.passport(&access).await.len(), 1);
+
+    // The operator takes the scope away from the console (`client set-scopes`, on the stopped
+    // server's store), and the server starts again at the same address.
+    let running = h.server.take().unwrap();
+    let addr = running.addr;
+    running.shutdown().await.unwrap();
+    let config = authz_server::Config {
+        listen: addr,
+        data_dir: h.dir.path().to_owned(),
+        dev: true,
+        domain: DOMAIN.into(),
+        ..authz_server::Config::default()
+    };
+    {
+        let store = authz_server::server::open_store(&config).unwrap();
+        assert!(
+            oauth_clients::set_scopes(
+                store.as_ref(),
+                CONSOLE,
+                Some(vec!["openid".into(), "roles".into()])
+            )
+            .unwrap()
+        );
+        store.flush().unwrap();
+    }
+    h.server = Some(authz_server::start(config, h.clock.clone()).await.unwrap());
+    // The token still works at /userinfo (openid is still allowed), without the Passport.
+    let info = h.userinfo(&access).await;
+    assert_eq!(info["sub"], payload(&access)["sub"]);
+    assert!(info.get(PASSPORT).is_none(), "{info}");
 }
