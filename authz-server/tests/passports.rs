@@ -5,7 +5,9 @@
 //! every one verifies with `proto::visa::verify_visa` (our JWKS for ours, the upstream's visa
 //! key set for its), and a tampered, expired or untrusted one is refused. No token carries a
 //! visa; a token without the scope gets no Passport; a login without visas, and unlinking the
-//! identity, drop the imported ones.
+//! identity, drop the imported ones; a visa of ours (about another user) that the upstream
+//! passes on is left out; a client the operator no longer allows the scope gets no Passport
+//! with the tokens it holds.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -491,4 +493,97 @@ async fn unlinking_the_upstream_identity_drops_its_visas() {
             .unwrap()
             .is_empty()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_cannot_pass_on_a_visa_of_ours_about_another_user() {
+    let f = Federation::launch(Setup::oidc_with("create", VISAS), |_| {}, seed).await;
+    // bob's Passport holds a grant we sign for bob.
+    let admin = f.h.admin_token().await;
+    assert_eq!(f.h.assert_visa(&admin, "bob", &grant()).await.status(), 201);
+    let bobs =
+        f.h.login_as(
+            CONSOLE,
+            &format!("openid {PASSPORT}"),
+            "bob",
+            "bob-password-1",
+        )
+        .await;
+    let bobs_visa = f.h.passport(bobs["access_token"].as_str().unwrap()).await[0].clone();
+    let trusted = [f.h.trusted_issuer().await];
+    let bob_id = payload(bobs["access_token"].as_str().unwrap())["sub"].clone();
+    assert_eq!(
+        visa::verify_visa(&bobs_visa, &trusted, f.h.now(), 0)
+            .unwrap()
+            .claims
+            .sub,
+        bob_id.as_str().unwrap()
+    );
+
+    // The upstream (which got it as one of our clients, say) releases it for vis3.
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("visa", &bobs_visa)
+        .finish();
+    f.idp
+        .test_route(reqwest::Method::POST, &format!("/test/extra-visa?{query}"))
+        .await;
+    let tokens = console_login(&f, "vis3", &format!("openid {PASSPORT}")).await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let vis3_id = payload(access)["sub"].as_str().unwrap().to_owned();
+    let passport = f.h.passport(access).await;
+    assert!(!passport.contains(&bobs_visa), "{passport:#?}");
+    // Every visa in vis3's Passport that verifies as ours is about vis3.
+    for token in &passport {
+        if let Ok(ours) = visa::verify_visa(token, &trusted, f.h.now(), 0) {
+            assert_eq!(ours.claims.sub, vis3_id, "{:#?}", ours.claims);
+        }
+    }
+    assert_eq!(passport.len(), 3, "LinkedIdentities and the upstream's two");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_no_longer_allowed_the_scope_gets_no_passport() {
+    let mut h = Harness::start_seeded(|_| {}, seed).await;
+    let admin = h.admin_token().await;
+    assert_eq!(h.assert_visa(&admin, "bob", &grant()).await.status(), 201);
+    let with = h
+        .login_as(
+            CONSOLE,
+            &format!("openid {PASSPORT}"),
+            "bob",
+            "bob-password-1",
+        )
+        .await;
+    let access = with["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(h.passport(&access).await.len(), 1);
+
+    // The operator takes the scope away from the console (`client set-scopes`, on the stopped
+    // server's store), and the server starts again at the same address.
+    let running = h.server.take().unwrap();
+    let addr = running.addr;
+    running.shutdown().await.unwrap();
+    let config = authz_server::Config {
+        listen: addr,
+        data_dir: h.dir.path().to_owned(),
+        dev: true,
+        domain: DOMAIN.into(),
+        ..authz_server::Config::default()
+    };
+    {
+        let store = authz_server::server::open_store(&config).unwrap();
+        assert!(
+            oauth_clients::set_scopes(
+                store.as_ref(),
+                CONSOLE,
+                Some(vec!["openid".into(), "roles".into()])
+            )
+            .unwrap()
+        );
+        store.flush().unwrap();
+    }
+    h.server = Some(authz_server::start(config, h.clock.clone()).await.unwrap());
+    // The token still works at /userinfo (openid is still allowed), without the Passport.
+    let info = h.userinfo(&access).await;
+    assert_eq!(info["sub"], payload(&access)["sub"]);
+    assert!(info.get(PASSPORT).is_none(), "{info}");
 }

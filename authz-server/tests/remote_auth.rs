@@ -5,7 +5,8 @@
 //! Covered: a joined player gets tokens (access, ID with the verifier's name, refresh that
 //! works) and logs in to the same linked account again; the hash is one-time and never in the
 //! audit log; values are validated first and percent-encoded into the URL (an `&` cannot add a
-//! parameter); a client not allowed gets `unauthorized_client` and the verifier is not asked;
+//! parameter) and a value cannot be a `.` or `..` path segment (`/users/{name}/sessions/..`
+//! would ask the public profile `/users/{name}/`); a client not allowed gets `unauthorized_client` and the verifier is not asked;
 //! a verifier that says no gives `invalid_grant`; one that hangs gives 503
 //! `temporarily_unavailable` with `Retry-After` once its `timeout_ms` passed, and so does one
 //! answering a MiB (refused at `max_response_bytes`), a 500, or a certificate
@@ -35,6 +36,7 @@ const MINECRAFT: &str = "https://auth.test/grant-type/minecraft";
 const STUCK: &str = "https://auth.test/grant-type/stuck";
 const STRICT: &str = "https://auth.test/grant-type/strict";
 const POSTED: &str = "https://auth.test/grant-type/posted";
+const PATHY: &str = "https://auth.test/grant-type/pathy";
 
 /// The session server's memory: who joined under which hash, and every question asked.
 #[derive(Default)]
@@ -97,6 +99,26 @@ async fn oversized() -> Response {
     axum::Json(json!({"id": "1", "name": "n", "padding": padding})).into_response()
 }
 
+/// A verifier of another shape, with the values in its path: a player's public profile at
+/// `/users/{name}/` (anyone may read it), and `/users/{name}/sessions/{token}` answering the
+/// profile only for the one-time token the player joined under.
+async fn public_profile(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    axum::Json(json!({"id": player_id(&name), "name": name})).into_response()
+}
+
+async fn session_of(
+    State(sessions): State<Shared>,
+    axum::extract::Path((name, token)): axum::extract::Path<(String, String)>,
+) -> Response {
+    let mut s = sessions.lock().unwrap();
+    s.asked.push((name.clone(), token.clone()));
+    if s.joined.remove(&(name.clone(), token)) {
+        axum::Json(json!({"id": player_id(&name), "name": name})).into_response()
+    } else {
+        StatusCode::NO_CONTENT.into_response()
+    }
+}
+
 async fn broken() -> StatusCode {
     StatusCode::INTERNAL_SERVER_ERROR
 }
@@ -124,6 +146,11 @@ impl Setup {
             .route("/post", axum::routing::post(has_joined_posted))
             .route("/oversized", axum::routing::get(oversized))
             .route("/broken", axum::routing::get(broken))
+            .route("/users/{name}/", axum::routing::get(public_profile))
+            .route(
+                "/users/{name}/sessions/{token}",
+                axum::routing::get(session_of),
+            )
             .with_state(sessions.clone());
         let verifier = TlsPeer::spawn(app);
         let (base, ca) = (&verifier.base, verifier.ca.display());
@@ -177,6 +204,14 @@ id = "untrusted"
 grant_type = "https://auth.test/grant-type/untrusted"
 params = ["username"]
 url = "{base}/session/minecraft/hasJoined?username={{username}}"
+
+[[remote_auth]]
+id = "pathy"
+grant_type = "{PATHY}"
+params = ["username", "server_hash"]
+url = "{base}/users/{{username}}/sessions/{{server_hash}}"
+trust_anchors = ["{ca}"]
+first_login = "create"
 
 [[remote_auth]]
 id = "strict"
@@ -250,6 +285,7 @@ fn seed(store: &dyn authz_server::store::Store) {
                 "oversized",
                 "broken",
                 "untrusted",
+                "pathy",
             ],
         ),
         ("web", vec![REDIRECT_URI.to_owned()], vec![]),
@@ -427,6 +463,48 @@ async fn values_are_checked_first_and_percent_encoded_into_the_url() {
         1,
         "refused requests never reach the verifier"
     );
+}
+
+#[tokio::test]
+async fn a_value_cannot_climb_the_path_of_the_url() {
+    let s = Setup::start(|_| {}).await;
+    // The values in the path work as presented.
+    let hash = s.join("Notch");
+    let response = s
+        .remote_login(
+            "game",
+            PATHY,
+            &[("username", "Notch"), ("server_hash", &hash)],
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    // A value `..` (or `.`) would be a dot segment: `/users/Notch/sessions/..` is the public
+    // profile `/users/Notch/`, which answers Notch's id to anyone — a login without a session.
+    for (username, hash) in [("Notch", ".."), ("Notch", "."), ("..", "..")] {
+        let response = s
+            .remote_login(
+                "game",
+                PATHY,
+                &[("username", username), ("server_hash", hash)],
+            )
+            .await;
+        let (status, error, description) = refusal(response).await;
+        assert_eq!(
+            (status, error.as_str()),
+            (400, "invalid_request"),
+            "{username} {hash}: {description}"
+        );
+    }
+    assert_eq!(s.asked().len(), 1, "the verifier was asked only once");
+    // In the query such values are only text.
+    let response = s
+        .remote_login(
+            "game",
+            MINECRAFT,
+            &[("username", ".."), ("server_hash", ".")],
+        )
+        .await;
+    assert_eq!(refusal(response).await.1, "invalid_grant");
 }
 
 #[tokio::test]

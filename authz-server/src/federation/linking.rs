@@ -47,6 +47,7 @@ impl Provider {
             visas: crate::passports::imported::screened(
                 upstream,
                 identity,
+                &self.base_url,
                 self.now(),
                 self.config.clock_skew,
             ),

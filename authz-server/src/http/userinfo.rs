@@ -2,7 +2,8 @@
 //! with the `openid` scope (a client-credentials token, or one granted only other scopes, gets
 //! 403 `insufficient_scope`). It answers the claims the token's scope releases
 //! ([`crate::identity::claims`]), leaving out those without a value, and with the
-//! `ga4gh_passport_v1` scope the user's Passport: `ga4gh_passport_v1`, an array of visas
+//! `ga4gh_passport_v1` scope — while the client is still allowed it — the user's Passport:
+//! `ga4gh_passport_v1`, an array of visas
 //! ([`crate::passports`]; AAI profile v1.2, "Visas provided by a Broker via UserInfo Endpoint").
 
 use axum::Json;
@@ -33,7 +34,16 @@ pub async fn userinfo(
         },
     )?;
     let mut claims = crate::identity::claims::user_claims(&caller.user, &caller.scope)?;
-    if crate::scopes::has(&caller.scope, crate::scopes::GA4GH_PASSPORT) {
+    // The Passport only while the client is still allowed its scope (`client set-scopes` takes
+    // it away at once, as for the scope an endpoint needs): its visas are minted at each call.
+    let passport = crate::scopes::GA4GH_PASSPORT;
+    let still_allowed =
+        crate::oauth_clients::get(state.store(), &caller.client_id)?.is_some_and(|c| {
+            crate::scopes::allowed(&c, state.device_scope())
+                .iter()
+                .any(|s| s == passport)
+        });
+    if crate::scopes::has(&caller.scope, passport) && still_allowed {
         claims.insert(
             proto::visa::PASSPORT_CLAIM.into(),
             state.passport(&caller.user)?.into(),

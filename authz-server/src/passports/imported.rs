@@ -8,7 +8,7 @@
 //! for Brokers", item 7: "as is") — it holds no keys of their issuers and does not vouch for
 //! them — but it passes on no garbage: a visa is kept only if [`proto::visa::inspect_unverified`]
 //! finds a visa's header (ES256/RS256, `typ`, `jku`, `kid`), well-formed claims and an `exp`
-//! still ahead; at most [`MAX_IMPORTED_VISAS`] of at most [`proto::visa::MAX_VISA_BYTES`] each
+//! still ahead, and an issuer other than this server; at most [`MAX_IMPORTED_VISAS`] of at most [`proto::visa::MAX_VISA_BYTES`] each
 //! (the whole answer is bounded already, [`crate::federation::MAX_UPSTREAM_BODY`]). Verifying
 //! signatures is the clearinghouse's job ([`proto::visa::verify_visa`]).
 
@@ -25,10 +25,13 @@ use crate::store::imported_visas::{self, ImportedVisa, ImportedVisas};
 pub const MAX_IMPORTED_VISAS: usize = 32;
 
 /// The visas `identity` brings from `upstream` at `now`, screened; `None` when the upstream's
-/// visas are not imported at all.
+/// visas are not imported at all. A visa naming `ours` (this server) as its issuer is left
+/// out: we never get our own visas from an upstream, and one of ours passed on — a real one,
+/// about another of our users — would verify as ours in this user's Passport.
 pub fn screened(
     upstream: &Upstream,
     identity: &UpstreamIdentity,
+    ours: &str,
     now: UnixTime,
     leeway: i64,
 ) -> Option<Vec<ImportedVisa>> {
@@ -45,6 +48,13 @@ pub fn screened(
     let kept: Vec<ImportedVisa> = offered
         .iter()
         .filter_map(|jwt| match visa::inspect_unverified(jwt, now, leeway) {
+            Ok(claims) if claims.iss == ours => {
+                tracing::warn!(
+                    upstream = upstream.id(),
+                    "an upstream visa naming this server as its issuer was left out"
+                );
+                None
+            }
             Ok(claims) => Some(ImportedVisa {
                 jwt: (*jwt).to_owned(),
                 exp: claims.exp,
@@ -68,7 +78,13 @@ impl Provider {
         identity: &UpstreamIdentity,
         user_id: &str,
     ) -> Result<()> {
-        let visas = screened(upstream, identity, self.now(), self.config.clock_skew);
+        let visas = screened(
+            upstream,
+            identity,
+            &self.base_url,
+            self.now(),
+            self.config.clock_skew,
+        );
         self.keep_imported_visas(upstream.id(), user_id, visas)
     }
 

@@ -1,7 +1,8 @@
 //! Asking a remote verifier. What the client presented is checked first — every parameter of
 //! the verifier, each at most `max_param_length` bytes of printable ASCII without space
-//! ([`RemoteVerifier::presented`]); the values are percent-encoded into the URL template (and,
-//! for `POST`, sent as a form body too). The answer ([`RemoteVerifier::ask`]):
+//! ([`RemoteVerifier::presented`]), and none may make a segment of the URL's path `.` or `..`
+//! (which would climb the template's path); the values are percent-encoded into the URL
+//! template (and, for `POST`, sent as a form body too). The answer ([`RemoteVerifier::ask`]):
 //!
 //! - a 2xx with a JSON object: the user is known — its `subject_field` (text, at most 255 bytes)
 //!   is the subject, its `name_field` the name;
@@ -47,6 +48,18 @@ pub enum Answer {
     Unknown,
 }
 
+/// `template` with each `{param}` replaced by its value, percent-encoded.
+fn fill(template: &str, presented: &Presented) -> String {
+    presented
+        .values
+        .iter()
+        .fold(template.to_owned(), |url, (name, value)| {
+            let encoded: String =
+                url::form_urlencoded::byte_serialize(value.expose().as_bytes()).collect();
+            url.replace(&format!("{{{name}}}"), &encoded)
+        })
+}
+
 impl RemoteVerifier {
     /// The verifier's parameters from the token request's `form`: each present, 1 to
     /// `max_param_length` bytes of printable ASCII without space; `invalid_request` otherwise.
@@ -69,19 +82,34 @@ impl RemoteVerifier {
                 Ok((name.clone(), SecretString::new(value)))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Presented { values })
+        let presented = Presented { values };
+        if self.climbs(&presented) {
+            return Err(Error::invalid_request(
+                "a value would make a path segment . or .. of the verifier's URL",
+            ));
+        }
+        Ok(presented)
+    }
+
+    /// Whether the values make a segment of the URL's path `.` or `..` (or a `%2e` form of
+    /// them, which URL parsers treat alike): such a segment would move the question to another
+    /// path of the verifier (`/users/{name}/sessions/{token}` with the token `..` asks
+    /// `/users/{name}/`). Values in the query are only text.
+    fn climbs(&self, presented: &Presented) -> bool {
+        let template = &self.config.url;
+        let path = &template[..template.find(['?', '#']).unwrap_or(template.len())];
+        path.split('/')
+            .filter(|segment| segment.contains('{'))
+            .map(|segment| fill(segment, presented))
+            .any(|filled| {
+                let plain = filled.to_ascii_lowercase().replace("%2e", ".");
+                plain == "." || plain == ".."
+            })
     }
 
     /// The URL asked: the template with each `{param}` replaced by its value, percent-encoded.
     fn url(&self, presented: &Presented) -> String {
-        presented
-            .values
-            .iter()
-            .fold(self.config.url.clone(), |url, (name, value)| {
-                let encoded: String =
-                    url::form_urlencoded::byte_serialize(value.expose().as_bytes()).collect();
-                url.replace(&format!("{{{name}}}"), &encoded)
-            })
+        fill(&self.config.url, presented)
     }
 
     /// Asks the verifier about what the client presented.

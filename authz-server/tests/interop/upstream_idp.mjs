@@ -35,7 +35,8 @@
 // one such visa that expired an hour ago, and a string that is no visa at all. Each account's
 // visas are made once and then released as they are (ECDSA signatures differ at each signing).
 // GET /test/visas?sub=S answers {"visas": [...]} (the same four); after POST /test/drop-visas
-// the claim is left out.
+// the claim is left out. POST /test/extra-visa?visa=V adds V to every account's claim from then
+// on (an upstream passing on a visa it got elsewhere).
 import { createServer } from 'node:http';
 import { createInterface } from 'node:readline';
 import { generateKeyPairSync, sign } from 'node:crypto';
@@ -70,6 +71,7 @@ const callback = await new Promise((resolve) => lines.once('line', (line) => res
 // "adm" — none at all after POST /test/drop-groups (as an upstream leaves out an empty list).
 let groupsDropped = false;
 let visasDropped = false;
+const extraVisas = [];
 
 // The visas of each account, made at its first use (see the top).
 const visasOf = new Map();
@@ -116,7 +118,7 @@ function account(id) {
           groups: ['staff', ...(id.startsWith('ops') ? ['ops'] : []), ...(id.startsWith('adm') ? ['admin'] : [])],
         }),
         ...(use === 'userinfo' ? { team: 'upstream-team' } : {}),
-        ...(use === 'userinfo' && !visasDropped ? { ga4gh_passport_v1: visas(id) } : {}),
+        ...(use === 'userinfo' && !visasDropped ? { ga4gh_passport_v1: [...visas(id), ...extraVisas] } : {}),
       };
     },
   };
@@ -265,6 +267,9 @@ handler = (req, res) => {
     json(res, 200, { keys: [visaJwk] });
   } else if (req.method === 'GET' && path === '/test/visas') {
     json(res, 200, { visas: visas(new URL(req.url, issuer).searchParams.get('sub')) });
+  } else if (req.method === 'POST' && path === '/test/extra-visa') {
+    extraVisas.push(new URL(req.url, issuer).searchParams.get('visa'));
+    json(res, 200, { extra: extraVisas.length });
   } else if (req.method === 'POST' && path === '/test/drop-visas') {
     visasDropped = true; json(res, 200, { dropped: true });
   } else if (req.method === 'POST' && path === '/test/drop-groups') {
