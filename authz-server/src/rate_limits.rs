@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use serde::Deserialize;
-use server_kit::rate_limit::{Limited, Rate, RateLimiter, Reservation};
+use server_kit::rate_limit::{Limited, Rate, RateLimiter, Reservation, address_key};
 
 use crate::{Error, Result};
 
@@ -92,7 +92,7 @@ impl Limiters {
     pub fn reserve_login(&self, handle: &str, ip: IpAddr) -> Result<Reservation<'_>> {
         let now = Instant::now();
         self.logins_per_ip
-            .reserve(&ip.to_string(), now)
+            .reserve(&address_key(ip), now)
             .map_err(|l| limited("failed or unfinished logins from this address", l))?
             .and(&self.logins_per_user, handle, now)
             .map_err(|l| limited("failed or unfinished logins for this user", l))
@@ -104,7 +104,7 @@ impl Limiters {
     pub fn reserve_remote_login(&self, client_id: &str, ip: IpAddr) -> Result<Reservation<'_>> {
         let now = Instant::now();
         self.remote_logins_per_ip
-            .reserve(&ip.to_string(), now)
+            .reserve(&address_key(ip), now)
             .map_err(|l| limited("failed remote logins from this address", l))?
             .and(&self.remote_logins_per_client, client_id, now)
             .map_err(|l| limited("failed remote logins of this client", l))
@@ -113,7 +113,7 @@ impl Limiters {
     /// An upstream login started from `ip`, taken before anything is fetched or stored.
     pub fn upstream_login(&self, ip: IpAddr) -> Result<()> {
         self.upstream_logins_per_ip
-            .acquire(&ip.to_string(), Instant::now())
+            .acquire(&address_key(ip), Instant::now())
             .map_err(|l| limited("upstream logins started from this address", l))
     }
 

@@ -9,11 +9,16 @@
 //! [`Reservation::refund`] when the attempt turns out not to be a failure, so at most `burst`
 //! attempts can be in the work at once, however many arrive together.
 //!
+//! Limits per address key the address by [`address_key`]: an IPv6 client is counted by its /64
+//! (one subscriber's network, which hands its hosts any number of addresses), an IPv4 client —
+//! also one written as an IPv4-mapped IPv6 address — by its address.
+//!
 //! Buckets live in memory, per process: a restart forgets them (an attacker gains one burst per
 //! restart), and several instances each keep their own. Full buckets carry no information and are
 //! dropped when the table grows, so memory is bounded by the keys that are actually limited.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -197,12 +202,40 @@ impl<'a> Reservation<'a> {
     }
 }
 
+/// The key a limit per address counts `ip` under: the address for IPv4 (and IPv4-mapped IPv6),
+/// the /64 network for IPv6 (`2001:db8:1:2::/64`), so a client cannot step around a limit by
+/// moving through the addresses of its own network.
+pub fn address_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let network = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{network}/64")
+            }
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_and_mapped_ipv4_as_ipv4() {
+        let key = |s: &str| address_key(s.parse().unwrap());
+        assert_eq!(key("192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff:1:2:3"), key("2001:db8:1:2::1"));
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+        assert_eq!(key("::1"), "::/64");
+    }
 
     #[test]
     fn a_burst_passes_then_the_rate_refills() {

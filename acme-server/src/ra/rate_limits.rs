@@ -49,7 +49,7 @@ impl RaRateLimits {
     /// An account is about to be created for a client at `ip`.
     pub fn new_account(&self, ip: IpAddr) -> Result<()> {
         self.new_accounts_per_ip
-            .acquire(&ip.to_string(), Instant::now())
+            .acquire(&server_kit::rate_limit::address_key(ip), Instant::now())
             .map_err(|l| limited("new accounts from this address", l))
     }
 

@@ -22,9 +22,10 @@ const DEFAULT_FAILURE_CACHE_SECS: i64 = 2;
 /// The most bytes of an answer read by default.
 const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
-/// Access-token claims a source may not set: the token's own (RFC 9068 §2.2, RFC 9449 §6) and
-/// those the server releases from the account (`roles`, `groups`).
-pub const RESERVED_CLAIMS: [&str; 15] = [
+/// Access-token claims a source may not set: the token's own (RFC 9068 §2.2, RFC 9449 §6, OIDC
+/// `azp`/`sid`), delegation's (RFC 8693 §4.1, §4.4: `act`, `may_act`) and those the server
+/// releases from the account (`roles`, `groups`).
+pub const RESERVED_CLAIMS: [&str; 19] = [
     "iss",
     "sub",
     "aud",
@@ -38,6 +39,10 @@ pub const RESERVED_CLAIMS: [&str; 15] = [
     "auth_time",
     "acr",
     "amr",
+    "azp",
+    "sid",
+    "act",
+    "may_act",
     "roles",
     "groups",
 ];
