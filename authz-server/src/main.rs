@@ -586,28 +586,20 @@ fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
             }
         }
         ClientAction::SetScopes { id, scopes } => {
-            if !oauth_clients::set_scopes(store.as_ref(), &id, scope_list(&scopes)?)? {
-                anyhow::bail!("no client {id}");
-            }
-            println!("set the scopes of client {id}");
+            let found = oauth_clients::set_scopes(store.as_ref(), &id, scope_list(&scopes)?)?;
+            client_updated(found, &id, "scopes")?;
         }
         ClientAction::SetTokenExchange { id, upstreams } => {
-            if !oauth_clients::set_token_exchange(store.as_ref(), &id, upstreams)? {
-                anyhow::bail!("no client {id}");
-            }
-            println!("set the token exchange upstreams of client {id}");
+            let found = oauth_clients::set_token_exchange(store.as_ref(), &id, upstreams)?;
+            client_updated(found, &id, "token exchange upstreams")?;
         }
         ClientAction::SetRemoteAuth { id, verifiers } => {
-            if !oauth_clients::set_remote_auth(store.as_ref(), &id, verifiers)? {
-                anyhow::bail!("no client {id}");
-            }
-            println!("set the remote verifiers of client {id}");
+            let found = oauth_clients::set_remote_auth(store.as_ref(), &id, verifiers)?;
+            client_updated(found, &id, "remote verifiers")?;
         }
         ClientAction::SetJwtBearer { id, issuers } => {
-            if !oauth_clients::set_jwt_bearer(store.as_ref(), &id, issuers)? {
-                anyhow::bail!("no client {id}");
-            }
-            println!("set the JWT-bearer issuers of client {id}");
+            let found = oauth_clients::set_jwt_bearer(store.as_ref(), &id, issuers)?;
+            client_updated(found, &id, "JWT-bearer issuers")?;
         }
         ClientAction::List => {
             let device_scope = &config.device_access.scope;
@@ -643,5 +635,14 @@ fn client_command(config: &Config, action: ClientAction) -> anyhow::Result<()> {
             println!("removed client {id}");
         }
     }
+    Ok(())
+}
+
+/// The end of a `client set-…` command: `no client ID` when there is none, else what was set.
+fn client_updated(found: bool, id: &str, what: &str) -> anyhow::Result<()> {
+    if !found {
+        anyhow::bail!("no client {id}");
+    }
+    println!("set the {what} of client {id}");
     Ok(())
 }

@@ -19,12 +19,6 @@ use serde_json::{Value, json};
 
 const GAME: &str = "https://game.test/servers/";
 
-/// The claims of a signed JWT (not checked: the tests read what the server put in).
-fn claims_of(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(&proto::b64::decode(payload, "payload").unwrap()).unwrap()
-}
-
 /// A source at `url` mapping the answer's `permissions` to `entitlements`, with `extra` keys.
 fn source(url: &str, extra: &str) -> ClaimsSourceConfig {
     toml::from_str(&format!(

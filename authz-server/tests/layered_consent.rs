@@ -52,12 +52,6 @@ fn seed(store: &dyn authz_server::store::Store) {
         .unwrap();
 }
 
-/// The claims of a signed JWT (not checked: the tests read what the server put in).
-fn claims_of(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(&proto::b64::decode(payload, "payload").unwrap()).unwrap()
-}
-
 /// A user in one browser (its cookies kept).
 struct Browser<'h> {
     h: &'h Harness,

@@ -69,12 +69,6 @@ fn seed(store: &dyn authz_server::store::Store) {
         .unwrap();
 }
 
-/// The payload of a JWT, unverified (what the server put in).
-fn payload(jwt: &str) -> Value {
-    let part = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(&proto::b64::decode(part, "payload").unwrap()).unwrap()
-}
-
 /// A login of `login` through the upstream to the console asking for `scope`; our token answer.
 async fn console_login(f: &Federation, login: &str, scope: &str) -> Value {
     let pkce = Pkce::new();
@@ -189,7 +183,7 @@ async fn imported_visas_come_back_unchanged_with_ours_and_every_one_verifies() {
     let f = Federation::launch(Setup::oidc_with("create", VISAS), |_| {}, seed).await;
     let tokens = console_login(&f, "vis1", &format!("openid {PASSPORT}")).await;
     let access = tokens["access_token"].as_str().unwrap().to_owned();
-    let user_id = payload(&access)["sub"].as_str().unwrap().to_owned();
+    let user_id = claims_of(&access)["sub"].as_str().unwrap().to_owned();
 
     // An admin asserts a grant for vis1; a LinkedIdentities visa cannot be asserted.
     let admin = f.h.admin_token().await;
@@ -260,7 +254,7 @@ async fn imported_visas_come_back_unchanged_with_ours_and_every_one_verifies() {
     // Refused: tampered (ours and theirs), expired (theirs, and ours an hour on), untrusted.
     for original in [&passport[0], &passport[2]] {
         let mut parts: Vec<String> = original.split('.').map(str::to_owned).collect();
-        let mut claims = payload(original);
+        let mut claims = claims_of(original);
         claims["sub"] = "someone-else".into();
         parts[1] = proto::b64::encode(claims.to_string());
         assert_eq!(
@@ -283,8 +277,8 @@ async fn imported_visas_come_back_unchanged_with_ours_and_every_one_verifies() {
     assert!(visa::verify_visa(&released[3], &trusted, now, LEEWAY).is_err());
 
     // No token carries a visa (AAI, Conformance for Brokers 1.4.2).
-    let id_token = payload(tokens["id_token"].as_str().unwrap());
-    for claims in [payload(&access), id_token] {
+    let id_token = claims_of(tokens["id_token"].as_str().unwrap());
+    for claims in [claims_of(&access), id_token] {
         assert!(
             claims.get(PASSPORT).is_none() && claims.get("ga4gh_visa_v1").is_none(),
             "{claims}"
@@ -511,7 +505,7 @@ async fn an_upstream_cannot_pass_on_a_visa_of_ours_about_another_user() {
         .await;
     let bobs_visa = f.h.passport(bobs["access_token"].as_str().unwrap()).await[0].clone();
     let trusted = [f.h.trusted_issuer().await];
-    let bob_id = payload(bobs["access_token"].as_str().unwrap())["sub"].clone();
+    let bob_id = claims_of(bobs["access_token"].as_str().unwrap())["sub"].clone();
     assert_eq!(
         visa::verify_visa(&bobs_visa, &trusted, f.h.now(), 0)
             .unwrap()
@@ -529,7 +523,7 @@ async fn an_upstream_cannot_pass_on_a_visa_of_ours_about_another_user() {
         .await;
     let tokens = console_login(&f, "vis3", &format!("openid {PASSPORT}")).await;
     let access = tokens["access_token"].as_str().unwrap();
-    let vis3_id = payload(access)["sub"].as_str().unwrap().to_owned();
+    let vis3_id = claims_of(access)["sub"].as_str().unwrap().to_owned();
     let passport = f.h.passport(access).await;
     assert!(!passport.contains(&bobs_visa), "{passport:#?}");
     // Every visa in vis3's Passport that verifies as ours is about vis3.
@@ -584,6 +578,6 @@ async fn a_client_no_longer_allowed_the_scope_gets_no_passport() {
     h.server = Some(authz_server::start(config, h.clock.clone()).await.unwrap());
     // The token still works at /userinfo (openid is still allowed), without the Passport.
     let info = h.userinfo(&access).await;
-    assert_eq!(info["sub"], payload(&access)["sub"]);
+    assert_eq!(info["sub"], claims_of(&access)["sub"]);
     assert!(info.get(PASSPORT).is_none(), "{info}");
 }

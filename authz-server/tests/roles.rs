@@ -45,12 +45,6 @@ fn seed(store: &dyn authz_server::store::Store) {
     );
 }
 
-/// The claims of a signed JWT (not checked: the tests read what the server put in).
-fn claims_of(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(&proto::b64::decode(payload, "payload").unwrap()).unwrap()
-}
-
 impl Harness {
     async fn console_tokens(&self, user: &str, password: &str, scope: &str) -> Value {
         self.login_as(CONSOLE, scope, user, password).await

@@ -109,17 +109,23 @@ pub fn audiences(claims: &Claims) -> Result<Vec<&str>, Refusal> {
     }
 }
 
+/// The claim `name` as text, or the refusal saying it is missing or not text.
+pub fn required_text<'c>(claims: &'c Claims, name: &'static str) -> Result<&'c str, Refusal> {
+    claims
+        .string(name)
+        .map_err(|_| format!("the {name} claim is missing or not a string"))
+}
+
+/// The claim `name` as a number, or the refusal saying it is missing or not a number.
+pub fn required_int(claims: &Claims, name: &'static str) -> Result<i64, Refusal> {
+    claims
+        .int(name)
+        .map_err(|_| format!("the {name} claim is missing or not a number"))
+}
+
 fn check_claims(claims: &Claims, expected: &Expected<'_>) -> Result<(), Refusal> {
-    let text = |name: &'static str| {
-        claims
-            .string(name)
-            .map_err(|_| format!("the {name} claim is missing or not a string"))
-    };
-    let int = |name: &'static str| {
-        claims
-            .int(name)
-            .map_err(|_| format!("the {name} claim is missing or not a number"))
-    };
+    let text = |name| required_text(claims, name);
+    let int = |name| required_int(claims, name);
     if text("iss")? != expected.issuer {
         return Err("issuer mismatch".into());
     }

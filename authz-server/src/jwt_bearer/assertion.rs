@@ -101,16 +101,8 @@ pub fn check(
 ) -> std::result::Result<(), String> {
     let config = &issuer.config;
     let leeway = config.leeway_secs;
-    let text = |name: &'static str| {
-        claims
-            .string(name)
-            .map_err(|_| format!("the {name} claim is missing or not a string"))
-    };
-    let int = |name: &'static str| {
-        claims
-            .int(name)
-            .map_err(|_| format!("the {name} claim is missing or not a number"))
-    };
+    let text = |name| crate::federation::id_token::required_text(claims, name);
+    let int = |name| crate::federation::id_token::required_int(claims, name);
     if text("iss")? != config.issuer {
         return Err("issuer mismatch".into());
     }

@@ -410,6 +410,12 @@ pub fn ticket_of(page: &str) -> String {
     page[start..].split('"').next().unwrap().to_owned()
 }
 
+/// The claims of a signed JWT, unverified (the tests read what the server put in).
+pub fn claims_of(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&proto::b64::decode(payload, "payload").unwrap()).unwrap()
+}
+
 /// Adds a user (password `password`) to a stopped server's store, as `user add` does.
 pub fn add_user(store: &dyn authz_server::store::Store, handle: &str, password: &str) {
     authz_server::users::add(
