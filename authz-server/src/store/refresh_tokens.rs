@@ -36,7 +36,7 @@ pub struct RefreshRecord {
     pub granted_at: UnixTime,
     /// The RFC 8707 resource its access tokens were last issued for (their audience), if any:
     /// what a refresh naming no resource asks for again.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource: Option<String>,
 }
 
