@@ -106,6 +106,22 @@ impl Authz {
         serde_json::from_value(json_of(step, response).await?).map_err(|e| Error::protocol(step, e))
     }
 
+    /// Removes the device `device` of the logged-in user (one already gone counts as removed).
+    pub async fn remove_device(&self, bearer: &str, device: &str) -> Result<()> {
+        let step = Step::RemoveDevice;
+        let response = send(
+            step,
+            self.http
+                .delete(self.url(&format!("/clients/{device}")))
+                .bearer_auth(bearer),
+        )
+        .await?;
+        match response.status() {
+            reqwest::StatusCode::NO_CONTENT | reqwest::StatusCode::NOT_FOUND => Ok(()),
+            _ => Err(refused(step, response).await),
+        }
+    }
+
     /// A backend nonce for `device`.
     pub async fn backend_nonce(&self, bearer: &str, device: &str) -> Result<String> {
         let step = Step::BackendNonce;

@@ -159,175 +159,191 @@ impl Enrollment {
             })
             .await?;
         let bearer = tokens.access_token.clone();
-        let device = match &self.previous {
-            Some(p) => p.device.clone(),
+        let (device, registered_now) = match &self.previous {
+            Some(p) => (p.device.clone(), false),
             None => {
-                self.step(Step::RegisterDevice, authz.register_device(&bearer), |d| {
-                    d.client_id.clone()
-                })
-                .await?
+                let device = self
+                    .step(Step::RegisterDevice, authz.register_device(&bearer), |d| {
+                        d.client_id.clone()
+                    })
+                    .await?;
+                (device, true)
             }
         };
-        let identity = identity_of(&tokens.id_token, &device)?;
-        let account_url = self
-            .step(Step::Account, acme.account(), Clone::clone)
-            .await?;
-        let (order_url, order) = self
-            .step(
-                Step::Order,
-                acme.new_order(&identity.acme_identifiers()),
-                |(url, _)| url.clone(),
-            )
-            .await?;
-        let (dpop, oidc) = self
-            .step(
-                Step::Authorizations,
-                async {
-                    let mut found = (None, None);
-                    for url in &order.authorizations {
-                        let authz: Authorization = acme.get(Step::Authorizations, url).await?;
-                        for c in authz.challenges {
-                            match c.kind.as_str() {
-                                WIRE_DPOP_01 => found.0 = Some(c),
-                                WIRE_OIDC_01 => found.1 = Some(c),
-                                _ => {}
+        let enrolled: Result<Enrolled> = async {
+            let identity = identity_of(&tokens.id_token, &device)?;
+            let account_url = self
+                .step(Step::Account, acme.account(), Clone::clone)
+                .await?;
+            let (order_url, order) = self
+                .step(
+                    Step::Order,
+                    acme.new_order(&identity.acme_identifiers()),
+                    |(url, _)| url.clone(),
+                )
+                .await?;
+            let (dpop, oidc) = self
+                .step(
+                    Step::Authorizations,
+                    async {
+                        let mut found = (None, None);
+                        for url in &order.authorizations {
+                            let authz: Authorization = acme.get(Step::Authorizations, url).await?;
+                            for c in authz.challenges {
+                                match c.kind.as_str() {
+                                    WIRE_DPOP_01 => found.0 = Some(c),
+                                    WIRE_OIDC_01 => found.1 = Some(c),
+                                    _ => {}
+                                }
                             }
                         }
-                    }
-                    match found {
-                        (Some(d), Some(o)) => Ok((d, o)),
-                        _ => Err(Error::protocol(
-                            Step::Authorizations,
-                            "the order lacks a wire-dpop-01 or wire-oidc-01 challenge",
-                        )),
-                    }
-                },
-                |_| "wire-dpop-01, wire-oidc-01".into(),
-            )
-            .await?;
+                        match found {
+                            (Some(d), Some(o)) => Ok((d, o)),
+                            _ => Err(Error::protocol(
+                                Step::Authorizations,
+                                "the order lacks a wire-dpop-01 or wire-oidc-01 challenge",
+                            )),
+                        }
+                    },
+                    |_| "wire-dpop-01, wire-oidc-01".into(),
+                )
+                .await?;
 
-        let nonce = self
-            .step(
-                Step::BackendNonce,
-                authz.backend_nonce(&bearer, &device.id),
-                |_| "received".into(),
-            )
-            .await?;
-        let proof = wire_dpop_proof(&account_key, &identity, &dpop, &nonce, self.clock.now())?;
-        let access_token = self
-            .step(
-                Step::AccessToken,
-                authz.access_token(&bearer, &device.id, &proof),
-                |_| "received".into(),
-            )
-            .await?;
-        self.step(
-            Step::DpopChallenge,
-            answer(
-                &acme,
+            let nonce = self
+                .step(
+                    Step::BackendNonce,
+                    authz.backend_nonce(&bearer, &device.id),
+                    |_| "received".into(),
+                )
+                .await?;
+            let proof = wire_dpop_proof(&account_key, &identity, &dpop, &nonce, self.clock.now())?;
+            let access_token = self
+                .step(
+                    Step::AccessToken,
+                    authz.access_token(&bearer, &device.id, &proof),
+                    |_| "received".into(),
+                )
+                .await?;
+            self.step(
                 Step::DpopChallenge,
-                &dpop,
-                json!({ "access_token": access_token }),
-            ),
-            |c| format!("{:?}", c.status).to_lowercase(),
-        )
-        .await?;
+                answer(
+                    &acme,
+                    Step::DpopChallenge,
+                    &dpop,
+                    json!({ "access_token": access_token }),
+                ),
+                |c| format!("{:?}", c.status).to_lowercase(),
+            )
+            .await?;
 
-        let claims = id_token_claims(&oidc, &account_key);
-        let id_token = self
-            .step(
-                Step::IdToken,
-                async {
-                    match &config.id_token_provider {
-                        None => authz
-                            .login(config, Some(&claims), Step::IdToken)
-                            .await?
-                            .id_token
-                            .ok_or_else(|| Error::protocol(Step::IdToken, "no id_token")),
-                        Some(provider) => {
-                            if let Some(target) = oidc.target.as_deref()
-                                && !provider.is_issuer(target)
-                            {
-                                return Err(Error::local(
-                                    Step::IdToken,
-                                    format!(
-                                        "the ACME server takes ID tokens from {target}, \
+            let claims = id_token_claims(&oidc, &account_key);
+            let id_token = self
+                .step(
+                    Step::IdToken,
+                    async {
+                        match &config.id_token_provider {
+                            None => authz
+                                .login(config, Some(&claims), Step::IdToken)
+                                .await?
+                                .id_token
+                                .ok_or_else(|| Error::protocol(Step::IdToken, "no id_token")),
+                            Some(provider) => {
+                                if let Some(target) = oidc.target.as_deref()
+                                    && !provider.is_issuer(target)
+                                {
+                                    return Err(Error::local(
+                                        Step::IdToken,
+                                        format!(
+                                            "the ACME server takes ID tokens from {target}, \
                                          not from the configured provider {}",
-                                        provider.issuer
-                                    ),
-                                ));
+                                            provider.issuer
+                                        ),
+                                    ));
+                                }
+                                provider
+                                    .id_token(&claims, config.step_timeout, Step::IdToken)
+                                    .await
                             }
-                            provider
-                                .id_token(&claims, config.step_timeout, Step::IdToken)
-                                .await
                         }
-                    }
-                },
-                |_| match &config.id_token_provider {
-                    None => "received".into(),
-                    Some(provider) => format!("received from {}", provider.issuer),
-                },
-            )
-            .await?;
-        self.step(
-            Step::OidcChallenge,
-            answer(
-                &acme,
+                    },
+                    |_| match &config.id_token_provider {
+                        None => "received".into(),
+                        Some(provider) => format!("received from {}", provider.issuer),
+                    },
+                )
+                .await?;
+            self.step(
                 Step::OidcChallenge,
-                &oidc,
-                json!({ "id_token": id_token }),
-            ),
-            |c| format!("{:?}", c.status).to_lowercase(),
-        )
-        .await?;
+                answer(
+                    &acme,
+                    Step::OidcChallenge,
+                    &oidc,
+                    json!({ "id_token": id_token }),
+                ),
+                |c| format!("{:?}", c.status).to_lowercase(),
+            )
+            .await?;
 
-        let credential = rcgen::KeyPair::generate_for(algorithm.x509())
-            .map_err(|e| Error::local(Step::Finalize, e))?;
-        let csr = certificate::csr(&identity, &credential)
-            .map_err(|e| Error::local(Step::Finalize, e))?;
-        let order = self
-            .step(
-                Step::Finalize,
-                acme.finalize(&order_url, &order, &csr, config.step_timeout),
-                |o| format!("{:?}", o.status).to_lowercase(),
-            )
-            .await?;
-        let cert_url = order
-            .certificate
-            .clone()
-            .ok_or_else(|| Error::protocol(Step::Finalize, "a valid order without certificate"))?;
-        let chain_pem = self
-            .step(Step::Download, acme.certificate(&cert_url), |c| {
-                format!("{} certificates", c.matches("BEGIN CERTIFICATE").count())
+            let credential = rcgen::KeyPair::generate_for(algorithm.x509())
+                .map_err(|e| Error::local(Step::Finalize, e))?;
+            let csr = certificate::csr(&identity, &credential)
+                .map_err(|e| Error::local(Step::Finalize, e))?;
+            let order = self
+                .step(
+                    Step::Finalize,
+                    acme.finalize(&order_url, &order, &csr, config.step_timeout),
+                    |o| format!("{:?}", o.status).to_lowercase(),
+                )
+                .await?;
+            let cert_url = order.certificate.clone().ok_or_else(|| {
+                Error::protocol(Step::Finalize, "a valid order without certificate")
+            })?;
+            let chain_pem = self
+                .step(Step::Download, acme.certificate(&cert_url), |c| {
+                    format!("{} certificates", c.matches("BEGIN CERTIFICATE").count())
+                })
+                .await?;
+            let now = self.clock.now();
+            let info = self
+                .step(
+                    Step::Verify,
+                    async {
+                        certificate::verify(
+                            &chain_pem,
+                            &root_pem,
+                            &identity,
+                            credential.public_key_raw(),
+                            now,
+                        )
+                        .map_err(|e| Error::new(Step::Verify, Cause::Verification(e)))
+                    },
+                    |i| i.subject.clone(),
+                )
+                .await?;
+            Ok(Enrolled {
+                chain_pem,
+                credential_key: SecretBytes::new(credential.serialize_der()),
+                account_key: account_key.pkcs8_der().clone(),
+                algorithm,
+                account_url,
+                device: device.clone(),
+                identity,
+                certificate: info,
             })
-            .await?;
-        let now = self.clock.now();
-        let info = self
-            .step(
-                Step::Verify,
-                async {
-                    certificate::verify(
-                        &chain_pem,
-                        &root_pem,
-                        &identity,
-                        credential.public_key_raw(),
-                        now,
-                    )
-                    .map_err(|e| Error::new(Step::Verify, Cause::Verification(e)))
-                },
-                |i| i.subject.clone(),
-            )
-            .await?;
-        Ok(Enrolled {
-            chain_pem,
-            credential_key: SecretBytes::new(credential.serialize_der()),
-            account_key: account_key.pkcs8_der().clone(),
-            algorithm,
-            account_url,
-            device,
-            identity,
-            certificate: info,
-        })
+        }
+        .await;
+        if enrolled.is_err() && registered_now {
+            // Best effort: the enrollment's error is what the caller hears; a failed removal
+            // is reported to the observer and leaves the device for the user to remove.
+            let _ = self
+                .step(
+                    Step::RemoveDevice,
+                    authz.remove_device(&bearer, &device.id),
+                    |()| device.client_id.clone(),
+                )
+                .await;
+        }
+        enrolled
     }
 }
 

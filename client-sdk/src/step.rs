@@ -37,6 +37,9 @@ pub enum Step {
     Download,
     /// Verify the chain and the certified identity.
     Verify,
+    /// After a failure: remove the device this enrollment registered, so that a failed
+    /// enrollment does not use up one of the user's device slots.
+    RemoveDevice,
 }
 
 impl Step {
@@ -57,6 +60,7 @@ impl Step {
             Self::Finalize => "finalize",
             Self::Download => "download",
             Self::Verify => "verify",
+            Self::RemoveDevice => "remove-device",
         }
     }
 }

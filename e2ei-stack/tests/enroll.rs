@@ -89,3 +89,27 @@ async fn a_desktop_enrolls_through_the_loopback_redirect() {
     assert!(opened[1].contains("claims="));
     stack.shutdown().await.unwrap();
 }
+
+/// A failed enrollment gives back the device it registered: nine enrollments that fail at their
+/// last step (the chain does not verify against the root they were configured with) each remove
+/// their device again, so the user — whose cap is eight devices — still enrolls afterwards.
+/// Without the removal the ninth failure would already be `403 too-many-clients`.
+#[tokio::test]
+async fn failed_enrollments_leave_no_device_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = Stack::start(dir.path()).await.unwrap();
+    let mut wrong_root = stack.demo_config();
+    // A root, but not the CA's: the authz-server's dev TLS root.
+    wrong_root.ca_root = stack.tls_roots()[0].clone();
+    for attempt in 0..9 {
+        let failed = Enrollment::new(wrong_root.clone()).run().await.unwrap_err();
+        assert_eq!(
+            failed.step,
+            client_sdk::Step::Verify,
+            "attempt {attempt}: {failed}"
+        );
+    }
+    let enrolled = Enrollment::new(stack.demo_config()).run().await.unwrap();
+    assert_eq!(enrolled.identity.handle().handle(), "alice_wire");
+    stack.shutdown().await.unwrap();
+}
