@@ -204,7 +204,9 @@ pub struct CaFiles {
 pub struct CertificateProfile {
     /// Validity, in seconds from issuance (the order's `notAfter` may shorten it).
     pub validity: i64,
-    /// How far `notBefore` is set back to absorb clock skew, in seconds.
+    /// How far `notBefore` is set back to absorb clock skew, in seconds: at least the leeway of
+    /// the challenge checks (`wire_dpop.leeway`, `wire_oidc.leeway`), so that a device whose
+    /// clock is behind by as much as they tolerate finds its certificate valid already.
     pub backdate: i64,
 }
 
@@ -212,7 +214,7 @@ impl Default for CertificateProfile {
     fn default() -> Self {
         Self {
             validity: 90 * 86_400,
-            backdate: 60,
+            backdate: proto::dpop::DEFAULT_WIRE_SKEW,
         }
     }
 }
@@ -441,6 +443,15 @@ impl Config {
                 return Err(Error::Config(format!("{name} must be between 0 and 3600")));
             }
         }
+        let leeway = self.wire_dpop.leeway.max(self.wire_oidc.leeway);
+        if self.certificate.backdate < leeway {
+            return Err(Error::Config(format!(
+                "certificate.backdate ({} s) must be at least the challenges' leeway ({leeway} s): \
+                 a device whose clock is behind by what they accept would get a certificate \
+                 that is not valid yet",
+                self.certificate.backdate
+            )));
+        }
         Ok(())
     }
 
@@ -533,6 +544,16 @@ mod tests {
             ..c.clone()
         };
         assert!(no_keys.validate().is_err());
+        let mut short_backdate = c.clone();
+        short_backdate.certificate.backdate = 60;
+        let e = short_backdate.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("must be at least the challenges' leeway (300 s)"),
+            "{e}"
+        );
+        short_backdate.wire_dpop.leeway = 60;
+        short_backdate.wire_oidc.leeway = 30;
+        short_backdate.validate().unwrap();
         let no_tls = Config { dev: false, ..c };
         assert!(no_tls.validate().is_err());
     }

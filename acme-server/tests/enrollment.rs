@@ -121,7 +121,11 @@ async fn a_device_enrolls_end_to_end_and_gets_its_identity_certificate() {
     assert!(ski && aki);
     let validity = leaf.validity();
     let lifetime = validity.not_after.timestamp() - validity.not_before.timestamp();
-    assert_eq!(lifetime, 90 * 86_400 + 60, "profile validity plus backdate");
+    assert_eq!(
+        lifetime,
+        90 * 86_400 + 300,
+        "profile validity plus backdate"
+    );
 
     let account: Value = env.client.get(&e.account, &e.account.kid).await;
     let orders: Value = env

@@ -535,7 +535,7 @@ async fn profiles_choose_validity_and_usage() {
     let v = cert.validity();
     assert_eq!(
         v.not_after.timestamp() - v.not_before.timestamp(),
-        6 * 86_400 + 60
+        6 * 86_400 + 300
     );
     let eku = cert.extended_key_usage().unwrap().unwrap().value;
     assert!(eku.server_auth && !eku.client_auth);

@@ -368,8 +368,21 @@ fn resource_refusal(
 }
 
 impl IntoResponse for Error {
+    /// The error's wire form, carrying what it said for the request's log event
+    /// ([`server_kit::serve::RefusalReason`]).
     fn into_response(self) -> Response {
-        match &self {
+        let mut response = self.render();
+        response
+            .extensions_mut()
+            .insert(server_kit::serve::RefusalReason(self.to_string()));
+        response
+    }
+}
+
+impl Error {
+    /// The wire form of this error.
+    fn render(&self) -> Response {
+        match self {
             Error::OAuth { code, description } => {
                 oauth_body(StatusCode::BAD_REQUEST, code, description)
             }

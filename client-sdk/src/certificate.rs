@@ -148,6 +148,7 @@ pub fn verify(
     identity: &Identity,
     credential_spki: &[u8],
     now: UnixTime,
+    skew: i64,
 ) -> Result<CertificateInfo, String> {
     let pems = parse_chain(chain_pem)?;
     let (_, root) = parse_x509_pem(root_pem.as_bytes()).map_err(|e| format!("root: {e}"))?;
@@ -164,8 +165,18 @@ pub fn verify(
             return Err(format!("certificate {i} is not a CA"));
         }
         let validity = cert.validity();
-        if now < validity.not_before.timestamp() || now > validity.not_after.timestamp() {
-            return Err(format!("certificate {i} is not valid now"));
+        let ahead = validity.not_before.timestamp() - now;
+        if ahead > skew {
+            return Err(format!(
+                "certificate {i} is not valid yet: its notBefore is {ahead} s ahead of this \
+                 device's clock, more than the {skew} s tolerated (check the clocks)"
+            ));
+        }
+        let behind = now - validity.not_after.timestamp();
+        if behind > skew {
+            return Err(format!(
+                "certificate {i} expired {behind} s ago by this device's clock"
+            ));
         }
     }
     let last = certs.last().ok_or("the chain is empty")?;

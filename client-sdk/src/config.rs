@@ -117,7 +117,14 @@ pub struct Config {
     pub step_timeout: Duration,
     /// How often a `badNonce` is retried with the fresh nonce before giving up.
     pub nonce_retries: u32,
+    /// Seconds of clock difference between this device and the servers tolerated when the
+    /// issued certificate's validity is checked (the ACME server backdates `notBefore` at least
+    /// as far by default).
+    pub clock_skew: i64,
 }
+
+/// The clock difference tolerated by default, in seconds: the servers' default for Wire proofs.
+pub const DEFAULT_CLOCK_SKEW: i64 = proto::dpop::DEFAULT_WIRE_SKEW;
 
 impl Config {
     /// A configuration with defaults: the `wireapp` client asking for `openid profile
@@ -141,6 +148,7 @@ impl Config {
             algorithm: KeyAlgorithm::default(),
             step_timeout: Duration::from_secs(30),
             nonce_retries: 3,
+            clock_skew: DEFAULT_CLOCK_SKEW,
         }
     }
 }

@@ -314,6 +314,7 @@ impl Enrollment {
                             &identity,
                             credential.public_key_raw(),
                             now,
+                            config.clock_skew,
                         )
                         .map_err(|e| Error::new(Step::Verify, Cause::Verification(e)))
                     },

@@ -93,6 +93,30 @@ async fn a_full_enrollment_leaves_no_secret_in_the_logs_and_an_audit_trail() {
     )
     .await
     .unwrap();
+    // Two refusals, whose reasons the request log events carry.
+    let http = servers.http();
+    let unauthenticated = http
+        .get(format!("{}/userinfo", servers.authz_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    let directory_doc: Value = http
+        .get(&servers.directory)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let not_a_jws = http
+        .post(directory_doc["newAccount"].as_str().unwrap())
+        .header("content-type", "application/jose+json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_a_jws.status(), 400);
     let Servers { authz, acme, .. } = servers;
     assert!(authz.terminate().await.success());
     assert!(acme.terminate().await.success());
@@ -151,6 +175,23 @@ async fn a_full_enrollment_leaves_no_secret_in_the_logs_and_an_audit_trail() {
     assert!(authz_log.contains("TRACE") && acme_log.contains("TRACE"));
     assert!(authz_log.contains("client access token issued"));
     assert!(acme_log.contains("certificate issued"));
+    let refusal_logged = |log: &str, path: &str, reason: &str| {
+        log.lines().any(|l| {
+            l.contains("request") && l.contains(path) && l.contains("reason=") && l.contains(reason)
+        })
+    };
+    assert!(
+        refusal_logged(&authz_log, "/userinfo", "invalid token"),
+        "the 401's reason is not in the authz-server's request log"
+    );
+    assert!(
+        refusal_logged(
+            &acme_log,
+            "new-account",
+            "urn:ietf:params:acme:error:malformed"
+        ),
+        "the 400's reason is not in the acme-server's request log"
+    );
 
     let authz_lines = audit_lines(&authz_audit);
     let acme_lines = audit_lines(&acme_audit);

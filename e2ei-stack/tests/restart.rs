@@ -110,8 +110,28 @@ async fn the_enrollment_completes_across_a_restart_of_both_servers() {
         &identity,
         credential.public_key_raw(),
         SystemClock.now(),
+        config.clock_skew,
     )
     .unwrap();
     assert_eq!(info.subject, "O=wire.example, CN=Alice Smith");
+    // A device whose clock is 400 s behind the servers' (notBefore is backdated 300 s): within
+    // a tolerated skew of 300 s the chain is valid; with 60 s the error names the clocks.
+    let behind = SystemClock.now() - 400;
+    let verify = |skew| {
+        certificate::verify(
+            &chain,
+            &root,
+            &identity,
+            credential.public_key_raw(),
+            behind,
+            skew,
+        )
+    };
+    assert!(verify(300).is_ok());
+    let refused = verify(60).unwrap_err();
+    assert!(
+        refused.contains("not valid yet") && refused.contains("check the clocks"),
+        "{refused}"
+    );
     stack.shutdown().await.unwrap();
 }

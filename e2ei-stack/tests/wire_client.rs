@@ -164,6 +164,7 @@ async fn a_wire_shaped_client_with_a_fast_clock_and_no_team_enrolls() {
         &identity,
         credential.public_key_raw(),
         SystemClock.now(),
+        client_sdk::config::DEFAULT_CLOCK_SKEW,
     )
     .unwrap();
     assert_eq!(info.subject, format!("O={DOMAIN}, CN=Carol Teamless"));

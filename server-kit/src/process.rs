@@ -12,14 +12,17 @@ pub fn init() {
     init_logging();
 }
 
-/// Installs the stderr log subscriber.
+/// Installs the stderr log subscriber: colours only on a terminal, plain text into a file or a
+/// pipe (a supervisor's log, `grep`).
 pub fn init_logging() {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 

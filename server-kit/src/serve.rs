@@ -90,7 +90,15 @@ pub fn serve_tls(
     Ok(Serving { addr, handle, task })
 }
 
-/// One event per request: method, path (never the query, which may carry codes), status, time.
+/// Why a request was refused, as the server told the client (an ACME problem's type and
+/// detail, an OAuth error and its description; never a secret): put into the response's
+/// extensions by the one place that renders errors, and written into the request's log event,
+/// so an operator sees why requests fail (a clock skew, a bad nonce) without a debug log.
+#[derive(Debug, Clone)]
+pub struct RefusalReason(pub String);
+
+/// One event per request: method, path (never the query, which may carry codes), status, time,
+/// and the refusal's reason when the response carries one ([`RefusalReason`]).
 async fn log_request(
     State(service): State<&'static str>,
     request: Request,
@@ -100,6 +108,10 @@ async fn log_request(
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
+    let reason = response
+        .extensions()
+        .get::<RefusalReason>()
+        .map(|r| r.0.as_str());
     tracing::info!(
         target: "request",
         service,
@@ -107,6 +119,7 @@ async fn log_request(
         path,
         status = response.status().as_u16(),
         elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+        reason,
         "request"
     );
     response

@@ -36,6 +36,12 @@ impl IntoResponse for Error {
                 .collect();
         }
         let mut response = (status, Json(body)).into_response();
+        response
+            .extensions_mut()
+            .insert(server_kit::serve::RefusalReason(format!(
+                "{}: {}",
+                problem.kind, problem.detail
+            )));
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
