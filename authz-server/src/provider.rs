@@ -38,6 +38,8 @@ pub struct Provider {
     pub audit: server_kit::audit::AuditLog,
     /// The upstream identity providers (`[[upstream]]`).
     pub upstreams: crate::federation::Upstreams,
+    /// Readiness (`/readyz`): the store probed at most once a second.
+    pub readiness: server_kit::health::Readiness,
     /// The permission services (`[[claims_source]]`).
     pub claims_sources: crate::claims_sources::ClaimsSources,
     /// The remote verifiers (`[[remote_auth]]`).
@@ -73,6 +75,14 @@ impl Provider {
                     .map(|(k, _)| k.clone()),
             )
             .collect()
+    }
+
+    /// Whether the store takes a durable write now (`/readyz`), probed at most once a second.
+    pub async fn ready(&self) -> Result<(), server_kit::health::NotReady> {
+        let now = self.now();
+        self.readiness
+            .check(now, || server_kit::health::probe(self.store(), now))
+            .await
     }
 
     /// The device scope (`device_access.scope`).

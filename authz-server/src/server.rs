@@ -117,6 +117,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     let remote_verifiers = crate::remote_auth::RemoteVerifiers::load(&config.remote_auth)?;
     let jwt_issuers = crate::jwt_bearer::JwtBearerIssuers::load(&config.jwt_bearer_issuer)?;
     let state = Arc::new(Provider {
+        readiness: server_kit::health::Readiness::default(),
         claims_sources,
         audit,
         limiters,

@@ -14,6 +14,7 @@ pub mod cleanup;
 pub mod flight;
 pub use io_kit::fetch;
 pub mod group_commit;
+pub mod health;
 pub mod limits;
 pub mod process;
 pub mod rate_limit;

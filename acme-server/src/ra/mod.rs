@@ -80,6 +80,7 @@ pub struct RegistrationAuthority {
     clock: Arc<dyn Clock>,
     rate_limits: rate_limits::RaRateLimits,
     audit: server_kit::audit::AuditLog,
+    readiness: server_kit::health::Readiness,
 }
 
 impl RegistrationAuthority {
@@ -100,10 +101,17 @@ impl RegistrationAuthority {
             rate_limits: rate_limits::RaRateLimits::new(&config.rate_limits),
             config,
             clock,
+            readiness: server_kit::health::Readiness::default(),
         }
     }
 
     fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// Whether the store takes a durable write now (`/readyz`), probed at most once a second.
+    pub async fn ready(&self) -> std::result::Result<(), server_kit::health::NotReady> {
+        let now = self.now();
+        self.readiness.check(now, || self.sa.probe(now)).await
     }
 }

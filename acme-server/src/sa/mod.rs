@@ -124,6 +124,11 @@ impl StorageAuthority {
         self.reader.store()
     }
 
+    /// The readiness probe: a write made durable and read back ([`server_kit::health::probe`]).
+    pub fn probe(&self, now: i64) -> Result<()> {
+        Ok(server_kit::health::probe(self.store(), now)?)
+    }
+
     /// Makes everything written so far durable, blocking (the operator CLI, shutdown).
     pub fn flush(&self) -> Result<()> {
         Ok(self.store().flush()?)

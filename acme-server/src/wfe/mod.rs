@@ -98,6 +98,7 @@ pub fn router(state: SharedState) -> Router {
         .route(&p("/crl"), get(handlers::crl))
         .route(&p("/crl/names"), get(handlers::names_crl))
         .route(&p("/renewal-info/{id}"), get(handlers::renewal_info))
+        .route("/readyz", get(ready))
         .fallback(|| async { Error::NotFound("resource".into()) });
     server_kit::limits::layer(routes, &state.config.limits, problem::render_refusal)
         .layer(axum::middleware::from_fn_with_state(
@@ -109,6 +110,11 @@ pub fn router(state: SharedState) -> Router {
             acme_headers,
         ))
         .with_state(state)
+}
+
+/// `GET /readyz`: whether the store takes a durable write now ([`server_kit::health`]).
+async fn ready(State(state): State<SharedState>) -> Response {
+    server_kit::health::response(state.ra.ready().await)
 }
 
 /// Holds every POST response until the writes before it are durable (one group flush serves

@@ -56,6 +56,7 @@ pub fn router(state: SharedState) -> Router {
             get(discovery::metadata),
         )
         .route("/jwks", get(discovery::jwks))
+        .route("/readyz", get(ready))
         .route("/authorize", get(authorize::show).post(authorize::submit))
         .route("/authorize/consent", post(consent_page::answer))
         .route("/authorize/continue", post(authorize::continue_as))
@@ -113,6 +114,13 @@ pub fn router(state: SharedState) -> Router {
             add_dpop_nonce,
         ))
         .with_state(state)
+}
+
+/// `GET /readyz`: whether the store takes a durable write now ([`server_kit::health`]).
+async fn ready(
+    axum::extract::State(state): axum::extract::State<SharedState>,
+) -> axum::response::Response {
+    server_kit::health::response(state.ready().await)
 }
 
 /// `GET`/`HEAD /dpop-nonce`: a fresh DPoP nonce in `DPoP-Nonce` (added by [`add_dpop_nonce`]).
