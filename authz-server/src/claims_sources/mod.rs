@@ -149,13 +149,17 @@ impl ClaimsSources {
         question: &ClaimsQuestion<'_>,
         now: UnixTime,
     ) -> Result<Map<String, Value>> {
-        let body = question_body(question);
         let mut claims = Map::new();
-        for source in self
+        let applying: Vec<&ClaimsSource> = self
             .sources
             .iter()
             .filter(|s| s.config.applies(question.scope, question.resource))
-        {
+            .collect();
+        if applying.is_empty() {
+            return Ok(claims);
+        }
+        let body = question_body(question);
+        for source in applying {
             match source.claims_for(&body, now).await {
                 Ok(given) => claims.extend(given),
                 Err(error) if source.config.on_failure == OnFailure::Omit => {
@@ -194,23 +198,24 @@ fn question_body(question: &ClaimsQuestion<'_>) -> String {
 }
 
 impl ClaimsSource {
-    /// This source's claims for the question `body`: kept, or asked.
+    /// This source's claims for the question `body`: kept, or asked (and mapped once, so the
+    /// cache holds the claims, not the whole answer).
     async fn claims_for(&self, body: &str, now: UnixTime) -> Result<Map<String, Value>> {
-        let answer = self
+        let claims = self
             .answers
             .answer(
                 body,
                 now,
                 self.config.cache_secs,
                 self.config.failure_cache_secs,
-                || self.ask(body),
+                || async { self.ask(body).await.map(|answer| self.mapped(&answer)) },
             )
             .await?;
-        Ok(self.mapped(&answer))
+        Ok((*claims).clone())
     }
 
     /// POSTs the question and reads the answer as a JSON object, bounded in time and size.
-    async fn ask(&self, body: &str) -> Result<Map<String, Value>> {
+    async fn ask(&self, body: &str) -> Result<Value> {
         let failed =
             |what: String| Error::upstream_unavailable(format!("{}: {what}", self.config.id));
         let mut request = self
@@ -236,14 +241,15 @@ impl ClaimsSource {
         if !status.is_success() {
             return Err(failed(format!("the service answered {status}")));
         }
-        serde_json::from_slice(&answer)
-            .map_err(|_| failed("the answer is not a JSON object".into()))
+        serde_json::from_slice::<Value>(&answer)
+            .ok()
+            .filter(Value::is_object)
+            .ok_or_else(|| failed("the answer is not a JSON object".into()))
     }
 
     /// The configured claims taken from `answer` (a pointer it lacks, or a `null`, leaves the
     /// claim out).
-    fn mapped(&self, answer: &Map<String, Value>) -> Map<String, Value> {
-        let answer = Value::Object(answer.clone());
+    fn mapped(&self, answer: &Value) -> Map<String, Value> {
         self.config
             .claims
             .iter()

@@ -108,11 +108,13 @@ impl Provider {
     ) -> Result<TokenResponse> {
         let store = self.store();
         let resource = self.target(resource)?;
-        let sourced = match approved(store, device_code.expose(), &client.client.id, now)? {
-            Some((user, scope)) => Some(
-                self.sourced_claims(&user, &client.client.id, &scope, resource.as_deref(), now)
-                    .await?,
-            ),
+        let prepared = match approved(store, device_code.expose(), &client.client.id, now)? {
+            Some((user, scope)) => {
+                let sourced = self
+                    .sourced_claims(&user, &client.client.id, &scope, resource.as_deref(), now)
+                    .await?;
+                Some((user, sourced))
+            }
             None => None,
         };
         let grant = poll(store, device_code.expose(), &client.client.id, now)?;
@@ -126,7 +128,10 @@ impl Provider {
                 "a polled grant that is not approved".into(),
             ));
         };
-        let user = crate::identity::user_of_grant(store, user_id)?;
+        let (user, sourced) = match prepared.filter(|(user, _)| user.id == *user_id) {
+            Some((user, sourced)) => (user, Some(sourced)),
+            None => (crate::identity::user_of_grant(store, user_id)?, None),
+        };
         let no_echo = EchoedClaims::default();
         let id_token = crate::scopes::has(&grant.scope, "openid").then_some(IdTokenGrant {
             client_id: &grant.client_id,

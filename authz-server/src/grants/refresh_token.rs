@@ -69,7 +69,44 @@ fn revoke_family(store: &dyn Store, family: &str, now: UnixTime) -> Result<()> {
     store::flush(store)
 }
 
+/// What a refresh issues, worked out from the refresh token's record before it is used.
+struct Prepared {
+    /// The user.
+    user: crate::store::users::User,
+    /// The resource asked for (the request's, else the family's).
+    resource: Option<String>,
+    /// The family's scope without what the user withheld from the client since (a later
+    /// consent answer): RFC 6749 §6 lets the refreshed scope be narrower.
+    scope: String,
+    /// The permission sources' claims.
+    sourced: serde_json::Map<String, serde_json::Value>,
+}
+
 impl Provider {
+    /// The user, resource, scope and sourced claims a refresh of `record` by `client_id` issues
+    /// for, with `resource` the request's.
+    async fn prepare_refresh(
+        &self,
+        client_id: &str,
+        record: &RefreshRecord,
+        resource: &Option<String>,
+        now: UnixTime,
+    ) -> Result<Prepared> {
+        let store = self.store();
+        let user = crate::identity::user_of_grant(store, &record.user_id)?;
+        let resource = self.target(resource.clone().or_else(|| record.resource.clone()))?;
+        let scope = crate::consents::released(store, &record.user_id, client_id, &record.scope)?;
+        let sourced = self
+            .sourced_claims(&user, client_id, &scope, resource.as_deref(), now)
+            .await?;
+        Ok(Prepared {
+            user,
+            resource,
+            scope,
+            sourced,
+        })
+    }
+
     /// `refresh_token`: the next token of the family, with an access token for the same user,
     /// client and scope, bound to the family's key (or, for an unbound family, to the
     /// request's proof), for `resource` if named (else the family's last resource), with the
@@ -89,42 +126,31 @@ impl Provider {
         if let Some(record) = &peeked {
             check_binding(record.jkt.as_deref(), proof)?;
         }
-        let asked = |record: &RefreshRecord| -> Result<Option<String>> {
-            self.target(resource.clone().or_else(|| record.resource.clone()))
-        };
-        // The family's scope without what the user withheld from the client since (a later
-        // consent answer): RFC 6749 §6 lets the refreshed scope be narrower.
-        let shared = |record: &RefreshRecord| {
-            crate::consents::released(store, &record.user_id, client_id, &record.scope)
-        };
-        let sourced = match peeked.filter(|r| r.client_id == client_id) {
-            Some(record) => {
-                let user = crate::identity::user_of_grant(store, &record.user_id)?;
-                let resource = asked(&record)?;
-                let scope = shared(&record)?;
-                Some(
-                    self.sourced_claims(&user, client_id, &scope, resource.as_deref(), now)
-                        .await?,
-                )
-            }
+        let prepared = match peeked.filter(|r| r.client_id == client_id) {
+            Some(record) => Some(
+                self.prepare_refresh(client_id, &record, &resource, now)
+                    .await?,
+            ),
             None => None,
         };
         let record = redeem(store, token.expose(), client_id, now)?;
-        let user = crate::identity::user_of_grant(store, &record.user_id)?;
-        let resource = asked(&record)?;
-        let scope = shared(&record)?;
+        let Prepared {
+            user,
+            resource,
+            scope,
+            sourced,
+        } = match prepared.filter(|p| p.user.id == record.user_id) {
+            Some(prepared) => prepared,
+            None => {
+                self.prepare_refresh(client_id, &record, &resource, now)
+                    .await?
+            }
+        };
         if !crate::scopes::refresh_token_allowed(&client.client, &scope) {
             return Err(Error::invalid_grant(
                 "the user no longer allows this client offline access",
             ));
         }
-        let sourced = match sourced {
-            Some(sourced) => sourced,
-            None => {
-                self.sourced_claims(&user, client_id, &scope, resource.as_deref(), now)
-                    .await?
-            }
-        };
         let jkt = record
             .jkt
             .clone()
