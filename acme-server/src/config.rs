@@ -23,6 +23,9 @@ pub struct Config {
     pub public_url: String,
     /// Directory for the store, the CA and the dev PKI.
     pub data_dir: PathBuf,
+    /// Where records are kept (`[store]`): the embedded store in `data_dir/store`, or a
+    /// PostgreSQL database replicas share.
+    pub store: server_kit::store::StoreConfig,
     /// Development mode: create the TLS certificate and the CA in the data directory.
     pub dev: bool,
     /// PEM certificate chain for TLS (required unless `dev`).
@@ -328,6 +331,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 9443)),
             public_url: String::new(),
             data_dir: PathBuf::from("acme-data"),
+            store: server_kit::store::StoreConfig::default(),
             dev: false,
             tls_cert: None,
             tls_key: None,
@@ -364,6 +368,7 @@ impl Config {
     /// Checks values that would otherwise fail later and less clearly.
     pub fn validate(&self) -> Result<()> {
         self.limits.validate()?;
+        self.store.validate("acme")?;
         self.cleanup.validate()?;
         if self.domains.is_empty() {
             return Err(Error::Config("at least one domain is required".into()));

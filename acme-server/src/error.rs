@@ -154,6 +154,10 @@ pub enum Error {
     /// Storage failed.
     #[error("storage: {0}")]
     Storage(String),
+    /// The store cannot answer for now (its database is down or overloaded): 503
+    /// `serverInternal` with `Retry-After`; the detail stays in the log.
+    #[error("storage unavailable: {0}")]
+    StoreUnavailable(String),
     /// Configuration, key or CA material is unusable.
     #[error("configuration: {0}")]
     Config(String),
@@ -304,6 +308,12 @@ impl Error {
                 ),
                 Vec::new(),
             ),
+            Self::StoreUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                ProblemType::ServerInternal,
+                "the server's storage is unavailable for a moment; retry shortly".into(),
+                Vec::new(),
+            ),
             // Internal details stay in the log.
             Self::Storage(_) | Self::Config(_) | Self::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -326,6 +336,7 @@ impl From<server_kit::Error> for Error {
     fn from(e: server_kit::Error) -> Self {
         match e {
             server_kit::Error::Storage(m) => Self::Storage(m),
+            server_kit::Error::Unavailable(m) => Self::StoreUnavailable(m),
             server_kit::Error::Config(m) => Self::Config(m),
             server_kit::Error::Server(m) | server_kit::Error::Fetch(m) => Self::Internal(m),
         }

@@ -202,10 +202,7 @@ fn ca_init(config: &Config, name: &str) -> anyhow::Result<()> {
 }
 
 fn eab_command(config: &Config, action: EabAction) -> anyhow::Result<()> {
-    server_kit::files::private_dir(&config.data_dir)?;
-    let store: Arc<dyn server_kit::store::Store> = Arc::new(server_kit::store::SledStore::open(
-        &config.data_dir.join("store"),
-    )?);
+    let store = acme_server::server::open_store(config)?;
     let sa = acme_server::sa::StorageAuthority::new(store)?;
     match action {
         EabAction::Add { kid } => {

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use proto::clock::Clock;
 use server_kit::serve::Serving;
-use server_kit::store::{SledStore, Store};
+use server_kit::store::Store;
 
 use crate::ca::{Authorities, CertificateAuthority, Hierarchy};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::nonce::MemoryNonces;
+use crate::nonce::{MemoryNonces, NonceService, SharedNonces};
 use crate::ra::RegistrationAuthority;
 use crate::sa::StorageAuthority;
 use crate::va::ValidationAuthority;
@@ -68,12 +68,19 @@ impl RunningServer {
     }
 }
 
+/// Opens the configured store (`[store]`): the embedded one in the data directory, or the
+/// PostgreSQL database. The data directory is made (0700) either way: the CA and the audit
+/// log live there.
+pub fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
+    server_kit::files::private_dir(&config.data_dir)?;
+    Ok(config.store.open(&config.data_dir, "acme")?)
+}
+
 /// Starts the server with `config`, reading time from `clock`.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServer> {
     config.validate()?;
     let limits = config.limits.clone();
-    server_kit::files::private_dir(&config.data_dir)?;
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.data_dir.join("store"))?);
+    let store = open_store(&config)?;
     let ca_paths = config.ca_paths();
     let names_ca_paths = config
         .standard_orders
@@ -139,11 +146,19 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     let audit = server_kit::audit::AuditLog::open(&config.data_dir)?;
     // The front end gets reads and durability; the registration authority alone can write.
     let (storage, durability) = (sa.reader().clone(), sa.durability());
+    // Replicas on one database must recognise each other's nonces and redeem each once.
+    let nonces: Arc<dyn NonceService> = if store.shared() {
+        Arc::new(SharedNonces::new(
+            sa.nonce_claims(),
+            config.lifetimes.nonce,
+        )?)
+    } else {
+        Arc::new(MemoryNonces::new(
+            config.lifetimes.nonce,
+            MAX_OUTSTANDING_NONCES,
+        ))
+    };
     let ra = RegistrationAuthority::new(sa, va, ca, config.clone(), clock.clone(), audit);
-    let nonces = Arc::new(MemoryNonces::new(
-        config.lifetimes.nonce,
-        MAX_OUTSTANDING_NONCES,
-    ));
     let directory_url = urls.directory();
     let state = Arc::new(AppState {
         config,

@@ -19,6 +19,9 @@ pub struct Config {
     pub public_url: String,
     /// Directory for the store, keys and dev PKI.
     pub data_dir: PathBuf,
+    /// Where records are kept (`[store]`): the embedded store in `data_dir/store`, or a
+    /// PostgreSQL database replicas share.
+    pub store: server_kit::store::StoreConfig,
     /// Development mode: create TLS and signing keys in the data directory and seed a demo user
     /// and client.
     pub dev: bool,
@@ -148,6 +151,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             public_url: String::new(),
             data_dir: PathBuf::from("authz-data"),
+            store: server_kit::store::StoreConfig::default(),
             dev: false,
             domain: "wire.example".into(),
             tls_cert: None,
@@ -190,6 +194,7 @@ impl Config {
     /// Checks values that would otherwise fail later and less clearly.
     pub fn validate(&self) -> Result<()> {
         self.limits.validate()?;
+        self.store.validate("authz")?;
         self.cleanup.validate()?;
         proto::wire_id::validate_domain(&self.domain).map_err(|_| {
             Error::Config(format!(

@@ -231,6 +231,13 @@ impl From<server_kit::Error> for Error {
     fn from(e: server_kit::Error) -> Self {
         match e {
             server_kit::Error::Storage(m) => Self::Storage(m),
+            server_kit::Error::Unavailable(m) => {
+                tracing::warn!(error = %m, "the store is unavailable");
+                Self::Unavailable {
+                    description: "storage is unavailable for a moment; retry shortly".into(),
+                    retry_after_secs: 1,
+                }
+            }
             server_kit::Error::Config(m) => Self::Config(m),
             server_kit::Error::Server(m) | server_kit::Error::Fetch(m) => Self::Internal(m),
         }

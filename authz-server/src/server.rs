@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::http::router;
 use crate::provider::Provider;
-use crate::store::{SledStore, Store};
+use crate::store::Store;
 
 pub use crate::demo::{
     DEMO_CLIENT_ID, DEMO_HANDLE, DEMO_JWT_SERVICE_ID, DEMO_REDIRECT_URI, DEMO_SERVICE_ID,
@@ -58,10 +58,12 @@ impl RunningServer {
     }
 }
 
-/// Opens the store of a data directory.
+/// Opens the configured store (`[store]`): the embedded one in the data directory, or the
+/// PostgreSQL database. The data directory is made (0700) either way: keys and the audit log
+/// live there.
 pub fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
     server_kit::files::private_dir(&config.data_dir)?;
-    Ok(Arc::new(SledStore::open(&config.data_dir.join("store"))?))
+    Ok(config.store.open(&config.data_dir, "authz")?)
 }
 
 /// Starts the server with `config`, reading time from `clock`.
@@ -116,6 +118,14 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     let claims_sources = crate::claims_sources::ClaimsSources::load(&config.claims_source)?;
     let remote_verifiers = crate::remote_auth::RemoteVerifiers::load(&config.remote_auth)?;
     let jwt_issuers = crate::jwt_bearer::JwtBearerIssuers::load(&config.jwt_bearer_issuer)?;
+    // Replicas on one database accept each other's DPoP nonces; one process draws its own.
+    let dpop_nonces = if store.shared() {
+        proto::dpop_nonce::NonceSource::with_secret(crate::store::secrets::dpop_nonce_key(
+            store.as_ref(),
+        )?)
+    } else {
+        proto::dpop_nonce::NonceSource::new()
+    };
     let state = Arc::new(Provider {
         readiness: server_kit::health::Readiness::default(),
         claims_sources,
@@ -126,7 +136,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         store: store.clone(),
         key,
         clock,
-        dpop_nonces: proto::dpop_nonce::NonceSource::new(),
+        dpop_nonces,
         retired_keys,
         passwords,
         upstreams,

@@ -40,6 +40,13 @@ pub struct Options {
     pub id_provider: Option<IdProvider>,
     /// Upstream identity providers users log in to the authz-server through (`[[upstream]]`).
     pub upstreams: Vec<authz_server::federation::UpstreamConfig>,
+    /// Both servers' `[store]` (each gets its own default schema on a shared database).
+    pub store: server_kit::store::StoreConfig,
+    /// The authz-server's `public_url` (and so the acme-server's view of it) when clients
+    /// reach it through something in front, a balancer of replicas; its own address otherwise.
+    pub authz_public_url: Option<String>,
+    /// The acme-server's `public_url`, likewise.
+    pub acme_public_url: Option<String>,
 }
 
 /// A third-party OpenID Provider as the acme-server's `wire_oidc.issuer`.
@@ -63,6 +70,9 @@ impl Default for Options {
             users: Vec::new(),
             id_provider: None,
             upstreams: Vec::new(),
+            store: server_kit::store::StoreConfig::default(),
+            authz_public_url: None,
+            acme_public_url: None,
         }
     }
 }
@@ -90,10 +100,15 @@ impl Stack {
             users,
             id_provider,
             upstreams,
+            store,
+            authz_public_url,
+            acme_public_url,
         } = options;
         let authz_config = authz_server::Config {
             listen: authz_listen,
+            public_url: authz_public_url.unwrap_or_default(),
             data_dir: dir.join("authz"),
+            store: store.clone(),
             dev: true,
             domain: DOMAIN.into(),
             upstream: upstreams,
@@ -109,7 +124,9 @@ impl Stack {
 
         let mut acme_config = acme_server::Config {
             listen: acme_listen,
+            public_url: acme_public_url.unwrap_or_default(),
             data_dir: dir.join("acme"),
+            store,
             dev: true,
             domains: vec![DOMAIN.into()],
             trust_anchors: vec![authz_tls],

@@ -15,6 +15,10 @@ pub enum Error {
     /// The store failed or holds a record that does not decode.
     #[error("storage: {0}")]
     Storage(String),
+    /// The store cannot answer for now (its database is unreachable, overloaded or shutting
+    /// down): the request may succeed when retried in a moment.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     /// A file, key, certificate or address is unusable.
     #[error("configuration: {0}")]
     Config(String),

@@ -1,7 +1,8 @@
 //! Server-issued DPoP nonces (RFC 9449 §8, §9) without server state: a nonce names a 5-minute
 //! time bucket and carries an HMAC of it under a secret drawn at start-up, so the current and
 //! the previous bucket's nonces are accepted and nothing is stored. A restart changes the
-//! secret; clients then get `use_dpop_nonce` once and retry with the fresh nonce.
+//! secret; clients then get `use_dpop_nonce` once and retry with the fresh nonce. Replicas
+//! sharing a database share the secret instead ([`NonceSource::with_secret`]).
 
 use crate::clock::UnixTime;
 use crate::secret::{SecretBytes, constant_time_eq};
@@ -28,6 +29,12 @@ impl NonceSource {
         Self {
             secret: SecretBytes::new(crate::random::bytes(32)),
         }
+    }
+
+    /// A source whose secret is given: replicas of one deployment share it, so each accepts
+    /// the others' nonces.
+    pub fn with_secret(secret: SecretBytes) -> Self {
+        Self { secret }
     }
 
     fn mac(&self, bucket: i64) -> Vec<u8> {

@@ -20,6 +20,8 @@ pub mod process;
 pub mod rate_limit;
 pub mod serve;
 pub mod store;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod tls;
 
 /// Failures of the shared plumbing (the same type as `io_kit`'s, which holds the parts the

@@ -6,7 +6,8 @@
 //!   with their entry in the account's order list and the authorizations they created (an
 //!   authorization reused by a later order goes with the order that created it);
 //! - authorizations whose order is gone, reuse-index entries whose authorization is gone, and
-//!   pending-count entries of expired authorizations (what a crash between two steps leaves).
+//!   pending-count entries of expired authorizations (what a crash between two steps leaves);
+//! - claims of shared nonces once the nonce has expired (it is refused for its age then).
 //!
 //! Expired records stay `keep` seconds, so a client that polls late still reads the final state.
 //! Accounts and EAB keys are never removed. The background sweep holds a [`Cleanup`], which can
@@ -79,10 +80,18 @@ impl Cleanup {
             decoded::<String>(value)
                 .is_some_and(|id| matches!(store.get(trees::AUTHZS, &id), Ok(None)))
         })?;
+        let nonce_claims = remove_where(store, trees::NONCE_CLAIMS, |_, value| {
+            decoded::<UnixTime>(value).is_some_and(|expires| expires < now)
+        })?;
         let pending = remove_where(store, trees::PENDING_AUTHZS, |_, value| {
             decoded::<UnixTime>(value).is_some_and(|expires| expires < now)
         })?;
-        Ok(certificates.len() + orders.len() + orphans.len() + index.len() + pending.len())
+        Ok(certificates.len()
+            + orders.len()
+            + orphans.len()
+            + index.len()
+            + pending.len()
+            + nonce_claims.len())
     }
 
     /// The order-list entry of a removed order and the authorizations it created.

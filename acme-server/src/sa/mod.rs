@@ -12,11 +12,12 @@
 //! What may write is a matter of types. [`StorageAuthority`] writes; it is not `Clone`, the
 //! registration authority holds it (and the operator's `eab` command), and it hands out nothing
 //! that reaches the store but a [`StorageReader`], which only reads, a [`Durability`], which only
-//! waits for the group commit (the two the web front end is given), and the background sweep's
-//! [`Cleanup`].
+//! waits for the group commit (the two the web front end is given), the background sweep's
+//! [`Cleanup`], and the nonce service's [`NonceClaims`] (replicas only).
 
 mod cleanup;
 mod durability;
+mod nonce_claims;
 mod reader;
 mod transition;
 
@@ -31,6 +32,7 @@ use crate::model::Identifier;
 
 pub use cleanup::Cleanup;
 pub use durability::Durability;
+pub use nonce_claims::NonceClaims;
 pub use reader::StorageReader;
 pub use transition::{Decision, StoredRecord};
 
@@ -65,6 +67,11 @@ pub mod trees {
     /// `{account id}/{authorization id}` → expiry, while the authorization is pending: the
     /// count the pending-authorizations cap reads.
     pub const PENDING_AUTHZS: Tree = Tree::new("pending_authzs");
+    /// Nonce id → its expiry, once redeemed: nonces shared by replicas
+    /// ([`crate::nonce::SharedNonces`]).
+    pub const NONCE_CLAIMS: Tree = Tree::new("nonce_claims");
+    /// Name → a secret the whole deployment shares (the nonces' MAC key).
+    pub const SECRETS: Tree = Tree::new("secrets");
 }
 
 /// The key of an authorization in [`trees::PENDING_AUTHZS`].

@@ -118,7 +118,7 @@ impl AppState {
 
     /// Steps 4 and 5.
     fn check_nonce_and_url(&self, request: &AcmeRequest, path: &str) -> Result<()> {
-        if !self.nonces.redeem(request.nonce(), self.clock.now()) {
+        if !self.nonces.redeem(request.nonce(), self.clock.now())? {
             return Err(Error::problem(ProblemType::BadNonce, BAD_NONCE_DETAIL));
         }
         let expected = self.urls.of_path(path);

@@ -10,6 +10,9 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::{Error, ProblemType};
 
+/// The `Retry-After` of a request the store could not serve for now.
+pub const STORE_RETRY_AFTER_SECS: u64 = 1;
+
 /// Answers a limit's refusal as a `malformed` problem document with the limit's status.
 pub fn render_refusal(refusal: server_kit::limits::Refusal) -> Response {
     Error::Refused(refusal).into_response()
@@ -19,6 +22,9 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         if matches!(self, Self::Storage(_) | Self::Config(_) | Self::Internal(_)) {
             tracing::error!(error = %self, "request failed");
+        }
+        if matches!(self, Self::StoreUnavailable(_)) {
+            tracing::warn!(error = %self, "request failed");
         }
         let (status, problem) = self.to_problem();
         let mut body = serde_json::to_value(&problem).unwrap_or_default();
@@ -60,6 +66,12 @@ impl IntoResponse for Error {
                 retry_after_secs, ..
             } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            Self::StoreUnavailable(_) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(STORE_RETRY_AFTER_SECS),
+                );
             }
             Self::TermsOfServiceNotAgreed { terms } => {
                 let link = format!("<{terms}>;rel=\"terms-of-service\"");

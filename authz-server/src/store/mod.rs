@@ -20,6 +20,7 @@ pub mod oauth_clients;
 pub mod refresh_tokens;
 pub mod replay;
 pub mod revocations;
+pub mod secrets;
 pub mod sessions;
 pub mod upstream_link_tickets;
 pub mod upstream_links;
@@ -91,6 +92,8 @@ pub mod trees {
     pub const IMPORTED_VISAS: Tree = Tree::new("imported_visas");
     /// `{user id}/{visa id}` → a visa an operator or admin asserts for the user.
     pub const ASSERTED_VISAS: Tree = Tree::new("asserted_visas");
+    /// Name → a secret all replicas share (the DPoP server nonces' MAC key).
+    pub const SECRETS: Tree = Tree::new("secrets");
 }
 
 /// Makes every write so far durable.

@@ -1,0 +1,173 @@
+//! Both servers on a real PostgreSQL 15 (started for the test): a device enrolls end to end
+//! with every record in the database, and an outage of the database mid-load is answered with
+//! 503 and `Retry-After` by both servers (never a 500, never a hang), after which the same
+//! servers, never restarted, enroll again.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use client_sdk::Enrollment;
+use e2ei_stack::stack::{Options, Stack};
+use proto::acme_jws::{KeyId, sign_request};
+use proto::jws::{Algorithm, SigningKey};
+use serde_json::{Value, json};
+use server_kit::testing::TestPostgres;
+
+async fn start(pg: &TestPostgres, dir: &std::path::Path) -> Stack {
+    Stack::start_with(
+        dir,
+        Options {
+            store: pg.store_config(None),
+            ..Options::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_enrolls_with_both_servers_on_postgres() {
+    let pg = TestPostgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let stack = start(&pg, dir.path()).await;
+    let enrolled = Enrollment::new(stack.demo_config()).run().await.unwrap();
+    assert_eq!(enrolled.identity.handle().handle(), "alice_wire");
+
+    // The records are in the database, none in an embedded store.
+    let serial = enrolled.certificate.serial.to_lowercase();
+    assert_eq!(
+        pg.psql(&format!(
+            "SELECT count(*) FROM e2ei_acme.records WHERE tree = 'serials' AND \
+             key = convert_to('{serial}', 'UTF8')"
+        )),
+        "1"
+    );
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM e2ei_authz.records WHERE tree = 'devices'"),
+        "1"
+    );
+    assert!(!dir.path().join("acme/store").exists());
+    assert!(!dir.path().join("authz/store").exists());
+    stack.shutdown().await.unwrap();
+}
+
+/// POSTs `newAccount` with a fresh nonce: redeeming a shared nonce needs the database.
+async fn new_account(http: &reqwest::Client, directory: &Value) -> reqwest::Response {
+    let nonce_url = directory["newNonce"].as_str().unwrap();
+    let nonce = http.head(nonce_url).send().await.unwrap().headers()["replay-nonce"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let url = directory["newAccount"].as_str().unwrap();
+    let key = SigningKey::generate(Algorithm::Es256).unwrap();
+    let body = sign_request(
+        &key,
+        KeyId::Jwk,
+        &nonce,
+        url,
+        Some(&json!({"termsOfServiceAgreed": true})),
+    )
+    .unwrap();
+    http.post(url)
+        .header("content-type", "application/jose+json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_is_503_with_retry_after_and_service_resumes_without_a_restart() {
+    let pg = TestPostgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let stack = start(&pg, dir.path()).await;
+    Enrollment::new(stack.demo_config()).run().await.unwrap();
+    let http = server_kit::tls::https_client(&stack.tls_roots(), Duration::from_secs(30)).unwrap();
+    let directory: Value = http
+        .get(stack.acme.directory_url.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    pg.stop();
+    let started = Instant::now();
+    // Fifty simultaneous requests of each server that need the database.
+    let acme: Vec<_> = (0..50)
+        .map(|_| {
+            let (http, directory) = (http.clone(), directory.clone());
+            tokio::spawn(async move { new_account(&http, &directory).await })
+        })
+        .collect();
+    let token_url = format!("{}/token", stack.authz.base_url);
+    let authz: Vec<_> = (0..50)
+        .map(|_| {
+            let (http, url) = (http.clone(), token_url.clone());
+            tokio::spawn(async move {
+                http.post(url)
+                    .form(&[
+                        ("grant_type", "authorization_code"),
+                        ("code", "no-such-code"),
+                        ("client_id", authz_server::server::DEMO_CLIENT_ID),
+                        ("redirect_uri", authz_server::server::DEMO_REDIRECT_URI),
+                        ("code_verifier", &"v".repeat(43)),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for response in acme {
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "1");
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["type"], "urn:ietf:params:acme:error:serverInternal");
+    }
+    for response in authz {
+        let response = response.await.unwrap();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "1");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"], "temporarily_unavailable");
+    }
+    // Refused promptly: the database's port is closed, nothing waits for a timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    for base in [&stack.authz.base_url, &stack.acme.base_url] {
+        let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), 503, "{base}");
+    }
+
+    pg.restart();
+    // The same servers come back by themselves: ready within a few seconds, then an
+    // enrollment succeeds.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for base in [&stack.authz.base_url, &stack.acme.base_url] {
+        loop {
+            let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+            if ready.status() == 200 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{base} not ready after the restart"
+            );
+            tokio::task::yield_now().await;
+        }
+    }
+    let enrolled = Enrollment::new(stack.demo_config()).run().await.unwrap();
+    assert_eq!(enrolled.identity.handle().handle(), "alice_wire");
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM e2ei_authz.records WHERE tree = 'devices'"),
+        "2"
+    );
+    stack.shutdown().await.unwrap();
+}

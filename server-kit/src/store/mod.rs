@@ -1,0 +1,172 @@
+//! Storage behind a narrow key-value trait, so the embedded sled store and the PostgreSQL
+//! store are interchangeable. Single-use objects (nonces, codes) are redeemed with
+//! [`Store::take`] or [`Store::compare_and_swap`], which are atomic; anything a response
+//! promises is made durable with [`Store::flush`] before the response is sent.
+//!
+//! Each server names its collections as [`Tree`] constants in its own storage module.
+//!
+//! Two implementations: [`SledStore`] (embedded, one process, the default) and
+//! [`PostgresStore`] (a database several replicas share); [`StoreConfig::open`] picks one.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::{Error, Result};
+
+mod config;
+mod postgres_schema;
+mod postgres_store;
+mod sled_store;
+
+pub use config::StoreConfig;
+pub use postgres_store::PostgresStore;
+pub use sled_store::{LOCK_WAIT, SledStore};
+
+/// A named collection of records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tree(&'static str);
+
+impl Tree {
+    /// A collection called `name`.
+    pub const fn new(name: &'static str) -> Self {
+        Self(name)
+    }
+
+    /// Its name.
+    pub fn name(self) -> &'static str {
+        self.0
+    }
+}
+
+/// A durable, atomic key-value store.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Reads a value.
+    fn get(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Writes a value.
+    fn put(&self, tree: Tree, key: &str, value: &[u8]) -> Result<()>;
+    /// Atomically replaces `expected` (None = absent) by `new` (None = delete); false when
+    /// the stored value was not `expected`.
+    fn compare_and_swap(
+        &self,
+        tree: Tree,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<&[u8]>,
+    ) -> Result<bool>;
+    /// Atomically removes and returns a value: the redemption of a single-use object.
+    fn take(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>>;
+    /// All entries whose key starts with `prefix`, in key order.
+    fn scan_prefix(&self, tree: Tree, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Up to `limit` entries in key order, starting after the key `after` (from the first key
+    /// when `None`): a large tree read a page at a time.
+    fn scan_page(
+        &self,
+        tree: Tree,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Makes every write so far durable.
+    fn flush(&self) -> Result<()>;
+    /// How many writes (put, swap, take) this store has applied since it was opened: a flush
+    /// that starts after reading `n` makes the first `n` durable (see [`crate::group_commit`]).
+    fn writes(&self) -> u64;
+    /// Whether other processes (replicas of the server) may use the same records at the same
+    /// time, so that nothing a request depends on may live in one process's memory.
+    fn shared(&self) -> bool;
+}
+
+impl dyn Store + '_ {
+    /// Reads and decodes a JSON record.
+    pub fn get_json<T: DeserializeOwned>(&self, tree: Tree, key: &str) -> Result<Option<T>> {
+        self.get(tree, key)?.map(|bytes| decode(&bytes)).transpose()
+    }
+
+    /// Encodes and writes a JSON record.
+    pub fn put_json<T: Serialize>(&self, tree: Tree, key: &str, value: &T) -> Result<()> {
+        self.put(tree, key, &encode(value)?)
+    }
+
+    /// Writes a JSON record only if the key is absent.
+    pub fn insert_new_json<T: Serialize>(&self, tree: Tree, key: &str, value: &T) -> Result<bool> {
+        self.compare_and_swap(tree, key, None, Some(&encode(value)?))
+    }
+
+    /// Removes a record and decodes what was there.
+    pub fn take_json<T: DeserializeOwned>(&self, tree: Tree, key: &str) -> Result<Option<T>> {
+        self.take(tree, key)?
+            .map(|bytes| decode(&bytes))
+            .transpose()
+    }
+
+    /// Decodes every record under a prefix.
+    pub fn scan_json<T: DeserializeOwned>(&self, tree: Tree, prefix: &str) -> Result<Vec<T>> {
+        self.scan_prefix(tree, prefix)?
+            .iter()
+            .map(|(_, bytes)| decode(bytes))
+            .collect()
+    }
+}
+
+/// A record together with the exact bytes it was read from, so that a later
+/// [`replace_json`](Store::compare_and_swap) succeeds only if nobody changed it in between.
+#[derive(Debug, Clone)]
+pub struct Versioned<T> {
+    /// The decoded record.
+    pub value: T,
+    raw: Vec<u8>,
+}
+
+impl dyn Store + '_ {
+    /// Reads a record for a later compare-and-swap.
+    pub fn get_versioned<T: DeserializeOwned>(
+        &self,
+        tree: Tree,
+        key: &str,
+    ) -> Result<Option<Versioned<T>>> {
+        self.get(tree, key)?
+            .map(|raw| {
+                Ok(Versioned {
+                    value: decode(&raw)?,
+                    raw,
+                })
+            })
+            .transpose()
+    }
+
+    /// Replaces a record read with [`get_versioned`](Self::get_versioned) by `new`, only if it
+    /// is still byte-for-byte what was read; false when another writer got there first.
+    pub fn replace_json<T: Serialize>(
+        &self,
+        tree: Tree,
+        key: &str,
+        old: &Versioned<T>,
+        new: &T,
+    ) -> Result<bool> {
+        self.compare_and_swap(tree, key, Some(&old.raw), Some(&encode(new)?))
+    }
+}
+
+/// A secret every process using `store` shares, stored under `name` in `tree`: the one
+/// stored, or `fresh` (random bytes the caller drew) stored now when there is none. When
+/// several processes start at once, the first to store one wins and the others read it.
+pub fn shared_secret(store: &dyn Store, tree: Tree, name: &str, fresh: Vec<u8>) -> Result<Vec<u8>> {
+    if let Some(stored) = store.get(tree, name)? {
+        return Ok(stored);
+    }
+    if store.compare_and_swap(tree, name, None, Some(&fresh))? {
+        store.flush()?;
+        return Ok(fresh);
+    }
+    store
+        .get(tree, name)?
+        .ok_or_else(|| Error::Storage(format!("the shared secret {name} vanished")))
+}
+
+/// Encodes a record.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| Error::Storage(format!("encode: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Storage(format!("corrupt record: {e}")))
+}

@@ -1,0 +1,149 @@
+//! The PostgreSQL store against a real PostgreSQL 15 started for the test: the store contract,
+//! single use across several stores (what replicas are), the schema version check, and an
+//! outage the store comes back from by itself.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::{Arc, Barrier};
+
+use server_kit::Error;
+use server_kit::store::{Store, StoreConfig, Tree};
+use server_kit::testing::{TestPostgres, store_contract};
+
+const NONCES: Tree = Tree::new("nonces");
+
+fn open(pg: &TestPostgres, schema: &str) -> Arc<dyn Store> {
+    let dir = tempfile::tempdir().unwrap();
+    pg.store_config(Some(schema))
+        .open(dir.path(), "unused")
+        .unwrap()
+}
+
+#[test]
+fn the_postgres_store_keeps_the_store_contract() {
+    let pg = TestPostgres::start();
+    let store = open(&pg, "contract");
+    assert!(store.shared());
+    store_contract(store.as_ref());
+    // What it wrote is in the table, under its schema, in the shape of migration 1.
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM contract.records WHERE tree = 'devices'"),
+        "6"
+    );
+    assert_eq!(
+        pg.psql("SELECT max(version) FROM contract.schema_migrations"),
+        "1"
+    );
+}
+
+#[test]
+fn a_value_is_taken_once_however_many_stores_race_for_it() {
+    let pg = TestPostgres::start();
+    let stores: Vec<Arc<dyn Store>> = (0..3).map(|_| open(&pg, "race")).collect();
+    for round in 0..5 {
+        let key = format!("nonce-{round}");
+        stores[0].put(NONCES, &key, b"issued").unwrap();
+        let start = Arc::new(Barrier::new(100));
+        let racers: Vec<_> = (0..100)
+            .map(|i| {
+                let (store, start, key) = (stores[i % 3].clone(), start.clone(), key.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    let taken = store.take(NONCES, &key).unwrap().is_some();
+                    let claimed = store
+                        .compare_and_swap(NONCES, &format!("claim-{key}"), None, Some(b"x"))
+                        .unwrap();
+                    (taken, claimed)
+                })
+            })
+            .collect();
+        let outcomes: Vec<(bool, bool)> = racers.into_iter().map(|r| r.join().unwrap()).collect();
+        assert_eq!(
+            outcomes.iter().filter(|(taken, _)| *taken).count(),
+            1,
+            "round {round}"
+        );
+        assert_eq!(
+            outcomes.iter().filter(|(_, claimed)| *claimed).count(),
+            1,
+            "round {round}"
+        );
+    }
+}
+
+#[test]
+fn a_schema_written_by_a_newer_server_is_refused_at_open() {
+    let pg = TestPostgres::start();
+    drop(open(&pg, "versions"));
+    // Opening again changes nothing.
+    drop(open(&pg, "versions"));
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM versions.schema_migrations"),
+        "1"
+    );
+    pg.psql("INSERT INTO versions.schema_migrations (version) VALUES (2)");
+    let dir = tempfile::tempdir().unwrap();
+    let refused = pg
+        .store_config(Some("versions"))
+        .open(dir.path(), "unused")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("version 2, newer than this server's 1"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn a_wrong_password_is_refused_at_open_without_echoing_it() {
+    let pg = TestPostgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("wrong");
+    server_kit::files::write_private(&file, b"not-the-password-7f3a").unwrap();
+    let config = StoreConfig {
+        password_file: Some(file),
+        ..pg.store_config(Some("auth"))
+    };
+    let refused = config.open(dir.path(), "unused").unwrap_err();
+    assert!(matches!(refused, Error::Config(_)), "{refused}");
+    let refused = refused.to_string();
+    assert!(
+        refused.contains("password authentication failed"),
+        "{refused}"
+    );
+    assert!(!refused.contains("not-the-password"), "{refused}");
+}
+
+#[test]
+fn an_outage_is_unavailable_while_it_lasts_and_over_without_reopening() {
+    let pg = TestPostgres::start();
+    let store = open(&pg, "outage");
+    store.put(NONCES, "before", b"1").unwrap();
+    pg.stop();
+    for _ in 0..3 {
+        let failed = store.get(NONCES, "before").unwrap_err();
+        assert!(matches!(failed, Error::Unavailable(_)), "{failed}");
+        let failed = store.put(NONCES, "during", b"2").unwrap_err();
+        assert!(matches!(failed, Error::Unavailable(_)), "{failed}");
+    }
+    pg.restart();
+    // Calls fail at once for a moment after a failed connection; within a few seconds the
+    // same store answers again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let value = loop {
+        match store.get(NONCES, "before") {
+            Ok(value) => break value,
+            Err(Error::Unavailable(_)) if std::time::Instant::now() < deadline => {
+                std::thread::yield_now();
+            }
+            Err(e) => panic!("still failing after the restart: {e}"),
+        }
+    };
+    assert_eq!(value.as_deref(), Some(&b"1"[..]));
+    assert_eq!(
+        store.get(NONCES, "during").unwrap(),
+        None,
+        "a failed write left nothing"
+    );
+    store.put(NONCES, "after", b"3").unwrap();
+}
