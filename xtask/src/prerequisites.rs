@@ -71,6 +71,14 @@ const PREREQUISITES: &[Prerequisite] = &[
         Source::Debian(&["pebble"]),
     ),
     needs(
+        "PostgreSQL 15 or newer (the PostgreSQL store's tests start their own cluster)",
+        Check::Succeeds(
+            "sh",
+            &["-c", "ls /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/pg_ctl"],
+        ),
+        Source::Debian(&["postgresql", "postgresql-client"]),
+    ),
+    needs(
         "chromium (browser tests drive /usr/bin/chromium)",
         Check::File("/usr/bin/chromium"),
         Source::Debian(&["chromium"]),

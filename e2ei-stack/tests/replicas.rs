@@ -1,0 +1,229 @@
+//! Three replicas of each server on one PostgreSQL database, behind a balancer that sends every
+//! request to the next replica in turn (so an enrollment's consecutive requests land on
+//! different replicas): enrollments complete, a nonce one replica issued is redeemed at another
+//! once and refused at the third. The replicas share their key files as replicas on separate
+//! machines would share them through configuration (see docs/operations.md).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use client_sdk::Enrollment;
+use e2ei_stack::stack::{Options, Stack};
+use proto::acme_jws::{KeyId, sign_request};
+use proto::jws::{Algorithm, SigningKey};
+use serde_json::{Value, json};
+use server_kit::testing::TestPostgres;
+
+const REPLICAS: usize = 3;
+
+/// A balancer terminating TLS with the servers' own certificate and forwarding each request
+/// to the next replica in turn.
+struct Balancer {
+    backends: Vec<String>,
+    next: AtomicUsize,
+    served: Vec<AtomicUsize>,
+    http: reqwest::Client,
+}
+
+async fn forward(State(balancer): State<Arc<Balancer>>, request: Request) -> Response {
+    let index = balancer.next.fetch_add(1, Ordering::SeqCst) % balancer.backends.len();
+    balancer.served[index].fetch_add(1, Ordering::SeqCst);
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut outgoing = balancer
+        .http
+        .request(parts.method, format!("{}{path}", balancer.backends[index]))
+        .body(body);
+    for (name, value) in &parts.headers {
+        if name != "host" && name != "content-length" {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    let answer = outgoing.send().await.unwrap();
+    let mut response = Response::builder().status(answer.status());
+    for (name, value) in answer.headers() {
+        if name != "content-length" && name != "transfer-encoding" {
+            response = response.header(name, value);
+        }
+    }
+    response
+        .body(Body::from(answer.bytes().await.unwrap()))
+        .unwrap()
+}
+
+struct Deployment {
+    _pg: TestPostgres,
+    _dir: tempfile::TempDir,
+    replicas: Vec<Stack>,
+    authz: Arc<Balancer>,
+    acme: Arc<Balancer>,
+    _serving: Vec<server_kit::serve::Serving>,
+}
+
+impl Deployment {
+    async fn start() -> Self {
+        let pg = TestPostgres::start();
+        let dir = tempfile::tempdir().unwrap();
+        let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let (authz_listener, acme_listener) = (
+            server_kit::serve::bind(any).unwrap(),
+            server_kit::serve::bind(any).unwrap(),
+        );
+        let public = |l: &std::net::TcpListener| format!("https://{}", l.local_addr().unwrap());
+        let (authz_url, acme_url) = (public(&authz_listener), public(&acme_listener));
+        let mut replicas = Vec::new();
+        for _ in 0..REPLICAS {
+            replicas.push(
+                Stack::start_with(
+                    dir.path(),
+                    Options {
+                        store: pg.store_config(None),
+                        authz_public_url: Some(authz_url.clone()),
+                        acme_public_url: Some(acme_url.clone()),
+                        ..Options::default()
+                    },
+                )
+                .await
+                .unwrap(),
+            );
+        }
+        let http =
+            server_kit::tls::https_client(&replicas[0].tls_roots(), Duration::from_secs(30))
+                .unwrap();
+        let balancer = |addrs: Vec<std::net::SocketAddr>| {
+            Arc::new(Balancer {
+                served: addrs.iter().map(|_| AtomicUsize::new(0)).collect(),
+                backends: addrs.iter().map(|a| format!("https://{a}")).collect(),
+                next: AtomicUsize::new(0),
+                http: http.clone(),
+            })
+        };
+        let authz = balancer(replicas.iter().map(|r| r.authz.addr).collect());
+        let acme = balancer(replicas.iter().map(|r| r.acme.addr).collect());
+        let mut serving = Vec::new();
+        for (listener, balancer, server) in [
+            (authz_listener, authz.clone(), "authz"),
+            (acme_listener, acme.clone(), "acme"),
+        ] {
+            let tls = dir.path().join(server).join("tls");
+            let config = server_kit::tls::server_config(
+                &tls.join("server.pem"),
+                &tls.join("server-key.pem"),
+            )
+            .unwrap();
+            let router = axum::Router::new().fallback(forward).with_state(balancer);
+            serving.push(
+                server_kit::serve::serve_tls(
+                    listener,
+                    config,
+                    router,
+                    "balancer",
+                    &server_kit::limits::Limits::default(),
+                )
+                .unwrap(),
+            );
+        }
+        Self {
+            _pg: pg,
+            _dir: dir,
+            replicas,
+            authz,
+            acme,
+            _serving: serving,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrollments_complete_with_each_request_on_the_next_replica() {
+    let deployment = Deployment::start().await;
+    let config = deployment.replicas[0].demo_config();
+    // The SDK is given the balancers' URLs (the replicas' public URLs).
+    assert!(config.acme_directory.contains(&deployment.replicas[1].acme.base_url));
+    let enrollments: Vec<_> = (0..4)
+        .map(|_| {
+            let config = config.clone();
+            tokio::spawn(async move { Enrollment::new(config).run().await })
+        })
+        .collect();
+    let mut serials = Vec::new();
+    for enrollment in enrollments {
+        let enrolled = enrollment.await.unwrap().unwrap();
+        assert_eq!(enrolled.identity.handle().handle(), "alice_wire");
+        serials.push(enrolled.certificate.serial);
+    }
+    serials.sort();
+    serials.dedup();
+    assert_eq!(serials.len(), 4);
+    for balancer in [&deployment.authz, &deployment.acme] {
+        let served: Vec<usize> = balancer
+            .served
+            .iter()
+            .map(|n| n.load(Ordering::SeqCst))
+            .collect();
+        assert!(served.iter().all(|n| *n >= 10), "{served:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nonce_from_one_replica_is_redeemed_at_another_once_and_refused_at_the_third() {
+    let deployment = Deployment::start().await;
+    let http = server_kit::tls::https_client(
+        &deployment.replicas[0].tls_roots(),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let direct = |replica: usize, url: &str| {
+        // The public URL's path, sent to one replica's own address.
+        let path = url::Url::parse(url).unwrap().path().to_owned();
+        format!("{}{path}", deployment.acme.backends[replica])
+    };
+    let directory: Value = http
+        .get(deployment.replicas[0].acme.directory_url.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new_account = directory["newAccount"].as_str().unwrap();
+    let nonce = http
+        .head(direct(0, directory["newNonce"].as_str().unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .headers()["replay-nonce"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let key = SigningKey::generate(Algorithm::Es256).unwrap();
+    let body = sign_request(
+        &key,
+        KeyId::Jwk,
+        &nonce,
+        new_account,
+        Some(&json!({"termsOfServiceAgreed": true})),
+    )
+    .unwrap();
+    let post = |replica: usize| {
+        http.post(direct(replica, new_account))
+            .header("content-type", "application/jose+json")
+            .body(body.clone())
+            .send()
+    };
+    let created = post(1).await.unwrap();
+    assert_eq!(created.status(), 201);
+    let replayed = post(2).await.unwrap();
+    assert_eq!(replayed.status(), 400);
+    let problem: Value = replayed.json().await.unwrap();
+    assert_eq!(problem["type"], "urn:ietf:params:acme:error:badNonce");
+    let replayed = post(0).await.unwrap();
+    assert_eq!(replayed.status(), 400);
+}
