@@ -77,6 +77,11 @@ enum Command {
         #[command(subcommand)]
         action: EabAction,
     },
+    /// Move records between stores: export all to a file, import a file into an empty store.
+    Store {
+        #[command(subcommand)]
+        action: server_kit::store::transfer::StoreCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +153,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             serve(config)
         }
         Command::Eab { action } => eab_command(&config, action),
+        Command::Store { action } => {
+            let store = acme_server::server::open_store(&config)?;
+            println!(
+                "{}",
+                server_kit::store::transfer::run(&action, store.as_ref(), "acme")?
+            );
+            Ok(())
+        }
         Command::Ca {
             action: CaAction::Init { name },
         } => {

@@ -67,6 +67,11 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Move records between stores: export all to a file, import a file into an empty store.
+    Store {
+        #[command(subcommand)]
+        action: server_kit::store::transfer::StoreCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -315,6 +320,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             serve(config)
         }
         Command::User { action } => user_command(&config, action),
+        Command::Store { action } => {
+            let store = open_store(&config)?;
+            println!(
+                "{}",
+                server_kit::store::transfer::run(&action, store.as_ref(), "authz")?
+            );
+            Ok(())
+        }
         Command::Client { action } => client_command(&config, action),
         Command::Keys {
             action: KeysAction::Rotate,

@@ -171,3 +171,149 @@ async fn a_database_outage_is_503_with_retry_after_and_service_resumes_without_a
     );
     stack.shutdown().await.unwrap();
 }
+
+/// Runs `program store ARGS` with the configuration file `config`.
+fn store_command(program: &str, config: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new(e2ei_stack::bench::procs::binary(program).unwrap())
+        .arg("--config")
+        .arg(config)
+        .arg("store")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{program} store {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A configuration file for `server` with `data_dir` and, when given, a PostgreSQL `[store]`.
+fn config_file(
+    dir: &std::path::Path,
+    server: &str,
+    pg: Option<&TestPostgres>,
+) -> std::path::PathBuf {
+    let mut text = format!("data_dir = {:?}\n", dir.join(server).display().to_string());
+    if let Some(pg) = pg {
+        text.push_str(&format!(
+            "[store]\nurl = {:?}\npassword_file = {:?}\n",
+            pg.url(),
+            pg.password_file().display().to_string()
+        ));
+    }
+    let path = dir.join(format!(
+        "{server}-{}.toml",
+        if pg.is_some() { "pg" } else { "sled" }
+    ));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sled_deployment_moves_to_postgres_with_store_export_and_import() {
+    let pg = TestPostgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let stack = Stack::start(dir.path()).await.unwrap();
+    let enrolled = Enrollment::new(stack.demo_config()).run().await.unwrap();
+    stack.shutdown().await.unwrap();
+
+    for server in ["authz", "acme"] {
+        let program = format!("{server}-server");
+        let file = dir.path().join(format!("{server}.jsonl"));
+        let file = file.display().to_string();
+        let exported = store_command(
+            &program,
+            &config_file(dir.path(), server, None),
+            &["export", "--to", &file],
+        );
+        let imported = store_command(
+            &program,
+            &config_file(dir.path(), server, Some(&pg)),
+            &["import", "--from", &file],
+        );
+        let count = exported.split_whitespace().nth(1).unwrap();
+        assert!(
+            imported.starts_with(&format!("imported {count} records")),
+            "{imported}"
+        );
+    }
+    // The embedded stores are set aside; the servers start on PostgreSQL with the same data
+    // directories (keys, CA, TLS) and know the device, its certificate and its account.
+    std::fs::rename(
+        dir.path().join("acme/store"),
+        dir.path().join("acme-store.old"),
+    )
+    .unwrap();
+    std::fs::rename(
+        dir.path().join("authz/store"),
+        dir.path().join("authz-store.old"),
+    )
+    .unwrap();
+    let stack = start(&pg, dir.path()).await;
+    let serial = enrolled.certificate.serial.to_lowercase();
+    assert_eq!(
+        pg.psql(&format!(
+            "SELECT count(*) FROM e2ei_acme.records WHERE tree = 'serials' AND \
+             key = convert_to('{serial}', 'UTF8')"
+        )),
+        "1"
+    );
+    // The account is there: its key finds it (RFC 8555 §7.3.1 onlyReturnExisting).
+    let http = server_kit::tls::https_client(&stack.tls_roots(), Duration::from_secs(30)).unwrap();
+    let directory: Value = http
+        .get(stack.acme.directory_url.clone())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let nonce = http
+        .head(directory["newNonce"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .headers()["replay-nonce"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let key = SigningKey::from_pkcs8_der(enrolled.algorithm.jose(), enrolled.account_key.expose())
+        .unwrap();
+    let url = directory["newAccount"].as_str().unwrap();
+    let body = sign_request(
+        &key,
+        KeyId::Jwk,
+        &nonce,
+        url,
+        Some(&json!({"onlyReturnExisting": true})),
+    )
+    .unwrap();
+    let found = http
+        .post(url)
+        .header("content-type", "application/jose+json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(found.status(), 200);
+    // The same account (the servers listen on new ports now).
+    let account_path = url::Url::parse(&enrolled.account_url)
+        .unwrap()
+        .path()
+        .to_owned();
+    let location = found.headers()["location"].to_str().unwrap();
+    assert!(
+        location.ends_with(&account_path),
+        "{location} vs {account_path}"
+    );
+    // The device enrolls again on the moved deployment, with its account and its device
+    // registration carried over (the second device of the same user).
+    Enrollment::new(stack.demo_config()).run().await.unwrap();
+    assert_eq!(
+        pg.psql("SELECT count(*) FROM e2ei_authz.records WHERE tree = 'devices'"),
+        "2"
+    );
+    stack.shutdown().await.unwrap();
+}

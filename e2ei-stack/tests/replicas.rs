@@ -94,9 +94,8 @@ impl Deployment {
                 .unwrap(),
             );
         }
-        let http =
-            server_kit::tls::https_client(&replicas[0].tls_roots(), Duration::from_secs(30))
-                .unwrap();
+        let http = server_kit::tls::https_client(&replicas[0].tls_roots(), Duration::from_secs(30))
+            .unwrap();
         let balancer = |addrs: Vec<std::net::SocketAddr>| {
             Arc::new(Balancer {
                 served: addrs.iter().map(|_| AtomicUsize::new(0)).collect(),
@@ -146,7 +145,11 @@ async fn enrollments_complete_with_each_request_on_the_next_replica() {
     let deployment = Deployment::start().await;
     let config = deployment.replicas[0].demo_config();
     // The SDK is given the balancers' URLs (the replicas' public URLs).
-    assert!(config.acme_directory.contains(&deployment.replicas[1].acme.base_url));
+    assert!(
+        config
+            .acme_directory
+            .contains(&deployment.replicas[1].acme.base_url)
+    );
     let enrollments: Vec<_> = (0..4)
         .map(|_| {
             let config = config.clone();
@@ -175,11 +178,9 @@ async fn enrollments_complete_with_each_request_on_the_next_replica() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nonce_from_one_replica_is_redeemed_at_another_once_and_refused_at_the_third() {
     let deployment = Deployment::start().await;
-    let http = server_kit::tls::https_client(
-        &deployment.replicas[0].tls_roots(),
-        Duration::from_secs(30),
-    )
-    .unwrap();
+    let http =
+        server_kit::tls::https_client(&deployment.replicas[0].tls_roots(), Duration::from_secs(30))
+            .unwrap();
     let direct = |replica: usize, url: &str| {
         // The public URL's path, sent to one replica's own address.
         let path = url::Url::parse(url).unwrap().path().to_owned();

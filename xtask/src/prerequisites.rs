@@ -74,7 +74,10 @@ const PREREQUISITES: &[Prerequisite] = &[
         "PostgreSQL 15 or newer (the PostgreSQL store's tests start their own cluster)",
         Check::Succeeds(
             "sh",
-            &["-c", "ls /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/pg_ctl"],
+            &[
+                "-c",
+                "ls /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/pg_ctl",
+            ],
         ),
         Source::Debian(&["postgresql", "postgresql-client"]),
     ),

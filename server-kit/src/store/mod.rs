@@ -17,6 +17,7 @@ mod config;
 mod postgres_schema;
 mod postgres_store;
 mod sled_store;
+pub mod transfer;
 
 pub use config::StoreConfig;
 pub use postgres_store::PostgresStore;
@@ -35,6 +36,12 @@ impl Tree {
     /// Its name.
     pub fn name(self) -> &'static str {
         self.0
+    }
+
+    /// A collection named at run time, for tools that go through every tree of a store
+    /// ([`transfer`]); the name is kept for the rest of the process.
+    pub fn named(name: String) -> Self {
+        Self(Box::leak(name.into_boxed_str()))
     }
 }
 
@@ -73,6 +80,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Whether other processes (replicas of the server) may use the same records at the same
     /// time, so that nothing a request depends on may live in one process's memory.
     fn shared(&self) -> bool;
+    /// The names of the trees that hold records, in order.
+    fn tree_names(&self) -> Result<Vec<String>>;
 }
 
 impl dyn Store + '_ {

@@ -87,6 +87,7 @@ struct Statements {
     from: Statement,
     page_first: Statement,
     page_after: Statement,
+    trees: Statement,
 }
 
 impl Statements {
@@ -128,6 +129,7 @@ impl Statements {
                 "SELECT key, value FROM {table} WHERE tree = $1 AND key > $2 ORDER BY key \
                  LIMIT $3"
             ))?,
+            trees: prepare(format!("SELECT DISTINCT tree FROM {table} ORDER BY tree"))?,
         })
     }
 }
@@ -518,6 +520,13 @@ impl Store for PostgresStore {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    fn tree_names(&self) -> Result<Vec<String>> {
+        self.run(|c| {
+            let rows = c.client.query(&c.statements.trees, &[])?;
+            Ok(rows.iter().map(|row| row.get(0)).collect())
+        })
     }
 }
 

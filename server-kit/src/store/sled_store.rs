@@ -161,6 +161,22 @@ impl Store for SledStore {
     fn shared(&self) -> bool {
         false
     }
+
+    fn tree_names(&self) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for name in self.db.tree_names() {
+            let name = String::from_utf8_lossy(&name).into_owned();
+            // sled's own default tree, which we never write.
+            if name.starts_with("__sled__") {
+                continue;
+            }
+            if !self.db.open_tree(&name).map_err(storage)?.is_empty() {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
 }
 
 #[cfg(test)]

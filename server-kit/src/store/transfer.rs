@@ -1,0 +1,246 @@
+//! `store export` and `store import` of both servers: every record of a store written to a
+//! file and read back into another store, to move a deployment from the embedded store to
+//! PostgreSQL (or back, or to a new database).
+//!
+//! The file is JSON lines, owner-only (0600: it holds password hashes, MAC keys and sealed
+//! tokens): a header naming the format and the server, one line per record
+//! (`{"tree", "key", "value"}`, the value in base64url since records are bytes), and a last
+//! line with the count. An import reads and checks the whole file first (the header, every
+//! line, the count, so a truncated or foreign file changes nothing), refuses a store that
+//! already holds records, then writes every record and makes the writes durable.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+use super::{Store, Tree};
+use crate::{Error, Result};
+
+/// The operator's `store` subcommand of both servers.
+#[derive(Debug, clap::Subcommand)]
+pub enum StoreCommand {
+    /// Write every record to a file (0600), to import into another store. With the embedded
+    /// store, stop the server first (it holds the store's lock); on PostgreSQL the export is
+    /// taken while the server runs, tree by tree.
+    Export {
+        /// The file to write (it must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Read a file of `store export` into the configured store, which must hold no records
+    /// (start no server on it before).
+    Import {
+        /// The file to read.
+        #[arg(long)]
+        from: PathBuf,
+    },
+}
+
+/// Records read per page while exporting.
+const PAGE: usize = 1000;
+
+const FORMAT: &str = "e2ei-store-export";
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    format: String,
+    version: u32,
+    server: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    tree: String,
+    key: String,
+    value: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Trailer {
+    records: u64,
+}
+
+/// Runs the command on `store` for the server named `server` (`authz`, `acme`), returning
+/// what to tell the operator.
+pub fn run(command: &StoreCommand, store: &dyn Store, server: &str) -> Result<String> {
+    match command {
+        StoreCommand::Export { to } => {
+            let count = export(store, server, to)?;
+            Ok(format!("exported {count} records to {}", to.display()))
+        }
+        StoreCommand::Import { from } => {
+            let count = import(store, server, from)?;
+            Ok(format!("imported {count} records from {}", from.display()))
+        }
+    }
+}
+
+/// Writes every record of `store` to `to` (0600, written whole or not at all).
+pub fn export(store: &dyn Store, server: &str, to: &Path) -> Result<u64> {
+    if to.exists() {
+        return Err(Error::Config(format!(
+            "{} exists; export writes a new file",
+            to.display()
+        )));
+    }
+    let mut out = json_line(&Header {
+        format: FORMAT.into(),
+        version: 1,
+        server: server.into(),
+    })?;
+    let mut count = 0u64;
+    for name in store.tree_names()? {
+        let tree = Tree::named(name.clone());
+        let mut after: Option<String> = None;
+        loop {
+            let page = store.scan_page(tree, after.as_deref(), PAGE)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (key, value) in page {
+                out.extend(json_line(&Line {
+                    tree: name.clone(),
+                    key,
+                    value: URL_SAFE_NO_PAD.encode(value),
+                })?);
+                count += 1;
+            }
+        }
+    }
+    out.extend(json_line(&Trailer { records: count })?);
+    crate::files::write_private(to, &out)?;
+    Ok(count)
+}
+
+/// Reads a file written by [`export`] into an empty `store`.
+pub fn import(store: &dyn Store, server: &str, from: &Path) -> Result<u64> {
+    let text = crate::files::read_private(from)?;
+    let text = String::from_utf8(text)
+        .map_err(|_| Error::Config(format!("{}: not UTF-8", from.display())))?;
+    let records = parse(&text, server)
+        .map_err(|why| Error::Config(format!("{}: {why}; nothing imported", from.display())))?;
+    let held = store.tree_names()?;
+    if !held.is_empty() {
+        return Err(Error::Config(format!(
+            "the store already holds records (trees {}); import into an empty store",
+            held.join(", ")
+        )));
+    }
+    for (tree, key, value) in &records {
+        store.put(Tree::named(tree.clone()), key, value)?;
+    }
+    store.flush()?;
+    Ok(records.len() as u64)
+}
+
+type Records = Vec<(String, String, Vec<u8>)>;
+
+/// Every record of an export file, or why the file is not a whole export of `server`.
+fn parse(text: &str, server: &str) -> std::result::Result<Records, String> {
+    let mut lines = text.lines();
+    let header: Header = lines
+        .next()
+        .and_then(|line| serde_json::from_str(line).ok())
+        .ok_or("not a store export (no header)")?;
+    if header.format != FORMAT || header.version != 1 {
+        return Err(format!(
+            "format {} version {} is not one this server reads",
+            header.format, header.version
+        ));
+    }
+    if header.server != server {
+        return Err(format!(
+            "an export of the {} server, not of the {server} server",
+            header.server
+        ));
+    }
+    let mut records = Vec::new();
+    for (number, line) in lines.enumerate() {
+        if let Ok(record) = serde_json::from_str::<Line>(line) {
+            let value = URL_SAFE_NO_PAD
+                .decode(&record.value)
+                .map_err(|_| format!("line {}: the value is not base64url", number + 2))?;
+            records.push((record.tree, record.key, value));
+            continue;
+        }
+        let trailer: Trailer = serde_json::from_str(line)
+            .map_err(|_| format!("line {} is not a record", number + 2))?;
+        if trailer.records != records.len() as u64 {
+            return Err(format!(
+                "it says {} records and holds {}",
+                trailer.records,
+                records.len()
+            ));
+        }
+        if text.lines().count() != number + 2 {
+            return Err("lines follow the end".into());
+        }
+        return Ok(records);
+    }
+    Err("it ends before its last line (a truncated copy?)".into())
+}
+
+fn json_line<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    let mut line = super::encode(value)?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SledStore;
+
+    #[test]
+    fn an_export_imports_whole_and_a_damaged_one_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = SledStore::open(&dir.path().join("from")).unwrap();
+        let binary: Vec<u8> = (0..=255).collect();
+        for i in 0..2500 {
+            from.put(Tree::new("users"), &format!("u{i:05}"), &binary)
+                .unwrap();
+        }
+        from.put(Tree::new("clients"), "c", b"{}").unwrap();
+        let file = dir.path().join("export.jsonl");
+        assert_eq!(export(&from, "authz", &file).unwrap(), 2501);
+        let mode = std::fs::metadata(&file).unwrap().permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
+        assert!(export(&from, "authz", &file).is_err(), "overwrote a file");
+
+        let text = std::fs::read_to_string(&file).unwrap();
+        let damaged = [
+            // Truncated: the last line gone.
+            text[..text.trim_end().rfind('\n').unwrap() + 1].to_owned(),
+            // A line dropped, the count kept.
+            text.replacen(&text.lines().nth(5).unwrap().to_string(), "", 1)
+                .replacen("\n\n", "\n", 1),
+            text.replacen("\"server\":\"authz\"", "\"server\":\"acme\"", 1),
+        ];
+        for (n, bad) in damaged.iter().enumerate() {
+            let path = dir.path().join(format!("bad{n}"));
+            crate::files::write_private(&path, bad.as_bytes()).unwrap();
+            let to = SledStore::open(&dir.path().join(format!("to{n}"))).unwrap();
+            assert!(import(&to, "authz", &path).is_err(), "damage {n} imported");
+            assert!(to.tree_names().unwrap().is_empty(), "damage {n} wrote");
+        }
+
+        let to = SledStore::open(&dir.path().join("to")).unwrap();
+        assert_eq!(import(&to, "authz", &file).unwrap(), 2501);
+        assert_eq!(to.scan_prefix(Tree::new("users"), "").unwrap().len(), 2500);
+        assert_eq!(
+            to.get(Tree::new("users"), "u02499").unwrap().unwrap(),
+            binary
+        );
+        assert!(
+            import(&to, "authz", &file).is_err(),
+            "imported into a full store"
+        );
+    }
+}
