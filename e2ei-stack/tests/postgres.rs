@@ -1,5 +1,7 @@
 //! Both servers on a real PostgreSQL 15 (started for the test): a device enrolls end to end
-//! with every record in the database, and an outage of the database mid-load is answered with
+//! with every record in the database, a user the operator adds with the CLI while the servers
+//! run enrolls at once, a sled deployment moves over with `store export`/`store import`, and
+//! an outage of the database mid-load is answered with
 //! 503 and `Retry-After` by both servers (never a 500, never a hang), after which the same
 //! servers, never restarted, enroll again.
 
@@ -49,6 +51,35 @@ async fn a_device_enrolls_with_both_servers_on_postgres() {
     );
     assert!(!dir.path().join("acme/store").exists());
     assert!(!dir.path().join("authz/store").exists());
+
+    // The operator adds a user with the CLI while the servers run; the user enrolls at once.
+    let mut add =
+        std::process::Command::new(e2ei_stack::bench::procs::binary("authz-server").unwrap())
+            .arg("--config")
+            .arg(config_file(dir.path(), "authz", Some(&pg)))
+            .args(["user", "add", "--handle", "bob_wire", "--name", "Bob"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = add.stdin.take().unwrap();
+        stdin.write_all(b"correct horse battery staple\n").unwrap();
+    }
+    let added = add.wait_with_output().unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let bob = stack.sdk_config(
+        "bob_wire",
+        proto::secret::SecretString::new("correct horse battery staple"),
+    );
+    let enrolled = Enrollment::new(bob).run().await.unwrap();
+    assert_eq!(enrolled.identity.handle().handle(), "bob_wire");
     stack.shutdown().await.unwrap();
 }
 
