@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 
 use client_sdk::Enrollment;
 use e2ei_stack::stack::{Options, Stack};
-use proto::acme_jws::{KeyId, sign_request};
 use proto::jws::{Algorithm, SigningKey};
 use serde_json::{Value, json};
 use server_kit::testing::TestPostgres;
+
+mod support;
+use support::acme_requests::{directory, fresh_nonce, post_jose, signed_with_jwk};
 
 async fn start(pg: &TestPostgres, dir: &std::path::Path) -> Stack {
     Stack::start_with(
@@ -85,27 +87,11 @@ async fn a_device_enrolls_with_both_servers_on_postgres() {
 
 /// POSTs `newAccount` with a fresh nonce: redeeming a shared nonce needs the database.
 async fn new_account(http: &reqwest::Client, directory: &Value) -> reqwest::Response {
-    let nonce_url = directory["newNonce"].as_str().unwrap();
-    let nonce = http.head(nonce_url).send().await.unwrap().headers()["replay-nonce"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let nonce = fresh_nonce(http, directory["newNonce"].as_str().unwrap()).await;
     let url = directory["newAccount"].as_str().unwrap();
     let key = SigningKey::generate(Algorithm::Es256).unwrap();
-    let body = sign_request(
-        &key,
-        KeyId::Jwk,
-        &nonce,
-        url,
-        Some(&json!({"termsOfServiceAgreed": true})),
-    )
-    .unwrap();
-    http.post(url)
-        .header("content-type", "application/jose+json")
-        .body(body)
-        .send()
-        .await
-        .unwrap()
+    let body = signed_with_jwk(&key, &nonce, url, &json!({"termsOfServiceAgreed": true}));
+    post_jose(http, url, body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -115,14 +101,7 @@ async fn a_database_outage_is_503_with_retry_after_and_service_resumes_without_a
     let stack = start(&pg, dir.path()).await;
     Enrollment::new(stack.demo_config()).run().await.unwrap();
     let http = server_kit::tls::https_client(&stack.tls_roots(), Duration::from_secs(30)).unwrap();
-    let directory: Value = http
-        .get(stack.acme.directory_url.clone())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let directory = directory(&http, &stack.acme.directory_url).await;
 
     pg.stop();
     let started = Instant::now();
@@ -293,41 +272,13 @@ async fn a_sled_deployment_moves_to_postgres_with_store_export_and_import() {
     );
     // The account is there: its key finds it (RFC 8555 §7.3.1 onlyReturnExisting).
     let http = server_kit::tls::https_client(&stack.tls_roots(), Duration::from_secs(30)).unwrap();
-    let directory: Value = http
-        .get(stack.acme.directory_url.clone())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let nonce = http
-        .head(directory["newNonce"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .headers()["replay-nonce"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let directory = directory(&http, &stack.acme.directory_url).await;
+    let nonce = fresh_nonce(&http, directory["newNonce"].as_str().unwrap()).await;
     let key = SigningKey::from_pkcs8_der(enrolled.algorithm.jose(), enrolled.account_key.expose())
         .unwrap();
     let url = directory["newAccount"].as_str().unwrap();
-    let body = sign_request(
-        &key,
-        KeyId::Jwk,
-        &nonce,
-        url,
-        Some(&json!({"onlyReturnExisting": true})),
-    )
-    .unwrap();
-    let found = http
-        .post(url)
-        .header("content-type", "application/jose+json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let body = signed_with_jwk(&key, &nonce, url, &json!({"onlyReturnExisting": true}));
+    let found = post_jose(&http, url, body).await;
     assert_eq!(found.status(), 200);
     // The same account (the servers listen on new ports now).
     let account_path = url::Url::parse(&enrolled.account_url)

@@ -15,10 +15,12 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use client_sdk::Enrollment;
 use e2ei_stack::stack::{Options, Stack};
-use proto::acme_jws::{KeyId, sign_request};
 use proto::jws::{Algorithm, SigningKey};
 use serde_json::{Value, json};
 use server_kit::testing::TestPostgres;
+
+mod support;
+use support::acme_requests::{directory, fresh_nonce, post_jose, signed_with_jwk};
 
 const REPLICAS: usize = 3;
 
@@ -186,45 +188,26 @@ async fn a_nonce_from_one_replica_is_redeemed_at_another_once_and_refused_at_the
         let path = url::Url::parse(url).unwrap().path().to_owned();
         format!("{}{path}", deployment.acme.backends[replica])
     };
-    let directory: Value = http
-        .get(deployment.replicas[0].acme.directory_url.clone())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let directory = directory(&http, &deployment.replicas[0].acme.directory_url).await;
     let new_account = directory["newAccount"].as_str().unwrap();
-    let nonce = http
-        .head(direct(0, directory["newNonce"].as_str().unwrap()))
-        .send()
-        .await
-        .unwrap()
-        .headers()["replay-nonce"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let nonce = fresh_nonce(&http, &direct(0, directory["newNonce"].as_str().unwrap())).await;
     let key = SigningKey::generate(Algorithm::Es256).unwrap();
-    let body = sign_request(
+    let body = signed_with_jwk(
         &key,
-        KeyId::Jwk,
         &nonce,
         new_account,
-        Some(&json!({"termsOfServiceAgreed": true})),
-    )
-    .unwrap();
+        &json!({"termsOfServiceAgreed": true}),
+    );
     let post = |replica: usize| {
-        http.post(direct(replica, new_account))
-            .header("content-type", "application/jose+json")
-            .body(body.clone())
-            .send()
+        let (http, to, body) = (&http, direct(replica, new_account), body.clone());
+        async move { post_jose(http, &to, body).await }
     };
-    let created = post(1).await.unwrap();
+    let created = post(1).await;
     assert_eq!(created.status(), 201);
-    let replayed = post(2).await.unwrap();
+    let replayed = post(2).await;
     assert_eq!(replayed.status(), 400);
     let problem: Value = replayed.json().await.unwrap();
     assert_eq!(problem["type"], "urn:ietf:params:acme:error:badNonce");
-    let replayed = post(0).await.unwrap();
+    let replayed = post(0).await;
     assert_eq!(replayed.status(), 400);
 }
