@@ -158,7 +158,17 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
             MAX_OUTSTANDING_NONCES,
         ))
     };
-    let ra = RegistrationAuthority::new(sa, va, ca, config.clone(), clock.clone(), audit);
+    let rate_limits =
+        crate::ra::RaRateLimits::new(&config.rate_limits, store.shared().then_some(&store));
+    let ra = RegistrationAuthority::new(
+        sa,
+        va,
+        ca,
+        config.clone(),
+        clock.clone(),
+        audit,
+        rate_limits,
+    );
     let directory_url = urls.directory();
     let state = Arc::new(AppState {
         config,

@@ -8,13 +8,16 @@
 //! Remote logins (the remote verifier grant) reserve a failure token of the client and of the
 //! address before the verifier is asked and give them back when it says yes, so guessing
 //! through this server costs the verifier at most `burst` questions per client and address.
-//! Over a limit: 429 with `Retry-After`.
+//! Over a limit: 429 with `Retry-After`. Replicas on one database share their buckets through
+//! it ([`RateLimiter::shared`]), so a limit counts every replica's requests.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Deserialize;
-use server_kit::rate_limit::{Limited, Rate, RateLimiter, Reservation, address_key};
+use server_kit::rate_limit::{Denied, Rate, RateLimiter, Reservation, address_key};
+use server_kit::store::Store;
 
 use crate::{Error, Result};
 
@@ -63,26 +66,43 @@ pub struct Limiters {
     remote_logins_per_ip: RateLimiter,
 }
 
-fn limited(what: &str, l: Limited) -> Error {
-    Error::RateLimited {
-        description: l.explain(what),
-        retry_after_secs: l.retry_after_secs,
+fn limited(what: &str, denied: Denied) -> Error {
+    match denied {
+        Denied::Limited(l) => Error::RateLimited {
+            description: l.explain(what),
+            retry_after_secs: l.retry_after_secs,
+        },
+        Denied::Store(e) => e.into(),
     }
 }
 
 impl Limiters {
-    /// Limiters for the configured rates.
-    pub fn new(config: &RateLimits) -> Self {
+    /// Limiters for the configured rates: in memory, or in `shared` (the store replicas
+    /// share) when given.
+    pub fn new(config: &RateLimits, shared: Option<&Arc<dyn Store>>) -> Self {
+        let limiter = |rate: Rate, name: &'static str| match shared {
+            Some(store) => RateLimiter::shared(rate, store.clone(), name),
+            None => RateLimiter::new(rate, MAX_KEYS),
+        };
         Self {
-            logins_per_user: RateLimiter::new(config.failed_logins_per_user, MAX_KEYS),
-            logins_per_ip: RateLimiter::new(config.failed_logins_per_ip, MAX_KEYS),
-            tokens_per_client: RateLimiter::new(config.token_requests_per_client, MAX_KEYS),
-            upstream_logins_per_ip: RateLimiter::new(config.upstream_logins_per_ip, MAX_KEYS),
-            remote_logins_per_client: RateLimiter::new(
-                config.failed_remote_logins_per_client,
-                MAX_KEYS,
+            logins_per_user: limiter(config.failed_logins_per_user, "failed_logins_per_user"),
+            logins_per_ip: limiter(config.failed_logins_per_ip, "failed_logins_per_ip"),
+            tokens_per_client: limiter(
+                config.token_requests_per_client,
+                "token_requests_per_client",
             ),
-            remote_logins_per_ip: RateLimiter::new(config.failed_remote_logins_per_ip, MAX_KEYS),
+            upstream_logins_per_ip: limiter(
+                config.upstream_logins_per_ip,
+                "upstream_logins_per_ip",
+            ),
+            remote_logins_per_client: limiter(
+                config.failed_remote_logins_per_client,
+                "failed_remote_logins_per_client",
+            ),
+            remote_logins_per_ip: limiter(
+                config.failed_remote_logins_per_ip,
+                "failed_remote_logins_per_ip",
+            ),
         }
     }
 

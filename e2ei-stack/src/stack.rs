@@ -47,6 +47,8 @@ pub struct Options {
     pub authz_public_url: Option<String>,
     /// The acme-server's `public_url`, likewise.
     pub acme_public_url: Option<String>,
+    /// The acme-server's `[rate_limits]` when not the defaults.
+    pub acme_rate_limits: Option<acme_server::config::RateLimits>,
 }
 
 /// A third-party OpenID Provider as the acme-server's `wire_oidc.issuer`.
@@ -73,6 +75,7 @@ impl Default for Options {
             store: server_kit::store::StoreConfig::default(),
             authz_public_url: None,
             acme_public_url: None,
+            acme_rate_limits: None,
         }
     }
 }
@@ -103,6 +106,7 @@ impl Stack {
             store,
             authz_public_url,
             acme_public_url,
+            acme_rate_limits,
         } = options;
         let authz_config = authz_server::Config {
             listen: authz_listen,
@@ -136,6 +140,9 @@ impl Stack {
             format!("{}/clients/{{device-id}}/access-token", authz.base_url);
         acme_config.wire_dpop.backend_jwks_url = Some(format!("{}/jwks", authz.base_url));
         acme_config.wire_oidc.issuer = authz.base_url.clone();
+        if let Some(rate_limits) = acme_rate_limits {
+            acme_config.rate_limits = rate_limits;
+        }
         if let Some(idp) = id_provider {
             acme_config.wire_oidc.issuer = idp.issuer;
             acme_config.wire_oidc.client_id = idp.client_id;

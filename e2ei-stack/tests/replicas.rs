@@ -71,6 +71,10 @@ struct Deployment {
 
 impl Deployment {
     async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    async fn start_with(acme_rate_limits: Option<acme_server::config::RateLimits>) -> Self {
         let pg = TestPostgres::start();
         let dir = tempfile::tempdir().unwrap();
         let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
@@ -89,6 +93,7 @@ impl Deployment {
                         store: pg.store_config(None),
                         authz_public_url: Some(authz_url.clone()),
                         acme_public_url: Some(acme_url.clone()),
+                        acme_rate_limits: acme_rate_limits.clone(),
                         ..Options::default()
                     },
                 )
@@ -210,4 +215,62 @@ async fn a_nonce_from_one_replica_is_redeemed_at_another_once_and_refused_at_the
     assert_eq!(problem["type"], "urn:ietf:params:acme:error:badNonce");
     let replayed = post(0).await;
     assert_eq!(replayed.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_counts_the_requests_of_every_replica() {
+    let burst = 10;
+    let deployment = Deployment::start_with(Some(acme_server::config::RateLimits {
+        new_accounts_per_ip: server_kit::rate_limit::Rate::new(1, burst),
+        ..acme_server::config::RateLimits::default()
+    }))
+    .await;
+    let http = server_kit::tls::https_client(
+        &deployment.replicas[0].tls_roots(),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let directory = directory(&http, &deployment.replicas[0].acme.directory_url).await;
+    let new_account = directory["newAccount"].as_str().unwrap().to_owned();
+    let mut nonces = Vec::new();
+    for _ in 0..100 {
+        nonces.push(fresh_nonce(&http, directory["newNonce"].as_str().unwrap()).await);
+    }
+    // A hundred simultaneous account creations from one address, each request going to the
+    // next replica.
+    let creations: Vec<_> = nonces
+        .into_iter()
+        .map(|nonce| {
+            let (http, url) = (http.clone(), new_account.clone());
+            tokio::spawn(async move {
+                let key = SigningKey::generate(Algorithm::Es256).unwrap();
+                let body =
+                    signed_with_jwk(&key, &nonce, &url, &json!({"termsOfServiceAgreed": true}));
+                post_jose(&http, &url, body).await
+            })
+        })
+        .collect();
+    let (mut created, mut limited) = (0, 0);
+    for creation in creations {
+        let response = creation.await.unwrap();
+        match response.status().as_u16() {
+            201 => created += 1,
+            429 => {
+                assert!(response.headers().contains_key("retry-after"));
+                let problem: Value = response.json().await.unwrap();
+                assert_eq!(problem["type"], "urn:ietf:params:acme:error:rateLimited");
+                limited += 1;
+            }
+            other => panic!("{other}: {}", response.text().await.unwrap()),
+        }
+    }
+    assert_eq!(created, burst, "the burst summed across the replicas");
+    assert_eq!(limited, 100 - burst);
+    let served: Vec<usize> = deployment
+        .acme
+        .served
+        .iter()
+        .map(|n| n.load(Ordering::SeqCst))
+        .collect();
+    assert!(served.iter().all(|n| *n >= 30), "{served:?}");
 }

@@ -24,6 +24,7 @@ mod orders;
 mod owned;
 mod profile;
 mod rate_limits;
+pub use rate_limits::RaRateLimits;
 pub mod renewal;
 pub mod revocation;
 
@@ -92,13 +93,14 @@ impl RegistrationAuthority {
         config: Arc<Config>,
         clock: Arc<dyn Clock>,
         audit: server_kit::audit::AuditLog,
+        rate_limits: rate_limits::RaRateLimits,
     ) -> Self {
         Self {
             sa,
             va,
             ca,
             audit,
-            rate_limits: rate_limits::RaRateLimits::new(&config.rate_limits),
+            rate_limits,
             config,
             clock,
             readiness: server_kit::health::Readiness::default(),

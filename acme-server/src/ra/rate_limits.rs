@@ -3,12 +3,15 @@
 //! request gets `rateLimited` (429) with `Retry-After`. A validation reserves its failure tokens
 //! (account and identifier) before it runs and gives them back when it succeeds, so concurrent
 //! answers cannot all run before the first failure is counted, and a client that answers
-//! correctly is never slowed.
+//! correctly is never slowed. Replicas on one database share their buckets through it, so a
+//! limit counts every replica's requests.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
-use server_kit::rate_limit::{Limited, RateLimiter, Reservation};
+use server_kit::rate_limit::{Denied, Rate, RateLimiter, Reservation};
+use server_kit::store::Store;
 
 use crate::config::RateLimits;
 use crate::error::{Error, Result};
@@ -25,23 +28,37 @@ pub struct RaRateLimits {
     failures_per_identifier: RateLimiter,
 }
 
-fn limited(what: &str, l: Limited) -> Error {
-    Error::RateLimited {
-        detail: l.explain(what),
-        retry_after_secs: l.retry_after_secs,
+fn limited(what: &str, denied: Denied) -> Error {
+    match denied {
+        Denied::Limited(l) => Error::RateLimited {
+            detail: l.explain(what),
+            retry_after_secs: l.retry_after_secs,
+        },
+        Denied::Store(e) => e.into(),
     }
 }
 
 impl RaRateLimits {
-    /// Limiters for the configured rates.
-    pub fn new(config: &RateLimits) -> Self {
+    /// Limiters for the configured rates: in memory, or in `shared` (the store replicas
+    /// share) when given.
+    pub fn new(config: &RateLimits, shared: Option<&Arc<dyn Store>>) -> Self {
+        let limiter = |rate: Rate, name: &'static str| match shared {
+            Some(store) => RateLimiter::shared(rate, store.clone(), name),
+            None => RateLimiter::new(rate, MAX_KEYS),
+        };
         Self {
-            new_accounts_per_ip: RateLimiter::new(config.new_accounts_per_ip, MAX_KEYS),
-            new_orders_per_account: RateLimiter::new(config.new_orders_per_account, MAX_KEYS),
-            failures_per_account: RateLimiter::new(config.failed_validations_per_account, MAX_KEYS),
-            failures_per_identifier: RateLimiter::new(
+            new_accounts_per_ip: limiter(config.new_accounts_per_ip, "new_accounts_per_ip"),
+            new_orders_per_account: limiter(
+                config.new_orders_per_account,
+                "new_orders_per_account",
+            ),
+            failures_per_account: limiter(
+                config.failed_validations_per_account,
+                "failed_validations_per_account",
+            ),
+            failures_per_identifier: limiter(
                 config.failed_validations_per_identifier,
-                MAX_KEYS,
+                "failed_validations_per_identifier",
             ),
         }
     }

@@ -7,7 +7,8 @@
 //!   authorization reused by a later order goes with the order that created it);
 //! - authorizations whose order is gone, reuse-index entries whose authorization is gone, and
 //!   pending-count entries of expired authorizations (what a crash between two steps leaves);
-//! - claims of shared nonces once the nonce has expired (it is refused for its age then).
+//! - claims of shared nonces once the nonce has expired (it is refused for its age then), and
+//!   shared rate-limit buckets once full again (replicas).
 //!
 //! Expired records stay `keep` seconds, so a client that polls late still reads the final state.
 //! Accounts and EAB keys are never removed. The background sweep holds a [`Cleanup`], which can
@@ -83,6 +84,7 @@ impl Cleanup {
         let nonce_claims = remove_where(store, trees::NONCE_CLAIMS, |_, value| {
             decoded::<UnixTime>(value).is_some_and(|expires| expires < now)
         })?;
+        let buckets = server_kit::rate_limit::sweep(store, now)?;
         let pending = remove_where(store, trees::PENDING_AUTHZS, |_, value| {
             decoded::<UnixTime>(value).is_some_and(|expires| expires < now)
         })?;
@@ -91,7 +93,8 @@ impl Cleanup {
             + orphans.len()
             + index.len()
             + pending.len()
-            + nonce_claims.len())
+            + nonce_claims.len()
+            + buckets)
     }
 
     /// The order-list entry of a removed order and the authorizations it created.

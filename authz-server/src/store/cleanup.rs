@@ -45,6 +45,8 @@ pub fn sweep(store: &dyn Store, now: UnixTime, keep: i64, lifetimes: &Lifetimes)
         removed += remove_expired(store, tree, "expires_at", cutoff)?;
     }
     removed += remove_expired(store, trees::CODES, "expires_at", cutoff - longest_access)?;
+    // Shared rate-limit buckets (replicas) once full again.
+    removed += server_kit::rate_limit::sweep(store, now)?;
     removed += remove_expired(
         store,
         trees::REVOKED_TOKENS,
