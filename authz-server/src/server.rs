@@ -99,10 +99,8 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         .local_addr()
         .map_err(|e| Error::Config(e.to_string()))?;
     let base_url = config.base_url(addr);
-    let limiters = crate::rate_limits::Limiters::new(
-        &config.rate_limits,
-        store.shared().then_some(&store),
-    );
+    let limiters =
+        crate::rate_limits::Limiters::new(&config.rate_limits, store.shared().then_some(&store));
     let passwords = crate::password_pool::PasswordPool::new(&config.password_checks)?;
     let cleanup = {
         let (store, clock) = (store.clone(), clock.clone());

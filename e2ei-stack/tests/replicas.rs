@@ -225,11 +225,9 @@ async fn a_rate_limit_counts_the_requests_of_every_replica() {
         ..acme_server::config::RateLimits::default()
     }))
     .await;
-    let http = server_kit::tls::https_client(
-        &deployment.replicas[0].tls_roots(),
-        Duration::from_secs(60),
-    )
-    .unwrap();
+    let http =
+        server_kit::tls::https_client(&deployment.replicas[0].tls_roots(), Duration::from_secs(60))
+            .unwrap();
     let directory = directory(&http, &deployment.replicas[0].acme.directory_url).await;
     let new_account = directory["newAccount"].as_str().unwrap().to_owned();
     let mut nonces = Vec::new();
@@ -273,4 +271,72 @@ async fn a_rate_limit_counts_the_requests_of_every_replica() {
         .map(|n| n.load(Ordering::SeqCst))
         .collect();
     assert!(served.iter().all(|n| *n >= 30), "{served:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_authorization_code_raced_at_three_replicas_issues_tokens_once() {
+    use authz_server::server::{DEMO_CLIENT_ID, DEMO_REDIRECT_URI};
+
+    let deployment = Deployment::start().await;
+    let http =
+        server_kit::tls::https_client(&deployment.replicas[0].tls_roots(), Duration::from_secs(60))
+            .unwrap();
+    for round in 0..3 {
+        // A code from one replica (the login form posted to it directly).
+        let pkce = proto::pkce::Pkce::new();
+        let login = http
+            .post(format!("{}/authorize", deployment.authz.backends[round]))
+            .form(&[
+                ("response_type", "code"),
+                ("client_id", DEMO_CLIENT_ID),
+                ("redirect_uri", DEMO_REDIRECT_URI),
+                ("scope", "openid profile"),
+                ("state", "s"),
+                ("code_challenge", &pkce.challenge),
+                ("code_challenge_method", "S256"),
+                ("username", authz_server::server::DEMO_HANDLE),
+                ("password", deployment.replicas[0].demo_password.expose()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), 303);
+        let location = url::Url::parse(login.headers()["location"].to_str().unwrap()).unwrap();
+        let code = location
+            .query_pairs()
+            .find(|(name, _)| name == "code")
+            .unwrap()
+            .1
+            .into_owned();
+        // Thirty simultaneous redemptions, ten at each replica.
+        let redemptions: Vec<_> = (0..30)
+            .map(|i| {
+                let to = format!("{}/token", deployment.authz.backends[i % REPLICAS]);
+                let form = [
+                    ("grant_type", "authorization_code".to_owned()),
+                    ("code", code.clone()),
+                    ("redirect_uri", DEMO_REDIRECT_URI.to_owned()),
+                    ("client_id", DEMO_CLIENT_ID.to_owned()),
+                    ("code_verifier", pkce.verifier.clone()),
+                ];
+                let http = http.clone();
+                tokio::spawn(async move { http.post(to).form(&form).send().await.unwrap() })
+            })
+            .collect();
+        let mut issued = 0;
+        for redemption in redemptions {
+            let response = redemption.await.unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap();
+            match status {
+                200 => {
+                    assert!(body["access_token"].is_string());
+                    issued += 1;
+                }
+                400 => assert_eq!(body["error"], "invalid_grant", "{body}"),
+                other => panic!("{other}: {body}"),
+            }
+        }
+        assert_eq!(issued, 1, "round {round}");
+    }
 }

@@ -202,7 +202,8 @@ impl RateLimiter {
                 }
             }
             Buckets::Shared { .. } => {
-                if let Err(e) = self.change_shared(key, now, |tokens| Some((tokens + 1.0).min(burst)))
+                if let Err(e) =
+                    self.change_shared(key, now, |tokens| Some((tokens + 1.0).min(burst)))
                 {
                     tracing::warn!(error = ?e, "a rate-limit token could not be given back");
                 }
@@ -242,7 +243,9 @@ impl RateLimiter {
             let Some(left) = change(tokens) else {
                 return Ok((tokens, false));
             };
-            let at_ms = current.as_ref().map_or(now_ms, |b| b.value.at_ms.max(now_ms));
+            let at_ms = current
+                .as_ref()
+                .map_or(now_ms, |b| b.value.at_ms.max(now_ms));
             let next = SharedBucket {
                 tokens: left,
                 at_ms,
@@ -257,7 +260,10 @@ impl RateLimiter {
             }
         }
         // Changed by others every time: as busy as a limited key.
-        Err(Limited { retry_after_secs: 1 }.into())
+        Err(Limited {
+            retry_after_secs: 1,
+        }
+        .into())
     }
 
     fn take(&self, key: &str, now: Instant, consume: bool) -> Result<(), Denied> {
@@ -520,10 +526,15 @@ mod tests {
     #[test]
     fn a_hundred_simultaneous_requests_over_three_shared_limiters_pass_burst_times() {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> =
-            Arc::new(crate::store::SledStore::open(dir.path()).unwrap());
+        let store: Arc<dyn Store> = Arc::new(crate::store::SledStore::open(dir.path()).unwrap());
         let replicas: Vec<Arc<RateLimiter>> = (0..3)
-            .map(|_| Arc::new(RateLimiter::shared(Rate::new(1, 10), store.clone(), "racing")))
+            .map(|_| {
+                Arc::new(RateLimiter::shared(
+                    Rate::new(1, 10),
+                    store.clone(),
+                    "racing",
+                ))
+            })
             .collect();
         let start = Arc::new(std::sync::Barrier::new(100));
         let racers: Vec<_> = (0..100)
