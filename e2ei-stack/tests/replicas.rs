@@ -7,13 +7,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::response::Response;
 use client_sdk::Enrollment;
+use e2ei_stack::balancer::Balancer;
 use e2ei_stack::stack::{Options, Stack};
 use proto::jws::{Algorithm, SigningKey};
 use serde_json::{Value, json};
@@ -24,49 +21,13 @@ use support::acme_requests::{directory, fresh_nonce, post_jose, signed_with_jwk}
 
 const REPLICAS: usize = 3;
 
-/// A balancer terminating TLS with the servers' own certificate and forwarding each request
-/// to the next replica in turn.
-struct Balancer {
-    backends: Vec<String>,
-    next: AtomicUsize,
-    served: Vec<AtomicUsize>,
-    http: reqwest::Client,
-}
-
-async fn forward(State(balancer): State<Arc<Balancer>>, request: Request) -> Response {
-    let index = balancer.next.fetch_add(1, Ordering::SeqCst) % balancer.backends.len();
-    balancer.served[index].fetch_add(1, Ordering::SeqCst);
-    let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut outgoing = balancer
-        .http
-        .request(parts.method, format!("{}{path}", balancer.backends[index]))
-        .body(body);
-    for (name, value) in &parts.headers {
-        if name != "host" && name != "content-length" {
-            outgoing = outgoing.header(name, value);
-        }
-    }
-    let answer = outgoing.send().await.unwrap();
-    let mut response = Response::builder().status(answer.status());
-    for (name, value) in answer.headers() {
-        if name != "content-length" && name != "transfer-encoding" {
-            response = response.header(name, value);
-        }
-    }
-    response
-        .body(Body::from(answer.bytes().await.unwrap()))
-        .unwrap()
-}
-
 struct Deployment {
     _pg: TestPostgres,
     _dir: tempfile::TempDir,
     replicas: Vec<Stack>,
     authz: Arc<Balancer>,
     acme: Arc<Balancer>,
-    _serving: Vec<server_kit::serve::Serving>,
+    _running: Vec<e2ei_stack::balancer::Running>,
 }
 
 impl Deployment {
@@ -101,48 +62,39 @@ impl Deployment {
                 .unwrap(),
             );
         }
-        let http = server_kit::tls::https_client(&replicas[0].tls_roots(), Duration::from_secs(30))
-            .unwrap();
-        let balancer = |addrs: Vec<std::net::SocketAddr>| {
-            Arc::new(Balancer {
-                served: addrs.iter().map(|_| AtomicUsize::new(0)).collect(),
-                backends: addrs.iter().map(|a| format!("https://{a}")).collect(),
-                next: AtomicUsize::new(0),
-                http: http.clone(),
-            })
-        };
-        let authz = balancer(replicas.iter().map(|r| r.authz.addr).collect());
-        let acme = balancer(replicas.iter().map(|r| r.acme.addr).collect());
-        let mut serving = Vec::new();
-        for (listener, balancer, server) in [
-            (authz_listener, authz.clone(), "authz"),
-            (acme_listener, acme.clone(), "acme"),
+        let mut running = Vec::new();
+        for (listener, server, backends) in [
+            (
+                authz_listener,
+                "authz",
+                replicas.iter().map(|r| r.authz.addr).collect::<Vec<_>>(),
+            ),
+            (
+                acme_listener,
+                "acme",
+                replicas.iter().map(|r| r.acme.addr).collect(),
+            ),
         ] {
             let tls = dir.path().join(server).join("tls");
-            let config = server_kit::tls::server_config(
-                &tls.join("server.pem"),
-                &tls.join("server-key.pem"),
-            )
-            .unwrap();
-            let router = axum::Router::new().fallback(forward).with_state(balancer);
-            serving.push(
-                server_kit::serve::serve_tls(
+            running.push(
+                e2ei_stack::balancer::start(
                     listener,
-                    config,
-                    router,
-                    "balancer",
-                    &server_kit::limits::Limits::default(),
+                    &tls.join("server.pem"),
+                    &tls.join("server-key.pem"),
+                    &backends,
+                    &replicas[0].tls_roots(),
                 )
                 .unwrap(),
             );
         }
+        let (authz, acme) = (running[0].balancer.clone(), running[1].balancer.clone());
         Self {
             _pg: pg,
             _dir: dir,
             replicas,
             authz,
             acme,
-            _serving: serving,
+            _running: running,
         }
     }
 }
@@ -173,11 +125,7 @@ async fn enrollments_complete_with_each_request_on_the_next_replica() {
     serials.dedup();
     assert_eq!(serials.len(), 4);
     for balancer in [&deployment.authz, &deployment.acme] {
-        let served: Vec<usize> = balancer
-            .served
-            .iter()
-            .map(|n| n.load(Ordering::SeqCst))
-            .collect();
+        let served = balancer.served();
         assert!(served.iter().all(|n| *n >= 10), "{served:?}");
     }
 }
@@ -264,12 +212,7 @@ async fn a_rate_limit_counts_the_requests_of_every_replica() {
     }
     assert_eq!(created, burst, "the burst summed across the replicas");
     assert_eq!(limited, 100 - burst);
-    let served: Vec<usize> = deployment
-        .acme
-        .served
-        .iter()
-        .map(|n| n.load(Ordering::SeqCst))
-        .collect();
+    let served = deployment.acme.served();
     assert!(served.iter().all(|n| *n >= 30), "{served:?}");
 }
 

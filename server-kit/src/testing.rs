@@ -1,4 +1,5 @@
-//! For tests only (feature `test-support`): a throwaway PostgreSQL cluster on loopback.
+//! For tests and the benchmark (feature `test-support`): a throwaway PostgreSQL cluster on
+//! loopback.
 //!
 //! [`TestPostgres::start`] runs `initdb` into a temporary directory (as the unprivileged
 //! `nobody` when the tests run as root, since PostgreSQL refuses to run as root) with password
@@ -150,6 +151,18 @@ impl TestPostgres {
             "PostgreSQL did not restart: {}",
             self.log()
         );
+    }
+
+    /// The postmaster's process id (its backends are its children).
+    ///
+    /// # Panics
+    /// When the server is not running.
+    pub fn server_pid(&self) -> u32 {
+        let pid = std::fs::read_to_string(self.data().join("postmaster.pid")).expect("pid file");
+        pid.lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .expect("a pid")
     }
 
     fn start_server(&self) -> bool {

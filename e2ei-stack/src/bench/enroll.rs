@@ -1,5 +1,7 @@
 //! `enroll`: N devices of N distinct users run the whole enrollment with concurrency C against
-//! both servers running as their own processes (HTTPS on loopback, sled on disk).
+//! both servers running as their own processes (HTTPS on loopback), on the embedded store (sled
+//! on disk) or on a PostgreSQL cluster started for the run, optionally with R replicas of each
+//! server behind a round-robin [`crate::balancer`] (every request to the next replica).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -43,6 +45,21 @@ pub struct EnrollReport {
     pub acme_peak_rss_mib: f64,
     /// Store growth per enrollment, bytes (both stores).
     pub store_bytes_per_enrollment: f64,
+    /// `embedded` or `postgres`.
+    pub store: &'static str,
+    /// Replicas of each server (their CPU is summed above; peak RSS is the largest).
+    pub replicas: usize,
+    /// The PostgreSQL server's CPU per enrollment (all its processes), ms.
+    pub database_cpu_ms_per_enrollment: Option<f64>,
+}
+
+/// Where the servers keep their records in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchStore {
+    /// sled in each server's data directory (one replica).
+    Embedded,
+    /// A PostgreSQL cluster started for the run (`initdb` into a temp dir, loopback).
+    Postgres,
 }
 
 #[derive(Default)]
@@ -66,22 +83,64 @@ const ONE_ADDRESS: &str = "[limits]\nmax_connections_per_address = 100000\n\
     [password_checks]\nper_address = 100000\nqueue = 100000\n\
     [rate_limits]\nfailed_logins_per_ip = { per_minute = 0, burst = 0 }\n";
 
-/// Runs `devices` enrollments with `concurrency`.
-pub async fn run(devices: usize, concurrency: usize) -> Result<EnrollReport> {
+/// A free loopback port.
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Runs `devices` enrollments with `concurrency` on `store`, with `replicas` of each server.
+pub async fn run(
+    devices: usize,
+    concurrency: usize,
+    store: BenchStore,
+    replicas: usize,
+) -> Result<EnrollReport> {
+    anyhow::ensure!(replicas >= 1, "at least one replica");
+    anyhow::ensure!(
+        replicas == 1 || store == BenchStore::Postgres,
+        "replicas share a database: use --store postgres"
+    );
     let dir = tempfile::tempdir()?;
+    let pg = (store == BenchStore::Postgres).then(server_kit::testing::TestPostgres::start);
+    let store_section = pg.as_ref().map_or_else(String::new, |pg| {
+        format!(
+            "[store]\nurl = {:?}\npassword_file = {:?}\n",
+            pg.url(),
+            pg.password_file().display().to_string()
+        )
+    });
     let (authz_bin, acme_bin) = (
         procs::binary("authz-server")?,
         procs::binary("acme-server")?,
     );
     let authz_data = dir.path().join("authz");
     let acme_data = dir.path().join("acme");
-    procs::add_users(&authz_bin, &authz_data, devices).await?;
     let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
     let authz_config = dir.path().join("authz.toml");
-    std::fs::write(&authz_config, ONE_ADDRESS)?;
-    let authz = Server::start(
-        &authz_bin,
-        &s(&[
+    std::fs::write(&authz_config, format!("{ONE_ADDRESS}{store_section}"))?;
+    procs::add_users_with(&authz_bin, &authz_data, Some(&authz_config), devices).await?;
+    // With replicas, clients reach each server through a balancer whose URL is every
+    // replica's public URL.
+    let balancer_listeners = if replicas > 1 {
+        let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        Some((server_kit::serve::bind(any)?, server_kit::serve::bind(any)?))
+    } else {
+        None
+    };
+    let public_url = |l: &std::net::TcpListener| -> Result<String> {
+        Ok(format!("https://{}", l.local_addr()?))
+    };
+    let (authz_public, acme_public) = match &balancer_listeners {
+        Some((authz, acme)) => (Some(public_url(authz)?), Some(public_url(acme)?)),
+        None => (None, None),
+    };
+    let mut authz = Vec::new();
+    let mut authz_addrs = Vec::new();
+    for _ in 0..replicas {
+        let listen = format!("127.0.0.1:{}", free_port()?);
+        let mut args = s(&[
             "--config",
             &authz_config.display().to_string(),
             "--data-dir",
@@ -89,28 +148,35 @@ pub async fn run(devices: usize, concurrency: usize) -> Result<EnrollReport> {
             "serve",
             "--dev",
             "--listen",
-            "127.0.0.1:0",
+            &listen,
             "--domain",
             DOMAIN,
-        ]),
-        "authz-server listening on ",
-        1,
-    )
-    .await?;
-    let authz_url = authz.lines[0]
+        ]);
+        if let Some(url) = &authz_public {
+            args.extend(s(&["--public-url", url]));
+        }
+        authz.push(Server::start(&authz_bin, &args, "authz-server listening on ", 1).await?);
+        authz_addrs.push(listen.parse()?);
+    }
+    let authz_url = authz[0].lines[0]
         .trim_start_matches("authz-server listening on ")
         .to_owned();
-    let authz_ca = authz.lines[1]
+    let authz_ca = authz[0].lines[1]
         .trim_start_matches("dev root CA: ")
         .to_owned();
     let acme_config = dir.path().join("acme.toml");
     std::fs::write(
         &acme_config,
-        format!("{}{ONE_ADDRESS_CONNECTIONS}", super::acme::UNLIMITED),
+        format!(
+            "{}{ONE_ADDRESS_CONNECTIONS}{store_section}",
+            super::acme::UNLIMITED
+        ),
     )?;
-    let acme = Server::start(
-        &acme_bin,
-        &s(&[
+    let mut acme = Vec::new();
+    let mut acme_addrs = Vec::new();
+    for _ in 0..replicas {
+        let listen = format!("127.0.0.1:{}", free_port()?);
+        let mut args = s(&[
             "--config",
             &acme_config.display().to_string(),
             "--data-dir",
@@ -118,7 +184,7 @@ pub async fn run(devices: usize, concurrency: usize) -> Result<EnrollReport> {
             "serve",
             "--dev",
             "--listen",
-            "127.0.0.1:0",
+            &listen,
             "--domain",
             DOMAIN,
             "--trust-anchor",
@@ -129,24 +195,55 @@ pub async fn run(devices: usize, concurrency: usize) -> Result<EnrollReport> {
             &format!("{authz_url}/jwks"),
             "--oidc-issuer",
             &authz_url,
-        ]),
-        "acme-server directory ",
-        2,
-    )
-    .await?;
-    let directory = acme.lines[0]
+        ]);
+        if let Some(url) = &acme_public {
+            args.extend(s(&["--public-url", url]));
+        }
+        acme.push(Server::start(&acme_bin, &args, "acme-server directory ", 2).await?);
+        acme_addrs.push(listen.parse()?);
+    }
+    let directory = acme[0].lines[0]
         .trim_start_matches("acme-server directory ")
         .to_owned();
-    let ca_root = acme.lines[1]
+    let ca_root = acme[0].lines[1]
         .trim_start_matches("identity CA root: ")
         .to_owned();
-    let acme_tls = acme.lines[2]
+    let acme_tls = acme[0].lines[2]
         .trim_start_matches("dev TLS root CA: ")
         .to_owned();
+    let roots: Vec<std::path::PathBuf> = vec![authz_ca.clone().into(), acme_tls.into()];
+    let mut balancers = Vec::new();
+    if let Some((authz_listener, acme_listener)) = balancer_listeners {
+        for (listener, data, backends) in [
+            (authz_listener, &authz_data, &authz_addrs),
+            (acme_listener, &acme_data, &acme_addrs),
+        ] {
+            balancers.push(crate::balancer::start(
+                listener,
+                &data.join("tls/server.pem"),
+                &data.join("tls/server-key.pem"),
+                backends,
+                &roots,
+            )?);
+        }
+    }
+    let database_bytes = || -> Result<u64> {
+        Ok(match &pg {
+            Some(pg) => pg.psql("SELECT pg_database_size('e2ei')").parse()?,
+            None => {
+                procs::disk_usage(&authz_data.join("store"))
+                    + procs::disk_usage(&acme_data.join("store"))
+            }
+        })
+    };
+    let database_cpu = || -> Result<f64> {
+        pg.as_ref()
+            .map_or(Ok(0.0), |pg| procs::tree_cpu_seconds(pg.server_pid()))
+    };
+    let cpu = |servers: &[Server]| -> Result<f64> { servers.iter().map(Server::cpu_seconds).sum() };
 
-    let disk_before =
-        procs::disk_usage(&authz_data.join("store")) + procs::disk_usage(&acme_data.join("store"));
-    let (authz_cpu0, acme_cpu0) = (authz.cpu_seconds()?, acme.cpu_seconds()?);
+    let disk_before = database_bytes()?;
+    let (authz_cpu0, acme_cpu0, database_cpu0) = (cpu(&authz)?, cpu(&acme)?, database_cpu()?);
     let steps = Arc::new(Steps::default());
     let out = super::load::drive(devices, concurrency, |i| {
         let mut config = Config::new(
@@ -158,7 +255,7 @@ pub async fn run(devices: usize, concurrency: usize) -> Result<EnrollReport> {
                 password: SecretString::new(procs::password(i)),
             },
         );
-        config.tls_roots = vec![authz_ca.clone().into(), acme_tls.clone().into()];
+        config.tls_roots = roots.clone();
         config.step_timeout = Duration::from_secs(60);
         let steps = steps.clone();
         async move {
@@ -174,10 +271,16 @@ pub async fn run(devices: usize, concurrency: usize) -> Result<EnrollReport> {
     let wall = out.wall.as_secs_f64();
     let per_second = out.per_second();
     let n = devices.max(1) as f64;
-    let authz_cpu = authz.cpu_seconds()? - authz_cpu0;
-    let acme_cpu = acme.cpu_seconds()? - acme_cpu0;
-    let disk_after =
-        procs::disk_usage(&authz_data.join("store")) + procs::disk_usage(&acme_data.join("store"));
+    let authz_cpu = cpu(&authz)? - authz_cpu0;
+    let acme_cpu = cpu(&acme)? - acme_cpu0;
+    let database_cpu = database_cpu()? - database_cpu0;
+    let disk_after = database_bytes()?;
+    let peak = |servers: &[Server]| -> Result<f64> {
+        servers
+            .iter()
+            .map(Server::peak_rss_mib)
+            .try_fold(0.0_f64, |max, rss| Ok(max.max(rss?)))
+    };
     let mut by_step: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
     for (step, d) in steps
         .0
@@ -201,8 +304,14 @@ pub async fn run(devices: usize, concurrency: usize) -> Result<EnrollReport> {
             .collect(),
         authz_cpu_ms_per_enrollment: authz_cpu * 1e3 / n,
         acme_cpu_ms_per_enrollment: acme_cpu * 1e3 / n,
-        authz_peak_rss_mib: authz.peak_rss_mib()?,
-        acme_peak_rss_mib: acme.peak_rss_mib()?,
+        authz_peak_rss_mib: peak(&authz)?,
+        acme_peak_rss_mib: peak(&acme)?,
         store_bytes_per_enrollment: disk_after.saturating_sub(disk_before) as f64 / n,
+        store: match store {
+            BenchStore::Embedded => "embedded",
+            BenchStore::Postgres => "postgres",
+        },
+        replicas,
+        database_cpu_ms_per_enrollment: pg.as_ref().map(|_| database_cpu * 1e3 / n),
     })
 }

@@ -109,6 +109,32 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
     Ok(ticks / 100.0)
 }
 
+/// CPU seconds of process `pid` and of its children (a PostgreSQL server: the postmaster and
+/// its backends), from /proc.
+pub fn tree_cpu_seconds(pid: u32) -> Result<f64> {
+    let mut total = cpu_seconds(pid)?;
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        let parent = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if parent == Some(pid) {
+            total += cpu_seconds(child).unwrap_or(0.0);
+        }
+    }
+    Ok(total)
+}
+
 /// Peak resident set size of process `pid` in MiB (VmHWM).
 pub fn peak_rss_mib(pid: u32) -> Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -125,8 +151,22 @@ pub fn peak_rss_mib(pid: u32) -> Result<f64> {
 
 /// Adds users `bench0..bench{n-1}` (password `bench password {i}`) to an authz data dir.
 pub async fn add_users(authz: &Path, data: &Path, n: usize) -> Result<()> {
+    add_users_with(authz, data, None, n).await
+}
+
+/// [`add_users`] with a configuration file (its `[store]`).
+pub async fn add_users_with(
+    authz: &Path,
+    data: &Path,
+    config: Option<&Path>,
+    n: usize,
+) -> Result<()> {
     for i in 0..n {
-        let mut child = Command::new(authz)
+        let mut command = Command::new(authz);
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let mut child = command
             .args(["--data-dir", &data.display().to_string(), "user", "add"])
             .args([
                 "--handle",

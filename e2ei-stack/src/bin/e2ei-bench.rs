@@ -28,6 +28,12 @@ enum Command {
         devices: usize,
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+        /// Where the servers keep their records.
+        #[arg(long, value_enum, default_value = "embedded")]
+        store: enroll::BenchStore,
+        /// Replicas of each server behind a round-robin balancer (PostgreSQL only).
+        #[arg(long, default_value_t = 1)]
+        replicas: usize,
     },
     /// The crypto cost of one enrollment and the ceiling it implies.
     Floor {
@@ -70,8 +76,9 @@ fn main() -> ExitCode {
 
 fn print_enroll(r: &enroll::EnrollReport) {
     println!(
-        "enroll: {} devices, concurrency {}, {} errors, {:.2} s, {:.1} enrollments/s",
-        r.devices, r.concurrency, r.errors, r.wall_seconds, r.per_second
+        "enroll: {} devices, concurrency {}, store {}, {} replica(s), {} errors, {:.2} s, \
+         {:.1} enrollments/s",
+        r.devices, r.concurrency, r.store, r.replicas, r.errors, r.wall_seconds, r.per_second
     );
     if let Some(e) = &r.first_error {
         println!("  first error: {e}");
@@ -94,6 +101,9 @@ fn print_enroll(r: &enroll::EnrollReport) {
         "  server CPU per enrollment: authz-server {:.2} ms, acme-server {:.2} ms",
         r.authz_cpu_ms_per_enrollment, r.acme_cpu_ms_per_enrollment
     );
+    if let Some(database) = r.database_cpu_ms_per_enrollment {
+        println!("  database CPU per enrollment: PostgreSQL {database:.2} ms");
+    }
     println!(
         "  peak RSS: authz-server {:.1} MiB, acme-server {:.1} MiB; store growth {:.0} bytes per enrollment",
         r.authz_peak_rss_mib, r.acme_peak_rss_mib, r.store_bytes_per_enrollment
@@ -126,8 +136,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Enroll {
             devices,
             concurrency,
+            store,
+            replicas,
         } => {
-            let r = enroll::run(devices, concurrency).await?;
+            let r = enroll::run(devices, concurrency, store, replicas).await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -221,7 +233,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             devices,
             concurrency,
         } => {
-            let r = enroll::run(devices, concurrency).await?;
+            let r = enroll::run(devices, concurrency, enroll::BenchStore::Embedded, 1).await?;
             let f = floor::measure(2000)?;
             let cpu = r.authz_cpu_ms_per_enrollment + r.acme_cpu_ms_per_enrollment;
             if cli.json {
