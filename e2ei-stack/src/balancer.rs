@@ -2,7 +2,7 @@
 //! --replicas`): it terminates TLS with the servers' own certificate and sends each request to
 //! the next replica in turn, so an enrollment's consecutive requests land on different
 //! replicas. Bodies are read whole (up to 1 MiB) and forwarded with every header but `Host`
-//! and the framing ones.
+//! and the framing ones. A replica that refuses the connection is skipped for the next one.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -78,23 +78,38 @@ pub fn start(
 }
 
 async fn forward(State(balancer): State<Arc<Balancer>>, request: Request) -> Response {
-    let index = balancer.next.fetch_add(1, Ordering::SeqCst) % balancer.backends.len();
-    balancer.served[index].fetch_add(1, Ordering::SeqCst);
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     };
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut outgoing = balancer
-        .http
-        .request(parts.method, format!("{}{path}", balancer.backends[index]))
-        .body(body);
-    for (name, value) in &parts.headers {
-        if name != "host" && name != "content-length" && name != "transfer-encoding" {
-            outgoing = outgoing.header(name, value);
+    // A replica that refuses the connection (stopped, restarting) is skipped, as a balancer's
+    // health check would: the request never reached it. Any other failure is the answer.
+    let mut answer = None;
+    for _ in 0..balancer.backends.len() {
+        let index = balancer.next.fetch_add(1, Ordering::SeqCst) % balancer.backends.len();
+        let mut outgoing = balancer
+            .http
+            .request(
+                parts.method.clone(),
+                format!("{}{path}", balancer.backends[index]),
+            )
+            .body(body.clone());
+        for (name, value) in &parts.headers {
+            if name != "host" && name != "content-length" && name != "transfer-encoding" {
+                outgoing = outgoing.header(name, value);
+            }
+        }
+        match outgoing.send().await {
+            Err(e) if e.is_connect() => continue,
+            sent => {
+                balancer.served[index].fetch_add(1, Ordering::SeqCst);
+                answer = Some(sent);
+                break;
+            }
         }
     }
-    let Ok(answer) = outgoing.send().await else {
+    let Some(Ok(answer)) = answer else {
         return StatusCode::BAD_GATEWAY.into_response();
     };
     let mut response = Response::builder().status(answer.status());

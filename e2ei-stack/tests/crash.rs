@@ -13,7 +13,11 @@
 //!
 //! The counts are printed (`cargo nextest run -p e2ei-stack --test crash --no-capture`).
 //!
-//! The second test: SIGTERM while a request is in flight; the request completes, new
+//! The second test does the same with three replicas of each server on one PostgreSQL database
+//! behind round-robin balancers: a random replica is killed while the others serve, and the
+//! invariants are read from the database.
+//!
+//! The third test: SIGTERM while a request is in flight; the request completes, new
 //! connections are refused, the process exits 0, and what the request wrote is there after a
 //! restart.
 
@@ -23,7 +27,7 @@ mod support;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -263,11 +267,9 @@ async fn listed_and_downloadable(servers: &Servers, enrolled: &[Enrolled]) -> Ve
     violations
 }
 
-/// The store-level invariants of the acme-server's data (server stopped); returns the
-/// violations and the number of certificates.
-fn store_invariants(acme_data: &Path) -> (Vec<String>, usize) {
-    let store = SledStore::open(&acme_data.join("store")).unwrap();
-    let store: &dyn Store = &store;
+/// The store-level invariants of the acme-server's records; returns the violations and the
+/// number of certificates.
+fn store_invariants(store: &dyn Store) -> (Vec<String>, usize) {
     let certificates: Vec<CertificateRecord> = store.scan_json(trees::CERTIFICATES, "").unwrap();
     let mut violations = Vec::new();
     let mut serials = HashSet::new();
@@ -344,7 +346,7 @@ async fn enrollments_survive_sigkill_of_either_server_at_random_moments() {
             if k % 2 == 0 {
                 let redeemed = authz_probe.redeem().await;
                 up_tx.send_replace(false);
-                servers.authz.kill_and_restart().await;
+                servers.authz[0].kill_and_restart().await;
                 up_tx.send_replace(true);
                 replays_accepted += authz_probe.replays_accepted(&redeemed).await;
                 replays_tried += 2;
@@ -352,7 +354,7 @@ async fn enrollments_survive_sigkill_of_either_server_at_random_moments() {
             } else {
                 let used = acme_probe.redeem().await;
                 up_tx.send_replace(false);
-                servers.acme.kill_and_restart().await;
+                servers.acme[0].kill_and_restart().await;
                 up_tx.send_replace(true);
                 if acme_probe.post(&used).await != 400 {
                     replays_accepted += 1;
@@ -376,13 +378,17 @@ async fn enrollments_survive_sigkill_of_either_server_at_random_moments() {
     let enrolled = outcomes.enrolled.lock().unwrap().clone();
     let mut violations = listed_and_downloadable(&servers, &enrolled).await;
     let Servers {
-        authz,
-        acme,
+        mut authz,
+        mut acme,
         acme_data,
         ..
     } = servers;
-    let (authz_exit, acme_exit) = (authz.terminate().await, acme.terminate().await);
-    let (store_violations, certificates) = store_invariants(&acme_data);
+    let (authz_exit, acme_exit) = (
+        authz.remove(0).terminate().await,
+        acme.remove(0).terminate().await,
+    );
+    let store = SledStore::open(&acme_data.join("store")).unwrap();
+    let (store_violations, certificates) = store_invariants(&store);
     violations.extend(store_violations);
     if replays_accepted > 0 {
         violations.push(format!(
@@ -413,6 +419,116 @@ async fn enrollments_survive_sigkill_of_either_server_at_random_moments() {
         "authz-server on SIGTERM: {authz_exit}"
     );
     assert!(acme_exit.success(), "acme-server on SIGTERM: {acme_exit}");
+}
+
+/// SIGKILLs of replicas per run, at least.
+const REPLICA_KILLS: usize = 12;
+
+/// The harness with three replicas of each server on PostgreSQL behind balancers: a random
+/// replica of either server is killed and started again while the others serve; afterwards
+/// the same invariants, read from the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrollments_survive_sigkill_of_random_replicas_on_postgres() {
+    let pg = server_kit::testing::TestPostgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let authz_config = "[caps]\ndevices_per_user = 1000\n";
+    let mut servers =
+        Servers::start_replicated(dir.path(), WORKERS + 1, authz_config, &pg, 3).await;
+    let authz_probe = AuthzProbe::new(&servers, WORKERS).await;
+    let acme_probe = AcmeProbe::new(&servers).await;
+
+    let (up_tx, up) = watch::channel(true);
+    let (stop_tx, stop) = watch::channel(false);
+    let outcomes = Arc::new(Outcomes::default());
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|user| {
+            tokio::spawn(worker(
+                servers.sdk_config(user),
+                up.clone(),
+                stop.clone(),
+                outcomes.clone(),
+            ))
+        })
+        .collect();
+    let mut kills = [0usize; 2];
+    let (mut replays_accepted, mut replays_tried) = (0, 0);
+    let run = tokio::time::timeout(RUN_LIMIT, async {
+        for k in 0..REPLICA_KILLS {
+            tokio::time::sleep(jitter(150, 900)).await;
+            let replica = usize::from(proto::random::bytes(1)[0]) % 3;
+            if k % 2 == 0 {
+                let redeemed = authz_probe.redeem().await;
+                up_tx.send_replace(false);
+                servers.authz[replica].kill_and_restart().await;
+                up_tx.send_replace(true);
+                replays_accepted += authz_probe.replays_accepted(&redeemed).await;
+                replays_tried += 2;
+                kills[0] += 1;
+            } else {
+                let used = acme_probe.redeem().await;
+                up_tx.send_replace(false);
+                servers.acme[replica].kill_and_restart().await;
+                up_tx.send_replace(true);
+                if acme_probe.post(&used).await != 400 {
+                    replays_accepted += 1;
+                }
+                replays_tried += 1;
+                kills[1] += 1;
+            }
+        }
+        stop_tx.send_replace(true);
+        let mut failures = Vec::new();
+        for w in workers {
+            if let Err(e) = w.await.unwrap() {
+                failures.push(e);
+            }
+        }
+        failures
+    })
+    .await;
+    let failures = run.expect("the run overran its time limit");
+
+    let enrolled = outcomes.enrolled.lock().unwrap().clone();
+    let mut violations = listed_and_downloadable(&servers, &enrolled).await;
+    let Servers { authz, acme, .. } = servers;
+    let mut exits = Vec::new();
+    for server in authz.into_iter().chain(acme) {
+        exits.push(server.terminate().await);
+    }
+    let unused = tempfile::tempdir().unwrap();
+    let store = pg
+        .store_config(Some("e2ei_acme"))
+        .open(unused.path(), "acme")
+        .unwrap();
+    let (store_violations, certificates) = store_invariants(store.as_ref());
+    violations.extend(store_violations);
+    if replays_accepted > 0 {
+        violations.push(format!(
+            "{replays_accepted} replays accepted after a restart"
+        ));
+    }
+    eprintln!(
+        "replica crash harness: {} kills (authz-server replicas {}, acme-server replicas {}), \
+         {} enrollments completed, {} interrupted attempts retried, {certificates} certificates \
+         in the database, {} replays refused of {replays_tried}, {} invariant violations",
+        kills[0] + kills[1],
+        kills[0],
+        kills[1],
+        enrolled.len(),
+        outcomes.interrupted.load(Ordering::SeqCst),
+        replays_tried - replays_accepted,
+        violations.len(),
+    );
+    assert!(
+        failures.is_empty(),
+        "enrollments that never completed: {failures:?}"
+    );
+    assert!(violations.is_empty(), "{violations:#?}");
+    assert!(enrolled.len() >= WORKERS, "{} enrollments", enrolled.len());
+    assert!(
+        exits.iter().all(std::process::ExitStatus::success),
+        "{exits:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -117,9 +117,13 @@ async fn a_full_enrollment_leaves_no_secret_in_the_logs_and_an_audit_trail() {
         .await
         .unwrap();
     assert_eq!(not_a_jws.status(), 400);
-    let Servers { authz, acme, .. } = servers;
-    assert!(authz.terminate().await.success());
-    assert!(acme.terminate().await.success());
+    let Servers {
+        mut authz,
+        mut acme,
+        ..
+    } = servers;
+    assert!(authz.remove(0).terminate().await.success());
+    assert!(acme.remove(0).terminate().await.success());
     let finished = SystemClock.now();
 
     let authz_audit = dir.path().join("authz/audit.jsonl");

@@ -91,15 +91,18 @@ pub fn args(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| (*s).to_owned()).collect()
 }
 
-/// Both servers as processes, with the users `bench0..` added.
+/// Both servers as processes, with the users `bench0..` added: one of each on the embedded
+/// store ([`Servers::start`]), or replicas of each on PostgreSQL behind round-robin balancers
+/// ([`Servers::start_replicated`]), whose URLs the clients are given.
 pub struct Servers {
-    pub authz: Managed,
-    pub acme: Managed,
+    pub authz: Vec<Managed>,
+    pub acme: Vec<Managed>,
     pub authz_url: String,
     pub directory: String,
     pub roots: Vec<PathBuf>,
     pub ca_root: PathBuf,
     pub acme_data: PathBuf,
+    pub balancers: Vec<e2ei_stack::balancer::Running>,
 }
 
 /// The authz-server as a process with `users` added: (server, URL, dev CA path).
@@ -109,17 +112,31 @@ pub async fn start_authz(
     config: &str,
     log: Option<PathBuf>,
 ) -> (Managed, String, String) {
+    let (mut replicas, url, ca) = start_authz_replicas(dir, users, config, log, None, 1).await;
+    (replicas.remove(0), url, ca)
+}
+
+/// `count` authz-servers on one data directory (keys and dev PKI made by the first), with
+/// `users` added; `public_url` when they sit behind a balancer: (servers, URL, dev CA path).
+async fn start_authz_replicas(
+    dir: &Path,
+    users: usize,
+    config: &str,
+    log: Option<PathBuf>,
+    public_url: Option<&str>,
+    count: usize,
+) -> (Vec<Managed>, String, String) {
     let authz_bin = procs::binary("authz-server").unwrap();
     let authz_data = dir.join("authz");
-    procs::add_users(&authz_bin, &authz_data, users)
-        .await
-        .unwrap();
     let authz_toml = dir.join("authz.toml");
     std::fs::write(&authz_toml, config).unwrap();
-    let authz_listen = free_port().to_string();
-    let authz = Managed::start(
-        authz_bin,
-        args(&[
+    procs::add_users_with(&authz_bin, &authz_data, Some(&authz_toml), users)
+        .await
+        .unwrap();
+    let mut replicas = Vec::new();
+    for _ in 0..count {
+        let authz_listen = free_port().to_string();
+        let mut arguments = args(&[
             "--config",
             authz_toml.to_str().unwrap(),
             "--data-dir",
@@ -130,40 +147,103 @@ pub async fn start_authz(
             &authz_listen,
             "--domain",
             DOMAIN,
-        ]),
-        "authz-server listening on ",
-        1,
-        log,
-    )
-    .await;
-    let url = authz.server.lines[0]
+        ]);
+        if let Some(url) = public_url {
+            arguments.extend(args(&["--public-url", url]));
+        }
+        replicas.push(
+            Managed::start(
+                authz_bin.clone(),
+                arguments,
+                "authz-server listening on ",
+                1,
+                log.clone(),
+            )
+            .await,
+        );
+    }
+    let url = replicas[0].server.lines[0]
         .trim_start_matches("authz-server listening on ")
         .to_owned();
-    let ca = authz.server.lines[1]
+    let ca = replicas[0].server.lines[1]
         .trim_start_matches("dev root CA: ")
         .to_owned();
-    (authz, url, ca)
+    (replicas, url, ca)
+}
+
+/// The address a managed server listens on (its `--listen` argument).
+fn listen_address(server: &Managed) -> SocketAddr {
+    let at = server.args.iter().position(|a| a == "--listen").unwrap();
+    server.args[at + 1].parse().unwrap()
 }
 
 impl Servers {
     /// Both servers; with `logs`, their trace-level logs go to `logs/{authz,acme}.log`.
     pub async fn start(dir: &Path, users: usize, authz_config: &str, logs: Option<&Path>) -> Self {
+        Self::start_with(dir, users, authz_config, logs, None, 1).await
+    }
+
+    /// `replicas` of each server on the database of `pg`, behind balancers.
+    pub async fn start_replicated(
+        dir: &Path,
+        users: usize,
+        authz_config: &str,
+        pg: &server_kit::testing::TestPostgres,
+        replicas: usize,
+    ) -> Self {
+        Self::start_with(dir, users, authz_config, None, Some(pg), replicas).await
+    }
+
+    async fn start_with(
+        dir: &Path,
+        users: usize,
+        authz_config: &str,
+        logs: Option<&Path>,
+        pg: Option<&server_kit::testing::TestPostgres>,
+        replicas: usize,
+    ) -> Self {
+        let store = pg.map_or_else(String::new, |pg| {
+            format!(
+                "[store]\nurl = {:?}\npassword_file = {:?}\n",
+                pg.url(),
+                pg.password_file().display().to_string()
+            )
+        });
+        let listeners = (replicas > 1).then(|| {
+            let any = SocketAddr::from(([127, 0, 0, 1], 0));
+            (
+                server_kit::serve::bind(any).unwrap(),
+                server_kit::serve::bind(any).unwrap(),
+            )
+        });
+        let public = |l: &std::net::TcpListener| format!("https://{}", l.local_addr().unwrap());
+        let (authz_public, acme_public) = match &listeners {
+            Some((authz, acme)) => (Some(public(authz)), Some(public(acme))),
+            None => (None, None),
+        };
         let acme_bin = procs::binary("acme-server").unwrap();
         let acme_data = dir.join("acme");
-        let (authz, authz_url, authz_ca) =
-            start_authz(dir, users, authz_config, logs.map(|l| l.join("authz.log"))).await;
+        let (authz, authz_url, authz_ca) = start_authz_replicas(
+            dir,
+            users,
+            &format!("{authz_config}\n{store}"),
+            logs.map(|l| l.join("authz.log")),
+            authz_public.as_deref(),
+            replicas,
+        )
+        .await;
         let acme_toml = dir.join("acme.toml");
         // A kill of the authz-server fails validations in flight: not the devices' fault.
         let acme_config = format!(
             "{}failed_validations_per_account = {{ per_minute = 0, burst = 0 }}\n\
-             failed_validations_per_identifier = {{ per_minute = 0, burst = 0 }}\n",
+             failed_validations_per_identifier = {{ per_minute = 0, burst = 0 }}\n{store}",
             e2ei_stack::bench::acme::UNLIMITED
         );
         std::fs::write(&acme_toml, acme_config).unwrap();
-        let acme_listen = free_port().to_string();
-        let acme = Managed::start(
-            acme_bin,
-            args(&[
+        let mut acme = Vec::new();
+        for _ in 0..replicas {
+            let acme_listen = free_port().to_string();
+            let mut arguments = args(&[
                 "--config",
                 acme_toml.to_str().unwrap(),
                 "--data-dir",
@@ -182,25 +262,59 @@ impl Servers {
                 &format!("{authz_url}/jwks"),
                 "--oidc-issuer",
                 &authz_url,
-            ]),
-            "acme-server directory ",
-            2,
-            logs.map(|l| l.join("acme.log")),
-        )
-        .await;
-        let line =
-            |i: usize, prefix: &str| acme.server.lines[i].trim_start_matches(prefix).to_owned();
+            ]);
+            if let Some(url) = &acme_public {
+                arguments.extend(args(&["--public-url", url]));
+            }
+            acme.push(
+                Managed::start(
+                    acme_bin.clone(),
+                    arguments,
+                    "acme-server directory ",
+                    2,
+                    logs.map(|l| l.join("acme.log")),
+                )
+                .await,
+            );
+        }
+        let line = |i: usize, prefix: &str| {
+            acme[0].server.lines[i]
+                .trim_start_matches(prefix)
+                .to_owned()
+        };
         let directory = line(0, "acme-server directory ");
         let ca_root = PathBuf::from(line(1, "identity CA root: "));
         let acme_tls = PathBuf::from(line(2, "dev TLS root CA: "));
+        let roots = vec![PathBuf::from(authz_ca), acme_tls];
+        let mut balancers = Vec::new();
+        if let Some((authz_listener, acme_listener)) = listeners {
+            for (listener, server, replicas) in [
+                (authz_listener, "authz", &authz),
+                (acme_listener, "acme", &acme),
+            ] {
+                let tls = dir.join(server).join("tls");
+                let backends: Vec<SocketAddr> = replicas.iter().map(listen_address).collect();
+                balancers.push(
+                    e2ei_stack::balancer::start(
+                        listener,
+                        &tls.join("server.pem"),
+                        &tls.join("server-key.pem"),
+                        &backends,
+                        &roots,
+                    )
+                    .unwrap(),
+                );
+            }
+        }
         Self {
             authz,
             acme,
             authz_url,
             directory,
-            roots: vec![PathBuf::from(authz_ca), acme_tls],
+            roots,
             ca_root,
             acme_data,
+            balancers,
         }
     }
 
