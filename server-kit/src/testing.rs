@@ -34,6 +34,24 @@ impl TestPostgres {
     /// # Panics
     /// When PostgreSQL is not installed or does not start (a test must fail then, not skip).
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// [`Self::start`], admitting TLS connections only (`hostssl`), with a certificate for
+    /// 127.0.0.1 from a dev root ([`Self::tls_root`]).
+    ///
+    /// # Panics
+    /// As [`Self::start`].
+    pub fn start_with_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    /// The root the TLS certificate of a [`Self::start_with_tls`] cluster chains to.
+    pub fn tls_root(&self) -> PathBuf {
+        self.dir.path().join("client/tls/ca.pem")
+    }
+
+    fn start_with(tls: bool) -> Self {
         let bin = binaries();
         let dir = tempfile::Builder::new()
             .prefix("e2ei-pg-")
@@ -68,6 +86,9 @@ impl TestPostgres {
         let readable = cluster.password_file();
         std::fs::create_dir(readable.parent().expect("parent")).expect("mkdir");
         crate::files::write_private(&readable, test_password().as_bytes()).expect("write");
+        if tls {
+            cluster.require_tls(as_root);
+        }
         for _ in 0..5 {
             cluster.port = free_port();
             let conf = format!(
@@ -85,6 +106,35 @@ impl TestPostgres {
             }
         }
         panic!("PostgreSQL did not start: {}", cluster.log());
+    }
+
+    /// Gives the server a certificate and admits only TLS connections.
+    fn require_tls(&self, as_root: bool) {
+        let pki = crate::tls::ensure_dev_tls(&self.dir.path().join("client"), Some("127.0.0.1"))
+            .expect("dev PKI");
+        for (from, to) in [(&pki.cert, "server.crt"), (&pki.key, "server.key")] {
+            let to = self.data().join(to);
+            std::fs::copy(from, &to).expect("copy");
+            std::fs::set_permissions(&to, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .expect("chmod");
+            if as_root {
+                std::os::unix::fs::chown(&to, Some(NOBODY), Some(NOBODY)).expect("chown");
+            }
+        }
+        let conf = self.data().join("postgresql.auto.conf");
+        let mut text = std::fs::read_to_string(&conf).unwrap_or_default();
+        text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text).expect("conf");
+        let hba = self.data().join("pg_hba.conf");
+        let rules: String = std::fs::read_to_string(&hba)
+            .expect("pg_hba.conf")
+            .lines()
+            .map(|line| match line.strip_prefix("host ") {
+                Some(rest) => format!("hostssl {rest}\n"),
+                None => format!("{line}\n"),
+            })
+            .collect();
+        std::fs::write(&hba, rules).expect("pg_hba.conf");
     }
 
     /// The URL of the database `e2ei` (no password: see [`Self::password_file`]).

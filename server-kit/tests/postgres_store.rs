@@ -147,3 +147,45 @@ fn an_outage_is_unavailable_while_it_lasts_and_over_without_reopening() {
     );
     store.put(NONCES, "after", b"3").unwrap();
 }
+
+#[test]
+fn with_a_ca_file_the_store_speaks_tls_and_checks_the_certificate() {
+    let pg = TestPostgres::start_with_tls();
+    let dir = tempfile::tempdir().unwrap();
+    let with_tls = StoreConfig {
+        ca_file: Some(pg.tls_root()),
+        ..pg.store_config(Some("tls"))
+    };
+    let store = with_tls.open(dir.path(), "tls-client").unwrap();
+    store.put(NONCES, "n", b"over TLS").unwrap();
+    assert_eq!(
+        store.take(NONCES, "n").unwrap().as_deref(),
+        Some(&b"over TLS"[..])
+    );
+    // The server says the connection is encrypted.
+    assert_eq!(
+        pg.psql(
+            "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = 'e2ei-tls-client'"
+        ),
+        "t"
+    );
+    // Without the CA the store connects in the clear, which this server refuses.
+    let refused = pg
+        .store_config(Some("tls"))
+        .open(dir.path(), "plain")
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("no encryption"), "{refused}");
+    // A root the server's certificate does not chain to is refused by the store.
+    let other = server_kit::tls::ensure_dev_tls(&dir.path().join("other"), None).unwrap();
+    let untrusted = StoreConfig {
+        ca_file: Some(other.ca_cert),
+        ..pg.store_config(Some("tls"))
+    };
+    let refused = untrusted
+        .open(dir.path(), "untrusted")
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("certificate"), "{refused}");
+}

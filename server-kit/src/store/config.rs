@@ -24,6 +24,10 @@ pub struct StoreConfig {
     pub password_file: Option<PathBuf>,
     /// An environment variable holding the database password.
     pub password_env: Option<String>,
+    /// A PEM file of the roots the database's TLS certificate must chain to: TLS is then
+    /// required and the certificate checked against the URL's host (libpq's `verify-full`).
+    /// Without it the connection is not encrypted: keep the database on a trusted network.
+    pub ca_file: Option<PathBuf>,
     /// The PostgreSQL schema of this server's tables; default `e2ei_{server}`
     /// (`e2ei_authz`, `e2ei_acme`), so both servers may use one database.
     pub schema: Option<String>,
@@ -42,6 +46,7 @@ impl Default for StoreConfig {
             url: None,
             password_file: None,
             password_env: None,
+            ca_file: None,
             schema: None,
             pool_size: 8,
             connect_timeout_ms: 3_000,
@@ -57,6 +62,7 @@ impl std::fmt::Debug for StoreConfig {
             .field("url", &self.url)
             .field("password_file", &self.password_file)
             .field("password_env", &self.password_env)
+            .field("ca_file", &self.ca_file)
             .field("schema", &self.schema)
             .field("pool_size", &self.pool_size)
             .field("connect_timeout_ms", &self.connect_timeout_ms)
@@ -129,8 +135,18 @@ impl StoreConfig {
             )));
         }
         config.application_name(&format!("e2ei-{server}"));
+        let tls = match &self.ca_file {
+            Some(roots) => {
+                config.ssl_mode(::postgres::config::SslMode::Require);
+                let client = crate::tls::client_config(std::slice::from_ref(roots))
+                    .map_err(|e| Error::Config(format!("store.ca_file: {e}")))?;
+                Some(super::postgres_tls::RustlsMakeConnect::new(client))
+            }
+            None => None,
+        };
         Ok(PostgresSettings {
             config,
+            tls,
             schema,
             pool_size: self.pool_size,
             connect_timeout: Duration::from_millis(self.connect_timeout_ms),

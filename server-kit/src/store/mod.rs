@@ -16,6 +16,7 @@ use crate::{Error, Result};
 mod config;
 mod postgres_schema;
 mod postgres_store;
+mod postgres_tls;
 mod sled_store;
 pub mod transfer;
 

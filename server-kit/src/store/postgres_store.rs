@@ -14,6 +14,8 @@
 //!   connection calls fail at once instead of queueing behind it.
 //! - **Schema.** [`super::postgres_schema`] brings the schema up to date at open, and refuses a
 //!   schema newer than this build.
+//! - **TLS.** With `[store] ca_file`, over rustls ([`super::postgres_tls`]), the certificate
+//!   checked against those roots and the host.
 //!
 //! The `postgres` client runs its own small runtime per connection, which may not be driven
 //! from a task of the server's runtime; the connection threads keep the two apart, and a caller
@@ -27,6 +29,7 @@ use std::time::{Duration, Instant};
 use postgres::{Client, NoTls, Statement};
 
 use super::postgres_schema;
+use super::postgres_tls::RustlsMakeConnect;
 use super::{Store, Tree};
 use crate::{Error, Result};
 
@@ -43,6 +46,8 @@ const IDLE_CHECK_AFTER: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub(crate) struct PostgresSettings {
     pub(super) config: postgres::Config,
+    /// TLS with these roots (`[store] ca_file`), or none.
+    pub(super) tls: Option<RustlsMakeConnect>,
     pub(super) schema: String,
     pub(super) pool_size: usize,
     pub(super) connect_timeout: Duration,
@@ -64,7 +69,7 @@ impl PostgresSettings {
                 "-c statement_timeout={statement_ms} -c lock_timeout={statement_ms} \
                  -c idle_in_transaction_session_timeout={statement_ms} -c synchronous_commit=on"
             ));
-        let mut client = config.connect(NoTls).map_err(unreachable)?;
+        let mut client = self.open(&config).map_err(unreachable)?;
         let statements = Statements::prepare(&mut client, &self.schema).map_err(classify)?;
         Ok(Connection { client, statements })
     }
@@ -245,7 +250,15 @@ impl PostgresSettings {
         config
             .connect_timeout(self.connect_timeout)
             .options("-c synchronous_commit=on");
-        config.connect(NoTls).map_err(unreachable)
+        self.open(&config).map_err(unreachable)
+    }
+
+    /// A connection over TLS when configured, in the clear otherwise.
+    fn open(&self, config: &postgres::Config) -> std::result::Result<Client, postgres::Error> {
+        match &self.tls {
+            Some(tls) => config.connect(tls.clone()),
+            None => config.connect(NoTls),
+        }
     }
 }
 
