@@ -14,6 +14,35 @@ fn is_locked(e: &sled::Error) -> bool {
     matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }
 
+/// The tree holding the store's identity (never exported: it belongs to these files).
+const IDENTITY: Tree = Tree::new("__store_identity");
+
+/// The file naming the identity, beside sled's files.
+const IDENTITY_FILE: &str = "identity";
+
+/// Removes snapshot files sled never finished (`snap.<lsn>.generating`): sled renames a
+/// snapshot once it is whole and synced, so one still called `.generating` is a write that
+/// was cut off (a full disk, a crash), and sled would read it as the newest snapshot and refuse
+/// to open. Without it sled starts from the previous snapshot and its log, which hold
+/// everything.
+fn remove_unfinished_snapshots(path: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            tracing::warn!(
+                file = %entry.path().display(),
+                "removing an unfinished snapshot left by an interrupted write"
+            );
+            crate::files::remove_durably(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 /// The embedded store: one sled database in the data directory.
 #[derive(Debug)]
 pub struct SledStore {
@@ -35,6 +64,8 @@ impl SledStore {
 
     fn open_waiting(path: &Path, wait: std::time::Duration) -> Result<Self> {
         let deadline = std::time::Instant::now() + wait;
+        let existed = path.join("db").exists();
+        remove_unfinished_snapshots(path)?;
         let db = loop {
             match sled::open(path) {
                 Ok(db) => break db,
@@ -56,10 +87,57 @@ impl SledStore {
         // sled creates its files with the process umask; they hold password hashes, tokens
         // and MAC keys.
         crate::files::restrict_tree(path)?;
-        Ok(Self {
+        let store = Self {
             db,
             writes: std::sync::atomic::AtomicU64::new(0),
-        })
+        };
+        store.check_identity(path, existed)?;
+        Ok(store)
+    }
+
+    /// The store's identity: a random id written into the store when it is made and into the
+    /// file `identity` beside sled's files. A store whose records were lost (sled starts empty
+    /// on a truncated or damaged `db`, saying nothing) no longer holds the id the file names,
+    /// and is refused instead of served empty. A store made before identities existed gets one.
+    fn check_identity(&self, path: &Path, existed: bool) -> Result<()> {
+        let file = path.join(IDENTITY_FILE);
+        let stored = self.get(IDENTITY, "id")?;
+        match (file.exists(), stored) {
+            (true, stored) => {
+                let expected = crate::files::read_private(&file)?;
+                if stored.as_deref() != Some(expected.as_slice()) {
+                    return Err(Error::Storage(format!(
+                        "the store in {} has lost its records (it no longer holds the identity \
+                         its file {IDENTITY_FILE} names): sled's files were damaged or \
+                         replaced. Restore the directory from a backup, or `store import` an \
+                         export into an empty one; moving the directory aside starts empty",
+                        path.display()
+                    )));
+                }
+            }
+            (false, Some(id)) => crate::files::write_private(&file, &id)?,
+            (false, None) if existed && !self.tree_names()?.is_empty() => {
+                // Records from before identities: give it one.
+                self.make_identity(&file)?;
+            }
+            (false, None) => self.make_identity(&file)?,
+        }
+        Ok(())
+    }
+
+    fn make_identity(&self, file: &Path) -> Result<()> {
+        let mut raw = [0u8; 16];
+        getrandom::fill(&mut raw).map_err(|e| Error::Storage(format!("random: {e}")))?;
+        let id: Vec<u8> = raw
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+            .into_bytes();
+        self.tree(IDENTITY)?
+            .insert("id", id.as_slice())
+            .map_err(storage)?;
+        self.db.flush().map_err(storage)?;
+        crate::files::write_private(file, &id)
     }
 
     /// Counts an applied write (after it is applied, so a flush that reads the count covers it).
@@ -166,8 +244,8 @@ impl Store for SledStore {
         let mut names = Vec::new();
         for name in self.db.tree_names() {
             let name = String::from_utf8_lossy(&name).into_owned();
-            // sled's own default tree, which we never write.
-            if name.starts_with("__sled__") {
+            // sled's own default tree, which we never write, and the store's identity.
+            if name.starts_with("__") {
                 continue;
             }
             if !self.db.open_tree(&name).map_err(storage)?.is_empty() {
@@ -228,5 +306,77 @@ mod tests {
             refused.to_string().contains("in use by another process"),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn an_unfinished_snapshot_left_by_an_interrupted_write_is_removed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            store.put(USERS, "k", b"v").unwrap();
+            store.flush().unwrap();
+        }
+        // What a start on a full disk leaves: an empty snapshot that sorts after every other.
+        let unfinished = dir.path().join("snap.FFFFFFFFFFFFFFFF.generating");
+        std::fs::write(&unfinished, b"").unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.get(USERS, "k").unwrap().as_deref(), Some(&b"v"[..]));
+        assert!(!unfinished.exists());
+    }
+
+    #[test]
+    fn a_store_that_lost_its_records_is_refused_and_not_served_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            for i in 0..100 {
+                store.put(USERS, &format!("u{i}"), &[7; 512]).unwrap();
+            }
+            store.flush().unwrap();
+        }
+        // sled's files replaced by an empty store (what a truncated or damaged `db` opens as),
+        // the identity file kept.
+        for entry in std::fs::read_dir(dir.path()).unwrap().flatten() {
+            if entry.file_name() != IDENTITY_FILE {
+                let path = entry.path();
+                if path.is_dir() {
+                    std::fs::remove_dir_all(path).unwrap();
+                } else {
+                    std::fs::remove_file(path).unwrap();
+                }
+            }
+        }
+        let refused = SledStore::open(dir.path()).unwrap_err().to_string();
+        assert!(refused.contains("has lost its records"), "{refused}");
+        assert!(
+            refused.contains(&dir.path().display().to_string()),
+            "{refused}"
+        );
+        // Opening again refuses again: nothing was made in the meantime.
+        assert!(SledStore::open(dir.path()).is_err());
+    }
+
+    #[test]
+    fn a_truncated_db_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            for i in 0..100 {
+                store.put(USERS, &format!("u{i}"), &[7; 512]).unwrap();
+            }
+            store.flush().unwrap();
+        }
+        std::fs::File::options()
+            .write(true)
+            .open(dir.path().join("db"))
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        // sled itself opens it as an empty store, saying nothing; the identity check refuses.
+        let refused = SledStore::open(dir.path())
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("has lost its records"), "{refused}");
     }
 }

@@ -1,6 +1,7 @@
-//! `store export` and `store import` of both servers: every record of a store written to a
-//! file and read back into another store, to move a deployment from the embedded store to
-//! PostgreSQL (or back, or to a new database).
+//! `store export`, `store import` and `store verify` of both servers: every record of a store
+//! written to a file and read back into another store, to move a deployment from the embedded
+//! store to PostgreSQL (or back, or to a new database) or to keep a copy; and every record read
+//! and decoded, to check a store.
 //!
 //! The file is JSON lines, owner-only (0600: it holds password hashes, MAC keys and sealed
 //! tokens): a header naming the format and the server, one line per record
@@ -36,6 +37,9 @@ pub enum StoreCommand {
         #[arg(long)]
         from: PathBuf,
     },
+    /// Read every record of every tree and check that it decodes; exits non-zero naming the
+    /// records that do not (the embedded store also refuses to open when it lost its records).
+    Verify,
 }
 
 /// Records read per page while exporting.
@@ -77,7 +81,47 @@ pub fn run(command: &StoreCommand, store: &dyn Store, server: &str) -> Result<St
             let count = import(store, server, from)?;
             Ok(format!("imported {count} records from {}", from.display()))
         }
+        StoreCommand::Verify => {
+            let (trees, records) = verify(store)?;
+            Ok(format!(
+                "verified {records} records in {trees} trees: every one reads and decodes"
+            ))
+        }
     }
+}
+
+/// At most this many bad records are named.
+const NAMED: usize = 20;
+
+/// Reads every record of `store` and decodes it as JSON (every record both servers write is
+/// JSON): the number of trees and records, or the records that failed.
+pub fn verify(store: &dyn Store) -> Result<(usize, u64)> {
+    let names = store.tree_names()?;
+    let (mut records, mut bad) = (0u64, Vec::new());
+    for name in &names {
+        let tree = Tree::named(name.clone());
+        let mut after: Option<String> = None;
+        loop {
+            let page = store.scan_page(tree, after.as_deref(), PAGE)?;
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            for (key, value) in page {
+                records += 1;
+                if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&value) {
+                    bad.push(format!("{name}/{key}: {e}"));
+                }
+            }
+        }
+    }
+    if bad.is_empty() {
+        return Ok((names.len(), records));
+    }
+    let count = bad.len();
+    bad.truncate(NAMED);
+    Err(Error::Storage(format!(
+        "{count} of {records} records do not decode: {}",
+        bad.join("; ")
+    )))
 }
 
 /// Writes every record of `store` to `to` (0600, written whole or not at all).
@@ -242,5 +286,25 @@ mod tests {
             import(&to, "authz", &file).is_err(),
             "imported into a full store"
         );
+    }
+
+    #[test]
+    fn verify_reads_every_record_and_names_the_ones_that_do_not_decode() {
+        let dir = tempfile::tempdir().unwrap();
+        let sled = SledStore::open(dir.path()).unwrap();
+        let store: &dyn Store = &sled;
+        for i in 0..1500 {
+            store
+                .put_json(Tree::new("users"), &format!("u{i:05}"), &i)
+                .unwrap();
+        }
+        store.put_json(Tree::new("clients"), "c", &"x").unwrap();
+        assert_eq!(verify(store).unwrap(), (2, 1501));
+        store
+            .put(Tree::new("users"), "u00700", b"{\"cut off")
+            .unwrap();
+        let refused = verify(store).unwrap_err().to_string();
+        assert!(refused.contains("1 of 1501 records"), "{refused}");
+        assert!(refused.contains("users/u00700"), "{refused}");
     }
 }
