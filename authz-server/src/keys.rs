@@ -1,10 +1,21 @@
-//! The token signing key on disk: generated once, written with mode 0600, reused across
-//! restarts, and rotated by the operator (`authz-server keys rotate`): the old key moves to
-//! `retired/` with the time its last token expires, and stays published in the JWKS (and
-//! accepted by this server) until then. (Private-file handling and the dev TLS PKI are in
-//! [`server_kit`].)
+//! The token signing keys.
+//!
+//! - **One process** (embedded store): the key on disk, generated once, written with mode 0600,
+//!   reused across restarts, and rotated by the operator while the server is stopped
+//!   (`authz-server keys rotate`): the old key moves to `retired/` with the time its last token
+//!   expires, and stays published in the JWKS (and accepted by this server) until then.
+//! - **Replicas** (a shared store): the keys live in the store ([`crate::store::signing_keys`]),
+//!   seeded from the first replica's key files, and every replica reads them again every
+//!   [`RELOAD_SECS`]. `keys rotate` adds a key that signs only from [`PUBLISH_AHEAD_SECS`] on, so
+//!   every replica publishes it before any signs with it, and gives the old one a retirement
+//!   time; no restart is needed.
+//!
+//! [`KeyRing`] is what the provider holds; [`KeySet`] is the keys at one time: which one signs,
+//! which are published. (Private-file handling and the dev TLS PKI are in [`server_kit`].)
 
 use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use proto::clock::UnixTime;
 use proto::jwk::Jwk;
@@ -14,6 +25,229 @@ use serde::{Deserialize, Serialize};
 use server_kit::files::{create_dir, read_private, write_private};
 
 use crate::error::{Error, Result};
+use crate::store::Store;
+use crate::store::signing_keys::{self, StoredKey, StoredKeySet};
+
+/// How often a replica reads the shared keys again.
+pub const RELOAD_SECS: u64 = 5;
+
+/// How long after `keys rotate` the new key starts signing (every replica publishes it first:
+/// several reloads, and a resource server's JWKS refetch).
+pub const PUBLISH_AHEAD_SECS: i64 = 60;
+
+/// A key with when it signs from and until when it is published.
+#[derive(Debug)]
+struct Timed {
+    key: Arc<SigningKey>,
+    active_from: UnixTime,
+    retire_after: Option<UnixTime>,
+}
+
+/// The keys at one time.
+#[derive(Debug)]
+pub struct KeySet {
+    /// Oldest first.
+    keys: Vec<Timed>,
+    /// The oldest key: it signs when no key's time has come yet.
+    oldest: Arc<SigningKey>,
+    /// Retired keys known by their public half only (from `retired/` on disk).
+    retired: Vec<(Jwk, UnixTime)>,
+}
+
+impl KeySet {
+    /// The key that signs at `now`: the newest whose time has come (the oldest if none has).
+    pub fn signing(&self, now: UnixTime) -> Arc<SigningKey> {
+        self.keys
+            .iter()
+            .rev()
+            .find(|k| k.active_from <= now)
+            .map_or_else(|| self.oldest.clone(), |k| k.key.clone())
+    }
+
+    /// The keys tokens verify with at `now`, and the JWKS: every key not yet retired, those
+    /// about to sign included.
+    pub fn published(&self, now: UnixTime) -> Vec<Jwk> {
+        self.keys
+            .iter()
+            .filter(|k| k.retire_after.is_none_or(|until| until >= now))
+            .map(|k| k.key.public_jwk().clone())
+            .chain(
+                self.retired
+                    .iter()
+                    .filter(|(_, until)| *until >= now)
+                    .map(|(k, _)| k.clone()),
+            )
+            .collect()
+    }
+
+    fn from_stored(set: &StoredKeySet) -> Result<Self> {
+        let keys = set
+            .keys
+            .iter()
+            .map(|stored| {
+                let der = proto::b64::decode(&stored.pkcs8, "signing key")
+                    .map_err(|e| Error::Config(format!("a stored signing key: {e}")))?;
+                let key = SigningKey::from_pkcs8_der(Algorithm::Es256, &der)
+                    .map_err(|e| Error::Config(format!("a stored signing key: {e}")))?;
+                let kid = key.public_jwk().thumbprint();
+                Ok(Timed {
+                    key: Arc::new(key.with_kid(kid)),
+                    active_from: stored.active_from,
+                    retire_after: stored.retire_after,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let oldest = keys
+            .first()
+            .map(|k| k.key.clone())
+            .ok_or_else(|| Error::Config("the stored signing key set is empty".into()))?;
+        Ok(Self {
+            keys,
+            oldest,
+            retired: Vec::new(),
+        })
+    }
+}
+
+/// Where the keys come from.
+#[derive(Debug)]
+enum Source {
+    /// Read once at start.
+    Files,
+    /// Read again every [`RELOAD_SECS`].
+    Shared(Arc<dyn Store>),
+}
+
+/// The provider's signing keys.
+#[derive(Debug)]
+pub struct KeyRing {
+    source: Source,
+    loaded: RwLock<(Instant, Arc<KeySet>)>,
+}
+
+impl KeyRing {
+    /// The keys of the data directory's `keys/` (one process).
+    pub fn from_files(dir: &Path, now: UnixTime) -> Result<Self> {
+        let key = Arc::new(load_or_create_signing_key(dir)?);
+        let set = KeySet {
+            keys: vec![Timed {
+                key: key.clone(),
+                active_from: UnixTime::MIN,
+                retire_after: None,
+            }],
+            oldest: key,
+            retired: retired_keys(dir, now)?,
+        };
+        Ok(Self {
+            source: Source::Files,
+            loaded: RwLock::new((Instant::now(), Arc::new(set))),
+        })
+    }
+
+    /// The keys replicas share in `store`; the first replica to start stores its key files'
+    /// keys (current and retired) as the set.
+    pub fn shared(store: Arc<dyn Store>, dir: &Path) -> Result<Self> {
+        if signing_keys::read(store.as_ref())?.is_none() {
+            let current = load_or_create_signing_key(dir)?;
+            let set = StoredKeySet {
+                keys: vec![StoredKey {
+                    pkcs8: proto::b64::encode(current.pkcs8_der().expose()),
+                    active_from: UnixTime::MIN,
+                    retire_after: None,
+                }],
+            };
+            // A replica that stored its set first wins; this one adopts it.
+            signing_keys::create(store.as_ref(), &set)?;
+        }
+        let set = Self::read_shared(store.as_ref())?;
+        Ok(Self {
+            source: Source::Shared(store),
+            loaded: RwLock::new((Instant::now(), Arc::new(set))),
+        })
+    }
+
+    fn read_shared(store: &dyn Store) -> Result<KeySet> {
+        let stored = signing_keys::read(store)?
+            .ok_or_else(|| Error::Config("the shared signing keys are gone".into()))?;
+        KeySet::from_stored(stored.value())
+    }
+
+    /// The keys now (for a shared store, read again when the last read is older than
+    /// [`RELOAD_SECS`]; a failed read keeps the keys read before, and says so in the log).
+    pub fn current(&self) -> Arc<KeySet> {
+        let (loaded_at, set) = {
+            let loaded = self
+                .loaded
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            (loaded.0, loaded.1.clone())
+        };
+        let Source::Shared(store) = &self.source else {
+            return set;
+        };
+        if loaded_at.elapsed().as_secs() < RELOAD_SECS {
+            return set;
+        }
+        match Self::read_shared(store.as_ref()) {
+            Ok(fresh) => {
+                let fresh = Arc::new(fresh);
+                *self
+                    .loaded
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    (Instant::now(), fresh.clone());
+                fresh
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the shared signing keys could not be read again");
+                set
+            }
+        }
+    }
+}
+
+/// Rotates the shared keys at `now`: a new key signs from `now + PUBLISH_AHEAD_SECS`, the key
+/// signing until then stays published until `retire_after` past that. Refused while an
+/// earlier rotation's key has not started signing yet. Returns the new key's `kid` and when it
+/// signs from.
+pub fn rotate_shared(
+    store: &dyn Store,
+    now: UnixTime,
+    tokens_outlive_by: i64,
+) -> Result<(String, UnixTime)> {
+    loop {
+        let read = signing_keys::read(store)?.ok_or_else(|| {
+            Error::Config("no shared signing keys yet: start a server first".into())
+        })?;
+        let mut set = read.value().clone();
+        if let Some(pending) = set.keys.iter().find(|k| k.active_from > now) {
+            return Err(Error::Config(format!(
+                "a rotation is pending: its key signs from {}; rotate again after that",
+                proto::rfc3339::format(pending.active_from)
+            )));
+        }
+        let active_from = now + PUBLISH_AHEAD_SECS;
+        // Keys past their retirement go; the newest gets its own.
+        set.keys
+            .retain(|k| k.retire_after.is_none_or(|until| until >= now));
+        for key in &mut set.keys {
+            if key.retire_after.is_none() {
+                key.retire_after = Some(active_from + tokens_outlive_by);
+            }
+        }
+        let next =
+            SigningKey::generate(Algorithm::Es256).map_err(|e| Error::Config(e.to_string()))?;
+        let kid = next.public_jwk().thumbprint();
+        set.keys.push(StoredKey {
+            pkcs8: proto::b64::encode(next.pkcs8_der().expose()),
+            active_from,
+            retire_after: None,
+        });
+        if signing_keys::replace(store, &read, &set)? {
+            return Ok((kid, active_from));
+        }
+    }
+}
 
 /// Loads the signing key from `dir/signing-key.der`, creating it on first start. Its `kid` is
 /// its RFC 7638 thumbprint, so a rotated key gets a new `kid` by construction.
@@ -131,5 +365,53 @@ mod tests {
             load_or_create_signing_key(dir.path()),
             Err(Error::Config(_))
         ));
+    }
+
+    #[test]
+    fn a_shared_rotation_is_published_first_signs_later_and_retires_the_old_key() {
+        let (dir, store) = crate::store::temporary();
+        let store: Arc<dyn Store> = Arc::new(store);
+        let keys = KeyRing::shared(store.clone(), &dir.path().join("keys")).unwrap();
+        let old = keys
+            .current()
+            .signing(1000)
+            .public_jwk()
+            .kid
+            .clone()
+            .unwrap();
+        // Another replica starting later adopts the stored keys, whatever its files hold.
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = KeyRing::shared(store.clone(), other_dir.path()).unwrap();
+        assert_eq!(
+            other.current().signing(1000).public_jwk().kid.as_deref(),
+            Some(old.as_str())
+        );
+
+        let (new, from) = rotate_shared(store.as_ref(), 1000, 900).unwrap();
+        assert_eq!(from, 1000 + PUBLISH_AHEAD_SECS);
+        assert!(
+            rotate_shared(store.as_ref(), 1001, 900).is_err(),
+            "a second rotation while one is pending"
+        );
+        let set = KeyRing::read_shared(store.as_ref()).unwrap();
+        let kids =
+            |jwks: Vec<Jwk>| -> Vec<String> { jwks.into_iter().filter_map(|k| k.kid).collect() };
+        // Published at once, signing only from its time.
+        assert_eq!(kids(set.published(1000)), [old.clone(), new.clone()]);
+        assert_eq!(
+            set.signing(from - 1).public_jwk().kid.as_deref(),
+            Some(old.as_str())
+        );
+        assert_eq!(
+            set.signing(from).public_jwk().kid.as_deref(),
+            Some(new.as_str())
+        );
+        // The old key stays published until its last token has expired.
+        assert_eq!(kids(set.published(from + 900)), [old.clone(), new.clone()]);
+        assert_eq!(kids(set.published(from + 901)), [new.clone()]);
+        // The next rotation drops it from the record.
+        rotate_shared(store.as_ref(), from + 901, 900).unwrap();
+        let set = KeyRing::read_shared(store.as_ref()).unwrap();
+        assert_eq!(set.keys.len(), 2);
     }
 }

@@ -62,7 +62,8 @@ enum Command {
         #[command(subcommand)]
         action: ClientAction,
     },
-    /// Manage the token signing key (run while the server is stopped).
+    /// Manage the token signing key (run while the server is stopped, or on a PostgreSQL
+    /// store while the replicas run).
     Keys {
         #[command(subcommand)]
         action: KeysAction,
@@ -335,9 +336,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let l = &config.lifetimes;
             let longest = l.access_token.max(l.id_token).max(l.client_access_token);
             let now = proto::clock::Clock::now(&SystemClock);
-            let kid =
-                authz_server::keys::rotate(&config.data_dir.join("keys"), now + longest + 60)?;
-            println!("new signing key {kid}");
+            if config.store.is_shared() {
+                // Replicas: in the database, picked up by the running servers.
+                let store = open_store(&config)?;
+                let (kid, from) =
+                    authz_server::keys::rotate_shared(store.as_ref(), now, longest + 60)?;
+                println!(
+                    "new signing key {kid}: published now, signing from {}",
+                    proto::rfc3339::format(from)
+                );
+            } else {
+                let kid =
+                    authz_server::keys::rotate(&config.data_dir.join("keys"), now + longest + 60)?;
+                println!("new signing key {kid}");
+            }
             Ok(())
         }
     }

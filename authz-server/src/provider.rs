@@ -22,16 +22,14 @@ pub struct Provider {
     pub base_url: String,
     /// The store.
     pub store: Arc<dyn Store>,
-    /// The token signing key.
-    pub key: SigningKey,
+    /// The token signing keys.
+    pub keys: crate::keys::KeyRing,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// Server-issued DPoP nonces (RFC 9449 §8).
     pub dpop_nonces: proto::dpop_nonce::NonceSource,
     /// The password-check workers.
     pub passwords: crate::password_pool::PasswordPool,
-    /// Retired signing keys, still accepted and published until their time.
-    pub retired_keys: Vec<(Jwk, UnixTime)>,
     /// Rate limits.
     pub limiters: crate::rate_limits::Limiters,
     /// The audit log.
@@ -64,17 +62,15 @@ impl Provider {
         format!("{}{path}", self.base_url)
     }
 
-    /// The keys tokens of this server verify with now: the current one and live retired ones.
+    /// The keys tokens of this server verify with now (and the JWKS): the signing one, one
+    /// about to sign, and retired ones until their tokens have expired.
     pub fn verification_keys(&self) -> Vec<Jwk> {
-        let now = self.now();
-        std::iter::once(self.key.public_jwk().clone())
-            .chain(
-                self.retired_keys
-                    .iter()
-                    .filter(|(_, until)| *until >= now)
-                    .map(|(k, _)| k.clone()),
-            )
-            .collect()
+        self.keys.current().published(self.now())
+    }
+
+    /// The key that signs now.
+    pub fn signing_key(&self) -> std::sync::Arc<SigningKey> {
+        self.keys.current().signing(self.now())
     }
 
     /// Whether the store takes a durable write now (`/readyz`), probed at most once a second.

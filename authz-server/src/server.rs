@@ -71,8 +71,13 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     config.validate()?;
     let limits = config.limits.clone();
     let store = open_store(&config)?;
-    let key = crate::keys::load_or_create_signing_key(&config.data_dir.join("keys"))?;
-    let retired_keys = crate::keys::retired_keys(&config.data_dir.join("keys"), clock.now())?;
+    let keys_dir = config.data_dir.join("keys");
+    // Replicas share their keys through the store; one process keeps them in files.
+    let keys = if store.shared() {
+        crate::keys::KeyRing::shared(store.clone(), &keys_dir)?
+    } else {
+        crate::keys::KeyRing::from_files(&keys_dir, clock.now())?
+    };
 
     let public_host = url::Url::parse(&config.public_url)
         .ok()
@@ -135,10 +140,9 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         config,
         base_url: base_url.clone(),
         store: store.clone(),
-        key,
+        keys,
         clock,
         dpop_nonces,
-        retired_keys,
         passwords,
         upstreams,
         remote_verifiers,

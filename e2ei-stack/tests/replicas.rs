@@ -32,10 +32,13 @@ struct Deployment {
 
 impl Deployment {
     async fn start() -> Self {
-        Self::start_with(None).await
+        Self::start_with(None, Arc::new(proto::clock::SystemClock)).await
     }
 
-    async fn start_with(acme_rate_limits: Option<acme_server::config::RateLimits>) -> Self {
+    async fn start_with(
+        acme_rate_limits: Option<acme_server::config::RateLimits>,
+        clock: Arc<dyn proto::clock::Clock>,
+    ) -> Self {
         let pg = TestPostgres::start();
         let dir = tempfile::tempdir().unwrap();
         let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
@@ -55,6 +58,7 @@ impl Deployment {
                         authz_public_url: Some(authz_url.clone()),
                         acme_public_url: Some(acme_url.clone()),
                         acme_rate_limits: acme_rate_limits.clone(),
+                        clock: clock.clone(),
                         ..Options::default()
                     },
                 )
@@ -168,10 +172,13 @@ async fn a_nonce_from_one_replica_is_redeemed_at_another_once_and_refused_at_the
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_counts_the_requests_of_every_replica() {
     let burst = 10;
-    let deployment = Deployment::start_with(Some(acme_server::config::RateLimits {
-        new_accounts_per_ip: server_kit::rate_limit::Rate::new(1, burst),
-        ..acme_server::config::RateLimits::default()
-    }))
+    let deployment = Deployment::start_with(
+        Some(acme_server::config::RateLimits {
+            new_accounts_per_ip: server_kit::rate_limit::Rate::new(1, burst),
+            ..acme_server::config::RateLimits::default()
+        }),
+        Arc::new(proto::clock::SystemClock),
+    )
     .await;
     let http =
         server_kit::tls::https_client(&deployment.replicas[0].tls_roots(), Duration::from_secs(60))
@@ -216,6 +223,159 @@ async fn a_rate_limit_counts_the_requests_of_every_replica() {
     assert!(served.iter().all(|n| *n >= 30), "{served:?}");
 }
 
+/// An authorization code of the demo user from `replica`, with its PKCE pair.
+async fn code_from(
+    http: &reqwest::Client,
+    deployment: &Deployment,
+    replica: usize,
+) -> (String, proto::pkce::Pkce) {
+    use authz_server::server::{DEMO_CLIENT_ID, DEMO_REDIRECT_URI};
+    let pkce = proto::pkce::Pkce::new();
+    let login = http
+        .post(format!("{}/authorize", deployment.authz.backends[replica]))
+        .form(&[
+            ("response_type", "code"),
+            ("client_id", DEMO_CLIENT_ID),
+            ("redirect_uri", DEMO_REDIRECT_URI),
+            ("scope", "openid profile"),
+            ("state", "s"),
+            ("code_challenge", &pkce.challenge),
+            ("code_challenge_method", "S256"),
+            ("username", authz_server::server::DEMO_HANDLE),
+            ("password", deployment.replicas[0].demo_password.expose()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let location = url::Url::parse(login.headers()["location"].to_str().unwrap()).unwrap();
+    let code = location
+        .query_pairs()
+        .find(|(name, _)| name == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    (code, pkce)
+}
+
+/// The `kid` of an access token the demo user gets from `replica`.
+async fn token_kid(http: &reqwest::Client, deployment: &Deployment, replica: usize) -> String {
+    use authz_server::server::{DEMO_CLIENT_ID, DEMO_REDIRECT_URI};
+    let (code, pkce) = code_from(http, deployment, replica).await;
+    let response = http
+        .post(format!("{}/token", deployment.authz.backends[replica]))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", DEMO_REDIRECT_URI),
+            ("client_id", DEMO_CLIENT_ID),
+            ("code_verifier", &pkce.verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap();
+    let header = token.split('.').next().unwrap();
+    let header: Value =
+        serde_json::from_slice(&proto::b64::decode(header, "header").unwrap()).unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+/// The `kid`s of a replica's JWKS.
+async fn published(http: &reqwest::Client, deployment: &Deployment, replica: usize) -> Vec<String> {
+    let jwks: Value = http
+        .get(format!("{}/jwks", deployment.authz.backends[replica]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotation_is_published_by_every_replica_before_any_signs_with_it() {
+    use proto::clock::{Clock, FixedClock, SystemClock};
+
+    let clock = Arc::new(FixedClock::new(SystemClock.now()));
+    let deployment = Deployment::start_with(None, clock.clone()).await;
+    let http =
+        server_kit::tls::https_client(&deployment.replicas[0].tls_roots(), Duration::from_secs(60))
+            .unwrap();
+    let old = token_kid(&http, &deployment, 0).await;
+    for replica in 0..REPLICAS {
+        assert_eq!(published(&http, &deployment, replica).await, [old.clone()]);
+    }
+
+    // The operator rotates with the CLI while the replicas run.
+    let config = deployment._dir.path().join("authz-pg.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[store]\nurl = {:?}\npassword_file = {:?}\n",
+            deployment._dir.path().join("authz").display().to_string(),
+            deployment._pg.url(),
+            deployment._pg.password_file().display().to_string()
+        ),
+    )
+    .unwrap();
+    let rotated =
+        std::process::Command::new(e2ei_stack::bench::procs::binary("authz-server").unwrap())
+            .arg("--config")
+            .arg(&config)
+            .args(["keys", "rotate"])
+            .output()
+            .unwrap();
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    let said = String::from_utf8_lossy(&rotated.stdout).into_owned();
+    let new = said
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .trim_end_matches(':')
+        .to_owned();
+    assert_ne!(new, old);
+
+    // Every replica publishes it within its reload interval, and still signs with the old key.
+    let deadline =
+        std::time::Instant::now() + Duration::from_secs(4 * authz_server::keys::RELOAD_SECS);
+    for replica in 0..REPLICAS {
+        loop {
+            let kids = published(&http, &deployment, replica).await;
+            if kids.contains(&new) {
+                assert!(kids.contains(&old), "{kids:?}");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "replica {replica} never published {new}"
+            );
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(token_kid(&http, &deployment, replica).await, old);
+    }
+    // Once its time has come, every replica signs with the new key; the old one stays
+    // published for the tokens it signed.
+    clock.set(SystemClock.now() + authz_server::keys::PUBLISH_AHEAD_SECS + 1);
+    for replica in 0..REPLICAS {
+        assert_eq!(token_kid(&http, &deployment, replica).await, new);
+        let kids = published(&http, &deployment, replica).await;
+        assert!(kids.contains(&old) && kids.contains(&new), "{kids:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_authorization_code_raced_at_three_replicas_issues_tokens_once() {
     use authz_server::server::{DEMO_CLIENT_ID, DEMO_REDIRECT_URI};
@@ -226,31 +386,7 @@ async fn one_authorization_code_raced_at_three_replicas_issues_tokens_once() {
             .unwrap();
     for round in 0..3 {
         // A code from one replica (the login form posted to it directly).
-        let pkce = proto::pkce::Pkce::new();
-        let login = http
-            .post(format!("{}/authorize", deployment.authz.backends[round]))
-            .form(&[
-                ("response_type", "code"),
-                ("client_id", DEMO_CLIENT_ID),
-                ("redirect_uri", DEMO_REDIRECT_URI),
-                ("scope", "openid profile"),
-                ("state", "s"),
-                ("code_challenge", &pkce.challenge),
-                ("code_challenge_method", "S256"),
-                ("username", authz_server::server::DEMO_HANDLE),
-                ("password", deployment.replicas[0].demo_password.expose()),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(login.status(), 303);
-        let location = url::Url::parse(login.headers()["location"].to_str().unwrap()).unwrap();
-        let code = location
-            .query_pairs()
-            .find(|(name, _)| name == "code")
-            .unwrap()
-            .1
-            .into_owned();
+        let (code, pkce) = code_from(&http, &deployment, round).await;
         // Thirty simultaneous redemptions, ten at each replica.
         let redemptions: Vec<_> = (0..30)
             .map(|i| {

@@ -76,8 +76,9 @@ impl Provider {
         // A deletion that raced this request removed the device after it was looked up:
         // nothing is issued for a device that no longer exists.
         super::owned(store, user, device_id)?;
+        let key = self.signing_key();
         let issuer = WireTokenIssuer {
-            key: &self.key,
+            key: &key,
             url: &url,
             lifetime: self.config.lifetimes.client_access_token,
         };

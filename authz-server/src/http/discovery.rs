@@ -48,7 +48,7 @@ pub async fn metadata(State(state): State<SharedState>) -> Json<Value> {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": [state.key.algorithm().name()],
+        "id_token_signing_alg_values_supported": [state.signing_key().algorithm().name()],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": algorithms,
@@ -73,7 +73,7 @@ pub async fn jwks(State(state): State<SharedState>) -> Json<Value> {
             let mut key = k.to_json();
             if let Some(map) = key.as_object_mut() {
                 map.insert("use".into(), "sig".into());
-                map.insert("alg".into(), state.key.algorithm().name().into());
+                map.insert("alg".into(), state.signing_key().algorithm().name().into());
             }
             key
         })

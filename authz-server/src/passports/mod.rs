@@ -156,7 +156,7 @@ impl Provider {
             visa: object,
         };
         claims
-            .sign(&self.key, &self.url("/jwks"))
+            .sign(&self.signing_key(), &self.url("/jwks"))
             .map_err(|e| Error::Internal(format!("signing a visa: {e}")))
     }
 }

@@ -22,6 +22,7 @@ pub mod replay;
 pub mod revocations;
 pub mod secrets;
 pub mod sessions;
+pub mod signing_keys;
 pub mod upstream_link_tickets;
 pub mod upstream_links;
 pub mod upstream_logins;
@@ -94,6 +95,8 @@ pub mod trees {
     pub const ASSERTED_VISAS: Tree = Tree::new("asserted_visas");
     /// Name → a secret all replicas share (the DPoP server nonces' MAC key).
     pub const SECRETS: Tree = Tree::new("secrets");
+    /// `set` → every token signing key of the deployment (replicas on a shared store).
+    pub const SIGNING_KEYS: Tree = Tree::new("signing_keys");
 }
 
 /// Makes every write so far durable.

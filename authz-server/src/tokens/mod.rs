@@ -14,12 +14,12 @@ use proto::jws::SigningKey;
 use crate::provider::Provider;
 
 /// What signing a token of this server takes.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Issuer<'a> {
     /// The issuer URL.
     pub url: &'a str,
     /// The signing key.
-    pub key: &'a SigningKey,
+    pub key: std::sync::Arc<SigningKey>,
     /// Access token lifetime.
     pub access_lifetime: i64,
     /// ID token lifetime.
@@ -31,7 +31,7 @@ impl Provider {
     pub fn issuer(&self) -> Issuer<'_> {
         Issuer {
             url: &self.base_url,
-            key: &self.key,
+            key: self.signing_key(),
             access_lifetime: self.config.lifetimes.access_token,
             id_lifetime: self.config.lifetimes.id_token,
         }
