@@ -312,7 +312,10 @@ async fn a_key_rotation_is_published_by_every_replica_before_any_signs_with_it()
             .unwrap();
     let old = token_kid(&http, &deployment, 0).await;
     for replica in 0..REPLICAS {
-        assert_eq!(published(&http, &deployment, replica).await, [old.clone()]);
+        assert_eq!(
+            published(&http, &deployment, replica).await,
+            std::slice::from_ref(&old)
+        );
     }
 
     // The operator rotates with the CLI while the replicas run.
