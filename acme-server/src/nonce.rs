@@ -238,4 +238,23 @@ mod tests {
         assert!(!one.redeem("made-up", 1000).unwrap());
         assert!(one.redeem(&n, 1000).unwrap());
     }
+
+    #[test]
+    fn a_claim_outlives_its_nonce_by_the_sweeps_keep_so_a_slower_clock_still_finds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: std::sync::Arc<dyn server_kit::store::Store> =
+            std::sync::Arc::new(server_kit::store::SledStore::open(dir.path()).unwrap());
+        let sa = crate::sa::StorageAuthority::new(store).unwrap();
+        let nonces = SharedNonces::new(sa.nonce_claims(), 60).unwrap();
+        let n = nonces.issue(1000);
+        assert!(nonces.redeem(&n, 1000).unwrap());
+        // A replica whose clock runs 30 s ahead sweeps just after the nonce expired.
+        sa.cleanup().sweep(1061, 300).unwrap();
+        // One whose clock is 30 s behind still takes the nonce as unexpired: the claim is
+        // there, so it is refused.
+        assert!(!nonces.redeem(&n, 1059).unwrap(), "replayed after a sweep");
+        // Past the keep the claim goes, and the nonce is refused for its age anyway.
+        sa.cleanup().sweep(1061 + 300, 300).unwrap();
+        assert!(!nonces.redeem(&n, 1061).unwrap());
+    }
 }

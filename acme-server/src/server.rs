@@ -81,6 +81,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     config.validate()?;
     let limits = config.limits.clone();
     let store = open_store(&config)?;
+    server_kit::store::transfer::refuse_unfinished_import(store.as_ref())?;
     let ca_paths = config.ca_paths();
     let names_ca_paths = config
         .standard_orders

@@ -26,7 +26,7 @@ use server_kit::files::{create_dir, read_private, write_private};
 
 use crate::error::{Error, Result};
 use crate::store::Store;
-use crate::store::signing_keys::{self, StoredKey, StoredKeySet};
+use crate::store::signing_keys::{self, RetiredPublic, StoredKey, StoredKeySet};
 
 /// How often a replica reads the shared keys again.
 pub const RELOAD_SECS: u64 = 5;
@@ -101,10 +101,19 @@ impl KeySet {
             .first()
             .map(|k| k.key.clone())
             .ok_or_else(|| Error::Config("the stored signing key set is empty".into()))?;
+        let retired = set
+            .retired_public
+            .iter()
+            .map(|r| {
+                Jwk::from_json(&r.jwk)
+                    .map(|jwk| (jwk, r.retire_after))
+                    .map_err(|e| Error::Config(format!("a stored retired key: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             keys,
             oldest,
-            retired: Vec::new(),
+            retired,
         })
     }
 }
@@ -146,7 +155,7 @@ impl KeyRing {
 
     /// The keys replicas share in `store`; the first replica to start stores its key files'
     /// keys (current and retired) as the set.
-    pub fn shared(store: Arc<dyn Store>, dir: &Path) -> Result<Self> {
+    pub fn shared(store: Arc<dyn Store>, dir: &Path, now: UnixTime) -> Result<Self> {
         if signing_keys::read(store.as_ref())?.is_none() {
             let current = load_or_create_signing_key(dir)?;
             let set = StoredKeySet {
@@ -155,6 +164,14 @@ impl KeyRing {
                     active_from: UnixTime::MIN,
                     retire_after: None,
                 }],
+                // Tokens signed by keys retired before the move still verify.
+                retired_public: retired_keys(dir, now)?
+                    .into_iter()
+                    .map(|(jwk, retire_after)| RetiredPublic {
+                        jwk: jwk.to_json(),
+                        retire_after,
+                    })
+                    .collect(),
             };
             // A replica that stored its set first wins; this one adopts it.
             signing_keys::create(store.as_ref(), &set)?;
@@ -200,6 +217,12 @@ impl KeyRing {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "the shared signing keys could not be read again");
+                // Tried again after the interval, not at every request meanwhile.
+                *self
+                    .loaded
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    (Instant::now(), set.clone());
                 set
             }
         }
@@ -230,6 +253,7 @@ pub fn rotate_shared(
         // Keys past their retirement go; the newest gets its own.
         set.keys
             .retain(|k| k.retire_after.is_none_or(|until| until >= now));
+        set.retired_public.retain(|r| r.retire_after >= now);
         for key in &mut set.keys {
             if key.retire_after.is_none() {
                 key.retire_after = Some(active_from + tokens_outlive_by);
@@ -371,7 +395,11 @@ mod tests {
     fn a_shared_rotation_is_published_first_signs_later_and_retires_the_old_key() {
         let (dir, store) = crate::store::temporary();
         let store: Arc<dyn Store> = Arc::new(store);
-        let keys = KeyRing::shared(store.clone(), &dir.path().join("keys")).unwrap();
+        // A key rotated in the files before the move stays published.
+        let files_old = load_or_create_signing_key(&dir.path().join("keys")).unwrap();
+        rotate(&dir.path().join("keys"), 1500).unwrap();
+        let keys = KeyRing::shared(store.clone(), &dir.path().join("keys"), 1000).unwrap();
+        let files_old = files_old.public_jwk().kid.clone().unwrap();
         let old = keys
             .current()
             .signing(1000)
@@ -381,7 +409,7 @@ mod tests {
             .unwrap();
         // Another replica starting later adopts the stored keys, whatever its files hold.
         let other_dir = tempfile::tempdir().unwrap();
-        let other = KeyRing::shared(store.clone(), other_dir.path()).unwrap();
+        let other = KeyRing::shared(store.clone(), other_dir.path(), 1000).unwrap();
         assert_eq!(
             other.current().signing(1000).public_jwk().kid.as_deref(),
             Some(old.as_str())
@@ -397,7 +425,11 @@ mod tests {
         let kids =
             |jwks: Vec<Jwk>| -> Vec<String> { jwks.into_iter().filter_map(|k| k.kid).collect() };
         // Published at once, signing only from its time.
-        assert_eq!(kids(set.published(1000)), [old.clone(), new.clone()]);
+        assert_eq!(
+            kids(set.published(1000)),
+            [old.clone(), new.clone(), files_old.clone()]
+        );
+        assert_eq!(kids(set.published(1501)), [old.clone(), new.clone()]);
         assert_eq!(
             set.signing(from - 1).public_jwk().kid.as_deref(),
             Some(old.as_str())

@@ -66,15 +66,22 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
     Ok(config.store.open(&config.data_dir, "authz")?)
 }
 
+/// Opens the store for serving: refused when an import into it did not finish.
+fn open_store_to_serve(config: &Config) -> Result<Arc<dyn Store>> {
+    let store = open_store(config)?;
+    server_kit::store::transfer::refuse_unfinished_import(store.as_ref())?;
+    Ok(store)
+}
+
 /// Starts the server with `config`, reading time from `clock`.
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServer> {
     config.validate()?;
     let limits = config.limits.clone();
-    let store = open_store(&config)?;
+    let store = open_store_to_serve(&config)?;
     let keys_dir = config.data_dir.join("keys");
     // Replicas share their keys through the store; one process keeps them in files.
     let keys = if store.shared() {
-        crate::keys::KeyRing::shared(store.clone(), &keys_dir)?
+        crate::keys::KeyRing::shared(store.clone(), &keys_dir, clock.now())?
     } else {
         crate::keys::KeyRing::from_files(&keys_dir, clock.now())?
     };

@@ -128,9 +128,6 @@ enum Buckets {
     Shared {
         store: Arc<dyn Store>,
         limit: &'static str,
-        /// An instant and the wall-clock time (Unix ms) it was: the callers' `Instant`s are
-        /// turned into wall-clock time, which replicas share.
-        anchor: (Instant, i64),
     },
 }
 
@@ -165,11 +162,7 @@ impl RateLimiter {
     pub fn shared(rate: Rate, store: Arc<dyn Store>, limit: &'static str) -> Self {
         Self {
             rate,
-            buckets: Buckets::Shared {
-                store,
-                limit,
-                anchor: (Instant::now(), unix_ms_now()),
-            },
+            buckets: Buckets::Shared { store, limit },
         }
     }
 
@@ -220,32 +213,34 @@ impl RateLimiter {
         now: Instant,
         change: impl Fn(f64) -> Option<f64>,
     ) -> Result<(f64, bool), Denied> {
-        let Buckets::Shared {
-            store,
-            limit,
-            anchor,
-        } = &self.buckets
-        else {
+        let Buckets::Shared { store, limit } = &self.buckets else {
             return Err(Denied::Store(crate::Error::Storage("not shared".into())));
         };
         let burst = f64::from(self.rate.burst.max(1));
         let per_token_ms = self.rate.seconds_per_token() * 1000.0;
-        let since_anchor = now.saturating_duration_since(anchor.0).as_millis();
-        let now_ms = anchor.1 + i64::try_from(since_anchor).unwrap_or(i64::MAX / 2);
+        // The wall clock now, which replicas share (read each time, so a clock stepped after
+        // start is followed), moved by how far the caller's `now` is from this instant.
+        let instant = Instant::now();
+        let ahead = now.saturating_duration_since(instant).as_millis();
+        let behind = instant.saturating_duration_since(now).as_millis();
+        let now_ms =
+            unix_ms_now() + i64::try_from(ahead).unwrap_or(0) - i64::try_from(behind).unwrap_or(0);
         let record = format!("{limit}/{key}");
         let store = store.as_ref();
         for _ in 0..MAX_SWAPS {
             let current = store.get_versioned::<SharedBucket>(BUCKETS, &record)?;
+            // A bucket counted by a replica whose clock ran ahead counts as counted now.
             let tokens = current.as_ref().map_or(burst, |b| {
-                let elapsed = (now_ms - b.value.at_ms).max(0) as f64;
+                let elapsed = (now_ms - b.value.at_ms.min(now_ms)) as f64;
                 (b.value.tokens + elapsed / per_token_ms).min(burst)
             });
-            let Some(left) = change(tokens) else {
+            let ahead_of_us = current.as_ref().is_some_and(|b| b.value.at_ms > now_ms);
+            let Some(left) = change(tokens).or(ahead_of_us.then_some(tokens)) else {
                 return Ok((tokens, false));
             };
-            let at_ms = current
-                .as_ref()
-                .map_or(now_ms, |b| b.value.at_ms.max(now_ms));
+            // (A bucket stamped ahead of this clock is stamped again now, unchanged, so that
+            // it refills from now on.)
+            let at_ms = now_ms;
             let next = SharedBucket {
                 tokens: left,
                 at_ms,
@@ -256,7 +251,7 @@ impl RateLimiter {
                 None => store.insert_new_json(BUCKETS, &record, &next)?,
             };
             if written {
-                return Ok((tokens, true));
+                return Ok((tokens, !ahead_of_us || change(tokens).is_some()));
             }
         }
         // Changed by others every time: as busy as a limited key.
@@ -571,5 +566,25 @@ mod tests {
             .acquire("new", t0 + Duration::from_secs(60))
             .unwrap();
         assert_eq!(limiter.tracked(), 1);
+    }
+
+    #[test]
+    fn a_shared_bucket_counted_by_a_clock_far_ahead_still_refills() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(crate::store::SledStore::open(dir.path()).unwrap());
+        let limiter = RateLimiter::shared(Rate::new(60, 1), store.clone(), "skewed");
+        // Emptied by a replica whose clock was an hour ahead.
+        let ahead = SharedBucket {
+            tokens: 0.0,
+            at_ms: unix_ms_now() + 3_600_000,
+            full_at_ms: unix_ms_now() + 3_601_000,
+        };
+        store.put_json(BUCKETS, "skewed/ip", &ahead).unwrap();
+        let t0 = Instant::now();
+        limited(limiter.acquire("ip", t0));
+        // One token a second: here one second later, not an hour.
+        limiter
+            .acquire("ip", t0 + Duration::from_millis(1100))
+            .unwrap();
     }
 }

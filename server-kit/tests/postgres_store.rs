@@ -189,3 +189,51 @@ fn with_a_ca_file_the_store_speaks_tls_and_checks_the_certificate() {
         .to_string();
     assert!(refused.contains("certificate"), "{refused}");
 }
+
+#[test]
+fn calls_answered_unavailable_during_a_stall_are_never_applied_later() {
+    let pg = TestPostgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        pool_size: 1,
+        connect_timeout_ms: 300,
+        statement_timeout_ms: 300,
+        ..pg.store_config(Some("stall"))
+    };
+    let store = config.open(dir.path(), "unused").unwrap();
+    store.put(NONCES, "before", b"1").unwrap();
+    pg.freeze();
+    // Six writes at once on one connection: one is sent and hangs, the others wait in line
+    // longer than their callers wait.
+    let writers: Vec<_> = (0..6)
+        .map(|i| {
+            let store = store.clone();
+            std::thread::spawn(move || store.put(NONCES, &format!("late-{i}"), b"x"))
+        })
+        .collect();
+    for writer in writers {
+        let answered = writer.join().unwrap();
+        assert!(
+            matches!(answered, Err(Error::Unavailable(_))),
+            "{answered:?}"
+        );
+    }
+    pg.thaw();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.get(NONCES, "before").is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no recovery after the stall"
+        );
+        std::thread::yield_now();
+    }
+    // At most the one statement that reached the database before it froze may have been
+    // applied (its outcome was unknown); none that waited in line.
+    let applied = (0..6)
+        .filter(|i| store.get(NONCES, &format!("late-{i}")).unwrap().is_some())
+        .count();
+    assert!(
+        applied <= 1,
+        "{applied} writes answered 503 were applied later"
+    );
+}

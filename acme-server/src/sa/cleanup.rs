@@ -81,8 +81,10 @@ impl Cleanup {
             decoded::<String>(value)
                 .is_some_and(|id| matches!(store.get(trees::AUTHZS, &id), Ok(None)))
         })?;
+        // Kept `keep` past the nonce's expiry, so a replica whose clock runs behind the
+        // sweeper's still finds the claim of a nonce it would take as unexpired.
         let nonce_claims = remove_where(store, trees::NONCE_CLAIMS, |_, value| {
-            decoded::<UnixTime>(value).is_some_and(|expires| expires < now)
+            decoded::<UnixTime>(value).is_some_and(|expires| expires < cutoff)
         })?;
         let buckets = server_kit::rate_limit::sweep(store, now)?;
         let pending = remove_where(store, trees::PENDING_AUTHZS, |_, value| {

@@ -12,7 +12,7 @@ use crate::error::Result;
 const SET: &str = "set";
 
 /// One key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct StoredKey {
     /// The private key, PKCS#8 DER in base64url.
     pub pkcs8: String,
@@ -22,11 +22,34 @@ pub struct StoredKey {
     pub retire_after: Option<UnixTime>,
 }
 
+/// Never the private key.
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("active_from", &self.active_from)
+            .field("retire_after", &self.retire_after)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Every key of the deployment.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StoredKeySet {
     /// The keys, oldest first.
     pub keys: Vec<StoredKey>,
+    /// Retired keys known by their public half only (the `retired/` files of the replica
+    /// that seeded the set), published until their time.
+    #[serde(default)]
+    pub retired_public: Vec<RetiredPublic>,
+}
+
+/// A retired key's public JWK and until when it stays published.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RetiredPublic {
+    /// The public JWK.
+    pub jwk: serde_json::Value,
+    /// When its last token expires.
+    pub retire_after: UnixTime,
 }
 
 /// The set as stored, for a later [`replace`].

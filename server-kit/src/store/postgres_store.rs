@@ -140,8 +140,12 @@ impl Statements {
 }
 
 /// What a connection thread runs: the call, given the thread's connection or why there is
-/// none.
-type Job = Box<dyn FnOnce(Result<&mut Connection>) + Send>;
+/// none, unless its caller has stopped waiting (`deadline`): a call answered 503 is never
+/// applied later.
+struct Job {
+    deadline: Instant,
+    run: Box<dyn FnOnce(Result<&mut Connection>) + Send>,
+}
 
 /// The PostgreSQL store.
 pub struct PostgresStore {
@@ -206,11 +210,14 @@ impl PostgresStore {
             return Err(Error::Unavailable(why));
         }
         let (answer, answered) = std::sync::mpsc::sync_channel(1);
-        let job: Job = Box::new(move |connection| {
-            let outcome = connection.and_then(|c| call(c).map_err(classify));
-            // The caller may have stopped waiting; the outcome is then dropped.
-            let _ = answer.send(outcome);
-        });
+        let job = Job {
+            deadline: Instant::now() + self.answer_within,
+            run: Box::new(move |connection| {
+                let outcome = connection.and_then(|c| call(c).map_err(classify));
+                // The caller may have stopped waiting just now; the outcome is then dropped.
+                let _ = answer.send(outcome);
+            }),
+        };
         match self.jobs.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
@@ -285,6 +292,15 @@ fn serve_jobs(
                 Err(_) => return,
             }
         };
+        let late = || {
+            Err(Error::Unavailable(
+                "the call waited past its deadline for a connection; not run".into(),
+            ))
+        };
+        if Instant::now() >= job.deadline {
+            (job.run)(late());
+            continue;
+        }
         let stale = match connection.as_mut() {
             Some(open) => {
                 open.client.is_closed()
@@ -297,6 +313,11 @@ fn serve_jobs(
         if stale {
             connection = None;
             opened_in = health.generation.load(Ordering::SeqCst);
+            // Calls queued behind a failed connection fail at once too.
+            if let Some(why) = health.still_failing() {
+                (job.run)(Err(Error::Unavailable(why)));
+                continue;
+            }
             match settings.connect() {
                 Ok(opened) => {
                     health.recovered();
@@ -304,13 +325,17 @@ fn serve_jobs(
                 }
                 Err(e) => {
                     health.failed(&e);
-                    job(Err(e));
+                    (job.run)(Err(e));
                     continue;
                 }
             }
+            if Instant::now() >= job.deadline {
+                (job.run)(late());
+                continue;
+            }
         }
         if let Some(open) = connection.as_mut() {
-            job(Ok(open));
+            (job.run)(Ok(open));
             last_used = Instant::now();
             if open.client.is_closed() {
                 connection = None;

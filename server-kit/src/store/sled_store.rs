@@ -20,15 +20,17 @@ const IDENTITY: Tree = Tree::new("__store_identity");
 /// The file naming the identity, beside sled's files.
 const IDENTITY_FILE: &str = "identity";
 
-/// Removes snapshot files sled never finished (`snap.<lsn>.generating`): sled renames a
+/// Removes snapshot files sled never finished (called when sled refused to open) (`snap.<lsn>.generating`): sled renames a
 /// snapshot once it is whole and synced, so one still called `.generating` is a write that
 /// was cut off (a full disk, a crash), and sled would read it as the newest snapshot and refuse
 /// to open. Without it sled starts from the previous snapshot and its log, which hold
 /// everything.
-fn remove_unfinished_snapshots(path: &Path) -> Result<()> {
+/// Whether it removed any.
+fn remove_unfinished_snapshots(path: &Path) -> Result<bool> {
     let Ok(entries) = std::fs::read_dir(path) else {
-        return Ok(());
+        return Ok(false);
     };
+    let mut removed = false;
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
@@ -38,9 +40,10 @@ fn remove_unfinished_snapshots(path: &Path) -> Result<()> {
                 "removing an unfinished snapshot left by an interrupted write"
             );
             crate::files::remove_durably(&entry.path())?;
+            removed = true;
         }
     }
-    Ok(())
+    Ok(removed)
 }
 
 /// The embedded store: one sled database in the data directory.
@@ -65,7 +68,7 @@ impl SledStore {
     fn open_waiting(path: &Path, wait: std::time::Duration) -> Result<Self> {
         let deadline = std::time::Instant::now() + wait;
         let existed = path.join("db").exists();
-        remove_unfinished_snapshots(path)?;
+        let mut repaired = false;
         let db = loop {
             match sled::open(path) {
                 Ok(db) => break db,
@@ -79,6 +82,9 @@ impl SledStore {
                         path.display()
                     )));
                 }
+                // Only once sled itself refused (so never under a process that holds the
+                // store): an unfinished snapshot is the cause sled cannot get past.
+                Err(_) if !repaired && remove_unfinished_snapshots(path)? => repaired = true,
                 Err(e) => {
                     return Err(Error::Storage(format!("open {}: {e}", path.display())));
                 }

@@ -8,7 +8,8 @@
 //! (`{"tree", "key", "value"}`, the value in base64url since records are bytes), and a last
 //! line with the count. An import reads and checks the whole file first (the header, every
 //! line, the count, so a truncated or foreign file changes nothing), refuses a store that
-//! already holds records, then writes every record and makes the writes durable.
+//! already holds records, marks the store, writes every record, makes the writes durable and
+//! unmarks it: the servers refuse a marked store, and the next import completes it.
 
 use std::path::{Path, PathBuf};
 
@@ -167,18 +168,40 @@ pub fn import(store: &dyn Store, server: &str, from: &Path) -> Result<u64> {
         .map_err(|_| Error::Config(format!("{}: not UTF-8", from.display())))?;
     let records = parse(&text, server)
         .map_err(|why| Error::Config(format!("{}: {why}; nothing imported", from.display())))?;
+    let interrupted = store.get(IMPORT, "pending")?.is_some();
     let held = store.tree_names()?;
-    if !held.is_empty() {
+    if !held.is_empty() && !interrupted {
         return Err(Error::Config(format!(
             "the store already holds records (trees {}); import into an empty store",
             held.join(", ")
         )));
     }
+    // Marked first and unmarked last: a store an import did not finish is refused by the
+    // servers ([`refuse_unfinished_import`]) and taken by the next import.
+    store.put(IMPORT, "pending", b"{}")?;
+    store.flush()?;
     for (tree, key, value) in &records {
         store.put(Tree::named(tree.clone()), key, value)?;
     }
     store.flush()?;
+    store.take(IMPORT, "pending")?;
+    store.flush()?;
     Ok(records.len() as u64)
+}
+
+/// The mark of an import in progress (never exported: its name starts with `__`).
+const IMPORT: Tree = Tree::new("__import");
+
+/// Refuses to serve a store that an import did not finish (the servers call it at start).
+pub fn refuse_unfinished_import(store: &dyn Store) -> Result<()> {
+    if store.get(IMPORT, "pending")?.is_some() {
+        return Err(Error::Config(
+            "an import into this store did not finish: run `store import` with the same file \
+             again before starting the server"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 type Records = Vec<(String, String, Vec<u8>)>;
@@ -306,5 +329,93 @@ mod tests {
         let refused = verify(store).unwrap_err().to_string();
         assert!(refused.contains("1 of 1501 records"), "{refused}");
         assert!(refused.contains("users/u00700"), "{refused}");
+    }
+
+    /// A store that fails every write after the first `allowed`.
+    #[derive(Debug)]
+    struct FailingAfter {
+        inner: SledStore,
+        allowed: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Store for FailingAfter {
+        fn get(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>> {
+            self.inner.get(tree, key)
+        }
+        fn put(&self, tree: Tree, key: &str, value: &[u8]) -> Result<()> {
+            let left = self.allowed.load(std::sync::atomic::Ordering::SeqCst);
+            if left == 0 {
+                return Err(Error::Unavailable("the database went away".into()));
+            }
+            self.allowed
+                .store(left - 1, std::sync::atomic::Ordering::SeqCst);
+            self.inner.put(tree, key, value)
+        }
+        fn compare_and_swap(
+            &self,
+            tree: Tree,
+            key: &str,
+            expected: Option<&[u8]>,
+            new: Option<&[u8]>,
+        ) -> Result<bool> {
+            self.inner.compare_and_swap(tree, key, expected, new)
+        }
+        fn take(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>> {
+            self.inner.take(tree, key)
+        }
+        fn scan_prefix(&self, tree: Tree, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+            self.inner.scan_prefix(tree, prefix)
+        }
+        fn scan_page(
+            &self,
+            tree: Tree,
+            after: Option<&str>,
+            limit: usize,
+        ) -> Result<Vec<(String, Vec<u8>)>> {
+            self.inner.scan_page(tree, after, limit)
+        }
+        fn flush(&self) -> Result<()> {
+            self.inner.flush()
+        }
+        fn writes(&self) -> u64 {
+            self.inner.writes()
+        }
+        fn shared(&self) -> bool {
+            false
+        }
+        fn tree_names(&self) -> Result<Vec<String>> {
+            self.inner.tree_names()
+        }
+    }
+
+    #[test]
+    fn an_interrupted_import_is_refused_for_serving_and_completed_by_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = SledStore::open(&dir.path().join("from")).unwrap();
+        for i in 0..3000 {
+            from.put(Tree::new("users"), &format!("u{i:05}"), b"{}")
+                .unwrap();
+        }
+        let file = dir.path().join("export.jsonl");
+        export(&from, "authz", &file).unwrap();
+        let to = FailingAfter {
+            inner: SledStore::open(&dir.path().join("to")).unwrap(),
+            allowed: std::sync::atomic::AtomicUsize::new(1000),
+        };
+        assert!(
+            import(&to, "authz", &file).is_err(),
+            "the store failed mid-way"
+        );
+        let refused = refuse_unfinished_import(&to).unwrap_err().to_string();
+        assert!(refused.contains("did not finish"), "{refused}");
+        to.allowed
+            .store(usize::MAX, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(import(&to, "authz", &file).unwrap(), 3000);
+        refuse_unfinished_import(&to).unwrap();
+        assert_eq!(to.scan_prefix(Tree::new("users"), "").unwrap().len(), 3000);
+        assert!(
+            import(&to, "authz", &file).is_err(),
+            "a finished import is not repeated"
+        );
     }
 }
