@@ -128,6 +128,10 @@ enum Buckets {
     Shared {
         store: Arc<dyn Store>,
         limit: &'static str,
+        /// An instant and the wall-clock time (Unix ms) it was: callers' `Instant`s become
+        /// wall-clock time, which replicas share, exactly (tests step `Instant`s); moved to
+        /// the wall clock again when that was stepped (NTP) by more than a second.
+        anchor: Mutex<(Instant, i64)>,
     },
 }
 
@@ -142,6 +146,24 @@ fn unix_ms_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The wall-clock time (Unix ms) of the instant `at`, through `anchor`.
+fn wall_ms(anchor: &Mutex<(Instant, i64)>, at: Instant) -> i64 {
+    let signed_ms = |from: Instant, to: Instant| -> i64 {
+        let ahead = to.saturating_duration_since(from).as_millis();
+        let behind = from.saturating_duration_since(to).as_millis();
+        i64::try_from(ahead).unwrap_or(0) - i64::try_from(behind).unwrap_or(0)
+    };
+    let mut anchor = anchor
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (instant, wall) = (Instant::now(), unix_ms_now());
+    let projected = anchor.1 + signed_ms(anchor.0, instant);
+    if (projected - wall).abs() > 1000 {
+        *anchor = (instant, wall);
+    }
+    anchor.1 + signed_ms(anchor.0, at)
 }
 
 impl RateLimiter {
@@ -162,7 +184,11 @@ impl RateLimiter {
     pub fn shared(rate: Rate, store: Arc<dyn Store>, limit: &'static str) -> Self {
         Self {
             rate,
-            buckets: Buckets::Shared { store, limit },
+            buckets: Buckets::Shared {
+                store,
+                limit,
+                anchor: Mutex::new((Instant::now(), unix_ms_now())),
+            },
         }
     }
 
@@ -213,18 +239,17 @@ impl RateLimiter {
         now: Instant,
         change: impl Fn(f64) -> Option<f64>,
     ) -> Result<(f64, bool), Denied> {
-        let Buckets::Shared { store, limit } = &self.buckets else {
+        let Buckets::Shared {
+            store,
+            limit,
+            anchor,
+        } = &self.buckets
+        else {
             return Err(Denied::Store(crate::Error::Storage("not shared".into())));
         };
         let burst = f64::from(self.rate.burst.max(1));
         let per_token_ms = self.rate.seconds_per_token() * 1000.0;
-        // The wall clock now, which replicas share (read each time, so a clock stepped after
-        // start is followed), moved by how far the caller's `now` is from this instant.
-        let instant = Instant::now();
-        let ahead = now.saturating_duration_since(instant).as_millis();
-        let behind = instant.saturating_duration_since(now).as_millis();
-        let now_ms =
-            unix_ms_now() + i64::try_from(ahead).unwrap_or(0) - i64::try_from(behind).unwrap_or(0);
+        let now_ms = wall_ms(anchor, now);
         let record = format!("{limit}/{key}");
         let store = store.as_ref();
         for _ in 0..MAX_SWAPS {

@@ -144,8 +144,11 @@ impl Statements {
 /// applied later.
 struct Job {
     deadline: Instant,
-    run: Box<dyn FnOnce(Result<&mut Connection>) + Send>,
+    run: Call,
 }
+
+/// A call, given the connection or why there is none.
+type Call = Box<dyn FnOnce(Result<&mut Connection>) + Send>;
 
 /// The PostgreSQL store.
 pub struct PostgresStore {
