@@ -46,12 +46,11 @@ pub struct Running {
     _serving: server_kit::serve::Serving,
 }
 
-/// Serves on `listener` (TLS with `cert`/`key`), forwarding to `backends` (addresses whose TLS
-/// certificates chain to `roots`).
+/// Serves on `listener` with the dev TLS certificate of the replicas' shared data directory
+/// `data_dir`, forwarding to `backends` (addresses whose TLS certificates chain to `roots`).
 pub fn start(
     listener: TcpListener,
-    cert: &Path,
-    key: &Path,
+    data_dir: &Path,
     backends: &[SocketAddr],
     roots: &[std::path::PathBuf],
 ) -> Result<Running> {
@@ -61,7 +60,8 @@ pub fn start(
         served: backends.iter().map(|_| AtomicUsize::new(0)).collect(),
         http: server_kit::tls::https_client(roots, std::time::Duration::from_secs(60))?,
     });
-    let tls = server_kit::tls::server_config(cert, key)?;
+    let dev = server_kit::tls::ensure_dev_tls(data_dir, None)?;
+    let tls = server_kit::tls::server_config(&dev.cert, &dev.key)?;
     let router = axum::Router::new()
         .fallback(forward)
         .with_state(balancer.clone());

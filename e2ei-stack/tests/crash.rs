@@ -314,15 +314,27 @@ fn store_invariants(store: &dyn Store) -> (Vec<String>, usize) {
     (violations, certificates.len())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn enrollments_survive_sigkill_of_either_server_at_random_moments() {
-    let dir = tempfile::tempdir().unwrap();
-    // One more user for the authz probe. Retried enrollments register new devices.
-    let authz_config = "[caps]\ndevices_per_user = 1000\n";
-    let mut servers = Servers::start(dir.path(), WORKERS + 1, authz_config, None).await;
-    let authz_probe = AuthzProbe::new(&servers, WORKERS).await;
-    let acme_probe = AcmeProbe::new(&servers).await;
+/// What a run of [`kill_under_load`] saw.
+struct Run {
+    failures: Vec<String>,
+    /// Enrollments completed.
+    enrolled: usize,
+    /// Interrupted attempts retried.
+    interrupted: usize,
+    /// Certificates not listed and downloadable, replays accepted.
+    violations: Vec<String>,
+    /// Kills of the authz-server and of the acme-server.
+    kills: [usize; 2],
+    replays_tried: usize,
+    replays_accepted: usize,
+}
 
+/// Devices enroll while a random replica of one server or the other (taking turns) is
+/// SIGKILLed and started again `kills` times, each kill between a redemption and its replay;
+/// then every certificate an enrollment received is checked through the servers.
+async fn kill_under_load(servers: &mut Servers, kills: usize) -> Run {
+    let authz_probe = AuthzProbe::new(servers, WORKERS).await;
+    let acme_probe = AcmeProbe::new(servers).await;
     let (up_tx, up) = watch::channel(true);
     let (stop_tx, stop) = watch::channel(false);
     let outcomes = Arc::new(Outcomes::default());
@@ -336,31 +348,32 @@ async fn enrollments_survive_sigkill_of_either_server_at_random_moments() {
             ))
         })
         .collect();
-
-    let mut kills = [0usize; 2];
-    let mut replays_accepted = 0;
-    let mut replays_tried = 0;
+    let mut killed = [0usize; 2];
+    let (mut replays_accepted, mut replays_tried) = (0, 0);
     let run = tokio::time::timeout(RUN_LIMIT, async {
-        for k in 0..KILLS {
+        for k in 0..kills {
             tokio::time::sleep(jitter(150, 900)).await;
+            let pick = usize::from(proto::random::bytes(1)[0]);
             if k % 2 == 0 {
                 let redeemed = authz_probe.redeem().await;
                 up_tx.send_replace(false);
-                servers.authz[0].kill_and_restart().await;
+                let replica = pick % servers.authz.len();
+                servers.authz[replica].kill_and_restart().await;
                 up_tx.send_replace(true);
                 replays_accepted += authz_probe.replays_accepted(&redeemed).await;
                 replays_tried += 2;
-                kills[0] += 1;
+                killed[0] += 1;
             } else {
                 let used = acme_probe.redeem().await;
                 up_tx.send_replace(false);
-                servers.acme[0].kill_and_restart().await;
+                let replica = pick % servers.acme.len();
+                servers.acme[replica].kill_and_restart().await;
                 up_tx.send_replace(true);
                 if acme_probe.post(&used).await != 400 {
                     replays_accepted += 1;
                 }
                 replays_tried += 1;
-                kills[1] += 1;
+                killed[1] += 1;
             }
         }
         stop_tx.send_replace(true);
@@ -374,9 +387,31 @@ async fn enrollments_survive_sigkill_of_either_server_at_random_moments() {
     })
     .await;
     let failures = run.expect("the run overran its time limit");
-
     let enrolled = outcomes.enrolled.lock().unwrap().clone();
-    let mut violations = listed_and_downloadable(&servers, &enrolled).await;
+    let mut violations = listed_and_downloadable(servers, &enrolled).await;
+    if replays_accepted > 0 {
+        violations.push(format!(
+            "{replays_accepted} replays accepted after a restart"
+        ));
+    }
+    Run {
+        failures,
+        enrolled: enrolled.len(),
+        interrupted: outcomes.interrupted.load(Ordering::SeqCst),
+        violations,
+        kills: killed,
+        replays_tried,
+        replays_accepted,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrollments_survive_sigkill_of_either_server_at_random_moments() {
+    let dir = tempfile::tempdir().unwrap();
+    // One more user for the authz probe. Retried enrollments register new devices.
+    let authz_config = "[caps]\ndevices_per_user = 1000\n";
+    let mut servers = Servers::start(dir.path(), WORKERS + 1, authz_config, None).await;
+    let run = kill_under_load(&mut servers, KILLS).await;
     let Servers {
         mut authz,
         mut acme,
@@ -389,31 +424,29 @@ async fn enrollments_survive_sigkill_of_either_server_at_random_moments() {
     );
     let store = SledStore::open(&acme_data.join("store")).unwrap();
     let (store_violations, certificates) = store_invariants(&store);
+    let mut violations = run.violations;
     violations.extend(store_violations);
-    if replays_accepted > 0 {
-        violations.push(format!(
-            "{replays_accepted} replays accepted after a restart"
-        ));
-    }
     eprintln!(
         "crash harness: {} kills (authz-server {}, acme-server {}), {} enrollments completed, \
          {} interrupted attempts retried, {certificates} certificates in the store, \
-         {} replays refused of {replays_tried}, {} invariant violations",
-        kills[0] + kills[1],
-        kills[0],
-        kills[1],
-        enrolled.len(),
-        outcomes.interrupted.load(Ordering::SeqCst),
-        replays_tried - replays_accepted,
+         {} replays refused of {}, {} invariant violations",
+        run.kills[0] + run.kills[1],
+        run.kills[0],
+        run.kills[1],
+        run.enrolled,
+        run.interrupted,
+        run.replays_tried - run.replays_accepted,
+        run.replays_tried,
         violations.len(),
     );
     assert!(
-        failures.is_empty(),
-        "enrollments that never completed: {failures:?}"
+        run.failures.is_empty(),
+        "enrollments that never completed: {:?}",
+        run.failures
     );
     assert!(violations.is_empty(), "{violations:#?}");
-    assert!(kills[0] + kills[1] >= 20);
-    assert!(enrolled.len() >= WORKERS, "{} enrollments", enrolled.len());
+    assert!(run.kills[0] + run.kills[1] >= 20);
+    assert!(run.enrolled >= WORKERS, "{} enrollments", run.enrolled);
     assert!(
         authz_exit.success(),
         "authz-server on SIGTERM: {authz_exit}"
@@ -434,62 +467,7 @@ async fn enrollments_survive_sigkill_of_random_replicas_on_postgres() {
     let authz_config = "[caps]\ndevices_per_user = 1000\n";
     let mut servers =
         Servers::start_replicated(dir.path(), WORKERS + 1, authz_config, &pg, 3).await;
-    let authz_probe = AuthzProbe::new(&servers, WORKERS).await;
-    let acme_probe = AcmeProbe::new(&servers).await;
-
-    let (up_tx, up) = watch::channel(true);
-    let (stop_tx, stop) = watch::channel(false);
-    let outcomes = Arc::new(Outcomes::default());
-    let workers: Vec<_> = (0..WORKERS)
-        .map(|user| {
-            tokio::spawn(worker(
-                servers.sdk_config(user),
-                up.clone(),
-                stop.clone(),
-                outcomes.clone(),
-            ))
-        })
-        .collect();
-    let mut kills = [0usize; 2];
-    let (mut replays_accepted, mut replays_tried) = (0, 0);
-    let run = tokio::time::timeout(RUN_LIMIT, async {
-        for k in 0..REPLICA_KILLS {
-            tokio::time::sleep(jitter(150, 900)).await;
-            let replica = usize::from(proto::random::bytes(1)[0]) % 3;
-            if k % 2 == 0 {
-                let redeemed = authz_probe.redeem().await;
-                up_tx.send_replace(false);
-                servers.authz[replica].kill_and_restart().await;
-                up_tx.send_replace(true);
-                replays_accepted += authz_probe.replays_accepted(&redeemed).await;
-                replays_tried += 2;
-                kills[0] += 1;
-            } else {
-                let used = acme_probe.redeem().await;
-                up_tx.send_replace(false);
-                servers.acme[replica].kill_and_restart().await;
-                up_tx.send_replace(true);
-                if acme_probe.post(&used).await != 400 {
-                    replays_accepted += 1;
-                }
-                replays_tried += 1;
-                kills[1] += 1;
-            }
-        }
-        stop_tx.send_replace(true);
-        let mut failures = Vec::new();
-        for w in workers {
-            if let Err(e) = w.await.unwrap() {
-                failures.push(e);
-            }
-        }
-        failures
-    })
-    .await;
-    let failures = run.expect("the run overran its time limit");
-
-    let enrolled = outcomes.enrolled.lock().unwrap().clone();
-    let mut violations = listed_and_downloadable(&servers, &enrolled).await;
+    let run = kill_under_load(&mut servers, REPLICA_KILLS).await;
     let Servers { authz, acme, .. } = servers;
     let mut exits = Vec::new();
     for server in authz.into_iter().chain(acme) {
@@ -501,30 +479,28 @@ async fn enrollments_survive_sigkill_of_random_replicas_on_postgres() {
         .open(unused.path(), "acme")
         .unwrap();
     let (store_violations, certificates) = store_invariants(store.as_ref());
+    let mut violations = run.violations;
     violations.extend(store_violations);
-    if replays_accepted > 0 {
-        violations.push(format!(
-            "{replays_accepted} replays accepted after a restart"
-        ));
-    }
     eprintln!(
         "replica crash harness: {} kills (authz-server replicas {}, acme-server replicas {}), \
          {} enrollments completed, {} interrupted attempts retried, {certificates} certificates \
-         in the database, {} replays refused of {replays_tried}, {} invariant violations",
-        kills[0] + kills[1],
-        kills[0],
-        kills[1],
-        enrolled.len(),
-        outcomes.interrupted.load(Ordering::SeqCst),
-        replays_tried - replays_accepted,
+         in the database, {} replays refused of {}, {} invariant violations",
+        run.kills[0] + run.kills[1],
+        run.kills[0],
+        run.kills[1],
+        run.enrolled,
+        run.interrupted,
+        run.replays_tried - run.replays_accepted,
+        run.replays_tried,
         violations.len(),
     );
     assert!(
-        failures.is_empty(),
-        "enrollments that never completed: {failures:?}"
+        run.failures.is_empty(),
+        "enrollments that never completed: {:?}",
+        run.failures
     );
     assert!(violations.is_empty(), "{violations:#?}");
-    assert!(enrolled.len() >= WORKERS, "{} enrollments", enrolled.len());
+    assert!(run.enrolled >= WORKERS, "{} enrollments", run.enrolled);
     assert!(
         exits.iter().all(std::process::ExitStatus::success),
         "{exits:?}"

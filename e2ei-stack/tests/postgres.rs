@@ -18,6 +18,15 @@ use server_kit::testing::TestPostgres;
 mod support;
 use support::acme_requests::{directory, fresh_nonce, post_jose, signed_with_jwk};
 
+/// How many rows of the acme-server's serial index hold `serial` (psql's answer).
+fn serials_stored(pg: &TestPostgres, serial: &str) -> String {
+    let serial = serial.to_lowercase();
+    pg.psql(&format!(
+        "SELECT count(*) FROM e2ei_acme.records WHERE tree = 'serials' AND \
+         key = convert_to('{serial}', 'UTF8')"
+    ))
+}
+
 async fn start(pg: &TestPostgres, dir: &std::path::Path) -> Stack {
     Stack::start_with(
         dir,
@@ -39,14 +48,7 @@ async fn a_device_enrolls_with_both_servers_on_postgres() {
     assert_eq!(enrolled.identity.handle().handle(), "alice_wire");
 
     // The records are in the database, none in an embedded store.
-    let serial = enrolled.certificate.serial.to_lowercase();
-    assert_eq!(
-        pg.psql(&format!(
-            "SELECT count(*) FROM e2ei_acme.records WHERE tree = 'serials' AND \
-             key = convert_to('{serial}', 'UTF8')"
-        )),
-        "1"
-    );
+    assert_eq!(serials_stored(&pg, &enrolled.certificate.serial), "1");
     assert_eq!(
         pg.psql("SELECT count(*) FROM e2ei_authz.records WHERE tree = 'devices'"),
         "1"
@@ -262,14 +264,7 @@ async fn a_sled_deployment_moves_to_postgres_with_store_export_and_import() {
     )
     .unwrap();
     let stack = start(&pg, dir.path()).await;
-    let serial = enrolled.certificate.serial.to_lowercase();
-    assert_eq!(
-        pg.psql(&format!(
-            "SELECT count(*) FROM e2ei_acme.records WHERE tree = 'serials' AND \
-             key = convert_to('{serial}', 'UTF8')"
-        )),
-        "1"
-    );
+    assert_eq!(serials_stored(&pg, &enrolled.certificate.serial), "1");
     // The account is there: its key finds it (RFC 8555 §7.3.1 onlyReturnExisting).
     let http = server_kit::tls::https_client(&stack.tls_roots(), Duration::from_secs(30)).unwrap();
     let directory = directory(&http, &stack.acme.directory_url).await;

@@ -79,12 +79,10 @@ impl Deployment {
                 replicas.iter().map(|r| r.acme.addr).collect(),
             ),
         ] {
-            let tls = dir.path().join(server).join("tls");
             running.push(
                 e2ei_stack::balancer::start(
                     listener,
-                    &tls.join("server.pem"),
-                    &tls.join("server-key.pem"),
+                    &dir.path().join(server),
                     &backends,
                     &replicas[0].tls_roots(),
                 )

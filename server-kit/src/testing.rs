@@ -228,26 +228,8 @@ impl TestPostgres {
 
     fn signal(&self, signal: &str) {
         let postmaster = self.server_pid();
-        let mut pids = vec![postmaster];
-        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let parent = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    stat.rsplit_once(')')
-                        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                        .and_then(|p| p.parse::<u32>().ok())
-                });
-            if parent == Some(postmaster) {
-                pids.push(pid);
-            }
-        }
+        let mut pids = children_of(postmaster);
+        pids.push(postmaster);
         let status = Command::new("kill")
             .arg(signal)
             .args(pids.iter().map(u32::to_string))
@@ -314,6 +296,27 @@ impl Drop for TestPostgres {
 /// live as long as one test).
 fn test_password() -> &'static str {
     "e2ei-test-only"
+}
+
+/// The processes whose parent is `pid` (a PostgreSQL server's backends), from /proc.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    stat.rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                        .and_then(|p| p.parse::<u32>().ok())
+                })
+                == Some(pid)
+        })
+        .collect()
 }
 
 /// A port nothing listens on now.

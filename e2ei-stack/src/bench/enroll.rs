@@ -218,13 +218,7 @@ pub async fn run(
             (authz_listener, &authz_data, &authz_addrs),
             (acme_listener, &acme_data, &acme_addrs),
         ] {
-            balancers.push(crate::balancer::start(
-                listener,
-                &data.join("tls/server.pem"),
-                &data.join("tls/server-key.pem"),
-                backends,
-                &roots,
-            )?);
+            balancers.push(crate::balancer::start(listener, data, backends, &roots)?);
         }
     }
     let database_bytes = || -> Result<u64> {

@@ -112,27 +112,11 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
 /// CPU seconds of process `pid` and of its children (a PostgreSQL server: the postmaster and
 /// its backends), from /proc.
 pub fn tree_cpu_seconds(pid: u32) -> Result<f64> {
-    let mut total = cpu_seconds(pid)?;
-    for entry in std::fs::read_dir("/proc")?.flatten() {
-        let Some(child) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
-            continue;
-        };
-        let parent = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
-        if parent == Some(pid) {
-            total += cpu_seconds(child).unwrap_or(0.0);
-        }
-    }
-    Ok(total)
+    let children: f64 = server_kit::testing::children_of(pid)
+        .into_iter()
+        .map(|child| cpu_seconds(child).unwrap_or(0.0))
+        .sum();
+    Ok(cpu_seconds(pid)? + children)
 }
 
 /// Peak resident set size of process `pid` in MiB (VmHWM).

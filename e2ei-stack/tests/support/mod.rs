@@ -292,17 +292,10 @@ impl Servers {
                 (authz_listener, "authz", &authz),
                 (acme_listener, "acme", &acme),
             ] {
-                let tls = dir.join(server).join("tls");
                 let backends: Vec<SocketAddr> = replicas.iter().map(listen_address).collect();
                 balancers.push(
-                    e2ei_stack::balancer::start(
-                        listener,
-                        &tls.join("server.pem"),
-                        &tls.join("server-key.pem"),
-                        &backends,
-                        &roots,
-                    )
-                    .unwrap(),
+                    e2ei_stack::balancer::start(listener, &dir.join(server), &backends, &roots)
+                        .unwrap(),
                 );
             }
         }

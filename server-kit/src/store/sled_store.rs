@@ -67,7 +67,6 @@ impl SledStore {
 
     fn open_waiting(path: &Path, wait: std::time::Duration) -> Result<Self> {
         let deadline = std::time::Instant::now() + wait;
-        let existed = path.join("db").exists();
         let mut repaired = false;
         let db = loop {
             match sled::open(path) {
@@ -97,7 +96,7 @@ impl SledStore {
             db,
             writes: std::sync::atomic::AtomicU64::new(0),
         };
-        store.check_identity(path, existed)?;
+        store.check_identity(path)?;
         Ok(store)
     }
 
@@ -105,7 +104,7 @@ impl SledStore {
     /// file `identity` beside sled's files. A store whose records were lost (sled starts empty
     /// on a truncated or damaged `db`, saying nothing) no longer holds the id the file names,
     /// and is refused instead of served empty. A store made before identities existed gets one.
-    fn check_identity(&self, path: &Path, existed: bool) -> Result<()> {
+    fn check_identity(&self, path: &Path) -> Result<()> {
         let file = path.join(IDENTITY_FILE);
         let stored = self.get(IDENTITY, "id")?;
         match (file.exists(), stored) {
@@ -122,10 +121,7 @@ impl SledStore {
                 }
             }
             (false, Some(id)) => crate::files::write_private(&file, &id)?,
-            (false, None) if existed && !self.tree_names()?.is_empty() => {
-                // Records from before identities: give it one.
-                self.make_identity(&file)?;
-            }
+            // A new store, or one made before identities: give it one.
             (false, None) => self.make_identity(&file)?,
         }
         Ok(())

@@ -97,25 +97,16 @@ const NAMED: usize = 20;
 /// Reads every record of `store` and decodes it as JSON (every record both servers write is
 /// JSON): the number of trees and records, or the records that failed.
 pub fn verify(store: &dyn Store) -> Result<(usize, u64)> {
-    let names = store.tree_names()?;
     let (mut records, mut bad) = (0u64, Vec::new());
-    for name in &names {
-        let tree = Tree::named(name.clone());
-        let mut after: Option<String> = None;
-        loop {
-            let page = store.scan_page(tree, after.as_deref(), PAGE)?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            for (key, value) in page {
-                records += 1;
-                if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&value) {
-                    bad.push(format!("{name}/{key}: {e}"));
-                }
-            }
+    let trees = for_each_record(store, |name, key, value| {
+        records += 1;
+        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&value) {
+            bad.push(format!("{name}/{key}: {e}"));
         }
-    }
+        Ok(())
+    })?;
     if bad.is_empty() {
-        return Ok((names.len(), records));
+        return Ok((trees, records));
     }
     let count = bad.len();
     bad.truncate(NAMED);
@@ -139,7 +130,28 @@ pub fn export(store: &dyn Store, server: &str, to: &Path) -> Result<u64> {
         server: server.into(),
     })?;
     let mut count = 0u64;
-    for name in store.tree_names()? {
+    for_each_record(store, |name, key, value| {
+        out.extend(json_line(&Line {
+            tree: name.to_owned(),
+            key,
+            value: URL_SAFE_NO_PAD.encode(value),
+        })?);
+        count += 1;
+        Ok(())
+    })?;
+    out.extend(json_line(&Trailer { records: count })?);
+    crate::files::write_private(to, &out)?;
+    Ok(count)
+}
+
+/// Calls `each` with every record of `store`, tree by tree, a page at a time; returns how
+/// many trees there were.
+fn for_each_record(
+    store: &dyn Store,
+    mut each: impl FnMut(&str, String, Vec<u8>) -> Result<()>,
+) -> Result<usize> {
+    let names = store.tree_names()?;
+    for name in &names {
         let tree = Tree::named(name.clone());
         let mut after: Option<String> = None;
         loop {
@@ -147,18 +159,11 @@ pub fn export(store: &dyn Store, server: &str, to: &Path) -> Result<u64> {
             let Some((last, _)) = page.last() else { break };
             after = Some(last.clone());
             for (key, value) in page {
-                out.extend(json_line(&Line {
-                    tree: name.clone(),
-                    key,
-                    value: URL_SAFE_NO_PAD.encode(value),
-                })?);
-                count += 1;
+                each(name, key, value)?;
             }
         }
     }
-    out.extend(json_line(&Trailer { records: count })?);
-    crate::files::write_private(to, &out)?;
-    Ok(count)
+    Ok(names.len())
 }
 
 /// Reads a file written by [`export`] into an empty `store`.
@@ -180,8 +185,13 @@ pub fn import(store: &dyn Store, server: &str, from: &Path) -> Result<u64> {
     // servers ([`refuse_unfinished_import`]) and taken by the next import.
     store.put(IMPORT, "pending", b"{}")?;
     store.flush()?;
-    for (tree, key, value) in &records {
-        store.put(Tree::named(tree.clone()), key, value)?;
+    // One `Tree` per name, not per record (a named tree is kept for the process).
+    let mut trees: std::collections::HashMap<&str, Tree> = std::collections::HashMap::new();
+    for (name, key, value) in &records {
+        let tree = *trees
+            .entry(name.as_str())
+            .or_insert_with(|| Tree::named(name.clone()));
+        store.put(tree, key, value)?;
     }
     store.flush()?;
     store.take(IMPORT, "pending")?;
