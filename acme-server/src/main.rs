@@ -77,7 +77,8 @@ enum Command {
         #[command(subcommand)]
         action: EabAction,
     },
-    /// Move records between stores: export all to a file, import a file into an empty store.
+    /// The store: export all records to a file, import a file into an empty store, verify,
+    /// back up the embedded store while serving.
     Store {
         #[command(subcommand)]
         action: server_kit::store::transfer::StoreCommand,
@@ -154,10 +155,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Eab { action } => eab_command(&config, action),
         Command::Store { action } => {
-            let store = acme_server::server::open_store(&config)?;
             println!(
                 "{}",
-                server_kit::store::transfer::run(&action, store.as_ref(), "acme")?
+                server_kit::store::transfer::open_and_run(
+                    &action,
+                    &config.store,
+                    &config.data_dir,
+                    "acme"
+                )?
             );
             Ok(())
         }

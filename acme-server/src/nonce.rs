@@ -196,7 +196,7 @@ mod tests {
 
     fn shared(dir: &std::path::Path) -> (SharedNonces, SharedNonces) {
         let store: std::sync::Arc<dyn server_kit::store::Store> =
-            std::sync::Arc::new(server_kit::store::SledStore::open(dir).unwrap());
+            std::sync::Arc::new(server_kit::store::SqliteStore::open(dir).unwrap());
         let sa = crate::sa::StorageAuthority::new(store).unwrap();
         (
             SharedNonces::new(sa.nonce_claims(), 60).unwrap(),
@@ -243,7 +243,7 @@ mod tests {
     fn a_claim_outlives_its_nonce_by_the_sweeps_keep_so_a_slower_clock_still_finds_it() {
         let dir = tempfile::tempdir().unwrap();
         let store: std::sync::Arc<dyn server_kit::store::Store> =
-            std::sync::Arc::new(server_kit::store::SledStore::open(dir.path()).unwrap());
+            std::sync::Arc::new(server_kit::store::SqliteStore::open(dir.path()).unwrap());
         let sa = crate::sa::StorageAuthority::new(store).unwrap();
         let nonces = SharedNonces::new(sa.nonce_claims(), 60).unwrap();
         let n = nonces.issue(1000);

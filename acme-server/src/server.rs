@@ -80,8 +80,8 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
 pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServer> {
     config.validate()?;
     let limits = config.limits.clone();
-    let store = open_store(&config)?;
-    server_kit::store::transfer::refuse_unfinished_import(store.as_ref())?;
+    server_kit::files::private_dir(&config.data_dir)?;
+    let store: Arc<dyn Store> = config.store.open_to_serve(&config.data_dir, "acme")?;
     let ca_paths = config.ca_paths();
     let names_ca_paths = config
         .standard_orders

@@ -18,7 +18,7 @@ use common::*;
 use proto::acme::Order;
 use proto::wire_id::ClientId;
 use serde_json::{Value, json};
-use server_kit::store::{SledStore, Store, Tree};
+use server_kit::store::{Store, Tree};
 
 /// Orders per round (every eighth also gets its device challenge answered).
 const ORDERS_PER_ROUND: usize = 40;
@@ -150,8 +150,8 @@ async fn run_rounds(
 
 /// Records in each tree of a stopped server's store.
 fn records(store: &Path, trees: &[Tree]) -> Vec<(&'static str, usize)> {
-    let store = SledStore::open(store).unwrap();
-    let store: &dyn Store = &store;
+    let store = server_kit::store::open_embedded(store).unwrap();
+    let store: &dyn Store = store.as_ref();
     trees
         .iter()
         .map(|tree| (tree.name(), store.scan_prefix(*tree, "").unwrap().len()))

@@ -68,7 +68,8 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
-    /// Move records between stores: export all to a file, import a file into an empty store.
+    /// The store: export all records to a file, import a file into an empty store, verify,
+    /// back up the embedded store while serving.
     Store {
         #[command(subcommand)]
         action: server_kit::store::transfer::StoreCommand,
@@ -322,10 +323,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User { action } => user_command(&config, action),
         Command::Store { action } => {
-            let store = open_store(&config)?;
             println!(
                 "{}",
-                server_kit::store::transfer::run(&action, store.as_ref(), "authz")?
+                server_kit::store::transfer::open_and_run(
+                    &action,
+                    &config.store,
+                    &config.data_dir,
+                    "authz"
+                )?
             );
             Ok(())
         }

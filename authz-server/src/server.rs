@@ -66,11 +66,10 @@ pub fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
     Ok(config.store.open(&config.data_dir, "authz")?)
 }
 
-/// Opens the store for serving: refused when an import into it did not finish.
+/// Opens the store for serving (see [`server_kit::store::StoreConfig::open_to_serve`]).
 fn open_store_to_serve(config: &Config) -> Result<Arc<dyn Store>> {
-    let store = open_store(config)?;
-    server_kit::store::transfer::refuse_unfinished_import(store.as_ref())?;
-    Ok(store)
+    server_kit::files::private_dir(&config.data_dir)?;
+    Ok(config.store.open_to_serve(&config.data_dir, "authz")?)
 }
 
 /// Starts the server with `config`, reading time from `clock`.

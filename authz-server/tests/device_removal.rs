@@ -7,7 +7,7 @@
 
 mod common;
 
-use authz_server::store::{SledStore, Store, trees};
+use authz_server::store::{Store, trees};
 use common::*;
 use serde_json::Value;
 
@@ -139,8 +139,8 @@ async fn the_owner_deletes_a_device_and_nothing_for_it_is_accepted_any_more() {
     // The deleted device's nonces are gone from the store, the other device's stay; the
     // audit log records the deletion.
     h.server.take().unwrap().shutdown().await.unwrap();
-    let store = SledStore::open(&h.dir.path().join("store")).unwrap();
-    assert_eq!(nonce_devices(&store), vec![kept]);
+    let store = h.open_store();
+    assert_eq!(nonce_devices(store.as_ref()), vec![kept]);
     let audit = std::fs::read_to_string(h.dir.path().join("audit.jsonl")).unwrap();
     let deleted: Vec<Value> = audit
         .lines()
@@ -232,8 +232,8 @@ async fn a_deletion_racing_100_token_requests_leaves_nothing_of_the_device() {
     // Every nonce was redeemed or removed with the device; each token handed out is audited,
     // and no other was issued.
     h.server.take().unwrap().shutdown().await.unwrap();
-    let store = SledStore::open(&h.dir.path().join("store")).unwrap();
-    assert!(nonce_devices(&store).is_empty());
+    let store = h.open_store();
+    assert!(nonce_devices(store.as_ref()).is_empty());
     assert!(store.scan_prefix(trees::DEVICES, "").unwrap().is_empty());
     let audit = std::fs::read_to_string(h.dir.path().join("audit.jsonl")).unwrap();
     let audited = audit

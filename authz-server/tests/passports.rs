@@ -559,6 +559,7 @@ async fn a_client_no_longer_allowed_the_scope_gets_no_passport() {
     let config = authz_server::Config {
         listen: addr,
         data_dir: h.dir.path().to_owned(),
+        store: h.store_config(),
         dev: true,
         domain: DOMAIN.into(),
         ..authz_server::Config::default()

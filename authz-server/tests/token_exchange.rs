@@ -418,6 +418,7 @@ async fn tokens_sealed_with_a_replaced_key_are_dropped_and_the_user_logs_in_agai
             .socket_addrs(|| None)
             .unwrap()[0],
         data_dir: f.h.dir.path().to_owned(),
+        store: f.h.store_config(),
         dev: true,
         domain: DOMAIN.into(),
         upstream: vec![

@@ -42,7 +42,7 @@ use proto::acme_jws::{KeyId, sign_request};
 use proto::clock::{Clock, SystemClock};
 use proto::jws::{Algorithm, SigningKey};
 use proto::secret::SecretString;
-use server_kit::store::{SledStore, Store};
+use server_kit::store::Store;
 use support::{Servers, start_authz};
 use tokio::sync::watch;
 
@@ -422,8 +422,8 @@ async fn enrollments_survive_sigkill_of_either_server_at_random_moments() {
         authz.remove(0).terminate().await,
         acme.remove(0).terminate().await,
     );
-    let store = SledStore::open(&acme_data.join("store")).unwrap();
-    let (store_violations, certificates) = store_invariants(&store);
+    let store = server_kit::store::open_embedded(&acme_data.join("store")).unwrap();
+    let (store_violations, certificates) = store_invariants(store.as_ref());
     let mut violations = run.violations;
     violations.extend(store_violations);
     eprintln!(

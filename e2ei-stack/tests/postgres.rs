@@ -17,6 +17,7 @@ use server_kit::testing::TestPostgres;
 
 mod support;
 use support::acme_requests::{directory, fresh_nonce, post_jose, signed_with_jwk};
+use support::operator::{config_file, store_command};
 
 /// How many rows of the acme-server's serial index hold `serial` (psql's answer).
 fn serials_stored(pg: &TestPostgres, serial: &str) -> String {
@@ -57,26 +58,10 @@ async fn a_device_enrolls_with_both_servers_on_postgres() {
     assert!(!dir.path().join("authz/store").exists());
 
     // The operator adds a user with the CLI while the servers run; the user enrolls at once.
-    let mut add =
-        std::process::Command::new(e2ei_stack::bench::procs::binary("authz-server").unwrap())
-            .arg("--config")
-            .arg(config_file(dir.path(), "authz", Some(&pg)))
-            .args(["user", "add", "--handle", "bob_wire", "--name", "Bob"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = add.stdin.take().unwrap();
-        stdin.write_all(b"correct horse battery staple\n").unwrap();
-    }
-    let added = add.wait_with_output().unwrap();
-    assert!(
-        added.status.success(),
-        "{}",
-        String::from_utf8_lossy(&added.stderr)
+    support::operator::add_user(
+        &config_file(dir.path(), "authz", Some(&pg)),
+        "bob_wire",
+        "correct horse battery staple",
     );
     let bob = stack.sdk_config(
         "bob_wire",
@@ -184,47 +169,8 @@ async fn a_database_outage_is_503_with_retry_after_and_service_resumes_without_a
     stack.shutdown().await.unwrap();
 }
 
-/// Runs `program store ARGS` with the configuration file `config`.
-fn store_command(program: &str, config: &std::path::Path, args: &[&str]) -> String {
-    let output = std::process::Command::new(e2ei_stack::bench::procs::binary(program).unwrap())
-        .arg("--config")
-        .arg(config)
-        .arg("store")
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{program} store {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// A configuration file for `server` with `data_dir` and, when given, a PostgreSQL `[store]`.
-fn config_file(
-    dir: &std::path::Path,
-    server: &str,
-    pg: Option<&TestPostgres>,
-) -> std::path::PathBuf {
-    let mut text = format!("data_dir = {:?}\n", dir.join(server).display().to_string());
-    if let Some(pg) = pg {
-        text.push_str(&format!(
-            "[store]\nurl = {:?}\npassword_file = {:?}\n",
-            pg.url(),
-            pg.password_file().display().to_string()
-        ));
-    }
-    let path = dir.join(format!(
-        "{server}-{}.toml",
-        if pg.is_some() { "pg" } else { "sled" }
-    ));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sled_deployment_moves_to_postgres_with_store_export_and_import() {
+async fn an_embedded_deployment_moves_to_postgres_with_store_export_and_import() {
     let pg = TestPostgres::start();
     let dir = tempfile::tempdir().unwrap();
     let stack = Stack::start(dir.path()).await.unwrap();

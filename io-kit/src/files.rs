@@ -60,7 +60,7 @@ pub fn remove_durably(path: &Path) -> Result<()> {
 
 /// Fsyncs the directory holding `path`, so that a rename, creation or removal in it survives a
 /// power loss.
-fn sync_parent(path: &Path) -> Result<()> {
+pub fn sync_parent(path: &Path) -> Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),

@@ -181,14 +181,14 @@ impl Drop for Sweeper {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SledStore;
+    use crate::store::SqliteStore;
 
     const CODES: Tree = Tree::new("codes");
 
     #[test]
     fn removes_expired_records_across_pages_and_keeps_the_rest() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
         let store: &dyn Store = &store;
         for i in 0..(PAGE * 2 + 7) {
             let at = if i % 3 == 0 { 100 } else { 900 };

@@ -131,14 +131,14 @@ fn flush_loop(shared: &Shared) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::store::{SledStore, Tree};
+    use crate::store::{SqliteStore, Tree};
 
     const T: Tree = Tree::new("t");
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn waiters_share_flushes_and_clean_stores_do_not_flush() {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
         let commit = Arc::new(GroupCommit::start(store.clone()).unwrap());
 
         commit.durable().await.unwrap();
@@ -170,7 +170,7 @@ mod tests {
     fn durable_writes_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+            let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
             let commit = GroupCommit::start(store.clone()).unwrap();
             store.put(T, "k", b"v").unwrap();
             tokio::runtime::Builder::new_current_thread()
@@ -179,7 +179,7 @@ mod tests {
                 .block_on(commit.durable())
                 .unwrap();
         }
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
         assert_eq!(store.get(T, "k").unwrap().as_deref(), Some(&b"v"[..]));
     }
 }

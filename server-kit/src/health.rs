@@ -106,7 +106,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::store::SledStore;
+    use crate::store::SqliteStore;
 
     #[tokio::test]
     async fn a_store_that_is_not_ready_answers_503_with_retry_after_and_no_reason() {
@@ -136,7 +136,7 @@ mod tests {
     #[tokio::test]
     async fn a_probe_writes_durably_and_answers_for_its_interval() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
         let readiness = Readiness::default();
         let store = &store;
         readiness.check(100, || probe(store, 100)).await.unwrap();

@@ -2,7 +2,9 @@
 //!
 //! `cargo xtask test` is the README's test command: it installs what the tests need and is
 //! missing (and nothing else), then runs `cargo fmt --check`, clippy with `-D warnings` and the
-//! whole test suite with cargo-nextest. `.ci/run` calls exactly this command.
+//! whole test suite with cargo-nextest, then both servers' integration tests a second time with
+//! each harness on a PostgreSQL cluster of its own (`E2EI_TEST_STORE=postgres`). `.ci/run`
+//! calls exactly this command.
 
 mod prerequisites;
 mod shell;
@@ -19,7 +21,8 @@ usage: cargo xtask <command> [options]
 commands:
   test [options] [FILTER ...] [-- NEXTEST_OPTION ...]
         install what the tests need (only what is missing), then cargo fmt --check,
-        clippy -D warnings and the whole suite with cargo-nextest.
+        clippy -D warnings and the whole suite with cargo-nextest; without FILTERs or
+        nextest options, then both servers' integration tests again on PostgreSQL.
         FILTERs select tests by name (as `cargo nextest run FILTER`); what follows `--`
         goes to cargo-nextest unchanged (e.g. `-- -E 'package(proto)' --test-threads 1`).
           --no-install   do not install anything (you manage the packages yourself)
@@ -118,12 +121,42 @@ fn test(workspace: &Workspace, options: &TestOptions) -> Result<(), String> {
         nextest = nextest.arg("--release");
     }
     binaries.run_in(workspace.root())?;
+    let whole_suite = options.filters.is_empty() && options.nextest_options.is_empty();
     nextest
         .args(&options.nextest_options)
         .args(&options.filters)
         .env("INTEROP_PYTHON", workspace.venv_python())
+        .run_in(workspace.root())?;
+    if !whole_suite {
+        return Ok(());
+    }
+    // The servers' protocol tests again, each harness on a PostgreSQL cluster of its own.
+    let mut on_postgres = Step::new(
+        &cargo,
+        [
+            "nextest",
+            "run",
+            "--workspace",
+            "--no-fail-fast",
+            "-E",
+            ON_POSTGRES,
+        ],
+    );
+    if options.release {
+        on_postgres = on_postgres.arg("--release");
+    }
+    on_postgres
+        .env("E2EI_TEST_STORE", "postgres")
+        .env("INTEROP_PYTHON", workspace.venv_python())
         .run_in(workspace.root())
 }
+
+/// The tests run a second time with `E2EI_TEST_STORE=postgres`: every integration test of both
+/// servers, but the two that read the embedded store's files on disk (its growth, and that a
+/// kept upstream token is sealed in them).
+const ON_POSTGRES: &str = "(package(authz-server) or package(acme-server)) and kind(test) \
+    and not test(expired_enrollments_are_removed_and_the_stores_stop_growing) \
+    and not test(an_allowed_client_gets_the_upstreams_token_which_is_kept_sealed)";
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

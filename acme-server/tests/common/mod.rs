@@ -40,6 +40,9 @@ pub fn acme_config(authz: &Harness, dir: &Path) -> Config {
     c.wire_dpop.target = format!("{}/clients/{{device-id}}/access-token", authz.base);
     c.wire_dpop.backend_jwks_url = Some(format!("{}/jwks", authz.base));
     c.wire_oidc.issuer = authz.base.clone();
+    if let Some(pg) = &authz.pg {
+        c.store = pg.store_config(None);
+    }
     c
 }
 

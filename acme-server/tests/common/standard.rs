@@ -29,6 +29,8 @@ pub struct Fixture {
     pub hosts: Arc<std::sync::Mutex<Vec<String>>>,
     /// The responder's port (the server's `validation.http_port`).
     pub http_port: u16,
+    /// The database under `E2EI_TEST_STORE=postgres`.
+    _pg: Option<Arc<server_kit::testing::TestPostgres>>,
 }
 
 /// Answers `GET /.well-known/acme-challenge/<token>` from `served`, 404 otherwise; counts the
@@ -102,6 +104,10 @@ impl Fixture {
             ..acme_server::Config::default()
         };
         config.wire_dpop.backend_jwks_url = Some("https://127.0.0.1:9/jwks".into());
+        let pg = server_kit::testing::postgres_if_asked();
+        if let Some(pg) = &pg {
+            config.store = pg.store_config(None);
+        }
         super::loopback_standard_orders(&mut config);
         config.validation.http_port = http_port;
         config.validation.timeout = 5;
@@ -119,6 +125,7 @@ impl Fixture {
             requests,
             hosts,
             http_port,
+            _pg: pg,
         }
     }
 

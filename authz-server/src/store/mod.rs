@@ -34,7 +34,7 @@ use serde::de::DeserializeOwned;
 use server_kit::store::Versioned;
 use sha2::{Digest, Sha256};
 
-pub use server_kit::store::{SledStore, Store, Tree, encode};
+pub use server_kit::store::{Store, Tree, encode};
 
 use crate::error::Result;
 
@@ -154,8 +154,8 @@ pub fn reread<T: DeserializeOwned>(
 
 /// A store in a temporary directory, for unit tests.
 #[cfg(test)]
-pub fn temporary() -> (tempfile::TempDir, SledStore) {
+pub fn temporary() -> (tempfile::TempDir, server_kit::store::SqliteStore) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let store = SledStore::open(dir.path()).expect("store");
+    let store = server_kit::store::SqliteStore::open(dir.path()).expect("store");
     (dir, store)
 }

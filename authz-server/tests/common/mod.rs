@@ -55,6 +55,9 @@ pub struct Harness {
     pub password: String,
     pub clock: Arc<FixedClock>,
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL cluster holding the records when the tests run with
+    /// `E2EI_TEST_STORE=postgres` (the acme-server of the same test uses it too).
+    pub pg: Option<Arc<server_kit::testing::TestPostgres>>,
 }
 
 impl Harness {
@@ -80,6 +83,10 @@ impl Harness {
             domain: DOMAIN.into(),
             ..Config::default()
         };
+        let pg = server_kit::testing::postgres_if_asked();
+        if let Some(pg) = &pg {
+            config.store = pg.store_config(None);
+        }
         edit(&mut config);
         {
             let store = authz_server::server::open_store(&config).unwrap();
@@ -103,6 +110,7 @@ impl Harness {
             password,
             clock,
             dir,
+            pg,
         }
     }
 
@@ -117,11 +125,35 @@ impl Harness {
             password: password.trim().to_owned(),
             clock: Arc::new(FixedClock::new(SystemClock.now())),
             dir: tempfile::tempdir().unwrap(),
+            pg: None,
         }
     }
 
     pub fn now(&self) -> i64 {
         self.clock.now()
+    }
+
+    /// The `[store]` this harness's server uses (its PostgreSQL database under
+    /// `E2EI_TEST_STORE=postgres`, the embedded store otherwise).
+    pub fn store_config(&self) -> server_kit::store::StoreConfig {
+        self.pg
+            .as_ref()
+            .map(|pg| pg.store_config(None))
+            .unwrap_or_default()
+    }
+
+    /// Opens this harness's store (its server stopped, or beside it).
+    pub fn open_store(&self) -> Arc<dyn authz_server::store::Store> {
+        let config = Config {
+            data_dir: self.dir.path().to_owned(),
+            store: self.store_config(),
+            ..Config::default()
+        };
+        let store = authz_server::server::open_store(&config).unwrap();
+        match &self.pg {
+            Some(pg) => Arc::new(server_kit::testing::StoreOnCluster::new(store, pg.clone())),
+            None => store,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -362,11 +362,7 @@ impl Federation {
         mut self,
     ) -> (std::sync::Arc<dyn authz_server::store::Store>, String) {
         self.h.server.take().unwrap().shutdown().await.unwrap();
-        let config = Config {
-            data_dir: self.h.dir.path().to_owned(),
-            ..Config::default()
-        };
-        let store = authz_server::server::open_store(&config).unwrap();
+        let store = self.h.open_store();
         let audit = std::fs::read_to_string(self.h.dir.path().join("audit.jsonl")).unwrap();
         (store, audit)
     }

@@ -1,7 +1,8 @@
 //! `enroll`: N devices of N distinct users run the whole enrollment with concurrency C against
-//! both servers running as their own processes (HTTPS on loopback), on the embedded store (sled
-//! on disk) or on a PostgreSQL cluster started for the run, optionally with R replicas of each
-//! server behind a round-robin [`crate::balancer`] (every request to the next replica).
+//! both servers running as their own processes (HTTPS on loopback), on the embedded store
+//! (SQLite, or sled on disk) or on a PostgreSQL cluster started for the run, optionally with R
+//! replicas of each server behind a round-robin [`crate::balancer`] (every request to the next
+//! replica).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -56,8 +57,11 @@ pub struct EnrollReport {
 /// Where the servers keep their records in a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BenchStore {
-    /// sled in each server's data directory (one replica).
+    /// The embedded store (SQLite) in each server's data directory (one replica).
     Embedded,
+    /// The older embedded engine, sled, made in each data directory before the servers start
+    /// (one replica): the comparison behind the choice of SQLite.
+    Sled,
     /// A PostgreSQL cluster started for the run (`initdb` into a temp dir, loopback).
     Postgres,
 }
@@ -117,6 +121,12 @@ pub async fn run(
     );
     let authz_data = dir.path().join("authz");
     let acme_data = dir.path().join("acme");
+    if store == BenchStore::Sled {
+        for data in [&authz_data, &acme_data] {
+            server_kit::files::private_dir(data)?;
+            drop(server_kit::store::SledStore::open(&data.join("store"))?);
+        }
+    }
     let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
     let authz_config = dir.path().join("authz.toml");
     std::fs::write(&authz_config, format!("{ONE_ADDRESS}{store_section}"))?;
@@ -303,6 +313,7 @@ pub async fn run(
         store_bytes_per_enrollment: disk_after.saturating_sub(disk_before) as f64 / n,
         store: match store {
             BenchStore::Embedded => "embedded",
+            BenchStore::Sled => "sled",
             BenchStore::Postgres => "postgres",
         },
         replicas,

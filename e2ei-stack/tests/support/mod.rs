@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
 pub mod acme_requests;
+pub mod operator;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

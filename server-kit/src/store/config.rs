@@ -1,5 +1,5 @@
-//! `[store]`: where a server keeps its records. Without `url`, the embedded sled database in
-//! `data_dir/store` (one process); with a `postgres://` URL, a PostgreSQL database that several
+//! `[store]`: where a server keeps its records. Without `url`, the embedded SQLite database in
+//! `data_dir/store` (one server process; sled's for a directory made before SQLite); with a `postgres://` URL, a PostgreSQL database that several
 //! replicas of the server share.
 
 use std::path::{Path, PathBuf};
@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::postgres_store::{PostgresSettings, PostgresStore};
-use super::{SledStore, Store};
+use super::{SqliteStore, Store};
 use crate::{Error, Result};
 
 /// The `[store]` section of both servers' configuration.
@@ -92,12 +92,68 @@ impl StoreConfig {
         match &self.url {
             None => {
                 crate::files::private_dir(data_dir)?;
-                Ok(Arc::new(SledStore::open(&data_dir.join("store"))?))
+                super::open_embedded(&data_dir.join("store"))
             }
             Some(_) => Ok(Arc::new(PostgresStore::open(
                 self.postgres_settings(server)?,
             )?)),
         }
+    }
+
+    /// Opens the store for a server to serve: the embedded store locked against a second
+    /// server on the same data directory (sled locks itself), and refused when an import into
+    /// it did not finish.
+    /// A store that cannot be opened for now (a full disk, a database not reachable) fails the
+    /// start with the reason, not as a request's 503.
+    pub fn open_to_serve(&self, data_dir: &Path, server: &str) -> Result<Arc<dyn Store>> {
+        self.open_serving(data_dir, server).map_err(|e| match e {
+            Error::Unavailable(reason) => Error::Storage(format!("cannot start: {reason}")),
+            other => other,
+        })
+    }
+
+    /// Opens the store for an operator command that reads it: refused when the embedded store
+    /// does not exist yet (a mistyped data directory is not taken for an empty store).
+    pub fn open_existing(&self, data_dir: &Path, server: &str) -> Result<Arc<dyn Store>> {
+        let dir = data_dir.join("store");
+        if self.url.is_none() && !dir.exists() {
+            return Err(Error::Config(format!(
+                "there is no store in {}: check the data directory (a server makes its store \
+                 at its first start)",
+                dir.display()
+            )));
+        }
+        self.open(data_dir, server)
+    }
+
+    /// Opens the store for `store import`: the embedded store held as a server holds it, so
+    /// that no server starts on it while the import runs, nor while one serves it.
+    pub fn open_to_import(&self, data_dir: &Path, server: &str) -> Result<Arc<dyn Store>> {
+        let dir = data_dir.join("store");
+        if self.url.is_none() && !super::is_sled(&dir) {
+            crate::files::private_dir(data_dir)?;
+            return Ok(Arc::new(SqliteStore::open_to_serve(&dir)?));
+        }
+        self.open(data_dir, server)
+    }
+
+    fn open_serving(&self, data_dir: &Path, server: &str) -> Result<Arc<dyn Store>> {
+        let dir = data_dir.join("store");
+        let store: Arc<dyn Store> = if self.url.is_none() && !super::is_sled(&dir) {
+            crate::files::private_dir(data_dir)?;
+            Arc::new(SqliteStore::open_to_serve(&dir)?)
+        } else {
+            self.open(data_dir, server)?
+        };
+        if super::is_sled(&dir) && self.url.is_none() {
+            tracing::warn!(
+                store = %dir.display(),
+                "this data directory uses the older sled store; move it to SQLite with `store \
+                 export` and `store import` (docs/operations.md)"
+            );
+        }
+        super::transfer::refuse_unfinished_import(store.as_ref())?;
+        Ok(store)
     }
 
     fn postgres_settings(&self, server: &str) -> Result<PostgresSettings> {

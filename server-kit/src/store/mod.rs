@@ -5,8 +5,9 @@
 //!
 //! Each server names its collections as [`Tree`] constants in its own storage module.
 //!
-//! Two implementations: [`SledStore`] (embedded, one process, the default) and
-//! [`PostgresStore`] (a database several replicas share); [`StoreConfig::open`] picks one.
+//! Three implementations: [`SqliteStore`] (embedded, one server process, the default),
+//! [`SledStore`] (the older embedded engine, still opened for data directories made with it)
+//! and [`PostgresStore`] (a database several replicas share); [`StoreConfig::open`] picks one.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -14,15 +15,34 @@ use serde::de::DeserializeOwned;
 use crate::{Error, Result};
 
 mod config;
+mod identity;
 mod postgres_schema;
 mod postgres_store;
 mod postgres_tls;
 mod sled_store;
+mod sqlite_store;
 pub mod transfer;
 
 pub use config::StoreConfig;
 pub use postgres_store::PostgresStore;
 pub use sled_store::{LOCK_WAIT, SledStore};
+pub use sqlite_store::SqliteStore;
+
+/// Whether the embedded store in `dir` was made by sled (the engine before SQLite): sled keeps
+/// a `conf` file beside its database.
+pub fn is_sled(dir: &std::path::Path) -> bool {
+    dir.join("conf").exists()
+}
+
+/// Opens the embedded store in `dir` for an operator command or a tool: sled's when the
+/// directory holds one, SQLite's otherwise (a new store is always SQLite's).
+pub fn open_embedded(dir: &std::path::Path) -> Result<std::sync::Arc<dyn Store>> {
+    Ok(if is_sled(dir) {
+        std::sync::Arc::new(SledStore::open(dir)?)
+    } else {
+        std::sync::Arc::new(SqliteStore::open(dir)?)
+    })
+}
 
 /// A named collection of records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +103,23 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn shared(&self) -> bool;
     /// The names of the trees that hold records, in order.
     fn tree_names(&self) -> Result<Vec<String>>;
+    /// Checks what the engine keeps beyond the records (its pages, its indexes) and every
+    /// record's checksum, where it has them: what was checked, or none when the engine has no
+    /// check of its own (`store verify`).
+    fn check_engine(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
+    /// Writes a consistent copy of the whole store to the new file `to` while it serves
+    /// (`store backup`).
+    fn backup(&self, to: &std::path::Path) -> Result<()> {
+        let _ = to;
+        Err(Error::Config(
+            "this store has no backup command: back PostgreSQL up with its own tools (pg_dump, \
+             base backups); for an older sled store stop the server and copy data_dir/store, or \
+             use `store export` (docs/operations.md)"
+                .into(),
+        ))
+    }
 }
 
 impl dyn Store + '_ {

@@ -14,12 +14,6 @@ fn is_locked(e: &sled::Error) -> bool {
     matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
 }
 
-/// The tree holding the store's identity (never exported: it belongs to these files).
-const IDENTITY: Tree = Tree::new("__store_identity");
-
-/// The file naming the identity, beside sled's files.
-const IDENTITY_FILE: &str = "identity";
-
 /// Removes snapshot files sled never finished (called when sled refused to open) (`snap.<lsn>.generating`): sled renames a
 /// snapshot once it is whole and synced, so one still called `.generating` is a write that
 /// was cut off (a full disk, a crash), and sled would read it as the newest snapshot and refuse
@@ -96,50 +90,10 @@ impl SledStore {
             db,
             writes: std::sync::atomic::AtomicU64::new(0),
         };
-        store.check_identity(path)?;
+        super::identity::check(&store, path, "sled's files")?;
+        // What opening wrote is flushed: a group commit starts with nothing to do.
+        store.writes.store(0, std::sync::atomic::Ordering::SeqCst);
         Ok(store)
-    }
-
-    /// The store's identity: a random id written into the store when it is made and into the
-    /// file `identity` beside sled's files. A store whose records were lost (sled starts empty
-    /// on a truncated or damaged `db`, saying nothing) no longer holds the id the file names,
-    /// and is refused instead of served empty. A store made before identities existed gets one.
-    fn check_identity(&self, path: &Path) -> Result<()> {
-        let file = path.join(IDENTITY_FILE);
-        let stored = self.get(IDENTITY, "id")?;
-        match (file.exists(), stored) {
-            (true, stored) => {
-                let expected = crate::files::read_private(&file)?;
-                if stored.as_deref() != Some(expected.as_slice()) {
-                    return Err(Error::Storage(format!(
-                        "the store in {} has lost its records (it no longer holds the identity \
-                         its file {IDENTITY_FILE} names): sled's files were damaged or \
-                         replaced. Restore the directory from a backup, or `store import` an \
-                         export into an empty one; moving the directory aside starts empty",
-                        path.display()
-                    )));
-                }
-            }
-            (false, Some(id)) => crate::files::write_private(&file, &id)?,
-            // A new store, or one made before identities: give it one.
-            (false, None) => self.make_identity(&file)?,
-        }
-        Ok(())
-    }
-
-    fn make_identity(&self, file: &Path) -> Result<()> {
-        let mut raw = [0u8; 16];
-        getrandom::fill(&mut raw).map_err(|e| Error::Storage(format!("random: {e}")))?;
-        let id: Vec<u8> = raw
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-            .into_bytes();
-        self.tree(IDENTITY)?
-            .insert("id", id.as_slice())
-            .map_err(storage)?;
-        self.db.flush().map_err(storage)?;
-        crate::files::write_private(file, &id)
     }
 
     /// Counts an applied write (after it is applied, so a flush that reads the count covers it).
@@ -263,6 +217,7 @@ impl Store for SledStore {
 mod tests {
     use super::*;
     use crate::store::Store;
+    use crate::store::identity::IDENTITY_FILE;
 
     const USERS: Tree = Tree::new("users");
 

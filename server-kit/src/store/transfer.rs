@@ -23,9 +23,9 @@ use crate::{Error, Result};
 /// The operator's `store` subcommand of both servers.
 #[derive(Debug, clap::Subcommand)]
 pub enum StoreCommand {
-    /// Write every record to a file (0600), to import into another store. With the embedded
-    /// store, stop the server first (it holds the store's lock); on PostgreSQL the export is
-    /// taken while the server runs, tree by tree.
+    /// Write every record to a file (0600), to import into another store. It may run while the
+    /// server serves (an older sled store excepted: it holds the store's lock), but it reads
+    /// tree by tree, not one snapshot: stop the server for an export that must be consistent.
     Export {
         /// The file to write (it must not exist).
         #[arg(long)]
@@ -41,6 +41,13 @@ pub enum StoreCommand {
     /// Read every record of every tree and check that it decodes; exits non-zero naming the
     /// records that do not (the embedded store also refuses to open when it lost its records).
     Verify,
+    /// Write a consistent copy of the embedded store to a new file (0600) while the server
+    /// runs; restore it as `store/records.sqlite` of an empty data directory's store.
+    Backup {
+        /// The file to write (it must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 /// Records read per page while exporting.
@@ -70,6 +77,23 @@ struct Trailer {
     records: u64,
 }
 
+/// Opens the store of `config` in `data_dir` for the command and runs it, returning what to
+/// tell the operator. An import holds the embedded store's serving lock, so no server serves a
+/// store half imported; every other command wants a store that exists (a mistyped data
+/// directory is not taken for an empty store).
+pub fn open_and_run(
+    command: &StoreCommand,
+    config: &super::StoreConfig,
+    data_dir: &Path,
+    server: &str,
+) -> Result<String> {
+    let store = match command {
+        StoreCommand::Import { .. } => config.open_to_import(data_dir, server)?,
+        _ => config.open_existing(data_dir, server)?,
+    };
+    run(command, store.as_ref(), server)
+}
+
 /// Runs the command on `store` for the server named `server` (`authz`, `acme`), returning
 /// what to tell the operator.
 pub fn run(command: &StoreCommand, store: &dyn Store, server: &str) -> Result<String> {
@@ -83,10 +107,19 @@ pub fn run(command: &StoreCommand, store: &dyn Store, server: &str) -> Result<St
             Ok(format!("imported {count} records from {}", from.display()))
         }
         StoreCommand::Verify => {
+            let engine = store.check_engine()?;
             let (trees, records) = verify(store)?;
-            Ok(format!(
-                "verified {records} records in {trees} trees: every one reads and decodes"
-            ))
+            let mut said =
+                format!("verified {records} records in {trees} trees: every one reads and decodes");
+            if let Some(engine) = engine {
+                said.push_str("; ");
+                said.push_str(&engine);
+            }
+            Ok(said)
+        }
+        StoreCommand::Backup { to } => {
+            store.backup(to)?;
+            Ok(format!("backed the store up to {}", to.display()))
         }
     }
 }
@@ -238,6 +271,15 @@ fn parse(text: &str, server: &str) -> std::result::Result<Records, String> {
     let mut records = Vec::new();
     for (number, line) in lines.enumerate() {
         if let Ok(record) = serde_json::from_str::<Line>(line) {
+            // A store's own bookkeeping (its identity, an import's mark) is never exported,
+            // so never imported: such a line would overwrite it.
+            if record.tree.starts_with("__") {
+                return Err(format!(
+                    "line {}: the tree {} belongs to a store, not to its records",
+                    number + 2,
+                    record.tree
+                ));
+            }
             let value = URL_SAFE_NO_PAD
                 .decode(&record.value)
                 .map_err(|_| format!("line {}: the value is not base64url", number + 2))?;
@@ -339,6 +381,55 @@ mod tests {
         let refused = verify(store).unwrap_err().to_string();
         assert!(refused.contains("1 of 1501 records"), "{refused}");
         assert!(refused.contains("users/u00700"), "{refused}");
+    }
+
+    #[test]
+    fn an_export_line_for_a_stores_own_tree_is_refused_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("forged.jsonl");
+        let value = URL_SAFE_NO_PAD.encode(b"someone else's id");
+        crate::files::write_private(
+            &file,
+            format!(
+                "{{\"format\":\"{FORMAT}\",\"version\":1,\"server\":\"authz\"}}\n\
+                 {{\"tree\":\"users\",\"key\":\"u\",\"value\":\"{value}\"}}\n\
+                 {{\"tree\":\"__store_identity\",\"key\":\"id\",\"value\":\"{value}\"}}\n\
+                 {{\"records\":2}}\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let store = crate::store::SqliteStore::open(&dir.path().join("to")).unwrap();
+        let refused = import(&store, "authz", &file).unwrap_err().to_string();
+        assert!(refused.contains("__store_identity"), "{refused}");
+        assert!(store.tree_names().unwrap().is_empty());
+    }
+
+    #[test]
+    fn commands_other_than_import_refuse_a_data_directory_without_a_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let typo = dir.path().join("dat");
+        let config = crate::store::StoreConfig::default();
+        let refused = open_and_run(&StoreCommand::Verify, &config, &typo, "authz")
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("there is no store in"), "{refused}");
+        assert!(!typo.exists(), "nothing was made");
+    }
+
+    #[test]
+    fn an_import_is_refused_while_a_server_serves_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        crate::files::private_dir(&data).unwrap();
+        let config = crate::store::StoreConfig::default();
+        let _serving = config.open_to_serve(&data, "authz").unwrap();
+        let refused = config
+            .open_to_import(&data, "authz")
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("served by another process"), "{refused}");
     }
 
     /// A store that fails every write after the first `allowed`.
