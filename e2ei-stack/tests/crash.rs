@@ -541,10 +541,29 @@ async fn sigterm_lets_the_request_in_flight_finish_and_keeps_its_write() {
     let body = br#"{"label":"registered while stopping"}"#;
     let head = format!(
         "POST /clients HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {bearer}\r\n\
-         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+         content-type: application/json\r\ncontent-length: {}\r\nexpect: 100-continue\r\n\
+         connection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
+    stream.flush().await.unwrap();
+    // The server answers 100 Continue once the handler reads the body: the request is in
+    // flight (a connection whose request was not taken up yet is closed by a graceful stop).
+    let mut interim = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        let mut byte = [0u8; 1];
+        while !interim.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).await.unwrap();
+            interim.push(byte[0]);
+        }
+    })
+    .await
+    .expect("100 Continue within 10 s");
+    assert!(
+        interim.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&interim)
+    );
     stream.write_all(&body[..10]).await.unwrap();
     stream.flush().await.unwrap();
 
