@@ -295,6 +295,91 @@ async fn an_expiring_upstream_token_is_refreshed_once_for_a_hundred_exchanges_un
     assert!(audit.contains("\"upstream.tokens_dropped\""));
 }
 
+/// Two replicas of our server on one PostgreSQL database, each with its own in-process refresh
+/// locks. The kept token needs a refresh; the upstream (whose refresh tokens are single-use)
+/// holds the first refresh, from replica 1, while fifty exchanges reach replica 2: no second
+/// refresh reaches the upstream (replica 2 waits for the lease in the database), and once the
+/// first is answered every exchange of both replicas gets the one refreshed token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_racing_for_an_expiring_token_refresh_it_once() {
+    let pg = server_kit::testing::TestPostgres::start();
+    let clients = Clients::new();
+    let setup = Setup {
+        idp_env: vec![("ACCESS_TOKEN_TTL", "30".to_owned())],
+        ..Setup::oidc("create")
+    };
+    let store = pg.store_config(Some("replicated"));
+    let f = Federation::launch(
+        setup,
+        |c| {
+            c.limits.max_connections_per_address = 1000;
+            c.store = store.clone();
+        },
+        |seeded| clients.seed(seeded),
+    )
+    .await;
+    // The second replica: the same configuration, files and database, its own address and
+    // process state, the same public URL.
+    let mut second = f.h.config.clone().unwrap();
+    second.listen = "127.0.0.1:0".parse().unwrap();
+    second.public_url = f.h.base.clone();
+    let second = authz_server::start(second, f.h.clock.clone())
+        .await
+        .unwrap();
+    let rita = our_token(&f, "rita").await;
+    let refreshes = |v: Value| v["refreshes"].as_u64().unwrap();
+    let count = || f.idp.test_route(reqwest::Method::GET, "/test/refreshes");
+    let exchange_at = |base: String| {
+        let (client, secret, rita) = (f.h.client.clone(), clients.exchanger.clone(), rita.clone());
+        tokio::spawn(async move {
+            let response = client
+                .post(format!("{base}/token"))
+                .basic_auth("exchanger", Some(secret))
+                .form(&[
+                    ("grant_type", EXCHANGE_URN),
+                    ("subject_token", rita.as_str()),
+                    ("subject_token_type", ACCESS_TOKEN_URN),
+                    ("audience", "corp"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(status, 200, "{body}");
+            body["access_token"].as_str().unwrap().to_owned()
+        })
+    };
+
+    f.h.clock.advance(31);
+    f.idp.test_route(reqwest::Method::POST, "/test/hold").await;
+    let mut exchanges = vec![exchange_at(f.h.base.clone())];
+    f.idp.test_route(reqwest::Method::GET, "/test/held").await;
+    // Straight to replica 2 (its base URL is the public one, replica 1's).
+    let second_address = format!("https://{}", second.addr);
+    exchanges.extend((0..50).map(|_| exchange_at(second_address.clone())));
+    // A second refresh would reach the upstream at once; none comes in two seconds.
+    let second_refresh = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        f.idp
+            .test_route(reqwest::Method::GET, "/test/held?at_least=2"),
+    )
+    .await;
+    assert!(second_refresh.is_err(), "replica 2 refreshed as well");
+    f.idp
+        .test_route(reqwest::Method::POST, "/test/release")
+        .await;
+    let mut tokens = std::collections::HashSet::new();
+    for exchanged in exchanges {
+        tokens.insert(exchanged.await.unwrap());
+    }
+    assert_eq!(refreshes(count().await), 1, "one refresh for both replicas");
+    assert_eq!(tokens.len(), 1, "one refreshed token for all");
+    let (status, _) = upstream_userinfo(&f, tokens.iter().next().unwrap()).await;
+    assert_eq!(status, 200);
+    second.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unlink_while_a_refresh_is_under_way_is_not_undone_by_it() {
     let clients = Clients::new();

@@ -6,11 +6,13 @@
 //! sealed again for the account). Handing one out ([`Provider::upstream_access_token`])
 //! refreshes it at the upstream first when it expires within `refresh_margin_secs` (or within
 //! half its lifetime, if that is shorter, so short-lived tokens are not refreshed at every
-//! exchange): one
-//! refresh per record at a time (an in-process lock per record, the record read again once
-//! held: tokens another request stored meanwhile are handed out as they are, unless already
-//! expired), so a single-use refresh token is never used twice; a refused refresh drops the
-//! record and the user must log in through the upstream again.
+//! exchange): one refresh per record at a time (an in-process lock per record, the record read
+//! again once held: tokens another request stored meanwhile are handed out as they are, unless
+//! already expired), and one across replicas (a lease in the store,
+//! [`crate::store::refresh_leases`]: a replica that finds another's lease waits for the tokens
+//! it stores, up to 15 s, then answers `temporarily_unavailable`; a lease whose holder stopped
+//! mid-refresh is taken over after 30 s), so a single-use refresh token is never used twice; a
+//! refused refresh drops the record and the user must log in through the upstream again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -25,9 +27,28 @@ use super::sealing::TokenKey;
 use super::token::{TokenAnswer, TokenFailure};
 use crate::error::{Error, Result};
 use crate::provider::Provider;
+use crate::store::refresh_leases;
 use crate::store::upstream_link_tickets;
 use crate::store::upstream_tokens::{self, KeptTokens, SealedTokens};
 use crate::store::{self};
+
+/// How long a refresh lease lasts (longer than a refresh at the upstream may take).
+const LEASE_SECS: i64 = 30;
+
+/// How long a request waits for another replica's refresh before answering
+/// `temporarily_unavailable`.
+const LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// How often a waiting request looks for the other replica's tokens.
+const LEASE_POLL: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// What waiting for the refresh lease gave.
+enum Leased {
+    /// The lease: this process refreshes.
+    Ours(refresh_leases::Held),
+    /// Tokens another process refreshed meanwhile.
+    Refreshed(KeptTokens),
+}
 
 /// Lock entries kept before the ones no refresh holds any more are dropped.
 const LOCKS_BEFORE_PRUNING: usize = 1024;
@@ -277,6 +298,77 @@ impl Provider {
             self.drop_tokens(&read, "expired")?;
             return Err(log_in_again());
         };
+        // One refresh across replicas too: the lease in the store, or the tokens another
+        // replica's refresh stored while this one waited for its lease.
+        let lease = match self
+            .refresh_lease(&record_key, upstream, user_id, &read.record)
+            .await?
+        {
+            Leased::Ours(lease) => lease,
+            Leased::Refreshed(fresh) => {
+                let opened = custody.open(&record_key, &fresh.tokens)?;
+                return Ok(hand_out(opened, &fresh.tokens, now));
+            }
+        };
+        let refreshed = self
+            .refresh_kept(upstream, &record_key, &read, refresh_token, now)
+            .await;
+        refresh_leases::release(self.store(), lease)?;
+        refreshed
+    }
+
+    /// Waits for the lease on refreshing `record_key` (while `waited_for` is what this process
+    /// read), at most [`LEASE_WAIT`]: the lease once taken, or the tokens another process
+    /// stored meanwhile, unless already expired.
+    async fn refresh_lease(
+        &self,
+        record_key: &str,
+        upstream: &Upstream,
+        user_id: &str,
+        waited_for: &KeptTokens,
+    ) -> Result<Leased> {
+        let deadline = std::time::Instant::now() + LEASE_WAIT;
+        loop {
+            let now = self.now();
+            if let Some(lease) = refresh_leases::claim(self.store(), record_key, now, LEASE_SECS)? {
+                return Ok(Leased::Ours(lease));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(Error::upstream_unavailable(format!(
+                    "another replica is refreshing the tokens of {}; retry shortly",
+                    upstream.config.display_name
+                )));
+            }
+            tokio::time::sleep(LEASE_POLL).await;
+            if let Some(read) = upstream_tokens::get(self.store(), upstream.id(), user_id)?
+                && read.record != *waited_for
+                && read
+                    .record
+                    .tokens
+                    .expires_at
+                    .is_none_or(|at| at > self.now())
+            {
+                return Ok(Leased::Refreshed(read.record));
+            }
+        }
+    }
+
+    /// Refreshes the kept tokens `read` at the upstream with `refresh_token` and stores what it
+    /// answers (the lease held).
+    async fn refresh_kept(
+        &self,
+        upstream: &Upstream,
+        record_key: &str,
+        read: &upstream_tokens::ReadTokens,
+        refresh_token: SecretString,
+        now: UnixTime,
+    ) -> Result<ExchangedToken> {
+        let custody = self.upstreams.custody()?;
+        let name = &upstream.config.display_name;
+        let user_id = read.record.user_id.as_str();
+        let tokens = &read.record.tokens;
+        let log_in_again =
+            || Error::invalid_grant(format!("the user must log in through {name} again"));
         let token_endpoint = upstream.metadata(now).await?.token_endpoint.clone();
         let answer = match upstream.refresh(&token_endpoint, &refresh_token, now).await {
             Ok(answer) if answer.access_token.is_some() => answer,
@@ -286,7 +378,7 @@ impl Provider {
                 )));
             }
             Err(TokenFailure::Refused { code, .. }) if code == "invalid_grant" => {
-                self.drop_tokens(&read, "refresh refused")?;
+                self.drop_tokens(read, "refresh refused")?;
                 return Err(log_in_again());
             }
             Err(TokenFailure::Refused { status, code }) => {
@@ -297,7 +389,7 @@ impl Provider {
             Err(TokenFailure::Unavailable(e)) => return Err(e),
         };
         let mut refreshed = custody
-            .seal(&record_key, &answer, Some(&refresh_token), now)?
+            .seal(record_key, &answer, Some(&refresh_token), now)?
             .ok_or_else(|| Error::Internal("a refreshed token vanished".into()))?;
         refreshed.scope = refreshed.scope.or_else(|| tokens.scope.clone());
         let record = KeptTokens {
@@ -308,7 +400,7 @@ impl Provider {
         };
         // Only over the record the refresh started from: tokens unlinked (or replaced by a
         // new login) meanwhile are not brought back.
-        if !upstream_tokens::replace_unchanged(self.store(), &read, &record)? {
+        if !upstream_tokens::replace_unchanged(self.store(), read, &record)? {
             return Err(log_in_again());
         }
         store::flush(self.store())?;

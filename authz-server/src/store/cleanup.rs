@@ -11,7 +11,8 @@
 //! - token revocations once the revoked token has expired by itself, and consent withdrawals
 //!   once everything granted before them has;
 //! - the user code of each device authorization removed;
-//! - kept upstream tokens whose access token expired, when no refresh token is kept with it.
+//! - kept upstream tokens whose access token expired, when no refresh token is kept with it,
+//!   and leases on refreshing them left by a process that stopped before releasing one.
 //!
 //! Users, clients, devices, consents and upstream links are never removed.
 
@@ -41,6 +42,7 @@ pub fn sweep(store: &dyn Store, now: UnixTime, keep: i64, lifetimes: &Lifetimes)
         trees::SESSIONS,
         trees::IMPORTED_VISAS,
         trees::ASSERTED_VISAS,
+        trees::REFRESH_LEASES,
     ] {
         removed += remove_expired(store, tree, "expires_at", cutoff)?;
     }

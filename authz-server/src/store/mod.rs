@@ -17,6 +17,7 @@ pub mod device_codes;
 pub mod devices;
 pub mod imported_visas;
 pub mod oauth_clients;
+pub mod refresh_leases;
 pub mod refresh_tokens;
 pub mod replay;
 pub mod revocations;
@@ -88,6 +89,8 @@ pub mod trees {
     pub const SESSIONS: Tree = Tree::new("sessions");
     /// `{upstream id}/{user id}` → the upstream's tokens of the user, sealed (token exchange).
     pub const UPSTREAM_TOKENS: Tree = Tree::new("upstream_tokens");
+    /// Kept upstream tokens' key → the lease of the one process refreshing them.
+    pub const REFRESH_LEASES: Tree = Tree::new("refresh_leases");
     /// `{user id}/{upstream id}` → the visas the upstream released at the user's last login
     /// through it (GA4GH Passports).
     pub const IMPORTED_VISAS: Tree = Tree::new("imported_visas");

@@ -58,6 +58,8 @@ pub struct Harness {
     /// The PostgreSQL cluster holding the records when the tests run with
     /// `E2EI_TEST_STORE=postgres` (the acme-server of the same test uses it too).
     pub pg: Option<Arc<server_kit::testing::TestPostgres>>,
+    /// The configuration the server started with (none for a server attached to).
+    pub config: Option<Config>,
 }
 
 impl Harness {
@@ -111,6 +113,7 @@ impl Harness {
             clock,
             dir,
             pg,
+            config: Some(config),
         }
     }
 
@@ -126,6 +129,7 @@ impl Harness {
             clock: Arc::new(FixedClock::new(SystemClock.now())),
             dir: tempfile::tempdir().unwrap(),
             pg: None,
+            config: None,
         }
     }
 

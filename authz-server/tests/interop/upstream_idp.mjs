@@ -191,7 +191,8 @@ if (TAMPER) {
 }
 
 // A test can hold the token endpoint: after POST /test/hold, token requests wait until
-// POST /test/release; GET /test/held answers once one is waiting (no timing in the tests).
+// POST /test/release; GET /test/held answers once one is waiting (`?at_least=N`: N of them; no
+// timing in the tests).
 let hold = null;
 let heldWaiters = [];
 let heldCount = 0;
@@ -212,7 +213,11 @@ function releaseTokens () {
   if (hold) hold.release();
   hold = null;
 }
-const tokenHeld = () => (heldCount > 0 ? Promise.resolve() : new Promise((wake) => heldWaiters.push(wake)));
+// Resolves once at least `n` token requests are waiting.
+const tokenHeld = (n = 1) => new Promise((wake) => {
+  const check = () => (heldCount >= n ? wake() : heldWaiters.push(check));
+  check();
+});
 
 let refreshes = 0;
 const refreshTokens = [];
@@ -277,7 +282,8 @@ handler = (req, res) => {
   } else if (req.method === 'POST' && path === '/test/hold') {
     heldCount = 0; holdTokens(); json(res, 200, { held: true });
   } else if (req.method === 'GET' && path === '/test/held') {
-    tokenHeld().then(() => json(res, 200, { held: heldCount }));
+    const atLeast = Number(new URL(req.url, issuer).searchParams.get('at_least') || '1');
+    tokenHeld(atLeast).then(() => json(res, 200, { held: heldCount }));
   } else if (req.method === 'POST' && path === '/test/release') {
     releaseTokens(); json(res, 200, { released: true });
   } else if (req.method === 'GET' && path === '/test/refreshes') {
