@@ -108,6 +108,32 @@ async fn exchange(
         .unwrap()
 }
 
+/// The upstream access token that an exchange of `subject_token` by the client `exchanger`
+/// at `token_url` hands out (status 200 asserted); owned arguments, to run as a task.
+async fn exchanged_token(
+    client: reqwest::Client,
+    token_url: String,
+    secret: String,
+    subject_token: String,
+) -> String {
+    let response = client
+        .post(token_url)
+        .basic_auth("exchanger", Some(secret))
+        .form(&[
+            ("grant_type", EXCHANGE_URN),
+            ("subject_token", subject_token.as_str()),
+            ("subject_token_type", ACCESS_TOKEN_URN),
+            ("audience", "corp"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
 /// The `error` and `error_description` of a refusal with status 400.
 async fn refusal(response: reqwest::Response) -> (String, String) {
     assert_eq!(response.status(), 400);
@@ -238,23 +264,7 @@ async fn an_expiring_upstream_token_is_refreshed_once_for_a_hundred_exchanges_un
                 exchanger.1.clone(),
                 rita.clone(),
             );
-            tokio::spawn(async move {
-                let response = client
-                    .post(url)
-                    .basic_auth("exchanger", Some(secret))
-                    .form(&[
-                        ("grant_type", EXCHANGE_URN),
-                        ("subject_token", rita.as_str()),
-                        ("subject_token_type", ACCESS_TOKEN_URN),
-                        ("audience", "corp"),
-                    ])
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(response.status(), 200);
-                let body: Value = response.json().await.unwrap();
-                body["access_token"].as_str().unwrap().to_owned()
-            })
+            tokio::spawn(exchanged_token(client, url, secret, rita))
         })
         .collect();
     let mut tokens = std::collections::HashSet::new();
@@ -331,24 +341,12 @@ async fn two_replicas_racing_for_an_expiring_token_refresh_it_once() {
     let count = || f.idp.test_route(reqwest::Method::GET, "/test/refreshes");
     let exchange_at = |base: String| {
         let (client, secret, rita) = (f.h.client.clone(), clients.exchanger.clone(), rita.clone());
-        tokio::spawn(async move {
-            let response = client
-                .post(format!("{base}/token"))
-                .basic_auth("exchanger", Some(secret))
-                .form(&[
-                    ("grant_type", EXCHANGE_URN),
-                    ("subject_token", rita.as_str()),
-                    ("subject_token_type", ACCESS_TOKEN_URN),
-                    ("audience", "corp"),
-                ])
-                .send()
-                .await
-                .unwrap();
-            let status = response.status();
-            let body: Value = response.json().await.unwrap();
-            assert_eq!(status, 200, "{body}");
-            body["access_token"].as_str().unwrap().to_owned()
-        })
+        tokio::spawn(exchanged_token(
+            client,
+            format!("{base}/token"),
+            secret,
+            rita,
+        ))
     };
 
     f.h.clock.advance(31);

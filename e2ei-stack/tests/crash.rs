@@ -329,6 +329,35 @@ struct Run {
     replays_accepted: usize,
 }
 
+impl Run {
+    /// Adds the invariants read from `store` to what the run saw, reports the run under
+    /// `harness`, and asserts that every enrollment completed and no invariant broke.
+    fn check(&self, store: &dyn Store, harness: &str) {
+        let (store_violations, certificates) = store_invariants(store);
+        let mut violations = self.violations.clone();
+        violations.extend(store_violations);
+        eprintln!(
+            "{harness}: {} kills (authz-server {}, acme-server {}), {} enrollments completed, \
+             {} interrupted attempts retried, {certificates} certificates stored, {} replays \
+             refused of {}, {} invariant violations",
+            self.kills[0] + self.kills[1],
+            self.kills[0],
+            self.kills[1],
+            self.enrolled,
+            self.interrupted,
+            self.replays_tried - self.replays_accepted,
+            self.replays_tried,
+            violations.len(),
+        );
+        assert!(
+            self.failures.is_empty(),
+            "enrollments that never completed: {:?}",
+            self.failures
+        );
+        assert!(violations.is_empty(), "{violations:#?}");
+    }
+}
+
 /// Devices enroll while a random replica of one server or the other (taking turns) is
 /// SIGKILLed and started again `kills` times, each kill between a redemption and its replay;
 /// then every certificate an enrollment received is checked through the servers.
@@ -423,28 +452,7 @@ async fn enrollments_survive_sigkill_of_either_server_at_random_moments() {
         acme.remove(0).terminate().await,
     );
     let store = server_kit::store::open_embedded(&acme_data.join("store")).unwrap();
-    let (store_violations, certificates) = store_invariants(store.as_ref());
-    let mut violations = run.violations;
-    violations.extend(store_violations);
-    eprintln!(
-        "crash harness: {} kills (authz-server {}, acme-server {}), {} enrollments completed, \
-         {} interrupted attempts retried, {certificates} certificates in the store, \
-         {} replays refused of {}, {} invariant violations",
-        run.kills[0] + run.kills[1],
-        run.kills[0],
-        run.kills[1],
-        run.enrolled,
-        run.interrupted,
-        run.replays_tried - run.replays_accepted,
-        run.replays_tried,
-        violations.len(),
-    );
-    assert!(
-        run.failures.is_empty(),
-        "enrollments that never completed: {:?}",
-        run.failures
-    );
-    assert!(violations.is_empty(), "{violations:#?}");
+    run.check(store.as_ref(), "crash harness");
     assert!(run.kills[0] + run.kills[1] >= 20);
     assert!(run.enrolled >= WORKERS, "{} enrollments", run.enrolled);
     assert!(
@@ -478,28 +486,7 @@ async fn enrollments_survive_sigkill_of_random_replicas_on_postgres() {
         .store_config(Some("e2ei_acme"))
         .open(unused.path(), "acme")
         .unwrap();
-    let (store_violations, certificates) = store_invariants(store.as_ref());
-    let mut violations = run.violations;
-    violations.extend(store_violations);
-    eprintln!(
-        "replica crash harness: {} kills (authz-server replicas {}, acme-server replicas {}), \
-         {} enrollments completed, {} interrupted attempts retried, {certificates} certificates \
-         in the database, {} replays refused of {}, {} invariant violations",
-        run.kills[0] + run.kills[1],
-        run.kills[0],
-        run.kills[1],
-        run.enrolled,
-        run.interrupted,
-        run.replays_tried - run.replays_accepted,
-        run.replays_tried,
-        violations.len(),
-    );
-    assert!(
-        run.failures.is_empty(),
-        "enrollments that never completed: {:?}",
-        run.failures
-    );
-    assert!(violations.is_empty(), "{violations:#?}");
+    run.check(store.as_ref(), "replica crash harness");
     assert!(run.enrolled >= WORKERS, "{} enrollments", run.enrolled);
     assert!(
         exits.iter().all(std::process::ExitStatus::success),

@@ -129,31 +129,32 @@ impl StoreConfig {
     /// Opens the store for `store import`: the embedded store held as a server holds it, so
     /// that no server starts on it while the import runs, nor while one serves it.
     pub fn open_to_import(&self, data_dir: &Path, server: &str) -> Result<Arc<dyn Store>> {
-        let dir = data_dir.join("store");
-        if self.url.is_none() && !super::is_sled(&dir) {
-            crate::files::private_dir(data_dir)?;
-            return Ok(Arc::new(SqliteStore::open_to_serve(&dir)?));
-        }
-        self.open(data_dir, server)
+        self.open_held(data_dir, server)
     }
 
     fn open_serving(&self, data_dir: &Path, server: &str) -> Result<Arc<dyn Store>> {
+        let store = self.open_held(data_dir, server)?;
+        super::transfer::refuse_unfinished_import(store.as_ref())?;
+        Ok(store)
+    }
+
+    /// The embedded SQLite store held by this process (`serving.lock`: a second holder is
+    /// refused); PostgreSQL, or an older sled store (which locks itself), opened as usual.
+    fn open_held(&self, data_dir: &Path, server: &str) -> Result<Arc<dyn Store>> {
         let dir = data_dir.join("store");
-        let store: Arc<dyn Store> = if self.url.is_none() && !super::is_sled(&dir) {
-            crate::files::private_dir(data_dir)?;
-            Arc::new(SqliteStore::open_to_serve(&dir)?)
-        } else {
-            self.open(data_dir, server)?
-        };
-        if super::is_sled(&dir) && self.url.is_none() {
+        if self.url.is_some() {
+            return self.open(data_dir, server);
+        }
+        if super::is_sled(&dir) {
             tracing::warn!(
                 store = %dir.display(),
                 "this data directory uses the older sled store; move it to SQLite with `store \
                  export` and `store import` (docs/operations.md)"
             );
+            return self.open(data_dir, server);
         }
-        super::transfer::refuse_unfinished_import(store.as_ref())?;
-        Ok(store)
+        crate::files::private_dir(data_dir)?;
+        Ok(Arc::new(SqliteStore::open_to_serve(&dir)?))
     }
 
     fn postgres_settings(&self, server: &str) -> Result<PostgresSettings> {
