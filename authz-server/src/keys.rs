@@ -1,14 +1,17 @@
 //! The token signing keys.
 //!
-//! - **One process** (embedded store): the key on disk, generated once, written with mode 0600,
-//!   reused across restarts, and rotated by the operator while the server is stopped
-//!   (`authz-server keys rotate`): the old key moves to `retired/` with the time its last token
-//!   expires, and stays published in the JWKS (and accepted by this server) until then.
-//! - **Replicas** (a shared store): the keys live in the store ([`crate::store::signing_keys`]),
-//!   seeded from the first replica's key files, and every replica reads them again every
-//!   [`RELOAD_SECS`]. `keys rotate` adds a key that signs only from [`PUBLISH_AHEAD_SECS`] on, so
-//!   every replica publishes it before any signs with it, and gives the old one a retirement
-//!   time; no restart is needed.
+//! - **In the store** (SQLite, the embedded default, and PostgreSQL: stores other processes may
+//!   write while the server runs): the keys are one record ([`crate::store::signing_keys`]),
+//!   seeded at the first start from `keys/` (the key and the retired ones), and every server
+//!   process reads them again every [`RELOAD_SECS`]. `keys rotate` adds a key that signs only
+//!   from [`PUBLISH_AHEAD_SECS`] on, so every process publishes it before any signs with it, and
+//!   gives the old one a retirement time; the server may run meanwhile, and no restart is
+//!   needed.
+//! - **In files** (an older sled store, which only the server may open while it runs): the key
+//!   on disk, generated once, written with mode 0600, reused across restarts, and rotated by the
+//!   operator while the server is stopped: the old key moves to `retired/` with the time its
+//!   last token expires, and stays published in the JWKS (and accepted by this server) until
+//!   then.
 //!
 //! [`KeyRing`] is what the provider holds; [`KeySet`] is the keys at one time: which one signs,
 //! which are published. (Private-file handling and the dev TLS PKI are in [`server_kit`].)
@@ -123,7 +126,7 @@ impl KeySet {
 enum Source {
     /// Read once at start.
     Files,
-    /// Read again every [`RELOAD_SECS`].
+    /// In the store, read again every [`RELOAD_SECS`].
     Shared(Arc<dyn Store>),
 }
 
@@ -153,10 +156,15 @@ impl KeyRing {
         })
     }
 
-    /// The keys replicas share in `store`; the first replica to start stores its key files'
-    /// keys (current and retired) as the set.
+    /// The keys in `store`, which every process using it shares; the first to start stores its
+    /// key files' keys (current and retired) as the set. A key file left in `dir` is still
+    /// checked at every start: it is a private key, refused when others may read it.
     pub fn shared(store: Arc<dyn Store>, dir: &Path, now: UnixTime) -> Result<Self> {
-        if signing_keys::read(store.as_ref())?.is_none() {
+        if signing_keys::read(store.as_ref())?.is_some() {
+            if dir.join(KEY_FILE).exists() {
+                load_or_create_signing_key(dir)?;
+            }
+        } else {
             let current = load_or_create_signing_key(dir)?;
             let set = StoredKeySet {
                 keys: vec![StoredKey {
@@ -273,11 +281,14 @@ pub fn rotate_shared(
     }
 }
 
+/// The signing key's file in `keys/`.
+const KEY_FILE: &str = "signing-key.der";
+
 /// Loads the signing key from `dir/signing-key.der`, creating it on first start. Its `kid` is
 /// its RFC 7638 thumbprint, so a rotated key gets a new `kid` by construction.
 pub fn load_or_create_signing_key(dir: &Path) -> Result<SigningKey> {
     create_dir(dir)?;
-    let path = dir.join("signing-key.der");
+    let path = dir.join(KEY_FILE);
     let key = if path.exists() {
         SigningKey::from_pkcs8_der(Algorithm::Es256, &read_private(&path)?)
             .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
@@ -298,8 +309,9 @@ struct Retired {
     retire_after: UnixTime,
 }
 
-/// Retires the current key (kept for verification until `retire_after`) and creates a new one.
-/// Run while the server is stopped. Returns the new key's `kid`.
+/// Retires the current key in the files (kept for verification until `retire_after`) and
+/// creates a new one: for an older sled store, while the server is stopped. Returns the new
+/// key's `kid`.
 pub fn rotate(dir: &Path, retire_after: UnixTime) -> Result<String> {
     let current = load_or_create_signing_key(dir)?;
     let retired_dir = dir.join("retired");
@@ -312,7 +324,7 @@ pub fn rotate(dir: &Path, retire_after: UnixTime) -> Result<String> {
     let json = serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
     server_kit::files::write_public(&retired_dir.join(format!("{kid}.json")), &json)?;
     let next = SigningKey::generate(Algorithm::Es256).map_err(|e| Error::Config(e.to_string()))?;
-    write_private(&dir.join("signing-key.der"), next.pkcs8_der().expose())?;
+    write_private(&dir.join(KEY_FILE), next.pkcs8_der().expose())?;
     Ok(next.public_jwk().thumbprint())
 }
 

@@ -38,6 +38,7 @@ pub mod jwt_bearer;
 pub mod keys;
 pub mod oauth_clients;
 pub mod passports;
+pub mod password_check;
 pub mod password_pool;
 pub mod provider;
 pub mod rate_limits;

@@ -78,8 +78,9 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum KeysAction {
-    /// Make a new signing key; the old one stays published and accepted until the tokens it
-    /// signed have expired.
+    /// Make a new signing key: published at once, signing 60 s later (the running servers pick
+    /// it up); the old one stays published and accepted until the tokens it signed have
+    /// expired. On an older sled store: with the server stopped, signing at its next start.
     Rotate,
 }
 
@@ -341,9 +342,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let l = &config.lifetimes;
             let longest = l.access_token.max(l.id_token).max(l.client_access_token);
             let now = proto::clock::Clock::now(&SystemClock);
-            if config.store.is_shared() {
-                // Replicas: in the database, picked up by the running servers.
-                let store = open_store(&config)?;
+            let store = open_store(&config)?;
+            if store.written_beside_the_server() {
+                // In the store, picked up by the running servers; seeded from the key files
+                // first when no server has started on the store yet.
+                let keys_dir = config.data_dir.join("keys");
+                authz_server::keys::KeyRing::shared(store.clone(), &keys_dir, now)?;
                 let (kid, from) =
                     authz_server::keys::rotate_shared(store.as_ref(), now, longest + 60)?;
                 println!(
@@ -351,6 +355,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     proto::rfc3339::format(from)
                 );
             } else {
+                drop(store);
                 let kid =
                     authz_server::keys::rotate(&config.data_dir.join("keys"), now + longest + 60)?;
                 println!("new signing key {kid}");

@@ -78,8 +78,9 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     let limits = config.limits.clone();
     let store = open_store_to_serve(&config)?;
     let keys_dir = config.data_dir.join("keys");
-    // Replicas share their keys through the store; one process keeps them in files.
-    let keys = if store.shared() {
+    // Keys in the store when `keys rotate` may write them there while the server runs (SQLite,
+    // PostgreSQL); in files on sled, which only the server may open while it runs.
+    let keys = if store.written_beside_the_server() {
         crate::keys::KeyRing::shared(store.clone(), &keys_dir, clock.now())?
     } else {
         crate::keys::KeyRing::from_files(&keys_dir, clock.now())?

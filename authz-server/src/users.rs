@@ -3,7 +3,7 @@
 //! user is to a grant or a token is decided in [`crate::identity`].
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use proto::secret::SecretString;
 use proto::wire_id::HandleUri;
 
@@ -218,11 +218,7 @@ pub fn authenticate(store: &dyn Store, handle: &str, password: &SecretString) ->
         .map(|u| u.password_hash.as_str())
         .filter(|hash| !hash.is_empty());
     let matches = PasswordHash::new(stored.unwrap_or(DUMMY_HASH))
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.expose().as_bytes(), &parsed)
-                .is_ok()
-        })
+        .map(|parsed| crate::password_check::matches(password.expose().as_bytes(), &parsed))
         .unwrap_or(false);
     let ok = stored.is_some() && matches;
     match user {

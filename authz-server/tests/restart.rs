@@ -1,6 +1,7 @@
 //! The real `authz-server` binary, stopped with SIGTERM and started again on the same data
 //! directory: users, devices and the signing key survive, and a backend nonce redeemed before
-//! the restart is not accepted after it; a signing key made world-readable stops it from starting.
+//! the restart is not accepted after it; a signing key made world-readable stops it from starting;
+//! a key rotated while it is stopped or while it runs is published before it signs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -103,7 +104,8 @@ async fn state_survives_a_restart_and_nonces_stay_spent() {
 }
 
 #[tokio::test]
-async fn a_rotated_signing_key_keeps_its_tokens_valid() {
+async fn a_key_rotated_while_the_server_is_stopped_is_published_at_start_and_old_tokens_stay_valid()
+{
     let data = tempfile::tempdir().unwrap();
     // The same address across the restart: the issuer URL (`iss`) must not change.
     let listen = std::net::TcpListener::bind("127.0.0.1:0")
@@ -115,43 +117,31 @@ async fn a_rotated_signing_key_keeps_its_tokens_valid() {
         spawn_dev_server(env!("CARGO_BIN_EXE_authz-server"), data.path(), &listen).await;
     let h = Harness::attach(url, data.path());
     let old_token = h.bearer_login().await;
-    let old_jwks = h.get_json("/jwks").await;
+    let old_kid = h.get_json("/jwks").await["keys"][0]["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     drop(h);
     stop(child).await;
 
-    let out = Command::new(env!("CARGO_BIN_EXE_authz-server"))
-        .args([
-            "--data-dir",
-            data.path().to_str().unwrap(),
-            "keys",
-            "rotate",
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(out.status.success());
-    let new_kid = String::from_utf8(out.stdout).unwrap();
-    let new_kid = new_kid
-        .trim()
-        .strip_prefix("new signing key ")
-        .unwrap()
-        .to_owned();
+    let (rotated, said, err) = operator_command(
+        env!("CARGO_BIN_EXE_authz-server"),
+        data.path(),
+        &["keys", "rotate"],
+        None,
+    )
+    .await;
+    assert!(rotated, "{err}");
+    let new_kid = rotated_kid(&said);
+    assert_ne!(new_kid, old_kid);
 
     let (child, url) =
         spawn_dev_server(env!("CARGO_BIN_EXE_authz-server"), data.path(), &listen).await;
     let h = Harness::attach(url, data.path());
-    let jwks = h.get_json("/jwks").await;
-    let kids: Vec<&str> = jwks["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap())
-        .collect();
-    assert_eq!(kids[0], new_kid, "new tokens are signed by the new key");
-    assert_eq!(
-        kids[1],
-        old_jwks["keys"][0]["kid"].as_str().unwrap(),
-        "the old key stays published"
+    let kids = published_kids(&h).await;
+    assert!(
+        kids.contains(&new_kid) && kids.contains(&old_kid),
+        "both keys published: {kids:?}"
     );
     let response = h
         .client
@@ -166,14 +156,90 @@ async fn a_rotated_signing_key_keeps_its_tokens_valid() {
         status, 200,
         "a token of the old key is still accepted: {body}"
     );
-    let new_token = h.bearer_login().await;
-    let header: Value = serde_json::from_slice(
-        &proto::b64::decode(new_token.split('.').next().unwrap(), "header").unwrap(),
-    )
-    .unwrap();
-    assert_eq!(header["kid"], new_kid.as_str());
+    // The new key signs only once its time has come (a minute after the rotation).
+    assert_eq!(token_kid(&h.bearer_login().await), old_kid);
     drop(h);
     stop(child).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rotated_while_the_server_runs_is_published_at_its_next_read_and_signs_later() {
+    // The embedded store whatever the test pass: the operator command opens it beside the
+    // running server (on PostgreSQL, e2ei-stack's replica test covers the same).
+    let h = Harness::start_with(|config| config.store = Default::default()).await;
+    let old_token = h.bearer_login().await;
+    let old_kid = published_kids(&h).await.remove(0);
+
+    let (rotated, said, err) = operator_command(
+        env!("CARGO_BIN_EXE_authz-server"),
+        h.dir.path(),
+        &["keys", "rotate"],
+        None,
+    )
+    .await;
+    assert!(rotated, "{err}");
+    let new_kid = rotated_kid(&said);
+    assert_ne!(new_kid, old_kid);
+
+    // Published within the reload interval, while the old key still signs.
+    let deadline = std::time::Instant::now()
+        + std::time::Duration::from_secs(4 * authz_server::keys::RELOAD_SECS);
+    loop {
+        let kids = published_kids(&h).await;
+        if kids.contains(&new_kid) {
+            assert!(kids.contains(&old_kid), "{kids:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the running server never published {new_kid}: {kids:?}"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(token_kid(&h.bearer_login().await), old_kid);
+
+    // Once its time has come the new key signs, and a token of the old one is still accepted.
+    h.clock.set(
+        proto::clock::Clock::now(&proto::clock::SystemClock)
+            + authz_server::keys::PUBLISH_AHEAD_SECS
+            + 1,
+    );
+    assert_eq!(token_kid(&h.bearer_login().await), new_kid);
+    let status = h
+        .client
+        .get(h.url("/userinfo"))
+        .bearer_auth(&old_token)
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200, "a token of the old key is still accepted");
+}
+
+/// The `kid` `keys rotate` reports: `new signing key KID: published now, signing from …`.
+fn rotated_kid(said: &str) -> String {
+    said.trim()
+        .strip_prefix("new signing key ")
+        .and_then(|rest| rest.split(':').next())
+        .unwrap_or_else(|| panic!("unexpected output: {said}"))
+        .to_owned()
+}
+
+async fn published_kids(h: &Harness) -> Vec<String> {
+    h.get_json("/jwks").await["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn token_kid(token: &str) -> String {
+    let header: Value = serde_json::from_slice(
+        &proto::b64::decode(token.split('.').next().unwrap(), "header").unwrap(),
+    )
+    .unwrap();
+    header["kid"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]

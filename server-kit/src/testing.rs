@@ -363,6 +363,9 @@ impl Store for StoreOnCluster {
     fn shared(&self) -> bool {
         self.store.shared()
     }
+    fn written_beside_the_server(&self) -> bool {
+        self.store.written_beside_the_server()
+    }
     fn tree_names(&self) -> crate::Result<Vec<String>> {
         self.store.tree_names()
     }

@@ -159,7 +159,7 @@ impl StoreConfig {
 
     fn postgres_settings(&self, server: &str) -> Result<PostgresSettings> {
         let url = self.url.as_deref().unwrap_or_default();
-        let mut config: ::postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| Error::Config(format!("store.url: {e}")))?;
         if config.get_password().is_some() {
@@ -191,10 +191,10 @@ impl StoreConfig {
                  starting with a digit)"
             )));
         }
-        config.application_name(&format!("e2ei-{server}"));
+        config.application_name(format!("e2ei-{server}"));
         let tls = match &self.ca_file {
             Some(roots) => {
-                config.ssl_mode(::postgres::config::SslMode::Require);
+                config.ssl_mode(tokio_postgres::config::SslMode::Require);
                 let client = crate::tls::client_config(std::slice::from_ref(roots))
                     .map_err(|e| Error::Config(format!("store.ca_file: {e}")))?;
                 Some(super::postgres_tls::RustlsMakeConnect::new(client))

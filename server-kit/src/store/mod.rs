@@ -101,6 +101,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Whether other processes (replicas of the server) may use the same records at the same
     /// time, so that nothing a request depends on may live in one process's memory.
     fn shared(&self) -> bool;
+    /// Whether other processes (operator commands, replicas) may write to the store while a
+    /// server serves it, so that a server must read again what they change (its signing keys):
+    /// SQLite and PostgreSQL, not sled.
+    fn written_beside_the_server(&self) -> bool;
     /// The names of the trees that hold records, in order.
     fn tree_names(&self) -> Result<Vec<String>>;
     /// Checks what the engine keeps beyond the records (its pages, its indexes) and every

@@ -6,7 +6,7 @@
 //! newer server) is refused, so an old replica never writes records a newer one reads
 //! differently. A migration is never edited once released: a change is a new entry.
 
-use postgres::Client;
+use tokio_postgres::Client;
 
 use super::postgres_store::classify;
 use crate::{Error, Result};
@@ -28,9 +28,10 @@ const MIGRATIONS: &[&str] = &[
 pub const VERSION: usize = MIGRATIONS.len();
 
 /// Brings `schema` up to [`VERSION`], or refuses a newer one.
-pub fn migrate(client: &mut Client, schema: &str) -> Result<()> {
-    let mut tx = client.transaction().map_err(classify)?;
+pub async fn migrate(client: &mut Client, schema: &str) -> Result<()> {
+    let tx = client.transaction().await.map_err(classify)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(schema)])
+        .await
         .map_err(classify)?;
     tx.batch_execute(&format!(
         "CREATE SCHEMA IF NOT EXISTS {schema};
@@ -39,12 +40,14 @@ pub fn migrate(client: &mut Client, schema: &str) -> Result<()> {
              applied_at timestamptz NOT NULL DEFAULT now()
          )"
     ))
+    .await
     .map_err(classify)?;
     let current: i32 = tx
         .query_one(
             &format!("SELECT coalesce(max(version), 0) FROM {schema}.schema_migrations"),
             &[],
         )
+        .await
         .map_err(classify)?
         .get(0);
     let current = usize::try_from(current).unwrap_or(0);
@@ -57,14 +60,16 @@ pub fn migrate(client: &mut Client, schema: &str) -> Result<()> {
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(current) {
         let version = i32::try_from(index + 1).unwrap_or(i32::MAX);
         tx.batch_execute(&migration.replace("{schema}", schema))
+            .await
             .map_err(classify)?;
         tx.execute(
             &format!("INSERT INTO {schema}.schema_migrations (version) VALUES ($1)"),
             &[&version],
         )
+        .await
         .map_err(classify)?;
     }
-    tx.commit().map_err(classify)
+    tx.commit().await.map_err(classify)
 }
 
 /// The advisory lock serialising migrations of one schema (FNV-1a of its name).

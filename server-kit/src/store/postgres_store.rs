@@ -7,9 +7,13 @@
 //!   however many replicas race for it.
 //! - **Durability.** Every statement commits on its own with `synchronous_commit = on`, so a
 //!   write is durable when it returns and [`Store::flush`] has nothing left to do.
-//! - **Connections.** `pool_size` threads each hold one connection (opened when first needed,
-//!   opened again after it broke). A call waits for its answer at most `connect_timeout +
-//!   statement_timeout`; a database that cannot be reached answers
+//! - **Connections.** A pool of `pool_size` connections, each opened when first needed and
+//!   opened again after it broke. A call runs on its caller's thread: it borrows a free
+//!   connection and sends its statement itself, with no hand-over to another thread. From its
+//!   start, a call is answered within `connect_timeout + statement_timeout`: waiting for a free
+//!   connection, opening one and the statement's round trip all count against that deadline,
+//!   and a call whose deadline passed before its statement was sent is never sent. A database
+//!   that cannot be reached or does not answer in time gives
 //!   [`Error::Unavailable`](crate::Error::Unavailable), and for a moment after a failed
 //!   connection calls fail at once instead of queueing behind it.
 //! - **Schema.** [`super::postgres_schema`] brings the schema up to date at open, and refuses a
@@ -17,16 +21,19 @@
 //! - **TLS.** With `[store] ca_file`, over rustls ([`super::postgres_tls`]), the certificate
 //!   checked against those roots and the host.
 //!
-//! The `postgres` client runs its own small runtime per connection, which may not be driven
-//! from a task of the server's runtime; the connection threads keep the two apart, and a caller
-//! on the server's runtime waits through `block_in_place` so the other tasks keep running.
+//! Each connection is driven by a single-threaded runtime of its own, run by whichever thread
+//! borrowed it, which may not happen inside a task of the server's runtime: a caller on a worker
+//! of the server's (multi-threaded) runtime runs through `block_in_place`, which moves the
+//! worker's other tasks elsewhere meanwhile; a caller on a single-threaded runtime (a test) on
+//! a thread of its own ([`off_the_runtime`]).
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use postgres::{Client, NoTls, Statement};
+use tokio::runtime::Runtime;
+use tokio_postgres::{Client, NoTls, Statement};
 
 use super::postgres_schema;
 use super::postgres_tls::RustlsMakeConnect;
@@ -45,7 +52,7 @@ const IDLE_CHECK_AFTER: Duration = Duration::from_secs(1);
 /// Where and how to connect (built by [`super::StoreConfig`]).
 #[derive(Clone)]
 pub(crate) struct PostgresSettings {
-    pub(super) config: postgres::Config,
+    pub(super) config: tokio_postgres::Config,
     /// TLS with these roots (`[store] ca_file`), or none.
     pub(super) tls: Option<RustlsMakeConnect>,
     pub(super) schema: String,
@@ -55,7 +62,8 @@ pub(crate) struct PostgresSettings {
 }
 
 impl PostgresSettings {
-    fn connect(&self) -> Result<Connection> {
+    /// The options every serving connection runs with.
+    fn serving_config(&self) -> tokio_postgres::Config {
         let mut config = self.config.clone();
         let statement_ms = self.statement_timeout.as_millis();
         config
@@ -63,16 +71,80 @@ impl PostgresSettings {
             .keepalives(true)
             .keepalives_idle(Duration::from_secs(30))
             // A database host that stops answering breaks the connection instead of holding
-            // a thread forever.
+            // it forever.
             .tcp_user_timeout(self.connect_timeout + self.statement_timeout)
-            .options(&format!(
+            .options(format!(
                 "-c statement_timeout={statement_ms} -c lock_timeout={statement_ms} \
                  -c idle_in_transaction_session_timeout={statement_ms} -c synchronous_commit=on"
             ));
-        let mut client = self.open(&config).map_err(unreachable)?;
-        let statements = Statements::prepare(&mut client, &self.schema).map_err(classify)?;
+        config
+    }
+
+    /// The options of the connection that migrates the schema, which may take longer than a
+    /// statement (an index over a large table): no statement timeout.
+    fn migration_config(&self) -> tokio_postgres::Config {
+        let mut config = self.config.clone();
+        config
+            .connect_timeout(self.connect_timeout)
+            .options("-c synchronous_commit=on");
+        config
+    }
+
+    /// Opens a connection on `runtime`, over TLS when configured, and spawns there the task
+    /// that drives it; the connection's handshake is bounded by `deadline`.
+    fn open_on(
+        &self,
+        runtime: &Runtime,
+        config: &tokio_postgres::Config,
+        deadline: Instant,
+    ) -> Result<Client> {
+        let connected = runtime.block_on(until(deadline, async {
+            match &self.tls {
+                Some(tls) => config.connect(tls.clone()).await.map(|(client, driver)| {
+                    runtime.spawn(driver);
+                    client
+                }),
+                None => config.connect(NoTls).await.map(|(client, driver)| {
+                    runtime.spawn(driver);
+                    client
+                }),
+            }
+        }));
+        match connected {
+            Some(Ok(client)) => Ok(client),
+            Some(Err(e)) => Err(unreachable(e)),
+            None => Err(Error::Unavailable(
+                "the database did not complete the connection in time".into(),
+            )),
+        }
+    }
+
+    /// A serving connection with its statements prepared.
+    fn connect(&self, runtime: &Runtime, deadline: Instant) -> Result<Connection> {
+        let client = self.open_on(runtime, &self.serving_config(), deadline)?;
+        let statements = runtime
+            .block_on(until(deadline, Statements::prepare(&client, &self.schema)))
+            .ok_or_else(|| {
+                Error::Unavailable("the database did not prepare the statements in time".into())
+            })?
+            .map_err(classify)?;
         Ok(Connection { client, statements })
     }
+}
+
+/// Runs `work` until `deadline`: its output, or none when the deadline came first (`work` is
+/// then dropped).
+async fn until<T>(deadline: Instant, work: impl Future<Output = T>) -> Option<T> {
+    tokio::time::timeout_at(deadline.into(), work).await.ok()
+}
+
+/// A single-threaded runtime for one connection.
+fn connection_runtime() -> Result<Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| Error::Storage(format!("starting a connection's runtime: {e}")))
 }
 
 /// One open connection and its prepared statements.
@@ -96,150 +168,310 @@ struct Statements {
 }
 
 impl Statements {
-    fn prepare(client: &mut Client, schema: &str) -> std::result::Result<Self, postgres::Error> {
+    async fn prepare(
+        client: &Client,
+        schema: &str,
+    ) -> std::result::Result<Self, tokio_postgres::Error> {
         let table = format!("{schema}.records");
-        let mut prepare = |sql: String| client.prepare(&sql);
+        let prepare = |sql: String| async move { client.prepare(&sql).await };
         Ok(Self {
             get: prepare(format!(
                 "SELECT value FROM {table} WHERE tree = $1 AND key = $2"
-            ))?,
+            ))
+            .await?,
             put: prepare(format!(
                 "INSERT INTO {table} (tree, key, value) VALUES ($1, $2, $3) \
                  ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value"
-            ))?,
+            ))
+            .await?,
             insert_new: prepare(format!(
                 "INSERT INTO {table} (tree, key, value) VALUES ($1, $2, $3) \
                  ON CONFLICT (tree, key) DO NOTHING"
-            ))?,
+            ))
+            .await?,
             update_if: prepare(format!(
                 "UPDATE {table} SET value = $4 WHERE tree = $1 AND key = $2 AND value = $3"
-            ))?,
+            ))
+            .await?,
             delete_if: prepare(format!(
                 "DELETE FROM {table} WHERE tree = $1 AND key = $2 AND value = $3"
-            ))?,
+            ))
+            .await?,
             take: prepare(format!(
                 "DELETE FROM {table} WHERE tree = $1 AND key = $2 RETURNING value"
-            ))?,
+            ))
+            .await?,
             range: prepare(format!(
                 "SELECT key, value FROM {table} WHERE tree = $1 AND key >= $2 AND key < $3 \
                  ORDER BY key"
-            ))?,
+            ))
+            .await?,
             from: prepare(format!(
                 "SELECT key, value FROM {table} WHERE tree = $1 AND key >= $2 ORDER BY key"
-            ))?,
+            ))
+            .await?,
             page_first: prepare(format!(
                 "SELECT key, value FROM {table} WHERE tree = $1 ORDER BY key LIMIT $2"
-            ))?,
+            ))
+            .await?,
             page_after: prepare(format!(
                 "SELECT key, value FROM {table} WHERE tree = $1 AND key > $2 ORDER BY key \
                  LIMIT $3"
-            ))?,
-            trees: prepare(format!("SELECT DISTINCT tree FROM {table} ORDER BY tree"))?,
+            ))
+            .await?,
+            trees: prepare(format!("SELECT DISTINCT tree FROM {table} ORDER BY tree")).await?,
         })
     }
 }
 
-/// What a connection thread runs: the call, given the thread's connection or why there is
-/// none, unless its caller has stopped waiting (`deadline`): a call answered 503 is never
-/// applied later.
-struct Job {
-    deadline: Instant,
-    run: Call,
+/// A place in the pool: the runtime that drives its connection, the connection when open, and
+/// what decides whether it must be checked or opened again before its next call.
+struct Slot {
+    runtime: Runtime,
+    connection: Option<Connection>,
+    /// The [`Health::generation`] the connection was opened in.
+    opened_in: u64,
+    last_used: Instant,
 }
 
-/// A call, given the connection or why there is none.
-type Call = Box<dyn FnOnce(Result<&mut Connection>) + Send>;
+impl Slot {
+    fn new(connection: Option<Connection>, opened_in: u64) -> Result<Self> {
+        Ok(Self {
+            runtime: connection_runtime()?,
+            connection,
+            opened_in,
+            last_used: Instant::now(),
+        })
+    }
+
+    /// Closes the connection and drops its task with the runtime, without waiting: the store
+    /// may be dropped inside a task of another runtime, where waiting is not allowed.
+    fn close(self) {
+        drop(self.connection);
+        self.runtime.shutdown_background();
+    }
+}
+
+/// The free places of the pool, and the calls waiting for one.
+struct Pool {
+    state: Mutex<PoolState>,
+    returned: Condvar,
+}
+
+struct PoolState {
+    free: Vec<Slot>,
+    waiting: usize,
+}
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `work` on a free place, waiting for one until `deadline`, and gives the place back
+    /// (without its connection when `work` panicked: the connection's state is unknown then).
+    fn with_slot<T>(
+        &self,
+        deadline: Instant,
+        work: impl FnOnce(&mut Slot) -> Result<T>,
+    ) -> Result<T> {
+        let mut slot = self.borrow(deadline)?;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut slot)));
+        if outcome.is_err() {
+            slot.connection = None;
+        }
+        self.lock().free.push(slot);
+        self.returned.notify_one();
+        outcome.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+
+    /// Takes a free place, waiting for one until `deadline`; the most recently used first, so
+    /// that under light load the same few connections stay warm.
+    fn borrow(&self, deadline: Instant) -> Result<Slot> {
+        let mut state = self.lock();
+        if state.free.is_empty() && state.waiting >= QUEUE {
+            return Err(Error::Unavailable(
+                "every database connection is busy and the line is full".into(),
+            ));
+        }
+        state.waiting += 1;
+        let slot = loop {
+            if let Some(slot) = state.free.pop() {
+                break Ok(slot);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break Err(Error::Unavailable(
+                    "the call waited past its deadline for a connection; not run".into(),
+                ));
+            }
+            state = self
+                .returned
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        };
+        state.waiting -= 1;
+        slot
+    }
+}
 
 /// The PostgreSQL store.
 pub struct PostgresStore {
-    jobs: SyncSender<Job>,
+    pool: Pool,
+    settings: PostgresSettings,
     writes: AtomicU64,
     answer_within: Duration,
-    health: Arc<Health>,
-    schema: String,
+    health: Health,
 }
 
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresStore")
-            .field("schema", &self.schema)
+            .field("schema", &self.settings.schema)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        for slot in self.pool.lock().free.drain(..) {
+            slot.close();
+        }
     }
 }
 
 impl PostgresStore {
     /// Connects, brings the schema up to date (refusing one newer than this build), and
-    /// starts the connection threads.
+    /// opens the first connection of the pool.
     pub(crate) fn open(settings: PostgresSettings) -> Result<Self> {
-        // Not on the caller's thread: it may be a task of a runtime, where the client's own
-        // runtime may not run.
-        let first = {
-            let settings = settings.clone();
-            std::thread::spawn(move || -> Result<Connection> {
-                let mut connection = settings.connect_for_migration()?;
-                postgres_schema::migrate(&mut connection, &settings.schema)?;
-                settings.connect()
-            })
-            .join()
-            .map_err(|_| Error::Storage("opening the database panicked".into()))??
-        };
-        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(QUEUE);
-        let queue = Arc::new(Mutex::new(queue));
-        let health = Arc::new(Health::default());
-        let mut first = Some(first);
-        for n in 0..settings.pool_size {
-            let (queue, settings, health) = (queue.clone(), settings.clone(), health.clone());
-            let connection = first.take();
-            std::thread::Builder::new()
-                .name(format!("store-pg-{n}"))
-                .spawn(move || serve_jobs(&queue, &settings, &health, connection))
-                .map_err(|e| Error::Storage(format!("starting a connection thread: {e}")))?;
-        }
+        // Off the caller's runtime, where the connections' own may not run; the places of the
+        // pool are made there too, so that one dropped on an error is dropped there.
+        let free = off_the_runtime(|| -> Result<Vec<Slot>> {
+            let first = Slot::new(None, 0)?;
+            let deadline = Instant::now() + settings.connect_timeout;
+            let mut migrating =
+                settings.open_on(&first.runtime, &settings.migration_config(), deadline)?;
+            first
+                .runtime
+                .block_on(postgres_schema::migrate(&mut migrating, &settings.schema))?;
+            drop(migrating);
+            let deadline = Instant::now() + settings.connect_timeout + settings.statement_timeout;
+            let connection = settings.connect(&first.runtime, deadline)?;
+            let mut free = Vec::with_capacity(settings.pool_size);
+            for _ in 1..settings.pool_size {
+                free.push(Slot::new(None, 0)?);
+            }
+            // Last, so that it is borrowed first.
+            free.push(Slot {
+                connection: Some(connection),
+                ..first
+            });
+            Ok(free)
+        })?;
         Ok(Self {
-            jobs,
-            writes: AtomicU64::new(0),
+            pool: Pool {
+                state: Mutex::new(PoolState { free, waiting: 0 }),
+                returned: Condvar::new(),
+            },
             answer_within: settings.connect_timeout + settings.statement_timeout,
-            health,
-            schema: settings.schema,
+            settings,
+            writes: AtomicU64::new(0),
+            health: Health::default(),
         })
     }
 
-    /// Runs `call` on a connection and waits for its answer.
-    fn run<T: Send + 'static>(
+    /// Runs `call` on a connection of the pool, on this thread, and gives its answer, within
+    /// `answer_within` of now.
+    fn run<T: Send>(
         &self,
-        call: impl FnOnce(&mut Connection) -> std::result::Result<T, postgres::Error> + Send + 'static,
+        call: impl AsyncFnOnce(&Connection) -> std::result::Result<T, tokio_postgres::Error> + Send,
     ) -> Result<T> {
         if let Some(why) = self.health.still_failing() {
             return Err(Error::Unavailable(why));
         }
-        let (answer, answered) = std::sync::mpsc::sync_channel(1);
-        let job = Job {
-            deadline: Instant::now() + self.answer_within,
-            run: Box::new(move |connection| {
-                let outcome = connection.and_then(|c| call(c).map_err(classify));
-                // The caller may have stopped waiting just now; the outcome is then dropped.
-                let _ = answer.send(outcome);
-            }),
+        let deadline = Instant::now() + self.answer_within;
+        off_the_runtime(|| {
+            self.pool
+                .with_slot(deadline, |slot| self.call_on(slot, deadline, call))
+        })
+    }
+
+    /// Runs `call` on `slot`'s connection, made ready first.
+    fn call_on<T>(
+        &self,
+        slot: &mut Slot,
+        deadline: Instant,
+        call: impl AsyncFnOnce(&Connection) -> std::result::Result<T, tokio_postgres::Error>,
+    ) -> Result<T> {
+        self.make_ready(slot, deadline)?;
+        let Some(connection) = slot.connection.as_ref() else {
+            return Err(Error::Storage("a connection made ready is missing".into()));
         };
-        match self.jobs.try_send(job) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                return Err(Error::Unavailable(
-                    "every database connection is busy and the line is full".into(),
-                ));
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                return Err(Error::Storage("the connection threads are gone".into()));
-            }
+        if Instant::now() >= deadline {
+            return Err(late());
         }
-        match wait(&answered, self.answer_within) {
-            Ok(outcome) => outcome,
-            Err(RecvTimeoutError::Timeout) => Err(Error::Unavailable(format!(
+        let answer = slot.runtime.block_on(until(deadline, call(connection)));
+        let outcome = match answer {
+            Some(outcome) => outcome.map_err(classify),
+            None => Err(Error::Unavailable(format!(
                 "the database did not answer within {} ms",
                 self.answer_within.as_millis()
             ))),
-            Err(RecvTimeoutError::Disconnected) => {
-                Err(Error::Storage("a connection thread stopped".into()))
+        };
+        slot.last_used = Instant::now();
+        let closed = slot
+            .connection
+            .as_ref()
+            .is_none_or(|c| c.client.is_closed());
+        if closed || matches!(outcome, Err(Error::Unavailable(_))) {
+            // A statement left without its answer leaves the connection's state unknown.
+            slot.connection = None;
+        }
+        if closed {
+            // The others may be broken too: an outage breaks them all, and a connection
+            // learns it only when next used.
+            self.health.generation.fetch_add(1, Ordering::SeqCst);
+        }
+        outcome
+    }
+
+    /// Gives `slot` an open connection: the one it has, unless it broke or may have broken
+    /// unseen (after any call saw a connection break, and after an idle second, checked with
+    /// a round trip); otherwise a new one, unless connections are failing just now.
+    fn make_ready(&self, slot: &mut Slot, deadline: Instant) -> Result<()> {
+        let generation = self.health.generation.load(Ordering::SeqCst);
+        let fresh = match slot.connection.as_ref() {
+            Some(open) => {
+                !open.client.is_closed()
+                    && slot.opened_in == generation
+                    && (slot.last_used.elapsed() <= IDLE_CHECK_AFTER || {
+                        let check = Instant::now() + self.settings.connect_timeout;
+                        let answered = slot
+                            .runtime
+                            .block_on(until(check.min(deadline), open.client.simple_query("")));
+                        matches!(answered, Some(Ok(_)))
+                    })
+            }
+            None => false,
+        };
+        if fresh {
+            return Ok(());
+        }
+        slot.connection = None;
+        slot.opened_in = generation;
+        if let Some(why) = self.health.still_failing() {
+            return Err(Error::Unavailable(why));
+        }
+        match self.settings.connect(&slot.runtime, deadline) {
+            Ok(opened) => {
+                self.health.recovered();
+                slot.connection = Some(opened);
+                Ok(())
+            }
+            Err(e) => {
+                self.health.failed(&e);
+                Err(e)
             }
         }
     }
@@ -252,103 +484,34 @@ impl PostgresStore {
     }
 }
 
-impl PostgresSettings {
-    /// A connection for the migration, which may take longer than a statement (an index over
-    /// a large table): no statement timeout.
-    fn connect_for_migration(&self) -> Result<Client> {
-        let mut config = self.config.clone();
-        config
-            .connect_timeout(self.connect_timeout)
-            .options("-c synchronous_commit=on");
-        self.open(&config).map_err(unreachable)
-    }
+/// A call whose deadline passed before its statement was sent.
+fn late() -> Error {
+    Error::Unavailable(
+        "the call reached its deadline before its statement was sent; not run".into(),
+    )
+}
 
-    /// A connection over TLS when configured, in the clear otherwise.
-    fn open(&self, config: &postgres::Config) -> std::result::Result<Client, postgres::Error> {
-        match &self.tls {
-            Some(tls) => config.connect(tls.clone()),
-            None => config.connect(NoTls),
+/// Runs `blocking`, which drives a connection's own runtime, where that may happen: outside
+/// every runtime. On a worker of a multi-threaded runtime through `block_in_place` (the
+/// worker's other tasks move elsewhere meanwhile); on a single-threaded runtime, which may not
+/// block, on a thread of its own; elsewhere directly.
+fn off_the_runtime<T: Send>(blocking: impl FnOnce() -> T + Send) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(blocking)
         }
+        Ok(_) => std::thread::scope(|scope| {
+            scope
+                .spawn(blocking)
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        }),
+        Err(_) => blocking(),
     }
 }
 
-/// A connection thread: takes calls from the line one at a time and runs each on its
-/// connection, opening it first when there is none, it broke, or it may have broken unseen:
-/// after any thread saw a connection break (an outage breaks them all, and a connection learns
-/// it only when next used), and after an idle second (checked with a round trip).
-fn serve_jobs(
-    queue: &Mutex<Receiver<Job>>,
-    settings: &PostgresSettings,
-    health: &Health,
-    mut connection: Option<Connection>,
-) {
-    let mut opened_in = health.generation.load(Ordering::SeqCst);
-    let mut last_used = Instant::now();
-    loop {
-        let job = {
-            let queue = queue
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match queue.recv() {
-                Ok(job) => job,
-                // The store was dropped.
-                Err(_) => return,
-            }
-        };
-        let late = || {
-            Err(Error::Unavailable(
-                "the call waited past its deadline for a connection; not run".into(),
-            ))
-        };
-        if Instant::now() >= job.deadline {
-            (job.run)(late());
-            continue;
-        }
-        let stale = match connection.as_mut() {
-            Some(open) => {
-                open.client.is_closed()
-                    || opened_in != health.generation.load(Ordering::SeqCst)
-                    || (last_used.elapsed() > IDLE_CHECK_AFTER
-                        && open.client.is_valid(settings.connect_timeout).is_err())
-            }
-            None => true,
-        };
-        if stale {
-            connection = None;
-            opened_in = health.generation.load(Ordering::SeqCst);
-            // Calls queued behind a failed connection fail at once too.
-            if let Some(why) = health.still_failing() {
-                (job.run)(Err(Error::Unavailable(why)));
-                continue;
-            }
-            match settings.connect() {
-                Ok(opened) => {
-                    health.recovered();
-                    connection = Some(opened);
-                }
-                Err(e) => {
-                    health.failed(&e);
-                    (job.run)(Err(e));
-                    continue;
-                }
-            }
-            if Instant::now() >= job.deadline {
-                (job.run)(late());
-                continue;
-            }
-        }
-        if let Some(open) = connection.as_mut() {
-            (job.run)(Ok(open));
-            last_used = Instant::now();
-            if open.client.is_closed() {
-                connection = None;
-                health.generation.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-    }
-}
-
-/// What the connection threads share about the database's state.
+/// What the calls share about the database's state.
 #[derive(Default)]
 struct Health {
     /// Bumped when a connection is seen broken: the others are suspect then.
@@ -382,23 +545,10 @@ impl Health {
     }
 }
 
-/// Waits for an answer; on a worker of a multi-threaded runtime, through `block_in_place`,
-/// so the worker's other tasks move elsewhere meanwhile.
-fn wait<T>(answered: &Receiver<T>, within: Duration) -> std::result::Result<T, RecvTimeoutError> {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    let blocking = || answered.recv_timeout(within);
-    match Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(blocking)
-        }
-        _ => blocking(),
-    }
-}
-
 /// A connection that could not be opened: refused for a reason a retry does not change (a
 /// wrong password, a missing database: [`Error::Config`]), or for now
 /// ([`Error::Unavailable`]).
-fn unreachable(e: postgres::Error) -> Error {
+fn unreachable(e: tokio_postgres::Error) -> Error {
     match classify(e) {
         Error::Storage(why) => Error::Config(format!("the database refused the connection: {why}")),
         other => other,
@@ -407,7 +557,7 @@ fn unreachable(e: postgres::Error) -> Error {
 
 /// A failed statement: the database or the way to it is (for now) unable to answer
 /// ([`Error::Unavailable`]), or the statement itself failed ([`Error::Storage`]).
-pub(super) fn classify(e: postgres::Error) -> Error {
+pub(super) fn classify(e: tokio_postgres::Error) -> Error {
     match e.as_db_error() {
         Some(db) => {
             let code = db.code().code();
@@ -449,7 +599,7 @@ fn after_prefix(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-fn entries(rows: Vec<postgres::Row>) -> Vec<(String, Vec<u8>)> {
+fn entries(rows: Vec<tokio_postgres::Row>) -> Vec<(String, Vec<u8>)> {
     rows.into_iter()
         .map(|row| {
             let key: Vec<u8> = row.get(0);
@@ -461,19 +611,21 @@ fn entries(rows: Vec<postgres::Row>) -> Vec<(String, Vec<u8>)> {
 impl Store for PostgresStore {
     fn get(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>> {
         let key = key.as_bytes().to_vec();
-        self.run(move |c| {
+        self.run(async move |c| {
             let row = c
                 .client
-                .query_opt(&c.statements.get, &[&tree.name(), &key])?;
+                .query_opt(&c.statements.get, &[&tree.name(), &key])
+                .await?;
             Ok(row.map(|row| row.get(0)))
         })
     }
 
     fn put(&self, tree: Tree, key: &str, value: &[u8]) -> Result<()> {
         let (key, value) = (key.as_bytes().to_vec(), value.to_vec());
-        self.run(move |c| {
+        self.run(async move |c| {
             c.client
                 .execute(&c.statements.put, &[&tree.name(), &key, &value])
+                .await
         })?;
         self.wrote(true);
         Ok(())
@@ -488,17 +640,27 @@ impl Store for PostgresStore {
     ) -> Result<bool> {
         let key = key.as_bytes().to_vec();
         let (expected, new) = (expected.map(<[u8]>::to_vec), new.map(<[u8]>::to_vec));
-        let swapped = self.run(move |c| {
+        let swapped = self.run(async move |c| {
             let s = &c.statements;
             let name = tree.name();
             Ok(match (expected, new) {
-                (None, Some(new)) => c.client.execute(&s.insert_new, &[&name, &key, &new])? == 1,
-                (Some(old), Some(new)) => {
-                    c.client.execute(&s.update_if, &[&name, &key, &old, &new])? == 1
+                (None, Some(new)) => {
+                    c.client
+                        .execute(&s.insert_new, &[&name, &key, &new])
+                        .await?
+                        == 1
                 }
-                (Some(old), None) => c.client.execute(&s.delete_if, &[&name, &key, &old])? == 1,
+                (Some(old), Some(new)) => {
+                    c.client
+                        .execute(&s.update_if, &[&name, &key, &old, &new])
+                        .await?
+                        == 1
+                }
+                (Some(old), None) => {
+                    c.client.execute(&s.delete_if, &[&name, &key, &old]).await? == 1
+                }
                 // "Absent, and leave it absent": true when there is nothing.
-                (None, None) => c.client.query_opt(&s.get, &[&name, &key])?.is_none(),
+                (None, None) => c.client.query_opt(&s.get, &[&name, &key]).await?.is_none(),
             })
         })?;
         Ok(self.wrote(swapped))
@@ -506,10 +668,11 @@ impl Store for PostgresStore {
 
     fn take(&self, tree: Tree, key: &str) -> Result<Option<Vec<u8>>> {
         let key = key.as_bytes().to_vec();
-        let taken: Option<Vec<u8>> = self.run(move |c| {
+        let taken: Option<Vec<u8>> = self.run(async move |c| {
             let row = c
                 .client
-                .query_opt(&c.statements.take, &[&tree.name(), &key])?;
+                .query_opt(&c.statements.take, &[&tree.name(), &key])
+                .await?;
             Ok(row.map(|row| row.get(0)))
         })?;
         self.wrote(taken.is_some());
@@ -518,13 +681,19 @@ impl Store for PostgresStore {
 
     fn scan_prefix(&self, tree: Tree, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         let prefix = prefix.as_bytes().to_vec();
-        self.run(move |c| {
+        self.run(async move |c| {
             let name = tree.name();
             let rows = match after_prefix(&prefix) {
-                Some(end) => c
-                    .client
-                    .query(&c.statements.range, &[&name, &prefix, &end])?,
-                None => c.client.query(&c.statements.from, &[&name, &prefix])?,
+                Some(end) => {
+                    c.client
+                        .query(&c.statements.range, &[&name, &prefix, &end])
+                        .await?
+                }
+                None => {
+                    c.client
+                        .query(&c.statements.from, &[&name, &prefix])
+                        .await?
+                }
             };
             Ok(entries(rows))
         })
@@ -538,13 +707,19 @@ impl Store for PostgresStore {
     ) -> Result<Vec<(String, Vec<u8>)>> {
         let after = after.map(|key| key.as_bytes().to_vec());
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.run(move |c| {
+        self.run(async move |c| {
             let name = tree.name();
             let rows = match after {
-                Some(key) => c
-                    .client
-                    .query(&c.statements.page_after, &[&name, &key, &limit])?,
-                None => c.client.query(&c.statements.page_first, &[&name, &limit])?,
+                Some(key) => {
+                    c.client
+                        .query(&c.statements.page_after, &[&name, &key, &limit])
+                        .await?
+                }
+                None => {
+                    c.client
+                        .query(&c.statements.page_first, &[&name, &limit])
+                        .await?
+                }
             };
             Ok(entries(rows))
         })
@@ -563,9 +738,13 @@ impl Store for PostgresStore {
         true
     }
 
+    fn written_beside_the_server(&self) -> bool {
+        true
+    }
+
     fn tree_names(&self) -> Result<Vec<String>> {
-        self.run(|c| {
-            let rows = c.client.query(&c.statements.trees, &[])?;
+        self.run(async |c| {
+            let rows = c.client.query(&c.statements.trees, &[]).await?;
             Ok(rows.iter().map(|row| row.get(0)).collect())
         })
     }

@@ -196,6 +196,10 @@ impl Store for SledStore {
         false
     }
 
+    fn written_beside_the_server(&self) -> bool {
+        false
+    }
+
     fn tree_names(&self) -> Result<Vec<String>> {
         let mut names = Vec::new();
         for name in self.db.tree_names() {

@@ -384,6 +384,10 @@ impl Store for SqliteStore {
         false
     }
 
+    fn written_beside_the_server(&self) -> bool {
+        true
+    }
+
     fn tree_names(&self) -> Result<Vec<String>> {
         let conn = self.reader();
         let mut statement = conn

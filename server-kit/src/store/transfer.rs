@@ -484,6 +484,9 @@ mod tests {
         fn shared(&self) -> bool {
             false
         }
+        fn written_beside_the_server(&self) -> bool {
+            false
+        }
         fn tree_names(&self) -> Result<Vec<String>> {
             self.inner.tree_names()
         }
