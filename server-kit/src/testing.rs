@@ -551,4 +551,67 @@ pub fn store_contract(store: &dyn Store) {
         Some("valid")
     );
     store.flush().unwrap();
+
+    // A walk through the whole store: every record, tree by tree in key order.
+    let mut walked = Vec::new();
+    let trees = store
+        .for_each_record(&mut |tree, key, value| {
+            walked.push((tree.to_owned(), key, value));
+            Ok(())
+        })
+        .unwrap();
+    let mut expected = Vec::new();
+    for tree in store.tree_names().unwrap() {
+        for (key, value) in store.scan_prefix(Tree::named(tree.clone()), "").unwrap() {
+            expected.push((tree.clone(), key, value));
+        }
+    }
+    assert_eq!(trees, 2, "codes and devices");
+    assert_eq!(walked, expected);
+}
+
+/// What a store whose walk reads one snapshot (SQLite, PostgreSQL) must do, checked on an empty
+/// `store`: records added, changed and removed while [`Store::for_each_record`] goes on (after
+/// it has started, by other calls on the same store) are not seen by it, over more records than
+/// it reads at a time.
+///
+/// # Panics
+/// Where the walk sees a write made after it started.
+pub fn walk_reads_one_snapshot(store: &dyn Store) {
+    const FIRST: Tree = Tree::new("first");
+    const SECOND: Tree = Tree::new("second");
+    let many = crate::store::RECORDS_PER_READ * 2 + 500;
+    for i in 0..many {
+        store.put(FIRST, &format!("{i:06}"), b"before").unwrap();
+    }
+    store.put(SECOND, "kept", b"before").unwrap();
+    store.put(SECOND, "removed", b"before").unwrap();
+    let mut walked: Vec<(String, String, Vec<u8>)> = Vec::new();
+    let trees = store
+        .for_each_record(&mut |tree, key, value| {
+            if walked.is_empty() {
+                store.put(FIRST, "999999", b"added")?;
+                store.put(FIRST, &format!("{:06}", many - 1), b"changed")?;
+                store.take(SECOND, "removed")?;
+                store.put(Tree::new("third"), "new", b"added")?;
+            }
+            walked.push((tree.to_owned(), key, value));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(trees, 2, "a tree made during the walk is not walked");
+    assert_eq!(walked.len(), many + 2, "records added or removed meanwhile");
+    assert!(walked.iter().all(|(_, _, value)| value == b"before"));
+    assert_eq!(
+        walked
+            .last()
+            .map(|(tree, key, _)| (tree.as_str(), key.as_str())),
+        Some(("second", "removed"))
+    );
+    // The writes themselves were made.
+    assert_eq!(store.get(SECOND, "removed").unwrap(), None);
+    assert_eq!(
+        store.get(FIRST, "999999").unwrap().as_deref(),
+        Some(&b"added"[..])
+    );
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Barrier};
 
 use server_kit::Error;
 use server_kit::store::{Store, StoreConfig, Tree};
-use server_kit::testing::{TestPostgres, store_contract};
+use server_kit::testing::{TestPostgres, store_contract, walk_reads_one_snapshot};
 
 const NONCES: Tree = Tree::new("nonces");
 
@@ -34,6 +34,12 @@ fn the_postgres_store_keeps_the_store_contract() {
         pg.psql("SELECT max(version) FROM contract.schema_migrations"),
         "1"
     );
+}
+
+#[test]
+fn a_walk_through_the_store_reads_one_snapshot_while_it_is_written() {
+    let pg = TestPostgres::start();
+    walk_reads_one_snapshot(open(&pg, "walk").as_ref());
 }
 
 #[test]

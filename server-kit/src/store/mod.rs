@@ -44,6 +44,12 @@ pub fn open_embedded(dir: &std::path::Path) -> Result<std::sync::Arc<dyn Store>>
     })
 }
 
+/// What [`Store::for_each_record`] calls with each record: its tree's name, key and value.
+pub type EachRecord<'a> = dyn FnMut(&str, String, Vec<u8>) -> Result<()> + Send + 'a;
+
+/// How many records a walk through a whole store ([`Store::for_each_record`]) reads at a time.
+pub const RECORDS_PER_READ: usize = 1000;
+
 /// A named collection of records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tree(&'static str);
@@ -107,6 +113,26 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn written_beside_the_server(&self) -> bool;
     /// The names of the trees that hold records, in order.
     fn tree_names(&self) -> Result<Vec<String>>;
+    /// Calls `each` with every record (its tree's name, its key, its value), tree by tree in
+    /// key order, and returns how many trees there were: what `store export` and `store
+    /// verify` read. SQLite and PostgreSQL read them all from one state of the store (one
+    /// snapshot), however the servers write meanwhile; this default reads a page at a time.
+    fn for_each_record(&self, each: &mut EachRecord<'_>) -> Result<usize> {
+        let names = self.tree_names()?;
+        for name in &names {
+            let tree = Tree::named(name.clone());
+            let mut after: Option<String> = None;
+            loop {
+                let page = self.scan_page(tree, after.as_deref(), RECORDS_PER_READ)?;
+                let Some((last, _)) = page.last() else { break };
+                after = Some(last.clone());
+                for (key, value) in page {
+                    each(name, key, value)?;
+                }
+            }
+        }
+        Ok(names.len())
+    }
     /// Checks what the engine keeps beyond the records (its pages, its indexes) and every
     /// record's checksum, where it has them: what was checked, or none when the engine has no
     /// check of its own (`store verify`).

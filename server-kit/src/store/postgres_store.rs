@@ -138,6 +138,19 @@ async fn until<T>(deadline: Instant, work: impl Future<Output = T>) -> Option<T>
     tokio::time::timeout_at(deadline.into(), work).await.ok()
 }
 
+/// Runs a round trip until `deadline`: its answer, or why there is none.
+async fn bounded<T>(
+    deadline: Instant,
+    round_trip: impl Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+) -> Result<T> {
+    match until(deadline, round_trip).await {
+        Some(answer) => answer.map_err(classify),
+        None => Err(Error::Unavailable(
+            "the database did not answer before the call's deadline".into(),
+        )),
+    }
+}
+
 /// A single-threaded runtime for one connection.
 fn connection_runtime() -> Result<Runtime> {
     tokio::runtime::Builder::new_current_thread()
@@ -411,14 +424,7 @@ impl PostgresStore {
         if Instant::now() >= deadline {
             return Err(late());
         }
-        let answer = slot.runtime.block_on(until(deadline, call(connection)));
-        let outcome = match answer {
-            Some(outcome) => outcome.map_err(classify),
-            None => Err(Error::Unavailable(format!(
-                "the database did not answer within {} ms",
-                self.answer_within.as_millis()
-            ))),
-        };
+        let outcome = slot.runtime.block_on(bounded(deadline, call(connection)));
         slot.last_used = Instant::now();
         let closed = slot
             .connection
@@ -474,6 +480,48 @@ impl PostgresStore {
                 Err(e)
             }
         }
+    }
+
+    /// [`Store::for_each_record`] on `slot`'s connection.
+    fn walk(&self, slot: &Slot, each: &mut super::EachRecord<'_>) -> Result<usize> {
+        let Some(connection) = slot.connection.as_ref() else {
+            return Err(Error::Storage("a connection made ready is missing".into()));
+        };
+        let client = &connection.client;
+        let within = self.answer_within;
+        let table = format!("{}.records", self.settings.schema);
+        slot.runtime.block_on(async {
+            bounded(
+                Instant::now() + within,
+                client.batch_execute(&format!(
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
+                     SET LOCAL idle_in_transaction_session_timeout = 0;
+                     DECLARE walk NO SCROLL CURSOR FOR
+                         SELECT tree, key, value FROM {table} ORDER BY tree, key"
+                )),
+            )
+            .await?;
+            let fetch = format!("FETCH {} FROM walk", super::RECORDS_PER_READ);
+            let (mut trees, mut last) = (0, None::<String>);
+            loop {
+                let rows = bounded(Instant::now() + within, client.query(&fetch, &[])).await?;
+                if rows.is_empty() {
+                    break;
+                }
+                for row in rows {
+                    let tree: String = row.try_get(0).map_err(classify)?;
+                    let key: Vec<u8> = row.try_get(1).map_err(classify)?;
+                    let value: Vec<u8> = row.try_get(2).map_err(classify)?;
+                    if last.as_deref() != Some(tree.as_str()) {
+                        trees += 1;
+                        last = Some(tree.clone());
+                    }
+                    each(&tree, String::from_utf8_lossy(&key).into_owned(), value)?;
+                }
+            }
+            bounded(Instant::now() + within, client.batch_execute("COMMIT")).await?;
+            Ok(trees)
+        })
     }
 
     fn wrote(&self, applied: bool) -> bool {
@@ -740,6 +788,27 @@ impl Store for PostgresStore {
 
     fn written_beside_the_server(&self) -> bool {
         true
+    }
+
+    /// One read-only transaction at `REPEATABLE READ` reads every record through a cursor,
+    /// [`RECORDS_PER_READ`](super::RECORDS_PER_READ) at a time: one snapshot, however the
+    /// replicas write meanwhile. Each fetch is bounded like any call.
+    fn for_each_record(&self, each: &mut super::EachRecord<'_>) -> Result<usize> {
+        if let Some(why) = self.health.still_failing() {
+            return Err(Error::Unavailable(why));
+        }
+        let deadline = Instant::now() + self.answer_within;
+        off_the_runtime(|| {
+            self.pool.with_slot(deadline, |slot| {
+                self.make_ready(slot, deadline)?;
+                let walked = self.walk(slot, each);
+                if walked.is_err() {
+                    // Possibly left inside its transaction.
+                    slot.connection = None;
+                }
+                walked
+            })
+        })
     }
 
     fn tree_names(&self) -> Result<Vec<String>> {

@@ -50,9 +50,6 @@ pub enum StoreCommand {
     },
 }
 
-/// Records read per page while exporting.
-const PAGE: usize = 1000;
-
 const FORMAT: &str = "e2ei-store-export";
 
 #[derive(Serialize, Deserialize)]
@@ -131,7 +128,7 @@ const NAMED: usize = 20;
 /// JSON): the number of trees and records, or the records that failed.
 pub fn verify(store: &dyn Store) -> Result<(usize, u64)> {
     let (mut records, mut bad) = (0u64, Vec::new());
-    let trees = for_each_record(store, |name, key, value| {
+    let trees = store.for_each_record(&mut |name, key, value| {
         records += 1;
         if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&value) {
             bad.push(format!("{name}/{key}: {e}"));
@@ -163,7 +160,7 @@ pub fn export(store: &dyn Store, server: &str, to: &Path) -> Result<u64> {
         server: server.into(),
     })?;
     let mut count = 0u64;
-    for_each_record(store, |name, key, value| {
+    store.for_each_record(&mut |name, key, value| {
         out.extend(json_line(&Line {
             tree: name.to_owned(),
             key,
@@ -175,28 +172,6 @@ pub fn export(store: &dyn Store, server: &str, to: &Path) -> Result<u64> {
     out.extend(json_line(&Trailer { records: count })?);
     crate::files::write_private(to, &out)?;
     Ok(count)
-}
-
-/// Calls `each` with every record of `store`, tree by tree, a page at a time; returns how
-/// many trees there were.
-fn for_each_record(
-    store: &dyn Store,
-    mut each: impl FnMut(&str, String, Vec<u8>) -> Result<()>,
-) -> Result<usize> {
-    let names = store.tree_names()?;
-    for name in &names {
-        let tree = Tree::named(name.clone());
-        let mut after: Option<String> = None;
-        loop {
-            let page = store.scan_page(tree, after.as_deref(), PAGE)?;
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            for (key, value) in page {
-                each(name, key, value)?;
-            }
-        }
-    }
-    Ok(names.len())
 }
 
 /// Reads a file written by [`export`] into an empty `store`.
