@@ -15,6 +15,10 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 /// larger memory cost is still checked, with memory given back after it.
 const KEEP_AT_MOST: usize = 64 * 1024;
 
+/// The largest memory cost checked, in 1 KiB blocks (1 GiB): a stored hash asking for more
+/// (only a changed store could hold one) matches nothing instead of exhausting memory.
+const CHECK_AT_MOST: usize = 1024 * 1024;
+
 thread_local! {
     static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
 }
@@ -36,6 +40,9 @@ fn recompute(password: &[u8], stored: &PasswordHash<'_>) -> Option<Output> {
     let mut salt = [0u8; 64];
     let salt = stored.salt?.decode_b64(&mut salt).ok()?;
     let blocks = params.block_count();
+    if blocks > CHECK_AT_MOST {
+        return None;
+    }
     let length = stored.hash?.len();
     let argon2 = Argon2::new(algorithm, version, params);
     MEMORY.with_borrow_mut(|memory| {
@@ -106,6 +113,10 @@ mod tests {
         assert!(!matches(b"pw", &parsed));
         let bcrypt_like = "$2b$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2rR9tOaFz0GkVAh2dcaQW5eRl4Qpbhw4cP+0K0Ef9oE";
         let parsed = PasswordHash::new(bcrypt_like).expect("parse");
+        assert!(!matches(b"pw", &parsed));
+        // A memory cost past the cap (2 GiB) is refused before any memory is taken.
+        let greedy = stored.replace("m=19456", "m=2097152");
+        let parsed = PasswordHash::new(&greedy).expect("parse");
         assert!(!matches(b"pw", &parsed));
     }
 }

@@ -9,13 +9,15 @@
 //!   write is durable when it returns and [`Store::flush`] has nothing left to do.
 //! - **Connections.** A pool of `pool_size` connections, each opened when first needed and
 //!   opened again after it broke. A call runs on its caller's thread: it borrows a free
-//!   connection and sends its statement itself, with no hand-over to another thread. From its
-//!   start, a call is answered within `connect_timeout + statement_timeout`: waiting for a free
-//!   connection, opening one and the statement's round trip all count against that deadline,
-//!   and a call whose deadline passed before its statement was sent is never sent. A database
-//!   that cannot be reached or does not answer in time gives
-//!   [`Error::Unavailable`](crate::Error::Unavailable), and for a moment after a failed
-//!   connection calls fail at once instead of queueing behind it.
+//!   connection and sends its statement itself, with no hand-over to another thread. A call
+//!   sends its statement within `connect_timeout` of its start or never (waiting for a free
+//!   connection and opening one must fit in that), and is answered within `connect_timeout +
+//!   statement_timeout`: a statement sent has its whole `statement_timeout`, within which the
+//!   database ends it, before its caller is answered. A database that cannot be reached or does
+//!   not answer in time gives [`Error::Unavailable`](crate::Error::Unavailable), and for a
+//!   moment after a failed connection calls fail at once instead of queueing behind it. A call
+//!   answered so before its statement was sent is never applied; one whose statement was sent
+//!   and got no answer may have been, as with any database client.
 //! - **Schema.** [`super::postgres_schema`] brings the schema up to date at open, and refuses a
 //!   schema newer than this build.
 //! - **TLS.** With `[store] ca_file`, over rustls ([`super::postgres_tls`]), the certificate
@@ -97,38 +99,88 @@ impl PostgresSettings {
         runtime: &Runtime,
         config: &tokio_postgres::Config,
         deadline: Instant,
-    ) -> Result<Client> {
+    ) -> std::result::Result<(Client, Driver), Opening> {
         let connected = runtime.block_on(until(deadline, async {
             match &self.tls {
                 Some(tls) => config.connect(tls.clone()).await.map(|(client, driver)| {
-                    runtime.spawn(driver);
-                    client
+                    (client, Driver(runtime.spawn(driver)))
                 }),
-                None => config.connect(NoTls).await.map(|(client, driver)| {
-                    runtime.spawn(driver);
-                    client
-                }),
+                None => config
+                    .connect(NoTls)
+                    .await
+                    .map(|(client, driver)| (client, Driver(runtime.spawn(driver)))),
             }
         }));
         match connected {
-            Some(Ok(client)) => Ok(client),
-            Some(Err(e)) => Err(unreachable(e)),
-            None => Err(Error::Unavailable(
-                "the database did not complete the connection in time".into(),
-            )),
+            Some(Ok(opened)) => Ok(opened),
+            Some(Err(e)) => Err(Opening::Failed(unreachable(e))),
+            None => Err(Opening::TimedOut),
         }
     }
 
-    /// A serving connection with its statements prepared.
-    fn connect(&self, runtime: &Runtime, deadline: Instant) -> Result<Connection> {
-        let client = self.open_on(runtime, &self.serving_config(), deadline)?;
+    /// A serving connection with its statements prepared, by `deadline`.
+    fn connect(
+        &self,
+        runtime: &Runtime,
+        deadline: Instant,
+    ) -> std::result::Result<Connection, Opening> {
+        let (client, driver) = self.open_on(runtime, &self.serving_config(), deadline)?;
         let statements = runtime
             .block_on(until(deadline, Statements::prepare(&client, &self.schema)))
-            .ok_or_else(|| {
-                Error::Unavailable("the database did not prepare the statements in time".into())
-            })?
-            .map_err(classify)?;
-        Ok(Connection { client, statements })
+            .ok_or(Opening::TimedOut)?
+            .map_err(|e| Opening::Failed(classify(e)))?;
+        Ok(Connection {
+            client,
+            statements,
+            _driver: driver,
+        })
+    }
+}
+
+/// Why a connection could not be opened.
+enum Opening {
+    /// The deadline came first: evidence of an outage only when the attempt had time enough.
+    TimedOut,
+    /// The database or the way to it refused.
+    Failed(Error),
+}
+
+impl From<Opening> for Error {
+    fn from(opening: Opening) -> Self {
+        match opening {
+            Opening::TimedOut => Error::Unavailable(
+                "the database did not complete the connection in time".into(),
+            ),
+            Opening::Failed(e) => e,
+        }
+    }
+}
+
+/// The task that drives a connection on its runtime, stopped when the connection is dropped:
+/// a statement queued on a connection given up (its answer late) is then never written later,
+/// when the runtime next runs.
+struct Driver(tokio::task::JoinHandle<std::result::Result<(), tokio_postgres::Error>>);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// When a call must have sent its statement, and when its caller is answered at the latest.
+#[derive(Clone, Copy)]
+struct Deadlines {
+    send_by: Instant,
+    answer_by: Instant,
+}
+
+impl Deadlines {
+    fn from_now(settings: &PostgresSettings) -> Self {
+        let now = Instant::now();
+        Self {
+            send_by: now + settings.connect_timeout,
+            answer_by: now + settings.connect_timeout + settings.statement_timeout,
+        }
     }
 }
 
@@ -160,10 +212,11 @@ fn connection_runtime() -> Result<Runtime> {
         .map_err(|e| Error::Storage(format!("starting a connection's runtime: {e}")))
 }
 
-/// One open connection and its prepared statements.
+/// One open connection, its prepared statements and the task driving it.
 struct Connection {
     client: Client,
     statements: Statements,
+    _driver: Driver,
 }
 
 struct Statements {
@@ -363,7 +416,7 @@ impl PostgresStore {
         let free = off_the_runtime(|| -> Result<Vec<Slot>> {
             let first = Slot::new(None, 0)?;
             let deadline = Instant::now() + settings.connect_timeout;
-            let mut migrating =
+            let (mut migrating, _driver) =
                 settings.open_on(&first.runtime, &settings.migration_config(), deadline)?;
             first
                 .runtime
@@ -394,8 +447,8 @@ impl PostgresStore {
         })
     }
 
-    /// Runs `call` on a connection of the pool, on this thread, and gives its answer, within
-    /// `answer_within` of now.
+    /// Runs `call` on a connection of the pool, on this thread, and gives its answer (see the
+    /// module's description for its deadlines).
     fn run<T: Send>(
         &self,
         call: impl AsyncFnOnce(&Connection) -> std::result::Result<T, tokio_postgres::Error> + Send,
@@ -403,10 +456,10 @@ impl PostgresStore {
         if let Some(why) = self.health.still_failing() {
             return Err(Error::Unavailable(why));
         }
-        let deadline = Instant::now() + self.answer_within;
+        let deadlines = Deadlines::from_now(&self.settings);
         off_the_runtime(|| {
             self.pool
-                .with_slot(deadline, |slot| self.call_on(slot, deadline, call))
+                .with_slot(deadlines.send_by, |slot| self.call_on(slot, deadlines, call))
         })
     }
 
@@ -414,24 +467,32 @@ impl PostgresStore {
     fn call_on<T>(
         &self,
         slot: &mut Slot,
-        deadline: Instant,
+        deadlines: Deadlines,
         call: impl AsyncFnOnce(&Connection) -> std::result::Result<T, tokio_postgres::Error>,
     ) -> Result<T> {
-        self.make_ready(slot, deadline)?;
+        self.make_ready(slot, deadlines.send_by)?;
         let Some(connection) = slot.connection.as_ref() else {
             return Err(Error::Storage("a connection made ready is missing".into()));
         };
-        if Instant::now() >= deadline {
+        if Instant::now() >= deadlines.send_by {
             return Err(late());
         }
-        let outcome = slot.runtime.block_on(bounded(deadline, call(connection)));
+        let answer = slot
+            .runtime
+            .block_on(until(deadlines.answer_by, call(connection)));
         slot.last_used = Instant::now();
+        // A refusal by the database leaves the connection in step with it; no answer, or a
+        // failure of the connection itself, leaves its state unknown.
+        let in_step = match &answer {
+            Some(Ok(_)) => true,
+            Some(Err(e)) => e.as_db_error().is_some(),
+            None => false,
+        };
         let closed = slot
             .connection
             .as_ref()
             .is_none_or(|c| c.client.is_closed());
-        if closed || matches!(outcome, Err(Error::Unavailable(_))) {
-            // A statement left without its answer leaves the connection's state unknown.
+        if closed || !in_step {
             slot.connection = None;
         }
         if closed {
@@ -439,23 +500,31 @@ impl PostgresStore {
             // learns it only when next used.
             self.health.generation.fetch_add(1, Ordering::SeqCst);
         }
-        outcome
+        match answer {
+            Some(outcome) => outcome.map_err(classify),
+            None => Err(Error::Unavailable(format!(
+                "the database did not answer within {} ms",
+                self.answer_within.as_millis()
+            ))),
+        }
     }
 
-    /// Gives `slot` an open connection: the one it has, unless it broke or may have broken
-    /// unseen (after any call saw a connection break, and after an idle second, checked with
-    /// a round trip); otherwise a new one, unless connections are failing just now.
-    fn make_ready(&self, slot: &mut Slot, deadline: Instant) -> Result<()> {
+    /// Gives `slot` an open connection by `send_by`: the one it has, unless it broke or may
+    /// have broken unseen (after any call saw a connection break, and after an idle second,
+    /// checked with a round trip); otherwise a new one, unless connections are failing just
+    /// now. A new connection that does not open in time counts as a failure of the database
+    /// only when it had at least half of `connect_timeout`: a call late from waiting in line
+    /// does not make the others fail fast.
+    fn make_ready(&self, slot: &mut Slot, send_by: Instant) -> Result<()> {
         let generation = self.health.generation.load(Ordering::SeqCst);
         let fresh = match slot.connection.as_ref() {
             Some(open) => {
                 !open.client.is_closed()
                     && slot.opened_in == generation
                     && (slot.last_used.elapsed() <= IDLE_CHECK_AFTER || {
-                        let check = Instant::now() + self.settings.connect_timeout;
                         let answered = slot
                             .runtime
-                            .block_on(until(check.min(deadline), open.client.simple_query("")));
+                            .block_on(until(send_by, open.client.simple_query("")));
                         matches!(answered, Some(Ok(_)))
                     })
             }
@@ -469,13 +538,16 @@ impl PostgresStore {
         if let Some(why) = self.health.still_failing() {
             return Err(Error::Unavailable(why));
         }
-        match self.settings.connect(&slot.runtime, deadline) {
+        let budget = send_by.saturating_duration_since(Instant::now());
+        match self.settings.connect(&slot.runtime, send_by) {
             Ok(opened) => {
                 self.health.recovered();
                 slot.connection = Some(opened);
                 Ok(())
             }
-            Err(e) => {
+            Err(Opening::TimedOut) if budget < self.settings.connect_timeout / 2 => Err(late()),
+            Err(failure) => {
+                let e = Error::from(failure);
                 self.health.failed(&e);
                 Err(e)
             }
@@ -532,11 +604,9 @@ impl PostgresStore {
     }
 }
 
-/// A call whose deadline passed before its statement was sent.
+/// A call that could not send its statement in time.
 fn late() -> Error {
-    Error::Unavailable(
-        "the call reached its deadline before its statement was sent; not run".into(),
-    )
+    Error::Unavailable("no connection was ready in time to send the statement; not run".into())
 }
 
 /// Runs `blocking`, which drives a connection's own runtime, where that may happen: outside
@@ -797,13 +867,14 @@ impl Store for PostgresStore {
         if let Some(why) = self.health.still_failing() {
             return Err(Error::Unavailable(why));
         }
-        let deadline = Instant::now() + self.answer_within;
+        let send_by = Deadlines::from_now(&self.settings).send_by;
         off_the_runtime(|| {
-            self.pool.with_slot(deadline, |slot| {
-                self.make_ready(slot, deadline)?;
+            self.pool.with_slot(send_by, |slot| {
+                self.make_ready(slot, send_by)?;
                 let walked = self.walk(slot, each);
+                slot.last_used = Instant::now();
                 if walked.is_err() {
-                    // Possibly left inside its transaction.
+                    // Possibly left inside its transaction (its driver stops with it).
                     slot.connection = None;
                 }
                 walked

@@ -402,9 +402,10 @@ impl Store for SqliteStore {
     }
 
     /// One statement reads every record, so all from one snapshot of the database (a read
-    /// transaction in WAL mode), while the server goes on writing.
+    /// transaction in WAL mode), while the server goes on writing. On a connection of its own,
+    /// so that `each` may use the store's.
     fn for_each_record(&self, each: &mut super::EachRecord<'_>) -> Result<usize> {
-        let conn = self.reader();
+        let conn = connect(&self.file)?;
         let mut statement = conn
             .prepare("SELECT tree, key, value, sum FROM records ORDER BY tree, key")
             .map_err(|e| self.classify(e))?;

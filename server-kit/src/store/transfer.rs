@@ -24,8 +24,8 @@ use crate::{Error, Result};
 #[derive(Debug, clap::Subcommand)]
 pub enum StoreCommand {
     /// Write every record to a file (0600), to import into another store. It may run while the
-    /// server serves (an older sled store excepted: it holds the store's lock), but it reads
-    /// tree by tree, not one snapshot: stop the server for an export that must be consistent.
+    /// server serves (an older sled store excepted: it holds the store's lock) and writes one
+    /// snapshot of the store: every record as it was when the export started.
     Export {
         /// The file to write (it must not exist).
         #[arg(long)]
