@@ -102,9 +102,10 @@ impl PostgresSettings {
     ) -> std::result::Result<(Client, Driver), Opening> {
         let connected = runtime.block_on(until(deadline, async {
             match &self.tls {
-                Some(tls) => config.connect(tls.clone()).await.map(|(client, driver)| {
-                    (client, Driver(runtime.spawn(driver)))
-                }),
+                Some(tls) => config
+                    .connect(tls.clone())
+                    .await
+                    .map(|(client, driver)| (client, Driver(runtime.spawn(driver)))),
                 None => config
                     .connect(NoTls)
                     .await
@@ -148,9 +149,9 @@ enum Opening {
 impl From<Opening> for Error {
     fn from(opening: Opening) -> Self {
         match opening {
-            Opening::TimedOut => Error::Unavailable(
-                "the database did not complete the connection in time".into(),
-            ),
+            Opening::TimedOut => {
+                Error::Unavailable("the database did not complete the connection in time".into())
+            }
             Opening::Failed(e) => e,
         }
     }
@@ -458,8 +459,9 @@ impl PostgresStore {
         }
         let deadlines = Deadlines::from_now(&self.settings);
         off_the_runtime(|| {
-            self.pool
-                .with_slot(deadlines.send_by, |slot| self.call_on(slot, deadlines, call))
+            self.pool.with_slot(deadlines.send_by, |slot| {
+                self.call_on(slot, deadlines, call)
+            })
         })
     }
 
