@@ -197,6 +197,64 @@ fn with_a_ca_file_the_store_speaks_tls_and_checks_the_certificate() {
 }
 
 #[test]
+fn a_call_that_cannot_send_its_statement_within_the_connect_timeout_is_never_run() {
+    let pg = TestPostgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        pool_size: 1,
+        connect_timeout_ms: 400,
+        statement_timeout_ms: 10_000,
+        ..pg.store_config(Some("line"))
+    };
+    let store = config.open(dir.path(), "unused").unwrap();
+    store.put(NONCES, "locked", b"0").unwrap();
+    let waiting = |condition: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while pg.psql(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE {condition}"
+        )) != "1"
+        {
+            assert!(std::time::Instant::now() < deadline, "never: {condition}");
+            std::thread::yield_now();
+        }
+    };
+    std::thread::scope(|scope| {
+        // Another session holds the record's row for two seconds.
+        let holder = scope.spawn(|| {
+            pg.psql(
+                "BEGIN; SELECT 1 FROM line.records WHERE key = 'locked'::bytea FOR UPDATE; \
+                 SELECT pg_sleep(2); COMMIT;",
+            )
+        });
+        waiting("wait_event = 'PgSleep'");
+        // The store's only connection waits for that row.
+        let first = scope.spawn(|| store.put(NONCES, "locked", b"1"));
+        waiting("wait_event_type = 'Lock'");
+        // A second call waits in line for the connection past its connect timeout: it is
+        // answered then, without its statement, long before its answer deadline (10.4 s).
+        let started = std::time::Instant::now();
+        let second = store.put(NONCES, "queued", b"2");
+        let waited = started.elapsed();
+        assert!(
+            matches!(&second, Err(Error::Unavailable(why)) if why.contains("not run")),
+            "{second:?}"
+        );
+        assert!(
+            waited < std::time::Duration::from_millis(1500),
+            "{waited:?}"
+        );
+        first.join().unwrap().unwrap();
+        holder.join().unwrap();
+    });
+    // The first call was applied once the row was free; the second never is.
+    assert_eq!(
+        store.get(NONCES, "locked").unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+    assert_eq!(store.get(NONCES, "queued").unwrap(), None);
+}
+
+#[test]
 fn calls_answered_unavailable_during_a_stall_are_never_applied_later() {
     let pg = TestPostgres::start();
     let dir = tempfile::tempdir().unwrap();
