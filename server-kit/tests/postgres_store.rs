@@ -255,6 +255,36 @@ fn a_call_that_cannot_send_its_statement_within_the_connect_timeout_is_never_run
 }
 
 #[test]
+fn a_connection_the_database_ended_while_unused_is_opened_again_before_the_next_call() {
+    let pg = TestPostgres::start();
+    let store = open(&pg, "ended");
+    store.put(NONCES, "before", b"1").unwrap();
+    let ours = "application_name = 'e2ei-unused' AND backend_type = 'client backend'";
+    assert_eq!(
+        pg.psql(&format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE {ours}"
+        )),
+        "1"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pg.psql(&format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE {ours}"
+    )) != "0"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backend never ended"
+        );
+        std::thread::yield_now();
+    }
+    // Well within the idle second after which a connection is checked with a round trip.
+    assert_eq!(
+        store.get(NONCES, "before").unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+}
+
+#[test]
 fn calls_answered_unavailable_during_a_stall_are_never_applied_later() {
     let pg = TestPostgres::start();
     let dir = tempfile::tempdir().unwrap();

@@ -204,6 +204,18 @@ async fn bounded<T>(
     }
 }
 
+/// Lets the task driving a connection take in what its socket holds: the connection's task runs
+/// only while its runtime does, so a connection the database ended while it sat unused (a
+/// backend terminated, a database restarted) is seen closed only after this, and is then
+/// opened again instead of failing its next call. Two turns: one to hear the socket, one for
+/// the task to read it.
+fn settle(runtime: &Runtime) {
+    runtime.block_on(async {
+        tokio::task::yield_now().await;
+        tokio::task::yield_now().await;
+    });
+}
+
 /// A single-threaded runtime for one connection.
 fn connection_runtime() -> Result<Runtime> {
     tokio::runtime::Builder::new_current_thread()
@@ -519,6 +531,9 @@ impl PostgresStore {
     /// does not make the others fail fast.
     fn make_ready(&self, slot: &mut Slot, send_by: Instant) -> Result<()> {
         let generation = self.health.generation.load(Ordering::SeqCst);
+        if slot.connection.is_some() {
+            settle(&slot.runtime);
+        }
         let fresh = match slot.connection.as_ref() {
             Some(open) => {
                 !open.client.is_closed()
