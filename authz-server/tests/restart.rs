@@ -124,16 +124,7 @@ async fn a_key_rotated_while_the_server_is_stopped_is_published_at_start_and_old
     drop(h);
     stop(child).await;
 
-    let (rotated, said, err) = operator_command(
-        env!("CARGO_BIN_EXE_authz-server"),
-        data.path(),
-        &["keys", "rotate"],
-        None,
-    )
-    .await;
-    assert!(rotated, "{err}");
-    let new_kid = rotated_kid(&said);
-    assert_ne!(new_kid, old_kid);
+    let new_kid = rotate_keys(data.path(), &old_kid).await;
 
     let (child, url) =
         spawn_dev_server(env!("CARGO_BIN_EXE_authz-server"), data.path(), &listen).await;
@@ -143,19 +134,7 @@ async fn a_key_rotated_while_the_server_is_stopped_is_published_at_start_and_old
         kids.contains(&new_kid) && kids.contains(&old_kid),
         "both keys published: {kids:?}"
     );
-    let response = h
-        .client
-        .get(h.url("/userinfo"))
-        .bearer_auth(&old_token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let body = response.text().await.unwrap();
-    assert_eq!(
-        status, 200,
-        "a token of the old key is still accepted: {body}"
-    );
+    assert_accepted(&h, &old_token).await;
     // The new key signs only once its time has come (a minute after the rotation).
     assert_eq!(token_kid(&h.bearer_login().await), old_kid);
     drop(h);
@@ -170,16 +149,7 @@ async fn a_key_rotated_while_the_server_runs_is_published_at_its_next_read_and_s
     let old_token = h.bearer_login().await;
     let old_kid = published_kids(&h).await.remove(0);
 
-    let (rotated, said, err) = operator_command(
-        env!("CARGO_BIN_EXE_authz-server"),
-        h.dir.path(),
-        &["keys", "rotate"],
-        None,
-    )
-    .await;
-    assert!(rotated, "{err}");
-    let new_kid = rotated_kid(&said);
-    assert_ne!(new_kid, old_kid);
+    let new_kid = rotate_keys(h.dir.path(), &old_kid).await;
 
     // Published within the reload interval, while the old key still signs.
     let deadline = std::time::Instant::now()
@@ -205,24 +175,42 @@ async fn a_key_rotated_while_the_server_runs_is_published_at_its_next_read_and_s
             + 1,
     );
     assert_eq!(token_kid(&h.bearer_login().await), new_kid);
-    let status = h
-        .client
-        .get(h.url("/userinfo"))
-        .bearer_auth(&old_token)
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 200, "a token of the old key is still accepted");
+    assert_accepted(&h, &old_token).await;
 }
 
-/// The `kid` `keys rotate` reports: `new signing key KID: published now, signing from …`.
-fn rotated_kid(said: &str) -> String {
-    said.trim()
+/// Runs `keys rotate` on `data` and returns the new key's `kid` from what it reports (`new
+/// signing key KID: published now, signing from …`), another than `old`.
+async fn rotate_keys(data: &std::path::Path, old: &str) -> String {
+    let (rotated, said, err) = operator_command(
+        env!("CARGO_BIN_EXE_authz-server"),
+        data,
+        &["keys", "rotate"],
+        None,
+    )
+    .await;
+    assert!(rotated, "{err}");
+    let new = said
+        .trim()
         .strip_prefix("new signing key ")
         .and_then(|rest| rest.split(':').next())
         .unwrap_or_else(|| panic!("unexpected output: {said}"))
-        .to_owned()
+        .to_owned();
+    assert_ne!(new, old);
+    new
+}
+
+/// Asserts that `/userinfo` accepts `token`.
+async fn assert_accepted(h: &Harness, token: &str) {
+    let response = h
+        .client
+        .get(h.url("/userinfo"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert_eq!(status, 200, "the token is refused: {body}");
 }
 
 async fn published_kids(h: &Harness) -> Vec<String> {

@@ -19,6 +19,20 @@ fn open(pg: &TestPostgres, schema: &str) -> Arc<dyn Store> {
         .unwrap()
 }
 
+/// Waits (at most 10 s) until `n` sessions of the database match `condition` (SQL on
+/// `pg_stat_activity`).
+fn await_sessions(pg: &TestPostgres, condition: &str, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let sql = format!("SELECT count(*) FROM pg_stat_activity WHERE {condition}");
+    while pg.psql(&sql) != n.to_string() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never {n} sessions where {condition}"
+        );
+        std::thread::yield_now();
+    }
+}
+
 #[test]
 fn the_postgres_store_keeps_the_store_contract() {
     let pg = TestPostgres::start();
@@ -208,16 +222,6 @@ fn a_call_that_cannot_send_its_statement_within_the_connect_timeout_is_never_run
     };
     let store = config.open(dir.path(), "unused").unwrap();
     store.put(NONCES, "locked", b"0").unwrap();
-    let waiting = |condition: &str| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while pg.psql(&format!(
-            "SELECT count(*) FROM pg_stat_activity WHERE {condition}"
-        )) != "1"
-        {
-            assert!(std::time::Instant::now() < deadline, "never: {condition}");
-            std::thread::yield_now();
-        }
-    };
     std::thread::scope(|scope| {
         // Another session holds the record's row for two seconds.
         let holder = scope.spawn(|| {
@@ -226,10 +230,10 @@ fn a_call_that_cannot_send_its_statement_within_the_connect_timeout_is_never_run
                  SELECT pg_sleep(2); COMMIT;",
             )
         });
-        waiting("wait_event = 'PgSleep'");
+        await_sessions(&pg, "wait_event = 'PgSleep'", 1);
         // The store's only connection waits for that row.
         let first = scope.spawn(|| store.put(NONCES, "locked", b"1"));
-        waiting("wait_event_type = 'Lock'");
+        await_sessions(&pg, "wait_event_type = 'Lock'", 1);
         // A second call waits in line for the connection past its connect timeout: it is
         // answered then, without its statement, long before its answer deadline (10.4 s).
         let started = std::time::Instant::now();
@@ -266,17 +270,7 @@ fn a_connection_the_database_ended_while_unused_is_opened_again_before_the_next_
         )),
         "1"
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while pg.psql(&format!(
-        "SELECT count(*) FROM pg_stat_activity WHERE {ours}"
-    )) != "0"
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the backend never ended"
-        );
-        std::thread::yield_now();
-    }
+    await_sessions(&pg, ours, 0);
     // Well within the idle second after which a connection is checked with a round trip.
     assert_eq!(
         store.get(NONCES, "before").unwrap().as_deref(),
