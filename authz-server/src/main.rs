@@ -343,7 +343,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let longest = l.access_token.max(l.id_token).max(l.client_access_token);
             let now = proto::clock::Clock::now(&SystemClock);
             // A mistyped data directory is refused, not taken for a new store.
-            server_kit::files::private_dir(&config.data_dir)?;
             let store = config.store.open_existing(&config.data_dir, "authz")?;
             if store.written_beside_the_server() {
                 // In the store, picked up by the running servers; seeded from the key files

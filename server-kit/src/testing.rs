@@ -366,6 +366,9 @@ impl Store for StoreOnCluster {
     fn written_beside_the_server(&self) -> bool {
         self.store.written_beside_the_server()
     }
+    fn for_each_record(&self, each: &mut crate::store::EachRecord<'_>) -> crate::Result<usize> {
+        self.store.for_each_record(each)
+    }
     fn tree_names(&self) -> crate::Result<Vec<String>> {
         self.store.tree_names()
     }

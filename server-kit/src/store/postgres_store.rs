@@ -64,6 +64,11 @@ pub(crate) struct PostgresSettings {
 }
 
 impl PostgresSettings {
+    /// How long a call takes at most, from its start to its answer.
+    fn answer_within(&self) -> Duration {
+        self.connect_timeout + self.statement_timeout
+    }
+
     /// The options every serving connection runs with.
     fn serving_config(&self) -> tokio_postgres::Config {
         let mut config = self.config.clone();
@@ -180,7 +185,7 @@ impl Deadlines {
         let now = Instant::now();
         Self {
             send_by: now + settings.connect_timeout,
-            answer_by: now + settings.connect_timeout + settings.statement_timeout,
+            answer_by: now + settings.answer_within(),
         }
     }
 }
@@ -314,11 +319,12 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(connection: Option<Connection>, opened_in: u64) -> Result<Self> {
+    /// A place with no connection yet.
+    fn new() -> Result<Self> {
         Ok(Self {
             runtime: connection_runtime()?,
-            connection,
-            opened_in,
+            connection: None,
+            opened_in: 0,
             last_used: Instant::now(),
         })
     }
@@ -400,7 +406,6 @@ pub struct PostgresStore {
     pool: Pool,
     settings: PostgresSettings,
     writes: AtomicU64,
-    answer_within: Duration,
     health: Health,
 }
 
@@ -427,7 +432,7 @@ impl PostgresStore {
         // Off the caller's runtime, where the connections' own may not run; the places of the
         // pool are made there too, so that one dropped on an error is dropped there.
         let free = off_the_runtime(|| -> Result<Vec<Slot>> {
-            let first = Slot::new(None, 0)?;
+            let first = Slot::new()?;
             let deadline = Instant::now() + settings.connect_timeout;
             let (mut migrating, _driver) =
                 settings.open_on(&first.runtime, &settings.migration_config(), deadline)?;
@@ -435,11 +440,11 @@ impl PostgresStore {
                 .runtime
                 .block_on(postgres_schema::migrate(&mut migrating, &settings.schema))?;
             drop(migrating);
-            let deadline = Instant::now() + settings.connect_timeout + settings.statement_timeout;
+            let deadline = Instant::now() + settings.answer_within();
             let connection = settings.connect(&first.runtime, deadline)?;
             let mut free = Vec::with_capacity(settings.pool_size);
             for _ in 1..settings.pool_size {
-                free.push(Slot::new(None, 0)?);
+                free.push(Slot::new()?);
             }
             // Last, so that it is borrowed first.
             free.push(Slot {
@@ -453,7 +458,6 @@ impl PostgresStore {
                 state: Mutex::new(PoolState { free, waiting: 0 }),
                 returned: Condvar::new(),
             },
-            answer_within: settings.connect_timeout + settings.statement_timeout,
             settings,
             writes: AtomicU64::new(0),
             health: Health::default(),
@@ -518,7 +522,7 @@ impl PostgresStore {
             Some(outcome) => outcome.map_err(classify),
             None => Err(Error::Unavailable(format!(
                 "the database did not answer within {} ms",
-                self.answer_within.as_millis()
+                self.settings.answer_within().as_millis()
             ))),
         }
     }
@@ -577,7 +581,7 @@ impl PostgresStore {
             return Err(Error::Storage("a connection made ready is missing".into()));
         };
         let client = &connection.client;
-        let within = self.answer_within;
+        let within = self.settings.answer_within();
         let table = format!("{}.records", self.settings.schema);
         slot.runtime.block_on(async {
             bounded(
