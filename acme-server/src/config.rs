@@ -47,6 +47,8 @@ pub struct Config {
     pub lifetimes: Lifetimes,
     /// Connections, timeouts and sizes (`[limits]`).
     pub limits: server_kit::limits::Limits,
+    /// The CPUs the process plans for (`[runtime]`).
+    pub runtime: server_kit::runtime::RuntimeConfig,
     /// Rate limits (`[rate_limits]`).
     pub rate_limits: RateLimits,
     /// Caps on what one account may hold at once (`[caps]`).
@@ -342,6 +344,7 @@ impl Default for Config {
             external_account_required: false,
             lifetimes: Lifetimes::default(),
             limits: server_kit::limits::Limits::default(),
+            runtime: server_kit::runtime::RuntimeConfig::default(),
             rate_limits: RateLimits::default(),
             caps: Caps::default(),
             cleanup: server_kit::cleanup::CleanupConfig::default(),
@@ -368,6 +371,7 @@ impl Config {
     /// Checks values that would otherwise fail later and less clearly.
     pub fn validate(&self) -> Result<()> {
         self.limits.validate()?;
+        self.runtime.validate()?;
         self.store.validate("acme")?;
         self.cleanup.validate()?;
         if self.domains.is_empty() {
@@ -549,6 +553,13 @@ mod tests {
             ..c.clone()
         };
         assert!(no_keys.validate().is_err());
+        let mut more_cpus_than_any_machine = c.clone();
+        more_cpus_than_any_machine.runtime.cpus = 5000;
+        let e = more_cpus_than_any_machine
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("runtime.cpus"), "{e}");
         let mut short_backdate = c.clone();
         short_backdate.certificate.backdate = 60;
         let e = short_backdate.validate().unwrap_err().to_string();

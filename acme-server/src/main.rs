@@ -253,7 +253,7 @@ fn eab_command(config: &Config, action: EabAction) -> anyhow::Result<()> {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
-    server_kit::process::block_on(async {
+    config.runtime.clone().block_on(async {
         // Caught before the ready line, so a stop right after it is graceful.
         let stop = server_kit::process::ShutdownSignal::install()?;
         let server = acme_server::start(config, Arc::new(SystemClock)).await?;

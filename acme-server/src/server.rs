@@ -182,7 +182,12 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     });
     let serving =
         server_kit::serve::serve_tls(listener, tls, router(state), "acme-server", &limits)?;
-    tracing::info!(%addr, %directory_url, "acme-server listening");
+    tracing::info!(
+        %addr,
+        %directory_url,
+        workers = tokio::runtime::Handle::current().metrics().num_workers(),
+        "acme-server listening"
+    );
     Ok(RunningServer {
         addr,
         base_url,

@@ -41,6 +41,8 @@ pub struct Config {
     pub lifetimes: Lifetimes,
     /// Connections, timeouts and sizes (`[limits]`).
     pub limits: server_kit::limits::Limits,
+    /// The CPUs the process plans for (`[runtime]`).
+    pub runtime: server_kit::runtime::RuntimeConfig,
     /// Rate limits (`[rate_limits]`).
     pub rate_limits: crate::rate_limits::RateLimits,
     /// Password-check workers and how many checks may run and wait (`[password_checks]`).
@@ -159,6 +161,7 @@ impl Default for Config {
             require_dpop_nonce: false,
             lifetimes: Lifetimes::default(),
             limits: server_kit::limits::Limits::default(),
+            runtime: server_kit::runtime::RuntimeConfig::default(),
             clock_skew: proto::dpop::DEFAULT_WIRE_SKEW,
             rate_limits: crate::rate_limits::RateLimits::default(),
             password_checks: crate::password_pool::PasswordChecks::default(),
@@ -194,6 +197,7 @@ impl Config {
     /// Checks values that would otherwise fail later and less clearly.
     pub fn validate(&self) -> Result<()> {
         self.limits.validate()?;
+        self.runtime.validate()?;
         self.store.validate("authz")?;
         self.cleanup.validate()?;
         proto::wire_id::validate_domain(&self.domain).map_err(|_| {
@@ -394,6 +398,16 @@ mod tests {
             ..Config::default()
         };
         assert!(bad_domain.validate().is_err());
+    }
+
+    #[test]
+    fn a_share_of_the_cpus_is_read_and_a_count_no_machine_has_is_refused() {
+        let c: Config = toml::from_str("dev = true\n[runtime]\ncpus = 1\n").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.runtime.cpus(), 1);
+        let too_many: Config = toml::from_str("dev = true\n[runtime]\ncpus = 5000\n").unwrap();
+        let e = too_many.validate().unwrap_err().to_string();
+        assert!(e.contains("runtime.cpus"), "{e}");
     }
 
     #[test]

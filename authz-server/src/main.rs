@@ -367,7 +367,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
-    server_kit::process::block_on(async {
+    config.runtime.clone().block_on(async {
         // Caught before the ready line, so a stop right after it is graceful.
         let stop = server_kit::process::ShutdownSignal::install()?;
         let server = authz_server::start(config, Arc::new(SystemClock)).await?;

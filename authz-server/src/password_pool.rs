@@ -29,7 +29,7 @@ use crate::users::User;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PasswordChecks {
-    /// Worker threads (0: one per CPU).
+    /// Worker threads (0: one per CPU the server plans for, `[runtime] cpus`).
     pub workers: usize,
     /// Checks that may wait for a worker, all addresses together.
     pub queue: usize,
@@ -51,9 +51,10 @@ impl Default for PasswordChecks {
 }
 
 impl PasswordChecks {
-    fn workers(&self) -> usize {
+    /// The worker threads, on a server planning for `cpus` CPUs.
+    fn workers(&self, cpus: usize) -> usize {
         if self.workers == 0 {
-            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+            cpus
         } else {
             self.workers
         }
@@ -219,12 +220,13 @@ impl Drop for Workers {
 #[derive(Debug, Clone)]
 pub struct PasswordPool {
     workers: Arc<Workers>,
+    threads: usize,
 }
 
 impl PasswordPool {
-    /// The workers and bounds of `config`.
-    pub fn new(config: &PasswordChecks) -> Result<Self> {
-        let workers = config.workers().max(1);
+    /// The workers and bounds of `config`, on a server planning for `cpus` CPUs.
+    pub fn new(config: &PasswordChecks, cpus: usize) -> Result<Self> {
+        let workers = config.workers(cpus).max(1);
         let shared = Arc::new(Shared {
             queue: Mutex::default(),
             ready: Condvar::new(),
@@ -241,7 +243,13 @@ impl PasswordPool {
         }
         Ok(Self {
             workers: Arc::new(Workers(shared)),
+            threads: workers,
         })
+    }
+
+    /// The worker threads checking passwords.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// Checks `handle`'s password on a worker for a client at `ip`, or refuses at once
@@ -290,6 +298,19 @@ mod tests {
 
     fn nothing() -> Job {
         Box::new(|| {})
+    }
+
+    #[test]
+    fn workers_follow_the_cpus_planned_for_unless_set() {
+        let default = PasswordChecks::default();
+        assert_eq!(default.workers(1), 1);
+        assert_eq!(default.workers(3), 3);
+        let set = PasswordChecks {
+            workers: 2,
+            ..PasswordChecks::default()
+        };
+        assert_eq!(set.workers(1), 2);
+        assert_eq!(PasswordPool::new(&default, 3).unwrap().threads(), 3);
     }
 
     #[test]

@@ -113,7 +113,9 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     let base_url = config.base_url(addr);
     let limiters =
         crate::rate_limits::Limiters::new(&config.rate_limits, store.shared().then_some(&store));
-    let passwords = crate::password_pool::PasswordPool::new(&config.password_checks)?;
+    let passwords =
+        crate::password_pool::PasswordPool::new(&config.password_checks, config.runtime.cpus())?;
+    let password_threads = passwords.threads();
     let cleanup = {
         let (store, clock) = (store.clone(), clock.clone());
         let (keep, lifetimes) = (config.cleanup.keep_expired_secs, config.lifetimes.clone());
@@ -157,7 +159,13 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     });
     let serving =
         server_kit::serve::serve_tls(listener, tls, router(state), "authz-server", &limits)?;
-    tracing::info!(%addr, %base_url, "authz-server listening");
+    tracing::info!(
+        %addr,
+        %base_url,
+        workers = tokio::runtime::Handle::current().metrics().num_workers(),
+        password_workers = password_threads,
+        "authz-server listening"
+    );
     Ok(RunningServer {
         addr,
         base_url,

@@ -6,16 +6,27 @@ pub fn owner_only_files() {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }
 
-/// Runs `future` to completion on a new multi-threaded tokio runtime.
+/// Runs `future` to completion on a new multi-threaded tokio runtime with one worker per CPU
+/// the process may use.
 pub fn block_on<T, E, F>(future: F) -> std::result::Result<T, E>
 where
     F: std::future::Future<Output = std::result::Result<T, E>>,
     E: From<std::io::Error>,
 {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(future)
+    block_on_with_workers(0, future)
+}
+
+/// [`block_on`] with `workers` worker threads (0: one per CPU the process may use).
+pub fn block_on_with_workers<T, E, F>(workers: usize, future: F) -> std::result::Result<T, E>
+where
+    F: std::future::Future<Output = std::result::Result<T, E>>,
+    E: From<std::io::Error>,
+{
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if workers > 0 {
+        runtime.worker_threads(workers);
+    }
+    runtime.enable_all().build()?.block_on(future)
 }
 
 /// The exit code of a binary's run: failures are printed as `{program}: {error}` (with the

@@ -3,7 +3,7 @@
 //! owner-only key [`files`] and data directories, TLS set-up with a generated dev PKI ([`tls`]),
 //! running an axum router over HTTPS with one log event per request ([`serve`]) within the
 //! [`limits`] of one client, token-bucket [`rate_limit`]s, the [`audit`] log, bounded reads of
-//! what other servers answer ([`fetch`]), and what a server [`process`] does around its server.
+//! what other servers answer ([`fetch`]), and what a server [`process`] does around its server, on the [`runtime`] threads it plans for.
 //!
 //! Nothing here knows about OAuth, ACME or Wire; each server maps [`Error`] into its own error
 //! type.
@@ -18,6 +18,7 @@ pub mod health;
 pub mod limits;
 pub mod process;
 pub mod rate_limit;
+pub mod runtime;
 pub mod serve;
 pub mod store;
 #[cfg(feature = "test-support")]

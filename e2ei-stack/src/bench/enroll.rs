@@ -2,7 +2,9 @@
 //! both servers running as their own processes (HTTPS on loopback), on the embedded store
 //! (SQLite, or sled on disk) or on a PostgreSQL cluster started for the run, optionally with R
 //! replicas of each server behind a round-robin [`crate::balancer`] (every request to the next
-//! replica).
+//! replica). The balancer runs inside the bench process, on the same cores as the servers: to
+//! compare one replica with several on the same path, put it in front of one replica too
+//! ([`Layout::balanced`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -50,6 +52,13 @@ pub struct EnrollReport {
     pub store: &'static str,
     /// Replicas of each server (their CPU is summed above; peak RSS is the largest).
     pub replicas: usize,
+    /// Whether requests went through the balancer.
+    pub balanced: bool,
+    /// Each server process's `[runtime] cpus` (0: every CPU of the machine).
+    pub cpus_per_replica: usize,
+    /// The bench process's own CPU per enrollment, ms: the device clients, and the balancer
+    /// when there is one. It shares the machine with the servers.
+    pub bench_cpu_ms_per_enrollment: f64,
     /// The PostgreSQL server's CPU per enrollment (all its processes), ms.
     pub database_cpu_ms_per_enrollment: Option<f64>,
 }
@@ -94,14 +103,55 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-/// Runs `devices` enrollments with `concurrency` on `store`, with `replicas` of each server.
+/// How many of each server a run starts, on how many CPUs each, and whether requests reach
+/// them through the balancer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// Replicas of each server.
+    pub replicas: usize,
+    /// Through the round-robin balancer (always with more than one replica).
+    pub balanced: bool,
+    /// Each server process's `[runtime] cpus` (0: every CPU of the machine).
+    pub cpus_per_replica: usize,
+}
+
+impl Layout {
+    /// `replicas` of each server, behind the balancer when there is more than one, sharing the
+    /// machine's CPUs as `docs/operations.md` advises for replicas on one machine.
+    pub fn replicas(replicas: usize) -> Self {
+        Self {
+            replicas,
+            balanced: replicas > 1,
+            cpus_per_replica: Self::share_of_the_machine(replicas),
+        }
+    }
+
+    /// The CPUs each of `replicas` of a server plans for so that together they plan for the
+    /// machine's: its CPUs divided among them, at least one. 0 for a single replica (all).
+    pub fn share_of_the_machine(replicas: usize) -> usize {
+        if replicas <= 1 {
+            return 0;
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        (cpus / replicas).max(1)
+    }
+}
+
+/// Runs `devices` enrollments with `concurrency` on `store`, with `layout`'s replicas.
 pub async fn run(
     devices: usize,
     concurrency: usize,
     store: BenchStore,
-    replicas: usize,
+    layout: Layout,
 ) -> Result<EnrollReport> {
+    let Layout {
+        replicas, balanced, ..
+    } = layout;
     anyhow::ensure!(replicas >= 1, "at least one replica");
+    anyhow::ensure!(
+        balanced || replicas == 1,
+        "several replicas are reached through the balancer"
+    );
     anyhow::ensure!(
         replicas == 1 || store == BenchStore::Postgres,
         "replicas share a database: use --store postgres"
@@ -129,11 +179,15 @@ pub async fn run(
     }
     let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
     let authz_config = dir.path().join("authz.toml");
-    std::fs::write(&authz_config, format!("{ONE_ADDRESS}{store_section}"))?;
+    let runtime_section = format!("[runtime]\ncpus = {}\n", layout.cpus_per_replica);
+    std::fs::write(
+        &authz_config,
+        format!("{ONE_ADDRESS}{store_section}{runtime_section}"),
+    )?;
     procs::add_users_with(&authz_bin, &authz_data, Some(&authz_config), devices).await?;
     // With replicas, clients reach each server through a balancer whose URL is every
     // replica's public URL.
-    let balancer_listeners = if replicas > 1 {
+    let balancer_listeners = if balanced {
         let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         Some((server_kit::serve::bind(any)?, server_kit::serve::bind(any)?))
     } else {
@@ -178,7 +232,7 @@ pub async fn run(
     std::fs::write(
         &acme_config,
         format!(
-            "{}{ONE_ADDRESS_CONNECTIONS}{store_section}",
+            "{}{ONE_ADDRESS_CONNECTIONS}{store_section}{runtime_section}",
             super::acme::UNLIMITED
         ),
     )?;
@@ -246,8 +300,11 @@ pub async fn run(
     };
     let cpu = |servers: &[Server]| -> Result<f64> { servers.iter().map(Server::cpu_seconds).sum() };
 
+    let bench_cpu = || procs::cpu_seconds(std::process::id());
+
     let disk_before = database_bytes()?;
-    let (authz_cpu0, acme_cpu0, database_cpu0) = (cpu(&authz)?, cpu(&acme)?, database_cpu()?);
+    let (authz_cpu0, acme_cpu0, database_cpu0, bench_cpu0) =
+        (cpu(&authz)?, cpu(&acme)?, database_cpu()?, bench_cpu()?);
     let steps = Arc::new(Steps::default());
     let out = super::load::drive(devices, concurrency, |i| {
         let mut config = Config::new(
@@ -278,6 +335,7 @@ pub async fn run(
     let authz_cpu = cpu(&authz)? - authz_cpu0;
     let acme_cpu = cpu(&acme)? - acme_cpu0;
     let database_cpu = database_cpu()? - database_cpu0;
+    let bench_cpu = bench_cpu()? - bench_cpu0;
     let disk_after = database_bytes()?;
     let peak = |servers: &[Server]| -> Result<f64> {
         servers
@@ -317,6 +375,9 @@ pub async fn run(
             BenchStore::Postgres => "postgres",
         },
         replicas,
+        balanced,
+        cpus_per_replica: layout.cpus_per_replica,
+        bench_cpu_ms_per_enrollment: bench_cpu * 1e3 / n,
         database_cpu_ms_per_enrollment: pg.as_ref().map(|_| database_cpu * 1e3 / n),
     })
 }

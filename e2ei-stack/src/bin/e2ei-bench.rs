@@ -34,6 +34,14 @@ enum Command {
         /// Replicas of each server behind a round-robin balancer (PostgreSQL only).
         #[arg(long, default_value_t = 1)]
         replicas: usize,
+        /// Put the balancer in front of a single replica too, so that one and several
+        /// replicas are measured on the same path (it runs in the bench process).
+        #[arg(long)]
+        balancer: bool,
+        /// Each server process's `[runtime] cpus`; by default the machine's CPUs divided among
+        /// the replicas (all of them for one replica). 0: every replica plans for all of them.
+        #[arg(long)]
+        cpus_per_replica: Option<usize>,
     },
     /// The crypto cost of one enrollment and the ceiling it implies.
     Floor {
@@ -76,9 +84,24 @@ fn main() -> ExitCode {
 
 fn print_enroll(r: &enroll::EnrollReport) {
     println!(
-        "enroll: {} devices, concurrency {}, store {}, {} replica(s), {} errors, {:.2} s, \
+        "enroll: {} devices, concurrency {}, store {}, {} replica(s){}{}, {} errors, {:.2} s, \
          {:.1} enrollments/s",
-        r.devices, r.concurrency, r.store, r.replicas, r.errors, r.wall_seconds, r.per_second
+        r.devices,
+        r.concurrency,
+        r.store,
+        r.replicas,
+        match r.cpus_per_replica {
+            0 => String::new(),
+            n => format!(" on {n} CPU(s) each"),
+        },
+        if r.balanced {
+            " behind the balancer"
+        } else {
+            ""
+        },
+        r.errors,
+        r.wall_seconds,
+        r.per_second
     );
     if let Some(e) = &r.first_error {
         println!("  first error: {e}");
@@ -100,6 +123,11 @@ fn print_enroll(r: &enroll::EnrollReport) {
     println!(
         "  server CPU per enrollment: authz-server {:.2} ms, acme-server {:.2} ms",
         r.authz_cpu_ms_per_enrollment, r.acme_cpu_ms_per_enrollment
+    );
+    println!(
+        "  bench process CPU per enrollment (clients{}): {:.2} ms",
+        if r.balanced { " and balancer" } else { "" },
+        r.bench_cpu_ms_per_enrollment
     );
     if let Some(database) = r.database_cpu_ms_per_enrollment {
         println!("  database CPU per enrollment: PostgreSQL {database:.2} ms");
@@ -138,8 +166,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             concurrency,
             store,
             replicas,
+            balancer,
+            cpus_per_replica,
         } => {
-            let r = enroll::run(devices, concurrency, store, replicas).await?;
+            let layout = enroll::Layout {
+                replicas,
+                balanced: balancer || replicas > 1,
+                cpus_per_replica: cpus_per_replica
+                    .unwrap_or_else(|| enroll::Layout::share_of_the_machine(replicas)),
+            };
+            let r = enroll::run(devices, concurrency, store, layout).await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -233,7 +269,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             devices,
             concurrency,
         } => {
-            let r = enroll::run(devices, concurrency, enroll::BenchStore::Embedded, 1).await?;
+            let r = enroll::run(
+                devices,
+                concurrency,
+                enroll::BenchStore::Embedded,
+                enroll::Layout::replicas(1),
+            )
+            .await?;
             let f = floor::measure(2000)?;
             let cpu = r.authz_cpu_ms_per_enrollment + r.acme_cpu_ms_per_enrollment;
             if cli.json {

@@ -181,7 +181,17 @@ fn listen_address(server: &Managed) -> SocketAddr {
 impl Servers {
     /// Both servers; with `logs`, their trace-level logs go to `logs/{authz,acme}.log`.
     pub async fn start(dir: &Path, users: usize, authz_config: &str, logs: Option<&Path>) -> Self {
-        Self::start_with(dir, users, authz_config, logs, None, 1).await
+        Self::start_with(dir, users, authz_config, "", logs, None, 1).await
+    }
+
+    /// [`Servers::start`] with `config` in both servers' configuration files.
+    pub async fn start_both_with(
+        dir: &Path,
+        users: usize,
+        config: &str,
+        logs: Option<&Path>,
+    ) -> Self {
+        Self::start_with(dir, users, config, config, logs, None, 1).await
     }
 
     /// `replicas` of each server on the database of `pg`, behind balancers.
@@ -192,13 +202,14 @@ impl Servers {
         pg: &server_kit::testing::TestPostgres,
         replicas: usize,
     ) -> Self {
-        Self::start_with(dir, users, authz_config, None, Some(pg), replicas).await
+        Self::start_with(dir, users, authz_config, "", None, Some(pg), replicas).await
     }
 
     async fn start_with(
         dir: &Path,
         users: usize,
         authz_config: &str,
+        acme_extra: &str,
         logs: Option<&Path>,
         pg: Option<&server_kit::testing::TestPostgres>,
         replicas: usize,
@@ -237,7 +248,8 @@ impl Servers {
         // A kill of the authz-server fails validations in flight: not the devices' fault.
         let acme_config = format!(
             "{}failed_validations_per_account = {{ per_minute = 0, burst = 0 }}\n\
-             failed_validations_per_identifier = {{ per_minute = 0, burst = 0 }}\n{store}",
+             failed_validations_per_identifier = {{ per_minute = 0, burst = 0 }}\n{store}\n\
+             {acme_extra}",
             e2ei_stack::bench::acme::UNLIMITED
         );
         std::fs::write(&acme_toml, acme_config).unwrap();

@@ -258,52 +258,68 @@ impl Statements {
     ) -> std::result::Result<Self, tokio_postgres::Error> {
         let table = format!("{schema}.records");
         let prepare = |sql: String| async move { client.prepare(&sql).await };
-        Ok(Self {
-            get: prepare(format!(
+        // Polled together, the eleven are sent as one pipeline: one round trip, not eleven.
+        let (
+            get,
+            put,
+            insert_new,
+            update_if,
+            delete_if,
+            take,
+            range,
+            from,
+            page_first,
+            page_after,
+            trees,
+        ) = tokio::try_join!(
+            prepare(format!(
                 "SELECT value FROM {table} WHERE tree = $1 AND key = $2"
-            ))
-            .await?,
-            put: prepare(format!(
+            )),
+            prepare(format!(
                 "INSERT INTO {table} (tree, key, value) VALUES ($1, $2, $3) \
                  ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value"
-            ))
-            .await?,
-            insert_new: prepare(format!(
+            )),
+            prepare(format!(
                 "INSERT INTO {table} (tree, key, value) VALUES ($1, $2, $3) \
                  ON CONFLICT (tree, key) DO NOTHING"
-            ))
-            .await?,
-            update_if: prepare(format!(
+            )),
+            prepare(format!(
                 "UPDATE {table} SET value = $4 WHERE tree = $1 AND key = $2 AND value = $3"
-            ))
-            .await?,
-            delete_if: prepare(format!(
+            )),
+            prepare(format!(
                 "DELETE FROM {table} WHERE tree = $1 AND key = $2 AND value = $3"
-            ))
-            .await?,
-            take: prepare(format!(
+            )),
+            prepare(format!(
                 "DELETE FROM {table} WHERE tree = $1 AND key = $2 RETURNING value"
-            ))
-            .await?,
-            range: prepare(format!(
+            )),
+            prepare(format!(
                 "SELECT key, value FROM {table} WHERE tree = $1 AND key >= $2 AND key < $3 \
                  ORDER BY key"
-            ))
-            .await?,
-            from: prepare(format!(
+            )),
+            prepare(format!(
                 "SELECT key, value FROM {table} WHERE tree = $1 AND key >= $2 ORDER BY key"
-            ))
-            .await?,
-            page_first: prepare(format!(
+            )),
+            prepare(format!(
                 "SELECT key, value FROM {table} WHERE tree = $1 ORDER BY key LIMIT $2"
-            ))
-            .await?,
-            page_after: prepare(format!(
+            )),
+            prepare(format!(
                 "SELECT key, value FROM {table} WHERE tree = $1 AND key > $2 ORDER BY key \
                  LIMIT $3"
-            ))
-            .await?,
-            trees: prepare(format!("SELECT DISTINCT tree FROM {table} ORDER BY tree")).await?,
+            )),
+            prepare(format!("SELECT DISTINCT tree FROM {table} ORDER BY tree")),
+        )?;
+        Ok(Self {
+            get,
+            put,
+            insert_new,
+            update_if,
+            delete_if,
+            take,
+            range,
+            from,
+            page_first,
+            page_after,
+            trees,
         })
     }
 }
