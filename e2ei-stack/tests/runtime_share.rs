@@ -69,3 +69,25 @@ async fn each_server_runs_the_threads_of_the_cpus_it_is_told_to_plan_for() {
         );
     }
 }
+
+#[test]
+fn a_count_no_machine_has_stops_the_server_before_it_starts_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("authz.toml");
+    std::fs::write(&config, "[runtime]\ncpus = 1099511627776\n").unwrap();
+    let out = std::process::Command::new(e2ei_stack::bench::procs::binary("authz-server").unwrap())
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("authz"))
+        .args(["serve", "--dev", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("runtime.cpus must be at most 1024"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

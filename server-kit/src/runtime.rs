@@ -3,9 +3,10 @@
 //! By default a server plans for every CPU the system gives the process: its CPU affinity and
 //! its cgroup quota, so a replica in a container with a CPU limit sizes itself. Replicas run as
 //! plain processes on one machine share its cores instead; each is told its share with `cpus`,
-//! so that together they do not run more busy threads than there are cores (on two cores, three
-//! replicas of each server at their defaults ran 6 % to 16 % fewer enrollments a second than one:
-//! see `docs/benchmarks.md`).
+//! so that together they do not plan for more cores than there are (on two cores, three
+//! replicas of each server each planning for both ran 3 % fewer enrollments a second than with
+//! `cpus = 1`: see `docs/benchmarks.md`). A thread that waits on the database hands its place
+//! to another meanwhile, so a server may hold more threads than `cpus`, not keep more busy.
 
 use serde::Deserialize;
 
@@ -44,12 +45,22 @@ impl RuntimeConfig {
     }
 
     /// Runs a server's `future` to completion on a runtime with one request worker per CPU
-    /// planned for.
+    /// planned for; refuses a count [`RuntimeConfig::validate`] refuses before making any thread.
     pub fn block_on<T, E, F>(&self, future: F) -> std::result::Result<T, E>
     where
         F: std::future::Future<Output = std::result::Result<T, E>>,
         E: From<std::io::Error>,
     {
+        self.validate()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+        let given = Self::default().cpus();
+        if self.cpus > given {
+            tracing::warn!(
+                cpus = self.cpus,
+                given,
+                "runtime.cpus is more than the CPUs this process may use: its threads share them"
+            );
+        }
         io_kit::process::block_on_with_workers(self.cpus(), future)
     }
 }
@@ -75,6 +86,15 @@ mod tests {
     fn a_count_no_machine_has_is_refused() {
         let e = RuntimeConfig { cpus: 100_000 }.validate().unwrap_err();
         assert!(e.to_string().contains("runtime.cpus"), "{e}");
+    }
+
+    #[test]
+    fn a_count_no_machine_has_makes_no_runtime() {
+        let refused = RuntimeConfig { cpus: 1 << 40 }
+            .block_on(async { Ok::<_, std::io::Error>(()) })
+            .unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(refused.to_string().contains("runtime.cpus"), "{refused}");
     }
 
     #[test]
