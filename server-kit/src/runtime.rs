@@ -25,10 +25,15 @@ pub struct RuntimeConfig {
 }
 
 impl RuntimeConfig {
+    /// The CPUs the system gives this process (its affinity and cgroup quota; at least one).
+    pub fn given() -> usize {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    }
+
     /// The CPUs planned for (at least one).
     pub fn cpus(&self) -> usize {
         if self.cpus == 0 {
-            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            Self::given()
         } else {
             self.cpus
         }
@@ -53,7 +58,7 @@ impl RuntimeConfig {
     {
         self.validate()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
-        let given = Self::default().cpus();
+        let given = Self::given();
         if self.cpus > given {
             tracing::warn!(
                 cpus = self.cpus,

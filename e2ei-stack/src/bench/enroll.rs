@@ -128,12 +128,11 @@ impl Layout {
 
     /// The CPUs each of `replicas` of a server plans for so that together they plan for the
     /// machine's: its CPUs divided among them, at least one. 0 for a single replica (all).
-    pub fn share_of_the_machine(replicas: usize) -> usize {
+    fn share_of_the_machine(replicas: usize) -> usize {
         if replicas <= 1 {
             return 0;
         }
-        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-        (cpus / replicas).max(1)
+        (server_kit::runtime::RuntimeConfig::given() / replicas).max(1)
     }
 }
 

@@ -169,12 +169,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             balancer,
             cpus_per_replica,
         } => {
-            let layout = enroll::Layout {
-                replicas,
-                balanced: balancer || replicas > 1,
-                cpus_per_replica: cpus_per_replica
-                    .unwrap_or_else(|| enroll::Layout::share_of_the_machine(replicas)),
-            };
+            let mut layout = enroll::Layout::replicas(replicas);
+            layout.balanced |= balancer;
+            if let Some(cpus) = cpus_per_replica {
+                layout.cpus_per_replica = cpus;
+            }
             let r = enroll::run(devices, concurrency, store, layout).await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
