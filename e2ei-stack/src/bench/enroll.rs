@@ -1,5 +1,6 @@
 //! `enroll`: N devices of N distinct users run the whole enrollment with concurrency C against
-//! both servers running as their own processes (HTTPS on loopback), on the embedded store
+//! both servers running as their own processes (HTTPS on loopback), after a warm-up of W other
+//! devices that is not measured ([`Load`]), on the embedded store
 //! (SQLite, or sled on disk) or on a PostgreSQL cluster started for the run, optionally with R
 //! replicas of each server behind a round-robin [`crate::balancer`] (every request to the next
 //! replica). The balancer runs inside the bench process, on the same cores as the servers: to
@@ -24,6 +25,8 @@ use crate::stack::DOMAIN;
 pub struct EnrollReport {
     /// Devices enrolled (attempted).
     pub devices: usize,
+    /// Devices enrolled before, not measured.
+    pub warmup_devices: usize,
     /// Concurrency.
     pub concurrency: usize,
     /// Failed enrollments.
@@ -136,13 +139,39 @@ impl Layout {
     }
 }
 
-/// Runs `devices` enrollments with `concurrency` on `store`, with `layout`'s replicas.
-pub async fn run(
-    devices: usize,
-    concurrency: usize,
-    store: BenchStore,
-    layout: Layout,
-) -> Result<EnrollReport> {
+/// What a run asks of the servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Load {
+    /// Enrollments measured.
+    pub devices: usize,
+    /// Enrollments in flight at once.
+    pub concurrency: usize,
+    /// Enrollments of other devices run first with the same concurrency, not measured. They
+    /// do once what a long-running deployment has done long ago and the measured run must not
+    /// pay for: the servers' connections to the database and the balancer's to the servers
+    /// opened, their caches and allocators grown to the load.
+    pub warmup: usize,
+}
+
+impl Load {
+    /// `devices` with `concurrency`, after a warm-up of as many enrollments as are in flight
+    /// at once: enough to open every connection the measured load needs.
+    pub fn new(devices: usize, concurrency: usize) -> Self {
+        Self {
+            devices,
+            concurrency,
+            warmup: concurrency,
+        }
+    }
+}
+
+/// Runs `load` on `store`, with `layout`'s replicas.
+pub async fn run(load: Load, store: BenchStore, layout: Layout) -> Result<EnrollReport> {
+    let Load {
+        devices,
+        concurrency,
+        warmup,
+    } = load;
     let Layout {
         replicas, balanced, ..
     } = layout;
@@ -183,7 +212,14 @@ pub async fn run(
         &authz_config,
         format!("{ONE_ADDRESS}{store_section}{runtime_section}"),
     )?;
-    procs::add_users_with(&authz_bin, &authz_data, Some(&authz_config), devices).await?;
+    // Users `bench0..` enroll in the measured run, the next `warmup` in the warm-up.
+    procs::add_users_with(
+        &authz_bin,
+        &authz_data,
+        Some(&authz_config),
+        devices + warmup,
+    )
+    .await?;
     // With replicas, clients reach each server through a balancer whose URL is every
     // replica's public URL.
     let balancer_listeners = if balanced {
@@ -301,11 +337,8 @@ pub async fn run(
 
     let bench_cpu = || procs::cpu_seconds(std::process::id());
 
-    let disk_before = database_bytes()?;
-    let (authz_cpu0, acme_cpu0, database_cpu0, bench_cpu0) =
-        (cpu(&authz)?, cpu(&acme)?, database_cpu()?, bench_cpu()?);
     let steps = Arc::new(Steps::default());
-    let out = super::load::drive(devices, concurrency, |i| {
+    let enroll = |i: usize, steps: Arc<Steps>| {
         let mut config = Config::new(
             directory.clone(),
             authz_url.clone(),
@@ -317,7 +350,6 @@ pub async fn run(
         );
         config.tls_roots = roots.clone();
         config.step_timeout = Duration::from_secs(60);
-        let steps = steps.clone();
         async move {
             Enrollment::new(config)
                 .observer(steps)
@@ -326,8 +358,21 @@ pub async fn run(
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         }
+    };
+    let warm = super::load::drive(warmup, concurrency, |i| {
+        enroll(devices + i, Arc::new(Steps::default()))
     })
     .await?;
+    if let Some(e) = warm.first_error {
+        anyhow::bail!(
+            "warm-up: {} of {warmup} enrollments failed: {e}",
+            warm.errors
+        );
+    }
+    let disk_before = database_bytes()?;
+    let (authz_cpu0, acme_cpu0, database_cpu0, bench_cpu0) =
+        (cpu(&authz)?, cpu(&acme)?, database_cpu()?, bench_cpu()?);
+    let out = super::load::drive(devices, concurrency, |i| enroll(i, steps.clone())).await?;
     let wall = out.wall.as_secs_f64();
     let per_second = out.per_second();
     let n = devices.max(1) as f64;
@@ -353,6 +398,7 @@ pub async fn run(
     }
     Ok(EnrollReport {
         devices,
+        warmup_devices: warmup,
         concurrency,
         errors: out.errors,
         first_error: out.first_error,

@@ -28,6 +28,11 @@ enum Command {
         devices: usize,
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+        /// Enrollments of other devices before the measured ones, not measured; by default as
+        /// many as the concurrency (every connection the load needs is opened). 0: measure from
+        /// a cold start.
+        #[arg(long)]
+        warmup: Option<usize>,
         /// Where the servers keep their records.
         #[arg(long, value_enum, default_value = "embedded")]
         store: enroll::BenchStore,
@@ -84,9 +89,10 @@ fn main() -> ExitCode {
 
 fn print_enroll(r: &enroll::EnrollReport) {
     println!(
-        "enroll: {} devices, concurrency {}, store {}, {} replica(s){}{}, {} errors, {:.2} s, \
-         {:.1} enrollments/s",
+        "enroll: {} devices (after {} not measured), concurrency {}, store {}, {} replica(s){}{}, \
+         {} errors, {:.2} s, {:.1} enrollments/s",
         r.devices,
+        r.warmup_devices,
         r.concurrency,
         r.store,
         r.replicas,
@@ -164,6 +170,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Enroll {
             devices,
             concurrency,
+            warmup,
             store,
             replicas,
             balancer,
@@ -174,7 +181,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(cpus) = cpus_per_replica {
                 layout.cpus_per_replica = cpus;
             }
-            let r = enroll::run(devices, concurrency, store, layout).await?;
+            let mut load = enroll::Load::new(devices, concurrency);
+            if let Some(warmup) = warmup {
+                load.warmup = warmup;
+            }
+            let r = enroll::run(load, store, layout).await?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -269,8 +280,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             concurrency,
         } => {
             let r = enroll::run(
-                devices,
-                concurrency,
+                enroll::Load::new(devices, concurrency),
                 enroll::BenchStore::Embedded,
                 enroll::Layout::replicas(1),
             )

@@ -51,6 +51,13 @@ const FAIL_FAST_FOR: Duration = Duration::from_millis(500);
 /// A connection unused this long is checked with a round trip before its next call.
 const IDLE_CHECK_AFTER: Duration = Duration::from_secs(1);
 
+/// TCP keepalive of every connection: probes after this long without traffic, ...
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+/// ... this far apart, ...
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// ... and the connection is broken after this many unanswered.
+const KEEPALIVE_RETRIES: u32 = 3;
+
 /// Where and how to connect (built by [`super::StoreConfig`]).
 #[derive(Clone)]
 pub(crate) struct PostgresSettings {
@@ -69,31 +76,40 @@ impl PostgresSettings {
         self.connect_timeout + self.statement_timeout
     }
 
-    /// The options every serving connection runs with.
-    fn serving_config(&self) -> tokio_postgres::Config {
+    /// Where every connection starts, serving or migrating: its handshake bounded by
+    /// `connect_timeout`, and a database host that vanishes (switched off, cut off by the
+    /// network) breaks it instead of holding it forever. An idle connection is probed after
+    /// 30 s, every 10 s, three times; data the host leaves unacknowledged longer than a call
+    /// may take breaks it too. A host that is only busy (a long statement) acknowledges both
+    /// from its kernel, so neither bounds how long a statement may run.
+    fn tcp_bounded_config(&self) -> tokio_postgres::Config {
         let mut config = self.config.clone();
-        let statement_ms = self.statement_timeout.as_millis();
         config
             .connect_timeout(self.connect_timeout)
             .keepalives(true)
-            .keepalives_idle(Duration::from_secs(30))
-            // A database host that stops answering breaks the connection instead of holding
-            // it forever.
-            .tcp_user_timeout(self.connect_timeout + self.statement_timeout)
-            .options(format!(
-                "-c statement_timeout={statement_ms} -c lock_timeout={statement_ms} \
-                 -c idle_in_transaction_session_timeout={statement_ms} -c synchronous_commit=on"
-            ));
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(KEEPALIVE_INTERVAL)
+            .keepalives_retries(KEEPALIVE_RETRIES)
+            .tcp_user_timeout(self.answer_within());
+        config
+    }
+
+    /// The options every serving connection runs with.
+    fn serving_config(&self) -> tokio_postgres::Config {
+        let mut config = self.tcp_bounded_config();
+        let statement_ms = self.statement_timeout.as_millis();
+        config.options(format!(
+            "-c statement_timeout={statement_ms} -c lock_timeout={statement_ms} \
+             -c idle_in_transaction_session_timeout={statement_ms} -c synchronous_commit=on"
+        ));
         config
     }
 
     /// The options of the connection that migrates the schema, which may take longer than a
     /// statement (an index over a large table): no statement timeout.
     fn migration_config(&self) -> tokio_postgres::Config {
-        let mut config = self.config.clone();
-        config
-            .connect_timeout(self.connect_timeout)
-            .options("-c synchronous_commit=on");
+        let mut config = self.tcp_bounded_config();
+        config.options("-c synchronous_commit=on");
         config
     }
 
@@ -929,7 +945,59 @@ impl Store for PostgresStore {
 
 #[cfg(test)]
 mod tests {
-    use super::after_prefix;
+    use super::*;
+
+    fn settings() -> PostgresSettings {
+        let mut config = tokio_postgres::Config::new();
+        config.host("db.invalid").user("e2ei").dbname("e2ei");
+        PostgresSettings {
+            config,
+            tls: None,
+            schema: "e2ei".into(),
+            pool_size: 4,
+            connect_timeout: Duration::from_millis(3_000),
+            statement_timeout: Duration::from_millis(5_000),
+        }
+    }
+
+    #[test]
+    fn every_connection_is_broken_by_a_vanished_host_but_only_serving_ones_by_a_long_statement() {
+        let settings = settings();
+        for (kind, config) in [
+            ("serving", settings.serving_config()),
+            ("migration", settings.migration_config()),
+        ] {
+            assert_eq!(
+                config.get_connect_timeout(),
+                Some(&settings.connect_timeout),
+                "{kind}"
+            );
+            assert!(config.get_keepalives(), "{kind}");
+            assert_eq!(config.get_keepalives_idle(), KEEPALIVE_IDLE, "{kind}");
+            assert_eq!(
+                config.get_keepalives_interval(),
+                Some(KEEPALIVE_INTERVAL),
+                "{kind}"
+            );
+            assert_eq!(
+                config.get_keepalives_retries(),
+                Some(KEEPALIVE_RETRIES),
+                "{kind}"
+            );
+            assert_eq!(
+                config.get_tcp_user_timeout(),
+                Some(&Duration::from_millis(8_000)),
+                "{kind}"
+            );
+        }
+        let serving = settings.serving_config();
+        let serving = serving.get_options().unwrap_or_default();
+        assert!(serving.contains("statement_timeout=5000"), "{serving}");
+        let migration = settings.migration_config();
+        let migration = migration.get_options().unwrap_or_default();
+        assert!(!migration.contains("statement_timeout"), "{migration}");
+        assert!(migration.contains("synchronous_commit=on"), "{migration}");
+    }
 
     #[test]
     fn the_bound_after_a_prefix_covers_exactly_the_keys_starting_with_it() {
