@@ -64,6 +64,9 @@ pub struct EnrollReport {
     pub bench_cpu_ms_per_enrollment: f64,
     /// The PostgreSQL server's CPU per enrollment (all its processes), ms.
     pub database_cpu_ms_per_enrollment: Option<f64>,
+    /// The servers' connections to PostgreSQL when the measured load started and when it
+    /// ended: the same when the warm-up opened every connection the load needed.
+    pub database_connections: Option<[usize; 2]>,
 }
 
 /// Where the servers keep their records in a run.
@@ -333,6 +336,16 @@ pub async fn run(load: Load, store: BenchStore, layout: Layout) -> Result<Enroll
         pg.as_ref()
             .map_or(Ok(0.0), |pg| procs::tree_cpu_seconds(pg.server_pid()))
     };
+    let database_connections = || -> Result<usize> {
+        pg.as_ref().map_or(Ok(0), |pg| {
+            Ok(pg
+                .psql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' \
+                     AND pid <> pg_backend_pid()",
+                )
+                .parse()?)
+        })
+    };
     let cpu = |servers: &[Server]| -> Result<f64> { servers.iter().map(Server::cpu_seconds).sum() };
 
     let bench_cpu = || procs::cpu_seconds(std::process::id());
@@ -365,11 +378,13 @@ pub async fn run(load: Load, store: BenchStore, layout: Layout) -> Result<Enroll
     .await?;
     if let Some(e) = warm.first_error {
         anyhow::bail!(
-            "warm-up: {} of {warmup} enrollments failed: {e}",
-            warm.errors
+            "warm-up: {} of {warmup} enrollments failed ({} not started after it): {e}",
+            warm.errors - warm.skipped,
+            warm.skipped
         );
     }
     let disk_before = database_bytes()?;
+    let connections_before = database_connections()?;
     let (authz_cpu0, acme_cpu0, database_cpu0, bench_cpu0) =
         (cpu(&authz)?, cpu(&acme)?, database_cpu()?, bench_cpu()?);
     let out = super::load::drive(devices, concurrency, |i| enroll(i, steps.clone())).await?;
@@ -381,6 +396,7 @@ pub async fn run(load: Load, store: BenchStore, layout: Layout) -> Result<Enroll
     let database_cpu = database_cpu()? - database_cpu0;
     let bench_cpu = bench_cpu()? - bench_cpu0;
     let disk_after = database_bytes()?;
+    let connections_after = database_connections()?;
     let peak = |servers: &[Server]| -> Result<f64> {
         servers
             .iter()
@@ -424,5 +440,6 @@ pub async fn run(load: Load, store: BenchStore, layout: Layout) -> Result<Enroll
         cpus_per_replica: layout.cpus_per_replica,
         bench_cpu_ms_per_enrollment: bench_cpu * 1e3 / n,
         database_cpu_ms_per_enrollment: pg.as_ref().map(|_| database_cpu * 1e3 / n),
+        database_connections: pg.as_ref().map(|_| [connections_before, connections_after]),
     })
 }

@@ -101,22 +101,34 @@ impl Server {
 
 /// CPU seconds (user + system) of process `pid` so far, from /proc/<pid>/stat.
 pub fn cpu_seconds(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after_name = stat.rsplit_once(')').context("stat")?.1;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // Fields 14 and 15 of stat are the 12th and 13th after the name.
-    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-    Ok(ticks / 100.0)
+    stat_seconds(pid, false)
 }
 
 /// CPU seconds of process `pid` and of its children (a PostgreSQL server: the postmaster and
-/// its backends), from /proc.
+/// its backends), from /proc: those running now, and those that have ended (their time is
+/// `pid`'s once it has reaped them), so a backend ending between two readings keeps its CPU.
 pub fn tree_cpu_seconds(pid: u32) -> Result<f64> {
     let children: f64 = server_kit::testing::children_of(pid)
         .into_iter()
         .map(|child| cpu_seconds(child).unwrap_or(0.0))
         .sum();
-    Ok(cpu_seconds(pid)? + children)
+    Ok(stat_seconds(pid, true)? + children)
+}
+
+/// User and system time of `pid` in seconds, with that of its reaped children when `reaped`.
+fn stat_seconds(pid: u32, reaped: bool) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after_name = stat.rsplit_once(')').context("stat")?.1;
+    // Fields 14 to 17 of stat (utime, stime, cutime, cstime) are the 12th to 15th after the
+    // name.
+    let fields = if reaped { 11..15 } else { 11..13 };
+    let ticks = after_name
+        .split_whitespace()
+        .skip(fields.start)
+        .take(fields.len())
+        .map(|field| field.parse::<f64>().context("stat field"))
+        .sum::<Result<f64>>()?;
+    Ok(ticks / 100.0)
 }
 
 /// Peak resident set size of process `pid` in MiB (VmHWM).

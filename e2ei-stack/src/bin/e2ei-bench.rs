@@ -1,6 +1,6 @@
 //! `e2ei-bench`: enrollment throughput and latency against both servers (as their own
 //! processes), and the crypto floor of one enrollment on this machine. Output as a table, or as
-//! JSON with `--json`. Bounded: at most `--devices` enrollments.
+//! JSON with `--json`. Bounded: at most `--devices` enrollments, and `--warmup` more before them.
 //!
 //! Build the servers first: `cargo build --release --bins`.
 
@@ -135,8 +135,13 @@ fn print_enroll(r: &enroll::EnrollReport) {
         if r.balanced { " and balancer" } else { "" },
         r.bench_cpu_ms_per_enrollment
     );
-    if let Some(database) = r.database_cpu_ms_per_enrollment {
-        println!("  database CPU per enrollment: PostgreSQL {database:.2} ms");
+    if let (Some(database), Some([before, after])) =
+        (r.database_cpu_ms_per_enrollment, r.database_connections)
+    {
+        println!(
+            "  database CPU per enrollment: PostgreSQL {database:.2} ms; the servers' connections \
+             {before} at the start, {after} at the end"
+        );
     }
     println!(
         "  peak RSS: authz-server {:.1} MiB, acme-server {:.1} MiB; store growth {:.0} bytes per enrollment",

@@ -16,6 +16,7 @@ use crate::{Error, Result};
 
 mod config;
 mod identity;
+mod postgres_liveness;
 mod postgres_schema;
 mod postgres_store;
 mod postgres_tls;

@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tokio_postgres::{Client, NoTls, Statement};
 
+use super::postgres_liveness::Liveness;
 use super::postgres_schema;
 use super::postgres_tls::RustlsMakeConnect;
 use super::{Store, Tree};
@@ -50,13 +51,6 @@ const FAIL_FAST_FOR: Duration = Duration::from_millis(500);
 
 /// A connection unused this long is checked with a round trip before its next call.
 const IDLE_CHECK_AFTER: Duration = Duration::from_secs(1);
-
-/// TCP keepalive of every connection: probes after this long without traffic, ...
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
-/// ... this far apart, ...
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
-/// ... and the connection is broken after this many unanswered.
-const KEEPALIVE_RETRIES: u32 = 3;
 
 /// Where and how to connect (built by [`super::StoreConfig`]).
 #[derive(Clone)]
@@ -76,40 +70,40 @@ impl PostgresSettings {
         self.connect_timeout + self.statement_timeout
     }
 
-    /// Where every connection starts, serving or migrating: its handshake bounded by
-    /// `connect_timeout`, and a database host that vanishes (switched off, cut off by the
-    /// network) breaks it instead of holding it forever. An idle connection is probed after
-    /// 30 s, every 10 s, three times; data the host leaves unacknowledged longer than a call
-    /// may take breaks it too. A host that is only busy (a long statement) acknowledges both
-    /// from its kernel, so neither bounds how long a statement may run.
-    fn tcp_bounded_config(&self) -> tokio_postgres::Config {
+    /// The options every serving connection runs with: a statement, a lock wait and an idle
+    /// transaction bounded by `statement_timeout`, a host that vanished given up
+    /// ([`Liveness::serving`]).
+    fn serving_config(&self) -> tokio_postgres::Config {
         let mut config = self.config.clone();
+        let liveness = Liveness::serving(self.answer_within());
+        liveness.apply(&mut config);
+        let statement_ms = self.statement_timeout.as_millis();
         config
             .connect_timeout(self.connect_timeout)
-            .keepalives(true)
-            .keepalives_idle(KEEPALIVE_IDLE)
-            .keepalives_interval(KEEPALIVE_INTERVAL)
-            .keepalives_retries(KEEPALIVE_RETRIES)
-            .tcp_user_timeout(self.answer_within());
-        config
-    }
-
-    /// The options every serving connection runs with.
-    fn serving_config(&self) -> tokio_postgres::Config {
-        let mut config = self.tcp_bounded_config();
-        let statement_ms = self.statement_timeout.as_millis();
-        config.options(format!(
-            "-c statement_timeout={statement_ms} -c lock_timeout={statement_ms} \
-             -c idle_in_transaction_session_timeout={statement_ms} -c synchronous_commit=on"
-        ));
+            .options(format!(
+                "-c statement_timeout={statement_ms} -c lock_timeout={statement_ms} \
+             -c idle_in_transaction_session_timeout={statement_ms} -c synchronous_commit=on {}",
+                liveness.server_options()
+            ));
         config
     }
 
     /// The options of the connection that migrates the schema, which may take longer than a
-    /// statement (an index over a large table): no statement timeout.
+    /// statement (an index over a large table): no statement or lock timeout (a replica
+    /// waits for another's migration), but a transaction left idle ends after a call's time,
+    /// and a vanished host on either side ends the connection ([`Liveness::migrating`]), so a
+    /// migration is never left holding its lock.
     fn migration_config(&self) -> tokio_postgres::Config {
-        let mut config = self.tcp_bounded_config();
-        config.options("-c synchronous_commit=on");
+        let mut config = self.config.clone();
+        let liveness = Liveness::migrating(self.answer_within());
+        liveness.apply(&mut config);
+        let idle_ms = self.answer_within().as_millis();
+        config
+            .connect_timeout(self.connect_timeout)
+            .options(format!(
+                "-c idle_in_transaction_session_timeout={idle_ms} -c synchronous_commit=on {}",
+                liveness.server_options()
+            ));
         config
     }
 
@@ -961,42 +955,47 @@ mod tests {
     }
 
     #[test]
-    fn every_connection_is_broken_by_a_vanished_host_but_only_serving_ones_by_a_long_statement() {
+    fn a_migration_has_no_statement_timeout_but_both_kinds_give_a_vanished_host_up() {
         let settings = settings();
-        for (kind, config) in [
-            ("serving", settings.serving_config()),
-            ("migration", settings.migration_config()),
+        let serving = settings.serving_config();
+        let migrating = settings.migration_config();
+        for (config, liveness) in [
+            (&serving, Liveness::serving(settings.answer_within())),
+            (&migrating, Liveness::migrating(settings.answer_within())),
         ] {
             assert_eq!(
                 config.get_connect_timeout(),
-                Some(&settings.connect_timeout),
-                "{kind}"
+                Some(&settings.connect_timeout)
             );
-            assert!(config.get_keepalives(), "{kind}");
-            assert_eq!(config.get_keepalives_idle(), KEEPALIVE_IDLE, "{kind}");
-            assert_eq!(
-                config.get_keepalives_interval(),
-                Some(KEEPALIVE_INTERVAL),
-                "{kind}"
-            );
-            assert_eq!(
-                config.get_keepalives_retries(),
-                Some(KEEPALIVE_RETRIES),
-                "{kind}"
-            );
+            let mut expected = tokio_postgres::Config::new();
+            liveness.apply(&mut expected);
+            assert!(config.get_keepalives());
+            assert_eq!(config.get_keepalives_idle(), expected.get_keepalives_idle());
             assert_eq!(
                 config.get_tcp_user_timeout(),
-                Some(&Duration::from_millis(8_000)),
-                "{kind}"
+                expected.get_tcp_user_timeout()
             );
+            let options = config.get_options().unwrap_or_default();
+            assert!(options.contains(&liveness.server_options()), "{options}");
+            assert!(options.contains("synchronous_commit=on"), "{options}");
         }
-        let serving = settings.serving_config();
+        assert_eq!(
+            serving.get_tcp_user_timeout(),
+            Some(&Duration::from_secs(8))
+        );
+        assert_eq!(
+            migrating.get_tcp_user_timeout(),
+            Some(&Duration::from_secs(60))
+        );
         let serving = serving.get_options().unwrap_or_default();
         assert!(serving.contains("statement_timeout=5000"), "{serving}");
-        let migration = settings.migration_config();
-        let migration = migration.get_options().unwrap_or_default();
-        assert!(!migration.contains("statement_timeout"), "{migration}");
-        assert!(migration.contains("synchronous_commit=on"), "{migration}");
+        let migrating = migrating.get_options().unwrap_or_default();
+        assert!(!migrating.contains("statement_timeout"), "{migrating}");
+        assert!(!migrating.contains("lock_timeout"), "{migrating}");
+        assert!(
+            migrating.contains("idle_in_transaction_session_timeout=8000"),
+            "{migrating}"
+        );
     }
 
     #[test]

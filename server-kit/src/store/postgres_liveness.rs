@@ -1,0 +1,139 @@
+//! How a connection to PostgreSQL ends when the other side vanishes: a host switched off or cut
+//! off by the network sends nothing, not even a reset, so without these a connection waits on it
+//! for the kernel's default of more than two hours.
+//!
+//! - **Our side.** TCP keepalives probe a connection idle for 30 s, every 10 s. With Linux's
+//!   `TCP_USER_TIMEOUT` set, the kernel breaks the connection when a probe is unanswered and
+//!   nothing has been received for the user timeout (it then ignores the probe count), and
+//!   when data sent stays unacknowledged that long. A host that is only busy (a long statement
+//!   running) acknowledges probes and data from its kernel, so neither bounds how long a
+//!   statement runs; a test holds a connection probed every second through a statement of
+//!   several.
+//! - **The database's side.** The backend probes us the same way (`tcp_keepalives_*`), so the
+//!   connection of a server that vanished is ended within a minute: its transaction rolled
+//!   back, its locks (the migration's advisory lock) released, its place among the database's
+//!   connections given back.
+
+use std::time::Duration;
+
+/// When a connection gives a silent peer up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Liveness {
+    /// Probes start after this long without traffic, ...
+    idle: Duration,
+    /// ... this far apart, ...
+    interval: Duration,
+    /// ... and the database's side ends the connection after this many unanswered.
+    probes: u32,
+    /// Our side ends it when data stays unacknowledged this long, or a probe is unanswered and
+    /// nothing was received for this long.
+    user_timeout: Duration,
+}
+
+/// Probes after this long idle.
+const IDLE: Duration = Duration::from_secs(30);
+/// Probes this far apart.
+const INTERVAL: Duration = Duration::from_secs(10);
+/// Probes unanswered before the connection ends.
+const PROBES: u32 = 3;
+
+impl Liveness {
+    /// A serving connection: data unacknowledged for longer than a call may take
+    /// (`answer_within`) breaks it, and an idle one whose host stopped answering is broken at
+    /// the first unanswered probe (40 s after the host's last packet); the pool opens another.
+    pub(super) fn serving(answer_within: Duration) -> Self {
+        Self {
+            idle: IDLE,
+            interval: INTERVAL,
+            probes: PROBES,
+            user_timeout: answer_within,
+        }
+    }
+
+    /// The connection that migrates the schema, whose statements may run for long: every
+    /// probe gets its chance before it is broken (60 s after the host's last packet), so a
+    /// lost probe does not end an index build, and data unacknowledged for `answer_within`
+    /// or that minute, whichever is longer, breaks it too.
+    pub(super) fn migrating(answer_within: Duration) -> Self {
+        let every_probe = IDLE + INTERVAL * PROBES;
+        Self {
+            user_timeout: answer_within.max(every_probe),
+            ..Self::serving(answer_within)
+        }
+    }
+
+    /// Sets our side's keepalives and user timeout on `config`.
+    pub(super) fn apply(&self, config: &mut tokio_postgres::Config) {
+        config
+            .keepalives(true)
+            .keepalives_idle(self.idle)
+            .keepalives_interval(self.interval)
+            .keepalives_retries(self.probes)
+            .tcp_user_timeout(self.user_timeout);
+    }
+
+    /// The options that make the database's side probe us the same way.
+    pub(super) fn server_options(&self) -> String {
+        format!(
+            "-c tcp_keepalives_idle={} -c tcp_keepalives_interval={} -c tcp_keepalives_count={}",
+            self.idle.as_secs().max(1),
+            self.interval.as_secs().max(1),
+            self.probes
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_migration_outlasts_every_probe_and_a_serving_connection_a_call() {
+        let answer_within = Duration::from_secs(8);
+        let serving = Liveness::serving(answer_within);
+        assert_eq!(serving.user_timeout, answer_within);
+        let migrating = Liveness::migrating(answer_within);
+        assert_eq!(migrating.user_timeout, Duration::from_secs(60));
+        assert_eq!(
+            Liveness::migrating(Duration::from_secs(90)).user_timeout,
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            serving.server_options(),
+            "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3"
+        );
+    }
+
+    /// Probed every second from both sides with a one-second user timeout, a connection to a
+    /// live database keeps running a statement of several seconds: the probes are answered by
+    /// the kernels while the backend is busy. The database accepts the options and applies them.
+    #[test]
+    fn a_busy_database_answers_the_probes_so_a_long_statement_is_not_cut() {
+        let pg = crate::testing::TestPostgres::start();
+        let fast = Liveness {
+            idle: Duration::from_secs(1),
+            interval: Duration::from_secs(1),
+            probes: 1,
+            user_timeout: Duration::from_secs(1),
+        };
+        let mut config: tokio_postgres::Config = pg.url().parse().unwrap();
+        let password = std::fs::read_to_string(pg.password_file()).unwrap();
+        config.password(password.trim());
+        fast.apply(&mut config);
+        config.options(fast.server_options());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+            let driver = tokio::spawn(connection);
+            let idle = client.query_one("SHOW tcp_keepalives_idle", &[]).await;
+            assert_eq!(idle.unwrap().get::<_, String>(0), "1s");
+            let slept = client.batch_execute("SELECT pg_sleep(4)").await;
+            assert!(slept.is_ok(), "a probed connection was cut: {slept:?}");
+            drop(client);
+            driver.await.unwrap().unwrap();
+        });
+    }
+}
