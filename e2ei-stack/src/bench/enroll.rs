@@ -1,5 +1,5 @@
 //! `enroll`: N devices of N distinct users run the whole enrollment with concurrency C against
-//! both servers running as their own processes (HTTPS on loopback), after a warm-up of W other
+//! both servers running as their own processes (HTTPS on loopback), after a warm-up of other
 //! devices that is not measured ([`Load`]), on the embedded store
 //! (SQLite, or sled on disk) or on a PostgreSQL cluster started for the run, optionally with R
 //! replicas of each server behind a round-robin [`crate::balancer`] (every request to the next
@@ -149,16 +149,23 @@ pub struct Load {
     pub devices: usize,
     /// Enrollments in flight at once.
     pub concurrency: usize,
-    /// Enrollments of other devices run first with the same concurrency, not measured. They
-    /// do once what a long-running deployment has done long ago and the measured run must not
-    /// pay for: the servers' connections to the database and the balancer's to the servers
-    /// opened, their caches and allocators grown to the load.
+    /// Enrollments of other devices in each round of the warm-up, with the same concurrency,
+    /// not measured (0: no warm-up). The warm-up does once what a long-running deployment has
+    /// done long ago and the measured run must not pay for: the servers' connections to the
+    /// database and the balancer's to the servers opened, their caches and allocators grown to
+    /// the load. A pool opens a connection only when its open ones are all busy at once, which
+    /// with the load spread over replicas may take more than one round: rounds follow while
+    /// the last one still opened connections to the database, at most
+    /// [`WARMUP_ROUNDS_AT_MOST`].
     pub warmup: usize,
 }
 
+/// Rounds of warm-up at most.
+pub const WARMUP_ROUNDS_AT_MOST: usize = 4;
+
 impl Load {
-    /// `devices` with `concurrency`, after a warm-up of as many enrollments as are in flight
-    /// at once: enough to open every connection the measured load needs.
+    /// `devices` with `concurrency`, after warm-up rounds of as many enrollments as are in
+    /// flight at once.
     pub fn new(devices: usize, concurrency: usize) -> Self {
         Self {
             devices,
@@ -215,12 +222,12 @@ pub async fn run(load: Load, store: BenchStore, layout: Layout) -> Result<Enroll
         &authz_config,
         format!("{ONE_ADDRESS}{store_section}{runtime_section}"),
     )?;
-    // Users `bench0..` enroll in the measured run, the next `warmup` in the warm-up.
+    // Users `bench0..` enroll in the measured run, the next ones in the warm-up.
     procs::add_users_with(
         &authz_bin,
         &authz_data,
         Some(&authz_config),
-        devices + warmup,
+        devices + warmup * WARMUP_ROUNDS_AT_MOST,
     )
     .await?;
     // With replicas, clients reach each server through a balancer whose URL is every
@@ -372,16 +379,30 @@ pub async fn run(load: Load, store: BenchStore, layout: Layout) -> Result<Enroll
                 .map_err(|e| e.to_string())
         }
     };
-    let warm = super::load::drive(warmup, concurrency, |i| {
-        enroll(devices + i, Arc::new(Steps::default()))
-    })
-    .await?;
-    if let Some(e) = warm.first_error {
-        anyhow::bail!(
-            "warm-up: {} of {warmup} enrollments failed ({} not started after it): {e}",
-            warm.errors - warm.skipped,
-            warm.skipped
-        );
+    let mut warmed = 0;
+    let rounds = if warmup == 0 {
+        0
+    } else {
+        WARMUP_ROUNDS_AT_MOST
+    };
+    for _ in 0..rounds {
+        let connections = database_connections()?;
+        let first = devices + warmed;
+        let warm = super::load::drive(warmup, concurrency, |i| {
+            enroll(first + i, Arc::new(Steps::default()))
+        })
+        .await?;
+        if let Some(e) = warm.first_error {
+            anyhow::bail!(
+                "warm-up: {} of {warmup} enrollments failed ({} not started after it): {e}",
+                warm.errors - warm.skipped,
+                warm.skipped
+            );
+        }
+        warmed += warmup;
+        if database_connections()? == connections {
+            break;
+        }
     }
     let disk_before = database_bytes()?;
     let connections_before = database_connections()?;
@@ -414,7 +435,7 @@ pub async fn run(load: Load, store: BenchStore, layout: Layout) -> Result<Enroll
     }
     Ok(EnrollReport {
         devices,
-        warmup_devices: warmup,
+        warmup_devices: warmed,
         concurrency,
         errors: out.errors,
         first_error: out.first_error,
