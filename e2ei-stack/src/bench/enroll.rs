@@ -154,9 +154,8 @@ pub struct Load {
     /// done long ago and the measured run must not pay for: the servers' connections to the
     /// database and the balancer's to the servers opened, their caches and allocators grown to
     /// the load. A pool opens a connection only when its open ones are all busy at once, which
-    /// with the load spread over replicas may take more than one round: rounds follow while
-    /// the last one still opened connections to the database, at most
-    /// [`WARMUP_ROUNDS_AT_MOST`].
+    /// with the load spread over replicas may take more than one round: rounds follow until
+    /// every pool is full, at most [`WARMUP_ROUNDS_AT_MOST`].
     pub warmup: usize,
 }
 
@@ -385,8 +384,11 @@ pub async fn run(load: Load, store: BenchStore, layout: Layout) -> Result<Enroll
     } else {
         WARMUP_ROUNDS_AT_MOST
     };
+    // Every pool of every server process full (none with the embedded store).
+    let full_pools = pg.as_ref().map_or(0, |_| {
+        server_kit::store::StoreConfig::default().pool_size * 2 * replicas
+    });
     for _ in 0..rounds {
-        let connections = database_connections()?;
         let first = devices + warmed;
         let warm = super::load::drive(warmup, concurrency, |i| {
             enroll(first + i, Arc::new(Steps::default()))
@@ -400,7 +402,7 @@ pub async fn run(load: Load, store: BenchStore, layout: Layout) -> Result<Enroll
             );
         }
         warmed += warmup;
-        if database_connections()? == connections {
+        if database_connections()? >= full_pools {
             break;
         }
     }

@@ -1,6 +1,6 @@
 //! `e2ei-bench`: enrollment throughput and latency against both servers (as their own
 //! processes), and the crypto floor of one enrollment on this machine. Output as a table, or as
-//! JSON with `--json`. Bounded: at most `--devices` enrollments, and four rounds of `--warmup` before them.
+//! JSON with `--json`. Bounded: at most `--devices` enrollments, and up to four rounds of `--warmup` before them.
 //!
 //! Build the servers first: `cargo build --release --bins`.
 
@@ -29,8 +29,8 @@ enum Command {
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
         /// Enrollments of other devices in each warm-up round before the measured ones (not
-        /// measured; rounds follow while the last one opened database connections, at most
-        /// four); by default as many as the concurrency. 0: measure from a cold start.
+        /// measured; rounds follow until the servers' database pools are full, at most four);
+        /// by default as many as the concurrency. 0: measure from a cold start.
         #[arg(long)]
         warmup: Option<usize>,
         /// Where the servers keep their records.

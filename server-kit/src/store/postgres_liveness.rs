@@ -10,9 +10,13 @@
 //!   statement runs; a test holds a connection probed every second through a statement of
 //!   several.
 //! - **The database's side.** The backend probes us the same way (`tcp_keepalives_*`), so the
-//!   connection of a server that vanished is ended within a minute: its transaction rolled
-//!   back, its locks (the migration's advisory lock) released, its place among the database's
-//!   connections given back.
+//!   idle connection of a server that vanished is ended within a minute: its transaction
+//!   rolled back, its locks (the migration's advisory lock) released, its place among the
+//!   database's connections given back. Not sooner than the end of a statement it is running
+//!   (a backend looks at its connection between statements), and not while its answer is
+//!   unacknowledged (the kernel does not probe then; it resends, by default for about 15
+//!   minutes): PostgreSQL's own `tcp_user_timeout` and `client_connection_check_interval`
+//!   would bound those, but a server older than 12 (14) refuses a connection that sets them.
 
 use std::time::Duration;
 
@@ -40,7 +44,8 @@ const PROBES: u32 = 3;
 impl Liveness {
     /// A serving connection: data unacknowledged for longer than a call may take
     /// (`answer_within`) breaks it, and an idle one whose host stopped answering is broken at
-    /// the first unanswered probe (40 s after the host's last packet); the pool opens another.
+    /// the first unanswered probe (40 s after the host's last packet, while `answer_within` is
+    /// shorter); the pool opens another.
     pub(super) fn serving(answer_within: Duration) -> Self {
         Self {
             idle: IDLE,
@@ -106,7 +111,10 @@ mod tests {
 
     /// Probed every second from both sides with a one-second user timeout, a connection to a
     /// live database keeps running a statement of several seconds: the probes are answered by
-    /// the kernels while the backend is busy. The database accepts the options and applies them.
+    /// the kernels while the backend is busy. The database accepts the options and applies them
+    /// (over TCP: on a Unix socket it would show 0). What a vanished peer does is not tested
+    /// here: on loopback the kernel answers for any process, and dropping packets would take
+    /// firewall rules a test should not set.
     #[test]
     fn a_busy_database_answers_the_probes_so_a_long_statement_is_not_cut() {
         let pg = crate::testing::TestPostgres::start();
