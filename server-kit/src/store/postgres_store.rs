@@ -74,18 +74,14 @@ impl PostgresSettings {
     /// transaction bounded by `statement_timeout`, a host that vanished given up
     /// ([`Liveness::serving`]).
     fn serving_config(&self) -> tokio_postgres::Config {
-        let mut config = self.config.clone();
-        let liveness = Liveness::serving(self.answer_within());
-        liveness.apply(&mut config);
         let statement_ms = self.statement_timeout.as_millis();
-        config
-            .connect_timeout(self.connect_timeout)
-            .options(format!(
+        self.config_with(
+            Liveness::serving(self.answer_within()),
+            &format!(
                 "-c statement_timeout={statement_ms} -c lock_timeout={statement_ms} \
-             -c idle_in_transaction_session_timeout={statement_ms} -c synchronous_commit=on {}",
-                liveness.server_options()
-            ));
-        config
+                 -c idle_in_transaction_session_timeout={statement_ms}"
+            ),
+        )
     }
 
     /// The options of the connection that migrates the schema, which may take longer than a
@@ -94,16 +90,31 @@ impl PostgresSettings {
     /// and a vanished host on either side ends the connection ([`Liveness::migrating`]), so a
     /// migration is never left holding its lock.
     fn migration_config(&self) -> tokio_postgres::Config {
-        let mut config = self.config.clone();
-        let liveness = Liveness::migrating(self.answer_within());
-        liveness.apply(&mut config);
         let idle_ms = self.answer_within().as_millis();
+        self.config_with(
+            Liveness::migrating(self.answer_within()),
+            &format!("-c idle_in_transaction_session_timeout={idle_ms}"),
+        )
+    }
+
+    /// The configured connection (`store.url`) with `liveness`, the handshake bounded by
+    /// `connect_timeout`, and these settings after the URL's own `options`, if any, so that
+    /// they are kept and ours prevail; every write durable when it returns
+    /// (`synchronous_commit`), whatever the database's default.
+    fn config_with(&self, liveness: Liveness, settings: &str) -> tokio_postgres::Config {
+        let mut config = self.config.clone();
+        liveness.apply(&mut config);
+        let ours = format!(
+            "{settings} -c synchronous_commit=on {}",
+            liveness.server_options()
+        );
+        let options = match self.config.get_options() {
+            Some(theirs) if !theirs.trim().is_empty() => format!("{theirs} {ours}"),
+            _ => ours,
+        };
         config
             .connect_timeout(self.connect_timeout)
-            .options(format!(
-                "-c idle_in_transaction_session_timeout={idle_ms} -c synchronous_commit=on {}",
-                liveness.server_options()
-            ));
+            .options(options);
         config
     }
 
@@ -995,6 +1006,32 @@ mod tests {
         assert!(
             migrating.contains("idle_in_transaction_session_timeout=8000"),
             "{migrating}"
+        );
+    }
+
+    #[test]
+    fn the_options_of_the_url_are_kept_before_the_servers_own() {
+        let mut settings = settings();
+        settings
+            .config
+            .options("-c work_mem=8MB -c statement_timeout=1");
+        for config in [settings.serving_config(), settings.migration_config()] {
+            let options = config.get_options().unwrap_or_default();
+            assert!(
+                options.starts_with("-c work_mem=8MB -c statement_timeout=1 -c "),
+                "{options}"
+            );
+            assert!(options.contains("synchronous_commit=on"), "{options}");
+        }
+        let serving = settings.serving_config();
+        let serving = serving.get_options().unwrap_or_default();
+        let liveness = Liveness::serving(settings.answer_within()).server_options();
+        assert!(serving.ends_with(&liveness), "{serving}");
+        let last = serving.rfind("statement_timeout=").unwrap_or_default();
+        assert_eq!(
+            &serving[last..last + 22],
+            "statement_timeout=5000",
+            "{serving}"
         );
     }
 
