@@ -25,7 +25,7 @@ async fn cli(args: &[String], stdin: &str) -> std::process::Output {
         .spawn()
         .unwrap();
     let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.as_bytes()).await.unwrap();
+    server_kit::process::input_given(input.write_all(stdin.as_bytes()).await).unwrap();
     drop(input);
     child.wait_with_output().await.unwrap()
 }

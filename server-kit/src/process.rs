@@ -26,7 +26,9 @@ pub fn init_logging() {
         .init();
 }
 
-pub use io_kit::process::{CRASH_AT, block_on, crash_point, exit_code, owner_only_files};
+pub use io_kit::process::{
+    CRASH_AT, block_on, crash_point, exit_code, input_given, owner_only_files,
+};
 
 /// SIGINT and SIGTERM, caught from the moment [`ShutdownSignal::install`] returns: install it
 /// before announcing that the server is ready, so a supervisor that stops the server right

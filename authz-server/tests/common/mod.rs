@@ -562,7 +562,7 @@ pub async fn operator_command(
         .unwrap();
     let mut input = child.stdin.take().unwrap();
     if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).await.unwrap();
+        server_kit::process::input_given(input.write_all(text.as_bytes()).await).unwrap();
     }
     drop(input);
     let out = child.wait_with_output().await.unwrap();

@@ -176,7 +176,7 @@ pub async fn add_users_with(
             .stderr(Stdio::null())
             .spawn()?;
         let mut stdin = child.stdin.take().context("stdin")?;
-        stdin.write_all(password(i).as_bytes()).await?;
+        server_kit::process::input_given(stdin.write_all(password(i).as_bytes()).await)?;
         drop(stdin);
         if !child.wait().await?.success() {
             bail!("user add bench{i} failed");

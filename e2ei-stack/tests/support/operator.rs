@@ -40,7 +40,7 @@ pub fn run(program: &str, config: &Path, args: &[&str], stdin: &str) -> String {
     {
         use std::io::Write;
         let mut input = child.stdin.take().unwrap();
-        input.write_all(stdin.as_bytes()).unwrap();
+        server_kit::process::input_given(input.write_all(stdin.as_bytes())).unwrap();
     }
     let output = child.wait_with_output().unwrap();
     assert!(
