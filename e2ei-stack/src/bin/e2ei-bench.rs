@@ -1,6 +1,7 @@
 //! `e2ei-bench`: enrollment throughput and latency against both servers (as their own
 //! processes), and the crypto floor of one enrollment on this machine. Output as a table, or as
-//! JSON with `--json`. Bounded: at most `--devices` enrollments, and up to four rounds of `--warmup` before them.
+//! JSON with `--json`. Bounded: at most `--devices` enrollments, and up to four rounds of
+//! `--warmup` before them.
 //!
 //! Build the servers first: `cargo build --release --bins`.
 
